@@ -1,0 +1,14 @@
+# ASan+UBSan apply to host code only: the guest agent is static, which ASan cannot be.
+function(gondolin_sanitize target)
+  if(GONDOLIN_SANITIZE)
+    target_compile_options(${target} PRIVATE
+      -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()
+
+# Every host target of ours gets both.
+function(gondolin_target target)
+  gondolin_warnings(${target})
+  gondolin_sanitize(${target})
+endfunction()

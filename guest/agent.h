@@ -1,0 +1,71 @@
+// The agent's event loop: serves the control port, runs execs, reaps children.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "guest_exec.h"
+#include "proto/control_protocol.h"
+
+namespace gondolin::agent {
+
+struct AgentIdentity {
+  std::uint64_t uptime_at_start_ns = 0;
+  std::uint64_t init_duration_ns = 0;
+  bool is_init = false;  // PID 1: may set the clock, hostname and power off
+};
+
+class Agent {
+ public:
+  Agent(int port_fd, AgentIdentity identity);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Runs until the host asks for shutdown (returns) or the port fails.
+  void run();
+
+ private:
+  enum class Kind : std::uint8_t { Port, Signal, Stdout, Stderr, Stdin, Status };
+
+  void send_frame(std::vector<std::uint8_t> frame);
+  void send_error(std::uint32_t id, proto::ErrorStage stage, int err, const std::string& msg);
+  void flush_port();
+  void read_port();
+  void handle_frame(proto::FrameDecoder::Frame& frame);
+  void apply_config(const proto::Config& cfg);
+
+  void start_exec(std::uint32_t id, const proto::ExecStart& req);
+  void on_status(GuestExec& ex);
+  void on_output(GuestExec& ex, WatchedFd& fd, proto::FrameType type);
+  void write_stdin(GuestExec& ex);
+  void reap_children();
+  void finish_if_done(GuestExec& ex);
+  void close_watched(WatchedFd& fd);
+  void set_interest(WatchedFd& fd, Kind kind, std::uint32_t id, std::uint32_t mask);
+  void refresh_interest(GuestExec& ex);
+  GuestExec* find(std::uint32_t id);
+  void erase(std::uint32_t id);
+
+  int epoll_fd_ = -1;
+  int port_fd_ = -1;
+  int signal_fd_ = -1;
+  AgentIdentity identity_;
+  std::uint32_t port_mask_ = 0;
+  bool port_hung_up_ = false;
+  bool shutdown_requested_ = false;
+
+  proto::FrameDecoder decoder_;
+  std::deque<std::vector<std::uint8_t>> outgoing_;
+  std::size_t outgoing_offset_ = 0;
+  std::size_t outgoing_bytes_ = 0;
+
+  std::map<std::uint32_t, std::unique_ptr<GuestExec>> execs_;
+  std::map<int, std::uint32_t> exec_by_pid_;
+};
+
+}  // namespace gondolin::agent

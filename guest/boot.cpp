@@ -1,0 +1,142 @@
+#include "boot.h"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "kernel_modules.h"
+#include "klog.h"
+
+namespace gondolin::agent {
+namespace {
+
+std::uint64_t clock_ns(clockid_t id) {
+  timespec ts{};
+  ::clock_gettime(id, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+bool do_mount(const char* src, const char* target, const char* type, unsigned long flags,
+              const char* data, std::string& error) {
+  ::mkdir(target, 0755);
+  if (::mount(src, target, type, flags, data) == 0) return true;
+  error = std::string("mount ") + target + " (" + (type ? type : "bind") + "): " + std::strerror(errno);
+  return false;
+}
+
+std::map<std::string, std::string> kernel_parameters() {
+  std::map<std::string, std::string> params;
+  std::ifstream f("/proc/cmdline");
+  std::string word;
+  while (f >> word) {
+    auto eq = word.find('=');
+    if (eq == std::string::npos) params[word] = "";
+    else params[word.substr(0, eq)] = word.substr(eq + 1);
+  }
+  return params;
+}
+
+bool wait_for_path(const std::string& path, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  struct stat st{};
+  while (::stat(path.c_str(), &st) != 0) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+void bring_up_loopback() {
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return;
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (::ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+    ::ioctl(s, SIOCSIFFLAGS, &ifr);
+  }
+  ::close(s);
+}
+
+}  // namespace
+
+std::uint64_t monotonic_ns() { return clock_ns(CLOCK_MONOTONIC); }
+std::uint64_t boottime_ns() { return clock_ns(CLOCK_BOOTTIME); }
+
+BootResult boot_as_init() {
+  BootResult r;
+  std::string& err = r.error;
+  if (!do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr, err) ||
+      !do_mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr, err) ||
+      !do_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755", err))
+    return r;
+  klog_open();
+
+  utsname uts{};
+  ::uname(&uts);
+  load_kernel_modules(std::string("/lib/modules/") + uts.release + "/gondolin.modules");
+
+  auto params = kernel_parameters();
+  std::string root_dev = params.count("gondolin.root") ? params["gondolin.root"] : "/dev/vda";
+  std::string root_type = params.count("gondolin.rootfstype") ? params["gondolin.rootfstype"] : "ext4";
+  if (!wait_for_path(root_dev, std::chrono::seconds(10))) {
+    err = "root device " + root_dev + " did not appear";
+    return r;
+  }
+
+  // The image is mounted read-only and never changes; all writes of this
+  // session land in a tmpfs upper layer that vanishes with the VM.
+  if (!do_mount(root_dev.c_str(), "/lower", root_type.c_str(), MS_RDONLY, nullptr, err) ||
+      !do_mount("tmpfs", "/rw", "tmpfs", 0, "mode=0755", err))
+    return r;
+  ::mkdir("/rw/upper", 0755);
+  ::mkdir("/rw/work", 0755);
+  if (!do_mount("overlay", "/newroot", "overlay", 0,
+                "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work", err))
+    return r;
+
+  for (const char* m : {"/proc", "/sys", "/dev"}) {
+    std::string target = std::string("/newroot") + m;
+    ::mkdir(target.c_str(), 0755);
+    if (::mount(m, target.c_str(), nullptr, MS_MOVE, nullptr) != 0) {
+      err = std::string("move ") + m + ": " + std::strerror(errno);
+      return r;
+    }
+  }
+  if (::chdir("/newroot") != 0 || ::mount(".", "/", nullptr, MS_MOVE, nullptr) != 0 ||
+      ::chroot(".") != 0 || ::chdir("/") != 0) {
+    err = std::string("switch root: ") + std::strerror(errno);
+    return r;
+  }
+  r.ok = true;
+  return r;
+}
+
+void mount_runtime_filesystems() {
+  std::string ignored;
+  do_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620,ptmxmode=0666", ignored);
+  do_mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", ignored);
+  do_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", ignored);
+  do_mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755", ignored);
+  ::mkdir("/run/lock", 01777);
+  ::symlink("/proc/self/fd", "/dev/fd");
+  ::symlink("/proc/self/fd/0", "/dev/stdin");
+  ::symlink("/proc/self/fd/1", "/dev/stdout");
+  ::symlink("/proc/self/fd/2", "/dev/stderr");
+  bring_up_loopback();
+}
+
+}  // namespace gondolin::agent

@@ -1,0 +1,25 @@
+// PID 1 boot work: everything between the kernel handing over and the agent
+// serving the control port. Kept minimal because it is on every cold start.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace gondolin::agent {
+
+struct BootResult {
+  bool ok = false;
+  std::string error;  // what failed, for the kernel log
+};
+
+// Mounts the pseudo filesystems, loads modules, mounts the read-only root with
+// a tmpfs overlay on top and switches into it.
+BootResult boot_as_init();
+
+// Mounts that belong in the final root (after switch_root).
+void mount_runtime_filesystems();
+
+std::uint64_t monotonic_ns();
+std::uint64_t boottime_ns();
+
+}  // namespace gondolin::agent

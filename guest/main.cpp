@@ -1,0 +1,63 @@
+// gondolin-agent: PID 1 of the guest.
+//
+// As PID 1 it boots the guest (mounts, modules, overlay root, switch_root),
+// then serves the control port until the host asks it to power off. Started
+// with `--serve-fd N` instead, it serves an already open descriptor; the host
+// test suite uses that to exercise the protocol without a VM.
+#include <sys/reboot.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "agent.h"
+#include "boot.h"
+#include "control_port.h"
+#include "klog.h"
+#include "proto/control_protocol.h"
+
+using namespace gondolin::agent;
+
+namespace {
+
+[[noreturn]] void halt(const char* why) {
+  klog("fatal: %s", why);
+  ::sync();
+  ::reboot(RB_POWER_OFF);
+  ::_exit(1);
+}
+
+int run_as_init() {
+  std::uint64_t start_mono = monotonic_ns();
+  std::uint64_t uptime = boottime_ns();
+  BootResult boot = boot_as_init();
+  if (!boot.ok) halt(boot.error.c_str());
+  mount_runtime_filesystems();
+  int port = open_named_port(gondolin::proto::kControlPortName, std::chrono::seconds(10));
+  if (port < 0) halt("control port missing");
+  AgentIdentity id;
+  id.is_init = true;
+  id.uptime_at_start_ns = uptime;
+  id.init_duration_ns = monotonic_ns() - start_mono;
+  Agent agent(port, id);
+  agent.run();
+  halt("control loop ended");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (::getpid() == 1) return run_as_init();
+  if (argc == 3 && std::strcmp(argv[1], "--serve-fd") == 0) {
+    int fd = std::atoi(argv[2]);
+    Agent agent(fd, AgentIdentity{});
+    agent.run();
+    return 0;
+  }
+  static const char usage[] = "usage: gondolin-agent --serve-fd FD (runs as PID 1 inside a gondolin VM)\n";
+  ssize_t ignored = ::write(STDERR_FILENO, usage, sizeof usage - 1);
+  (void)ignored;
+  return 2;
+}

@@ -1,0 +1,92 @@
+// A guest micro-VM: boot it, run commands in it, close it.
+//
+//   gondolin::Vm vm = gondolin::Vm::create({});
+//   auto r = vm.exec(gondolin::Command::shell("uname -a"));
+//   std::cout << r.stdout_data;
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gondolin/exec.h"
+
+namespace gondolin {
+
+enum class Accel { Auto, Kvm, Tcg };
+
+const char* to_string(Accel accel);
+
+struct VmOptions {
+  // name:tag, image id (or unique prefix), or a path to an image directory or
+  // its manifest.json. Empty: $GONDOLIN_DEFAULT_IMAGE, else debian-base:latest.
+  std::string image;
+  std::uint32_t memory_mib = 512;
+  std::uint32_t cpus = 1;
+  Accel accel = Accel::Auto;
+  std::string machine = "microvm";  // or "q35"
+  std::string qemu_binary;          // default: $GONDOLIN_QEMU, else qemu-system-x86_64 in PATH
+  std::vector<std::pair<std::string, std::string>> env;  // every exec starts with these
+  std::string hostname = "gondolin";
+  std::chrono::milliseconds boot_timeout{120000};
+};
+
+// How the VM came up, for logs and benchmarks.
+struct VmInfo {
+  std::string image_id;
+  std::string image_name;  // name:tag, if the image has one
+  Accel accel = Accel::Tcg;
+  std::string accel_reason;      // why this accelerator was chosen
+  std::string kernel_release;    // as reported by the guest
+  double boot_seconds = 0;       // QEMU start to agent ready (host wall clock)
+  double kernel_seconds = 0;     // guest uptime when the agent started
+  double agent_init_seconds = 0;  // the agent's own boot work
+  int qemu_pid = 0;
+};
+
+class VmImpl;
+
+class Vm {
+ public:
+  // Boots a VM and waits until its agent answers. Throws gondolin::Error.
+  static Vm create(VmOptions options);
+
+  Vm(Vm&&) noexcept;
+  Vm& operator=(Vm&&) noexcept;
+  ~Vm();  // closes the VM
+
+  // Runs a command to completion, collecting its output in memory.
+  ExecResult exec(const Command& command, const ExecOptions& options = {});
+  ExecResult exec(const std::vector<std::string>& argv, const ExecOptions& options = {}) {
+    return exec(Command::argv(argv), options);
+  }
+  ExecResult exec(const std::string& shell_script, const ExecOptions& options = {}) {
+    return exec(Command::shell(shell_script), options);
+  }
+
+  // Starts a command and returns at once; stream its output with Process::read.
+  Process spawn(const Command& command, const ExecOptions& options = {});
+
+  // Streaming convenience: calls the callbacks (on this thread) as output
+  // arrives and returns the exit status.
+  ExitStatus exec_streaming(const Command& command, const ExecOptions& options,
+                            const std::function<void(OutputStream, std::string_view)>& on_output);
+
+  const VmInfo& info() const;
+  bool running() const;
+
+  // Powers the guest off (gracefully, then by force) and releases everything.
+  void close();
+
+ private:
+  explicit Vm(std::unique_ptr<VmImpl> impl);
+  std::unique_ptr<VmImpl> impl_;
+};
+
+// Library-wide log level: trace, debug, info, warn, error, off.
+void set_log_level(const std::string& level);
+
+}  // namespace gondolin

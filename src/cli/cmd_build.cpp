@@ -1,0 +1,100 @@
+// `gondolin build [SPEC.json]`: build a guest image from Debian packages.
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "cli/commands.h"
+#include "gondolin/image.h"
+
+namespace gondolin::cli {
+namespace {
+
+struct BuildFlags {
+  std::string spec;
+  std::string work_dir;
+  bool force = false;
+};
+
+// Prints one line per step; on a terminal the running step shows a ticking
+// clock so a minute-long mmdebstrap does not look hung.
+class ProgressDisplay {
+ public:
+  ProgressDisplay() : tty_(::isatty(STDERR_FILENO)) {
+    if (tty_) ticker_ = std::thread([this] { tick(); });
+  }
+  ~ProgressDisplay() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (ticker_.joinable()) ticker_.join();
+  }
+
+  void update(const BuildProgress& p) {
+    std::lock_guard lock(mutex_);
+    if (!p.done) {
+      current_ = p;
+      started_ = std::chrono::steady_clock::now();
+      running_ = true;
+      if (!tty_) std::fprintf(stderr, "[%d/%d] %s ...\n", p.step, p.total, p.title.c_str());
+      else draw(0);
+      return;
+    }
+    running_ = false;
+    if (tty_) std::fprintf(stderr, "\r\033[K");
+    std::fprintf(stderr, "[%d/%d] %s: %s (%.1f s)\n", p.step, p.total, p.title.c_str(), p.cached ? "cached" : "done",
+                 p.seconds);
+  }
+
+ private:
+  void draw(double seconds) {
+    std::fprintf(stderr, "\r\033[K[%d/%d] %s ... %.0f s", current_.step, current_.total, current_.title.c_str(), seconds);
+    std::fflush(stderr);
+  }
+  void tick() {
+    std::unique_lock lock(mutex_);
+    while (!done_) {
+      cv_.wait_for(lock, std::chrono::seconds(1));
+      if (running_ && !done_)
+        draw(std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+    }
+  }
+
+  bool tty_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  bool running_ = false;
+  BuildProgress current_;
+  std::chrono::steady_clock::time_point started_;
+  std::thread ticker_;
+};
+
+}  // namespace
+
+void add_build_command(CLI::App& app, Outcome& outcome) {
+  auto flags = std::make_shared<BuildFlags>();
+  CLI::App* cmd = app.add_subcommand("build", "Build a guest image from a JSON spec (default: images/debian-base.json, built in)");
+  cmd->add_option("spec", flags->spec, "Image spec (JSON)");
+  cmd->add_option("--work-dir", flags->work_dir, "Cache for downloads and root filesystems (default: <cache>/build)");
+  cmd->add_flag("--force", flags->force, "Rebuild even if an identical image exists");
+  cmd->callback([flags, &outcome] {
+    ProgressDisplay display;
+    BuildOptions opts;
+    opts.spec_path = flags->spec;
+    opts.work_dir = flags->work_dir;
+    opts.force = flags->force;
+    opts.progress = [&display](const BuildProgress& p) { display.update(p); };
+    Image img = build_image(opts);
+    std::printf("%s %s %s\n", img.manifest.id.c_str(), img.display_name().c_str(), img.dir.c_str());
+    outcome.exit_code = 0;
+  });
+}
+
+}  // namespace gondolin::cli

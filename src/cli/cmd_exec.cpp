@@ -1,0 +1,88 @@
+// `gondolin exec` and `gondolin bash`: boot a fresh VM, run one command in it.
+#include <unistd.h>
+
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/session_driver.h"
+#include "cli/terminal.h"
+#include "cli/vm_flags.h"
+#include "gondolin/error.h"
+#include "gondolin/vm.h"
+#include "util/logging.h"
+
+namespace gondolin::cli {
+namespace {
+
+struct RunFlags {
+  VmFlags vm;
+  bool interactive = false;
+  bool tty = false;
+  std::string workdir;
+  double timeout_s = 0;
+  std::string shell_command;
+  std::vector<std::string> argv;
+};
+
+void add_run_flags(CLI::App& cmd, RunFlags& f, bool is_exec) {
+  f.vm.add_to(cmd);
+  cmd.add_option("-w,--workdir", f.workdir, "Working directory inside the guest");
+  cmd.add_option("--timeout", f.timeout_s, "Kill the command after this many seconds (exit status 124)");
+  if (is_exec) {
+    cmd.add_flag("-i,--interactive", f.interactive, "Forward this process's stdin to the command");
+    cmd.add_flag("-t,--tty", f.tty, "Run the command on a pseudo-terminal");
+    cmd.add_option("-c", f.shell_command, "Run a shell string with /bin/sh -lc");
+  }
+}
+
+int run(const RunFlags& f, const Command& command, bool tty, bool forward_stdin) {
+  VmOptions vm_opts = f.vm.to_options();
+  if (f.timeout_s < 0) throw Error(ErrorKind::Usage, "--timeout must be positive");
+  ExecOptions exec_opts;
+  exec_opts.cwd = f.workdir;
+  exec_opts.pty = tty;
+  exec_opts.stdin = forward_stdin;
+  if (f.timeout_s > 0) exec_opts.timeout = std::chrono::milliseconds(static_cast<long long>(f.timeout_s * 1000));
+  if (tty) {
+    WindowSize size = terminal_size(STDOUT_FILENO).value_or(terminal_size(STDIN_FILENO).value_or(WindowSize{}));
+    exec_opts.rows = size.rows;
+    exec_opts.cols = size.cols;
+    if (const char* term = std::getenv("TERM"); term && *term) exec_opts.env.emplace_back("TERM", term);
+  }
+  Vm vm = Vm::create(vm_opts);
+  Process process = vm.spawn(command, exec_opts);
+  DriveOptions drive;
+  drive.forward_stdin = forward_stdin;
+  drive.tty = tty;
+  drive.timeout_s = f.timeout_s;
+  int code = drive_process(process, drive);
+  vm.close();
+  return code;
+}
+
+}  // namespace
+
+void add_exec_command(CLI::App& app, Outcome& outcome) {
+  auto flags = std::make_shared<RunFlags>();
+  CLI::App* cmd = app.add_subcommand("exec", "Run a command in a fresh VM: exec [OPTIONS] -- CMD [ARG...] or exec -c 'SCRIPT'");
+  add_run_flags(*cmd, *flags, true);
+  cmd->add_option("command", flags->argv, "Command and arguments (after --)");
+  cmd->callback([flags, &outcome] {
+    const bool has_shell = !flags->shell_command.empty();
+    if (has_shell == !flags->argv.empty())
+      throw Error(ErrorKind::Usage, "exec needs either -- CMD [ARG...] or -c 'SCRIPT' (exactly one)");
+    Command command = has_shell ? Command::shell(flags->shell_command) : Command::argv(flags->argv);
+    outcome.exit_code = run(*flags, command, flags->tty, flags->interactive);
+  });
+}
+
+void add_bash_command(CLI::App& app, Outcome& outcome) {
+  auto flags = std::make_shared<RunFlags>();
+  CLI::App* cmd = app.add_subcommand("bash", "Interactive shell in a fresh VM");
+  add_run_flags(*cmd, *flags, false);
+  cmd->callback([flags, &outcome] {
+    outcome.exit_code = run(*flags, Command::argv({"/bin/bash", "-l"}), true, true);
+  });
+}
+
+}  // namespace gondolin::cli

@@ -1,0 +1,18 @@
+// Each subcommand registers itself on the app and reports its exit status.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace gondolin::cli {
+
+// Set by the subcommand that ran; main returns it.
+struct Outcome {
+  int exit_code = 0;
+};
+
+void add_exec_command(CLI::App& app, Outcome& outcome);
+void add_bash_command(CLI::App& app, Outcome& outcome);
+void add_build_command(CLI::App& app, Outcome& outcome);
+void add_image_command(CLI::App& app, Outcome& outcome);
+
+}  // namespace gondolin::cli

@@ -1,0 +1,268 @@
+#include "control/control_client.h"
+
+#include <boost/asio/post.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include "util/logging.h"
+
+namespace gondolin::control {
+namespace {
+
+using proto::FrameType;
+
+ExitStatus start_failure_status(const proto::ErrorMsg& e, const std::string& program) {
+  ExitStatus s;
+  if (e.stage == proto::ErrorStage::Exec) {
+    s.exit_code = (e.error_number == ENOENT || e.error_number == ENOTDIR) ? 127 : 126;
+    s.start_error = "cannot execute '" + program + "': " + std::strerror(e.error_number);
+  } else if (e.stage == proto::ErrorStage::Cwd) {
+    s.exit_code = 125;
+    s.start_error = std::string("cannot change to the working directory: ") + std::strerror(e.error_number);
+  } else {
+    s.exit_code = 125;
+    s.start_error = "the guest could not start the command: " + e.message;
+  }
+  return s;
+}
+
+}  // namespace
+
+ControlClient::ControlClient(boost::asio::io_context& io, std::shared_ptr<ControlChannel> channel)
+    : io_(io), channel_(std::move(channel)) {}
+
+template <typename F>
+void ControlClient::on_io(F&& f) {
+  boost::asio::post(io_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable { f(*self); });
+}
+
+void ControlClient::start(HelloHandler on_hello, DeadHandler on_dead) {
+  on_hello_ = std::move(on_hello);
+  on_dead_ = std::move(on_dead);
+  std::weak_ptr<ControlClient> weak = shared_from_this();
+  channel_->start(
+      [weak](proto::FrameDecoder::Frame& f) {
+        if (auto self = weak.lock()) self->on_frame(f);
+      },
+      [weak](const std::string& why) {
+        if (auto self = weak.lock()) self->die(why);
+      });
+}
+
+void ControlClient::send_config(const proto::Config& config) {
+  channel_->send(proto::make_frame(FrameType::Config, 0, config));
+}
+
+void ControlClient::request_shutdown() { channel_->send(proto::make_empty_frame(FrameType::Shutdown, 0)); }
+
+std::shared_ptr<detail::ProcessState> ControlClient::start_exec(const proto::ExecStart& request,
+                                                                std::optional<std::chrono::milliseconds> timeout) {
+  auto state = std::make_shared<detail::ProcessState>();
+  state->backend = std::static_pointer_cast<ExecBackend>(shared_from_this());
+  if (dead_) {
+    state->finished = true;
+    state->failure = Error(ErrorKind::Guest, "the VM is not running");
+    return state;
+  }
+  std::uint32_t id = next_id_++;
+  state->id = id;
+  state->stdin_open = (request.flags & (proto::kExecFlagStdin | proto::kExecFlagPty)) != 0;
+  state->stdin_credit = proto::kInitialWindow;
+  Exec ex;
+  ex.state = state;
+  ex.program = request.argv.front();
+  if (timeout) {
+    ex.timer = std::make_unique<boost::asio::steady_timer>(io_, *timeout);
+    ex.timer->async_wait([weak = weak_from_this(), id](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self) return;
+      auto it = self->execs_.find(id);
+      if (it == self->execs_.end()) return;
+      it->second.timed_out = true;
+      self->channel_->send(proto::make_frame(FrameType::Signal, id, proto::SignalRequest{SIGKILL}));
+    });
+  }
+  execs_.emplace(id, std::move(ex));
+  channel_->send(proto::make_frame(FrameType::ExecStart, id, request));
+  return state;
+}
+
+void ControlClient::on_frame(proto::FrameDecoder::Frame& frame) {
+  if (dead_) return;
+  const std::uint32_t id = frame.header.stream_id;
+  proto::PayloadReader r(frame.payload.data(), frame.payload.size());
+
+  if (frame.header.type == FrameType::Hello) {
+    auto hello = proto::Hello::decode(r);
+    if (!hello || id != 0 || hello_seen_) return violation("unexpected or malformed hello");
+    hello_seen_ = true;
+    if (hello->agent_version != proto::kProtocolVersion)
+      return die("the image's agent speaks protocol " + std::to_string(hello->agent_version) +
+                 ", this gondolin speaks " + std::to_string(proto::kProtocolVersion) +
+                 "; rebuild the image with `gondolin build`");
+    if (on_hello_) on_hello_(*hello);
+    return;
+  }
+  if (!hello_seen_) return violation("frame before hello");
+
+  if (frame.header.type == FrameType::Error && id == 0) {
+    auto e = proto::ErrorMsg::decode(r);
+    log().warn("guest agent reports: {}", e ? e->message : std::string("(malformed error)"));
+    return;
+  }
+  auto it = execs_.find(id);
+  if (it == execs_.end()) return violation("frame for unknown exec " + std::to_string(id));
+  Exec& ex = it->second;
+
+  switch (frame.header.type) {
+    case FrameType::ExecStarted: {
+      if (!proto::ExecStarted::decode(r) || ex.started) return violation("bad exec-started");
+      ex.started = true;
+      return;
+    }
+    case FrameType::Stdout:
+    case FrameType::Stderr:
+      return on_output(ex, frame);
+    case FrameType::Credit: {
+      auto c = proto::CreditGrant::decode(r);
+      if (!c) return violation("malformed credit");
+      std::lock_guard lock(ex.state->mutex);
+      if (ex.state->stdin_credit + c->bytes > proto::kInitialWindow) return violation("stdin credit overflow");
+      ex.state->stdin_credit += c->bytes;
+      ex.state->changed.notify_all();
+      return;
+    }
+    case FrameType::Exit: {
+      auto e = proto::ExitStatusMsg::decode(r);
+      if (!e || !ex.started) return violation("bad exit");
+      ExitStatus s;
+      s.exit_code = e->exit_code;
+      s.signal = e->signal;
+      s.timed_out = ex.timed_out;
+      return finish(id, s);
+    }
+    case FrameType::Error: {
+      auto e = proto::ErrorMsg::decode(r);
+      if (!e) return violation("malformed error");
+      if (ex.started) return violation("error after start");
+      return finish(id, start_failure_status(*e, ex.program));
+    }
+    default:
+      return violation("frame type " + std::to_string(static_cast<int>(frame.header.type)) +
+                       " is not sent by guests");
+  }
+}
+
+void ControlClient::on_output(Exec& ex, proto::FrameDecoder::Frame& frame) {
+  std::size_t n = frame.payload.size();
+  if (!ex.started || n == 0 || n > proto::kMaxDataChunk) return violation("bad output frame");
+  if (ex.output_in_flight + n > proto::kInitialWindow) return violation("output beyond the granted window");
+  ex.output_in_flight += static_cast<std::uint32_t>(n);
+  if (ex.abandoned) {
+    // Nobody reads this any more; keep the guest flowing until it exits.
+    ex.output_in_flight -= static_cast<std::uint32_t>(n);
+    channel_->send(proto::make_frame(FrameType::Credit, frame.header.stream_id,
+                                     proto::CreditGrant{static_cast<std::uint32_t>(n)}));
+    return;
+  }
+  OutputChunk chunk;
+  chunk.stream = frame.header.type == FrameType::Stdout ? OutputStream::Stdout : OutputStream::Stderr;
+  chunk.data.assign(reinterpret_cast<const char*>(frame.payload.data()), n);
+  std::lock_guard lock(ex.state->mutex);
+  ex.state->output.push_back(std::move(chunk));
+  ex.state->changed.notify_all();
+}
+
+void ControlClient::finish(std::uint32_t id, const ExitStatus& status) {
+  auto it = execs_.find(id);
+  if (it == execs_.end()) return;
+  if (it->second.timer) it->second.timer->cancel();
+  auto state = it->second.state;
+  execs_.erase(it);
+  std::lock_guard lock(state->mutex);
+  state->status = status;
+  state->finished = true;
+  state->changed.notify_all();
+}
+
+void ControlClient::fail_all(const Error& error) {
+  auto execs = std::move(execs_);
+  execs_.clear();
+  for (auto& [id, ex] : execs) {
+    if (ex.timer) ex.timer->cancel();
+    std::lock_guard lock(ex.state->mutex);
+    ex.state->failure = error;
+    ex.state->finished = true;
+    ex.state->changed.notify_all();
+  }
+}
+
+void ControlClient::violation(const std::string& what) { die("the guest agent broke the control protocol: " + what); }
+
+void ControlClient::die(const std::string& why) {
+  if (dead_) return;
+  dead_ = true;
+  channel_->close();
+  fail_all(Error(ErrorKind::Guest, why));
+  if (on_dead_) on_dead_(why);
+}
+
+void ControlClient::return_output_credit(std::uint32_t id, std::uint32_t bytes) {
+  on_io([id, bytes](ControlClient& self) {
+    auto it = self.execs_.find(id);
+    if (it == self.execs_.end() || bytes == 0) return;
+    std::uint32_t n = std::min(bytes, it->second.output_in_flight);
+    if (n == 0) return;
+    it->second.output_in_flight -= n;
+    self.channel_->send(proto::make_frame(FrameType::Credit, id, proto::CreditGrant{n}));
+  });
+}
+
+void ControlClient::send_stdin(std::uint32_t id, std::string data) {
+  on_io([id, data = std::move(data)](ControlClient& self) {
+    if (!self.execs_.count(id)) return;
+    for (std::size_t off = 0; off < data.size(); off += proto::kMaxDataChunk) {
+      std::size_t n = std::min<std::size_t>(proto::kMaxDataChunk, data.size() - off);
+      self.channel_->send(
+          proto::make_frame(FrameType::Stdin, id, reinterpret_cast<const std::uint8_t*>(data.data() + off), n));
+    }
+  });
+}
+
+void ControlClient::close_stdin(std::uint32_t id) {
+  on_io([id](ControlClient& self) {
+    if (self.execs_.count(id)) self.channel_->send(proto::make_empty_frame(FrameType::StdinEof, id));
+  });
+}
+
+void ControlClient::resize(std::uint32_t id, std::uint16_t rows, std::uint16_t cols) {
+  on_io([id, rows, cols](ControlClient& self) {
+    if (self.execs_.count(id)) self.channel_->send(proto::make_frame(FrameType::Resize, id, proto::Resize{rows, cols}));
+  });
+}
+
+void ControlClient::send_signal(std::uint32_t id, int signo) {
+  on_io([id, signo](ControlClient& self) {
+    if (self.execs_.count(id))
+      self.channel_->send(proto::make_frame(FrameType::Signal, id, proto::SignalRequest{signo}));
+  });
+}
+
+void ControlClient::abandon(std::uint32_t id) {
+  on_io([id](ControlClient& self) {
+    auto it = self.execs_.find(id);
+    if (it == self.execs_.end()) return;
+    it->second.abandoned = true;
+    self.channel_->send(proto::make_frame(FrameType::Signal, id, proto::SignalRequest{SIGKILL}));
+    if (it->second.output_in_flight > 0) {
+      // Queued output will never be read: credit it all back at once.
+      self.channel_->send(
+          proto::make_frame(FrameType::Credit, id, proto::CreditGrant{it->second.output_in_flight}));
+      it->second.output_in_flight = 0;
+    }
+  });
+}
+
+}  // namespace gondolin::control

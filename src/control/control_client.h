@@ -1,0 +1,79 @@
+// The host's side of the control protocol: handshake, exec streams, credit.
+// Lives on the VM's io thread; Process objects reach it through ExecBackend.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "control/control_channel.h"
+#include "control/process_state.h"
+#include "proto/control_protocol.h"
+
+namespace gondolin::control {
+
+class ControlClient : public ExecBackend, public std::enable_shared_from_this<ControlClient> {
+ public:
+  using HelloHandler = std::function<void(const proto::Hello&)>;
+  using DeadHandler = std::function<void(const std::string& why)>;
+
+  ControlClient(boost::asio::io_context& io, std::shared_ptr<ControlChannel> channel);
+
+  // on_dead fires once: the channel closed or the guest broke the protocol.
+  void start(HelloHandler on_hello, DeadHandler on_dead);
+  void send_config(const proto::Config& config);
+  void request_shutdown();
+
+  // Io thread only. The returned state is finished with an error if the
+  // channel is already dead.
+  std::shared_ptr<detail::ProcessState> start_exec(const proto::ExecStart& request,
+                                                   std::optional<std::chrono::milliseconds> timeout);
+
+  // Finishes every running exec with `error` (the VM is going away).
+  void fail_all(const Error& error);
+  std::size_t running_execs() const { return execs_.size(); }
+
+  // ExecBackend (any thread)
+  void return_output_credit(std::uint32_t id, std::uint32_t bytes) override;
+  void send_stdin(std::uint32_t id, std::string data) override;
+  void close_stdin(std::uint32_t id) override;
+  void resize(std::uint32_t id, std::uint16_t rows, std::uint16_t cols) override;
+  void send_signal(std::uint32_t id, int signo) override;
+  void abandon(std::uint32_t id) override;
+
+ private:
+  struct Exec {
+    std::shared_ptr<detail::ProcessState> state;
+    std::string program;  // argv[0], for start-failure messages
+    std::uint32_t output_in_flight = 0;  // bytes the guest sent that we have not credited back
+    bool started = false;
+    bool abandoned = false;
+    bool timed_out = false;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+
+  void on_frame(proto::FrameDecoder::Frame& frame);
+  void on_output(Exec& ex, proto::FrameDecoder::Frame& frame);
+  void finish(std::uint32_t id, const ExitStatus& status);
+  void violation(const std::string& what);
+  void die(const std::string& why);
+  template <typename F>
+  void on_io(F&& f);
+
+  boost::asio::io_context& io_;
+  std::shared_ptr<ControlChannel> channel_;
+  HelloHandler on_hello_;
+  DeadHandler on_dead_;
+  bool hello_seen_ = false;
+  bool dead_ = false;
+  std::uint32_t next_id_ = 1;
+  std::map<std::uint32_t, Exec> execs_;
+};
+
+}  // namespace gondolin::control

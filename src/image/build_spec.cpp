@@ -1,0 +1,86 @@
+#include "image/build_spec.h"
+
+#include <nlohmann/json.hpp>
+
+#include <set>
+
+#include "gondolin/error.h"
+
+namespace gondolin {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void bad(const std::string& origin, const std::string& what) {
+  throw Error(ErrorKind::Usage, "invalid image spec " + origin + ": " + what);
+}
+
+// Debian package and module names: nothing a shell or apt option could misread.
+bool safe_name(const std::string& s) {
+  if (s.empty() || s.size() > 128 || s[0] == '-') return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '+' || c == '.' || c == '_')) return false;
+  return true;
+}
+
+std::string get_string(const json& doc, const char* key, const std::string& origin, const std::string& dflt) {
+  auto it = doc.find(key);
+  if (it == doc.end()) return dflt;
+  if (!it->is_string()) bad(origin, std::string("\"") + key + "\" must be a string");
+  return it->get<std::string>();
+}
+
+std::vector<std::string> get_strings(const json& doc, const char* key, const std::string& origin) {
+  std::vector<std::string> out;
+  auto it = doc.find(key);
+  if (it == doc.end()) return out;
+  if (!it->is_array()) bad(origin, std::string("\"") + key + "\" must be a list of strings");
+  for (const auto& v : *it) {
+    if (!v.is_string()) bad(origin, std::string("\"") + key + "\" must be a list of strings");
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+BuildSpec BuildSpec::parse(const std::string& text, const std::string& origin) {
+  json doc = json::parse(text, nullptr, false, true);
+  if (doc.is_discarded()) bad(origin, "not valid JSON");
+  if (!doc.is_object()) bad(origin, "top level must be an object");
+  static const std::set<std::string> known{"name",    "tag",         "suite",   "variant",         "kernel_package",
+                                           "packages", "modules",    "apt_sources", "cmdline", "rootfs_free_mib",
+                                           "description"};
+  for (const auto& [key, value] : doc.items())
+    if (!known.count(key)) bad(origin, "unknown key \"" + key + "\"");
+
+  BuildSpec s;
+  s.source_text = text;
+  s.name = get_string(doc, "name", origin, s.name);
+  s.tag = get_string(doc, "tag", origin, s.tag);
+  s.suite = get_string(doc, "suite", origin, s.suite);
+  s.variant = get_string(doc, "variant", origin, s.variant);
+  s.kernel_package = get_string(doc, "kernel_package", origin, s.kernel_package);
+  s.packages = get_strings(doc, "packages", origin);
+  s.modules = get_strings(doc, "modules", origin);
+  s.apt_sources = get_strings(doc, "apt_sources", origin);
+  s.cmdline = get_string(doc, "cmdline", origin, "");
+  if (auto it = doc.find("rootfs_free_mib"); it != doc.end()) {
+    if (!it->is_number_unsigned() || it->get<unsigned>() > 1024 * 1024) bad(origin, "\"rootfs_free_mib\" must be 0..1048576");
+    s.rootfs_free_mib = it->get<unsigned>();
+  }
+  for (const std::string* n : {&s.name, &s.tag, &s.suite, &s.variant, &s.kernel_package})
+    if (!safe_name(*n)) bad(origin, "\"" + *n + "\" is not a valid name");
+  for (const auto& p : s.packages)
+    if (!safe_name(p)) bad(origin, "package \"" + p + "\" is not a valid Debian package name");
+  for (const auto& m : s.modules)
+    if (!safe_name(m)) bad(origin, "module \"" + m + "\" is not a valid module name");
+  static const std::set<std::string> variants{"minbase", "buildd", "required", "important", "standard", "essential"};
+  if (!variants.count(s.variant)) bad(origin, "variant \"" + s.variant + "\" is not an mmdebstrap variant");
+  for (const auto& src : s.apt_sources)
+    if (src.empty() || src[0] != '/') bad(origin, "apt source \"" + src + "\" must be an absolute file path");
+  if (s.cmdline.find_first_of("\n\r\"") != std::string::npos) bad(origin, "cmdline has quotes or newlines");
+  return s;
+}
+
+}  // namespace gondolin

@@ -1,0 +1,495 @@
+// `gondolin build`: a guest image from Debian packages only.
+//
+// Steps: resolve and download the kernel package, unpack it, download
+// busybox-static, make the root filesystem with mmdebstrap + mke2fs -d (no
+// loop mounts), write the initramfs (agent as /init, busybox, the modules the
+// boot needs), extract an uncompressed PVH kernel, hash everything, install.
+// Slow steps are cached in the work directory, keyed by their inputs.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "gondolin/error.h"
+#include "gondolin/image.h"
+#include "image/build_spec.h"
+#include "image/cpio_writer.h"
+#include "image/embedded_assets.h"
+#include "image/kernel_image.h"
+#include "proto/control_protocol.h"
+#include "util/logging.h"
+#include "util/paths.h"
+#include "util/sha256.h"
+#include "util/subprocess.h"
+#include "util/unique_fd.h"
+
+namespace gondolin {
+namespace fs = std::filesystem;
+namespace {
+
+// Bump when the builder's output for the same inputs changes.
+constexpr int kBuilderVersion = 1;
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw Error(ErrorKind::Io, "cannot read " + p.string());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_file(const fs::path& p, std::string_view data, fs::perms perms = fs::perms::owner_read |
+                                                                              fs::perms::owner_write |
+                                                                              fs::perms::group_read |
+                                                                              fs::perms::others_read) {
+  fs::path tmp = p;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(ErrorKind::Io, "cannot write " + tmp.string());
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+    if (!out) throw Error(ErrorKind::Io, "error writing " + tmp.string());
+  }
+  fs::permissions(tmp, perms);
+  fs::rename(tmp, p);
+}
+
+std::string now_rfc3339() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+class Builder {
+ public:
+  Builder(const BuildOptions& opts, BuildSpec spec, fs::path work)
+      : opts_(opts), spec_(std::move(spec)), work_(std::move(work)), log_file_(work_ / "build.log") {}
+
+  Image run(const ImageStore& store);
+
+ private:
+  template <typename F>
+  auto step(const std::string& title, F&& fn) {
+    ++step_;
+    BuildProgress p{step_, kSteps, title, false, false, 0};
+    if (opts_.progress) opts_.progress(p);
+    auto start = std::chrono::steady_clock::now();
+    cached_ = false;
+    auto result = fn();
+    p.done = true;
+    p.cached = cached_;
+    p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (opts_.progress) opts_.progress(p);
+    return result;
+  }
+
+  void run_checked(const std::vector<std::string>& argv, const std::string& what, const fs::path& cwd = {}) {
+    CommandResult r = run_command(argv, log_file_, 4096, cwd);
+    if (!r.ok()) {
+      std::string tail = r.output;
+      auto last = tail.find_last_not_of("\n ");
+      tail = last == std::string::npos ? "" : tail.substr(0, last + 1);
+      auto nl = tail.rfind('\n');
+      if (nl != std::string::npos) tail = tail.substr(nl + 1);
+      throw Error(ErrorKind::Image, what + " failed (" + argv[0] + " " + describe_wait_status(r.wait_status) +
+                                        "): " + tail + " [full log: " + log_file_.string() + "]");
+    }
+  }
+
+  std::vector<std::string> apt_options() const {
+    // As root, apt drops to the _apt user for downloads, which cannot write to
+    // a root-owned work directory.
+    if (::geteuid() == 0) return {"-o", "APT::Sandbox::User=root"};
+    return {};
+  }
+
+  fs::path download_package(const std::string& package);
+  std::string resolve_kernel_package();
+  fs::path unpack_deb(const fs::path& deb);
+  std::vector<std::string> apt_sources() const;
+  fs::path build_rootfs();
+  std::string build_initramfs(const fs::path& kernel_tree, const std::string& release, const fs::path& busybox);
+  std::pair<std::string, std::string> build_kernel(const fs::path& kernel_tree, const std::string& release);
+  std::vector<std::string> module_load_order(const fs::path& modules_dir) const;
+
+  static constexpr int kSteps = 7;
+  const BuildOptions& opts_;
+  BuildSpec spec_;
+  fs::path work_;
+  fs::path log_file_;
+  int step_ = 0;
+  bool cached_ = false;
+};
+
+fs::path Builder::download_package(const std::string& package) {
+  fs::path debs = work_ / "debs";
+  fs::create_directories(debs);
+  // `apt-get download` names files pkg_version_arch.deb; ask apt for the version
+  // first so a cached download is reused only when it is still the candidate.
+  CommandResult show = run_command({"apt-cache", "policy", package}, log_file_);
+  std::string candidate;
+  std::istringstream lines(show.output);
+  for (std::string line; std::getline(lines, line);) {
+    auto pos = line.find("Candidate:");
+    if (pos != std::string::npos) candidate = line.substr(pos + 10);
+  }
+  candidate.erase(0, candidate.find_first_not_of(' '));
+  if (candidate.empty() || candidate == "(none)")
+    throw Error(ErrorKind::Image, "Debian package " + package +
+                                      " has no installable candidate (run `apt-get update`, check the apt sources)");
+  std::string epochless = candidate.substr(candidate.find(':') == std::string::npos ? 0 : candidate.find(':') + 1);
+  for (const auto& e : fs::directory_iterator(debs)) {
+    std::string f = e.path().filename().string();
+    if (f.starts_with(package + "_" + epochless + "_") || f.starts_with(package + "_" + candidate + "_")) {
+      cached_ = true;
+      return e.path();
+    }
+    // apt escapes ':' of the epoch as %3a
+    std::string escaped = candidate;
+    if (auto c = escaped.find(':'); c != std::string::npos) escaped.replace(c, 1, "%3a");
+    if (f.starts_with(package + "_" + escaped + "_")) {
+      cached_ = true;
+      return e.path();
+    }
+  }
+  std::vector<std::string> argv{"apt-get"};
+  for (auto& o : apt_options()) argv.push_back(o);
+  argv.insert(argv.end(), {"download", package + "=" + candidate});
+  run_checked(argv, "downloading " + package, debs);
+  for (const auto& e : fs::directory_iterator(debs))
+    if (e.path().filename().string().starts_with(package + "_")) return e.path();
+  throw Error(ErrorKind::Image, "apt-get download " + package + " produced no .deb in " + debs.string());
+}
+
+std::string Builder::resolve_kernel_package() {
+  // A metapackage (linux-image-cloud-amd64) depends on the real one.
+  CommandResult r = run_command({"apt-cache", "depends", "--important", spec_.kernel_package}, log_file_);
+  if (!r.ok()) throw Error(ErrorKind::Image, "unknown kernel package " + spec_.kernel_package);
+  std::istringstream lines(r.output);
+  for (std::string line; std::getline(lines, line);) {
+    auto pos = line.find("Depends: linux-image-");
+    if (pos != std::string::npos) {
+      std::string dep = line.substr(pos + 9);
+      dep = dep.substr(0, dep.find_first_of(" \t"));
+      if (dep.find('<') == std::string::npos) return dep;
+    }
+  }
+  return spec_.kernel_package;
+}
+
+fs::path Builder::unpack_deb(const fs::path& deb) {
+  fs::path dir = work_ / "unpacked" / deb.stem();
+  if (fs::exists(dir / ".complete")) {
+    cached_ = true;
+    return dir;
+  }
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  run_checked({"dpkg-deb", "-x", deb.string(), dir.string()}, "unpacking " + deb.filename().string());
+  write_file(dir / ".complete", "");
+  return dir;
+}
+
+std::vector<std::string> Builder::apt_sources() const {
+  if (!spec_.apt_sources.empty()) return spec_.apt_sources;
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (fs::file_size("/etc/apt/sources.list", ec) > 0 && !ec) {
+    std::string text = read_file("/etc/apt/sources.list");
+    if (text.find("deb ") != std::string::npos) out.push_back("/etc/apt/sources.list");
+  }
+  std::vector<std::string> extra;
+  for (const auto& e : fs::directory_iterator("/etc/apt/sources.list.d", ec)) {
+    auto ext = e.path().extension();
+    if (ext == ".sources" || ext == ".list") extra.push_back(e.path().string());
+  }
+  std::sort(extra.begin(), extra.end());
+  out.insert(out.end(), extra.begin(), extra.end());
+  if (out.empty()) throw Error(ErrorKind::Image, "no apt sources on this host (/etc/apt/sources.list[.d])");
+  return out;
+}
+
+fs::path Builder::build_rootfs() {
+  std::vector<std::string> packages = spec_.packages;
+  std::sort(packages.begin(), packages.end());
+  std::ostringstream key_input;
+  key_input << "v" << kBuilderVersion << "|" << spec_.suite << "|" << spec_.variant << "|" << spec_.rootfs_free_mib;
+  for (const auto& p : packages) key_input << "|" << p;
+  auto sources = apt_sources();
+  for (const auto& s : sources) key_input << "|" << s << "=" << sha256_hex(read_file(s));
+  std::string key = sha256_hex(key_input.str()).substr(0, 16);
+  fs::path image = work_ / ("rootfs-" + key + ".ext4");
+  if (fs::exists(image)) {
+    cached_ = true;
+    return image;
+  }
+
+  fs::path tree = work_ / ("rootfs-" + key + ".tree");
+  fs::remove_all(tree);
+  std::string include;
+  for (const auto& p : packages) include += (include.empty() ? "" : ",") + p;
+  std::vector<std::string> argv{"mmdebstrap", "--quiet", "--variant=" + spec_.variant, "--format=directory"};
+  if (!include.empty()) argv.push_back("--include=" + include);
+  argv.push_back("--dpkgopt=path-exclude=/usr/share/doc/*");
+  argv.push_back("--dpkgopt=path-exclude=/usr/share/man/*");
+  argv.push_back("--dpkgopt=path-exclude=/usr/share/locale/*");
+  argv.push_back("--dpkgopt=path-include=/usr/share/doc/*/copyright");
+  argv.push_back(spec_.suite);
+  argv.push_back(tree.string());
+  for (const auto& s : sources) argv.push_back(s);
+  run_checked(argv, "building the root filesystem with mmdebstrap");
+
+  // Make it ours: identity files, and no state that would be stale in a VM.
+  write_file(tree / "etc/hostname", "gondolin\n");
+  write_file(tree / "etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\tgondolin\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+  std::error_code ec;
+  fs::remove(tree / "etc/resolv.conf", ec);
+  for (const char* dir : {"var/lib/apt/lists", "var/cache/apt"}) {
+    for (const auto& e : fs::directory_iterator(tree / dir, ec))
+      if (e.is_regular_file()) fs::remove(e.path(), ec);
+  }
+  for (const char* dir : {"lower", "rw", "newroot"}) fs::create_directories(tree / dir);
+
+  // Size: contents + 20% slack for ext4 metadata + the free space the spec asks for.
+  std::uintmax_t bytes = 0, inodes = 0;
+  for (auto it = fs::recursive_directory_iterator(tree, fs::directory_options::none, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    ++inodes;
+    if (it->is_regular_file(ec) && !it->is_symlink(ec)) bytes += (it->file_size(ec) + 4095) / 4096 * 4096;
+  }
+  std::uintmax_t size_mib = bytes * 12 / 10 / (1 << 20) + spec_.rootfs_free_mib + 16;
+  fs::path tmp = image;
+  tmp += ".tmp";
+  fs::remove(tmp, ec);
+  run_checked({"mke2fs", "-q", "-t", "ext4", "-d", tree.string(), "-L", "gondolin-root", "-m", "0", "-N",
+               std::to_string(inodes + inodes / 2 + 4096), "-O", "^has_journal", "-E", "root_owner=0:0", tmp.string(),
+               std::to_string(size_mib) + "M"},
+              "writing the root filesystem with mke2fs");
+  fs::rename(tmp, image);
+  fs::remove_all(tree, ec);
+  return image;
+}
+
+std::vector<std::string> Builder::module_load_order(const fs::path& modules_dir) const {
+  // Module names treat '-' and '_' alike (virtio-rng.ko is module virtio_rng).
+  auto normalise = [](std::string n) {
+    for (char& c : n)
+      if (c == '-') c = '_';
+    return n;
+  };
+  std::set<std::string> builtin;
+  {
+    std::ifstream in(modules_dir / "modules.builtin");
+    for (std::string line; std::getline(in, line);) builtin.insert(normalise(fs::path(line).stem().string()));
+  }
+  std::map<std::string, std::pair<std::string, std::vector<std::string>>> by_name;  // name -> (path, deps)
+  {
+    std::ifstream in(modules_dir / "modules.dep");
+    if (!in) throw Error(ErrorKind::Image, "kernel package has no modules.dep (depmod failed?)");
+    for (std::string line; std::getline(in, line);) {
+      auto colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      std::string path = line.substr(0, colon);
+      std::vector<std::string> deps;
+      std::istringstream rest(line.substr(colon + 1));
+      for (std::string d; rest >> d;) deps.push_back(d);
+      by_name[normalise(fs::path(path).stem().string())] = {path, deps};
+    }
+  }
+  std::vector<std::string> order;
+  std::set<std::string> seen;
+  std::function<void(const std::string&)> add_path = [&](const std::string& path) {
+    if (!seen.insert(path).second) return;
+    auto it = by_name.find(normalise(fs::path(path).stem().string()));
+    if (it != by_name.end())
+      for (auto dep = it->second.second.rbegin(); dep != it->second.second.rend(); ++dep) add_path(*dep);
+    order.push_back(path);
+  };
+  for (const auto& m : spec_.modules) {
+    std::string name = normalise(m);
+    if (builtin.count(name)) continue;
+    auto it = by_name.find(name);
+    if (it == by_name.end()) throw Error(ErrorKind::Image, "kernel module " + m + " is not in the kernel package");
+    add_path(it->second.first);
+  }
+  return order;
+}
+
+std::string Builder::build_initramfs(const fs::path& kernel_tree, const std::string& release,
+                                     const fs::path& busybox) {
+  fs::path modules_dir = kernel_tree / "lib/modules" / release;
+  if (!fs::exists(modules_dir / "modules.dep"))
+    run_checked({"depmod", "-b", kernel_tree.string(), release}, "indexing kernel modules with depmod");
+  auto order = module_load_order(modules_dir);
+
+  CpioWriter cpio;
+  for (const char* d : {"dev", "proc", "sys", "lower", "rw", "newroot", "bin", "etc", "lib", "lib/modules"})
+    cpio.add_directory(d);
+  cpio.add_char_device("dev/console", 5, 1);
+  cpio.add_file("init", assets::guest_agent(), 0755);
+  cpio.add_file("bin/busybox", read_file(busybox), 0755);
+  cpio.add_symlink("bin/sh", "busybox");
+  std::string base = "lib/modules/" + release;
+  std::set<std::string> dirs;
+  std::string list;
+  for (const auto& rel : order) {
+    fs::path parent = fs::path(base) / fs::path(rel).parent_path();
+    std::vector<fs::path> chain;
+    for (fs::path p = parent; !p.empty() && p != "lib/modules"; p = p.parent_path()) chain.push_back(p);
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it)
+      if (dirs.insert(it->string()).second) cpio.add_directory(it->string());
+    cpio.add_file(base + "/" + rel, read_file(modules_dir / rel));
+    list += "/" + base + "/" + rel + "\n";
+  }
+  cpio.add_file(base + "/gondolin.modules", list);
+  return cpio.finish();
+}
+
+std::pair<std::string, std::string> Builder::build_kernel(const fs::path& kernel_tree, const std::string& release) {
+  std::string bz = read_file(kernel_tree / "boot" / ("vmlinuz-" + release));
+  auto payload = find_bzimage_payload(bz);
+  std::optional<std::string> elf;
+  if (payload && payload->compression == "lz4") {
+    elf = lz4_legacy_decompress(payload->data, 512u << 20);
+  } else if (payload && (payload->compression == "gzip" || payload->compression == "xz" ||
+                         payload->compression == "zstd")) {
+    fs::path in = work_ / "kernel.payload", out = work_ / "kernel.elf";
+    write_file(in, payload->data);
+    UniqueFd in_fd(::open(in.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd out_fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    SpawnSpec spec;
+    spec.argv = {payload->compression, "-dc"};
+    spec.stdin_fd = in_fd.get();
+    spec.stdout_fd = out_fd.get();
+    try {
+      if (WIFEXITED(wait_process(spawn_process(spec)))) elf = read_file(out);
+    } catch (const Error& e) {
+      log().info("cannot decompress the kernel ({}); booting the bzImage", e.what());
+    }
+    std::error_code ec;
+    fs::remove(in, ec);
+    fs::remove(out, ec);
+  }
+  if (elf && is_pvh_elf(*elf)) return {std::move(*elf), "elf"};
+  log().info("kernel {} kept as bzImage (no PVH entry point found)", release);
+  return {std::move(bz), "bzimage"};
+}
+
+Image Builder::run(const ImageStore& store) {
+  fs::create_directories(work_);
+  // The build key covers every input; an identical earlier build is reused.
+  std::string agent_sha = sha256_hex(assets::guest_agent());
+
+  auto [kernel_pkg, kernel_deb] = step("Downloading the kernel package", [&] {
+    std::string pkg = resolve_kernel_package();
+    return std::make_pair(pkg, download_package(pkg));
+  });
+  fs::path busybox_deb = step("Downloading busybox-static", [&] { return download_package("busybox-static"); });
+
+  std::ostringstream key_input;
+  key_input << "v" << kBuilderVersion << "|" << spec_.source_text << "|" << agent_sha << "|"
+            << kernel_deb.filename().string() << "|" << busybox_deb.filename().string();
+  std::string build_key = sha256_hex(key_input.str()).substr(0, 16);
+  fs::path key_file = work_ / "built" / build_key;
+
+  fs::path kernel_tree = step("Unpacking the kernel", [&] { return unpack_deb(kernel_deb); });
+  fs::path busybox_tree = step("Unpacking busybox", [&] { return unpack_deb(busybox_deb); });
+  std::string release = kernel_pkg.substr(std::string("linux-image-").size());
+  if (!fs::exists(kernel_tree / "boot" / ("vmlinuz-" + release)))
+    throw Error(ErrorKind::Image, "kernel package " + kernel_pkg + " has no /boot/vmlinuz-" + release);
+
+  fs::path rootfs = step("Building the root filesystem (mmdebstrap, about a minute)", [&] { return build_rootfs(); });
+
+  if (!opts_.force && fs::exists(key_file)) {
+    std::string id = read_file(key_file);
+    std::error_code ec;
+    if (fs::exists(store.root() / id / "manifest.json", ec)) {
+      return step("Image is up to date", [&] {
+        cached_ = true;
+        return store.resolve(id);
+      });
+    }
+  }
+
+  return step("Assembling kernel, initramfs and manifest", [&] {
+    fs::path stage = store.root() / (".staging-" + build_key + "-" + std::to_string(::getpid()));
+    std::error_code ec;
+    fs::remove_all(stage, ec);
+    fs::create_directories(stage);
+    auto [kernel, kernel_format] = build_kernel(kernel_tree, release);
+    write_file(stage / "kernel", kernel);
+    write_file(stage / "initramfs.cpio", build_initramfs(kernel_tree, release, busybox_tree / "bin/busybox"));
+    // Link the cached root filesystem when possible: both copies are read-only.
+    fs::create_hard_link(rootfs, stage / "rootfs.ext4", ec);
+    if (ec) fs::copy_file(rootfs, stage / "rootfs.ext4");
+    for (const char* f : {"kernel", "initramfs.cpio", "rootfs.ext4"})
+      fs::permissions(stage / f, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+    fs::permissions(rootfs, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+
+    ImageManifest m;
+    m.name = spec_.name;
+    m.tag = spec_.tag;
+    m.arch = "x86_64";
+    m.created = now_rfc3339();
+    m.kernel_release = release;
+    m.kernel_format = kernel_format;
+    m.rootfs_format = "ext4";
+    auto describe = [&](const char* name) {
+      return ImageFile{name, sha256_file_hex(stage / name), fs::file_size(stage / name)};
+    };
+    m.kernel = describe("kernel");
+    m.initramfs = describe("initramfs.cpio");
+    m.rootfs = describe("rootfs.ext4");
+    m.cmdline = "console=ttyS0 quiet panic=-1 cryptomgr.notests rdinit=/init gondolin.root=/dev/vda "
+                "gondolin.rootfstype=ext4";
+    if (!spec_.cmdline.empty()) m.cmdline += " " + spec_.cmdline;
+    m.agent_protocol = proto::kProtocolVersion;
+    m.spec_json = spec_.source_text;
+    m.id = sha256_hex(m.kernel.sha256 + m.initramfs.sha256 + m.rootfs.sha256 + m.cmdline).substr(0, 16);
+    write_file(stage / "manifest.json", m.to_json());
+    Image img = store.install(stage);
+    fs::create_directories(key_file.parent_path());
+    write_file(key_file, img.manifest.id);
+    return img;
+  });
+}
+
+}  // namespace
+
+Image build_image(const BuildOptions& opts) {
+  std::string text;
+  std::string origin;
+  if (opts.spec_path.empty()) {
+    text = std::string(assets::default_image_spec());
+    origin = "(built-in debian-base.json)";
+  } else {
+    std::error_code ec;
+    if (!fs::is_regular_file(opts.spec_path, ec))
+      throw Error(ErrorKind::Usage, "image spec " + opts.spec_path.string() + " does not exist");
+    text = read_file(opts.spec_path);
+    origin = opts.spec_path.string();
+  }
+  BuildSpec spec = BuildSpec::parse(text, origin);
+  for (const char* tool : {"apt-get", "apt-cache", "dpkg-deb", "mmdebstrap", "mke2fs", "depmod"})
+    if (paths::find_program(tool).empty())
+      throw Error(ErrorKind::Image, std::string("image build needs ") + tool +
+                                        " (apt-get install mmdebstrap e2fsprogs kmod dpkg apt)");
+  fs::path work = opts.work_dir.empty() ? paths::cache_dir() / "build" : opts.work_dir;
+  ImageStore store = opts.store ? *opts.store : ImageStore::default_store();
+  Builder builder(opts, std::move(spec), fs::absolute(work));
+  return builder.run(store);
+}
+
+}  // namespace gondolin

@@ -1,0 +1,163 @@
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "gondolin/error.h"
+#include "gondolin/image.h"
+#include "proto/control_protocol.h"
+#include "util/logging.h"
+#include "util/paths.h"
+#include "util/sha256.h"
+
+namespace gondolin {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kBuildHint = "build it with `gondolin build` (default spec images/debian-base.json)";
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw Error(ErrorKind::Image, "cannot read image manifest " + p.string());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Image load_image_dir(const fs::path& dir) {
+  fs::path manifest = dir / "manifest.json";
+  std::error_code ec;
+  if (!fs::exists(manifest, ec))
+    throw Error(ErrorKind::Image, "no image at " + dir.string() + " (manifest.json is missing)");
+  Image img{dir, ImageManifest::parse(read_text(manifest), manifest.string())};
+  return img;
+}
+
+// Cheap integrity check done on every start: the files exist with the sizes
+// the manifest records. `gondolin image verify` checks the hashes too.
+void check_files(const Image& img) {
+  for (const ImageFile* f : {&img.manifest.kernel, &img.manifest.initramfs, &img.manifest.rootfs}) {
+    fs::path p = img.dir / f->file;
+    std::error_code ec;
+    auto size = fs::file_size(p, ec);
+    if (ec)
+      throw Error(ErrorKind::Image, "image " + img.display_name() + " is incomplete: " + p.string() +
+                                        " is missing; rebuild it with `gondolin build`");
+    if (size != f->size)
+      throw Error(ErrorKind::Image, "image " + img.display_name() + " is damaged: " + p.string() + " has " +
+                                        std::to_string(size) + " bytes, the manifest says " +
+                                        std::to_string(f->size) + "; rebuild it with `gondolin build`");
+  }
+  if (img.manifest.agent_protocol != proto::kProtocolVersion)
+    throw Error(ErrorKind::Image, "image " + img.display_name() + " carries agent protocol " +
+                                      std::to_string(img.manifest.agent_protocol) + " but this gondolin speaks " +
+                                      std::to_string(proto::kProtocolVersion) + "; rebuild it with `gondolin build`");
+}
+
+bool looks_like_path(const std::string& ref) {
+  return ref.find('/') != std::string::npos || ref.starts_with(".") || ref.ends_with(".json");
+}
+
+bool is_hex_prefix(const std::string& s) {
+  if (s.size() < 4 || s.size() > 16) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+}  // namespace
+
+std::string default_image_reference() {
+  if (const char* env = std::getenv("GONDOLIN_DEFAULT_IMAGE"); env && *env) return env;
+  return "debian-base:latest";
+}
+
+ImageStore::ImageStore(fs::path root) : root_(std::move(root)) {}
+
+ImageStore ImageStore::default_store() { return ImageStore(paths::cache_dir() / "images"); }
+
+std::vector<Image> ImageStore::list() const {
+  std::vector<Image> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root_, ec)) {
+    if (!entry.is_directory() || entry.path().filename().string().starts_with(".")) continue;
+    try {
+      out.push_back(load_image_dir(entry.path()));
+    } catch (const Error& e) {
+      log().warn("skipping {}: {}", entry.path().string(), e.what());
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const Image& a, const Image& b) {
+    return a.manifest.created != b.manifest.created ? a.manifest.created > b.manifest.created
+                                                    : a.manifest.id < b.manifest.id;
+  });
+  return out;
+}
+
+Image ImageStore::resolve(const std::string& reference) const {
+  const std::string ref = reference.empty() ? default_image_reference() : reference;
+  if (looks_like_path(ref)) {
+    fs::path p(ref);
+    if (p.filename() == "manifest.json") p = p.parent_path();
+    if (p.empty()) p = ".";
+    Image img = load_image_dir(p);
+    check_files(img);
+    return img;
+  }
+  // The manifests are parsed once per resolve; the store holds a handful of images.
+  std::vector<Image> all = list();
+  if (ref.find(':') == std::string::npos && is_hex_prefix(ref)) {
+    std::vector<const Image*> hits;
+    for (const auto& img : all)
+      if (img.manifest.id.starts_with(ref)) hits.push_back(&img);
+    if (hits.size() > 1)
+      throw Error(ErrorKind::Image, "image id prefix '" + ref + "' is ambiguous: " + hits[0]->manifest.id + ", " +
+                                        hits[1]->manifest.id + (hits.size() > 2 ? ", ..." : ""));
+    if (hits.size() == 1) {
+      check_files(*hits[0]);
+      return *hits[0];
+    }
+  }
+  auto colon = ref.find(':');
+  std::string name = ref.substr(0, colon);
+  std::string tag = colon == std::string::npos ? "latest" : ref.substr(colon + 1);
+  for (const auto& img : all) {  // newest first
+    if (img.manifest.name == name && (img.manifest.tag.empty() ? "latest" : img.manifest.tag) == tag) {
+      check_files(img);
+      return img;
+    }
+  }
+  throw Error(ErrorKind::Image, "image '" + ref + "' not found in " + root_.string() + "; " + kBuildHint);
+}
+
+Image ImageStore::install(const fs::path& staged_dir) const {
+  Image staged = load_image_dir(staged_dir);
+  fs::create_directories(root_);
+  fs::path target = root_ / staged.manifest.id;
+  std::error_code ec;
+  if (fs::exists(target / "manifest.json", ec)) {
+    fs::remove_all(staged_dir, ec);  // identical content is already installed
+    return load_image_dir(target);
+  }
+  fs::remove_all(target, ec);
+  fs::rename(staged_dir, target);
+  return load_image_dir(target);
+}
+
+void ImageStore::remove(const std::string& reference) const {
+  Image img = resolve(reference);
+  std::error_code ec;
+  if (fs::weakly_canonical(img.dir.parent_path(), ec) != fs::weakly_canonical(root_, ec))
+    throw Error(ErrorKind::Usage, "refusing to delete " + img.dir.string() + ": it is not in the image store");
+  fs::remove_all(img.dir);
+}
+
+void ImageStore::verify(const Image& img) {
+  check_files(img);
+  for (const ImageFile* f : {&img.manifest.kernel, &img.manifest.initramfs, &img.manifest.rootfs}) {
+    std::string actual = sha256_file_hex(img.dir / f->file);
+    if (actual != f->sha256)
+      throw Error(ErrorKind::Image, "image " + img.display_name() + ": " + f->file + " has sha256 " + actual +
+                                        ", the manifest says " + f->sha256);
+  }
+}
+
+}  // namespace gondolin

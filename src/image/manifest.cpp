@@ -1,0 +1,119 @@
+#include <nlohmann/json.hpp>
+
+#include "gondolin/error.h"
+#include "gondolin/image.h"
+
+namespace gondolin {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void bad(const std::string& origin, const std::string& what) {
+  throw Error(ErrorKind::Image, "invalid image manifest " + origin + ": " + what);
+}
+
+const json& field(const json& obj, const char* key, const std::string& origin) {
+  auto it = obj.find(key);
+  if (it == obj.end()) bad(origin, std::string("missing field \"") + key + "\"");
+  return *it;
+}
+
+std::string string_field(const json& obj, const char* key, const std::string& origin, bool allow_empty = false) {
+  const json& v = field(obj, key, origin);
+  if (!v.is_string()) bad(origin, std::string("field \"") + key + "\" must be a string");
+  auto s = v.get<std::string>();
+  if (!allow_empty && s.empty()) bad(origin, std::string("field \"") + key + "\" is empty");
+  return s;
+}
+
+bool is_hex(const std::string& s, std::size_t len) {
+  if (s.size() != len) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+// A manifest names files inside its own directory, nothing else.
+bool is_plain_file_name(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos && name.size() <= 255;
+}
+
+ImageFile file_field(const json& obj, const char* key, const std::string& origin) {
+  const json& v = field(obj, key, origin);
+  if (!v.is_object()) bad(origin, std::string("field \"") + key + "\" must be an object");
+  ImageFile f;
+  f.file = string_field(v, "file", origin);
+  if (!is_plain_file_name(f.file)) bad(origin, std::string(key) + ".file must be a plain file name");
+  f.sha256 = string_field(v, "sha256", origin);
+  if (!is_hex(f.sha256, 64)) bad(origin, std::string(key) + ".sha256 is not a lowercase hex SHA-256");
+  const json& size = field(v, "size", origin);
+  if (!size.is_number_unsigned()) bad(origin, std::string(key) + ".size must be a non-negative integer");
+  f.size = size.get<std::uint64_t>();
+  return f;
+}
+
+json file_json(const ImageFile& f) { return json{{"file", f.file}, {"sha256", f.sha256}, {"size", f.size}}; }
+
+}  // namespace
+
+ImageManifest ImageManifest::parse(const std::string& text, const std::string& origin) {
+  json doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded()) bad(origin, "not valid JSON");
+  if (!doc.is_object()) bad(origin, "top level must be an object");
+  const json& schema = field(doc, "schema", origin);
+  if (!schema.is_number_integer() || schema.get<int>() != kSchemaVersion)
+    bad(origin, "unsupported schema (this gondolin reads schema " + std::to_string(kSchemaVersion) + ")");
+
+  ImageManifest m;
+  m.id = string_field(doc, "id", origin);
+  if (!is_hex(m.id, 16)) bad(origin, "id must be 16 lowercase hex digits");
+  m.name = string_field(doc, "name", origin, true);
+  m.tag = string_field(doc, "tag", origin, true);
+  m.arch = string_field(doc, "arch", origin);
+  if (m.arch != "x86_64") bad(origin, "arch \"" + m.arch + "\" cannot run on this host (x86_64)");
+  m.created = string_field(doc, "created", origin, true);
+  m.kernel_release = string_field(doc, "kernel_release", origin);
+  m.kernel_format = string_field(doc, "kernel_format", origin);
+  if (m.kernel_format != "elf" && m.kernel_format != "bzimage") bad(origin, "kernel_format must be elf or bzimage");
+  m.rootfs_format = string_field(doc, "rootfs_format", origin);
+  if (m.rootfs_format != "ext4") bad(origin, "rootfs_format must be ext4");
+  m.kernel = file_field(doc, "kernel", origin);
+  m.initramfs = file_field(doc, "initramfs", origin);
+  m.rootfs = file_field(doc, "rootfs", origin);
+  m.cmdline = string_field(doc, "cmdline", origin, true);
+  if (m.cmdline.size() > 2048) bad(origin, "cmdline is too long");
+  const json& proto = field(doc, "agent_protocol", origin);
+  if (!proto.is_number_unsigned()) bad(origin, "agent_protocol must be a number");
+  m.agent_protocol = proto.get<std::uint32_t>();
+  if (auto it = doc.find("spec"); it != doc.end()) m.spec_json = it->dump();
+  return m;
+}
+
+std::string ImageManifest::to_json() const {
+  json doc{
+      {"schema", kSchemaVersion},
+      {"id", id},
+      {"name", name},
+      {"tag", tag},
+      {"arch", arch},
+      {"created", created},
+      {"kernel_release", kernel_release},
+      {"kernel_format", kernel_format},
+      {"rootfs_format", rootfs_format},
+      {"kernel", file_json(kernel)},
+      {"initramfs", file_json(initramfs)},
+      {"rootfs", file_json(rootfs)},
+      {"cmdline", cmdline},
+      {"agent_protocol", agent_protocol},
+  };
+  if (!spec_json.empty()) doc["spec"] = json::parse(spec_json, nullptr, false);
+  return doc.dump(2) + "\n";
+}
+
+std::string Image::display_name() const {
+  if (!manifest.name.empty()) return manifest.name + ":" + (manifest.tag.empty() ? "latest" : manifest.tag);
+  return manifest.id;
+}
+
+}  // namespace gondolin

@@ -1,0 +1,65 @@
+#include "util/sha256.h"
+
+#include <openssl/evp.h>
+
+#include <fstream>
+#include <memory>
+#include <vector>
+
+#include "gondolin/error.h"
+
+namespace gondolin {
+namespace {
+
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
+
+std::string to_hex(const unsigned char* d, unsigned n) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 2);
+  for (unsigned i = 0; i < n; ++i) {
+    out.push_back(digits[d[i] >> 4]);
+    out.push_back(digits[d[i] & 15]);
+  }
+  return out;
+}
+
+MdCtx new_sha256() {
+  MdCtx ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
+    throw Error(ErrorKind::Internal, "OpenSSL cannot initialise SHA-256");
+  return ctx;
+}
+
+std::string finish(EVP_MD_CTX* ctx) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned n = 0;
+  EVP_DigestFinal_ex(ctx, md, &n);
+  return to_hex(md, n);
+}
+
+}  // namespace
+
+std::string sha256_hex(std::string_view data) {
+  auto ctx = new_sha256();
+  EVP_DigestUpdate(ctx.get(), data.data(), data.size());
+  return finish(ctx.get());
+}
+
+std::string sha256_file_hex(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorKind::Io, "cannot read " + path.string());
+  auto ctx = new_sha256();
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  if (in.bad()) throw Error(ErrorKind::Io, "error reading " + path.string());
+  return finish(ctx.get());
+}
+
+}  // namespace gondolin

@@ -1,0 +1,60 @@
+#include "vm/qemu_command.h"
+
+#include "gondolin/error.h"
+#include "proto/control_protocol.h"
+
+namespace gondolin::vm {
+namespace {
+
+// A path goes into a comma-separated QEMU option list, where ',' must be doubled.
+std::string qemu_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    out.push_back(c);
+    if (c == ',') out.push_back(',');
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> build_qemu_argv(const QemuLaunch& l) {
+  if (l.accel == Accel::Auto) throw Error(ErrorKind::Internal, "accelerator must be resolved before launch");
+  if (l.machine != "microvm" && l.machine != "q35")
+    throw Error(ErrorKind::Usage, "unknown machine type '" + l.machine + "' (use microvm or q35)");
+  if (l.memory_mib < 128 || l.memory_mib > 1024 * 1024)
+    throw Error(ErrorKind::Usage, "memory must be between 128 MiB and 1 TiB, got " + std::to_string(l.memory_mib) + " MiB");
+  if (l.cpus < 1 || l.cpus > 255) throw Error(ErrorKind::Usage, "cpus must be between 1 and 255");
+  if (l.control_fd < 0 || l.console_fd < 0) throw Error(ErrorKind::Internal, "QEMU launch without channels");
+
+  const bool microvm = l.machine == "microvm";
+  const bool kvm = l.accel == Accel::Kvm;
+  // microvm has no PCI: its devices sit on virtio-mmio.
+  auto dev = [&](const std::string& base) { return base + (microvm ? "-device" : "-pci"); };
+
+  std::vector<std::string> a{l.qemu_binary.string(), "-nodefaults", "-no-user-config", "-display", "none",
+                             "-no-reboot"};
+  if (microvm) {
+    a.insert(a.end(), {"-machine", "microvm,x-option-roms=off,isa-serial=on,rtc=on,pic=off,pit=off"});
+  } else {
+    a.insert(a.end(), {"-machine", "q35"});
+  }
+  a.insert(a.end(), {"-accel", kvm ? "kvm" : "tcg", "-cpu", kvm ? "host" : "max"});
+  a.insert(a.end(), {"-m", std::to_string(l.memory_mib), "-smp", std::to_string(l.cpus)});
+
+  std::string cmdline = l.cmdline;
+  if (!kvm && microvm && l.tsc_khz) cmdline += " tsc_early_khz=" + std::to_string(*l.tsc_khz);
+  a.insert(a.end(), {"-kernel", l.kernel.string(), "-initrd", l.initrd.string(), "-append", cmdline});
+
+  a.insert(a.end(), {"-drive", "file=" + qemu_escape(l.rootfs.string()) + ",format=raw,if=none,id=root,readonly=on",
+                     "-device", dev("virtio-blk") + ",drive=root"});
+  a.insert(a.end(), {"-device", dev("virtio-serial"), "-chardev",
+                     "socket,id=control,fd=" + std::to_string(l.control_fd), "-device",
+                     std::string("virtserialport,chardev=control,name=") + proto::kControlPortName});
+  a.insert(a.end(), {"-object", "rng-random,id=rng,filename=/dev/urandom", "-device", dev("virtio-rng") + ",rng=rng"});
+  a.insert(a.end(), {"-chardev", "socket,id=console,fd=" + std::to_string(l.console_fd), "-serial",
+                     "chardev:console"});
+  return a;
+}
+
+}  // namespace gondolin::vm
