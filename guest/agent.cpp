@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "child_process.h"
+#include "file_ops.h"
 #include "klog.h"
 
 namespace gondolin::agent {
@@ -180,6 +181,12 @@ void Agent::handle_frame(proto::FrameDecoder::Frame& frame) {
     case FrameType::Shutdown:
       shutdown_requested_ = true;
       return;
+    case FrameType::FileOp: {
+      auto op = proto::FileOp::decode(r);
+      if (!op) return send_error(id, proto::ErrorStage::Protocol, EINVAL, "malformed file operation");
+      send_frame(proto::make_frame(FrameType::FileResult, id, perform_file_op(*op)));
+      return;
+    }
     default:
       send_error(id, proto::ErrorStage::Protocol, EPROTO, "unexpected frame type from host");
       return;

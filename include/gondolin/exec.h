@@ -60,9 +60,11 @@ struct OutputChunk {
   std::string data;
 };
 
+class Process;
 namespace detail {
 struct ProcessState;
-}
+Process make_process(std::shared_ptr<ProcessState> state);
+}  // namespace detail
 
 // A command running in a VM. Output is pulled with read(); the guest may only
 // run ahead of the reader by a fixed window, so a slow reader throttles the
@@ -90,8 +92,7 @@ class Process {
   std::uint32_t id() const;
 
  private:
-  friend class Vm;
-  friend class VmImpl;
+  friend Process detail::make_process(std::shared_ptr<detail::ProcessState>);
   explicit Process(std::shared_ptr<detail::ProcessState> state);
   std::shared_ptr<detail::ProcessState> state_;
 };

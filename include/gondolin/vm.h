@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -47,6 +48,18 @@ struct VmInfo {
   int qemu_pid = 0;
 };
 
+// A file or directory inside the guest, as seen by the host file API.
+struct GuestFileInfo {
+  std::string name;  // list_dir: entry name; stat: the path asked for
+  std::uint32_t mode = 0;  // st_mode: type and permission bits (list_dir: type only)
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::uint32_t uid = 0, gid = 0;
+  bool is_directory() const { return (mode & 0170000) == 0040000; }
+  bool is_regular() const { return (mode & 0170000) == 0100000; }
+  bool is_symlink() const { return (mode & 0170000) == 0120000; }
+};
+
 class VmImpl;
 
 class Vm {
@@ -74,6 +87,18 @@ class Vm {
   // arrives and returns the exit status.
   ExitStatus exec_streaming(const Command& command, const ExecOptions& options,
                             const std::function<void(OutputStream, std::string_view)>& on_output);
+
+  // Host-side file access to the guest's own file system (through the agent).
+  // Paths are absolute guest paths. Errors: gondolin::Error (kind Io) naming
+  // the path and the guest's errno text.
+  std::string read_file(const std::string& path);
+  void write_file(const std::string& path, std::string_view data, std::uint32_t mode = 0644);
+  void append_file(const std::string& path, std::string_view data);
+  GuestFileInfo stat(const std::string& path);
+  std::vector<GuestFileInfo> list_dir(const std::string& path);
+  void rename(const std::string& from, const std::string& to);
+  void remove(const std::string& path);  // a file, a symlink or an empty directory
+  void mkdir(const std::string& path, bool parents = false, std::uint32_t mode = 0755);
 
   const VmInfo& info() const;
   bool running() const;

@@ -66,8 +66,12 @@ void add_exec_command(CLI::App& app, Outcome& outcome) {
   auto flags = std::make_shared<RunFlags>();
   CLI::App* cmd = app.add_subcommand("exec", "Run a command in a fresh VM: exec [OPTIONS] -- CMD [ARG...] or exec -c 'SCRIPT'");
   add_run_flags(*cmd, *flags, true);
-  cmd->add_option("command", flags->argv, "Command and arguments (after --)");
-  cmd->callback([flags, &outcome] {
+  // `exec ls -la` works too: option parsing stops at the first non-option.
+  cmd->prefix_command();
+  cmd->callback([flags, cmd, &outcome] {
+    flags->argv = outcome.trailing ? *outcome.trailing : cmd->remaining();
+    if (!outcome.trailing && !flags->argv.empty() && flags->argv.front().starts_with("-"))
+      throw Error(ErrorKind::Usage, "unknown exec option " + flags->argv.front());
     const bool has_shell = !flags->shell_command.empty();
     if (has_shell == !flags->argv.empty())
       throw Error(ErrorKind::Usage, "exec needs either -- CMD [ARG...] or -c 'SCRIPT' (exactly one)");

@@ -3,11 +3,18 @@
 
 #include <CLI/CLI.hpp>
 
+#include <optional>
+#include <string>
+#include <vector>
+
 namespace gondolin::cli {
 
 // Set by the subcommand that ran; main returns it.
 struct Outcome {
   int exit_code = 0;
+  // Everything after the first "--" on the command line: the guest command,
+  // taken verbatim so no option parser can misread it.
+  std::optional<std::vector<std::string>> trailing;
 };
 
 void add_exec_command(CLI::App& app, Outcome& outcome);

@@ -1,7 +1,9 @@
 // gondolin: run untrusted code in local micro-VMs the host fully controls.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
+#include <string_view>
 #include <exception>
 
 #include "cli/commands.h"
@@ -25,27 +27,53 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("gondolin ") + kVersion + " (agent protocol " +
                                         std::to_string(proto::kProtocolVersion) + ")");
   std::string log_level;
-  app.add_option("--log-level", log_level, "trace, debug, info, warn (default), error or off; also $GONDOLIN_LOG")
-      ->group("Global");
-  app.fallthrough();
+  const char* log_help = "trace, debug, info, warn (default), error or off; also $GONDOLIN_LOG";
+  app.add_option("--log-level", log_level, log_help);
 
   cli::Outcome outcome;
   cli::add_exec_command(app, outcome);
   cli::add_bash_command(app, outcome);
   cli::add_build_command(app, outcome);
   cli::add_image_command(app, outcome);
-  app.add_subcommand("help", "Show help")->callback([&app] { throw CLI::CallForHelp(); });
+  auto* help = app.add_subcommand("help", "Show help (gondolin help COMMAND for one command)");
+  std::string help_topic;
+  help->add_option("command", help_topic);
+  help->callback([&] {
+    CLI::App* target = &app;
+    if (!help_topic.empty()) {
+      try {
+        target = app.get_subcommand(help_topic);
+      } catch (const CLI::OptionNotFound&) {
+        throw Error(ErrorKind::Usage, "no such command '" + help_topic + "'");
+      }
+    }
+    std::printf("%s", app.get_formatter()->make_help(target, target->get_name(), CLI::AppFormatMode::Normal).c_str());
+  });
   app.add_subcommand("version", "Show the version")->callback([] {
     std::printf("gondolin %s (agent protocol %u)\n", kVersion, static_cast<unsigned>(proto::kProtocolVersion));
   });
+  // --log-level is accepted before or after the subcommand name.
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    if (sub->get_name() != "help" && sub->get_name() != "version") sub->add_option("--log-level", log_level, log_help);
 
   // Apply --log-level before any subcommand callback runs.
   app.parse_complete_callback([&] {
     if (!log_level.empty()) set_log_level(log_level);
   });
 
+  // Split at the first "--": CLI11 parses what comes before, the rest is the command.
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--") {
+      outcome.trailing = std::vector<std::string>(argv + i + 1, argv + argc);
+      break;
+    }
+    args.emplace_back(argv[i]);
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes a vector in reverse order
+
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

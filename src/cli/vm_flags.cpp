@@ -9,7 +9,8 @@ namespace gondolin::cli {
 
 void VmFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--image", image, "Image: name:tag, id, or path (default $GONDOLIN_DEFAULT_IMAGE or debian-base:latest)");
-  cmd.add_option("-e,--env", env, "Set an environment variable in the guest (KEY=VALUE, repeatable)");
+  cmd.add_option("-e,--env", env, "Set an environment variable in the guest (KEY=VALUE, repeatable)")
+      ->allow_extra_args(false);
   cmd.add_option("--memory", memory, "Guest memory, e.g. 512M or 2G")->capture_default_str();
   cmd.add_option("--cpus", cpus, "Guest CPUs")->capture_default_str();
   cmd.add_option("--accel", accel, "Accelerator: auto, kvm or tcg")->capture_default_str();

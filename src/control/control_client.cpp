@@ -89,6 +89,19 @@ std::shared_ptr<detail::ProcessState> ControlClient::start_exec(const proto::Exe
   return state;
 }
 
+std::future<proto::FileResult> ControlClient::file_op(const proto::FileOp& op) {
+  std::promise<proto::FileResult> promise;
+  auto future = promise.get_future();
+  if (dead_) {
+    promise.set_exception(std::make_exception_ptr(Error(ErrorKind::Guest, "the VM is not running")));
+    return future;
+  }
+  std::uint32_t id = next_id_++;
+  file_ops_.emplace(id, std::move(promise));
+  channel_->send(proto::make_frame(FrameType::FileOp, id, op));
+  return future;
+}
+
 void ControlClient::on_frame(proto::FrameDecoder::Frame& frame) {
   if (dead_) return;
   const std::uint32_t id = frame.header.stream_id;
@@ -110,6 +123,21 @@ void ControlClient::on_frame(proto::FrameDecoder::Frame& frame) {
   if (frame.header.type == FrameType::Error && id == 0) {
     auto e = proto::ErrorMsg::decode(r);
     log().warn("guest agent reports: {}", e ? e->message : std::string("(malformed error)"));
+    return;
+  }
+  if (frame.header.type == FrameType::FileResult) {
+    auto op = file_ops_.find(id);
+    auto result = proto::FileResult::decode(r);
+    if (op == file_ops_.end() || !result) return violation("unexpected or malformed file result");
+    op->second.set_value(std::move(*result));
+    file_ops_.erase(op);
+    return;
+  }
+  if (frame.header.type == FrameType::Error && file_ops_.count(id)) {
+    auto e = proto::ErrorMsg::decode(r);
+    file_ops_[id].set_exception(std::make_exception_ptr(
+        Error(ErrorKind::Guest, "the guest rejected a file operation: " + (e ? e->message : std::string("?")))));
+    file_ops_.erase(id);
     return;
   }
   auto it = execs_.find(id);
@@ -188,6 +216,9 @@ void ControlClient::finish(std::uint32_t id, const ExitStatus& status) {
 }
 
 void ControlClient::fail_all(const Error& error) {
+  auto ops = std::move(file_ops_);
+  file_ops_.clear();
+  for (auto& [id, promise] : ops) promise.set_exception(std::make_exception_ptr(error));
   auto execs = std::move(execs_);
   execs_.clear();
   for (auto& [id, ex] : execs) {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -34,6 +35,9 @@ class ControlClient : public ExecBackend, public std::enable_shared_from_this<Co
   // channel is already dead.
   std::shared_ptr<detail::ProcessState> start_exec(const proto::ExecStart& request,
                                                    std::optional<std::chrono::milliseconds> timeout);
+
+  // Io thread only. The future fails with gondolin::Error if the VM dies first.
+  std::future<proto::FileResult> file_op(const proto::FileOp& op);
 
   // Finishes every running exec with `error` (the VM is going away).
   void fail_all(const Error& error);
@@ -74,6 +78,7 @@ class ControlClient : public ExecBackend, public std::enable_shared_from_this<Co
   bool dead_ = false;
   std::uint32_t next_id_ = 1;
   std::map<std::uint32_t, Exec> execs_;
+  std::map<std::uint32_t, std::promise<proto::FileResult>> file_ops_;
 };
 
 }  // namespace gondolin::control

@@ -16,6 +16,8 @@ std::shared_ptr<control::ExecBackend> backend_of(detail::ProcessState& s) { retu
 
 }  // namespace
 
+Process detail::make_process(std::shared_ptr<ProcessState> state) { return Process(std::move(state)); }
+
 Process::Process(std::shared_ptr<detail::ProcessState> state) : state_(std::move(state)) {}
 Process::Process(Process&&) noexcept = default;
 Process& Process::operator=(Process&&) noexcept = default;

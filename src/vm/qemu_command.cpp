@@ -18,7 +18,12 @@ std::string qemu_escape(const std::string& s) {
 
 }  // namespace
 
-std::vector<std::string> build_qemu_argv(const QemuLaunch& l) {
+std::string virtio_device(const std::string& machine, const std::string& base) {
+  // microvm has no PCI: its devices sit on virtio-mmio.
+  return base + (machine == "microvm" ? "-device" : "-pci");
+}
+
+QemuCommand build_qemu_command(const QemuLaunch& l) {
   if (l.accel == Accel::Auto) throw Error(ErrorKind::Internal, "accelerator must be resolved before launch");
   if (l.machine != "microvm" && l.machine != "q35")
     throw Error(ErrorKind::Usage, "unknown machine type '" + l.machine + "' (use microvm or q35)");
@@ -29,8 +34,10 @@ std::vector<std::string> build_qemu_argv(const QemuLaunch& l) {
 
   const bool microvm = l.machine == "microvm";
   const bool kvm = l.accel == Accel::Kvm;
-  // microvm has no PCI: its devices sit on virtio-mmio.
-  auto dev = [&](const std::string& base) { return base + (microvm ? "-device" : "-pci"); };
+  auto dev = [&](const std::string& base) { return virtio_device(l.machine, base); };
+  QemuCommand cmd;
+  // QEMU sees the control socket as fd 3, the console as 4, devices from 5 on.
+  cmd.fds = {{l.control_fd, 3}, {l.console_fd, 4}};
 
   std::vector<std::string> a{l.qemu_binary.string(), "-nodefaults", "-no-user-config", "-display", "none",
                              "-no-reboot"};
@@ -49,12 +56,23 @@ std::vector<std::string> build_qemu_argv(const QemuLaunch& l) {
   a.insert(a.end(), {"-drive", "file=" + qemu_escape(l.rootfs.string()) + ",format=raw,if=none,id=root,readonly=on",
                      "-device", dev("virtio-blk") + ",drive=root"});
   a.insert(a.end(), {"-device", dev("virtio-serial"), "-chardev",
-                     "socket,id=control,fd=" + std::to_string(l.control_fd), "-device",
+                     "socket,id=control,fd=3", "-device",
                      std::string("virtserialport,chardev=control,name=") + proto::kControlPortName});
   a.insert(a.end(), {"-object", "rng-random,id=rng,filename=/dev/urandom", "-device", dev("virtio-rng") + ",rng=rng"});
-  a.insert(a.end(), {"-chardev", "socket,id=console,fd=" + std::to_string(l.console_fd), "-serial",
-                     "chardev:console"});
-  return a;
+  a.insert(a.end(), {"-chardev", "socket,id=console,fd=4", "-serial", "chardev:console"});
+  int next_fd = 5;
+  for (const auto& d : l.devices) {
+    if (d.parent_fd < 0) throw Error(ErrorKind::Internal, "device without a descriptor");
+    int child_fd = next_fd++;
+    cmd.fds.emplace_back(d.parent_fd, child_fd);
+    for (std::string arg : d.args) {
+      for (auto pos = arg.find("{fd}"); pos != std::string::npos; pos = arg.find("{fd}"))
+        arg.replace(pos, 4, std::to_string(child_fd));
+      a.push_back(std::move(arg));
+    }
+  }
+  cmd.argv = std::move(a);
+  return cmd;
 }
 
 }  // namespace gondolin::vm

@@ -11,6 +11,12 @@
 
 namespace gondolin::vm {
 
+// A device wired to our process through a descriptor QEMU inherits.
+struct FdDevice {
+  std::vector<std::string> args;  // "{fd}" in any argument becomes the number QEMU sees
+  int parent_fd = -1;             // our descriptor to hand over (we keep ownership)
+};
+
 struct QemuLaunch {
   std::filesystem::path qemu_binary;
   Accel accel = Accel::Tcg;  // never Auto here
@@ -20,11 +26,20 @@ struct QemuLaunch {
   std::filesystem::path kernel, initrd, rootfs;
   std::string cmdline;                   // from the image manifest
   std::optional<std::uint64_t> tsc_khz;  // microvm under TCG needs it to boot
-  int control_fd = -1;  // descriptor numbers as the QEMU child sees them
+  int control_fd = -1;  // our ends of the control and console sockets
   int console_fd = -1;
+  std::vector<FdDevice> devices;  // network, file systems, ...
+};
+
+struct QemuCommand {
+  std::vector<std::string> argv;
+  std::vector<std::pair<int, int>> fds;  // {our fd, QEMU's fd number}
 };
 
 // Throws gondolin::Error (Usage) for options QEMU would reject less clearly.
-std::vector<std::string> build_qemu_argv(const QemuLaunch& launch);
+QemuCommand build_qemu_command(const QemuLaunch& launch);
+
+// "virtio-net" -> "virtio-net-device" on microvm (virtio-mmio), "virtio-net-pci" on q35.
+std::string virtio_device(const std::string& machine, const std::string& base);
 
 }  // namespace gondolin::vm

@@ -93,6 +93,7 @@ class VmImpl {
 
   void boot(const Image& image, Accel accel, const std::string& accel_reason, std::chrono::milliseconds timeout);
   Process spawn(const Command& cmd, const ExecOptions& o);
+  proto::FileResult file_op(const proto::FileOp& op);
   void close();
 
   const VmInfo& info() const { return info_; }
@@ -167,12 +168,12 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   launch.rootfs = image.rootfs_path();
   launch.cmdline = image.manifest.cmdline;
   launch.tsc_khz = vm::host_tsc_khz();
-  launch.control_fd = 3;
-  launch.console_fd = 4;
-  auto argv = vm::build_qemu_argv(launch);
+  launch.control_fd = control_qemu.get();
+  launch.console_fd = console_qemu.get();
+  vm::QemuCommand command = vm::build_qemu_command(launch);
 
   std::string line;
-  for (const auto& a : argv) line += (line.empty() ? "" : " ") + a;
+  for (const auto& a : command.argv) line += (line.empty() ? "" : " ") + a;
   log().debug("qemu command: {}", line);
 
   console_ = std::make_shared<vm::GuestConsole>(io_, std::move(console_host));
@@ -188,8 +189,7 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
                   });
 
   boot_started_ = std::chrono::steady_clock::now();
-  qemu_ = vm::QemuProcess::start(io_, argv, {{control_qemu.get(), 3}, {console_qemu.get(), 4}},
-                                 [this](int status) { on_qemu_exit(status); });
+  qemu_ = vm::QemuProcess::start(io_, command.argv, command.fds, [this](int status) { on_qemu_exit(status); });
   info_.qemu_pid = qemu_->pid();
 
   boot_timer_ = std::make_unique<boost::asio::steady_timer>(io_, timeout);
@@ -281,7 +281,19 @@ Process VmImpl::spawn(const Command& cmd, const ExecOptions& o) {
     throw Error(ErrorKind::Usage, "command line and environment are too large (limit 1 MiB)");
   if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
   auto state = on_io([&] { return control_->start_exec(req, o.timeout); });
-  return Process(std::move(state));
+  return detail::make_process(std::move(state));
+}
+
+proto::FileResult VmImpl::file_op(const proto::FileOp& op) {
+  if (op.path.empty() || op.path[0] != '/' || op.path.find('\0') != std::string::npos ||
+      op.path.size() > proto::kMaxPathLength)
+    throw Error(ErrorKind::Usage, "guest path must be absolute: '" + op.path + "'");
+  if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
+  auto future = on_io([&] { return control_->file_op(op); });
+  proto::FileResult r = future.get();
+  if (r.error_number != 0)
+    throw Error(ErrorKind::Io, "guest file " + op.path + ": " + std::strerror(r.error_number));
+  return r;
 }
 
 void VmImpl::close() {
@@ -386,6 +398,91 @@ ExitStatus Vm::exec_streaming(const Command& command, const ExecOptions& options
   Process p = spawn(command, options);
   while (auto chunk = p.read()) on_output(chunk->stream, chunk->data);
   return p.wait();
+}
+
+std::string Vm::read_file(const std::string& path) {
+  std::string out;
+  for (;;) {
+    proto::FileOp op;
+    op.op = proto::FileOpKind::Read;
+    op.path = path;
+    op.offset = out.size();
+    op.length = proto::kMaxDataChunk;
+    proto::FileResult r = impl_->file_op(op);
+    out += r.data;
+    if (r.eof || r.data.empty()) return out;
+  }
+}
+
+namespace {
+void write_chunks(VmImpl& impl, const std::string& path, std::string_view data, std::uint32_t mode, bool append) {
+  std::size_t off = 0;
+  do {
+    proto::FileOp op;
+    op.op = proto::FileOpKind::Write;
+    op.path = path;
+    op.mode = mode;
+    op.offset = off;
+    op.flags = append ? proto::kFileAppend : (off == 0 ? proto::kFileTruncate : 0);
+    op.data = std::string(data.substr(off, proto::kMaxDataChunk));
+    impl.file_op(op);
+    off += op.data.size();
+  } while (off < data.size());
+}
+}  // namespace
+
+void Vm::write_file(const std::string& path, std::string_view data, std::uint32_t mode) {
+  write_chunks(*impl_, path, data, mode, false);
+}
+
+void Vm::append_file(const std::string& path, std::string_view data) { write_chunks(*impl_, path, data, 0644, true); }
+
+GuestFileInfo Vm::stat(const std::string& path) {
+  proto::FileOp op;
+  op.op = proto::FileOpKind::Stat;
+  op.path = path;
+  proto::FileResult r = impl_->file_op(op);
+  return GuestFileInfo{path, r.stat.mode, r.stat.size, r.stat.mtime_ns, r.stat.uid, r.stat.gid};
+}
+
+std::vector<GuestFileInfo> Vm::list_dir(const std::string& path) {
+  std::vector<GuestFileInfo> out;
+  for (;;) {
+    proto::FileOp op;
+    op.op = proto::FileOpKind::List;
+    op.path = path;
+    op.offset = out.size();
+    proto::FileResult r = impl_->file_op(op);
+    auto entries = proto::decode_dir_entries(r.data);
+    if (!entries) throw Error(ErrorKind::Guest, "the guest sent a malformed directory listing for " + path);
+    for (auto& e : *entries) out.push_back(GuestFileInfo{std::move(e.name), e.mode, 0, 0, 0, 0});
+    if (r.eof || entries->empty()) return out;
+  }
+}
+
+void Vm::rename(const std::string& from, const std::string& to) {
+  proto::FileOp op;
+  op.op = proto::FileOpKind::Rename;
+  op.path = from;
+  op.path2 = to;
+  if (to.empty() || to[0] != '/') throw Error(ErrorKind::Usage, "guest path must be absolute: '" + to + "'");
+  impl_->file_op(op);
+}
+
+void Vm::remove(const std::string& path) {
+  proto::FileOp op;
+  op.op = proto::FileOpKind::Remove;
+  op.path = path;
+  impl_->file_op(op);
+}
+
+void Vm::mkdir(const std::string& path, bool parents, std::uint32_t mode) {
+  proto::FileOp op;
+  op.op = proto::FileOpKind::Mkdir;
+  op.path = path;
+  op.mode = mode;
+  op.flags = parents ? proto::kFileParents : 0;
+  impl_->file_op(op);
 }
 
 const VmInfo& Vm::info() const { return impl_->info(); }

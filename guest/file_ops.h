@@ -1,0 +1,10 @@
+// The guest side of the host's file API: one request, one answer, no state.
+#pragma once
+
+#include "proto/control_protocol.h"
+
+namespace gondolin::agent {
+
+proto::FileResult perform_file_op(const proto::FileOp& op);
+
+}  // namespace gondolin::agent

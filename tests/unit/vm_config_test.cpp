@@ -1,0 +1,133 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "cli/vm_flags.h"
+#include "gondolin/error.h"
+#include "vm/accel.h"
+#include "vm/qemu_command.h"
+
+using namespace gondolin;
+
+namespace {
+
+bool has_pair(const std::vector<std::string>& argv, const std::string& a, const std::string& b) {
+  for (std::size_t i = 0; i + 1 < argv.size(); ++i)
+    if (argv[i] == a && argv[i + 1] == b) return true;
+  return false;
+}
+
+vm::QemuLaunch base_launch() {
+  vm::QemuLaunch l;
+  l.qemu_binary = "/usr/bin/qemu-system-x86_64";
+  l.kernel = "/img/kernel";
+  l.initrd = "/img/initramfs.cpio";
+  l.rootfs = "/img/a,b/rootfs.ext4";
+  l.cmdline = "quiet";
+  l.control_fd = 10;
+  l.console_fd = 11;
+  return l;
+}
+
+}  // namespace
+
+TEST(QemuCommand, MicrovmTcg) {
+  auto l = base_launch();
+  l.tsc_khz = 2100000;
+  auto cmd = vm::build_qemu_command(l);
+  EXPECT_TRUE(has_pair(cmd.argv, "-accel", "tcg"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-cpu", "max"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet tsc_early_khz=2100000"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-device", "virtio-blk-device,drive=root"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-drive", "file=/img/a,,b/rootfs.ext4,format=raw,if=none,id=root,readonly=on"))
+      << "commas in paths are escaped and the image is attached read-only";
+  EXPECT_EQ(cmd.fds, (std::vector<std::pair<int, int>>{{10, 3}, {11, 4}}));
+}
+
+TEST(QemuCommand, Q35KvmUsesPciAndNoTscHint) {
+  auto l = base_launch();
+  l.machine = "q35";
+  l.accel = Accel::Kvm;
+  l.tsc_khz = 2100000;
+  auto cmd = vm::build_qemu_command(l);
+  EXPECT_TRUE(has_pair(cmd.argv, "-accel", "kvm"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-cpu", "host"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-device", "virtio-blk-pci,drive=root"));
+}
+
+TEST(QemuCommand, DevicesGetSequentialDescriptors) {
+  auto l = base_launch();
+  l.devices.push_back({{"-netdev", "stream,id=n,addr.type=fd,addr.str={fd}"}, 20});
+  l.devices.push_back({{"-chardev", "socket,id=fs,fd={fd}"}, 21});
+  auto cmd = vm::build_qemu_command(l);
+  EXPECT_TRUE(has_pair(cmd.argv, "-netdev", "stream,id=n,addr.type=fd,addr.str=5"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-chardev", "socket,id=fs,fd=6"));
+  EXPECT_EQ(cmd.fds.size(), 4u);
+}
+
+TEST(QemuCommand, RejectsNonsense) {
+  auto l = base_launch();
+  l.machine = "pc-i440fx-9000";
+  EXPECT_THROW(vm::build_qemu_command(l), Error);
+  l = base_launch();
+  l.memory_mib = 16;
+  EXPECT_THROW(vm::build_qemu_command(l), Error);
+  l = base_launch();
+  l.accel = Accel::Auto;
+  EXPECT_THROW(vm::build_qemu_command(l), Error);
+}
+
+TEST(Accel, PvmHostNeverGetsKvmAutomatically) {
+  vm::AccelFacts f;
+  f.kvm_device_usable = true;
+  f.pvm_host = true;
+  auto c = vm::decide_accel(Accel::Auto, f);
+  EXPECT_EQ(c.accel, Accel::Tcg);
+  EXPECT_NE(c.reason.find("PVM"), std::string::npos);
+}
+
+TEST(Accel, AutoFollowsTheProbe) {
+  vm::AccelFacts f;
+  f.kvm_device_usable = true;
+  f.probe_ran_guest = true;
+  EXPECT_EQ(vm::decide_accel(Accel::Auto, f).accel, Accel::Kvm);
+  f.probe_ran_guest = false;
+  EXPECT_EQ(vm::decide_accel(Accel::Auto, f).accel, Accel::Tcg);
+  f.kvm_device_usable = false;
+  f.kvm_device_error = "No such file or directory";
+  EXPECT_EQ(vm::decide_accel(Accel::Auto, f).accel, Accel::Tcg);
+}
+
+TEST(Accel, ExplicitChoicesWin) {
+  vm::AccelFacts f;
+  f.kvm_device_usable = true;
+  f.pvm_host = true;
+  EXPECT_EQ(vm::decide_accel(Accel::Kvm, f).accel, Accel::Kvm);
+  EXPECT_EQ(vm::decide_accel(Accel::Tcg, f).accel, Accel::Tcg);
+  f.kvm_device_usable = false;
+  EXPECT_THROW(vm::decide_accel(Accel::Kvm, f), Error);
+}
+
+TEST(Accel, ThisHostDecidesWithoutHanging) {
+  // On a PVM host (like CI here) this must return TCG at once; elsewhere it
+  // must at least return within the probe's bound.
+  auto start = std::chrono::steady_clock::now();
+  auto c = vm::choose_accel(Accel::Auto);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_NE(c.accel, Accel::Auto);
+}
+
+TEST(CliFlags, EnvAssignments) {
+  EXPECT_EQ(cli::parse_env_assignment("A=1"), (std::pair<std::string, std::string>{"A", "1"}));
+  EXPECT_EQ(cli::parse_env_assignment("A_B="), (std::pair<std::string, std::string>{"A_B", ""}));
+  EXPECT_EQ(cli::parse_env_assignment("X=a=b"), (std::pair<std::string, std::string>{"X", "a=b"}));
+  for (const char* bad : {"A", "=1", "1A=x", "A B=1", "A-B=1", ""}) EXPECT_THROW(cli::parse_env_assignment(bad), Error) << bad;
+}
+
+TEST(CliFlags, MemorySizes) {
+  EXPECT_EQ(cli::parse_memory_mib("512"), 512u);
+  EXPECT_EQ(cli::parse_memory_mib("512M"), 512u);
+  EXPECT_EQ(cli::parse_memory_mib("2G"), 2048u);
+  for (const char* bad : {"", "G", "12", "1T", "-5", "abc"}) EXPECT_THROW(cli::parse_memory_mib(bad), Error) << bad;
+}
