@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "gondolin/exec.h"
+#include "gondolin/net_policy.h"
 
 namespace gondolin {
 
@@ -32,6 +33,7 @@ struct VmOptions {
   std::string qemu_binary;          // default: $GONDOLIN_QEMU, else qemu-system-x86_64 in PATH
   std::vector<std::pair<std::string, std::string>> env;  // every exec starts with these
   std::string hostname = "gondolin";
+  NetworkOptions network;
   std::chrono::milliseconds boot_timeout{120000};
 };
 

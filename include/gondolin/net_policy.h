@@ -1,0 +1,61 @@
+// What the guest may reach over the network, decided on the host.
+//
+// The guest gets a normal eth0, but every packet ends in gondolin's own
+// user-space stack: DNS is answered by the host, TCP flows are terminated on
+// the host and classified, and only HTTP/HTTPS to allowed hosts (plus the
+// explicit exceptions of SSH egress and mapped TCP) ever leave, re-sent by the
+// host itself.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gondolin {
+
+enum class DnsMode {
+  Synthetic,  // answered by the host with synthetic addresses, never forwarded
+  Trusted,    // well-formed queries forwarded to the host's (or given) resolvers
+  Open,       // forwarded as sent
+};
+
+enum class SyntheticHostMapping {
+  Single,   // every name answers the same synthetic address
+  PerHost,  // each name gets its own address, so later flows map back to the name
+};
+
+// A secret the guest may use without seeing it: the guest's environment gets
+// NAME=<placeholder>; the host substitutes the real value in request headers
+// sent to `hosts` only.
+struct HostSecret {
+  std::string name;
+  std::vector<std::string> hosts;  // patterns, '*' wildcards
+  std::string value;
+};
+
+class HttpHooks;  // include/gondolin/http_hooks.h (request/response interception)
+
+struct NetworkOptions {
+  bool enabled = true;
+  DnsMode dns = DnsMode::Synthetic;
+  SyntheticHostMapping host_mapping = SyntheticHostMapping::Single;
+  std::vector<std::string> trusted_dns_servers;  // Trusted mode; empty: the host's resolvers
+
+  std::vector<std::string> allow_hosts;  // HTTP/HTTPS host patterns ('*' wildcards, case-insensitive)
+  bool allow_all_hosts = false;          // without allow_hosts, everything is denied unless this is set
+  std::vector<HostSecret> secrets;
+  bool secrets_in_query = false;  // also substitute placeholders in URL query strings
+  bool websockets = true;
+  std::string egress_log_path;  // one JSON line per decision; empty: none
+  std::shared_ptr<HttpHooks> http_hooks;
+
+  // TEST ONLY, off by default: these host names resolve to 127.0.0.1 on the
+  // host and are exempt from the internal-address check, so tests can use
+  // servers on loopback. Never set in normal use.
+  std::vector<std::string> test_loopback_hosts;
+  // Extra CA certificate (PEM file) the host trusts for upstream TLS, e.g. a test CA.
+  std::string extra_upstream_ca_file;
+};
+
+}  // namespace gondolin
