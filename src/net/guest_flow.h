@@ -43,6 +43,8 @@ class EgressHandlers {
   virtual void on_http(GuestFlow flow) = 0;
   virtual void on_tls(GuestFlow flow) = 0;
   virtual void on_ssh(GuestFlow flow) = 0;
+  // Neither HTTP, TLS nor SSH (or nothing sent in time): refused and logged by egress.
+  virtual void on_other(GuestFlow flow) = 0;
 };
 
 }  // namespace gondolin::net
