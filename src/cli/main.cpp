@@ -81,7 +81,11 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "gondolin: %s (see gondolin --help)\n", e.what());
+    auto extra = app.remaining();
+    if (!extra.empty() && app.get_subcommands().empty())
+      std::fprintf(stderr, "gondolin: unknown command '%s' (see gondolin help)\n", extra.front().c_str());
+    else
+      std::fprintf(stderr, "gondolin: %s (see gondolin --help)\n", e.what());
     return cli::kExitGondolinFailed;
   } catch (const Error& e) {
     std::fprintf(stderr, "gondolin: %s\n", e.what());

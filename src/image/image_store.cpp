@@ -119,11 +119,20 @@ Image ImageStore::resolve(const std::string& reference) const {
   auto colon = ref.find(':');
   std::string name = ref.substr(0, colon);
   std::string tag = colon == std::string::npos ? "latest" : ref.substr(colon + 1);
-  for (const auto& img : all) {  // newest first
-    if (img.manifest.name == name && (img.manifest.tag.empty() ? "latest" : img.manifest.tag) == tag) {
+  // Newest first; an older build this gondolin can talk to beats a newer one
+  // made by another gondolin version.
+  const Image* newest = nullptr;
+  for (const auto& img : all) {
+    if (img.manifest.name != name || (img.manifest.tag.empty() ? "latest" : img.manifest.tag) != tag) continue;
+    if (!newest) newest = &img;
+    if (img.manifest.agent_protocol == proto::kProtocolVersion) {
       check_files(img);
       return img;
     }
+  }
+  if (newest) {
+    check_files(*newest);  // reports the protocol mismatch
+    return *newest;
   }
   throw Error(ErrorKind::Image, "image '" + ref + "' not found in " + root_.string() + "; " + kBuildHint);
 }

@@ -46,6 +46,7 @@ namespace {
 // A KVM guest boots in well under this; if it has not, KVM is broken here.
 constexpr std::chrono::seconds kKvmFirstBootLimit{20};
 constexpr std::chrono::seconds kShutdownGrace{3};
+constexpr std::chrono::seconds kFileOpTimeout{60};
 
 std::pair<UniqueFd, UniqueFd> socket_pair() {
   int sv[2];
@@ -180,12 +181,13 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   console_->start();
   auto channel = std::make_shared<control::ControlChannel>(io_, std::move(control_host));
   control_ = std::make_shared<control::ControlClient>(io_, channel);
+  // A dead control channel means a dead VM: QEMU is stopped, and its exit
+  // handler reports why (QEMU's own words if it had any, else this reason).
   control_->start([this](const proto::Hello& h) { on_hello(h); },
                   [this](const std::string& why) {
                     death_reason_ = why;
                     running_ = false;
-                    if (qemu_) qemu_->kill(SIGKILL);  // a broken agent is a dead VM
-                    finish_boot(BootOutcome::Failed, Error(ErrorKind::Guest, why + console_hint()));
+                    if (qemu_) qemu_->kill(SIGKILL);
                   });
 
   boot_started_ = std::chrono::steady_clock::now();
@@ -223,15 +225,19 @@ void VmImpl::on_hello(const proto::Hello& hello) {
 
 void VmImpl::on_qemu_exit(int status) {
   running_ = false;
-  std::string why = qemu_->error_text();
-  if (why.empty()) why = "QEMU " + describe_wait_status(status) + console_hint();
-  else why = "QEMU failed: " + why;
-  if (death_reason_.empty()) death_reason_ = why;
+  std::string qemu_text = qemu_->error_text();
+  Error why(ErrorKind::Qemu, "QEMU failed: " + qemu_text);
+  if (qemu_text.empty()) {
+    why = death_reason_.empty()
+              ? Error(ErrorKind::Qemu, "QEMU " + describe_wait_status(status) + console_hint())
+              : Error(ErrorKind::Guest, death_reason_ + console_hint());
+  }
+  if (death_reason_.empty()) death_reason_ = why.what();
   if (control_) control_->fail_all(Error(ErrorKind::Guest, "the VM stopped: " + death_reason_));
   if (boot_timer_) boot_timer_->cancel();
   if (shutdown_timer_) shutdown_timer_->cancel();
   if (console_) console_->close();
-  finish_boot(BootOutcome::Failed, Error(ErrorKind::Qemu, why));
+  finish_boot(BootOutcome::Failed, why);
   if (!qemu_gone_set_) {
     qemu_gone_set_ = true;
     qemu_gone_.set_value();
@@ -290,6 +296,10 @@ proto::FileResult VmImpl::file_op(const proto::FileOp& op) {
     throw Error(ErrorKind::Usage, "guest path must be absolute: '" + op.path + "'");
   if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
   auto future = on_io([&] { return control_->file_op(op); });
+  // The agent answers file operations at once; silence means it is broken or hostile.
+  if (future.wait_for(kFileOpTimeout) != std::future_status::ready)
+    throw Error(ErrorKind::Guest, "the guest did not answer a file operation on " + op.path + " within " +
+                                      std::to_string(kFileOpTimeout.count()) + " s");
   proto::FileResult r = future.get();
   if (r.error_number != 0)
     throw Error(ErrorKind::Io, "guest file " + op.path + ": " + std::strerror(r.error_number));
@@ -367,7 +377,19 @@ Vm Vm::create(VmOptions options) {
 
 ExecResult Vm::exec(const Command& command, const ExecOptions& options) {
   ExecResult result;
+  static_cast<ExitStatus&>(result) = exec_streaming(command, options, [&](OutputStream s, std::string_view d) {
+    (s == OutputStream::Stdout ? result.stdout_data : result.stderr_data) += d;
+  });
+  return result;
+}
+
+Process Vm::spawn(const Command& command, const ExecOptions& options) { return impl_->spawn(command, options); }
+
+ExitStatus Vm::exec_streaming(const Command& command, const ExecOptions& options,
+                              const std::function<void(OutputStream, std::string_view)>& on_output) {
   Process p = spawn(command, options);
+  // stdin_data is fed from a second thread: writing it all before reading
+  // could deadlock once both directions' windows are full.
   std::thread feeder;
   if (!options.stdin_data.empty()) {
     feeder = std::thread([&p, &options] {
@@ -379,23 +401,16 @@ ExecResult Vm::exec(const Command& command, const ExecOptions& options) {
       }
     });
   }
-  try {
-    while (auto chunk = p.read())
-      (chunk->stream == OutputStream::Stdout ? result.stdout_data : result.stderr_data) += chunk->data;
-    static_cast<ExitStatus&>(result) = p.wait();
-  } catch (...) {
-    if (feeder.joinable()) feeder.join();
-    throw;
-  }
-  if (feeder.joinable()) feeder.join();
-  return result;
-}
-
-Process Vm::spawn(const Command& command, const ExecOptions& options) { return impl_->spawn(command, options); }
-
-ExitStatus Vm::exec_streaming(const Command& command, const ExecOptions& options,
-                              const std::function<void(OutputStream, std::string_view)>& on_output) {
-  Process p = spawn(command, options);
+  // If on_output throws, the command is killed so a blocked feeder wakes up.
+  struct JoinOnExit {
+    Process& p;
+    std::thread& t;
+    ~JoinOnExit() {
+      if (!t.joinable()) return;
+      if (std::uncaught_exceptions() > 0) p.send_signal(SIGKILL);
+      t.join();
+    }
+  } join{p, feeder};
   while (auto chunk = p.read()) on_output(chunk->stream, chunk->data);
   return p.wait();
 }

@@ -1,0 +1,55 @@
+// Helpers for integration tests: run the real gondolin CLI, watch processes.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gondolin::testing {
+
+struct CliResult {
+  int exit_code = -1;  // -1: killed by a signal (see term_signal)
+  int term_signal = 0;
+  std::string out;
+  std::string err;
+};
+
+struct CliOptions {
+  std::string stdin_data;
+  std::map<std::string, std::string> env;  // added to (or replacing in) the test's environment
+  std::vector<std::string> unset_env;
+  std::chrono::seconds timeout{300};
+};
+
+std::filesystem::path gondolin_binary();
+
+// Runs `gondolin ARGS...`, feeding stdin and capturing stdout/stderr separately.
+CliResult run_gondolin(const std::vector<std::string>& args, const CliOptions& options = {});
+
+// A private temporary directory, removed on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Children of `pid` (by scanning /proc), e.g. to find gondolin's QEMU.
+std::vector<pid_t> child_pids(pid_t pid);
+bool process_alive(pid_t pid);
+// Peak resident set size (VmHWM) of a live process, in KiB; nullopt if gone.
+std::optional<long> peak_rss_kib(pid_t pid);
+// Runs a shell command on the host and returns its stdout (throws on failure).
+std::string host_sh(const std::string& command);
+
+}  // namespace gondolin::testing

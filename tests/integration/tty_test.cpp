@@ -1,0 +1,95 @@
+// `gondolin bash` driven through a real terminal (tmux): raw mode, resize,
+// Ctrl-C, exit status, terminal restored.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "test_support.h"
+
+using namespace gondolin::testing;
+
+namespace {
+
+class Tmux {
+ public:
+  Tmux(const std::string& command, int cols, int rows) : name_("gondolin-test-" + std::to_string(::getpid())) {
+    host_sh("tmux kill-session -t " + name_ + " 2>/dev/null; tmux new-session -d -s " + name_ + " -x " +
+            std::to_string(cols) + " -y " + std::to_string(rows) + " '" + command + "'");
+  }
+  ~Tmux() { host_sh("tmux kill-session -t " + name_ + " 2>/dev/null || true"); }
+
+  void keys(const std::string& keys) { host_sh("tmux send-keys -t " + name_ + " " + keys); }
+  void type(const std::string& text) { host_sh("tmux send-keys -t " + name_ + " -l '" + text + "'"); }
+  std::string screen() { return host_sh("tmux capture-pane -p -t " + name_ + " 2>/dev/null || true"); }
+  void resize(int cols, int rows) {
+    host_sh("tmux resize-window -t " + name_ + " -x " + std::to_string(cols) + " -y " + std::to_string(rows));
+  }
+  bool alive() { return host_sh("tmux has-session -t " + name_ + " 2>/dev/null && echo yes || true") == "yes\n"; }
+
+  // Polls the screen until `needle` shows up.
+  bool wait_for(const std::string& needle, std::chrono::seconds limit = std::chrono::seconds(120)) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (screen().find(needle) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+
+ private:
+  std::string name_;
+};
+
+}  // namespace
+
+TEST(Tty, InteractiveBashInATerminal) {
+  TempDir tmp;
+  std::string status_file = (tmp.path() / "status").string();
+  std::string stty_file = (tmp.path() / "stty").string();
+  // After gondolin exits, record its status and the host terminal's mode.
+  std::string cmd = gondolin_binary().string() + " bash; echo $? > " + status_file + "; stty -a > " + stty_file +
+                    "; sleep 30";
+  Tmux t(cmd, 100, 30);
+  ASSERT_TRUE(t.wait_for("root@gondolin")) << t.screen();
+
+  t.type("echo $((6*7))");
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("\n42")) << t.screen();
+
+  t.type("stty size");
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("30 100")) << t.screen();
+  t.resize(120, 40);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  t.type("stty size");
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("40 120")) << t.screen();
+
+  // Ctrl-C reaches the guest's foreground job, not gondolin.
+  t.type("sleep 600");
+  t.keys("Enter");
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  t.keys("C-c");
+  t.type("echo after-$((1+1))");
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("after-2")) << t.screen();
+
+  t.type("exit 7");
+  t.keys("Enter");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  std::string status;
+  while (std::chrono::steady_clock::now() < deadline && status.empty()) {
+    std::ifstream f(status_file);
+    std::getline(f, status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(status, "7");
+  // The host terminal is back in cooked mode with echo.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::ifstream f(stty_file);
+  std::string modes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_NE(modes.find(" icanon"), std::string::npos) << modes;
+  EXPECT_NE(modes.find(" echo "), std::string::npos) << modes;
+}
