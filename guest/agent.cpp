@@ -397,7 +397,7 @@ void Agent::run() {
   utsname uts{};
   ::uname(&uts);
   proto::Hello hello{proto::kProtocolVersion, identity_.uptime_at_start_ns, identity_.init_duration_ns,
-                     uts.release};
+                     uts.release, identity_.boot_report};
   send_frame(proto::make_frame(FrameType::Hello, 0, hello));
 
   std::vector<epoll_event> events(64);

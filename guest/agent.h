@@ -17,6 +17,7 @@ struct AgentIdentity {
   std::uint64_t uptime_at_start_ns = 0;
   std::uint64_t init_duration_ns = 0;
   bool is_init = false;  // PID 1: may set the clock, hostname and power off
+  std::string boot_report;
 };
 
 class Agent {

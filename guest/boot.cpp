@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -78,16 +79,31 @@ std::uint64_t boottime_ns() { return clock_ns(CLOCK_BOOTTIME); }
 
 BootResult boot_as_init() {
   BootResult r;
+  std::uint64_t t0 = monotonic_ns();
+  auto mark = [&](const char* phase) {
+    std::uint64_t now = monotonic_ns();
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s%s=%.3fs", r.report.empty() ? "" : " ", phase, static_cast<double>(now - t0) / 1e9);
+    r.report += buf;
+    t0 = now;
+  };
   std::string& err = r.error;
   if (!do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr, err) ||
       !do_mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr, err) ||
       !do_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755", err))
     return r;
   klog_open();
+  mark("pseudo-fs");
 
   utsname uts{};
   ::uname(&uts);
-  load_kernel_modules(std::string("/lib/modules/") + uts.release + "/gondolin.modules");
+  kernel_modules() = KernelModules::from_list(std::string("/lib/modules/") + uts.release + "/gondolin.modules");
+  kernel_modules().load("boot");
+  // Bus drivers only for the bus this machine has (microvm: virtio-mmio, q35: PCI).
+  struct stat st{};
+  bool has_pci = ::stat("/sys/bus/pci/devices/0000:00:00.0", &st) == 0;
+  kernel_modules().load(has_pci ? "pci" : "mmio");
+  mark("modules");
 
   auto params = kernel_parameters();
   std::string root_dev = params.count("gondolin.root") ? params["gondolin.root"] : "/dev/vda";
@@ -96,6 +112,7 @@ BootResult boot_as_init() {
     err = "root device " + root_dev + " did not appear";
     return r;
   }
+  mark("root-device");
 
   // The image is mounted read-only and never changes; all writes of this
   // session land in a tmpfs upper layer that vanishes with the VM.
@@ -121,6 +138,7 @@ BootResult boot_as_init() {
     err = std::string("switch root: ") + std::strerror(errno);
     return r;
   }
+  mark("switch-root");
   r.ok = true;
   return r;
 }

@@ -9,7 +9,8 @@ namespace gondolin::agent {
 
 struct BootResult {
   bool ok = false;
-  std::string error;  // what failed, for the kernel log
+  std::string error;   // what failed, for the kernel log
+  std::string report;  // how long each boot phase took, for the host's logs
 };
 
 // Mounts the pseudo filesystems, loads modules, mounts the read-only root with

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -34,13 +35,17 @@ int run_as_init() {
   std::uint64_t uptime = boottime_ns();
   BootResult boot = boot_as_init();
   if (!boot.ok) halt(boot.error.c_str());
+  std::uint64_t runtime_start = monotonic_ns();
   mount_runtime_filesystems();
+  char runtime[48];
+  std::snprintf(runtime, sizeof runtime, " runtime-fs=%.3fs", static_cast<double>(monotonic_ns() - runtime_start) / 1e9);
   int port = open_named_port(gondolin::proto::kControlPortName, std::chrono::seconds(10));
   if (port < 0) halt("control port missing");
   AgentIdentity id;
   id.is_init = true;
   id.uptime_at_start_ns = uptime;
   id.init_duration_ns = monotonic_ns() - start_mono;
+  id.boot_report = boot.report + runtime;
   Agent agent(port, id);
   agent.run();
   halt("control loop ended");

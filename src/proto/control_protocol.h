@@ -250,12 +250,14 @@ struct Hello {
   std::uint64_t uptime_at_start_ns = 0;  // kernel boot time until the agent ran
   std::uint64_t init_duration_ns = 0;    // agent's own boot work
   std::string kernel_release;
+  std::string boot_report;  // phase timings, e.g. "modules=0.310s root-device=0.002s"
 
   void encode(PayloadWriter& w) const {
     w.u32(agent_version);
     w.u64(uptime_at_start_ns);
     w.u64(init_duration_ns);
     w.bytes(kernel_release);
+    w.bytes(boot_report);
   }
   static std::optional<Hello> decode(PayloadReader& r) {
     Hello h;
@@ -263,6 +265,7 @@ struct Hello {
     h.uptime_at_start_ns = r.u64();
     h.init_duration_ns = r.u64();
     h.kernel_release = r.c_string(256);
+    h.boot_report = r.c_string(1024);
     if (!r.at_end()) return std::nullopt;
     return h;
   }

@@ -58,7 +58,6 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
   a.insert(a.end(), {"-device", dev("virtio-serial"), "-chardev",
                      "socket,id=control,fd=3", "-device",
                      std::string("virtserialport,chardev=control,name=") + proto::kControlPortName});
-  a.insert(a.end(), {"-object", "rng-random,id=rng,filename=/dev/urandom", "-device", dev("virtio-rng") + ",rng=rng"});
   a.insert(a.end(), {"-chardev", "socket,id=console,fd=4", "-serial", "chardev:console"});
   int next_fd = 5;
   for (const auto& d : l.devices) {

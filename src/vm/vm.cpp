@@ -140,6 +140,7 @@ class VmImpl {
   std::atomic<bool> running_{false};
   std::string death_reason_;
   bool closed_ = false;
+  bool graceful_shutdown_ = false;  // set by subsystems whose data the guest may cache
 };
 
 void VmImpl::finish_boot(BootOutcome outcome, std::optional<Error> error) {
@@ -220,6 +221,7 @@ void VmImpl::on_hello(const proto::Hello& hello) {
   running_ = true;
   log().info("guest ready in {:.2f} s (kernel {:.2f} s, agent init {:.3f} s, {} with {})", info_.boot_seconds,
              info_.kernel_seconds, info_.agent_init_seconds, info_.kernel_release, to_string(info_.accel));
+  log().debug("agent boot phases: {}", hello.boot_report);
   finish_boot(BootOutcome::Ready);
 }
 
@@ -312,8 +314,10 @@ void VmImpl::close() {
   auto gone = qemu_gone_.get_future();
   bool have_qemu = on_io([&] {
     if (!qemu_ || qemu_->exited()) return false;
-    // Ask the agent to sync and power off; force it if that takes too long.
-    if (running_) control_->request_shutdown();
+    // Everything the guest wrote lives in its tmpfs overlay and dies with it,
+    // so killing QEMU loses nothing. Host-backed state that may sit dirty in
+    // the guest (graceful_shutdown_) gets a sync and power-off first.
+    if (running_ && graceful_shutdown_) control_->request_shutdown();
     else qemu_->kill(SIGKILL);
     shutdown_timer_ = std::make_unique<boost::asio::steady_timer>(io_, kShutdownGrace);
     shutdown_timer_->async_wait([this](const boost::system::error_code& ec) {

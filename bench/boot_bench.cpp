@@ -1,0 +1,212 @@
+// Boot and exec latency, as ratios against baselines measured in the same run:
+//
+//   cold   `gondolin exec -- true`, whole process, vs the floor: bare QEMU
+//          booting the same kernel (same machine and accelerator) with a
+//          trivial /init that loads the virtio-serial modules and writes one
+//          byte to the port. Median of N runs each.
+//   exec   100 x `true` through the API in one running VM, vs `bwrap true`
+//          on the host.
+//   variants of the floor: what the machine type, the kernel command line and
+//          the device set cost.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "bench_util.h"
+#include "gondolin/image.h"
+#include "gondolin/vm.h"
+#include "image/cpio_writer.h"
+#include "util/paths.h"
+#include "util/subprocess.h"
+#include "util/unique_fd.h"
+#include "vm/accel.h"
+#include "vm/qemu_command.h"
+
+using namespace gondolin;
+using namespace gondolin::bench;
+
+namespace {
+
+std::string read_file(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct FloorVariant {
+  std::string name;
+  std::string machine = "microvm";
+  std::string drop;   // a word removed from the image's kernel command line
+  std::string add;    // words added to it
+  bool with_rootfs_and_rng = false;  // gondolin's full device set
+
+  FloorVariant(std::string n, std::string m = "microvm", std::string d = "", std::string a = "", bool full = false)
+      : name(std::move(n)), machine(std::move(m)), drop(std::move(d)), add(std::move(a)), with_rootfs_and_rng(full) {}
+};
+
+// The image's command line (what gondolin boots with), adjusted by a variant.
+std::string floor_cmdline(const Image& img, const FloorVariant& v) {
+  std::istringstream words(img.manifest.cmdline);
+  std::string out, w;
+  while (words >> w)
+    if (w != v.drop) out += (out.empty() ? "" : " ") + w;
+  return out + v.add;
+}
+
+// Seconds from exec of QEMU until the trivial init's byte arrives.
+double floor_boot(const Image& img, const std::filesystem::path& initrd, const FloorVariant& v, Accel accel) {
+  int sv[2], con[2];
+  ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+  ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con);
+  UniqueFd host(sv[0]), guest(sv[1]), con_host(con[0]), con_guest(con[1]);
+  vm::QemuLaunch l;
+  l.qemu_binary = paths::find_program("qemu-system-x86_64");
+  l.accel = accel;
+  l.machine = v.machine;
+  l.kernel = img.kernel_path();
+  l.initrd = initrd;
+  l.rootfs = img.rootfs_path();
+  l.cmdline = floor_cmdline(img, v);
+  l.tsc_khz = vm::host_tsc_khz();
+  l.control_fd = guest.get();
+  l.console_fd = con_guest.get();
+  auto cmd = vm::build_qemu_command(l);
+  if (!v.with_rootfs_and_rng) {
+    // The smallest device set: drop the disk and the RNG, keep serial + console.
+    std::vector<std::string> trimmed;
+    for (std::size_t i = 0; i < cmd.argv.size(); ++i) {
+      const std::string& a = cmd.argv[i];
+      if ((a == "-drive" || a == "-object") || (a == "-device" && i + 1 < cmd.argv.size() &&
+                                                 (cmd.argv[i + 1].find("virtio-blk") == 0 ||
+                                                  cmd.argv[i + 1].find("virtio-rng") == 0))) {
+        ++i;
+        continue;
+      }
+      trimmed.push_back(a);
+    }
+    cmd.argv = trimmed;
+  }
+  SpawnSpec spec;
+  spec.argv = cmd.argv;
+  spec.fds = cmd.fds;
+  int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  spec.stdout_fd = devnull;
+  spec.stderr_fd = devnull;
+  auto start = Clock::now();
+  pid_t pid = spawn_process(spec);
+  guest.reset();
+  con_guest.reset();
+  // Keep the console flowing: a full console socket would stall the guest.
+  std::thread console([fd = con_host.get()] {
+    char buf[4096];
+    while (::read(fd, buf, sizeof buf) > 0) {
+    }
+  });
+  char b = 0;
+  pollfd p{host.get(), POLLIN, 0};
+  ssize_t n = ::poll(&p, 1, 60000) == 1 ? ::read(host.get(), &b, 1) : -1;
+  double t = seconds_since(start);
+  ::kill(pid, SIGKILL);
+  wait_process(pid);
+  console.join();
+  ::close(devnull);
+  return n == 1 ? t : -1;
+}
+
+double gondolin_cold(const std::vector<std::string>& extra) {
+  SpawnSpec spec;
+  spec.argv = {GONDOLIN_BINARY, "exec"};
+  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
+  spec.argv.insert(spec.argv.end(), {"--", "true"});
+  auto start = Clock::now();
+  int status = wait_process(spawn_process(spec));
+  double t = seconds_since(start);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? t : -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  int runs = argc > 1 ? std::atoi(argv[1]) : 5;
+  Image img = ImageStore::default_store().resolve("");
+  Accel accel = vm::choose_accel(Accel::Auto).accel;
+  std::printf("image %s, accelerator %s, %d runs each (medians; all runs in seconds)\n\n", img.display_name().c_str(),
+              to_string(accel), runs);
+
+  // The floor's initramfs: the image's own (modules) with /init replaced.
+  auto tmp = paths::make_private_temp_dir("gondolin-bench");
+  std::filesystem::path initrd = tmp / "floor.cpio";
+  {
+    CpioWriter w;
+    w.add_file("init", read_file(FLOOR_INIT_BINARY), 0755);
+    std::ofstream out(initrd, std::ios::binary);
+    out << read_file(img.initramfs_path().string()) << w.finish();
+  }
+
+  std::vector<double> floor, cold;
+  for (int i = 0; i < runs; ++i) {
+    floor.push_back(floor_boot(img, initrd, FloorVariant{"floor"}, accel));
+    cold.push_back(gondolin_cold({}));
+  }
+  double f = median(floor), c = median(cold);
+  std::printf("cold exec -- true     %6.2f s   [%s]\n", c, list(cold).c_str());
+  std::printf("floor (bare QEMU)     %6.2f s   [%s]\n", f, list(floor).c_str());
+  std::printf("RATIO cold/floor      %6.2fx  (goal <= 1.10x)\n\n", c / f);
+
+  // What the knobs buy, measured on the floor so only the knob differs.
+  std::vector<FloorVariant> variants{
+      {"q35 instead of microvm", "q35"},
+      {"without 'quiet'", "microvm", "quiet"},
+      {"without 'cryptomgr.notests'", "microvm", "cryptomgr.notests"},
+      {"gondolin's device set (disk, rng)", "microvm", "", "", true},
+      {"+ 8250.nr_uarts=1 no_timer_check", "microvm", "", " 8250.nr_uarts=1 no_timer_check"},
+      {"+ mitigations=off", "microvm", "", " mitigations=off"},
+  };
+  for (const auto& v : variants) {
+    std::vector<double> t;
+    for (int i = 0; i < runs; ++i) t.push_back(floor_boot(img, initrd, v, accel));
+    std::printf("floor %-36s %6.2f s  (%+.2f s vs floor)  [%s]\n", v.name.c_str(), median(t), median(t) - f,
+                list(t).c_str());
+  }
+  std::vector<double> q35;
+  for (int i = 0; i < runs; ++i) q35.push_back(gondolin_cold({"--machine", "q35"}));
+  std::printf("cold exec on q35      %6.2f s   (%+.2f s vs microvm)\n\n", median(q35), median(q35) - c);
+
+  // Exec round trip in a running VM vs a host sandbox.
+  {
+    Vm vm = Vm::create({});
+    vm.exec(std::vector<std::string>{"true"});  // warm
+    auto start = Clock::now();
+    for (int i = 0; i < 100; ++i) vm.exec(std::vector<std::string>{"true"});
+    double per_exec = seconds_since(start) / 100;
+    vm.close();
+    double per_bwrap = -1;
+    if (!paths::find_program("bwrap").empty()) {
+      auto bstart = Clock::now();
+      SpawnSpec bwrap;
+      bwrap.argv = {"bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all", "true"};
+      for (int i = 0; i < 100; ++i) wait_process(spawn_process(bwrap));
+      per_bwrap = seconds_since(bstart) / 100;
+    }
+    std::printf("exec round trip       %6.2f ms per `true` (100 in one VM)\n", per_exec * 1000);
+    if (per_bwrap > 0) {
+      std::printf("bwrap true (host)     %6.2f ms\n", per_bwrap * 1000);
+      std::printf("RATIO exec/bwrap      %6.2fx\n", per_exec / per_bwrap);
+    } else {
+      std::printf("bwrap not installed (apt-get install bubblewrap) - no baseline\n");
+    }
+  }
+  std::filesystem::remove_all(tmp);
+  return 0;
+}
