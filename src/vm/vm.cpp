@@ -2,6 +2,7 @@
 #include "gondolin/vm.h"
 
 #include <csignal>
+#include <future>
 #include <thread>
 
 #include "gondolin/error.h"
@@ -66,7 +67,12 @@ Vm Vm::create(VmOptions options) {
 
 Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   init_logging_from_env();
-  session::LoadedSnapshot snap = session::load_snapshot(snapshot);
+  // The state's hash is checked while QEMU starts (it is read again anyway);
+  // a mismatch ends the VM before anyone can use it.
+  session::LoadedSnapshot snap = session::load_snapshot(snapshot, /*verify_state=*/false);
+  auto state_ok = std::async(std::launch::async, [&snap] {
+    return sha256_file_hex(snap.dir / session::SnapshotManifest::kStateFile) == snap.manifest.state_sha256;
+  });
   const session::SnapshotManifest& m = snap.manifest;
   std::string what = "snapshot " + m.id;
   if (m.agent_protocol != proto::kProtocolVersion)
@@ -97,8 +103,14 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   try {
     impl->boot(image, choice.accel, "the snapshot was taken under " + m.accel, options.boot_timeout,
                snap.dir / session::SnapshotManifest::kStateFile);
-  } catch (const BootTimedOut& e) {
+  } catch (const Error& e) {
+    if (!state_ok.get())
+      throw Error(ErrorKind::Usage, "snapshot " + snap.dir.string() + " is damaged: the state's sha256 does not match");
     throw Error(e.kind(), e.what());
+  }
+  if (!state_ok.get()) {
+    impl->close();
+    throw Error(ErrorKind::Usage, "snapshot " + snap.dir.string() + " is damaged: the state's sha256 does not match");
   }
   impl->register_session();
   return Vm(std::move(impl));

@@ -15,6 +15,7 @@
 #include "session/snapshot_manifest.h"
 #include "session/snapshot_store.h"
 #include "util/logging.h"
+#include "util/paths.h"
 #include "util/sha256.h"
 #include "util/subprocess.h"
 #include "vm/vm_impl.h"
@@ -50,16 +51,29 @@ std::string now_rfc3339() {
 }  // namespace
 
 std::string qemu_version_line(const fs::path& qemu_binary) {
+  // Asking QEMU costs a process start on every resume; the answer only
+  // changes with the binary, so it is remembered per (path, size, mtime).
   static std::mutex mutex;
   static std::map<std::string, std::string> cache;
+  std::error_code ec;
+  auto size = fs::file_size(qemu_binary, ec);
+  auto mtime = fs::last_write_time(qemu_binary, ec).time_since_epoch().count();
+  std::string key = qemu_binary.string() + "|" + std::to_string(size) + "|" + std::to_string(mtime);
+  std::string cache_key_hex = sha256_hex(key).substr(0, 16);
+  fs::path cache_file = paths::cache_dir() / "qemu-version" / cache_key_hex;
   std::lock_guard lock(mutex);
-  auto it = cache.find(qemu_binary.string());
-  if (it != cache.end()) return it->second;
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  {
+    std::ifstream in(cache_file);
+    std::string line;
+    if (std::getline(in, line) && !line.empty()) return cache[key] = line;
+  }
   CommandResult r = run_command({qemu_binary.string(), "--version"});
   std::string line = r.output.substr(0, r.output.find('\n'));
   if (!r.ok() || line.empty()) throw Error(ErrorKind::Qemu, "cannot ask " + qemu_binary.string() + " for its version");
-  cache[qemu_binary.string()] = line;
-  return line;
+  fs::create_directories(cache_file.parent_path(), ec);
+  std::ofstream(cache_file, std::ios::trunc) << line << "\n";
+  return cache[key] = line;
 }
 
 nlohmann::json VmImpl::qmp(const std::string& command, nlohmann::json arguments) {
