@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "gondolin/error.h"
+#include "util/files.h"
 #include "util/logging.h"
 #include "util/paths.h"
 #include "util/sha256.h"
@@ -14,11 +15,9 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error(ErrorKind::Usage, "snapshot " + p.parent_path().string() + " has no readable manifest.json");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  auto text = read_file_if_exists(p);
+  if (!text) throw Error(ErrorKind::Usage, "snapshot " + p.parent_path().string() + " has no readable manifest.json");
+  return *text;
 }
 
 LoadedSnapshot load_dir(const fs::path& dir, bool verify_state) {

@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 
 #include "session/session_registry.h"
+#include "util/files.h"
 #include "util/logging.h"
 #include "util/paths.h"
 #include "util/subprocess.h"
@@ -34,15 +35,6 @@ void validate_env_entry(const std::string& key, const std::string& value) {
     throw Error(ErrorKind::Usage, "invalid environment variable name '" + key + "'");
   if (value.find('\0') != std::string::npos)
     throw Error(ErrorKind::Usage, "environment variable " + key + " contains a NUL byte");
-}
-
-std::string now_rfc3339() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "gondolin/version.h"
 #include "session/snapshot_manifest.h"
 #include "session/snapshot_store.h"
+#include "util/files.h"
 #include "util/logging.h"
 #include "util/paths.h"
 #include "util/sha256.h"
@@ -37,15 +38,6 @@ std::string random_hex_id() {
     out.push_back(digits[c & 15]);
   }
   return out;
-}
-
-std::string now_rfc3339() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace
@@ -164,11 +156,7 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir) {
   nlohmann::json net{{"enabled", opts_.network.enabled}, {"allow_hosts", opts_.network.allow_hosts}};
   m.network_json = net.dump();
   for (const auto& s : opts_.network.secrets) m.secret_names.push_back(s.name);
-  {
-    std::ofstream out(dir / "manifest.json.tmp", std::ios::trunc);
-    out << m.to_json();
-  }
-  fs::rename(dir / "manifest.json.tmp", dir / "manifest.json");
+  write_file_atomic(dir / "manifest.json", m.to_json(), fs::perms::owner_read | fs::perms::owner_write);
 
   // 4. The session ends here: its state now lives in the snapshot.
   death_reason_ = "session saved as snapshot " + m.id + "; resume it with `gondolin bash --resume " + m.id + "`";
