@@ -377,10 +377,8 @@ Image Builder::run(const ImageStore& store) {
   // The build key covers every input; an identical earlier build is reused.
   std::string agent_sha = sha256_hex(assets::guest_agent());
 
-  auto [kernel_pkg, kernel_deb] = step("Downloading the kernel package", [&] {
-    std::string pkg = resolve_kernel_package();
-    return std::make_pair(pkg, download_package(pkg));
-  });
+  const std::string kernel_pkg = resolve_kernel_package();
+  const fs::path kernel_deb = step("Downloading the kernel package", [&] { return download_package(kernel_pkg); });
   fs::path busybox_deb = step("Downloading busybox-static", [&] { return download_package("busybox-static"); });
 
   std::ostringstream key_input;
