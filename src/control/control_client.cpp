@@ -188,10 +188,17 @@ void ControlClient::on_frame(proto::FrameDecoder::Frame& frame) {
     case FrameType::Credit: {
       auto c = proto::CreditGrant::decode(r);
       if (!c) return violation("malformed credit");
-      std::lock_guard lock(ex.state->mutex);
-      if (ex.state->stdin_credit + c->bytes > proto::kInitialWindow) return violation("stdin credit overflow");
-      ex.state->stdin_credit += c->bytes;
-      ex.state->changed.notify_all();
+      bool overflow = false;
+      {
+        std::lock_guard lock(ex.state->mutex);
+        overflow = ex.state->stdin_credit + c->bytes > proto::kInitialWindow;
+        if (!overflow) {
+          ex.state->stdin_credit += c->bytes;
+          ex.state->changed.notify_all();
+        }
+      }
+      // Outside the lock: ending the channel fails this very process state.
+      if (overflow) return violation("stdin credit overflow");
       return;
     }
     case FrameType::Exit: {

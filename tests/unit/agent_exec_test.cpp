@@ -4,15 +4,13 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 
 #include <future>
 #include <thread>
 
 #include "control/control_client.h"
 #include "gondolin/exec.h"
+#include "io_thread.h"
 #include "util/subprocess.h"
 
 using namespace gondolin;
@@ -23,13 +21,10 @@ class AgentHarness {
  public:
   template <typename F>
   auto run_on_io(F&& f) {
-    std::packaged_task<decltype(f())()> task(std::forward<F>(f));
-    auto fut = task.get_future();
-    boost::asio::post(io_, [&] { task(); });
-    return fut.get();
+    return io_.run(std::forward<F>(f));
   }
 
-  AgentHarness() : work_(boost::asio::make_work_guard(io_)) {
+  AgentHarness() {
     int sv[2];
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     SpawnSpec spec;
@@ -37,12 +32,11 @@ class AgentHarness {
     spec.fds = {{sv[1], 3}};
     agent_pid_ = spawn_process(spec);
     ::close(sv[1]);
-    thread_ = std::thread([this] { io_.run(); });
     std::promise<void> hello;
     auto hello_future = hello.get_future();
     run_on_io([&] {
-      auto channel = std::make_shared<control::ControlChannel>(io_, UniqueFd(sv[0]));
-      client_ = std::make_shared<control::ControlClient>(io_, channel);
+      auto channel = std::make_shared<control::ControlChannel>(io_.io(), UniqueFd(sv[0]));
+      client_ = std::make_shared<control::ControlClient>(io_.io(), channel);
       client_->start([&](const proto::Hello&) { hello.set_value(); },
                      [this](const std::string& why) { death_ = why; });
     });
@@ -54,9 +48,6 @@ class AgentHarness {
     int status = wait_process(agent_pid_);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_wait_status(status);
     run_on_io([&] { client_.reset(); });
-    work_.reset();
-    io_.stop();
-    thread_.join();
   }
 
   Process spawn(std::vector<std::string> argv, const ExecOptions& o = {}) {
@@ -80,9 +71,7 @@ class AgentHarness {
   std::string death_;
 
  private:
-  boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
-  std::thread thread_;
+  test_support::IoThread io_;
   std::shared_ptr<control::ControlClient> client_;
   pid_t agent_pid_ = -1;
 };
