@@ -48,6 +48,10 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
     a.insert(a.end(), {"-machine", "q35"});
   }
   a.insert(a.end(), {"-accel", kvm ? "kvm" : "tcg", "-cpu", kvm ? "host" : "max"});
+  // QEMU's own seccomp filter: a guest that escapes into QEMU still cannot
+  // gain privileges or use obsolete syscalls. Spawning stays allowed: snapshots
+  // migrate through `exec:zstd`.
+  a.insert(a.end(), {"-sandbox", "on,obsolete=deny,elevateprivileges=deny,resourcecontrol=deny"});
   a.insert(a.end(), {"-m", std::to_string(l.memory_mib), "-smp", std::to_string(l.cpus)});
 
   std::string cmdline = l.cmdline;

@@ -42,6 +42,7 @@ TEST(QemuCommand, MicrovmTcg) {
   EXPECT_TRUE(has_pair(cmd.argv, "-drive", "file=/img/a,,b/rootfs.ext4,format=raw,if=none,id=root,readonly=on"))
       << "commas in paths are escaped and the image is attached read-only";
   EXPECT_EQ(cmd.fds, (std::vector<std::pair<int, int>>{{10, 3}, {11, 4}}));
+  EXPECT_TRUE(has_pair(cmd.argv, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,resourcecontrol=deny"));
 }
 
 TEST(QemuCommand, Q35KvmUsesPciAndNoTscHint) {
