@@ -326,7 +326,14 @@ HeadResult<RequestHead> HttpRequestParser::parse(std::string_view data) {
   return r;
 }
 
+// Every response error is the upstream's fault: the guest gets a 502.
 HeadResult<ResponseHead> HttpResponseParser::parse(std::string_view data) {
+  HeadResult<ResponseHead> r = parse_head(data);
+  if (r.state == ParseState::Error) r.error.status = 502;
+  return r;
+}
+
+HeadResult<ResponseHead> HttpResponseParser::parse_head(std::string_view data) {
   HeadResult<ResponseHead> r;
   r.state = ParseState::Error;
   HeadError err;

@@ -74,6 +74,7 @@ class HttpResponseParser {
   void reset() { scanner_.reset(); }
 
  private:
+  HeadResult<ResponseHead> parse_head(std::string_view data);
   HeadLimits limits_;
   HeadScanner scanner_;
 };

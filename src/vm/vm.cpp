@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "control/control_client.h"
+#include "egress/egress_service.h"
 #include "gondolin/error.h"
 #include "gondolin/image.h"
 #include "util/logging.h"
@@ -75,6 +76,11 @@ void validate_env_entry(const std::string& key, const std::string& value) {
 
 enum class BootOutcome { Pending, Ready, Failed, TimedOut };
 
+// The guest trusts the host's MITM CA (the certificate, never the key): its
+// own copy, plus the system bundle that curl, git and python read.
+constexpr const char* kGuestCaPath = "/etc/gondolin/mitm/ca.crt";
+constexpr const char* kGuestCaBundle = "/etc/ssl/certs/ca-certificates.crt";
+
 // A boot that ran out of time, as distinct from one that failed outright: only
 // the former makes an auto-chosen KVM fall back to TCG.
 class BootTimedOut : public Error {
@@ -87,6 +93,12 @@ class BootTimedOut : public Error {
 class VmImpl {
  public:
   explicit VmImpl(VmOptions opts) : opts_(std::move(opts)), work_(boost::asio::make_work_guard(io_)) {
+    // Before the io thread exists, so a bad policy throws cleanly. The
+    // guest's environment gets the secret placeholders, never the values.
+    if (opts_.network.enabled) {
+      egress_ = std::make_unique<egress::EgressService>(io_, opts_.network);
+      for (auto& kv : egress_->guest_env()) opts_.env.push_back(std::move(kv));
+    }
     thread_ = std::thread([this] { io_.run(); });
   }
 
@@ -99,6 +111,8 @@ class VmImpl {
 
   const VmInfo& info() const { return info_; }
   bool running() const { return running_.load(); }
+  // The handlers the network stack hands guest TCP flows to (null without network).
+  egress::EgressService* egress() { return egress_.get(); }
 
  private:
   template <typename F>
@@ -121,6 +135,7 @@ class VmImpl {
   VmInfo info_;
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::unique_ptr<egress::EgressService> egress_;
   std::thread thread_;
 
   // io-thread state
@@ -347,6 +362,13 @@ void VmImpl::teardown_io() {
   shutdown_timer_.reset();
 }
 
+void Vm::install_mitm_ca(Vm& vm, const std::string& pem) {
+  vm.mkdir("/etc/gondolin/mitm", true, 0755);
+  vm.write_file(kGuestCaPath, pem, 0644);
+  vm.mkdir("/etc/ssl/certs", true, 0755);
+  vm.append_file(kGuestCaBundle, "\n" + pem);
+}
+
 Vm::Vm(std::unique_ptr<VmImpl> impl) : impl_(std::move(impl)) {}
 Vm::Vm(Vm&&) noexcept = default;
 Vm& Vm::operator=(Vm&&) noexcept = default;
@@ -376,7 +398,9 @@ Vm Vm::create(VmOptions options) {
       throw Error(e2.kind(), e2.what());
     }
   }
-  return Vm(std::move(impl));
+  Vm vm(std::move(impl));
+  if (auto* egress = vm.impl_->egress()) install_mitm_ca(vm, egress->ca_certificate_pem());
+  return vm;
 }
 
 ExecResult Vm::exec(const Command& command, const ExecOptions& options) {
