@@ -9,6 +9,7 @@
 namespace gondolin::egress {
 
 EgressService::EgressService(boost::asio::io_context& io, const NetworkOptions& options) {
+  EgressPolicy{options};  // bad patterns or secrets fail before anything touches the CA directory
   auto dir = options.mitm_ca_dir.empty() ? CertificateAuthority::default_dir() : std::filesystem::path(options.mitm_ca_dir);
   ctx_ = std::make_shared<EgressContext>(io, options, CertificateAuthority::load_or_create(dir));
 }
