@@ -50,7 +50,7 @@ void HttpSession::tick() {
       self->upstream_deadline_ = Clock::time_point::max();
       auto secs = std::chrono::duration_cast<std::chrono::seconds>(self->ctx_->options.upstream_response_timeout).count();
       self->exchange_failed(504, "timeout", "upstream " + self->request_.host + " sent nothing for " + std::to_string(secs) + " s");
-    } else if (now >= self->guest_deadline_) {
+    } else if (now >= self->guest_deadline_ || now >= self->guest_write_deadline_) {
       self->close_all();  // an idle or stalled guest connection
     }
     if (self->phase_ != Phase::Closing) self->tick();
@@ -267,6 +267,8 @@ void HttpSession::pump_request_body() {
         self->close_after_ = true;  // upstream stopped reading; its response decides what the guest sees
         return;
       }
+      // Upstream took the bytes: it is alive; give it the full time again.
+      self->upstream_deadline_ = Clock::now() + self->ctx_->options.upstream_response_timeout;
       self->guest_in_.consume(consume);
       if (self->head_.framing == BodyFraming::ContentLength) self->request_remaining_ -= consume;
       if (last) self->request_body_done();
@@ -301,7 +303,9 @@ void HttpSession::pump_request_body() {
 }
 
 void HttpSession::read_guest_for_body() {
+  // Waiting on the guest's body, not on upstream: a slow uploader is not a silent server.
   guest_deadline_ = Clock::now() + ctx_->options.guest_idle_timeout;
+  if (!response_started_) upstream_deadline_ = Clock::time_point::max();
   guest_reading_ = true;
   guest_->read_some(guest_in_.prepare(), [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
     self->guest_reading_ = false;
@@ -319,6 +323,7 @@ void HttpSession::read_guest_for_body() {
 void HttpSession::request_body_done() {
   request_done_ = true;
   guest_deadline_ = Clock::time_point::max();
+  if (!response_done_) upstream_deadline_ = Clock::now() + ctx_->options.upstream_response_timeout;
   maybe_finish_exchange();
 }
 

@@ -113,7 +113,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // timeouts: a one-second tick checks deadlines (time_point::max() = none)
   boost::asio::steady_timer ticker_;
   Clock::time_point guest_deadline_ = Clock::time_point::max();
-  Clock::time_point upstream_deadline_ = Clock::time_point::max();
+  Clock::time_point upstream_deadline_ = Clock::time_point::max();  // waiting on upstream
+  Clock::time_point guest_write_deadline_ = Clock::time_point::max();  // the guest not reading our response
 };
 
 }  // namespace gondolin::egress

@@ -255,8 +255,12 @@ void HttpSession::write_response_chunk(std::string_view data, std::size_t consum
     return;
   }
   auto conn = upstream_;
+  // While the guest drains our write we wait on it, not on upstream.
+  guest_write_deadline_ = Clock::now() + ctx_->options.guest_idle_timeout;
+  if (request_done_) upstream_deadline_ = Clock::time_point::max();
   guest_->write(std::move(bufs), [self = shared_from_this(), conn, consume, last, n = data.size()](
                                      const boost::system::error_code& ec, std::size_t) {
+    self->guest_write_deadline_ = Clock::time_point::max();
     if (self->phase_ == Phase::Closing || conn != self->upstream_) return;
     if (ec) {
       self->close_all();  // the guest stopped reading
