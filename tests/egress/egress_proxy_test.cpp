@@ -501,3 +501,22 @@ TEST_F(EgressProxyTest, UpstreamConnectionCap) {
   EXPECT_EQ(reply.rfind("HTTP/1.1 503 ", 0), 0u) << reply;
   EXPECT_NE(reply.find("too many upstream connections at once (limit 1)"), std::string::npos);
 }
+
+TEST_F(EgressProxyTest, SlowUploadIsNotMistakenForASilentUpstream) {
+  auto o = options();
+  o.allow_all_hosts = true;
+  o.upstream_response_timeout = std::chrono::milliseconds(1000);
+  EgressHarness h(o);
+  h.set_destination(plain_->port());
+  UniqueFd fd = h.raw_flow(net::FlowKind::Http);
+  std::string head = "POST /upload HTTP/1.1\r\nHost: upstream.test:" + std::to_string(plain_->port()) +
+                     "\r\nContent-Length: 30\r\nConnection: close\r\n\r\n";
+  ::send(fd.get(), head.data(), head.size(), MSG_NOSIGNAL);
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+    ::send(fd.get(), "0123456789", 10, MSG_NOSIGNAL);
+  }
+  std::string reply = send_and_read_all(fd.get(), "");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200 ", 0), 0u) << reply;
+  EXPECT_NE(reply.find("\"bytes\": 30"), std::string::npos) << reply;
+}
