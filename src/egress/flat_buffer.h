@@ -37,6 +37,7 @@ class FlatBuffer {
   void clear() { begin_ = end_ = 0; }
   // Appends bytes that were read elsewhere (a classifier's prefix); false if they do not fit.
   bool append(std::string_view bytes) {
+    if (bytes.empty()) return true;
     auto space = prepare();
     if (bytes.size() > space.size()) return false;
     std::memcpy(space.data(), bytes.data(), bytes.size());
