@@ -7,8 +7,18 @@ function(gondolin_sanitize target)
   endif()
 endfunction()
 
+# Fuzzing builds instrument the library for coverage; the fuzz targets add
+# the libFuzzer runtime themselves.
+function(gondolin_fuzz_instrument target)
+  if(GONDOLIN_FUZZ)
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()
+
 # Every host target of ours gets both.
 function(gondolin_target target)
   gondolin_warnings(${target})
   gondolin_sanitize(${target})
+  gondolin_fuzz_instrument(${target})
 endfunction()

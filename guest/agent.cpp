@@ -69,7 +69,7 @@ void Agent::send_error(std::uint32_t id, proto::ErrorStage stage, int err, const
 }
 
 void Agent::flush_port() {
-  while (!outgoing_.empty()) {
+  while (!outgoing_.empty() && !frozen_) {
     auto& front = outgoing_.front();
     ssize_t n = ::write(port_fd_, front.data() + outgoing_offset_, front.size() - outgoing_offset_);
     if (n < 0) {
@@ -181,6 +181,13 @@ void Agent::handle_frame(proto::FrameDecoder::Frame& frame) {
     case FrameType::Shutdown:
       shutdown_requested_ = true;
       return;
+    case FrameType::SnapshotPrepare:
+      return prepare_snapshot();
+    case FrameType::SnapshotAbort:
+      frozen_ = false;
+      return;
+    case FrameType::Resume:
+      return resume_after_snapshot();
     case FrameType::FileOp: {
       auto op = proto::FileOp::decode(r);
       if (!op) return send_error(id, proto::ErrorStage::Protocol, EINVAL, "malformed file operation");
@@ -208,10 +215,48 @@ void Agent::apply_config(const proto::Config& cfg) {
       info->buf_size = static_cast<int>(cfg.entropy.size());
       std::memcpy(storage.data() + sizeof(rand_pool_info), cfg.entropy.data(), cfg.entropy.size());
       if (::ioctl(fd, RNDADDENTROPY, info) != 0) klog("cannot seed rng: %s", std::strerror(errno));
+      // Fold it into the CRNG now, not at the next periodic reseed: two VMs
+      // resumed from one snapshot must not hand out the same random bytes.
+      ::ioctl(fd, RNDRESEEDCRNG);
       ::close(fd);
     }
   }
   if (!cfg.hostname.empty()) ::sethostname(cfg.hostname.data(), cfg.hostname.size());
+}
+
+void Agent::send_hello() {
+  utsname uts{};
+  ::uname(&uts);
+  proto::Hello hello{proto::kProtocolVersion, identity_.uptime_at_start_ns, identity_.init_duration_ns,
+                     uts.release, identity_.boot_report};
+  send_frame(proto::make_frame(FrameType::Hello, 0, hello));
+}
+
+void Agent::prepare_snapshot() {
+  // Everything queued goes out whole, then Ready, then silence.
+  send_frame(proto::make_empty_frame(FrameType::SnapshotReady, 0));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!outgoing_.empty() && !port_hung_up_ && std::chrono::steady_clock::now() < deadline) {
+    flush_port();
+    if (outgoing_.empty()) break;
+    pollfd p{port_fd_, POLLOUT, 0};
+    ::poll(&p, 1, 100);
+  }
+  frozen_ = true;
+}
+
+void Agent::resume_after_snapshot() {
+  // A new host: the old exec streams have no reader any more. Their processes
+  // keep running (and are reaped as orphans); only our ends of their stdio close.
+  for (auto& [id, ex] : execs_)
+    for (WatchedFd* w : {&ex->out, &ex->err, &ex->in, &ex->status}) close_watched(*w);
+  execs_.clear();
+  exec_by_pid_.clear();
+  outgoing_.clear();
+  outgoing_offset_ = 0;
+  outgoing_bytes_ = 0;
+  frozen_ = false;
+  send_hello();
 }
 
 void Agent::start_exec(std::uint32_t id, const proto::ExecStart& req) {
@@ -371,7 +416,7 @@ void Agent::set_interest(WatchedFd& w, Kind kind, std::uint32_t id, std::uint32_
 }
 
 void Agent::refresh_interest(GuestExec& ex) {
-  bool can_send = ex.started && ex.output_credit > 0 && outgoing_bytes_ < kOutgoingLimit;
+  bool can_send = ex.started && !frozen_ && ex.output_credit > 0 && outgoing_bytes_ < kOutgoingLimit;
   std::uint32_t out_mask = can_send ? std::uint32_t{EPOLLIN} : 0u;
   set_interest(ex.out, Kind::Stdout, ex.id, out_mask);
   set_interest(ex.err, Kind::Stderr, ex.id, out_mask);
@@ -394,11 +439,7 @@ void Agent::erase(std::uint32_t id) {
 }
 
 void Agent::run() {
-  utsname uts{};
-  ::uname(&uts);
-  proto::Hello hello{proto::kProtocolVersion, identity_.uptime_at_start_ns, identity_.init_duration_ns,
-                     uts.release, identity_.boot_report};
-  send_frame(proto::make_frame(FrameType::Hello, 0, hello));
+  send_hello();
 
   std::vector<epoll_event> events(64);
   for (;;) {
@@ -410,7 +451,8 @@ void Agent::run() {
     }
     for (auto& [id, ex] : execs_) refresh_interest(*ex);
 
-    std::uint32_t port_mask = port_hung_up_ ? 0 : (std::uint32_t{EPOLLIN} | (outgoing_.empty() ? 0u : std::uint32_t{EPOLLOUT}));
+    std::uint32_t port_mask =
+        port_hung_up_ ? 0 : (std::uint32_t{EPOLLIN} | (outgoing_.empty() || frozen_ ? 0u : std::uint32_t{EPOLLOUT}));
     if (port_mask != port_mask_) {
       epoll_event ev{};
       ev.events = port_mask;

@@ -39,6 +39,9 @@ class Agent {
   void read_port();
   void handle_frame(proto::FrameDecoder::Frame& frame);
   void apply_config(const proto::Config& cfg);
+  void send_hello();
+  void prepare_snapshot();
+  void resume_after_snapshot();
 
   void start_exec(std::uint32_t id, const proto::ExecStart& req);
   void on_status(GuestExec& ex);
@@ -59,6 +62,9 @@ class Agent {
   std::uint32_t port_mask_ = 0;
   bool port_hung_up_ = false;
   bool shutdown_requested_ = false;
+  // Between SnapshotPrepare and Resume/SnapshotAbort nothing is written to
+  // the port, so the snapshot never holds half a frame in either direction.
+  bool frozen_ = false;
 
   proto::FrameDecoder decoder_;
   std::deque<std::vector<std::uint8_t>> outgoing_;

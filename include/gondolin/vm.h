@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 
 #include "gondolin/exec.h"
 #include "gondolin/net_policy.h"
+#include "gondolin/session.h"
 
 namespace gondolin {
 
@@ -34,6 +36,9 @@ struct VmOptions {
   std::vector<std::pair<std::string, std::string>> env;  // every exec starts with these
   std::string hostname = "gondolin";
   NetworkOptions network;
+  // Register in the session list (gondolin list/attach/snapshot).
+  bool register_session = true;
+  std::string session_command;  // shown by `gondolin list`
   std::chrono::milliseconds boot_timeout{120000};
 };
 
@@ -68,6 +73,11 @@ class Vm {
  public:
   // Boots a VM and waits until its agent answers. Throws gondolin::Error.
   static Vm create(VmOptions options);
+  // Starts a VM from a snapshot (id, unique prefix, or directory): its
+  // processes, files in tmpfs and open shells continue where they were. The
+  // machine shape comes from the snapshot; `options` supplies the rest
+  // (environment additions, secrets). Throws gondolin::Error.
+  static Vm resume(const std::string& snapshot, VmOptions options);
 
   Vm(Vm&&) noexcept;
   Vm& operator=(Vm&&) noexcept;
@@ -101,6 +111,12 @@ class Vm {
   void rename(const std::string& from, const std::string& to);
   void remove(const std::string& path);  // a file, a symlink or an empty directory
   void mkdir(const std::string& path, bool parents = false, std::uint32_t mode = 0755);
+
+  // Pauses the VM, saves its memory and device state under `dir` (default:
+  // the snapshot store) and stops it. The VM is not usable afterwards.
+  SnapshotInfo snapshot(const std::filesystem::path& dir = {});
+  // This VM's session id (empty if not registered).
+  std::string session_id() const;
 
   const VmInfo& info() const;
   bool running() const;

@@ -22,12 +22,14 @@ struct RunFlags {
   double timeout_s = 0;
   std::string shell_command;
   std::vector<std::string> argv;
+  std::string resume;
 };
 
 void add_run_flags(CLI::App& cmd, RunFlags& f, bool is_exec) {
   f.vm.add_to(cmd);
   cmd.add_option("-w,--workdir", f.workdir, "Working directory inside the guest");
   cmd.add_option("--timeout", f.timeout_s, "Kill the command after this many seconds (exit status 124)");
+  cmd.add_option("--resume", f.resume, "Start from a snapshot (id, prefix or directory) instead of booting");
   if (is_exec) {
     cmd.add_flag("-i,--interactive", f.interactive, "Forward this process's stdin to the command");
     cmd.add_flag("-t,--tty", f.tty, "Run the command on a pseudo-terminal");
@@ -49,13 +51,17 @@ int run(const RunFlags& f, const Command& command, bool tty, bool forward_stdin)
     exec_opts.cols = size.cols;
     if (const char* term = std::getenv("TERM"); term && *term) exec_opts.env.emplace_back("TERM", term);
   }
-  Vm vm = Vm::create(vm_opts);
+  std::string description;
+  for (const auto& a : command.args()) description += (description.empty() ? "" : " ") + a;
+  vm_opts.session_command = description;
+  Vm vm = f.resume.empty() ? Vm::create(vm_opts) : Vm::resume(f.resume, vm_opts);
   Process process = vm.spawn(command, exec_opts);
   DriveOptions drive;
   drive.forward_stdin = forward_stdin;
   drive.tty = tty;
   drive.timeout_s = f.timeout_s;
-  int code = drive_process(process, drive);
+  CommandAdapter<Process> handle(process);
+  int code = drive_process(handle, drive);
   vm.close();
   return code;
 }

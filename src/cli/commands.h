@@ -21,5 +21,6 @@ void add_exec_command(CLI::App& app, Outcome& outcome);
 void add_bash_command(CLI::App& app, Outcome& outcome);
 void add_build_command(CLI::App& app, Outcome& outcome);
 void add_image_command(CLI::App& app, Outcome& outcome);
+void add_session_commands(CLI::App& app, Outcome& outcome);
 
 }  // namespace gondolin::cli

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   cli::add_bash_command(app, outcome);
   cli::add_build_command(app, outcome);
   cli::add_image_command(app, outcome);
+  cli::add_session_commands(app, outcome);
   auto* help = app.add_subcommand("help", "Show help (gondolin help COMMAND for one command)");
   std::string help_topic;
   help->add_option("command", help_topic);

@@ -46,7 +46,7 @@ void block_forwarded_signals() {
   ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-int drive_process(Process& process, const DriveOptions& options) {
+int drive_process(InteractiveCommand& process, const DriveOptions& options) {
   std::optional<RawTerminal> raw;
   if (options.tty && ::isatty(STDIN_FILENO) && options.forward_stdin) raw.emplace(STDIN_FILENO);
 

@@ -2,7 +2,10 @@
 // (optionally), signals, and window size. Used by exec, bash and attach.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "gondolin/exec.h"
 
@@ -14,11 +17,39 @@ struct DriveOptions {
   double timeout_s = 0;  // only for the "timed out" message
 };
 
+// A running command as the driver sees it: a local Process or one attached
+// through another process's session socket.
+class InteractiveCommand {
+ public:
+  virtual ~InteractiveCommand() = default;
+  virtual std::optional<OutputChunk> read() = 0;
+  virtual void write_stdin(std::string_view data) = 0;
+  virtual void close_stdin() = 0;
+  virtual void resize(std::uint16_t rows, std::uint16_t cols) = 0;
+  virtual void send_signal(int signo) = 0;
+  virtual ExitStatus wait() = 0;
+};
+
+template <typename T>
+class CommandAdapter : public InteractiveCommand {
+ public:
+  explicit CommandAdapter(T& t) : t_(t) {}
+  std::optional<OutputChunk> read() override { return t_.read(); }
+  void write_stdin(std::string_view data) override { t_.write_stdin(data); }
+  void close_stdin() override { t_.close_stdin(); }
+  void resize(std::uint16_t rows, std::uint16_t cols) override { t_.resize(rows, cols); }
+  void send_signal(int signo) override { t_.send_signal(signo); }
+  ExitStatus wait() override { return t_.wait(); }
+
+ private:
+  T& t_;
+};
+
 // Signals the driver forwards must be blocked in every thread before any
 // thread starts; call this first thing in main.
 void block_forwarded_signals();
 
 // Runs until the process ends; returns the exit status gondolin should exit with.
-int drive_process(Process& process, const DriveOptions& options);
+int drive_process(InteractiveCommand& process, const DriveOptions& options);
 
 }  // namespace gondolin::cli

@@ -51,11 +51,36 @@ void ControlClient::start(HelloHandler on_hello, DeadHandler on_dead) {
       });
 }
 
-void ControlClient::send_config(const proto::Config& config) {
-  channel_->send(proto::make_frame(FrameType::Config, 0, config));
+void ControlClient::send_frame(std::vector<std::uint8_t> frame) {
+  if (frozen_) held_.push_back(std::move(frame));
+  else channel_->send(std::move(frame));
 }
 
-void ControlClient::request_shutdown() { channel_->send(proto::make_empty_frame(FrameType::Shutdown, 0)); }
+void ControlClient::prepare_snapshot(std::function<void()> on_ready) {
+  on_snapshot_ready_ = std::move(on_ready);
+  channel_->send(proto::make_empty_frame(FrameType::SnapshotPrepare, 0));
+  frozen_ = true;
+}
+
+void ControlClient::abort_snapshot() {
+  if (!frozen_) return;
+  frozen_ = false;
+  on_snapshot_ready_ = nullptr;
+  channel_->send(proto::make_empty_frame(FrameType::SnapshotAbort, 0));
+  for (auto& f : held_) channel_->send(std::move(f));
+  held_.clear();
+}
+
+void ControlClient::start_resumed(HelloHandler on_hello, DeadHandler on_dead) {
+  start(std::move(on_hello), std::move(on_dead));
+  channel_->send(proto::make_empty_frame(FrameType::Resume, 0));
+}
+
+void ControlClient::send_config(const proto::Config& config) {
+  send_frame(proto::make_frame(FrameType::Config, 0, config));
+}
+
+void ControlClient::request_shutdown() { send_frame(proto::make_empty_frame(FrameType::Shutdown, 0)); }
 
 std::shared_ptr<detail::ProcessState> ControlClient::start_exec(const proto::ExecStart& request,
                                                                 std::optional<std::chrono::milliseconds> timeout) {
@@ -81,11 +106,11 @@ std::shared_ptr<detail::ProcessState> ControlClient::start_exec(const proto::Exe
       auto it = self->execs_.find(id);
       if (it == self->execs_.end()) return;
       it->second.timed_out = true;
-      self->channel_->send(proto::make_frame(FrameType::Signal, id, proto::SignalRequest{SIGKILL}));
+      self->send_frame(proto::make_frame(FrameType::Signal, id, proto::SignalRequest{SIGKILL}));
     });
   }
   execs_.emplace(id, std::move(ex));
-  channel_->send(proto::make_frame(FrameType::ExecStart, id, request));
+  send_frame(proto::make_frame(FrameType::ExecStart, id, request));
   return state;
 }
 
@@ -98,7 +123,7 @@ std::future<proto::FileResult> ControlClient::file_op(const proto::FileOp& op) {
   }
   std::uint32_t id = next_id_++;
   file_ops_.emplace(id, std::move(promise));
-  channel_->send(proto::make_frame(FrameType::FileOp, id, op));
+  send_frame(proto::make_frame(FrameType::FileOp, id, op));
   return future;
 }
 
@@ -123,6 +148,13 @@ void ControlClient::on_frame(proto::FrameDecoder::Frame& frame) {
   if (frame.header.type == FrameType::Error && id == 0) {
     auto e = proto::ErrorMsg::decode(r);
     log().warn("guest agent reports: {}", e ? e->message : std::string("(malformed error)"));
+    return;
+  }
+  if (frame.header.type == FrameType::SnapshotReady) {
+    if (!on_snapshot_ready_ || !frame.payload.empty() || id != 0) return violation("unexpected snapshot-ready");
+    auto ready = std::move(on_snapshot_ready_);
+    on_snapshot_ready_ = nullptr;
+    ready();
     return;
   }
   if (frame.header.type == FrameType::FileResult) {
@@ -191,7 +223,7 @@ void ControlClient::on_output(Exec& ex, proto::FrameDecoder::Frame& frame) {
   if (ex.abandoned) {
     // Nobody reads this any more; keep the guest flowing until it exits.
     ex.output_in_flight -= static_cast<std::uint32_t>(n);
-    channel_->send(proto::make_frame(FrameType::Credit, frame.header.stream_id,
+    send_frame(proto::make_frame(FrameType::Credit, frame.header.stream_id,
                                      proto::CreditGrant{static_cast<std::uint32_t>(n)}));
     return;
   }
@@ -247,7 +279,7 @@ void ControlClient::return_output_credit(std::uint32_t id, std::uint32_t bytes) 
     std::uint32_t n = std::min(bytes, it->second.output_in_flight);
     if (n == 0) return;
     it->second.output_in_flight -= n;
-    self.channel_->send(proto::make_frame(FrameType::Credit, id, proto::CreditGrant{n}));
+    self.send_frame(proto::make_frame(FrameType::Credit, id, proto::CreditGrant{n}));
   });
 }
 
@@ -256,7 +288,7 @@ void ControlClient::send_stdin(std::uint32_t id, std::string data) {
     if (!self.execs_.count(id)) return;
     for (std::size_t off = 0; off < data.size(); off += proto::kMaxDataChunk) {
       std::size_t n = std::min<std::size_t>(proto::kMaxDataChunk, data.size() - off);
-      self.channel_->send(
+      self.send_frame(
           proto::make_frame(FrameType::Stdin, id, reinterpret_cast<const std::uint8_t*>(data.data() + off), n));
     }
   });
@@ -264,20 +296,20 @@ void ControlClient::send_stdin(std::uint32_t id, std::string data) {
 
 void ControlClient::close_stdin(std::uint32_t id) {
   on_io([id](ControlClient& self) {
-    if (self.execs_.count(id)) self.channel_->send(proto::make_empty_frame(FrameType::StdinEof, id));
+    if (self.execs_.count(id)) self.send_frame(proto::make_empty_frame(FrameType::StdinEof, id));
   });
 }
 
 void ControlClient::resize(std::uint32_t id, std::uint16_t rows, std::uint16_t cols) {
   on_io([id, rows, cols](ControlClient& self) {
-    if (self.execs_.count(id)) self.channel_->send(proto::make_frame(FrameType::Resize, id, proto::Resize{rows, cols}));
+    if (self.execs_.count(id)) self.send_frame(proto::make_frame(FrameType::Resize, id, proto::Resize{rows, cols}));
   });
 }
 
 void ControlClient::send_signal(std::uint32_t id, int signo) {
   on_io([id, signo](ControlClient& self) {
     if (self.execs_.count(id))
-      self.channel_->send(proto::make_frame(FrameType::Signal, id, proto::SignalRequest{signo}));
+      self.send_frame(proto::make_frame(FrameType::Signal, id, proto::SignalRequest{signo}));
   });
 }
 
@@ -286,10 +318,10 @@ void ControlClient::abandon(std::uint32_t id) {
     auto it = self.execs_.find(id);
     if (it == self.execs_.end()) return;
     it->second.abandoned = true;
-    self.channel_->send(proto::make_frame(FrameType::Signal, id, proto::SignalRequest{SIGKILL}));
+    self.send_frame(proto::make_frame(FrameType::Signal, id, proto::SignalRequest{SIGKILL}));
     if (it->second.output_in_flight > 0) {
       // Queued output will never be read: credit it all back at once.
-      self.channel_->send(
+      self.send_frame(
           proto::make_frame(FrameType::Credit, id, proto::CreditGrant{it->second.output_in_flight}));
       it->second.output_in_flight = 0;
     }

@@ -28,7 +28,15 @@ class ControlClient : public ExecBackend, public std::enable_shared_from_this<Co
 
   // on_dead fires once: the channel closed or the guest broke the protocol.
   void start(HelloHandler on_hello, DeadHandler on_dead);
+  // After a snapshot restore: tell the agent it has a new host, then handshake.
+  void start_resumed(HelloHandler on_hello, DeadHandler on_dead);
   void send_config(const proto::Config& config);
+
+  // Asks the agent to finish its frame in flight and go silent; calls
+  // on_ready when its last frame arrived. Until abort_snapshot() we hold every
+  // frame we would send, so neither side is mid-frame in the snapshot.
+  void prepare_snapshot(std::function<void()> on_ready);
+  void abort_snapshot();
   void request_shutdown();
 
   // Io thread only. The returned state is finished with an error if the
@@ -62,6 +70,7 @@ class ControlClient : public ExecBackend, public std::enable_shared_from_this<Co
     std::unique_ptr<boost::asio::steady_timer> timer;
   };
 
+  void send_frame(std::vector<std::uint8_t> frame);
   void on_frame(proto::FrameDecoder::Frame& frame);
   void on_output(Exec& ex, proto::FrameDecoder::Frame& frame);
   void finish(std::uint32_t id, const ExitStatus& status);
@@ -79,6 +88,9 @@ class ControlClient : public ExecBackend, public std::enable_shared_from_this<Co
   std::uint32_t next_id_ = 1;
   std::map<std::uint32_t, Exec> execs_;
   std::map<std::uint32_t, std::promise<proto::FileResult>> file_ops_;
+  bool frozen_ = false;
+  std::vector<std::vector<std::uint8_t>> held_;
+  std::function<void()> on_snapshot_ready_;
 };
 
 }  // namespace gondolin::control

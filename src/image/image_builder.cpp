@@ -26,6 +26,7 @@
 #include "image/embedded_assets.h"
 #include "image/kernel_image.h"
 #include "proto/control_protocol.h"
+#include "util/files.h"
 #include "util/logging.h"
 #include "util/paths.h"
 #include "util/sha256.h"
@@ -38,39 +39,6 @@ namespace {
 
 // Bump when the builder's output for the same inputs changes.
 constexpr int kBuilderVersion = 1;
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error(ErrorKind::Io, "cannot read " + p.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_file(const fs::path& p, std::string_view data, fs::perms perms = fs::perms::owner_read |
-                                                                              fs::perms::owner_write |
-                                                                              fs::perms::group_read |
-                                                                              fs::perms::others_read) {
-  fs::path tmp = p;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(ErrorKind::Io, "cannot write " + tmp.string());
-    out.write(data.data(), static_cast<std::streamsize>(data.size()));
-    if (!out) throw Error(ErrorKind::Io, "error writing " + tmp.string());
-  }
-  fs::permissions(tmp, perms);
-  fs::rename(tmp, p);
-}
-
-std::string now_rfc3339() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 class Builder {
  public:
@@ -198,7 +166,7 @@ fs::path Builder::unpack_deb(const fs::path& deb) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   run_checked({"dpkg-deb", "-x", deb.string(), dir.string()}, "unpacking " + deb.filename().string());
-  write_file(dir / ".complete", "");
+  write_file_atomic(dir / ".complete", "");
   return dir;
 }
 
@@ -252,8 +220,8 @@ fs::path Builder::build_rootfs() {
   run_checked(argv, "building the root filesystem with mmdebstrap");
 
   // Make it ours: identity files, and no state that would be stale in a VM.
-  write_file(tree / "etc/hostname", "gondolin\n");
-  write_file(tree / "etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\tgondolin\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+  write_file_atomic(tree / "etc/hostname", "gondolin\n");
+  write_file_atomic(tree / "etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\tgondolin\n::1\tlocalhost ip6-localhost ip6-loopback\n");
   std::error_code ec;
   fs::remove(tree / "etc/resolv.conf", ec);
   for (const char* dir : {"var/lib/apt/lists", "var/cache/apt"}) {
@@ -383,7 +351,7 @@ std::pair<std::string, std::string> Builder::build_kernel(const fs::path& kernel
   } else if (payload && (payload->compression == "gzip" || payload->compression == "xz" ||
                          payload->compression == "zstd")) {
     fs::path in = work_ / "kernel.payload", out = work_ / "kernel.elf";
-    write_file(in, payload->data);
+    write_file_atomic(in, payload->data);
     UniqueFd in_fd(::open(in.c_str(), O_RDONLY | O_CLOEXEC));
     UniqueFd out_fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     SpawnSpec spec;
@@ -409,10 +377,8 @@ Image Builder::run(const ImageStore& store) {
   // The build key covers every input; an identical earlier build is reused.
   std::string agent_sha = sha256_hex(assets::guest_agent());
 
-  auto [kernel_pkg, kernel_deb] = step("Downloading the kernel package", [&] {
-    std::string pkg = resolve_kernel_package();
-    return std::make_pair(pkg, download_package(pkg));
-  });
+  const std::string kernel_pkg = resolve_kernel_package();
+  const fs::path kernel_deb = step("Downloading the kernel package", [&] { return download_package(kernel_pkg); });
   fs::path busybox_deb = step("Downloading busybox-static", [&] { return download_package("busybox-static"); });
 
   std::ostringstream key_input;
@@ -446,8 +412,8 @@ Image Builder::run(const ImageStore& store) {
     fs::remove_all(stage, ec);
     fs::create_directories(stage);
     auto [kernel, kernel_format] = build_kernel(kernel_tree, release);
-    write_file(stage / "kernel", kernel);
-    write_file(stage / "initramfs.cpio", build_initramfs(kernel_tree, release, busybox_tree / "bin/busybox"));
+    write_file_atomic(stage / "kernel", kernel);
+    write_file_atomic(stage / "initramfs.cpio", build_initramfs(kernel_tree, release, busybox_tree / "bin/busybox"));
     // Link the cached root filesystem when possible: both copies are read-only.
     fs::create_hard_link(rootfs, stage / "rootfs.ext4", ec);
     if (ec) fs::copy_file(rootfs, stage / "rootfs.ext4");
@@ -478,10 +444,10 @@ Image Builder::run(const ImageStore& store) {
     m.agent_protocol = proto::kProtocolVersion;
     m.spec_json = spec_.source_text;
     m.id = sha256_hex(m.kernel.sha256 + m.initramfs.sha256 + m.rootfs.sha256 + m.cmdline).substr(0, 16);
-    write_file(stage / "manifest.json", m.to_json());
+    write_file_atomic(stage / "manifest.json", m.to_json());
     Image img = store.install(stage);
     fs::create_directories(key_file.parent_path());
-    write_file(key_file, img.manifest.id);
+    write_file_atomic(key_file, img.manifest.id);
     return img;
   });
 }

@@ -6,6 +6,7 @@
 #include "gondolin/error.h"
 #include "gondolin/image.h"
 #include "proto/control_protocol.h"
+#include "util/files.h"
 #include "util/logging.h"
 #include "util/paths.h"
 #include "util/sha256.h"
@@ -17,11 +18,9 @@ namespace {
 constexpr const char* kBuildHint = "build it with `gondolin build` (default spec images/debian-base.json)";
 
 std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error(ErrorKind::Image, "cannot read image manifest " + p.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  auto text = read_file_if_exists(p);
+  if (!text) throw Error(ErrorKind::Image, "cannot read image manifest " + p.string());
+  return *text;
 }
 
 Image load_image_dir(const fs::path& dir) {

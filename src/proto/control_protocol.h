@@ -27,7 +27,7 @@
 
 namespace gondolin::proto {
 
-inline constexpr std::uint8_t kProtocolVersion = 2;
+inline constexpr std::uint8_t kProtocolVersion = 3;
 inline constexpr std::size_t kHeaderSize = 12;
 // Large enough for one exec request with a big environment, small enough that
 // a lying guest cannot make the host allocate more than this per frame.
@@ -62,13 +62,25 @@ enum class FrameType : std::uint8_t {
   FileOp = 20,      // host -> guest: one operation on a guest path
   FileResult = 21,  // guest -> host: its outcome
 
-  // 30-39: network setup; 40-49: filesystem mounts; 50-59: sessions.
+  // 30-39: network setup; 40-49: filesystem mounts.
   // Each range belongs to one subsystem so they can grow independently.
+
+  // 50-59: sessions and snapshots.
+  SnapshotPrepare = 50,  // host -> guest: finish the frame in flight, then stay silent
+  SnapshotReady = 51,    // guest -> host: last frame before the snapshot
+  SnapshotAbort = 52,    // host -> guest: no snapshot after all; carry on
+  Resume = 53,           // host -> guest (new host): drop old exec streams, say Hello again
+  SessionSnapshot = 56,      // session client -> owner: save and stop this session
+  SessionSnapshotDone = 57,  // owner -> session client: snapshot id and directory
+  AttachExit = 58,           // owner -> attach client: the attached command's full exit status
 };
 
 inline constexpr bool is_known_frame_type(std::uint8_t t) {
   return (t >= static_cast<std::uint8_t>(FrameType::Hello) && t <= static_cast<std::uint8_t>(FrameType::Shutdown)) ||
-         t == static_cast<std::uint8_t>(FrameType::FileOp) || t == static_cast<std::uint8_t>(FrameType::FileResult);
+         t == static_cast<std::uint8_t>(FrameType::FileOp) || t == static_cast<std::uint8_t>(FrameType::FileResult) ||
+         (t >= static_cast<std::uint8_t>(FrameType::SnapshotPrepare) && t <= static_cast<std::uint8_t>(FrameType::Resume)) ||
+         (t >= static_cast<std::uint8_t>(FrameType::SessionSnapshot) &&
+          t <= static_cast<std::uint8_t>(FrameType::AttachExit));
 }
 
 struct FrameHeader {
@@ -533,6 +545,57 @@ inline std::optional<std::vector<DirEntryInfo>> decode_dir_entries(const std::st
   if (!r.at_end()) return std::nullopt;
   return out;
 }
+
+// ---- Session socket (between gondolin processes of one user) -----------------
+
+struct SessionSnapshotRequest {
+  std::string output_dir;  // empty: the snapshot store
+  void encode(PayloadWriter& w) const { w.bytes(output_dir); }
+  static std::optional<SessionSnapshotRequest> decode(PayloadReader& r) {
+    SessionSnapshotRequest q;
+    q.output_dir = r.c_string(kMaxPathLength);
+    if (!r.at_end()) return std::nullopt;
+    return q;
+  }
+};
+
+struct SessionSnapshotDoneMsg {
+  std::string id;
+  std::string dir;
+  void encode(PayloadWriter& w) const {
+    w.bytes(id);
+    w.bytes(dir);
+  }
+  static std::optional<SessionSnapshotDoneMsg> decode(PayloadReader& r) {
+    SessionSnapshotDoneMsg d;
+    d.id = r.c_string(64);
+    d.dir = r.c_string(kMaxPathLength);
+    if (!r.at_end()) return std::nullopt;
+    return d;
+  }
+};
+
+struct AttachExitMsg {
+  std::int32_t exit_code = 0;
+  std::int32_t signal = 0;
+  std::uint8_t timed_out = 0;
+  std::string start_error;
+  void encode(PayloadWriter& w) const {
+    w.i32(exit_code);
+    w.i32(signal);
+    w.u8(timed_out);
+    w.bytes(start_error);
+  }
+  static std::optional<AttachExitMsg> decode(PayloadReader& r) {
+    AttachExitMsg e;
+    e.exit_code = r.i32();
+    e.signal = r.i32();
+    e.timed_out = r.u8();
+    e.start_error = r.bytes(4096);
+    if (!r.at_end() || e.exit_code < 0 || e.exit_code > 255 || e.signal < 0 || e.signal > 64) return std::nullopt;
+    return e;
+  }
+};
 
 // Encodes one complete frame (header + payload) ready to write.
 inline std::vector<std::uint8_t> make_frame(FrameType type, std::uint32_t stream_id,

@@ -115,6 +115,15 @@ std::string describe_wait_status(int status) {
   return "stopped unexpectedly";
 }
 
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out.push_back(c);
+  }
+  return out + "'";
+}
+
 bool CommandResult::ok() const { return WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0; }
 
 CommandResult run_command(const std::vector<std::string>& argv, const std::filesystem::path& log_file,

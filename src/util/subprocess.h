@@ -33,6 +33,9 @@ pid_t spawn_process(const SpawnSpec& spec);
 // Blocking waitpid; returns the raw wait status.
 int wait_process(pid_t pid);
 
+// Quotes a string for /bin/sh (single quotes; embedded ones escaped).
+std::string shell_quote(const std::string& s);
+
 // "exited with status 3", "killed by signal 9 (Killed)".
 std::string describe_wait_status(int status);
 

@@ -36,7 +36,8 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
   const bool kvm = l.accel == Accel::Kvm;
   auto dev = [&](const std::string& base) { return virtio_device(l.machine, base); };
   QemuCommand cmd;
-  // QEMU sees the control socket as fd 3, the console as 4, devices from 5 on.
+  // QEMU sees the control socket as fd 3, the console as 4, QMP as 5,
+  // devices from 6 on.
   cmd.fds = {{l.control_fd, 3}, {l.console_fd, 4}};
 
   std::vector<std::string> a{l.qemu_binary.string(), "-nodefaults", "-no-user-config", "-display", "none",
@@ -59,7 +60,11 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
                      "socket,id=control,fd=3", "-device",
                      std::string("virtserialport,chardev=control,name=") + proto::kControlPortName});
   a.insert(a.end(), {"-chardev", "socket,id=console,fd=4", "-serial", "chardev:console"});
-  int next_fd = 5;
+  if (l.qmp_fd >= 0) {
+    cmd.fds.emplace_back(l.qmp_fd, 5);
+    a.insert(a.end(), {"-chardev", "socket,id=qmp,fd=5", "-mon", "chardev=qmp,mode=control"});
+  }
+  int next_fd = 6;
   for (const auto& d : l.devices) {
     if (d.parent_fd < 0) throw Error(ErrorKind::Internal, "device without a descriptor");
     int child_fd = next_fd++;
@@ -70,6 +75,7 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
       a.push_back(std::move(arg));
     }
   }
+  if (!l.incoming_uri.empty()) a.insert(a.end(), {"-S", "-incoming", l.incoming_uri});
   cmd.argv = std::move(a);
   return cmd;
 }

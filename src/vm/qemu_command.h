@@ -26,8 +26,10 @@ struct QemuLaunch {
   std::filesystem::path kernel, initrd, rootfs;
   std::string cmdline;                   // from the image manifest
   std::optional<std::uint64_t> tsc_khz;  // microvm under TCG needs it to boot
-  int control_fd = -1;  // our ends of the control and console sockets
+  int control_fd = -1;  // our ends of the control, console and QMP sockets
   int console_fd = -1;
+  int qmp_fd = -1;
+  std::string incoming_uri;  // restore a snapshot: start paused, load state from here
   std::vector<FdDevice> devices;  // network, file systems, ...
 };
 

@@ -1,12 +1,15 @@
 // `gondolin bash` driven through a real terminal (tmux): raw mode, resize,
 // Ctrl-C, exit status, terminal restored.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <thread>
 
+#include "gondolin/session.h"
 #include "test_support.h"
+#include "util/subprocess.h"
 
 using namespace gondolin::testing;
 
@@ -92,4 +95,47 @@ TEST(Tty, InteractiveBashInATerminal) {
   std::string modes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   EXPECT_NE(modes.find(" icanon"), std::string::npos) << modes;
   EXPECT_NE(modes.find(" echo "), std::string::npos) << modes;
+}
+
+TEST(Tty, AttachedShellInATerminal) {
+  // The owner: a plain exec that keeps the VM alive.
+  gondolin::SpawnSpec spec;
+  spec.argv = {gondolin_binary().string(), "exec", "--", "sh", "-c", "echo owner-was-here > /tmp/mark; sleep 600"};
+  pid_t owner = gondolin::spawn_process(spec);
+  std::string id;
+  for (int i = 0; i < 600 && id.empty(); ++i) {
+    for (const auto& s : gondolin::Session::list())
+      if (s.pid == owner) id = s.id;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_FALSE(id.empty());
+  TempDir tmp;
+  std::string status_file = (tmp.path() / "status").string();
+  Tmux t(gondolin_binary().string() + " attach " + id.substr(0, 8) + "; echo $? > " + status_file + "; sleep 30", 90, 25);
+  ASSERT_TRUE(t.wait_for("root@gondolin")) << t.screen();
+  t.type("cat /tmp/mark; echo $((6*7))");
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("owner-was-here")) << t.screen();
+  ASSERT_TRUE(t.wait_for("\n42")) << t.screen();
+  t.type("stty size");
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("25 90")) << t.screen();
+  t.resize(100, 33);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  t.type("stty size");
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("33 100")) << t.screen();
+  t.type("exit 3");
+  t.keys("Enter");
+  std::string status;
+  for (int i = 0; i < 300 && status.empty(); ++i) {
+    std::ifstream f(status_file);
+    std::getline(f, status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(status, "3");
+  // Leaving the attached shell left the session running.
+  EXPECT_TRUE(process_alive(owner));
+  ::kill(owner, SIGKILL);
+  gondolin::wait_process(owner);
 }

@@ -61,8 +61,8 @@ TEST(QemuCommand, DevicesGetSequentialDescriptors) {
   l.devices.push_back({{"-netdev", "stream,id=n,addr.type=fd,addr.str={fd}"}, 20});
   l.devices.push_back({{"-chardev", "socket,id=fs,fd={fd}"}, 21});
   auto cmd = vm::build_qemu_command(l);
-  EXPECT_TRUE(has_pair(cmd.argv, "-netdev", "stream,id=n,addr.type=fd,addr.str=5"));
-  EXPECT_TRUE(has_pair(cmd.argv, "-chardev", "socket,id=fs,fd=6"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-netdev", "stream,id=n,addr.type=fd,addr.str=6"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-chardev", "socket,id=fs,fd=7"));
   EXPECT_EQ(cmd.fds.size(), 4u);
 }
 

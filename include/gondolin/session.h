@@ -1,0 +1,55 @@
+// Running VMs other terminals can find and join, and snapshots of them.
+//
+// Every VM registers itself under $XDG_CACHE_HOME/gondolin/sessions/ with a
+// JSON description and a unix socket (owner-only) through which `gondolin
+// attach` runs commands in it and `gondolin snapshot` saves it. A snapshot
+// holds the VM's full memory and device state, so a resumed session continues
+// its processes where they were.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace gondolin {
+
+struct SessionInfo {
+  std::string id;  // uuid
+  int pid = 0;     // the gondolin process that owns the VM
+  std::string image;
+  std::string started;  // RFC 3339
+  double age_seconds = 0;
+  std::string command;  // what the owner runs, for humans
+  std::string accel;
+  std::string state;    // "running"
+  std::vector<std::string> mounts;  // descriptions
+  std::string network;              // policy description, no secret values
+  std::filesystem::path socket_path;
+};
+
+class Session {
+ public:
+  // Live sessions of this user, newest first. Entries of dead processes are removed.
+  static std::vector<SessionInfo> list();
+  // By uuid or unique prefix; throws gondolin::Error (Usage) naming the
+  // candidates when the prefix is ambiguous, or when nothing matches.
+  static SessionInfo find(const std::string& id_or_prefix);
+};
+
+struct SnapshotInfo {
+  std::string id;  // 16 hex digits
+  std::filesystem::path dir;
+  std::string created;
+  std::string image;        // name:tag (id)
+  std::uint64_t state_bytes = 0;  // size of the compressed memory and device state
+  double save_seconds = 0;        // how long the VM was paused to write it
+};
+
+// Snapshots under $XDG_CACHE_HOME/gondolin/snapshots/, newest first.
+std::vector<SnapshotInfo> list_snapshots();
+// By id, unique id prefix, or path to a snapshot directory.
+SnapshotInfo find_snapshot(const std::string& reference);
+void remove_snapshot(const std::string& reference);
+
+}  // namespace gondolin

@@ -1,0 +1,93 @@
+#include "session/session_client.h"
+
+#include "gondolin/error.h"
+#include "session/frame_socket.h"
+
+namespace gondolin::session {
+namespace {
+
+using proto::FrameType;
+
+[[noreturn]] void remote_error(const proto::FrameDecoder::Frame& f) {
+  proto::PayloadReader r(f.payload.data(), f.payload.size());
+  auto e = proto::ErrorMsg::decode(r);
+  throw Error(ErrorKind::Guest, e ? e->message : "the session refused the request");
+}
+
+}  // namespace
+
+AttachedCommand::AttachedCommand(const SessionInfo& session, const proto::ExecStart& request)
+    : socket_(std::make_unique<FrameSocket>(connect_unix(session.socket_path.string()))) {
+  if (!socket_->write(proto::make_frame(FrameType::ExecStart, 1, request)))
+    throw Error(ErrorKind::Io, "the session closed its socket");
+  auto reply = socket_->read();
+  if (!reply) throw Error(ErrorKind::Guest, "the session ended before the command started");
+  if (reply->header.type == FrameType::Error) remote_error(*reply);
+  if (reply->header.type != FrameType::ExecStarted) throw Error(ErrorKind::Guest, "unexpected reply from the session");
+}
+
+AttachedCommand::~AttachedCommand() = default;
+
+std::optional<OutputChunk> AttachedCommand::read() {
+  if (status_) return std::nullopt;
+  auto f = socket_->read();
+  if (!f) throw Error(ErrorKind::Guest, "the session ended (its VM stopped or its owner exited)");
+  proto::PayloadReader r(f->payload.data(), f->payload.size());
+  switch (f->header.type) {
+    case FrameType::Stdout:
+    case FrameType::Stderr:
+      return OutputChunk{f->header.type == FrameType::Stdout ? OutputStream::Stdout : OutputStream::Stderr,
+                         std::string(f->payload.begin(), f->payload.end())};
+    case FrameType::AttachExit: {
+      auto e = proto::AttachExitMsg::decode(r);
+      if (!e) throw Error(ErrorKind::Guest, "malformed exit status from the session");
+      ExitStatus s;
+      s.exit_code = e->exit_code;
+      s.signal = e->signal;
+      s.timed_out = e->timed_out != 0;
+      s.start_error = e->start_error;
+      status_ = s;
+      return std::nullopt;
+    }
+    case FrameType::Error: remote_error(*f);
+    default: throw Error(ErrorKind::Guest, "unexpected frame from the session");
+  }
+}
+
+void AttachedCommand::write_stdin(std::string_view data) {
+  for (std::size_t off = 0; off < data.size(); off += proto::kMaxDataChunk) {
+    std::size_t n = std::min<std::size_t>(proto::kMaxDataChunk, data.size() - off);
+    socket_->write(proto::make_frame(FrameType::Stdin, 1, reinterpret_cast<const std::uint8_t*>(data.data() + off), n));
+  }
+}
+
+void AttachedCommand::close_stdin() { socket_->write(proto::make_empty_frame(FrameType::StdinEof, 1)); }
+
+void AttachedCommand::resize(std::uint16_t rows, std::uint16_t cols) {
+  socket_->write(proto::make_frame(FrameType::Resize, 1, proto::Resize{rows, cols}));
+}
+
+void AttachedCommand::send_signal(int signo) {
+  socket_->write(proto::make_frame(FrameType::Signal, 1, proto::SignalRequest{signo}));
+}
+
+ExitStatus AttachedCommand::wait() {
+  while (read()) {
+  }
+  return *status_;
+}
+
+SnapshotInfo request_snapshot(const SessionInfo& session, const std::filesystem::path& output_dir) {
+  FrameSocket s(connect_unix(session.socket_path.string()));
+  s.write(proto::make_frame(FrameType::SessionSnapshot, 1, proto::SessionSnapshotRequest{output_dir.string()}));
+  auto reply = s.read();
+  if (!reply) throw Error(ErrorKind::Guest, "the session ended without confirming the snapshot");
+  if (reply->header.type == FrameType::Error) remote_error(*reply);
+  proto::PayloadReader r(reply->payload.data(), reply->payload.size());
+  auto done = proto::SessionSnapshotDoneMsg::decode(r);
+  if (reply->header.type != FrameType::SessionSnapshotDone || !done)
+    throw Error(ErrorKind::Guest, "unexpected reply to the snapshot request");
+  return find_snapshot(done->dir);
+}
+
+}  // namespace gondolin::session

@@ -1,0 +1,175 @@
+#include "session/session_server.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include "gondolin/error.h"
+#include "session/frame_socket.h"
+#include "util/logging.h"
+
+namespace gondolin::session {
+namespace {
+
+using proto::FrameType;
+
+void send_error(FrameSocket& s, const std::string& message) {
+  s.write(proto::make_frame(FrameType::Error, 1, proto::ErrorMsg{proto::ErrorStage::Protocol, 0, message}));
+}
+
+}  // namespace
+
+SessionServer::SessionServer(std::filesystem::path socket_path, SessionHost& host)
+    : path_(std::move(socket_path)), host_(host) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path_.string().size() >= sizeof addr.sun_path)
+    throw Error(ErrorKind::Io, "session socket path too long: " + path_.string());
+  std::memcpy(addr.sun_path, path_.c_str(), path_.string().size() + 1);
+  listen_fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  std::filesystem::remove(path_);
+  // Created owner-only from the start: no window in which others could connect.
+  mode_t old = ::umask(0177);
+  int rc = ::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::umask(old);
+  if (rc != 0 || ::listen(listen_fd_.get(), 16) != 0)
+    throw Error(ErrorKind::Io, "cannot listen on " + path_.string() + ": " + std::strerror(errno));
+  ::chmod(path_.c_str(), 0600);
+  acceptor_ = std::thread([this] { accept_loop(); });
+}
+
+SessionServer::~SessionServer() {
+  stopping_ = true;
+  ::shutdown(listen_fd_.get(), SHUT_RDWR);
+  if (acceptor_.joinable()) acceptor_.join();
+  std::list<Connection> conns;
+  {
+    std::lock_guard lock(mutex_);
+    conns.swap(connections_);
+  }
+  for (auto& c : conns) c.socket->shutdown();
+  for (auto& c : conns)
+    if (c.thread.joinable()) c.thread.join();
+  std::error_code ec;
+  std::filesystem::remove(path_, ec);
+}
+
+void SessionServer::reap_finished() {
+  std::lock_guard lock(mutex_);
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    if (it->done) {
+      it->thread.join();
+      it = connections_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void SessionServer::accept_loop() {
+  while (!stopping_) {
+    pollfd p{listen_fd_.get(), POLLIN, 0};
+    if (::poll(&p, 1, 500) <= 0) {
+      reap_finished();
+      continue;
+    }
+    int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    // Only our own user: the directory is 0700 and the socket 0600, and we
+    // check the peer anyway.
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != ::getuid()) {
+      ::close(fd);
+      continue;
+    }
+    std::lock_guard lock(mutex_);
+    auto& c = connections_.emplace_back();
+    c.socket = std::make_shared<FrameSocket>(UniqueFd(fd));
+    c.thread = std::thread([this, &c] {
+      serve(c);
+      c.done = true;
+    });
+  }
+}
+
+void SessionServer::serve(Connection& c) {
+  FrameSocket& s = *c.socket;
+  try {
+    auto first = s.read();
+    if (!first) return;
+    proto::PayloadReader r(first->payload.data(), first->payload.size());
+    if (first->header.type == FrameType::ExecStart) {
+      auto req = proto::ExecStart::decode(r);
+      if (!req) return send_error(s, "malformed exec request");
+      return serve_attach(s, *req);
+    }
+    if (first->header.type == FrameType::SessionSnapshot) {
+      auto req = proto::SessionSnapshotRequest::decode(r);
+      if (!req) return send_error(s, "malformed snapshot request");
+      SnapshotInfo info = host_.snapshot(req->output_dir);
+      s.write(proto::make_frame(FrameType::SessionSnapshotDone, 1,
+                                proto::SessionSnapshotDoneMsg{info.id, info.dir.string()}));
+      return;
+    }
+    send_error(s, "unexpected request on the session socket");
+  } catch (const Error& e) {
+    send_error(s, e.what());
+  }
+}
+
+void SessionServer::serve_attach(FrameSocket& s, const proto::ExecStart& request) {
+  Process p = host_.attach(request);
+  s.write(proto::make_frame(FrameType::ExecStarted, 1, proto::ExecStarted{0}));
+  // Client -> guest on a second thread; guest -> client here. The socket's
+  // own buffer is the back-pressure: a slow client slows our reads.
+  std::thread input([&] {
+    try {
+      while (auto f = s.read()) {
+        proto::PayloadReader r(f->payload.data(), f->payload.size());
+        switch (f->header.type) {
+          case FrameType::Stdin:
+            p.write_stdin(std::string_view(reinterpret_cast<const char*>(f->payload.data()), f->payload.size()));
+            break;
+          case FrameType::StdinEof: p.close_stdin(); break;
+          case FrameType::Resize:
+            if (auto z = proto::Resize::decode(r)) p.resize(z->rows, z->cols);
+            break;
+          case FrameType::Signal:
+            if (auto sig = proto::SignalRequest::decode(r)) p.send_signal(sig->signo);
+            break;
+          default: return;
+        }
+      }
+    } catch (const Error&) {
+    }
+    // The client went away: its command goes with it.
+    p.send_signal(SIGHUP);
+  });
+  try {
+    while (auto chunk = p.read()) {
+      auto type = chunk->stream == OutputStream::Stdout ? FrameType::Stdout : FrameType::Stderr;
+      for (std::size_t off = 0; off < chunk->data.size(); off += proto::kMaxDataChunk) {
+        std::size_t n = std::min<std::size_t>(proto::kMaxDataChunk, chunk->data.size() - off);
+        if (!s.write(proto::make_frame(type, 1, reinterpret_cast<const std::uint8_t*>(chunk->data.data() + off), n)))
+          p.send_signal(SIGHUP);
+      }
+    }
+    ExitStatus st = p.wait();
+    s.write(proto::make_frame(FrameType::AttachExit, 1,
+                              proto::AttachExitMsg{st.exit_code, st.signal, st.timed_out ? std::uint8_t{1} : std::uint8_t{0},
+                                                   st.start_error}));
+  } catch (const Error& e) {
+    send_error(s, e.what());
+  }
+  s.shutdown();
+  input.join();
+}
+
+}  // namespace gondolin::session

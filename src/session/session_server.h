@@ -1,0 +1,60 @@
+// The owner's end of a session socket: other gondolin processes of the same
+// user attach commands to this VM or ask it to snapshot itself. One thread
+// accepts; each connection gets its own thread (attach is rare and blocking
+// I/O keeps it simple); everything else happens through SessionHost.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "gondolin/exec.h"
+#include "gondolin/session.h"
+#include "proto/control_protocol.h"
+#include "util/unique_fd.h"
+
+namespace gondolin::session {
+
+class FrameSocket;
+
+// What the VM offers its session clients (implemented by src/vm).
+class SessionHost {
+ public:
+  virtual ~SessionHost() = default;
+  virtual Process attach(const proto::ExecStart& request) = 0;
+  // Saves the VM and stops it. Throws gondolin::Error.
+  virtual SnapshotInfo snapshot(const std::filesystem::path& dir) = 0;
+};
+
+class SessionServer {
+ public:
+  // Binds `socket_path` (mode 0600) and starts accepting.
+  SessionServer(std::filesystem::path socket_path, SessionHost& host);
+  ~SessionServer();  // stops accepting, ends every connection, removes the socket
+  SessionServer(const SessionServer&) = delete;
+  SessionServer& operator=(const SessionServer&) = delete;
+
+ private:
+  struct Connection {
+    std::shared_ptr<FrameSocket> socket;
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+  void accept_loop();
+  void serve(Connection& c);
+  void serve_attach(FrameSocket& socket, const proto::ExecStart& request);
+  void reap_finished();
+
+  std::filesystem::path path_;
+  SessionHost& host_;
+  UniqueFd listen_fd_;
+  std::atomic<bool> stopping_{false};
+  std::mutex mutex_;
+  std::list<Connection> connections_;
+  std::thread acceptor_;
+};
+
+}  // namespace gondolin::session

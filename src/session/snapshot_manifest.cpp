@@ -1,0 +1,102 @@
+#include "session/snapshot_manifest.h"
+
+#include <nlohmann/json.hpp>
+
+#include "gondolin/error.h"
+
+namespace gondolin::session {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void bad(const std::string& origin, const std::string& what) {
+  throw Error(ErrorKind::Usage, "invalid snapshot " + origin + ": " + what);
+}
+
+template <typename T>
+T get(const json& doc, const char* key, const std::string& origin) {
+  auto it = doc.find(key);
+  if (it == doc.end()) bad(origin, std::string("missing field \"") + key + "\"");
+  try {
+    return it->get<T>();
+  } catch (const json::exception&) {
+    bad(origin, std::string("field \"") + key + "\" has the wrong type");
+  }
+}
+
+bool is_hex(const std::string& s, std::size_t n) {
+  return s.size() == n && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+}  // namespace
+
+SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::string& origin) {
+  json doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) bad(origin, "manifest.json is not a JSON object (truncated?)");
+  if (get<int>(doc, "schema", origin) != kSchemaVersion) bad(origin, "unsupported schema");
+  SnapshotManifest m;
+  m.id = get<std::string>(doc, "id", origin);
+  if (!is_hex(m.id, 16)) bad(origin, "id must be 16 hex digits");
+  m.created = get<std::string>(doc, "created", origin);
+  const json image = get<json>(doc, "image", origin);
+  m.image_id = get<std::string>(image, "id", origin);
+  m.image_name = get<std::string>(image, "name", origin);
+  m.image_manifest_sha256 = get<std::string>(image, "manifest_sha256", origin);
+  if (!is_hex(m.image_id, 16) || !is_hex(m.image_manifest_sha256, 64)) bad(origin, "bad image reference");
+  const json vm = get<json>(doc, "vm", origin);
+  m.memory_mib = get<std::uint32_t>(vm, "memory_mib", origin);
+  m.cpus = get<std::uint32_t>(vm, "cpus", origin);
+  m.machine = get<std::string>(vm, "machine", origin);
+  m.accel = get<std::string>(vm, "accel", origin);
+  m.hostname = get<std::string>(vm, "hostname", origin);
+  if (m.machine != "microvm" && m.machine != "q35") bad(origin, "unknown machine " + m.machine);
+  if (m.accel != "kvm" && m.accel != "tcg") bad(origin, "unknown accelerator " + m.accel);
+  if (m.memory_mib < 128 || m.cpus < 1 || m.cpus > 255) bad(origin, "bad VM size");
+  const json env = get<json>(vm, "env", origin);
+  if (!env.is_object()) bad(origin, "env must be an object");
+  for (const auto& kv : env.items()) {
+    if (!kv.value().is_string()) bad(origin, "env values must be strings");
+    m.env.emplace_back(kv.key(), kv.value().get<std::string>());
+  }
+  m.qemu_version = get<std::string>(doc, "qemu_version", origin);
+  m.gondolin_version = get<std::string>(doc, "gondolin_version", origin);
+  m.agent_protocol = get<std::uint32_t>(doc, "agent_protocol", origin);
+  const json state = get<json>(doc, "state", origin);
+  if (get<std::string>(state, "file", origin) != kStateFile) bad(origin, "unexpected state file name");
+  m.state_size = get<std::uint64_t>(state, "size", origin);
+  m.state_sha256 = get<std::string>(state, "sha256", origin);
+  if (!is_hex(m.state_sha256, 64)) bad(origin, "bad state hash");
+  m.save_seconds = get<double>(state, "save_seconds", origin);
+  m.network_json = get<json>(doc, "network", origin).dump();
+  m.mounts_json = get<json>(doc, "mounts", origin).dump();
+  m.secret_names = get<std::vector<std::string>>(doc, "secret_names", origin);
+  return m;
+}
+
+std::string SnapshotManifest::to_json() const {
+  json env_obj = json::object();
+  for (const auto& [k, v] : env) env_obj[k] = v;
+  json doc{
+      {"schema", kSchemaVersion},
+      {"id", id},
+      {"created", created},
+      {"image", {{"id", image_id}, {"name", image_name}, {"manifest_sha256", image_manifest_sha256}}},
+      {"vm",
+       {{"memory_mib", memory_mib},
+        {"cpus", cpus},
+        {"machine", machine},
+        {"accel", accel},
+        {"hostname", hostname},
+        {"env", env_obj}}},
+      {"qemu_version", qemu_version},
+      {"gondolin_version", gondolin_version},
+      {"agent_protocol", agent_protocol},
+      {"state", {{"file", kStateFile}, {"size", state_size}, {"sha256", state_sha256}, {"save_seconds", save_seconds}}},
+      {"network", json::parse(network_json, nullptr, false)},
+      {"mounts", json::parse(mounts_json, nullptr, false)},
+      {"secret_names", secret_names},
+  };
+  return doc.dump(2) + "\n";
+}
+
+}  // namespace gondolin::session

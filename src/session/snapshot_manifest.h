@@ -1,0 +1,44 @@
+// What a snapshot directory records besides the VM state itself: enough to
+// restart QEMU identically (machine, memory, devices), to refuse a snapshot
+// that cannot be resumed here (other image, QEMU or agent version), and to
+// describe the session (network policy and mounts, secret names only).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace gondolin::session {
+
+struct SnapshotManifest {
+  static constexpr int kSchemaVersion = 1;
+  static constexpr const char* kStateFile = "state.zst";
+
+  std::string id;
+  std::string created;
+  std::string image_id;
+  std::string image_name;
+  std::string image_manifest_sha256;
+  std::uint32_t memory_mib = 0;
+  std::uint32_t cpus = 0;
+  std::string machine;
+  std::string accel;
+  std::string hostname;
+  std::string qemu_version;
+  std::string gondolin_version;
+  std::uint32_t agent_protocol = 0;
+  std::uint64_t state_size = 0;
+  std::string state_sha256;
+  double save_seconds = 0;
+  std::vector<std::pair<std::string, std::string>> env;  // the VM's base environment
+  std::string network_json = "{}";                       // description, no secret values
+  std::string mounts_json = "[]";
+  std::vector<std::string> secret_names;
+
+  // Strict; throws gondolin::Error (Usage) naming the problem and the file.
+  static SnapshotManifest parse(const std::string& text, const std::string& origin);
+  std::string to_json() const;
+};
+
+}  // namespace gondolin::session

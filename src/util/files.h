@@ -1,0 +1,24 @@
+// Whole-file reads and atomic writes, and the timestamp format we record.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace gondolin {
+
+// The file's bytes, or nullopt if it cannot be opened.
+std::optional<std::string> read_file_if_exists(const std::filesystem::path& path);
+// Throws gondolin::Error (Io) naming the file.
+std::string read_file(const std::filesystem::path& path);
+// Writes to PATH.tmp and renames over PATH, so readers never see half a file.
+void write_file_atomic(const std::filesystem::path& path, std::string_view data,
+                       std::filesystem::perms perms = std::filesystem::perms::owner_read |
+                                                      std::filesystem::perms::owner_write |
+                                                      std::filesystem::perms::group_read |
+                                                      std::filesystem::perms::others_read);
+// Current UTC time as RFC 3339 ("2026-11-28T23:35:47Z").
+std::string now_rfc3339();
+
+}  // namespace gondolin

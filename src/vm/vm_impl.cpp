@@ -1,0 +1,356 @@
+#include "vm/vm_impl.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <openssl/rand.h>
+
+#include "session/session_registry.h"
+#include "util/files.h"
+#include "util/logging.h"
+#include "util/paths.h"
+#include "util/subprocess.h"
+#include "vm/accel.h"
+#include "vm/qemu_command.h"
+
+namespace gondolin {
+namespace {
+
+constexpr std::chrono::seconds kShutdownGrace{3};
+constexpr std::chrono::seconds kFileOpTimeout{60};
+
+std::pair<UniqueFd, UniqueFd> socket_pair() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    throw Error(ErrorKind::Io, std::string("socketpair: ") + std::strerror(errno));
+  return {UniqueFd(sv[0]), UniqueFd(sv[1])};
+}
+
+void validate_env_entry(const std::string& key, const std::string& value) {
+  if (key.empty() || key.find('=') != std::string::npos || key.find('\0') != std::string::npos)
+    throw Error(ErrorKind::Usage, "invalid environment variable name '" + key + "'");
+  if (value.find('\0') != std::string::npos)
+    throw Error(ErrorKind::Usage, "environment variable " + key + " contains a NUL byte");
+}
+
+}  // namespace
+
+std::filesystem::path resolve_qemu_binary(const VmOptions& o) {
+  std::string name = o.qemu_binary;
+  if (name.empty())
+    if (const char* env = std::getenv("GONDOLIN_QEMU"); env && *env) name = env;
+  if (name.empty()) name = "qemu-system-x86_64";
+  auto found = paths::find_program(name);
+  if (found.empty())
+    throw Error(ErrorKind::Qemu, "QEMU binary '" + name + "' not found (apt-get install qemu-system-x86, or set GONDOLIN_QEMU)");
+  return found;
+}
+
+VmImpl::VmImpl(VmOptions opts) : opts_(std::move(opts)), work_(boost::asio::make_work_guard(io_)) {
+  // Before the io thread exists, so a bad policy throws cleanly. The
+  // guest's environment gets the secret placeholders, never the values.
+  if (opts_.network.enabled) {
+    egress_ = std::make_unique<egress::EgressService>(io_, opts_.network);
+    for (auto& kv : egress_->guest_env()) opts_.env.push_back(std::move(kv));
+  }
+  thread_ = std::thread([this] { io_.run(); });
+}
+
+VmImpl::~VmImpl() { close(); }
+
+void VmImpl::finish_boot(BootOutcome outcome, std::optional<Error> error) {
+  std::lock_guard lock(boot_mutex_);
+  if (boot_outcome_ != BootOutcome::Pending) return;
+  boot_outcome_ = outcome;
+  boot_error_ = std::move(error);
+  boot_cv_.notify_all();
+}
+
+std::string VmImpl::console_hint() const {
+  std::string tail = console_ ? console_->tail() : "";
+  return tail.empty() ? "" : " (guest console: " + tail + ")";
+}
+
+void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::milliseconds timeout,
+                           const std::filesystem::path& incoming_state) {
+  auto [control_host, control_qemu] = socket_pair();
+  auto [console_host, console_qemu] = socket_pair();
+  auto [qmp_host, qmp_qemu] = socket_pair();
+  vm::QemuLaunch launch;
+  launch.qemu_binary = resolve_qemu_binary(opts_);
+  launch.accel = accel;
+  launch.machine = opts_.machine;
+  launch.memory_mib = opts_.memory_mib;
+  launch.cpus = opts_.cpus;
+  launch.kernel = image.kernel_path();
+  launch.initrd = image.initramfs_path();
+  launch.rootfs = image.rootfs_path();
+  launch.cmdline = image.manifest.cmdline;
+  launch.tsc_khz = vm::host_tsc_khz();
+  launch.control_fd = control_qemu.get();
+  launch.console_fd = console_qemu.get();
+  launch.qmp_fd = qmp_qemu.get();
+  if (!incoming_state.empty()) launch.incoming_uri = "exec:zstd -q -dc " + shell_quote(incoming_state.string());
+  vm::QemuCommand command = vm::build_qemu_command(launch);
+
+  std::string line;
+  for (const auto& a : command.argv) line += (line.empty() ? "" : " ") + a;
+  log().debug("qemu command: {}", line);
+
+  console_ = std::make_shared<vm::GuestConsole>(io_, std::move(console_host));
+  console_->start();
+  qmp_ = std::make_shared<vm::QmpClient>(io_, std::move(qmp_host));
+  qmp_->start();
+  auto channel = std::make_shared<control::ControlChannel>(io_, std::move(control_host));
+  control_ = std::make_shared<control::ControlClient>(io_, channel);
+  // A dead control channel means a dead VM: QEMU is stopped, and its exit
+  // handler reports why (QEMU's own words if it had any, else this reason).
+  auto on_dead = [this](const std::string& why) {
+    if (death_reason_.empty()) death_reason_ = why;
+    running_ = false;
+    if (qemu_) qemu_->kill(SIGKILL);
+  };
+  auto on_hello = [this](const proto::Hello& h) { this->on_hello(h); };
+  resumed_ = !incoming_state.empty();
+
+  boot_started_ = std::chrono::steady_clock::now();
+  qemu_ = vm::QemuProcess::start(io_, command.argv, command.fds, [this](int status) { on_qemu_exit(status); });
+  info_.qemu_pid = qemu_->pid();
+  if (resumed_) {
+    control_->start_resumed(on_hello, on_dead);
+    continue_after_restore();
+  } else {
+    control_->start(on_hello, on_dead);
+  }
+
+  boot_timer_ = std::make_unique<boost::asio::steady_timer>(io_, timeout);
+  boot_timer_->async_wait([this, timeout](const boost::system::error_code& ec) {
+    if (ec) return;
+    finish_boot(BootOutcome::TimedOut,
+                Error(ErrorKind::Guest, "the guest did not start within " +
+                                            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) +
+                                            " s" + console_hint()));
+  });
+}
+
+// An incoming QEMU loads the state while paused (-S); once the migration
+// stream is in, let it run. The agent then finds our Resume frame waiting.
+void VmImpl::continue_after_restore() {
+  qmp_->execute("query-migrate", nullptr, [this](bool ok, const nlohmann::json& r) {
+    std::string status = ok ? r.value("status", "") : "";
+    if (status == "completed") {
+      qmp_->execute("cont", nullptr, [this](bool cont_ok, const nlohmann::json& cr) {
+        if (!cont_ok)
+          finish_boot(BootOutcome::Failed, Error(ErrorKind::Qemu, "QEMU cannot continue the restored VM: " + cr.dump()));
+      });
+      return;
+    }
+    if (status == "failed" || !ok) {
+      finish_boot(BootOutcome::Failed, Error(ErrorKind::Qemu, "QEMU could not load the snapshot state" +
+                                                                  (qemu_ ? ": " + qemu_->error_text() : std::string())));
+      if (qemu_) qemu_->kill(SIGKILL);
+      return;
+    }
+    restore_timer_ = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(5));
+    restore_timer_->async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) continue_after_restore();
+    });
+  });
+}
+
+void VmImpl::on_hello(const proto::Hello& hello) {
+  info_.kernel_release = hello.kernel_release;
+  info_.kernel_seconds = static_cast<double>(hello.uptime_at_start_ns) / 1e9;
+  info_.agent_init_seconds = static_cast<double>(hello.init_duration_ns) / 1e9;
+  info_.boot_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - boot_started_).count();
+  // Clock and entropy on every (re)start: a resumed guest's clock lags by the
+  // time it spent in the snapshot, and two resumes of one snapshot must not
+  // share their random state.
+  proto::Config cfg;
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  cfg.realtime_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
+  cfg.entropy.resize(64);
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(cfg.entropy.data()), 64) != 1) cfg.entropy.clear();
+  cfg.hostname = opts_.hostname;
+  control_->send_config(cfg);
+  if (boot_timer_) boot_timer_->cancel();
+  running_ = true;
+  log().info("guest {} in {:.2f} s (kernel {:.2f} s, agent init {:.3f} s, {} with {})",
+             resumed_ ? "resumed" : "ready", info_.boot_seconds, info_.kernel_seconds, info_.agent_init_seconds,
+             info_.kernel_release, to_string(info_.accel));
+  log().debug("agent boot phases: {}", hello.boot_report);
+  finish_boot(BootOutcome::Ready);
+}
+
+void VmImpl::on_qemu_exit(int status) {
+  running_ = false;
+  std::string qemu_text = qemu_->error_text();
+  Error why(ErrorKind::Qemu, "QEMU failed: " + qemu_text);
+  if (qemu_text.empty()) {
+    why = death_reason_.empty()
+              ? Error(ErrorKind::Qemu, "QEMU " + describe_wait_status(status) + console_hint())
+              : Error(ErrorKind::Guest, death_reason_ + console_hint());
+  }
+  if (death_reason_.empty()) death_reason_ = why.what();
+  if (control_) control_->fail_all(Error(ErrorKind::Guest, "the VM stopped: " + death_reason_));
+  for (auto* t : {&boot_timer_, &shutdown_timer_, &restore_timer_})
+    if (*t) (*t)->cancel();
+  if (console_) console_->close();
+  if (qmp_) qmp_->close();
+  finish_boot(BootOutcome::Failed, why);
+  if (!qemu_gone_set_) {
+    qemu_gone_set_ = true;
+    qemu_gone_.set_value();
+  }
+}
+
+void VmImpl::boot(const Image& image, Accel accel, const std::string& accel_reason, std::chrono::milliseconds timeout,
+                  const std::filesystem::path& incoming_state) {
+  image_ = image;
+  info_.image_id = image.manifest.id;
+  info_.image_name = image.display_name();
+  info_.accel = accel;
+  info_.accel_reason = accel_reason;
+  on_io([&] { start_qemu_io(image, accel, timeout, incoming_state); });
+  std::unique_lock lock(boot_mutex_);
+  boot_cv_.wait(lock, [&] { return boot_outcome_ != BootOutcome::Pending; });
+  if (boot_outcome_ != BootOutcome::Ready) {
+    Error err = *boot_error_;
+    bool timed_out = boot_outcome_ == BootOutcome::TimedOut;
+    lock.unlock();
+    close();
+    if (timed_out) throw BootTimedOut(err);
+    throw err;
+  }
+}
+
+void VmImpl::register_session() {
+  if (!opts_.register_session) return;
+  session_id_ = session::new_session_id();
+  std::filesystem::path sock = session::sessions_dir() / (session_id_ + ".sock");
+  session_server_ = std::make_unique<session::SessionServer>(sock, *this);
+  SessionInfo s;
+  s.id = session_id_;
+  s.image = info_.image_name + " (" + info_.image_id + ")";
+  s.started = now_rfc3339();
+  s.command = opts_.session_command.empty() ? "(api)" : opts_.session_command;
+  s.accel = to_string(info_.accel);
+  s.network = opts_.network.enabled ? "on" : "off";
+  s.socket_path = sock;
+  session_record_ = std::make_unique<session::SessionRecord>(s);
+}
+
+Process VmImpl::spawn(const Command& cmd, const ExecOptions& o) {
+  if (cmd.args().empty() || cmd.args().front().empty()) throw Error(ErrorKind::Usage, "no command given");
+  proto::ExecStart req;
+  req.argv = cmd.args();
+  for (const auto& a : req.argv)
+    if (a.find('\0') != std::string::npos) throw Error(ErrorKind::Usage, "command arguments cannot contain NUL bytes");
+  using EnvList = std::vector<std::pair<std::string, std::string>>;
+  for (const EnvList* env : {static_cast<const EnvList*>(&opts_.env), &o.env})
+    for (const auto& [k, v] : *env) {
+      validate_env_entry(k, v);
+      req.env.push_back(k + "=" + v);
+    }
+  if (o.cwd.find('\0') != std::string::npos) throw Error(ErrorKind::Usage, "working directory contains a NUL byte");
+  req.cwd = o.cwd;
+  req.flags = (o.pty ? proto::kExecFlagPty : 0) | (o.stdin || !o.stdin_data.empty() ? proto::kExecFlagStdin : 0);
+  req.rows = o.rows;
+  req.cols = o.cols;
+  proto::PayloadWriter size_check;
+  req.encode(size_check);
+  if (size_check.data().size() > proto::kMaxPayload || req.argv.size() > proto::kMaxArgs ||
+      req.env.size() > proto::kMaxEnv)
+    throw Error(ErrorKind::Usage, "command line and environment are too large (limit 1 MiB)");
+  if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
+  auto state = on_io([&] { return control_->start_exec(req, o.timeout); });
+  return detail::make_process(std::move(state));
+}
+
+Process VmImpl::attach(const proto::ExecStart& request) {
+  ExecOptions o;
+  for (const auto& kv : request.env) {
+    auto eq = kv.find('=');
+    o.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  o.cwd = request.cwd;
+  o.pty = (request.flags & proto::kExecFlagPty) != 0;
+  o.stdin = (request.flags & proto::kExecFlagStdin) != 0;
+  o.rows = request.rows;
+  o.cols = request.cols;
+  return spawn(Command::argv(request.argv), o);
+}
+
+proto::FileResult VmImpl::file_op(const proto::FileOp& op) {
+  if (op.path.empty() || op.path[0] != '/' || op.path.find('\0') != std::string::npos ||
+      op.path.size() > proto::kMaxPathLength)
+    throw Error(ErrorKind::Usage, "guest path must be absolute: '" + op.path + "'");
+  if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
+  auto future = on_io([&] { return control_->file_op(op); });
+  // The agent answers file operations at once; silence means it is broken or hostile.
+  if (future.wait_for(kFileOpTimeout) != std::future_status::ready)
+    throw Error(ErrorKind::Guest, "the guest did not answer a file operation on " + op.path + " within " +
+                                      std::to_string(kFileOpTimeout.count()) + " s");
+  proto::FileResult r = future.get();
+  if (r.error_number != 0)
+    throw Error(ErrorKind::Io, "guest file " + op.path + ": " + std::strerror(r.error_number));
+  return r;
+}
+
+void VmImpl::kill_and_wait() {
+  auto gone = qemu_gone_future_;
+  bool have_qemu = on_io([&] {
+    if (!qemu_ || qemu_->exited()) return false;
+    // Everything the guest wrote lives in its tmpfs overlay and dies with it,
+    // so killing QEMU loses nothing. Host-backed state that may sit dirty in
+    // the guest (graceful_shutdown_) gets a sync and power-off first.
+    if (running_ && graceful_shutdown_) control_->request_shutdown();
+    else qemu_->kill(SIGKILL);
+    shutdown_timer_ = std::make_unique<boost::asio::steady_timer>(io_, kShutdownGrace);
+    shutdown_timer_->async_wait([this](const boost::system::error_code& ec) {
+      if (!ec && qemu_) qemu_->kill(SIGKILL);
+    });
+    return true;
+  });
+  if (have_qemu) gone.wait();
+  running_ = false;
+}
+
+void VmImpl::close() {
+  {
+    std::lock_guard lock(close_mutex_);
+    if (closed_) return;
+    closed_ = true;
+  }
+  // Session clients first: they call into this VM.
+  session_server_.reset();
+  session_record_.reset();
+  kill_and_wait();
+  teardown_io();
+}
+
+void VmImpl::teardown_io() {
+  on_io([&] {
+    if (control_) control_->fail_all(Error(ErrorKind::Guest, "the VM was closed"));
+    if (console_) console_->close();
+    if (qmp_) qmp_->close();
+    for (auto* t : {&boot_timer_, &shutdown_timer_, &restore_timer_})
+      if (*t) (*t)->cancel();
+  });
+  work_.reset();
+  io_.stop();
+  if (thread_.joinable()) thread_.join();
+  control_.reset();
+  console_.reset();
+  qmp_.reset();
+  qemu_.reset();  // kills and reaps QEMU if it somehow still runs
+  boot_timer_.reset();
+  shutdown_timer_.reset();
+  restore_timer_.reset();
+}
+
+}  // namespace gondolin

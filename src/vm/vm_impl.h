@@ -1,0 +1,139 @@
+// VmImpl: one VM. Owns the io thread; everything that touches QEMU's sockets
+// runs there. Public methods may be called from any thread.
+#pragma once
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "control/control_client.h"
+#include "egress/egress_service.h"
+#include "gondolin/error.h"
+#include "gondolin/image.h"
+#include "gondolin/vm.h"
+#include "session/session_server.h"
+#include "vm/guest_console.h"
+#include "vm/qemu_process.h"
+#include "vm/qmp_client.h"
+
+namespace gondolin {
+
+namespace session {
+class SessionRecord;
+}
+
+// A boot that ran out of time, as distinct from one that failed outright: only
+// the former makes an auto-chosen KVM fall back to TCG.
+class BootTimedOut : public Error {
+ public:
+  explicit BootTimedOut(const Error& e) : Error(e.kind(), e.what()) {}
+};
+
+class VmImpl : public session::SessionHost {
+ public:
+  explicit VmImpl(VmOptions opts);
+  ~VmImpl() override;
+
+  // Starts QEMU and waits for the agent's Hello. With `incoming_state`, QEMU
+  // restores that snapshot state instead of booting. Throws (BootTimedOut on timeout).
+  void boot(const Image& image, Accel accel, const std::string& accel_reason, std::chrono::milliseconds timeout,
+            const std::filesystem::path& incoming_state = {});
+  // Puts the VM in the session registry (after a successful boot).
+  void register_session();
+
+  Process spawn(const Command& cmd, const ExecOptions& o);
+  proto::FileResult file_op(const proto::FileOp& op);
+  void close();
+  // The handlers the network stack hands guest TCP flows to (null without network).
+  egress::EgressService* egress() { return egress_.get(); }
+
+  // session::SessionHost
+  Process attach(const proto::ExecStart& request) override;
+  SnapshotInfo snapshot(const std::filesystem::path& dir) override;
+
+  const VmInfo& info() const { return info_; }
+  const VmOptions& options() const { return opts_; }
+  bool running() const { return running_.load(); }
+  std::string session_id() const { return session_id_; }
+
+ private:
+  enum class BootOutcome { Pending, Ready, Failed, TimedOut };
+
+  // Runs `f` on the io thread and returns its result (rethrowing its exception).
+  template <typename F>
+  auto on_io(F&& f) {
+    using R = decltype(f());
+    std::packaged_task<R()> task(std::forward<F>(f));
+    auto fut = task.get_future();
+    boost::asio::post(io_, [&task] { task(); });
+    return fut.get();
+  }
+
+  void finish_boot(BootOutcome outcome, std::optional<Error> error = std::nullopt);
+  void start_qemu_io(const Image& image, Accel accel, std::chrono::milliseconds timeout,
+                     const std::filesystem::path& incoming_state);
+  void continue_after_restore();
+  void on_qemu_exit(int status);
+  void on_hello(const proto::Hello& hello);
+  std::string console_hint() const;
+  void kill_and_wait();
+  void teardown_io();
+
+  // Runs one QMP command on the io thread and waits for its reply.
+  nlohmann::json qmp(const std::string& command, nlohmann::json arguments = nullptr);
+  void save_state(const std::filesystem::path& state_file);
+
+  VmOptions opts_;
+  VmInfo info_;
+  Image image_;
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  // The handlers the network stack hands guest TCP flows to (null without network).
+  std::unique_ptr<egress::EgressService> egress_;
+  std::thread thread_;
+
+  // io-thread state
+  std::shared_ptr<vm::QemuProcess> qemu_;
+  std::shared_ptr<control::ControlClient> control_;
+  std::shared_ptr<vm::GuestConsole> console_;
+  std::shared_ptr<vm::QmpClient> qmp_;
+  std::unique_ptr<boost::asio::steady_timer> boot_timer_;
+  std::unique_ptr<boost::asio::steady_timer> shutdown_timer_;
+  std::unique_ptr<boost::asio::steady_timer> restore_timer_;
+  std::chrono::steady_clock::time_point boot_started_;
+  std::promise<void> qemu_gone_;
+  std::shared_future<void> qemu_gone_future_ = qemu_gone_.get_future().share();
+  bool qemu_gone_set_ = false;
+  bool resumed_ = false;
+
+  std::mutex boot_mutex_;
+  std::condition_variable boot_cv_;
+  BootOutcome boot_outcome_ = BootOutcome::Pending;
+  std::optional<Error> boot_error_;
+  std::atomic<bool> running_{false};
+  std::string death_reason_;
+  std::mutex close_mutex_;
+  bool closed_ = false;
+  bool graceful_shutdown_ = false;  // set by subsystems whose data the guest may cache
+
+  std::string session_id_;
+  std::unique_ptr<session::SessionServer> session_server_;
+  std::unique_ptr<session::SessionRecord> session_record_;
+};
+
+// QEMU's own version line (`qemu-system-x86_64 --version`), for snapshot compatibility.
+std::string qemu_version_line(const std::filesystem::path& qemu_binary);
+std::filesystem::path resolve_qemu_binary(const VmOptions& o);
+
+}  // namespace gondolin

@@ -1,0 +1,169 @@
+// Snapshots: the agent goes quiet at a frame boundary, QEMU pauses and
+// migrates its RAM and device state through zstd into a file, and the session
+// stops. Resume starts QEMU with the same machine and devices, paused, loads
+// that state, continues, and tells the agent it has a new host.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <openssl/rand.h>
+#include <sstream>
+
+#include "gondolin/version.h"
+#include "session/snapshot_manifest.h"
+#include "session/snapshot_store.h"
+#include "util/files.h"
+#include "util/logging.h"
+#include "util/paths.h"
+#include "util/sha256.h"
+#include "util/subprocess.h"
+#include "vm/vm_impl.h"
+
+namespace gondolin {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr std::chrono::seconds kPrepareTimeout{10};
+constexpr std::chrono::seconds kMigrateTimeout{300};
+
+std::string random_hex_id() {
+  unsigned char b[8];
+  RAND_bytes(b, sizeof b);
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : b) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 15]);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string qemu_version_line(const fs::path& qemu_binary) {
+  // Asking QEMU costs a process start on every resume; the answer only
+  // changes with the binary, so it is remembered per (path, size, mtime).
+  static std::mutex mutex;
+  static std::map<std::string, std::string> cache;
+  std::error_code ec;
+  auto size = fs::file_size(qemu_binary, ec);
+  auto mtime = fs::last_write_time(qemu_binary, ec).time_since_epoch().count();
+  std::string key = qemu_binary.string() + "|" + std::to_string(size) + "|" + std::to_string(mtime);
+  std::string cache_key_hex = sha256_hex(key).substr(0, 16);
+  fs::path cache_file = paths::cache_dir() / "qemu-version" / cache_key_hex;
+  std::lock_guard lock(mutex);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  {
+    std::ifstream in(cache_file);
+    std::string line;
+    if (std::getline(in, line) && !line.empty()) return cache[key] = line;
+  }
+  CommandResult r = run_command({qemu_binary.string(), "--version"});
+  std::string line = r.output.substr(0, r.output.find('\n'));
+  if (!r.ok() || line.empty()) throw Error(ErrorKind::Qemu, "cannot ask " + qemu_binary.string() + " for its version");
+  fs::create_directories(cache_file.parent_path(), ec);
+  std::ofstream(cache_file, std::ios::trunc) << line << "\n";
+  return cache[key] = line;
+}
+
+nlohmann::json VmImpl::qmp(const std::string& command, nlohmann::json arguments) {
+  std::promise<std::pair<bool, nlohmann::json>> reply;
+  auto fut = reply.get_future();
+  boost::asio::post(io_, [&] {
+    if (!qmp_) return reply.set_value({false, nlohmann::json{{"error", {{"desc", "no QMP connection"}}}}});
+    qmp_->execute(command, std::move(arguments),
+                  [&reply](bool ok, const nlohmann::json& r) { reply.set_value({ok, r}); });
+  });
+  auto [ok, r] = fut.get();
+  if (!ok) {
+    std::string desc = r.contains("error") ? r["error"].value("desc", r.dump()) : r.dump();
+    throw Error(ErrorKind::Qemu, "QEMU refused " + command + ": " + desc);
+  }
+  return r;
+}
+
+void VmImpl::save_state(const fs::path& state_file) {
+  qmp("stop");
+  // zstd -1 keeps the pause short; zero pages are already elided by QEMU.
+  qmp("migrate", {{"uri", "exec:zstd -q -1 -T0 -o " + shell_quote(state_file.string())}});
+  auto deadline = std::chrono::steady_clock::now() + kMigrateTimeout;
+  for (;;) {
+    auto r = qmp("query-migrate");
+    std::string status = r.value("status", "");
+    if (status == "completed") return;
+    if (status == "failed" || status == "cancelled")
+      throw Error(ErrorKind::Qemu, "QEMU could not write the snapshot: " + r.value("error-desc", status));
+    if (std::chrono::steady_clock::now() > deadline) throw Error(ErrorKind::Qemu, "writing the snapshot took too long");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir) {
+  if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
+  session::SnapshotManifest m;
+  m.id = random_hex_id();
+  fs::path dir = requested_dir.empty() ? session::snapshots_dir() / m.id : fs::absolute(requested_dir);
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_empty(dir, ec))
+    throw Error(ErrorKind::Usage, "snapshot directory " + dir.string() + " exists and is not empty");
+  fs::create_directories(dir);
+  ::chmod(dir.c_str(), 0700);  // guest memory may hold anything the session saw
+  fs::path state = dir / session::SnapshotManifest::kStateFile;
+
+  // 1. The agent finishes the frame it is writing and goes silent.
+  std::promise<void> ready;
+  auto ready_future = ready.get_future();
+  on_io([&] { control_->prepare_snapshot([&ready] { ready.set_value(); }); });
+  if (ready_future.wait_for(kPrepareTimeout) != std::future_status::ready) {
+    on_io([&] { control_->abort_snapshot(); });
+    fs::remove_all(dir, ec);
+    throw Error(ErrorKind::Guest, "the guest agent did not get ready for the snapshot");
+  }
+
+  // 2. QEMU pauses and writes RAM + device state.
+  auto started = std::chrono::steady_clock::now();
+  try {
+    save_state(state);
+  } catch (const Error&) {
+    try {
+      qmp("cont");
+    } catch (const Error&) {
+    }
+    on_io([&] { control_->abort_snapshot(); });
+    fs::remove_all(dir, ec);
+    throw;
+  }
+  m.save_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+  // 3. The manifest, written last: a directory without one is no snapshot.
+  m.created = now_rfc3339();
+  m.image_id = image_.manifest.id;
+  m.image_name = image_.display_name();
+  m.image_manifest_sha256 = sha256_file_hex(image_.dir / "manifest.json");
+  m.memory_mib = opts_.memory_mib;
+  m.cpus = opts_.cpus;
+  m.machine = opts_.machine;
+  m.accel = to_string(info_.accel);
+  m.hostname = opts_.hostname;
+  m.qemu_version = qemu_version_line(resolve_qemu_binary(opts_));
+  m.gondolin_version = kVersion;
+  m.agent_protocol = proto::kProtocolVersion;
+  m.state_size = fs::file_size(state);
+  m.state_sha256 = sha256_file_hex(state);
+  m.env = opts_.env;
+  nlohmann::json net{{"enabled", opts_.network.enabled}, {"allow_hosts", opts_.network.allow_hosts}};
+  m.network_json = net.dump();
+  for (const auto& s : opts_.network.secrets) m.secret_names.push_back(s.name);
+  write_file_atomic(dir / "manifest.json", m.to_json(), fs::perms::owner_read | fs::perms::owner_write);
+
+  // 4. The session ends here: its state now lives in the snapshot.
+  death_reason_ = "session saved as snapshot " + m.id + "; resume it with `gondolin bash --resume " + m.id + "`";
+  on_io([&] { control_->fail_all(Error(ErrorKind::Guest, death_reason_)); });
+  kill_and_wait();
+  log().info("snapshot {} written to {} ({} bytes, paused {:.2f} s)", m.id, dir.string(), m.state_size, m.save_seconds);
+  return session::describe(session::LoadedSnapshot{dir, m});
+}
+
+}  // namespace gondolin
