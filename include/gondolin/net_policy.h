@@ -7,6 +7,8 @@
 // host itself.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,9 +31,9 @@ enum class SyntheticHostMapping {
 // NAME=<placeholder>; the host substitutes the real value in request headers
 // sent to `hosts` only.
 struct HostSecret {
-  std::string name;
+  std::string name;                // an environment variable name
   std::vector<std::string> hosts;  // patterns, '*' wildcards
-  std::string value;
+  std::string value;               // never enters the guest; no CR, LF or NUL
 };
 
 class HttpHooks;  // include/gondolin/http_hooks.h (request/response interception)
@@ -56,6 +58,22 @@ struct NetworkOptions {
   std::vector<std::string> test_loopback_hosts;
   // Extra CA certificate (PEM file) the host trusts for upstream TLS, e.g. a test CA.
   std::string extra_upstream_ca_file;
+
+  // Limits of the HTTP/HTTPS proxy.
+  std::chrono::milliseconds upstream_connect_timeout{10000};   // resolve + connect + TLS handshake
+  std::chrono::milliseconds upstream_response_timeout{60000};  // silence from upstream mid-exchange
+  std::chrono::milliseconds guest_idle_timeout{120000};        // idle keep-alive guest connection
+  std::size_t max_upstream_connections = 128;                  // per VM, at once
+
+  // Where the per-user MITM CA lives (ca.key mode 0600, ca.crt). Empty:
+  // $XDG_CONFIG_HOME/gondolin/mitm (default ~/.config/gondolin/mitm).
+  std::string mitm_ca_dir;
 };
+
+// Reads a JSON policy file (the same settings as the CLI's network flags) and
+// adds it to `into`: lists are appended, switches that are true are set.
+// Unknown keys and wrong types are errors (gondolin::Error, kind Policy)
+// naming the key. Secrets without "value" take it from the host environment.
+void load_network_policy_file(const std::string& path, NetworkOptions& into);
 
 }  // namespace gondolin

@@ -126,6 +126,7 @@ class Vm {
 
  private:
   explicit Vm(std::unique_ptr<VmImpl> impl);
+  static void install_mitm_ca(Vm& vm, const std::string& pem);
   std::unique_ptr<VmImpl> impl_;
 };
 

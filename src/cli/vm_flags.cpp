@@ -16,6 +16,58 @@ void VmFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--accel", accel, "Accelerator: auto, kvm or tcg")->capture_default_str();
   cmd.add_option("--machine", machine, "QEMU machine: microvm or q35")->capture_default_str();
   cmd.add_option("--boot-timeout", boot_timeout_s, "Seconds to wait for the guest to boot")->capture_default_str();
+
+  const char* net = "Network egress (HTTP/HTTPS only; everything else is refused)";
+  cmd.add_option("--allow-host", allow_hosts,
+                 "Allow HTTP/HTTPS requests to hosts matching PATTERN ('*' wildcards, case-insensitive; repeatable). "
+                 "Without --allow-host every HTTP request is denied, unless --allow-all-hosts")
+      ->type_name("PATTERN")->allow_extra_args(false)->group(net);
+  cmd.add_flag("--allow-all-hosts", allow_all_hosts, "Allow HTTP/HTTPS requests to any public host")->group(net);
+  cmd.add_option("--host-secret", host_secrets,
+                 "NAME@HOST[,HOST...][=VALUE]: the guest gets $NAME as a placeholder; the host substitutes the real "
+                 "value (VALUE, else the host's $NAME) in request headers sent to those hosts only (repeatable)")
+      ->type_name("SPEC")->allow_extra_args(false)->group(net);
+  cmd.add_flag("--secrets-in-query", secrets_in_query, "Also substitute secret placeholders in URL query strings")->group(net);
+  cmd.add_flag("--disable-websockets", disable_websockets, "Refuse WebSocket upgrades")->group(net);
+  cmd.add_option("--egress-log", egress_log, "Append one JSON line per allow/deny decision to FILE")
+      ->type_name("FILE")->group(net);
+  cmd.add_option("--policy", policy_file, "Read network policy from a JSON file (same settings as these flags)")
+      ->type_name("FILE")->group(net);
+  cmd.add_option("--test-loopback-host", test_loopback_hosts,
+                 "TESTING ONLY: NAME resolves to 127.0.0.1 on the host and may reach loopback (repeatable)")
+      ->type_name("NAME")->allow_extra_args(false)->group(net);
+  cmd.add_option("--upstream-ca", upstream_ca, "TESTING: also trust this CA (PEM) for upstream HTTPS")
+      ->type_name("FILE")->group(net);
+}
+
+HostSecret parse_host_secret(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return Error(ErrorKind::Usage, "invalid --host-secret '" + text.substr(0, text.find('=')) + "': " + why);
+  };
+  std::size_t at = text.find('@');
+  if (at == std::string::npos || at == 0) throw bad("expected NAME@HOST[,HOST...][=VALUE]");
+  HostSecret s;
+  s.name = text.substr(0, at);
+  std::size_t eq = text.find('=', at);
+  std::string hosts = text.substr(at + 1, eq == std::string::npos ? std::string::npos : eq - at - 1);
+  std::size_t start = 0;
+  while (start <= hosts.size()) {
+    std::size_t comma = hosts.find(',', start);
+    if (comma == std::string::npos) comma = hosts.size();
+    std::string h = hosts.substr(start, comma - start);
+    if (h.empty()) throw bad("empty host");
+    s.hosts.push_back(h);
+    start = comma + 1;
+  }
+  if (eq != std::string::npos) {
+    s.value = text.substr(eq + 1);
+  } else {
+    const char* env = std::getenv(s.name.c_str());
+    if (!env || !*env) throw bad("no =VALUE given and $" + s.name + " is not set on the host");
+    s.value = env;
+  }
+  if (s.value.empty()) throw bad("empty value");
+  return s;
 }
 
 std::pair<std::string, std::string> parse_env_assignment(const std::string& text) {
@@ -64,6 +116,17 @@ VmOptions VmFlags::to_options() const {
   if (!(boot_timeout_s > 0 && boot_timeout_s < 3600)) throw Error(ErrorKind::Usage, "--boot-timeout must be 0..3600 s");
   o.boot_timeout = std::chrono::milliseconds(static_cast<long long>(boot_timeout_s * 1000));
   for (const auto& e : env) o.env.push_back(parse_env_assignment(e));
+
+  NetworkOptions& n = o.network;
+  if (!policy_file.empty()) load_network_policy_file(policy_file, n);
+  for (const auto& h : allow_hosts) n.allow_hosts.push_back(h);
+  n.allow_all_hosts = n.allow_all_hosts || allow_all_hosts;
+  for (const auto& spec : host_secrets) n.secrets.push_back(parse_host_secret(spec));
+  n.secrets_in_query = n.secrets_in_query || secrets_in_query;
+  if (disable_websockets) n.websockets = false;
+  if (!egress_log.empty()) n.egress_log_path = egress_log;
+  for (const auto& h : test_loopback_hosts) n.test_loopback_hosts.push_back(h);
+  if (!upstream_ca.empty()) n.extra_upstream_ca_file = upstream_ca;
   return o;
 }
 

@@ -20,6 +20,17 @@ struct VmFlags {
   std::vector<std::string> env;
   double boot_timeout_s = 120;
 
+  // network egress (docs/egress.md)
+  std::vector<std::string> allow_hosts;
+  bool allow_all_hosts = false;
+  std::vector<std::string> host_secrets;
+  bool secrets_in_query = false;
+  bool disable_websockets = false;
+  std::string egress_log;
+  std::string policy_file;
+  std::vector<std::string> test_loopback_hosts;
+  std::string upstream_ca;
+
   void add_to(CLI::App& cmd);
   // Validates and converts; throws gondolin::Error (Usage) naming the bad flag.
   VmOptions to_options() const;
@@ -28,5 +39,7 @@ struct VmFlags {
 std::pair<std::string, std::string> parse_env_assignment(const std::string& text);
 std::uint32_t parse_memory_mib(const std::string& text);
 Accel parse_accel(const std::string& text);
+// NAME@HOST[,HOST...][=VALUE]; without =VALUE the value is the host's $NAME.
+HostSecret parse_host_secret(const std::string& text);
 
 }  // namespace gondolin::cli

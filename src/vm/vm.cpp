@@ -62,7 +62,18 @@ Vm Vm::create(VmOptions options) {
     }
   }
   impl->register_session();
-  return Vm(std::move(impl));
+  Vm vm(std::move(impl));
+  if (auto* egress = vm.impl_->egress()) install_mitm_ca(vm, egress->ca_certificate_pem());
+  return vm;
+}
+
+// The guest trusts the host's MITM CA (the certificate, never the key): its
+// own copy, plus the system bundle that curl, git and python read.
+void Vm::install_mitm_ca(Vm& vm, const std::string& pem) {
+  vm.mkdir("/etc/gondolin/mitm", true, 0755);
+  vm.write_file("/etc/gondolin/mitm/ca.crt", pem, 0644);
+  vm.mkdir("/etc/ssl/certs", true, 0755);
+  vm.append_file("/etc/ssl/certs/ca-certificates.crt", "\n" + pem);
 }
 
 Vm Vm::resume(const std::string& snapshot, VmOptions options) {

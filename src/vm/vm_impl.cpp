@@ -51,6 +51,12 @@ std::filesystem::path resolve_qemu_binary(const VmOptions& o) {
 }
 
 VmImpl::VmImpl(VmOptions opts) : opts_(std::move(opts)), work_(boost::asio::make_work_guard(io_)) {
+  // Before the io thread exists, so a bad policy throws cleanly. The
+  // guest's environment gets the secret placeholders, never the values.
+  if (opts_.network.enabled) {
+    egress_ = std::make_unique<egress::EgressService>(io_, opts_.network);
+    for (auto& kv : egress_->guest_env()) opts_.env.push_back(std::move(kv));
+  }
   thread_ = std::thread([this] { io_.run(); });
 }
 

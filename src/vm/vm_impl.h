@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "control/control_client.h"
+#include "egress/egress_service.h"
 #include "gondolin/error.h"
 #include "gondolin/image.h"
 #include "gondolin/vm.h"
@@ -54,6 +55,8 @@ class VmImpl : public session::SessionHost {
   Process spawn(const Command& cmd, const ExecOptions& o);
   proto::FileResult file_op(const proto::FileOp& op);
   void close();
+  // The handlers the network stack hands guest TCP flows to (null without network).
+  egress::EgressService* egress() { return egress_.get(); }
 
   // session::SessionHost
   Process attach(const proto::ExecStart& request) override;
@@ -96,6 +99,8 @@ class VmImpl : public session::SessionHost {
   Image image_;
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  // The handlers the network stack hands guest TCP flows to (null without network).
+  std::unique_ptr<egress::EgressService> egress_;
   std::thread thread_;
 
   // io-thread state

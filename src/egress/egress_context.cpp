@@ -1,0 +1,53 @@
+#include "egress/egress_context.h"
+
+#include <openssl/ssl.h>
+
+#include "gondolin/error.h"
+
+namespace gondolin::egress {
+namespace {
+
+constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+
+// The guest may offer h2; we speak HTTP/1.1 to it (or no ALPN at all).
+int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
+                  void*) {
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, kAlpnHttp11, sizeof kAlpnHttp11, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+}  // namespace
+
+EgressContext::EgressContext(boost::asio::io_context& io_context, const NetworkOptions& o,
+                             std::shared_ptr<CertificateAuthority> authority)
+    : io(io_context),
+      options(o),
+      policy(o),
+      log(o.egress_log_path),
+      hooks(o.http_hooks),
+      ca(std::move(authority)),
+      upstream_tls(boost::asio::ssl::context::tls_client),
+      guest_tls(boost::asio::ssl::context::tls_server) {
+  SSL_CTX* up = upstream_tls.native_handle();
+  SSL_CTX_set_min_proto_version(up, TLS1_2_VERSION);
+  upstream_tls.set_verify_mode(boost::asio::ssl::verify_peer);
+  boost::system::error_code ec;
+  upstream_tls.set_default_verify_paths(ec);
+  if (!o.extra_upstream_ca_file.empty()) {
+    upstream_tls.load_verify_file(o.extra_upstream_ca_file, ec);
+    if (ec)
+      throw Error(ErrorKind::Usage, "cannot load upstream CA file '" + o.extra_upstream_ca_file + "': " + ec.message());
+  }
+  SSL_CTX_set_alpn_protos(up, kAlpnHttp11, sizeof kAlpnHttp11);
+
+  SSL_CTX* g = guest_tls.native_handle();
+  SSL_CTX_set_min_proto_version(g, TLS1_2_VERSION);
+  SSL_CTX_set_alpn_select_cb(g, select_http11, nullptr);
+  if (o.max_upstream_connections == 0) throw Error(ErrorKind::Usage, "max_upstream_connections must be at least 1");
+}
+
+}  // namespace gondolin::egress

@@ -1,0 +1,44 @@
+// The egress audit trail: one JSON line per allow/deny decision, to the
+// --egress-log file and to the debug log. Secret values never appear here:
+// only the names of the secrets that were substituted.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gondolin::egress {
+
+struct EgressEvent {
+  std::uint64_t flow = 0;
+  std::string kind;      // http, https, ssh, other
+  std::string host;
+  std::uint16_t port = 0;  // the port the guest dialled
+  std::string method;
+  std::string path;      // without the query
+  std::string decision;  // allow, deny, error
+  std::string rule;      // which rule decided: "allow-host *.example.com", "not-in-allowlist", ...
+  std::vector<std::string> secrets;  // names substituted
+  int status = 0;        // status sent to the guest by gondolin itself, if any
+  std::string reason;    // one line, for deny and error
+  std::string upstream;  // address connected to, for allow
+};
+
+class EgressLog {
+ public:
+  // Empty path: debug log only. Throws gondolin::Error (Io) if the file cannot be opened.
+  explicit EgressLog(const std::string& path);
+  void record(const EgressEvent& event);
+
+ private:
+  struct FileCloser {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+  std::unique_ptr<std::FILE, FileCloser> file_;
+};
+
+std::string to_json_line(const EgressEvent& event);
+
+}  // namespace gondolin::egress

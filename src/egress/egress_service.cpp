@@ -1,0 +1,56 @@
+#include "egress/egress_service.h"
+
+#include "egress/byte_stream.h"
+#include "egress/egress_context.h"
+#include "egress/host_pattern.h"
+#include "egress/http_session.h"
+#include "egress/tls_interceptor.h"
+
+namespace gondolin::egress {
+
+EgressService::EgressService(boost::asio::io_context& io, const NetworkOptions& options) {
+  EgressPolicy{options};  // bad patterns or secrets fail before anything touches the CA directory
+  auto dir = options.mitm_ca_dir.empty() ? CertificateAuthority::default_dir() : std::filesystem::path(options.mitm_ca_dir);
+  ctx_ = std::make_shared<EgressContext>(io, options, CertificateAuthority::load_or_create(dir));
+}
+
+EgressService::~EgressService() = default;
+
+void EgressService::on_http(net::GuestFlow flow) {
+  FlowFacts facts;
+  facts.flow_id = flow.info.flow_id;
+  facts.port = flow.info.dest_port;
+  if (flow.info.hostname) facts.dns_name = normalize_host(*flow.info.hostname);
+  std::make_shared<HttpSession>(ctx_, std::move(facts), make_plain_stream(std::move(flow.socket)), flow.prefix)->start();
+}
+
+void EgressService::on_tls(net::GuestFlow flow) { intercept_tls(ctx_, std::move(flow)); }
+
+void EgressService::on_ssh(net::GuestFlow flow) {
+  refuse(flow, "ssh", "ssh-not-supported", "SSH egress is not available");
+}
+
+void EgressService::on_other(net::GuestFlow flow) {
+  refuse(flow, "other", "unrecognized-protocol", "only HTTP and HTTPS may leave the guest");
+}
+
+void EgressService::refuse(net::GuestFlow& flow, const char* kind, const std::string& rule, const std::string& reason) {
+  EgressEvent e;
+  e.flow = flow.info.flow_id;
+  e.kind = kind;
+  e.host = flow.info.hostname.value_or(std::to_string(flow.info.dest_ip[0]) + "." + std::to_string(flow.info.dest_ip[1]) + "." +
+                                       std::to_string(flow.info.dest_ip[2]) + "." + std::to_string(flow.info.dest_ip[3]));
+  e.port = flow.info.dest_port;
+  e.decision = "deny";
+  e.rule = rule;
+  e.reason = reason;
+  ctx_->log.record(e);
+  boost::system::error_code ec;
+  flow.socket.close(ec);
+}
+
+std::vector<std::pair<std::string, std::string>> EgressService::guest_env() const { return ctx_->policy.secrets().guest_env(); }
+
+const std::string& EgressService::ca_certificate_pem() const { return ctx_->ca->certificate_pem(); }
+
+}  // namespace gondolin::egress

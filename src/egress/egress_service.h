@@ -1,0 +1,43 @@
+// The egress side of one VM's network: receives every classified guest TCP
+// flow from the stack and decides what happens to it. HTTP and HTTPS go
+// through the policy and proxy; SSH and anything else are refused (and
+// logged) for now.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gondolin/net_policy.h"
+#include "net/guest_flow.h"
+
+namespace gondolin::egress {
+
+struct EgressContext;
+
+class EgressService final : public net::EgressHandlers {
+ public:
+  // Validates the options and loads (or creates, once) the per-user MITM CA.
+  // Throws gondolin::Error naming what is wrong. Handlers run on `io`'s thread.
+  EgressService(boost::asio::io_context& io, const NetworkOptions& options);
+  ~EgressService() override;
+
+  void on_http(net::GuestFlow flow) override;
+  void on_tls(net::GuestFlow flow) override;
+  void on_ssh(net::GuestFlow flow) override;
+  void on_other(net::GuestFlow flow) override;
+
+  // NAME=GONDOLIN_SECRET_<random> for each secret: goes into every exec's environment.
+  std::vector<std::pair<std::string, std::string>> guest_env() const;
+  // The MITM CA certificate (PEM) the guest must trust. Never the key.
+  const std::string& ca_certificate_pem() const;
+
+ private:
+  void refuse(net::GuestFlow& flow, const char* kind, const std::string& rule, const std::string& reason);
+  std::shared_ptr<EgressContext> ctx_;
+};
+
+}  // namespace gondolin::egress

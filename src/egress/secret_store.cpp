@@ -1,0 +1,141 @@
+#include "egress/secret_store.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+
+#include "egress/base64.h"
+#include "egress/http_message.h"
+#include "gondolin/error.h"
+
+namespace gondolin::egress {
+namespace {
+
+constexpr std::size_t kTokenBytes = 16;
+
+std::string random_token() {
+  unsigned char raw[kTokenBytes];
+  if (RAND_bytes(raw, sizeof raw) != 1) throw Error(ErrorKind::Internal, "no randomness for secret placeholders");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : raw) {
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
+}
+
+bool valid_env_name(std::string_view n) {
+  if (n.empty() || (n[0] >= '0' && n[0] <= '9')) return false;
+  return std::all_of(n.begin(), n.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+std::string percent_encode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+        c == '_' || c == '~') {
+      out += ch;
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+void note(std::vector<std::string>& names, const std::string& name) {
+  if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+}
+
+}  // namespace
+
+SecretStore::SecretStore(const std::vector<HostSecret>& secrets) {
+  for (const auto& s : secrets) {
+    if (!valid_env_name(s.name))
+      throw Error(ErrorKind::Usage, "invalid secret name '" + s.name + "': use letters, digits and _");
+    for (const auto& other : secrets_)
+      if (other.name == s.name) throw Error(ErrorKind::Usage, "secret " + s.name + " is defined twice");
+    if (s.hosts.empty()) throw Error(ErrorKind::Usage, "secret " + s.name + " names no hosts");
+    if (s.value.empty()) throw Error(ErrorKind::Usage, "secret " + s.name + " has an empty value");
+    if (s.value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
+      throw Error(ErrorKind::Usage, "secret " + s.name + " contains CR, LF or NUL, which cannot go in a header");
+    Secret out;
+    out.name = s.name;
+    for (const auto& h : s.hosts) out.hosts.add(h);
+    out.value = s.value;
+    out.placeholder = std::string(kPlaceholderPrefix) + random_token();
+    secrets_.push_back(std::move(out));
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> SecretStore::guest_env() const {
+  std::vector<std::pair<std::string, std::string>> env;
+  for (const auto& s : secrets_) env.emplace_back(s.name, s.placeholder);
+  return env;
+}
+
+bool SecretStore::rewrite(std::string& text, std::string_view host, bool url_encode, SubstitutionResult& result) const {
+  std::size_t pos = 0;
+  while ((pos = text.find(kPlaceholderPrefix, pos)) != std::string::npos) {
+    const Secret* hit = nullptr;
+    for (const auto& s : secrets_)
+      if (text.compare(pos, s.placeholder.size(), s.placeholder) == 0) hit = &s;
+    if (!hit) {  // not one of ours: an ordinary string
+      pos += kPlaceholderPrefix.size();
+      continue;
+    }
+    if (!hit->hosts.match(host)) {
+      result.blocked = true;
+      result.blocked_secret = hit->name;
+      return false;
+    }
+    std::string value = url_encode ? percent_encode(hit->value) : hit->value;
+    text.replace(pos, hit->placeholder.size(), value);
+    pos += value.size();
+    note(result.substituted, hit->name);
+  }
+  return true;
+}
+
+SubstitutionResult SecretStore::substitute(HttpRequest& request, bool in_query) const {
+  SubstitutionResult result;
+  if (secrets_.empty()) return result;
+  HttpRequest out = request;
+  for (auto& h : out.headers.list()) {
+    if (iequals(h.name, "authorization") || iequals(h.name, "proxy-authorization")) {
+      // "Basic <base64(user:pass)>": the placeholder hides inside the encoding.
+      std::size_t sp = h.value.find(' ');
+      if (sp != std::string::npos && iequals(std::string_view(h.value).substr(0, sp), "basic")) {
+        std::size_t start = h.value.find_first_not_of(' ', sp);
+        if (start != std::string::npos) {
+          if (auto decoded = base64_decode(std::string_view(h.value).substr(start))) {
+            if (decoded->find(kPlaceholderPrefix) != std::string::npos) {
+              if (!rewrite(*decoded, out.host, false, result)) return result;
+              h.value = h.value.substr(0, start) + base64_encode(*decoded);
+              continue;
+            }
+          }
+        }
+      }
+    }
+    if (!rewrite(h.value, out.host, false, result)) return result;
+  }
+  if (in_query) {
+    std::size_t q = out.target.find('?');
+    if (q != std::string::npos) {
+      std::string query = out.target.substr(q + 1);
+      if (!rewrite(query, out.host, true, result)) return result;
+      out.target = out.target.substr(0, q + 1) + query;
+    }
+  }
+  request = std::move(out);
+  return result;
+}
+
+}  // namespace gondolin::egress
