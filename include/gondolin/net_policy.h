@@ -34,6 +34,9 @@ struct HostSecret {
   std::string name;                // an environment variable name
   std::vector<std::string> hosts;  // patterns, '*' wildcards
   std::string value;               // never enters the guest; no CR, LF or NUL
+  // Normally empty (a fresh random placeholder). A resumed session sets it to
+  // the placeholder its guest already holds.
+  std::string placeholder;
 };
 
 class HttpHooks;  // include/gondolin/http_hooks.h (request/response interception)

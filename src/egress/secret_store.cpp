@@ -69,7 +69,15 @@ SecretStore::SecretStore(const std::vector<HostSecret>& secrets) {
     out.name = s.name;
     for (const auto& h : s.hosts) out.hosts.add(h);
     out.value = s.value;
-    out.placeholder = std::string(kPlaceholderPrefix) + random_token();
+    if (s.placeholder.empty()) {
+      out.placeholder = std::string(kPlaceholderPrefix) + random_token();
+    } else {
+      std::string_view token = std::string_view(s.placeholder).substr(std::min(s.placeholder.size(), kPlaceholderPrefix.size()));
+      if (!s.placeholder.starts_with(kPlaceholderPrefix) || token.size() != 2 * kTokenBytes ||
+          token.find_first_not_of("0123456789abcdef") != std::string_view::npos)
+        throw Error(ErrorKind::Usage, "secret " + s.name + " has a malformed placeholder");
+      out.placeholder = s.placeholder;
+    }
     secrets_.push_back(std::move(out));
   }
 }

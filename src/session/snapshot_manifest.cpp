@@ -70,12 +70,20 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
   m.network_json = get<json>(doc, "network", origin).dump();
   m.mounts_json = get<json>(doc, "mounts", origin).dump();
   m.secret_names = get<std::vector<std::string>>(doc, "secret_names", origin);
+  const json placeholders = get<json>(doc, "secret_placeholders", origin);
+  if (!placeholders.is_object()) bad(origin, "secret_placeholders must be an object");
+  for (const auto& kv : placeholders.items()) {
+    if (!kv.value().is_string()) bad(origin, "secret placeholders must be strings");
+    m.secret_placeholders.emplace_back(kv.key(), kv.value().get<std::string>());
+  }
   return m;
 }
 
 std::string SnapshotManifest::to_json() const {
   json env_obj = json::object();
   for (const auto& [k, v] : env) env_obj[k] = v;
+  json placeholders_obj = json::object();
+  for (const auto& [k, v] : secret_placeholders) placeholders_obj[k] = v;
   json doc{
       {"schema", kSchemaVersion},
       {"id", id},
@@ -95,6 +103,7 @@ std::string SnapshotManifest::to_json() const {
       {"network", json::parse(network_json, nullptr, false)},
       {"mounts", json::parse(mounts_json, nullptr, false)},
       {"secret_names", secret_names},
+      {"secret_placeholders", placeholders_obj},
   };
   return doc.dump(2) + "\n";
 }

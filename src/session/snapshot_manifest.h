@@ -35,6 +35,9 @@ struct SnapshotManifest {
   std::string network_json = "{}";                       // description, no secret values
   std::string mounts_json = "[]";
   std::vector<std::string> secret_names;
+  // Placeholders are random tokens the guest already holds (not secrets): a
+  // resume must keep them so the guest's requests still get substituted.
+  std::vector<std::pair<std::string, std::string>> secret_placeholders;
 
   // Strict; throws gondolin::Error (Usage) naming the problem and the file.
   static SnapshotManifest parse(const std::string& text, const std::string& origin);

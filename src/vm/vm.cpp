@@ -108,6 +108,16 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   options.machine = m.machine;
   options.hostname = m.hostname;
   for (auto& kv : m.env) options.env.insert(options.env.begin(), kv);
+  // Secrets: the resumer supplies the values again; the guest keeps the
+  // placeholders it already has.
+  for (auto& secret : options.network.secrets)
+    for (const auto& [name, placeholder] : m.secret_placeholders)
+      if (secret.name == name) secret.placeholder = placeholder;
+  for (const auto& name : m.secret_names) {
+    bool supplied = false;
+    for (const auto& secret : options.network.secrets) supplied = supplied || secret.name == name;
+    if (!supplied) log().warn("secret {} of snapshot {} was not supplied; requests using it go out unsubstituted", name, m.id);
+  }
   Accel accel = m.accel == "kvm" ? Accel::Kvm : Accel::Tcg;
   vm::AccelChoice choice = vm::decide_accel(accel, vm::gather_accel_facts(false));
   auto impl = std::make_unique<VmImpl>(options);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -152,10 +153,18 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir) {
   m.agent_protocol = proto::kProtocolVersion;
   m.state_size = fs::file_size(state);
   m.state_sha256 = sha256_file_hex(state);
-  m.env = opts_.env;
   nlohmann::json net{{"enabled", opts_.network.enabled}, {"allow_hosts", opts_.network.allow_hosts}};
   m.network_json = net.dump();
-  for (const auto& s : opts_.network.secrets) m.secret_names.push_back(s.name);
+  for (const auto& s : opts_.network.secrets) {
+    m.secret_names.push_back(s.name);
+    for (const auto& [k, v] : opts_.env)
+      if (k == s.name) m.secret_placeholders.emplace_back(k, v);
+  }
+  // The base environment without the placeholders: resume re-adds them from
+  // secret_placeholders, paired with the values the resumer supplies.
+  m.env.clear();
+  for (const auto& kv : opts_.env)
+    if (std::find(m.secret_names.begin(), m.secret_names.end(), kv.first) == m.secret_names.end()) m.env.push_back(kv);
   write_file_atomic(dir / "manifest.json", m.to_json(), fs::perms::owner_read | fs::perms::owner_write);
 
   // 4. The session ends here: its state now lives in the snapshot.
