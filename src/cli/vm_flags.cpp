@@ -16,6 +16,7 @@ void VmFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--accel", accel, "Accelerator: auto, kvm or tcg")->capture_default_str();
   cmd.add_option("--machine", machine, "QEMU machine: microvm or q35")->capture_default_str();
   cmd.add_option("--boot-timeout", boot_timeout_s, "Seconds to wait for the guest to boot")->capture_default_str();
+  net.add_to(cmd);
 }
 
 std::pair<std::string, std::string> parse_env_assignment(const std::string& text) {
@@ -64,6 +65,7 @@ VmOptions VmFlags::to_options() const {
   if (!(boot_timeout_s > 0 && boot_timeout_s < 3600)) throw Error(ErrorKind::Usage, "--boot-timeout must be 0..3600 s");
   o.boot_timeout = std::chrono::milliseconds(static_cast<long long>(boot_timeout_s * 1000));
   for (const auto& e : env) o.env.push_back(parse_env_assignment(e));
+  net.apply(o.network);
   return o;
 }
 

@@ -13,6 +13,7 @@
 #include "util/sha256.h"
 #include "vm/accel.h"
 #include "vm/vm_impl.h"
+#include "vm/vm_internals.h"
 
 namespace gondolin {
 
@@ -37,7 +38,7 @@ Vm::Vm(Vm&&) noexcept = default;
 Vm& Vm::operator=(Vm&&) noexcept = default;
 Vm::~Vm() = default;
 
-Vm Vm::create(VmOptions options) {
+Vm VmInternals::create(VmOptions options, net::EgressFactory egress) {
   init_logging_from_env();
   Image image = ImageStore::default_store().resolve(options.image);
   vm::AccelChoice choice = vm::choose_accel(options.accel);
@@ -48,13 +49,13 @@ Vm Vm::create(VmOptions options) {
   const bool probation = options.accel == Accel::Auto && choice.accel == Accel::Kvm;
   auto timeout = probation ? std::min<std::chrono::milliseconds>(options.boot_timeout, kKvmFirstBootLimit)
                            : options.boot_timeout;
-  auto impl = std::make_unique<VmImpl>(options);
+  auto impl = std::make_unique<VmImpl>(options, egress);
   try {
     impl->boot(image, choice.accel, choice.reason, timeout);
   } catch (const BootTimedOut& e) {
     if (!probation) throw Error(e.kind(), e.what());
     log().warn("the guest did not boot under KVM within {} s; falling back to TCG", kKvmFirstBootLimit.count());
-    impl = std::make_unique<VmImpl>(options);
+    impl = std::make_unique<VmImpl>(options, egress);
     try {
       impl->boot(image, Accel::Tcg, "KVM did not boot a guest in time; using TCG", options.boot_timeout);
     } catch (const BootTimedOut& e2) {
@@ -64,6 +65,8 @@ Vm Vm::create(VmOptions options) {
   impl->register_session();
   return Vm(std::move(impl));
 }
+
+Vm Vm::create(VmOptions options) { return VmInternals::create(std::move(options), {}); }
 
 Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   init_logging_from_env();
@@ -96,6 +99,12 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   options.cpus = m.cpus;
   options.machine = m.machine;
   options.hostname = m.hostname;
+  // The restored machine must have the devices it was saved with.
+  {
+    auto net = nlohmann::json::parse(m.network_json, nullptr, false);
+    if (net.is_object() && net.contains("enabled") && net["enabled"].is_boolean())
+      options.network.enabled = net["enabled"].get<bool>();
+  }
   for (auto& kv : m.env) options.env.insert(options.env.begin(), kv);
   Accel accel = m.accel == "kvm" ? Accel::Kvm : Accel::Tcg;
   vm::AccelChoice choice = vm::decide_accel(accel, vm::gather_accel_facts(false));

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <openssl/rand.h>
 
+#include "net/net_stack.h"
 #include "session/session_registry.h"
 #include "util/files.h"
 #include "util/logging.h"
@@ -50,7 +51,8 @@ std::filesystem::path resolve_qemu_binary(const VmOptions& o) {
   return found;
 }
 
-VmImpl::VmImpl(VmOptions opts) : opts_(std::move(opts)), work_(boost::asio::make_work_guard(io_)) {
+VmImpl::VmImpl(VmOptions opts, net::EgressFactory egress)
+    : opts_(std::move(opts)), work_(boost::asio::make_work_guard(io_)), egress_factory_(std::move(egress)) {
   thread_ = std::thread([this] { io_.run(); });
 }
 
@@ -89,6 +91,16 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   launch.console_fd = console_qemu.get();
   launch.qmp_fd = qmp_qemu.get();
   if (!incoming_state.empty()) launch.incoming_uri = "exec:zstd -q -dc " + shell_quote(incoming_state.string());
+  UniqueFd net_qemu;
+  if (opts_.network.enabled) {
+    // The guest's eth0 ends in our own stack, never in a host interface.
+    net_ = std::make_unique<net::NetStack>(io_, opts_.network, egress_factory_);
+    net_qemu = net_->take_qemu_end();
+    const std::string mac = net::to_string(net_->layout().guest_mac);
+    launch.devices.push_back({{"-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str={fd}", "-device",
+                               vm::virtio_device(opts_.machine, "virtio-net") + ",netdev=net0,mac=" + mac},
+                              net_qemu.get()});
+  }
   vm::QemuCommand command = vm::build_qemu_command(launch);
 
   std::string line;
@@ -111,6 +123,7 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   auto on_hello = [this](const proto::Hello& h) { this->on_hello(h); };
   resumed_ = !incoming_state.empty();
 
+  if (net_) net_->start();
   boot_started_ = std::chrono::steady_clock::now();
   qemu_ = vm::QemuProcess::start(io_, command.argv, command.fds, [this](int status) { on_qemu_exit(status); });
   info_.qemu_pid = qemu_->pid();
@@ -338,6 +351,8 @@ void VmImpl::teardown_io() {
   work_.reset();
   io_.stop();
   if (thread_.joinable()) thread_.join();
+  // The io thread is gone: the stack's sockets close without handlers running.
+  net_.reset();
   control_.reset();
   console_.reset();
   qmp_.reset();

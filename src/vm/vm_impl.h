@@ -21,6 +21,7 @@
 #include "gondolin/error.h"
 #include "gondolin/image.h"
 #include "gondolin/vm.h"
+#include "net/egress_factory.h"
 #include "session/session_server.h"
 #include "vm/guest_console.h"
 #include "vm/qemu_process.h"
@@ -30,6 +31,9 @@ namespace gondolin {
 
 namespace session {
 class SessionRecord;
+}
+namespace net {
+class NetStack;
 }
 
 // A boot that ran out of time, as distinct from one that failed outright: only
@@ -41,7 +45,8 @@ class BootTimedOut : public Error {
 
 class VmImpl : public session::SessionHost {
  public:
-  explicit VmImpl(VmOptions opts);
+  // `egress` decides the guest's TCP flows; empty: every flow is refused.
+  explicit VmImpl(VmOptions opts, net::EgressFactory egress = {});
   ~VmImpl() override;
 
   // Starts QEMU and waits for the agent's Hello. With `incoming_state`, QEMU
@@ -103,6 +108,8 @@ class VmImpl : public session::SessionHost {
   std::shared_ptr<control::ControlClient> control_;
   std::shared_ptr<vm::GuestConsole> console_;
   std::shared_ptr<vm::QmpClient> qmp_;
+  net::EgressFactory egress_factory_;
+  std::unique_ptr<net::NetStack> net_;  // when opts_.network.enabled
   std::unique_ptr<boost::asio::steady_timer> boot_timer_;
   std::unique_ptr<boost::asio::steady_timer> shutdown_timer_;
   std::unique_ptr<boost::asio::steady_timer> restore_timer_;
