@@ -38,7 +38,7 @@ Vm::Vm(Vm&&) noexcept = default;
 Vm& Vm::operator=(Vm&&) noexcept = default;
 Vm::~Vm() = default;
 
-Vm VmInternals::create(VmOptions options, net::EgressFactory egress) {
+Vm VmInternals::create(VmOptions options, VmHooks hooks) {
   init_logging_from_env();
   Image image = ImageStore::default_store().resolve(options.image);
   vm::AccelChoice choice = vm::choose_accel(options.accel);
@@ -49,13 +49,13 @@ Vm VmInternals::create(VmOptions options, net::EgressFactory egress) {
   const bool probation = options.accel == Accel::Auto && choice.accel == Accel::Kvm;
   auto timeout = probation ? std::min<std::chrono::milliseconds>(options.boot_timeout, kKvmFirstBootLimit)
                            : options.boot_timeout;
-  auto impl = std::make_unique<VmImpl>(options, egress);
+  auto impl = std::make_unique<VmImpl>(options, hooks);
   try {
     impl->boot(image, choice.accel, choice.reason, timeout);
   } catch (const BootTimedOut& e) {
     if (!probation) throw Error(e.kind(), e.what());
     log().warn("the guest did not boot under KVM within {} s; falling back to TCG", kKvmFirstBootLimit.count());
-    impl = std::make_unique<VmImpl>(options, egress);
+    impl = std::make_unique<VmImpl>(options, hooks);
     try {
       impl->boot(image, Accel::Tcg, "KVM did not boot a guest in time; using TCG", options.boot_timeout);
     } catch (const BootTimedOut& e2) {
@@ -66,7 +66,7 @@ Vm VmInternals::create(VmOptions options, net::EgressFactory egress) {
   return Vm(std::move(impl));
 }
 
-Vm Vm::create(VmOptions options) { return VmInternals::create(std::move(options), {}); }
+Vm Vm::create(VmOptions options) { return VmInternals::create(std::move(options), VmHooks{}); }
 
 Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   init_logging_from_env();

@@ -51,8 +51,8 @@ std::filesystem::path resolve_qemu_binary(const VmOptions& o) {
   return found;
 }
 
-VmImpl::VmImpl(VmOptions opts, net::EgressFactory egress)
-    : opts_(std::move(opts)), work_(boost::asio::make_work_guard(io_)), egress_factory_(std::move(egress)) {
+VmImpl::VmImpl(VmOptions opts, VmHooks hooks)
+    : opts_(std::move(opts)), work_(boost::asio::make_work_guard(io_)), hooks_(std::move(hooks)) {
   thread_ = std::thread([this] { io_.run(); });
 }
 
@@ -92,9 +92,11 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   launch.qmp_fd = qmp_qemu.get();
   if (!incoming_state.empty()) launch.incoming_uri = "exec:zstd -q -dc " + shell_quote(incoming_state.string());
   UniqueFd net_qemu;
-  if (opts_.network.enabled) {
+  if (opts_.network.enabled && !hooks_.qemu_network_args.empty()) {
+    launch.extra_args = hooks_.qemu_network_args;
+  } else if (opts_.network.enabled) {
     // The guest's eth0 ends in our own stack, never in a host interface.
-    net_ = std::make_unique<net::NetStack>(io_, opts_.network, egress_factory_);
+    net_ = std::make_unique<net::NetStack>(io_, opts_.network, hooks_.egress);
     net_qemu = net_->take_qemu_end();
     const std::string mac = net::to_string(net_->layout().guest_mac);
     launch.devices.push_back({{"-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str={fd}", "-device",

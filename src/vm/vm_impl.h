@@ -22,6 +22,7 @@
 #include "gondolin/image.h"
 #include "gondolin/vm.h"
 #include "net/egress_factory.h"
+#include "vm/vm_internals.h"
 #include "session/session_server.h"
 #include "vm/guest_console.h"
 #include "vm/qemu_process.h"
@@ -45,8 +46,7 @@ class BootTimedOut : public Error {
 
 class VmImpl : public session::SessionHost {
  public:
-  // `egress` decides the guest's TCP flows; empty: every flow is refused.
-  explicit VmImpl(VmOptions opts, net::EgressFactory egress = {});
+  explicit VmImpl(VmOptions opts, VmHooks hooks = {});
   ~VmImpl() override;
 
   // Starts QEMU and waits for the agent's Hello. With `incoming_state`, QEMU
@@ -108,7 +108,7 @@ class VmImpl : public session::SessionHost {
   std::shared_ptr<control::ControlClient> control_;
   std::shared_ptr<vm::GuestConsole> console_;
   std::shared_ptr<vm::QmpClient> qmp_;
-  net::EgressFactory egress_factory_;
+  VmHooks hooks_;
   std::unique_ptr<net::NetStack> net_;  // when opts_.network.enabled
   std::unique_ptr<boost::asio::steady_timer> boot_timer_;
   std::unique_ptr<boost::asio::steady_timer> shutdown_timer_;

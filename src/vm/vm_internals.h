@@ -2,14 +2,26 @@
 // tests and benchmarks choose the egress handlers of the guest's TCP flows.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "gondolin/vm.h"
 #include "net/egress_factory.h"
 
 namespace gondolin {
 
+struct VmHooks {
+  net::EgressFactory egress;  // decides every guest TCP flow; empty: refuse all
+  // Replaces gondolin's network with these QEMU arguments (a -netdev and its
+  // device), so benchmarks can compare against QEMU's own user networking.
+  std::vector<std::string> qemu_network_args;
+};
+
 struct VmInternals {
-  // Vm::create with `egress` deciding every guest TCP flow (empty: refuse all).
-  static Vm create(VmOptions options, net::EgressFactory egress);
+  static Vm create(VmOptions options, VmHooks hooks);
+  static Vm create(VmOptions options, net::EgressFactory egress) {
+    return create(std::move(options), VmHooks{std::move(egress), {}});
+  }
 };
 
 }  // namespace gondolin

@@ -293,3 +293,18 @@ TEST(GuestNetworkCli, BadNetworkFlagsFailBeforeBooting) {
   auto both = gondolin::testing::run_gondolin({"exec", "--no-network", "--dns", "open", "--", "true"});
   EXPECT_EQ(both.exit_code, 125);
 }
+
+TEST(GuestNetworkSnapshot, NetworkWorksAfterResume) {
+  gondolin::testing::TempDir tmp;
+  {
+    Vm vm = Vm::create({});
+    vm.snapshot(tmp.path() / "snap");
+  }
+  Vm resumed = Vm::resume((tmp.path() / "snap").string(), {});
+  // Same address, same gateway, a fresh stack on the host that answers it.
+  EXPECT_NE(sh(resumed, "ip -4 -o addr show dev eth0").find("10.0.2.15/24"), std::string::npos);
+  int rc = -1;
+  std::string out = sh(resumed, "ping -c1 -W5 10.0.2.2 >/dev/null && getent hosts after.resume.test", &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "198.18.0.1      after.resume.test\n");
+}
