@@ -10,8 +10,14 @@
 //             and discarded on the host; same two paths.
 //   boot      Vm::create with the network vs --no-network (median of BOOTS).
 //
+// Both gondolin's default MTU (16384) and 1500 (QEMU's) are measured, and for
+// each path the host CPU time (QEMU plus, for gondolin, this process, which
+// runs the stack) per 100 MB moved: a number the machine's other load
+// disturbs less than throughput.
+//
 // Usage: gondolin-bench-net [MB] [RUNS] [BOOTS]
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,6 +30,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <thread>
 
 #include "bench_util.h"
@@ -188,8 +196,40 @@ struct Path {
   std::unique_ptr<Vm> vm;
   std::string http_host;    // what the guest's curl dials
   std::string upload_host;  // address:port for /dev/tcp
-  std::vector<double> down, up;
+  bool stack_in_this_process = false;
+  std::vector<double> down, up, down_cpu, up_cpu;  // MB/s; CPU s per 100 MB
 };
+
+double process_cpu_seconds(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(text.substr(close + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+double self_cpu_seconds() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return secs(ru.ru_utime) + secs(ru.ru_stime);
+}
+
+// Runs `f` and returns the host CPU seconds the path spent on it.
+template <typename F>
+double cpu_of(const Path& p, F&& f) {
+  const int qemu = p.vm->info().qemu_pid;
+  const double q0 = process_cpu_seconds(qemu), s0 = self_cpu_seconds();
+  f();
+  return process_cpu_seconds(qemu) - q0 + (p.stack_in_this_process ? self_cpu_seconds() - s0 : 0);
+}
 
 double download_mb_s(Vm& vm, const std::string& url, std::size_t mb) {
   auto r = vm.exec("curl -sS -o /dev/null -w '%{size_download} %{time_total}' " + url);
@@ -223,37 +263,56 @@ int main(int argc, char** argv) {
     std::printf("guest network benchmark: %zu MB download, %zu MB upload, %d runs, %d boots each\n", mb, mb / 2, runs,
                 boots);
 
-    std::vector<Path> paths(2);
-    paths[0].name = "gondolin stack";
-    VmHooks ours;
-    ours.egress = [&](asio::io_context& io, const NetworkOptions&) -> std::unique_ptr<net::EgressHandlers> {
-      return std::make_unique<BenchEgress>(io, nginx.port());
+    std::vector<Path> paths(3);
+    auto ours = [&](std::uint16_t mtu) {
+      VmHooks h;
+      h.egress = [&](asio::io_context& io, const NetworkOptions&) -> std::unique_ptr<net::EgressHandlers> {
+        return std::make_unique<BenchEgress>(io, nginx.port());
+      };
+      h.mtu = mtu;
+      return h;
     };
-    paths[0].vm = std::make_unique<Vm>(VmInternals::create(VmOptions{}, ours));
-    paths[0].http_host = "http://bench.test:" + port + "/blob";
-    paths[0].upload_host = "198.18.0.1/9000";
-
-    paths[1].name = "qemu -netdev user";
+    paths[0].name = "gondolin MTU 16384";
+    paths[0].vm = std::make_unique<Vm>(VmInternals::create(VmOptions{}, ours(16384)));
+    paths[1].name = "gondolin MTU 1500";
+    paths[1].vm = std::make_unique<Vm>(VmInternals::create(VmOptions{}, ours(1500)));
+    for (int i = 0; i < 2; ++i) {
+      paths[static_cast<std::size_t>(i)].http_host = "http://bench.test:" + port + "/blob";
+      paths[static_cast<std::size_t>(i)].upload_host = "198.18.0.1/9000";
+      paths[static_cast<std::size_t>(i)].stack_in_this_process = true;
+    }
+    paths[2].name = "qemu -netdev user";
     VmHooks user;
     user.qemu_network_args = {"-netdev", "user,id=net0", "-device", "virtio-net-device,netdev=net0"};
-    paths[1].vm = std::make_unique<Vm>(VmInternals::create(VmOptions{}, user));
-    paths[1].http_host = "http://10.0.2.2:" + port + "/blob";
-    paths[1].upload_host = "10.0.2.2/" + std::to_string(sink.port());
+    paths[2].vm = std::make_unique<Vm>(VmInternals::create(VmOptions{}, user));
+    paths[2].http_host = "http://10.0.2.2:" + port + "/blob";
+    paths[2].upload_host = "10.0.2.2/" + std::to_string(sink.port());
 
+    const double per100_down = 100.0 / static_cast<double>(mb), per100_up = 100.0 / static_cast<double>(mb / 2);
     for (int i = 0; i < runs; ++i)
       for (auto& p : paths) {
-        p.down.push_back(download_mb_s(*p.vm, p.http_host, mb));
-        p.up.push_back(upload_mb_s(*p.vm, p.upload_host, mb / 2));
+        double rate = 0;
+        p.down_cpu.push_back(cpu_of(p, [&] { rate = download_mb_s(*p.vm, p.http_host, mb); }) * per100_down);
+        p.down.push_back(rate);
+        p.up_cpu.push_back(cpu_of(p, [&] { rate = upload_mb_s(*p.vm, p.upload_host, mb / 2); }) * per100_up);
+        p.up.push_back(rate);
       }
     for (auto& p : paths) {
-      std::printf("  %-18s download %7.1f MB/s (%s)  upload %7.1f MB/s (%s)\n", p.name.c_str(), median(p.down),
-                  list(p.down).c_str(), median(p.up), list(p.up).c_str());
+      std::printf("  %-19s download %6.1f MB/s (%s), %.2f CPU s/100MB   upload %6.1f MB/s (%s), %.2f CPU s/100MB\n",
+                  p.name.c_str(), median(p.down), list(p.down).c_str(), median(p.down_cpu), median(p.up),
+                  list(p.up).c_str(), median(p.up_cpu));
       p.vm.reset();
     }
-    std::printf("  ratio (gondolin / qemu user): download %.2fx, upload %.2fx   (goal >= 1.0x)\n",
-                median(paths[0].down) / median(paths[1].down), median(paths[0].up) / median(paths[1].up));
+    const Path& base = paths[2];
+    for (std::size_t i = 0; i < 2; ++i)
+      std::printf("  %s / qemu user: download %.2fx, upload %.2fx; CPU per MB %.2fx / %.2fx   (goal >= 1.0x)\n",
+                  paths[i].name.c_str(), median(paths[i].down) / median(base.down),
+                  median(paths[i].up) / median(base.up), median(paths[i].down_cpu) / median(base.down_cpu),
+                  median(paths[i].up_cpu) / median(base.up_cpu));
+    std::fflush(stdout);
 
     std::vector<double> with_net, without_net, with_init, without_init;
+    if (boots == 0) return 0;
     for (int i = 0; i < boots; ++i) {
       for (bool net : {true, false}) {
         VmOptions o;

@@ -42,8 +42,10 @@ std::vector<DnsServer> upstream_dns_servers(const NetworkOptions& o) {
 
 }  // namespace
 
-NetStack::NetStack(asio::io_context& io, const NetworkOptions& options, const EgressFactory& egress)
-    : io_(io), options_(options), gc_timer_(io) {
+NetStack::NetStack(asio::io_context& io, const NetworkOptions& options, const EgressFactory& egress,
+                   const NetLayout& layout)
+    : io_(io), options_(options), layout_(layout), gc_timer_(io) {
+  if (layout_.mtu < 576 || layout_.mtu > 16384) throw Error(ErrorKind::Usage, "guest MTU must be 576..16384");
   if (options_.dns == DnsMode::Synthetic) {
     synthetic_dns_ = std::make_unique<SyntheticDns>(options_.host_mapping, layout_);
   } else {
@@ -267,6 +269,11 @@ void NetStack::on_tcp(Bytes frame, const Ipv4Packet& ip) {
   const FlowKey key{seg->src_port, ip.dst, seg->dst_port};
   const auto now = TcpFlowTable::Clock::now();
   if (seg->has(kTcpSyn) && !seg->has(kTcpAck)) {
+    // An opening SYN carries nothing else that ends or resets a connection.
+    if (seg->has(kTcpFin) || seg->has(kTcpRst)) {
+      ++stats_.dropped_malformed;
+      return;
+    }
     if (!tcp_destination_allowed(ip.dst)) return refuse_syn(ip, seg.value());
     switch (flows_->on_guest_syn(key, now)) {
       case TcpFlowTable::SynVerdict::Refuse: return refuse_syn(ip, seg.value());

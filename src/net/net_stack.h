@@ -51,7 +51,8 @@ struct NetStackStats {
 class NetStack {
  public:
   // Throws gondolin::Error (Usage) for unusable DNS settings.
-  NetStack(boost::asio::io_context& io, const NetworkOptions& options, const EgressFactory& egress);
+  NetStack(boost::asio::io_context& io, const NetworkOptions& options, const EgressFactory& egress,
+           const NetLayout& layout = {});
   ~NetStack();
   NetStack(const NetStack&) = delete;
   NetStack& operator=(const NetStack&) = delete;

@@ -96,7 +96,9 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
     launch.extra_args = hooks_.qemu_network_args;
   } else if (opts_.network.enabled) {
     // The guest's eth0 ends in our own stack, never in a host interface.
-    net_ = std::make_unique<net::NetStack>(io_, opts_.network, hooks_.egress);
+    net::NetLayout layout;
+    if (hooks_.mtu) layout.mtu = hooks_.mtu;
+    net_ = std::make_unique<net::NetStack>(io_, opts_.network, hooks_.egress, layout);
     net_qemu = net_->take_qemu_end();
     const std::string mac = net::to_string(net_->layout().guest_mac);
     launch.devices.push_back({{"-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str={fd}", "-device",

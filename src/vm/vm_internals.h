@@ -2,6 +2,7 @@
 // tests and benchmarks choose the egress handlers of the guest's TCP flows.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@ struct VmHooks {
   // Replaces gondolin's network with these QEMU arguments (a -netdev and its
   // device), so benchmarks can compare against QEMU's own user networking.
   std::vector<std::string> qemu_network_args;
+  std::uint16_t mtu = 0;  // the guest's MTU on gondolin's network; 0: the default
 };
 
 struct VmInternals {
