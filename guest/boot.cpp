@@ -103,7 +103,15 @@ BootResult boot_as_init() {
   struct stat st{};
   bool has_pci = ::stat("/sys/bus/pci/devices/0000:00:00.0", &st) == 0;
   kernel_modules().load(has_pci ? "pci" : "mmio");
+  // The host adds a network device only when the VM has a network.
+  r.network = has_virtio_net_device();
+  if (r.network) kernel_modules().load("net");
   mark("modules");
+  // DHCP runs while the root file system is mounted below.
+  if (r.network) {
+    r.dhcp = start_dhcp();
+    mark("dhcp-start");
+  }
 
   auto params = kernel_parameters();
   std::string root_dev = params.count("gondolin.root") ? params["gondolin.root"] : "/dev/vda";

@@ -5,12 +5,16 @@
 #include <cstdint>
 #include <string>
 
+#include "network_setup.h"
+
 namespace gondolin::agent {
 
 struct BootResult {
   bool ok = false;
   std::string error;   // what failed, for the kernel log
   std::string report;  // how long each boot phase took, for the host's logs
+  bool network = false;  // a virtio-net device is present (its driver is loaded)
+  DhcpRun dhcp;          // when `network`: the DHCP client started during boot
 };
 
 // Mounts the pseudo filesystems, loads modules, mounts the read-only root with

@@ -17,6 +17,7 @@
 #include "boot.h"
 #include "control_port.h"
 #include "klog.h"
+#include "network_setup.h"
 #include "proto/control_protocol.h"
 
 using namespace gondolin::agent;
@@ -39,13 +40,24 @@ int run_as_init() {
   mount_runtime_filesystems();
   char runtime[48];
   std::snprintf(runtime, sizeof runtime, " runtime-fs=%.3fs", static_cast<double>(monotonic_ns() - runtime_start) / 1e9);
+  std::string net_report;
+  if (boot.network) {
+    // Before the agent answers, so the first command already has a network.
+    std::uint64_t net_start = monotonic_ns();
+    std::string net_error = finish_dhcp(boot.dhcp);
+    if (!net_error.empty()) klog("network: %s", net_error.c_str());
+    char net[64];
+    std::snprintf(net, sizeof net, " dhcp=%.3fs%s", static_cast<double>(monotonic_ns() - net_start) / 1e9,
+                  net_error.empty() ? "" : "(failed)");
+    net_report = net;
+  }
   int port = open_named_port(gondolin::proto::kControlPortName, std::chrono::seconds(10));
   if (port < 0) halt("control port missing");
   AgentIdentity id;
   id.is_init = true;
   id.uptime_at_start_ns = uptime;
   id.init_duration_ns = monotonic_ns() - start_mono;
-  id.boot_report = boot.report + runtime;
+  id.boot_report = boot.report + runtime + net_report;
   Agent agent(port, id);
   agent.run();
   halt("control loop ended");

@@ -68,6 +68,7 @@ struct GuestFileInfo {
 };
 
 class VmImpl;
+struct VmInternals;  // src/vm/vm_internals.h: hooks for tests and benchmarks
 
 class Vm {
  public:
@@ -125,6 +126,7 @@ class Vm {
   void close();
 
  private:
+  friend struct VmInternals;
   explicit Vm(std::unique_ptr<VmImpl> impl);
   static void install_mitm_ca(Vm& vm, const std::string& pem);
   std::unique_ptr<VmImpl> impl_;

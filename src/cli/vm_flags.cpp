@@ -17,27 +17,28 @@ void VmFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--machine", machine, "QEMU machine: microvm or q35")->capture_default_str();
   cmd.add_option("--boot-timeout", boot_timeout_s, "Seconds to wait for the guest to boot")->capture_default_str();
 
-  const char* net = "Network egress (HTTP/HTTPS only; everything else is refused)";
+  const char* egress_group = "Network egress (HTTP/HTTPS only; everything else is refused)";
   cmd.add_option("--allow-host", allow_hosts,
                  "Allow HTTP/HTTPS requests to hosts matching PATTERN ('*' wildcards, case-insensitive; repeatable). "
                  "Without --allow-host every HTTP request is denied, unless --allow-all-hosts")
-      ->type_name("PATTERN")->allow_extra_args(false)->group(net);
-  cmd.add_flag("--allow-all-hosts", allow_all_hosts, "Allow HTTP/HTTPS requests to any public host")->group(net);
+      ->type_name("PATTERN")->allow_extra_args(false)->group(egress_group);
+  cmd.add_flag("--allow-all-hosts", allow_all_hosts, "Allow HTTP/HTTPS requests to any public host")->group(egress_group);
   cmd.add_option("--host-secret", host_secrets,
                  "NAME@HOST[,HOST...][=VALUE]: the guest gets $NAME as a placeholder; the host substitutes the real "
                  "value (VALUE, else the host's $NAME) in request headers sent to those hosts only (repeatable)")
-      ->type_name("SPEC")->allow_extra_args(false)->group(net);
-  cmd.add_flag("--secrets-in-query", secrets_in_query, "Also substitute secret placeholders in URL query strings")->group(net);
-  cmd.add_flag("--disable-websockets", disable_websockets, "Refuse WebSocket upgrades")->group(net);
+      ->type_name("SPEC")->allow_extra_args(false)->group(egress_group);
+  cmd.add_flag("--secrets-in-query", secrets_in_query, "Also substitute secret placeholders in URL query strings")->group(egress_group);
+  cmd.add_flag("--disable-websockets", disable_websockets, "Refuse WebSocket upgrades")->group(egress_group);
   cmd.add_option("--egress-log", egress_log, "Append one JSON line per allow/deny decision to FILE")
-      ->type_name("FILE")->group(net);
+      ->type_name("FILE")->group(egress_group);
   cmd.add_option("--policy", policy_file, "Read network policy from a JSON file (same settings as these flags)")
-      ->type_name("FILE")->group(net);
+      ->type_name("FILE")->group(egress_group);
   cmd.add_option("--test-loopback-host", test_loopback_hosts,
                  "TESTING ONLY: NAME resolves to 127.0.0.1 on the host and may reach loopback (repeatable)")
-      ->type_name("NAME")->allow_extra_args(false)->group(net);
+      ->type_name("NAME")->allow_extra_args(false)->group(egress_group);
   cmd.add_option("--upstream-ca", upstream_ca, "TESTING: also trust this CA (PEM) for upstream HTTPS")
-      ->type_name("FILE")->group(net);
+      ->type_name("FILE")->group(egress_group);
+  net.add_to(cmd);
 }
 
 HostSecret parse_host_secret(const std::string& text) {
@@ -116,7 +117,6 @@ VmOptions VmFlags::to_options() const {
   if (!(boot_timeout_s > 0 && boot_timeout_s < 3600)) throw Error(ErrorKind::Usage, "--boot-timeout must be 0..3600 s");
   o.boot_timeout = std::chrono::milliseconds(static_cast<long long>(boot_timeout_s * 1000));
   for (const auto& e : env) o.env.push_back(parse_env_assignment(e));
-
   NetworkOptions& n = o.network;
   if (!policy_file.empty()) load_network_policy_file(policy_file, n);
   for (const auto& h : allow_hosts) n.allow_hosts.push_back(h);
@@ -127,6 +127,7 @@ VmOptions VmFlags::to_options() const {
   if (!egress_log.empty()) n.egress_log_path = egress_log;
   for (const auto& h : test_loopback_hosts) n.test_loopback_hosts.push_back(h);
   if (!upstream_ca.empty()) n.extra_upstream_ca_file = upstream_ca;
+  net.apply(n);
   return o;
 }
 

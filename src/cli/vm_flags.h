@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "cli/net_flags.h"
 #include "gondolin/vm.h"
 
 namespace gondolin::cli {
@@ -19,6 +20,7 @@ struct VmFlags {
   std::string machine = "microvm";
   std::vector<std::string> env;
   double boot_timeout_s = 120;
+  NetFlags net;
 
   // network egress (docs/egress.md)
   std::vector<std::string> allow_hosts;

@@ -8,14 +8,13 @@
 
 #include <boost/asio/local/stream_protocol.hpp>
 
-#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 
-namespace gondolin::net {
+#include "net/ip_address.h"
 
-using Ipv4 = std::array<std::uint8_t, 4>;
+namespace gondolin::net {
 
 struct GuestFlowInfo {
   std::uint64_t flow_id = 0;  // unique per VM, for logs

@@ -79,6 +79,7 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
       a.push_back(std::move(arg));
     }
   }
+  a.insert(a.end(), l.extra_args.begin(), l.extra_args.end());
   if (!l.incoming_uri.empty()) a.insert(a.end(), {"-S", "-incoming", l.incoming_uri});
   cmd.argv = std::move(a);
   return cmd;

@@ -31,6 +31,7 @@ struct QemuLaunch {
   int qmp_fd = -1;
   std::string incoming_uri;  // restore a snapshot: start paused, load state from here
   std::vector<FdDevice> devices;  // network, file systems, ...
+  std::vector<std::string> extra_args;  // appended as given (benchmark baselines)
 };
 
 struct QemuCommand {

@@ -13,6 +13,7 @@
 #include "util/sha256.h"
 #include "vm/accel.h"
 #include "vm/vm_impl.h"
+#include "vm/vm_internals.h"
 
 namespace gondolin {
 
@@ -37,7 +38,7 @@ Vm::Vm(Vm&&) noexcept = default;
 Vm& Vm::operator=(Vm&&) noexcept = default;
 Vm::~Vm() = default;
 
-Vm Vm::create(VmOptions options) {
+Vm VmInternals::create(VmOptions options, VmHooks hooks) {
   init_logging_from_env();
   Image image = ImageStore::default_store().resolve(options.image);
   vm::AccelChoice choice = vm::choose_accel(options.accel);
@@ -48,13 +49,13 @@ Vm Vm::create(VmOptions options) {
   const bool probation = options.accel == Accel::Auto && choice.accel == Accel::Kvm;
   auto timeout = probation ? std::min<std::chrono::milliseconds>(options.boot_timeout, kKvmFirstBootLimit)
                            : options.boot_timeout;
-  auto impl = std::make_unique<VmImpl>(options);
+  auto impl = std::make_unique<VmImpl>(options, hooks);
   try {
     impl->boot(image, choice.accel, choice.reason, timeout);
   } catch (const BootTimedOut& e) {
     if (!probation) throw Error(e.kind(), e.what());
     log().warn("the guest did not boot under KVM within {} s; falling back to TCG", kKvmFirstBootLimit.count());
-    impl = std::make_unique<VmImpl>(options);
+    impl = std::make_unique<VmImpl>(options, hooks);
     try {
       impl->boot(image, Accel::Tcg, "KVM did not boot a guest in time; using TCG", options.boot_timeout);
     } catch (const BootTimedOut& e2) {
@@ -63,7 +64,7 @@ Vm Vm::create(VmOptions options) {
   }
   impl->register_session();
   Vm vm(std::move(impl));
-  if (auto* egress = vm.impl_->egress()) install_mitm_ca(vm, egress->ca_certificate_pem());
+  if (auto* egress = vm.impl_->egress()) Vm::install_mitm_ca(vm, egress->ca_certificate_pem());
   return vm;
 }
 
@@ -75,6 +76,8 @@ void Vm::install_mitm_ca(Vm& vm, const std::string& pem) {
   vm.mkdir("/etc/ssl/certs", true, 0755);
   vm.append_file("/etc/ssl/certs/ca-certificates.crt", "\n" + pem);
 }
+
+Vm Vm::create(VmOptions options) { return VmInternals::create(std::move(options), VmHooks{}); }
 
 Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   init_logging_from_env();
@@ -107,6 +110,12 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   options.cpus = m.cpus;
   options.machine = m.machine;
   options.hostname = m.hostname;
+  // The restored machine must have the devices it was saved with.
+  {
+    auto net = nlohmann::json::parse(m.network_json, nullptr, false);
+    if (net.is_object() && net.contains("enabled") && net["enabled"].is_boolean())
+      options.network.enabled = net["enabled"].get<bool>();
+  }
   for (auto& kv : m.env) options.env.insert(options.env.begin(), kv);
   // Secrets: the resumer supplies the values again; the guest keeps the
   // placeholders it already has.

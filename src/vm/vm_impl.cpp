@@ -9,6 +9,7 @@
 #include <ctime>
 #include <openssl/rand.h>
 
+#include "net/net_stack.h"
 #include "session/session_registry.h"
 #include "util/files.h"
 #include "util/logging.h"
@@ -50,7 +51,8 @@ std::filesystem::path resolve_qemu_binary(const VmOptions& o) {
   return found;
 }
 
-VmImpl::VmImpl(VmOptions opts) : opts_(std::move(opts)), work_(boost::asio::make_work_guard(io_)) {
+VmImpl::VmImpl(VmOptions opts, VmHooks hooks)
+    : opts_(std::move(opts)), work_(boost::asio::make_work_guard(io_)), hooks_(std::move(hooks)) {
   // Before the io thread exists, so a bad policy throws cleanly. The
   // guest's environment gets the secret placeholders, never the values.
   if (opts_.network.enabled) {
@@ -95,6 +97,22 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   launch.console_fd = console_qemu.get();
   launch.qmp_fd = qmp_qemu.get();
   if (!incoming_state.empty()) launch.incoming_uri = "exec:zstd -q -dc " + shell_quote(incoming_state.string());
+  UniqueFd net_qemu;
+  if (opts_.network.enabled && !hooks_.qemu_network_args.empty()) {
+    launch.extra_args = hooks_.qemu_network_args;
+  } else if (opts_.network.enabled) {
+    // The guest's eth0 ends in our own stack, never in a host interface.
+    net::NetLayout layout;
+    if (hooks_.mtu) layout.mtu = hooks_.mtu;
+    net::EgressFactory egress = hooks_.egress;
+    if (!egress && egress_) egress = net::borrowed_egress(*egress_);
+    net_ = std::make_unique<net::NetStack>(io_, opts_.network, egress, layout);
+    net_qemu = net_->take_qemu_end();
+    const std::string mac = net::to_string(net_->layout().guest_mac);
+    launch.devices.push_back({{"-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str={fd}", "-device",
+                               vm::virtio_device(opts_.machine, "virtio-net") + ",netdev=net0,mac=" + mac},
+                              net_qemu.get()});
+  }
   vm::QemuCommand command = vm::build_qemu_command(launch);
 
   std::string line;
@@ -117,6 +135,7 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   auto on_hello = [this](const proto::Hello& h) { this->on_hello(h); };
   resumed_ = !incoming_state.empty();
 
+  if (net_) net_->start();
   boot_started_ = std::chrono::steady_clock::now();
   qemu_ = vm::QemuProcess::start(io_, command.argv, command.fds, [this](int status) { on_qemu_exit(status); });
   info_.qemu_pid = qemu_->pid();
@@ -344,6 +363,8 @@ void VmImpl::teardown_io() {
   work_.reset();
   io_.stop();
   if (thread_.joinable()) thread_.join();
+  // The io thread is gone: the stack's sockets close without handlers running.
+  net_.reset();
   control_.reset();
   console_.reset();
   qmp_.reset();

@@ -22,6 +22,8 @@
 #include "gondolin/error.h"
 #include "gondolin/image.h"
 #include "gondolin/vm.h"
+#include "net/egress_factory.h"
+#include "vm/vm_internals.h"
 #include "session/session_server.h"
 #include "vm/guest_console.h"
 #include "vm/qemu_process.h"
@@ -31,6 +33,9 @@ namespace gondolin {
 
 namespace session {
 class SessionRecord;
+}
+namespace net {
+class NetStack;
 }
 
 // A boot that ran out of time, as distinct from one that failed outright: only
@@ -42,7 +47,7 @@ class BootTimedOut : public Error {
 
 class VmImpl : public session::SessionHost {
  public:
-  explicit VmImpl(VmOptions opts);
+  explicit VmImpl(VmOptions opts, VmHooks hooks = {});
   ~VmImpl() override;
 
   // Starts QEMU and waits for the agent's Hello. With `incoming_state`, QEMU
@@ -108,6 +113,8 @@ class VmImpl : public session::SessionHost {
   std::shared_ptr<control::ControlClient> control_;
   std::shared_ptr<vm::GuestConsole> console_;
   std::shared_ptr<vm::QmpClient> qmp_;
+  VmHooks hooks_;
+  std::unique_ptr<net::NetStack> net_;  // when opts_.network.enabled
   std::unique_ptr<boost::asio::steady_timer> boot_timer_;
   std::unique_ptr<boost::asio::steady_timer> shutdown_timer_;
   std::unique_ptr<boost::asio::steady_timer> restore_timer_;
