@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "cli/mount_flags.h"
 #include "gondolin/error.h"
 
 namespace gondolin::cli {
@@ -16,6 +17,15 @@ void VmFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--accel", accel, "Accelerator: auto, kvm or tcg")->capture_default_str();
   cmd.add_option("--machine", machine, "QEMU machine: microvm or q35")->capture_default_str();
   cmd.add_option("--boot-timeout", boot_timeout_s, "Seconds to wait for the guest to boot")->capture_default_str();
+  cmd.add_option("--mount-hostfs", mount_hostfs,
+                 "Mount a host directory in the guest: HOST_DIR:GUEST_PATH[:ro] (repeatable)")
+      ->allow_extra_args(false);
+  cmd.add_option("--mount-memfs", mount_memfs, "Mount an empty in-memory file system at GUEST_PATH (repeatable)")
+      ->allow_extra_args(false);
+  cmd.add_option("--hide", hide,
+                 "Make paths matching an absolute guest glob invisible inside the mounts, e.g. /work/**/.env "
+                 "(repeatable)")
+      ->allow_extra_args(false);
 }
 
 std::pair<std::string, std::string> parse_env_assignment(const std::string& text) {
@@ -64,6 +74,7 @@ VmOptions VmFlags::to_options() const {
   if (!(boot_timeout_s > 0 && boot_timeout_s < 3600)) throw Error(ErrorKind::Usage, "--boot-timeout must be 0..3600 s");
   o.boot_timeout = std::chrono::milliseconds(static_cast<long long>(boot_timeout_s * 1000));
   for (const auto& e : env) o.env.push_back(parse_env_assignment(e));
+  o.mounts = build_mounts(mount_hostfs, mount_memfs, hide);
   return o;
 }
 

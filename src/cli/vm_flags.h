@@ -19,6 +19,9 @@ struct VmFlags {
   std::string machine = "microvm";
   std::vector<std::string> env;
   double boot_timeout_s = 120;
+  std::vector<std::string> mount_hostfs;
+  std::vector<std::string> mount_memfs;
+  std::vector<std::string> hide;
 
   void add_to(CLI::App& cmd);
   // Validates and converts; throws gondolin::Error (Usage) naming the bad flag.
