@@ -43,9 +43,24 @@ Result<UniqueFd> walk_beneath(int root, std::string_view rel, int flags, unsigne
   }
 }
 
+// The FUSE server only ever builds paths of plain names; anything else
+// (absolute, "..", ".", empty components) is refused here as well, because a
+// provider must not depend on its caller for its confinement.
+bool plain_relative(std::string_view rel) {
+  std::size_t pos = 0;
+  while (true) {
+    std::size_t end = rel.find('/', pos);
+    std::string_view part = rel.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+    if (part.empty() || part == "." || part == ".." || part.find('\0') != std::string_view::npos) return false;
+    if (end == std::string_view::npos) return true;
+    pos = end + 1;
+  }
+}
+
 }  // namespace
 
 Result<UniqueFd> open_beneath(int root, std::string_view rel, int flags, unsigned mode) {
+  if (!rel.empty() && !plain_relative(rel)) return Errno{EINVAL};
   if (rel.empty()) {
     // The root itself: re-open it with the wanted flags.
     if (flags & O_PATH) {
@@ -70,6 +85,7 @@ Result<UniqueFd> open_beneath(int root, std::string_view rel, int flags, unsigne
 
 Result<ParentAndName> open_parent(int root, std::string_view rel) {
   if (rel.empty()) return Errno{EBUSY};
+  if (!plain_relative(rel)) return Errno{EINVAL};
   auto slash = rel.rfind('/');
   std::string_view dir = slash == std::string_view::npos ? std::string_view() : rel.substr(0, slash);
   std::string_view name = slash == std::string_view::npos ? rel : rel.substr(slash + 1);
