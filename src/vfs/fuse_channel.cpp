@@ -70,6 +70,7 @@ void FuseChannel::on_read(std::size_t n) {
     counts_[opcode < counts_.size() ? opcode : 0]++;
     auto outcome = server_->handle({in_.data() + pos, len});
     if (!outcome.fatal.empty()) return fail(outcome.fatal);
+    for (auto& note : outcome.notifications) queue_reply(std::move(note));
     if (outcome.reply) queue_reply(std::move(*outcome.reply));
     pos += len;
     if (closed_) return;

@@ -55,6 +55,8 @@ FuseServer::Outcome FuseServer::handle(std::span<const std::uint8_t> message) {
     return out;
   }
   out.reply = dispatch(*req);
+  out.notifications = std::move(notifications_);
+  notifications_.clear();
   return out;
 }
 
@@ -102,7 +104,7 @@ FuseServer::Bytes FuseServer::dispatch(Request& req) {
 
 FuseServer::Bytes FuseServer::init(Request& req) {
   auto in = req.take<fuse_init_in>(16);
-  if (!in || !req.at_end()) return error_reply(req.unique(), EINVAL);
+  if (!in || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   if (initialized_) return error_reply(req.unique(), EPROTO);
   if (in->major != FUSE_KERNEL_VERSION || in->minor < fuse::kMinMinor) {
     log().warn("vfs: guest kernel speaks FUSE {}.{}, need 7.{} or newer", in->major, in->minor, fuse::kMinMinor);
@@ -162,11 +164,26 @@ std::optional<std::uint64_t> FuseServer::add_handle(OpenFile file) {
   return fh;
 }
 
+std::chrono::milliseconds FuseServer::attr_timeout_for(const Attr& attr) const {
+  if (attr.nlink > 1 && !S_ISDIR(attr.mode)) return std::chrono::milliseconds(0);
+  return options_.attr_timeout;
+}
+
+fuse_attr_out FuseServer::make_attr_out(std::uint64_t nodeid, const Attr& attr) const {
+  fuse_attr_out out{};
+  auto [s, ns] = fuse::split_timeout(attr_timeout_for(attr));
+  out.attr_valid = s;
+  out.attr_valid_nsec = ns;
+  out.attr = fuse::to_fuse_attr(attr);
+  if (out.attr.ino == 0) out.attr.ino = nodeid;
+  return out;
+}
+
 fuse_entry_out FuseServer::make_entry(std::uint64_t nodeid, const Attr& attr) const {
   fuse_entry_out e{};
   e.nodeid = nodeid;
   auto [es, ens] = fuse::split_timeout(options_.entry_timeout);
-  auto [as, ans] = fuse::split_timeout(options_.attr_timeout);
+  auto [as, ans] = fuse::split_timeout(attr_timeout_for(attr));
   e.entry_valid = es;
   e.entry_valid_nsec = ens;
   e.attr_valid = as;
@@ -210,7 +227,7 @@ Result<Attr> FuseServer::attr_of(std::uint64_t nodeid, std::optional<std::uint64
 
 FuseServer::Bytes FuseServer::lookup(Request& req) {
   auto name = req.name();
-  if (!name || !req.at_end()) return error_reply(req.unique(), EINVAL);
+  if (!name || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   int error = 0;
   auto path = child_path(req.nodeid(), *name, error);
   if (!path) return error_reply(req.unique(), error);
@@ -243,19 +260,13 @@ void FuseServer::forget(Request& req) {
 
 FuseServer::Bytes FuseServer::getattr(Request& req) {
   auto in = req.take<fuse_getattr_in>();
-  if (!in || !req.at_end()) return error_reply(req.unique(), EINVAL);
+  if (!in || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   std::optional<std::uint64_t> fh;
   if (in->getattr_flags & FUSE_GETATTR_FH) fh = in->fh;
   auto attr = attr_of(req.nodeid(), fh);
   if (!attr) return error_reply(req.unique(), attr.error());
   if (!plausible_attr(*attr)) return error_reply(req.unique(), EIO);
-  fuse_attr_out out{};
-  auto [s, ns] = fuse::split_timeout(options_.attr_timeout);
-  out.attr_valid = s;
-  out.attr_valid_nsec = ns;
-  out.attr = fuse::to_fuse_attr(*attr);
-  if (out.attr.ino == 0) out.attr.ino = req.nodeid();
-  return fuse::struct_reply(req.unique(), out);
+  return fuse::struct_reply(req.unique(), make_attr_out(req.nodeid(), *attr));
 }
 
 namespace {
@@ -271,8 +282,8 @@ std::optional<TimeChange> time_change(std::uint32_t valid, std::uint32_t set_bit
 
 FuseServer::Bytes FuseServer::setattr(Request& req) {
   auto in = req.take<fuse_setattr_in>();
-  if (!in || !req.at_end()) return error_reply(req.unique(), EINVAL);
-  if (in->atimensec > 999999999 || in->mtimensec > 999999999) return error_reply(req.unique(), EINVAL);
+  if (!in || !req.at_end()) return error_reply(req.unique(), req.parse_error());
+  if (in->atimensec > 999999999 || in->mtimensec > 999999999) return error_reply(req.unique(), req.parse_error());
   SetAttr changes;
   if (in->valid & FATTR_MODE) changes.mode = in->mode & 07777;
   if (in->valid & FATTR_UID) changes.uid = in->uid;
@@ -298,17 +309,11 @@ FuseServer::Bytes FuseServer::setattr(Request& req) {
   }
   if (!attr) return error_reply(req.unique(), attr.error() == ENOSYS ? EPERM : attr.error());
   if (!plausible_attr(*attr)) return error_reply(req.unique(), EIO);
-  fuse_attr_out out{};
-  auto [s, ns] = fuse::split_timeout(options_.attr_timeout);
-  out.attr_valid = s;
-  out.attr_valid_nsec = ns;
-  out.attr = fuse::to_fuse_attr(*attr);
-  if (out.attr.ino == 0) out.attr.ino = req.nodeid();
-  return fuse::struct_reply(req.unique(), out);
+  return fuse::struct_reply(req.unique(), make_attr_out(req.nodeid(), *attr));
 }
 
 FuseServer::Bytes FuseServer::readlink(Request& req) {
-  if (!req.at_end()) return error_reply(req.unique(), EINVAL);
+  if (!req.at_end()) return error_reply(req.unique(), req.parse_error());
   int error = 0;
   auto path = node_path(req.nodeid(), error);
   if (!path) return error_reply(req.unique(), error);
@@ -331,7 +336,7 @@ FuseServer::Bytes FuseServer::make_node(Request& req) {
     case FUSE_MKNOD: {
       auto in = req.take<fuse_mknod_in>();
       name = req.name();
-      if (!in || !name || !req.at_end()) return error_reply(req.unique(), EINVAL);
+      if (!in || !name || !req.at_end()) return error_reply(req.unique(), req.parse_error());
       if (!(path = child_path(req.nodeid(), *name, error))) return error_reply(req.unique(), error);
       attr = provider_->mknod(*path, in->mode, in->rdev, caller);
       break;
@@ -339,7 +344,7 @@ FuseServer::Bytes FuseServer::make_node(Request& req) {
     case FUSE_MKDIR: {
       auto in = req.take<fuse_mkdir_in>();
       name = req.name();
-      if (!in || !name || !req.at_end()) return error_reply(req.unique(), EINVAL);
+      if (!in || !name || !req.at_end()) return error_reply(req.unique(), req.parse_error());
       if (!(path = child_path(req.nodeid(), *name, error))) return error_reply(req.unique(), error);
       attr = provider_->mkdir(*path, in->mode & 07777, caller);
       break;
@@ -347,7 +352,7 @@ FuseServer::Bytes FuseServer::make_node(Request& req) {
     default: {  // SYMLINK: the new entry's name, then the link's target
       name = req.name();
       auto target = req.c_string(fuse::kMaxSymlinkLength);
-      if (!name || !target || !req.at_end()) return error_reply(req.unique(), EINVAL);
+      if (!name || !target || !req.at_end()) return error_reply(req.unique(), req.parse_error());
       if (!(path = child_path(req.nodeid(), *name, error))) return error_reply(req.unique(), error);
       attr = provider_->symlink(std::string(*target), *path, caller);
       break;
@@ -359,19 +364,22 @@ FuseServer::Bytes FuseServer::make_node(Request& req) {
 FuseServer::Bytes FuseServer::link(Request& req) {
   auto in = req.take<fuse_link_in>();
   auto name = req.name();
-  if (!in || !name || !req.at_end()) return error_reply(req.unique(), EINVAL);
+  if (!in || !name || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   int error = 0;
   auto existing = node_path(in->oldnodeid, error);
   if (!existing) return error_reply(req.unique(), error);
   if (existing->empty()) return error_reply(req.unique(), EPERM);  // the root
   auto path = child_path(req.nodeid(), *name, error);
   if (!path) return error_reply(req.unique(), error);
-  return entry_reply(req.unique(), req.nodeid(), *name, provider_->link(*existing, *path));
+  auto attr = provider_->link(*existing, *path);
+  // The existing name's node has one link more now.
+  if (attr) notifications_.push_back(fuse::inval_attributes_notification(in->oldnodeid));
+  return entry_reply(req.unique(), req.nodeid(), *name, std::move(attr));
 }
 
 FuseServer::Bytes FuseServer::remove(Request& req) {
   auto name = req.name();
-  if (!name || !req.at_end()) return error_reply(req.unique(), EINVAL);
+  if (!name || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   int error = 0;
   auto path = child_path(req.nodeid(), *name, error);
   if (!path) return error_reply(req.unique(), error);
@@ -386,20 +394,20 @@ FuseServer::Bytes FuseServer::rename(Request& req) {
   std::uint32_t flags = 0;
   if (req.opcode() == FUSE_RENAME) {
     auto in = req.take<fuse_rename_in>();
-    if (!in) return error_reply(req.unique(), EINVAL);
+    if (!in) return error_reply(req.unique(), req.parse_error());
     newdir = in->newdir;
   } else {
     auto in = req.take<fuse_rename2_in>();
-    if (!in) return error_reply(req.unique(), EINVAL);
+    if (!in) return error_reply(req.unique(), req.parse_error());
     newdir = in->newdir;
     flags = in->flags;
   }
   auto from_name = req.name();
   auto to_name = req.name();
-  if (!from_name || !to_name || !req.at_end()) return error_reply(req.unique(), EINVAL);
+  if (!from_name || !to_name || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   constexpr std::uint32_t kKnown = RENAME_NOREPLACE | RENAME_EXCHANGE;
   if ((flags & ~kKnown) != 0 || flags == kKnown)
-    return error_reply(req.unique(), EINVAL);
+    return error_reply(req.unique(), req.parse_error());
   int error = 0;
   auto from = child_path(req.nodeid(), *from_name, error);
   if (!from) return error_reply(req.unique(), error);
@@ -407,7 +415,7 @@ FuseServer::Bytes FuseServer::rename(Request& req) {
   if (!to) return error_reply(req.unique(), error);
   // A directory moved into itself would cut its subtree off the root.
   if (to->size() > from->size() && to->compare(0, from->size(), *from) == 0 && (*to)[from->size()] == '/')
-    return error_reply(req.unique(), EINVAL);
+    return error_reply(req.unique(), req.parse_error());
   Status s = provider_->rename(*from, *to, flags);
   if (!s) return error_reply(req.unique(), s.error() == ENOSYS ? EOPNOTSUPP : s.error());
   if (flags & RENAME_EXCHANGE) nodes_.exchange(req.nodeid(), *from_name, newdir, *to_name);
@@ -416,7 +424,7 @@ FuseServer::Bytes FuseServer::rename(Request& req) {
 }
 
 FuseServer::Bytes FuseServer::statfs(Request& req) {
-  if (!req.at_end()) return error_reply(req.unique(), EINVAL);
+  if (!req.at_end()) return error_reply(req.unique(), req.parse_error());
   auto st = provider_->statfs();
   if (!st) return error_reply(req.unique(), st.error());
   fuse_statfs_out out{};

@@ -28,6 +28,8 @@ class FuseServer {
   FuseServer(std::shared_ptr<Provider> provider, MountOptions options, ServerLimits limits = {});
 
   struct Outcome {
+    // Sent before the reply, so they are in effect when the caller's system call returns.
+    std::vector<std::vector<std::uint8_t>> notifications;
     std::optional<std::vector<std::uint8_t>> reply;  // some requests (FORGET) get none
     std::string fatal;  // non-empty: the stream is broken beyond answering; end the mount
   };
@@ -88,6 +90,10 @@ class FuseServer {
   // A reply naming a new (or known) node for parent/name; counts one lookup.
   Bytes entry_reply(std::uint64_t unique, std::uint64_t parent, std::string_view name, Result<Attr> attr);
   fuse_entry_out make_entry(std::uint64_t nodeid, const Attr& attr) const;
+  fuse_attr_out make_attr_out(std::uint64_t nodeid, const Attr& attr) const;
+  // Hard-linked files have one node per name here, so the guest must not
+  // trust one name's cached attributes after a change through another.
+  std::chrono::milliseconds attr_timeout_for(const Attr& attr) const;
   int open_flags_for_provider(int guest_flags) const;
   std::optional<std::uint64_t> add_handle(OpenFile file);
 
@@ -96,6 +102,7 @@ class FuseServer {
   ServerLimits limits_;
   NodeTable nodes_;
   std::unordered_map<std::uint64_t, OpenFile> handles_;
+  std::vector<Bytes> notifications_;
   std::uint64_t next_fh_ = 1;
   bool initialized_ = false;
   bool writeback_ = false;

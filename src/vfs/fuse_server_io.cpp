@@ -33,10 +33,10 @@ int FuseServer::open_flags_for_provider(int guest_flags) const {
 
 FuseServer::Bytes FuseServer::open(Request& req) {
   auto in = req.take<fuse_open_in>();
-  if (!in || !req.at_end()) return error_reply(req.unique(), EINVAL);
+  if (!in || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   const bool dir = req.opcode() == FUSE_OPENDIR;
   const int guest_flags = static_cast<int>(in->flags);
-  if ((guest_flags & O_ACCMODE) == O_ACCMODE) return error_reply(req.unique(), EINVAL);
+  if ((guest_flags & O_ACCMODE) == O_ACCMODE) return error_reply(req.unique(), req.parse_error());
   int error = 0;
   auto path = node_path(req.nodeid(), error);
   if (!path) return error_reply(req.unique(), error);
@@ -64,9 +64,9 @@ FuseServer::Bytes FuseServer::open(Request& req) {
 FuseServer::Bytes FuseServer::create(Request& req) {
   auto in = req.take<fuse_create_in>();
   auto name = req.name();
-  if (!in || !name || !req.at_end()) return error_reply(req.unique(), EINVAL);
+  if (!in || !name || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   const int guest_flags = static_cast<int>(in->flags);
-  if ((guest_flags & O_ACCMODE) == O_ACCMODE) return error_reply(req.unique(), EINVAL);
+  if ((guest_flags & O_ACCMODE) == O_ACCMODE) return error_reply(req.unique(), req.parse_error());
   int error = 0;
   auto path = child_path(req.nodeid(), *name, error);
   if (!path) return error_reply(req.unique(), error);
@@ -92,9 +92,9 @@ FuseServer::Bytes FuseServer::create(Request& req) {
 
 FuseServer::Bytes FuseServer::read(Request& req) {
   auto in = req.take<fuse_read_in>();
-  if (!in || !req.at_end()) return error_reply(req.unique(), EINVAL);
+  if (!in || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   if (in->size > fuse::kMaxIo || in->offset > static_cast<std::uint64_t>(INT64_MAX))
-    return error_reply(req.unique(), EINVAL);
+    return error_reply(req.unique(), req.parse_error());
   OpenFile* f = find_handle(in->fh, false);
   if (!f) return error_reply(req.unique(), EBADF);
   fuse::Reply r(req.unique(), in->size);
@@ -107,9 +107,9 @@ FuseServer::Bytes FuseServer::read(Request& req) {
 FuseServer::Bytes FuseServer::write(Request& req) {
   auto in = req.take<fuse_write_in>();
   if (!in || in->size > fuse::kMaxIo || in->offset > static_cast<std::uint64_t>(INT64_MAX))
-    return error_reply(req.unique(), EINVAL);
+    return error_reply(req.unique(), req.parse_error());
   auto data = req.bytes(in->size);
-  if (!data || !req.at_end()) return error_reply(req.unique(), EINVAL);
+  if (!data || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   OpenFile* f = find_handle(in->fh, false);
   if (!f) return error_reply(req.unique(), EBADF);
   auto n = provider_->write(f->provider_handle, in->offset,
@@ -122,7 +122,7 @@ FuseServer::Bytes FuseServer::write(Request& req) {
 
 FuseServer::Bytes FuseServer::release(Request& req) {
   auto in = req.take<fuse_release_in>();
-  if (!in || !req.at_end()) return error_reply(req.unique(), EINVAL);
+  if (!in || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   const bool dir = req.opcode() == FUSE_RELEASEDIR;
   auto it = handles_.find(in->fh);
   if (it == handles_.end() || it->second.directory != dir) return error_reply(req.unique(), EBADF);
@@ -139,11 +139,11 @@ FuseServer::Bytes FuseServer::sync(Request& req) {
   bool datasync = false;
   if (req.opcode() == FUSE_FLUSH) {
     auto in = req.take<fuse_flush_in>();
-    if (!in || !req.at_end()) return error_reply(req.unique(), EINVAL);
+    if (!in || !req.at_end()) return error_reply(req.unique(), req.parse_error());
     fh = in->fh;
   } else {
     auto in = req.take<fuse_fsync_in>();
-    if (!in || !req.at_end()) return error_reply(req.unique(), EINVAL);
+    if (!in || !req.at_end()) return error_reply(req.unique(), req.parse_error());
     fh = in->fh;
     datasync = (in->fsync_flags & FUSE_FSYNC_FDATASYNC) != 0;
   }
@@ -160,8 +160,8 @@ FuseServer::Bytes FuseServer::sync(Request& req) {
 
 FuseServer::Bytes FuseServer::readdir(Request& req) {
   auto in = req.take<fuse_read_in>();
-  if (!in || !req.at_end()) return error_reply(req.unique(), EINVAL);
-  if (in->size > fuse::kMaxIo) return error_reply(req.unique(), EINVAL);
+  if (!in || !req.at_end()) return error_reply(req.unique(), req.parse_error());
+  if (in->size > fuse::kMaxIo) return error_reply(req.unique(), req.parse_error());
   OpenFile* f = find_handle(in->fh, true);
   if (!f) return error_reply(req.unique(), EBADF);
   const bool plus = req.opcode() == FUSE_READDIRPLUS;
@@ -211,10 +211,10 @@ FuseServer::Bytes FuseServer::xattr(Request& req) {
     case FUSE_SETXATTR: {
       auto in = req.take<SetxattrIn>();
       auto name = req.c_string(fuse::kMaxXattrName);
-      if (!in || !name || in->size > fuse::kMaxXattrValue || !valid_xattr_name(*name)) return error_reply(unique, EINVAL);
+      if (!in || !name || in->size > fuse::kMaxXattrValue || !valid_xattr_name(*name)) return error_reply(unique, req.parse_error());
       auto value = req.bytes(in->size);
       if (!value || !req.at_end() || (in->flags & ~static_cast<std::uint32_t>(XATTR_CREATE | XATTR_REPLACE)))
-        return error_reply(unique, EINVAL);
+        return error_reply(unique, req.parse_error());
       if (!path) return error_reply(unique, error);
       Status s = provider_->setxattr(*path, std::string(*name),
                                      std::string(reinterpret_cast<const char*>(value->data()), value->size()),
@@ -223,7 +223,7 @@ FuseServer::Bytes FuseServer::xattr(Request& req) {
     }
     case FUSE_REMOVEXATTR: {
       auto name = req.c_string(fuse::kMaxXattrName);
-      if (!name || !req.at_end() || !valid_xattr_name(*name)) return error_reply(unique, EINVAL);
+      if (!name || !req.at_end() || !valid_xattr_name(*name)) return error_reply(unique, req.parse_error());
       if (!path) return error_reply(unique, error);
       Status s = provider_->removexattr(*path, std::string(*name));
       return s ? fuse::empty_reply(unique) : error_reply(unique, s.error());
@@ -232,17 +232,17 @@ FuseServer::Bytes FuseServer::xattr(Request& req) {
   }
   // GETXATTR and LISTXATTR: size 0 asks for the length only.
   auto in = req.take<fuse_getxattr_in>();
-  if (!in) return error_reply(unique, EINVAL);
+  if (!in) return error_reply(unique, req.parse_error());
   std::string value;
   if (req.opcode() == FUSE_GETXATTR) {
     auto name = req.c_string(fuse::kMaxXattrName);
-    if (!name || !req.at_end() || !valid_xattr_name(*name)) return error_reply(unique, EINVAL);
+    if (!name || !req.at_end() || !valid_xattr_name(*name)) return error_reply(unique, req.parse_error());
     if (!path) return error_reply(unique, error);
     auto v = provider_->getxattr(*path, std::string(*name));
     if (!v) return error_reply(unique, v.error());
     value = std::move(*v);
   } else {
-    if (!req.at_end()) return error_reply(unique, EINVAL);
+    if (!req.at_end()) return error_reply(unique, req.parse_error());
     if (!path) return error_reply(unique, error);
     auto names = provider_->listxattr(*path);
     if (!names) return error_reply(unique, names.error());
@@ -263,7 +263,7 @@ FuseServer::Bytes FuseServer::xattr(Request& req) {
 
 FuseServer::Bytes FuseServer::fallocate(Request& req) {
   auto in = req.take<fuse_fallocate_in>();
-  if (!in || !req.at_end()) return error_reply(req.unique(), EINVAL);
+  if (!in || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   if (in->offset > static_cast<std::uint64_t>(INT64_MAX) || in->length > static_cast<std::uint64_t>(INT64_MAX) - in->offset)
     return error_reply(req.unique(), EFBIG);
   OpenFile* f = find_handle(in->fh, false);
@@ -274,9 +274,9 @@ FuseServer::Bytes FuseServer::fallocate(Request& req) {
 
 FuseServer::Bytes FuseServer::lseek(Request& req) {
   auto in = req.take<fuse_lseek_in>();
-  if (!in || !req.at_end()) return error_reply(req.unique(), EINVAL);
+  if (!in || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   if ((in->whence != SEEK_DATA && in->whence != SEEK_HOLE) || in->offset > static_cast<std::uint64_t>(INT64_MAX))
-    return error_reply(req.unique(), EINVAL);
+    return error_reply(req.unique(), req.parse_error());
   OpenFile* f = find_handle(in->fh, false);
   if (!f) return error_reply(req.unique(), EBADF);
   auto off = provider_->lseek(f->provider_handle, in->offset, static_cast<int>(in->whence));

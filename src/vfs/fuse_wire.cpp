@@ -32,7 +32,10 @@ std::optional<std::string_view> Request::c_string(std::size_t max) {
 }
 
 std::optional<std::string_view> Request::name() {
-  auto s = c_string(kMaxNameLength);
+  // The kernel passes names up to 1024 bytes; longer than 255 is the file
+  // system's "name too long", not a malformed request.
+  auto s = c_string(1024);
+  if (s && s->size() > kMaxNameLength && s->find('/') == std::string_view::npos) name_too_long_ = true;
   if (!s || !valid_name(*s)) return fail<std::string_view>();
   return s;
 }
@@ -84,6 +87,20 @@ std::vector<std::uint8_t> error_reply(std::uint64_t unique, int error_number) {
 }
 
 std::vector<std::uint8_t> empty_reply(std::uint64_t unique) { return Reply(unique).finish(); }
+
+std::vector<std::uint8_t> inval_attributes_notification(std::uint64_t nodeid) {
+  fuse_notify_inval_inode_out body{};
+  body.ino = nodeid;
+  body.off = -1;  // negative: attributes only
+  Reply r(0, sizeof body);
+  r.append(body);
+  auto out = std::move(r).finish();
+  fuse_out_header h{};
+  std::memcpy(&h, out.data(), sizeof h);
+  h.error = FUSE_NOTIFY_INVAL_INODE;  // notifications carry their code in the error field
+  std::memcpy(out.data(), &h, sizeof h);
+  return out;
+}
 
 fuse_attr to_fuse_attr(const Attr& a) {
   fuse_attr f{};

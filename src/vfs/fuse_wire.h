@@ -7,6 +7,7 @@
 #include <linux/fuse.h>
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -65,6 +66,9 @@ class Request {
   // The next `n` bytes exactly (write data, xattr values).
   std::optional<std::span<const std::uint8_t>> bytes(std::size_t n);
   bool at_end() const { return ok_ && pos_ == body_.size(); }
+  // The errno for a request that failed to parse: ENAMETOOLONG if a name was
+  // only too long, EINVAL otherwise.
+  int parse_error() const { return name_too_long_ ? ENAMETOOLONG : EINVAL; }
 
  private:
   template <typename T>
@@ -78,6 +82,7 @@ class Request {
   std::span<const std::uint8_t> body_;
   std::size_t pos_ = 0;
   bool ok_ = true;
+  bool name_too_long_ = false;
 };
 
 bool valid_name(std::string_view name);
@@ -112,6 +117,9 @@ std::vector<std::uint8_t> struct_reply(std::uint64_t unique, const T& value) {
   return std::move(r).finish();
 }
 std::vector<std::uint8_t> empty_reply(std::uint64_t unique);
+// An unsolicited message telling the guest kernel to drop the cached
+// attributes of `nodeid` (its page cache stays).
+std::vector<std::uint8_t> inval_attributes_notification(std::uint64_t nodeid);
 
 fuse_attr to_fuse_attr(const Attr& a);
 // Seconds + nanoseconds of a cache timeout, as the kernel wants them.
