@@ -19,6 +19,7 @@
 
 #include "child_process.h"
 #include "file_ops.h"
+#include "fuse_mount.h"
 #include "klog.h"
 
 namespace gondolin::agent {
@@ -192,6 +193,14 @@ void Agent::handle_frame(proto::FrameDecoder::Frame& frame) {
       auto op = proto::FileOp::decode(r);
       if (!op) return send_error(id, proto::ErrorStage::Protocol, EINVAL, "malformed file operation");
       send_frame(proto::make_frame(FrameType::FileResult, id, perform_file_op(*op)));
+      return;
+    }
+    case FrameType::MountFs: {
+      auto m = proto::MountRequest::decode(r);
+      if (!m) return send_error(id, proto::ErrorStage::Protocol, EINVAL, "malformed mount request");
+      // Outside a VM (--serve-fd) the agent must never mount on its host.
+      proto::MountResultMsg result = identity_.is_init ? mount_fuse(*m) : proto::MountResultMsg{EPERM, "not running as the guest's init"};
+      send_frame(proto::make_frame(FrameType::MountResult, id, result));
       return;
     }
     default:

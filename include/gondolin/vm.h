@@ -17,6 +17,7 @@
 #include "gondolin/exec.h"
 #include "gondolin/net_policy.h"
 #include "gondolin/session.h"
+#include "gondolin/vfs.h"
 
 namespace gondolin {
 
@@ -36,6 +37,9 @@ struct VmOptions {
   std::vector<std::pair<std::string, std::string>> env;  // every exec starts with these
   std::string hostname = "gondolin";
   NetworkOptions network;
+  // File systems the host serves to the guest (see gondolin/vfs.h); each is
+  // mounted before create() returns.
+  std::vector<vfs::Mount> mounts;
   // Register in the session list (gondolin list/attach/snapshot).
   bool register_session = true;
   std::string session_command;  // shown by `gondolin list`

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "cli/mount_flags.h"
 #include "gondolin/error.h"
 
 namespace gondolin::cli {
@@ -38,6 +39,15 @@ void VmFlags::add_to(CLI::App& cmd) {
       ->type_name("NAME")->allow_extra_args(false)->group(egress_group);
   cmd.add_option("--upstream-ca", upstream_ca, "TESTING: also trust this CA (PEM) for upstream HTTPS")
       ->type_name("FILE")->group(egress_group);
+  cmd.add_option("--mount-hostfs", mount_hostfs,
+                 "Mount a host directory in the guest: HOST_DIR:GUEST_PATH[:ro] (repeatable)")
+      ->allow_extra_args(false);
+  cmd.add_option("--mount-memfs", mount_memfs, "Mount an empty in-memory file system at GUEST_PATH (repeatable)")
+      ->allow_extra_args(false);
+  cmd.add_option("--hide", hide,
+                 "Make paths matching an absolute guest glob invisible inside the mounts, e.g. /work/**/.env "
+                 "(repeatable)")
+      ->allow_extra_args(false);
   net.add_to(cmd);
 }
 
@@ -128,6 +138,7 @@ VmOptions VmFlags::to_options() const {
   for (const auto& h : test_loopback_hosts) n.test_loopback_hosts.push_back(h);
   if (!upstream_ca.empty()) n.extra_upstream_ca_file = upstream_ca;
   net.apply(n);
+  o.mounts = build_mounts(mount_hostfs, mount_memfs, hide);
   return o;
 }
 

@@ -33,6 +33,11 @@ struct VmFlags {
   std::vector<std::string> test_loopback_hosts;
   std::string upstream_ca;
 
+  // file system mounts (docs/filesystems.md)
+  std::vector<std::string> mount_hostfs;
+  std::vector<std::string> mount_memfs;
+  std::vector<std::string> hide;
+
   void add_to(CLI::App& cmd);
   // Validates and converts; throws gondolin::Error (Usage) naming the bad flag.
   VmOptions to_options() const;

@@ -127,6 +127,13 @@ std::future<proto::FileResult> ControlClient::file_op(const proto::FileOp& op) {
   return future;
 }
 
+void ControlClient::mount(const proto::MountRequest& request, MountDone done) {
+  if (dead_) return done({}, "the VM is not running");
+  std::uint32_t id = next_id_++;
+  mounts_.emplace(id, std::move(done));
+  send_frame(proto::make_frame(FrameType::MountFs, id, request));
+}
+
 void ControlClient::on_frame(proto::FrameDecoder::Frame& frame) {
   if (dead_) return;
   const std::uint32_t id = frame.header.stream_id;
@@ -163,6 +170,22 @@ void ControlClient::on_frame(proto::FrameDecoder::Frame& frame) {
     if (op == file_ops_.end() || !result) return violation("unexpected or malformed file result");
     op->second.set_value(std::move(*result));
     file_ops_.erase(op);
+    return;
+  }
+  if (frame.header.type == FrameType::MountResult) {
+    auto m = mounts_.find(id);
+    auto result = proto::MountResultMsg::decode(r);
+    if (m == mounts_.end() || !result) return violation("unexpected or malformed mount result");
+    auto done = std::move(m->second);
+    mounts_.erase(m);
+    done(*result, "");
+    return;
+  }
+  if (frame.header.type == FrameType::Error && mounts_.count(id)) {
+    auto e = proto::ErrorMsg::decode(r);
+    auto done = std::move(mounts_[id]);
+    mounts_.erase(id);
+    done({}, "the guest rejected the mount request: " + (e ? e->message : std::string("?")));
     return;
   }
   if (frame.header.type == FrameType::Error && file_ops_.count(id)) {
@@ -258,6 +281,9 @@ void ControlClient::fail_all(const Error& error) {
   auto ops = std::move(file_ops_);
   file_ops_.clear();
   for (auto& [id, promise] : ops) promise.set_exception(std::make_exception_ptr(error));
+  auto mounts = std::move(mounts_);
+  mounts_.clear();
+  for (auto& [id, done] : mounts) done({}, error.what());
   auto execs = std::move(execs_);
   execs_.clear();
   for (auto& [id, ex] : execs) {

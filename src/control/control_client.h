@@ -47,6 +47,12 @@ class ControlClient : public ExecBackend, public std::enable_shared_from_this<Co
   // Io thread only. The future fails with gondolin::Error if the VM dies first.
   std::future<proto::FileResult> file_op(const proto::FileOp& op);
 
+  // Io thread only. Asks the agent to mount a FUSE file system; `done` runs
+  // on the io thread with the agent's answer, or with an error text if the
+  // VM died first.
+  using MountDone = std::function<void(const proto::MountResultMsg& result, const std::string& failure)>;
+  void mount(const proto::MountRequest& request, MountDone done);
+
   // Finishes every running exec with `error` (the VM is going away).
   void fail_all(const Error& error);
   std::size_t running_execs() const { return execs_.size(); }
@@ -88,6 +94,7 @@ class ControlClient : public ExecBackend, public std::enable_shared_from_this<Co
   std::uint32_t next_id_ = 1;
   std::map<std::uint32_t, Exec> execs_;
   std::map<std::uint32_t, std::promise<proto::FileResult>> file_ops_;
+  std::map<std::uint32_t, MountDone> mounts_;
   bool frozen_ = false;
   std::vector<std::vector<std::uint8_t>> held_;
   std::function<void()> on_snapshot_ready_;

@@ -27,7 +27,7 @@
 
 namespace gondolin::proto {
 
-inline constexpr std::uint8_t kProtocolVersion = 3;
+inline constexpr std::uint8_t kProtocolVersion = 4;
 inline constexpr std::size_t kHeaderSize = 12;
 // Large enough for one exec request with a big environment, small enough that
 // a lying guest cannot make the host allocate more than this per frame.
@@ -64,6 +64,8 @@ enum class FrameType : std::uint8_t {
 
   // 30-39: network setup; 40-49: filesystem mounts.
   // Each range belongs to one subsystem so they can grow independently.
+  MountFs = 40,      // host -> guest: mount a FUSE file system served over a virtio-serial port
+  MountResult = 41,  // guest -> host: its outcome
 
   // 50-59: sessions and snapshots.
   SnapshotPrepare = 50,  // host -> guest: finish the frame in flight, then stay silent
@@ -78,6 +80,7 @@ enum class FrameType : std::uint8_t {
 inline constexpr bool is_known_frame_type(std::uint8_t t) {
   return (t >= static_cast<std::uint8_t>(FrameType::Hello) && t <= static_cast<std::uint8_t>(FrameType::Shutdown)) ||
          t == static_cast<std::uint8_t>(FrameType::FileOp) || t == static_cast<std::uint8_t>(FrameType::FileResult) ||
+         t == static_cast<std::uint8_t>(FrameType::MountFs) || t == static_cast<std::uint8_t>(FrameType::MountResult) ||
          (t >= static_cast<std::uint8_t>(FrameType::SnapshotPrepare) && t <= static_cast<std::uint8_t>(FrameType::Resume)) ||
          (t >= static_cast<std::uint8_t>(FrameType::SessionSnapshot) &&
           t <= static_cast<std::uint8_t>(FrameType::AttachExit));
@@ -545,6 +548,55 @@ inline std::optional<std::vector<DirEntryInfo>> decode_dir_entries(const std::st
   if (!r.at_end()) return std::nullopt;
   return out;
 }
+
+// ---- File system mounts ---------------------------------------------------------
+
+inline constexpr std::uint32_t kMountReadOnly = 1u << 0;  // the guest mounts it read-only too
+inline constexpr std::uint32_t kMountKnownFlags = kMountReadOnly;
+inline constexpr char kFsPortPrefix[] = "gondolin.fs";
+
+// The agent mounts FUSE at guest_path and relays between /dev/fuse and the
+// named port, whose other end is the host's FUSE server for this mount.
+struct MountRequest {
+  std::string port_name;   // "gondolin.fs<N>"
+  std::string guest_path;  // absolute, created if missing
+  std::uint32_t flags = 0;
+  std::uint32_t max_read = 0;  // bytes per FUSE read (also the guest's readahead)
+
+  void encode(PayloadWriter& w) const {
+    w.bytes(port_name);
+    w.bytes(guest_path);
+    w.u32(flags);
+    w.u32(max_read);
+  }
+  static std::optional<MountRequest> decode(PayloadReader& r) {
+    MountRequest m;
+    m.port_name = r.c_string(64);
+    m.guest_path = r.c_string(kMaxPathLength);
+    m.flags = r.u32();
+    m.max_read = r.u32();
+    if (!r.at_end() || m.port_name.rfind(kFsPortPrefix, 0) != 0 || m.guest_path.empty() || m.guest_path[0] != '/' ||
+        (m.flags & ~kMountKnownFlags) != 0 || m.max_read < 4096 || m.max_read > (1u << 24))
+      return std::nullopt;
+    return m;
+  }
+};
+
+struct MountResultMsg {
+  std::int32_t error_number = 0;  // 0: mounted
+  std::string message;            // which step failed
+  void encode(PayloadWriter& w) const {
+    w.i32(error_number);
+    w.bytes(message);
+  }
+  static std::optional<MountResultMsg> decode(PayloadReader& r) {
+    MountResultMsg m;
+    m.error_number = r.i32();
+    m.message = r.bytes(1024);
+    if (!r.at_end() || m.error_number < 0 || m.error_number > 4095) return std::nullopt;
+    return m;
+  }
+};
 
 // ---- Session socket (between gondolin processes of one user) -----------------
 

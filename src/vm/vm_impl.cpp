@@ -52,7 +52,13 @@ std::filesystem::path resolve_qemu_binary(const VmOptions& o) {
 }
 
 VmImpl::VmImpl(VmOptions opts, VmHooks hooks)
-    : opts_(std::move(opts)), work_(boost::asio::make_work_guard(io_)), hooks_(std::move(hooks)) {
+    : opts_(std::move(opts)),
+      work_(boost::asio::make_work_guard(io_)),
+      hooks_(std::move(hooks)),
+      mounts_(std::make_unique<vfs::MountSet>(opts_.mounts)) {
+  // Data the guest may still cache for a host-backed mount is written back
+  // by the guest's sync at power-off, so those VMs shut down politely.
+  graceful_shutdown_ = mounts_->writable();
   // Before the io thread exists, so a bad policy throws cleanly. The
   // guest's environment gets the secret placeholders, never the values.
   if (opts_.network.enabled) {
@@ -113,6 +119,14 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
                                vm::virtio_device(opts_.machine, "virtio-net") + ",netdev=net0,mac=" + mac},
                               net_qemu.get()});
   }
+  // One virtio-serial port per mount, next to the control port.
+  std::vector<vfs::MountPort> fs_ports = mounts_->create_ports();
+  for (const auto& port : fs_ports) {
+    std::string id = "c" + port.port_name.substr(sizeof("gondolin.") - 1);
+    launch.devices.push_back(vm::FdDevice{{"-chardev", "socket,id=" + id + ",fd={fd}", "-device",
+                                           "virtserialport,chardev=" + id + ",name=" + port.port_name},
+                                          port.qemu_end.get()});
+  }
   vm::QemuCommand command = vm::build_qemu_command(launch);
 
   std::string line;
@@ -139,6 +153,7 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   boot_started_ = std::chrono::steady_clock::now();
   qemu_ = vm::QemuProcess::start(io_, command.argv, command.fds, [this](int status) { on_qemu_exit(status); });
   info_.qemu_pid = qemu_->pid();
+  mounts_->start(io_, on_dead);
   if (resumed_) {
     control_->start_resumed(on_hello, on_dead);
     continue_after_restore();
@@ -196,12 +211,31 @@ void VmImpl::on_hello(const proto::Hello& hello) {
   if (RAND_bytes(reinterpret_cast<unsigned char*>(cfg.entropy.data()), 64) != 1) cfg.entropy.clear();
   cfg.hostname = opts_.hostname;
   control_->send_config(cfg);
+  log().debug("agent boot phases: {}", hello.boot_report);
+  // A resumed guest still has its mounts (the kernel state came along).
+  mount_from(resumed_ ? mounts_->size() : 0);
+}
+
+void VmImpl::mount_from(std::size_t index) {
+  if (index >= mounts_->size()) return boot_ready();
+  control_->mount(mounts_->request(index), [this, index](const proto::MountResultMsg& r, const std::string& failure) {
+    if (failure.empty() && r.error_number == 0) return mount_from(index + 1);
+    std::string why = failure.empty() ? r.message : failure;
+    finish_boot(BootOutcome::Failed,
+                Error(ErrorKind::Guest, "cannot mount " + mounts_->mount(index).guest_path + " in the guest: " + why));
+  });
+}
+
+void VmImpl::boot_ready() {
   if (boot_timer_) boot_timer_->cancel();
   running_ = true;
   log().info("guest {} in {:.2f} s (kernel {:.2f} s, agent init {:.3f} s, {} with {})",
              resumed_ ? "resumed" : "ready", info_.boot_seconds, info_.kernel_seconds, info_.agent_init_seconds,
              info_.kernel_release, to_string(info_.accel));
-  log().debug("agent boot phases: {}", hello.boot_report);
+  if (!mounts_->empty())
+    log().info("{} file system(s) mounted {:.2f} s after the agent was ready", mounts_->size(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - boot_started_).count() -
+                   info_.boot_seconds);
   finish_boot(BootOutcome::Ready);
 }
 
@@ -357,6 +391,7 @@ void VmImpl::teardown_io() {
     if (control_) control_->fail_all(Error(ErrorKind::Guest, "the VM was closed"));
     if (console_) console_->close();
     if (qmp_) qmp_->close();
+    mounts_->close();
     for (auto* t : {&boot_timer_, &shutdown_timer_, &restore_timer_})
       if (*t) (*t)->cancel();
   });

@@ -28,6 +28,7 @@
 #include "vm/guest_console.h"
 #include "vm/qemu_process.h"
 #include "vm/qmp_client.h"
+#include "vfs/mount_set.h"
 
 namespace gondolin {
 
@@ -91,6 +92,9 @@ class VmImpl : public session::SessionHost {
   void continue_after_restore();
   void on_qemu_exit(int status);
   void on_hello(const proto::Hello& hello);
+  // Mounts file system `index` and those after it, then declares the boot done.
+  void mount_from(std::size_t index);
+  void boot_ready();
   std::string console_hint() const;
   void kill_and_wait();
   void teardown_io();
@@ -115,6 +119,7 @@ class VmImpl : public session::SessionHost {
   std::shared_ptr<vm::QmpClient> qmp_;
   VmHooks hooks_;
   std::unique_ptr<net::NetStack> net_;  // when opts_.network.enabled
+  std::unique_ptr<vfs::MountSet> mounts_;
   std::unique_ptr<boost::asio::steady_timer> boot_timer_;
   std::unique_ptr<boost::asio::steady_timer> shutdown_timer_;
   std::unique_ptr<boost::asio::steady_timer> restore_timer_;

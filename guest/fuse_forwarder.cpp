@@ -1,0 +1,115 @@
+#include "fuse_forwarder.h"
+
+#include <fcntl.h>
+#include <linux/fuse.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "klog.h"
+
+namespace gondolin::agent {
+namespace {
+
+// Port reads stop at this size unless the reply in progress needs more, so
+// a reply that starts mid-buffer never costs more than this to move to the front.
+constexpr std::size_t kPortReadChunk = 64 * 1024;
+// While the host is away (a snapshot being taken or restored) the port
+// reports a hang-up; look for its return this often.
+constexpr int kReconnectPollMs = 100;
+
+void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+}  // namespace
+
+int run_fuse_forwarder(int fuse_fd, int port_fd, std::size_t max_io) {
+  set_nonblocking(fuse_fd);
+  set_nonblocking(port_fd);
+  // The kernel refuses reads into buffers smaller than a maximal request.
+  std::vector<char> request(sizeof(fuse_in_header) + sizeof(fuse_write_in) + max_io + 4096);
+  std::size_t request_len = 0, request_sent = 0;
+  std::vector<char> replies(sizeof(fuse_out_header) + max_io + kPortReadChunk);
+  std::size_t have = 0;
+  bool host_away = false;
+
+  for (;;) {
+    pollfd p[2] = {{fuse_fd, static_cast<short>(request_len == 0 ? POLLIN : 0), 0},
+                   {port_fd, static_cast<short>(host_away ? 0 : (POLLIN | (request_len ? POLLOUT : 0))), 0}};
+    int n = ::poll(p, 2, host_away ? kReconnectPollMs : -1);
+    if (n < 0 && errno != EINTR) {
+      klog("fuse forwarder: poll: %s", std::strerror(errno));
+      return 1;
+    }
+    if (host_away) {
+      pollfd probe{port_fd, POLLIN, 0};
+      if (::poll(&probe, 1, 0) >= 0 && !(probe.revents & POLLHUP)) host_away = false;
+    } else if (p[1].revents & (POLLHUP | POLLERR)) {
+      host_away = true;
+      have = 0;  // a partial reply from a host that left is never completed
+    }
+
+    if (p[0].revents & POLLIN) {
+      ssize_t r = ::read(fuse_fd, request.data(), request.size());
+      if (r > 0) {
+        request_len = static_cast<std::size_t>(r);
+        request_sent = 0;
+      } else if (r < 0 && errno == ENODEV) {
+        return 0;  // unmounted
+      }
+      // EAGAIN/EINTR: nothing; ENOENT: the request was interrupted meanwhile
+    } else if (p[0].revents & (POLLERR | POLLHUP)) {
+      return 0;
+    }
+
+    if (request_len && !host_away) {
+      ssize_t w = ::write(port_fd, request.data() + request_sent, request_len - request_sent);
+      if (w > 0) {
+        request_sent += static_cast<std::size_t>(w);
+        if (request_sent == request_len) request_len = 0;
+      }
+    }
+
+    if (!host_away && (p[1].revents & POLLIN)) {
+      // Read no further than the reply in progress needs, or a chunk.
+      std::size_t want = kPortReadChunk;
+      if (have >= sizeof(fuse_out_header)) {
+        std::uint32_t len = 0;
+        std::memcpy(&len, replies.data(), sizeof len);
+        if (len > have) want = std::max<std::size_t>(want, len - have);
+      }
+      want = std::min(want, replies.size() - have);
+      ssize_t r = ::read(port_fd, replies.data() + have, want);
+      if (r == 0) {
+        host_away = true;
+        have = 0;
+      } else if (r > 0) {
+        have += static_cast<std::size_t>(r);
+      }
+      std::size_t pos = 0;
+      while (have - pos >= sizeof(fuse_out_header)) {
+        std::uint32_t len = 0;
+        std::memcpy(&len, replies.data() + pos, sizeof len);
+        if (len < sizeof(fuse_out_header) || len > replies.size() - kPortReadChunk) {
+          klog("fuse forwarder: corrupt reply stream from the host (length %u)", len);
+          return 1;
+        }
+        if (have - pos < len) break;
+        // ENOENT: the request was aborted; anything else is the host's mistake
+        // about one reply, which the kernel has already refused on its own.
+        if (::write(fuse_fd, replies.data() + pos, len) < 0 && errno == ENODEV) return 0;
+        pos += len;
+      }
+      if (pos > 0) {
+        std::memmove(replies.data(), replies.data() + pos, have - pos);
+        have -= pos;
+      }
+    }
+  }
+}
+
+}  // namespace gondolin::agent

@@ -1,0 +1,14 @@
+// Mounting a host-served FUSE file system: module, mount point, /dev/fuse,
+// mount(2), and a forked forwarder process that relays between /dev/fuse
+// and the mount's virtio-serial port. The forwarder is its own process so
+// neither the agent's loop nor anything the agent does on the mount (file
+// operations, exec of a program stored there) can deadlock against it.
+#pragma once
+
+#include "proto/control_protocol.h"
+
+namespace gondolin::agent {
+
+proto::MountResultMsg mount_fuse(const proto::MountRequest& request);
+
+}  // namespace gondolin::agent

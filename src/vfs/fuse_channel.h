@@ -1,0 +1,64 @@
+// The host end of one mount's virtio-serial port: the guest's forwarder
+// writes raw FUSE requests into it (each carries its own length) and reads
+// raw replies back. Runs on the VM's io thread.
+//
+// Bounds: one request is at most fuse::kMaxRequest bytes, so the input
+// buffer is fixed; replies wait in a queue, and while more than
+// kMaxQueuedReplyBytes wait we stop reading requests (the guest's forwarder
+// then blocks, and with it the guest's FUSE queue).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include <array>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "util/unique_fd.h"
+#include "vfs/fuse_server.h"
+
+namespace gondolin::vfs {
+
+class FuseChannel : public std::enable_shared_from_this<FuseChannel> {
+ public:
+  static constexpr std::size_t kMaxQueuedReplyBytes = 8u << 20;
+  using DeadHandler = std::function<void(const std::string& why)>;
+
+  FuseChannel(boost::asio::io_context& io, UniqueFd socket, std::unique_ptr<FuseServer> server, std::string label);
+
+  // on_dead fires once if the guest breaks the stream (the mount is then dead).
+  void start(DeadHandler on_dead);
+  void close();
+
+  FuseServer& server() { return *server_; }
+  const std::string& label() const { return label_; }
+  // Requests handled so far, by opcode (index 0 counts unknown opcodes).
+  const std::array<std::uint64_t, 64>& request_counts() const { return counts_; }
+  std::string describe_counts() const;
+
+ private:
+  void read_more();
+  void on_read(std::size_t n);
+  void queue_reply(std::vector<std::uint8_t> reply);
+  void write_more();
+  void fail(const std::string& why);
+
+  boost::asio::local::stream_protocol::socket socket_;
+  std::unique_ptr<FuseServer> server_;
+  std::string label_;
+  std::vector<std::uint8_t> in_;
+  std::size_t filled_ = 0;
+  std::deque<std::vector<std::uint8_t>> queued_;
+  std::deque<std::vector<std::uint8_t>> writing_;
+  std::size_t queued_bytes_ = 0;
+  bool reading_ = false;
+  bool closed_ = false;
+  DeadHandler on_dead_;
+  std::array<std::uint64_t, 64> counts_{};
+};
+
+}  // namespace gondolin::vfs

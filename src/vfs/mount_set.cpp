@@ -1,0 +1,104 @@
+#include "vfs/mount_set.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include "gondolin/error.h"
+#include "util/logging.h"
+#include "vfs/fuse_channel.h"
+#include "vfs/fuse_server.h"
+
+namespace gondolin::vfs {
+
+std::string normalize_mount_path(const std::string& path, const std::string& what) {
+  auto bad = [&](const std::string& why) { return Error(ErrorKind::Usage, what + " '" + path + "': " + why); };
+  if (path.empty() || path[0] != '/') throw bad("guest path must be absolute");
+  if (path.find('\0') != std::string::npos) throw bad("guest path contains a NUL byte");
+  if (path.size() >= proto::kMaxPathLength) throw bad("guest path is too long");
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < path.size()) {
+    std::size_t end = path.find('/', pos);
+    if (end == std::string::npos) end = path.size();
+    std::string part = path.substr(pos, end - pos);
+    if (part == "." || part == "..") throw bad("guest path must not contain '.' or '..'");
+    if (!part.empty()) out += "/" + part;
+    pos = end + 1;
+  }
+  if (out.empty()) throw bad("cannot mount over the guest's root directory");
+  for (const char* reserved : {"/proc", "/sys", "/dev"})
+    if (out == reserved || out.rfind(std::string(reserved) + "/", 0) == 0)
+      throw bad(std::string("cannot mount inside ") + reserved);
+  return out;
+}
+
+MountSet::MountSet(std::vector<Mount> mounts) : mounts_(std::move(mounts)) {
+  if (mounts_.size() > kMaxMounts)
+    throw Error(ErrorKind::Usage, "too many mounts (" + std::to_string(mounts_.size()) + "); at most " +
+                                      std::to_string(kMaxMounts));
+  std::set<std::string> seen;
+  for (auto& m : mounts_) {
+    m.guest_path = normalize_mount_path(m.guest_path, "mount");
+    if (!m.provider) throw Error(ErrorKind::Usage, "mount " + m.guest_path + " has no provider");
+    if (!seen.insert(m.guest_path).second) throw Error(ErrorKind::Usage, "two mounts at " + m.guest_path);
+  }
+  // Parents first: a nested mount point is created inside its parent mount.
+  std::stable_sort(mounts_.begin(), mounts_.end(), [](const Mount& a, const Mount& b) {
+    return std::count(a.guest_path.begin(), a.guest_path.end(), '/') <
+           std::count(b.guest_path.begin(), b.guest_path.end(), '/');
+  });
+}
+
+MountSet::~MountSet() = default;
+
+bool MountSet::writable() const {
+  return std::any_of(mounts_.begin(), mounts_.end(), [](const Mount& m) { return !m.provider->read_only(); });
+}
+
+std::vector<MountPort> MountSet::create_ports() {
+  std::vector<MountPort> out;
+  host_ends_.clear();
+  for (std::size_t i = 0; i < mounts_.size(); ++i) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+      throw Error(ErrorKind::Io, std::string("socketpair: ") + std::strerror(errno));
+    host_ends_.emplace_back(sv[0]);
+    out.push_back(MountPort{std::string(proto::kFsPortPrefix) + std::to_string(i), UniqueFd(sv[1])});
+  }
+  return out;
+}
+
+void MountSet::start(boost::asio::io_context& io, std::function<void(const std::string& why)> on_dead) {
+  for (std::size_t i = 0; i < host_ends_.size(); ++i) {
+    auto server = std::make_unique<FuseServer>(mounts_[i].provider, mounts_[i].options);
+    auto channel = std::make_shared<FuseChannel>(io, std::move(host_ends_[i]), std::move(server),
+                                                 "fs" + std::to_string(i) + " (" + mounts_[i].guest_path + ")");
+    std::string path = mounts_[i].guest_path;
+    channel->start([on_dead, path](const std::string& why) { on_dead("the mount at " + path + " failed: " + why); });
+    channels_.push_back(std::move(channel));
+  }
+  host_ends_.clear();
+}
+
+proto::MountRequest MountSet::request(std::size_t i) const {
+  proto::MountRequest r;
+  r.port_name = std::string(proto::kFsPortPrefix) + std::to_string(i);
+  r.guest_path = mounts_[i].guest_path;
+  r.flags = mounts_[i].provider->read_only() ? proto::kMountReadOnly : 0;
+  r.max_read = fuse::kMaxIo;
+  return r;
+}
+
+void MountSet::close() {
+  for (auto& c : channels_) {
+    log().debug("vfs {}: {}", c->label(), c->describe_counts());
+    c->close();
+  }
+  channels_.clear();
+}
+
+}  // namespace gondolin::vfs

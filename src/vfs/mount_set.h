@@ -1,0 +1,61 @@
+// The file system mounts of one VM: checks their guest paths, makes one
+// socket pair per mount (QEMU's end becomes the virtio-serial port
+// "gondolin.fs<N>"), runs a FUSE server for each on the VM's io thread, and
+// says what the agent must mount, parents before children.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gondolin/vfs.h"
+#include "proto/control_protocol.h"
+#include "util/unique_fd.h"
+
+namespace gondolin::vfs {
+
+class FuseChannel;
+
+struct MountPort {
+  std::string port_name;
+  UniqueFd qemu_end;  // for QEMU to inherit; close it once QEMU has started
+};
+
+class MountSet {
+ public:
+  static constexpr std::size_t kMaxMounts = 16;  // virtio-serial has 31 ports; the control port is one
+
+  // Throws gondolin::Error (Usage) for a bad guest path, a duplicate or a missing provider.
+  explicit MountSet(std::vector<Mount> mounts);
+  ~MountSet();
+  MountSet(const MountSet&) = delete;
+  MountSet& operator=(const MountSet&) = delete;
+
+  bool empty() const { return mounts_.empty(); }
+  std::size_t size() const { return mounts_.size(); }
+  const Mount& mount(std::size_t i) const { return mounts_[i]; }
+  // Some mount takes writes: the guest may hold dirty data for it until it syncs.
+  bool writable() const;
+
+  // Makes the socket pairs; call once, before start().
+  std::vector<MountPort> create_ports();
+  // Io thread: serves every mount. on_dead(why) fires if a mount's stream breaks.
+  void start(boost::asio::io_context& io, std::function<void(const std::string& why)> on_dead);
+  proto::MountRequest request(std::size_t i) const;
+  // Io thread: stops serving (logs request counts at debug level).
+  void close();
+
+ private:
+  std::vector<Mount> mounts_;
+  std::vector<UniqueFd> host_ends_;
+  std::vector<std::shared_ptr<FuseChannel>> channels_;
+};
+
+// Checks and normalises an absolute guest path ("/a//b/" -> "/a/b"); throws
+// gondolin::Error (Usage) naming `what` if it cannot be a mount point.
+std::string normalize_mount_path(const std::string& path, const std::string& what);
+
+}  // namespace gondolin::vfs

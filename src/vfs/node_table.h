@@ -1,0 +1,85 @@
+// The FUSE node ids the guest kernel holds, each mapped to a (parent, name)
+// pair so its path can be rebuilt; lookup counts mirror the kernel's so a node
+// lives exactly as long as the kernel may still name it.
+//
+// Keyed by path, not by host inode: a provider is path-based, and a table of
+// paths can be written out and loaded again after a snapshot resume (the
+// guest keeps its node ids across a resume, the host process does not).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace gondolin::vfs {
+
+class NodeTable {
+ public:
+  static constexpr std::uint64_t kRootId = 1;
+
+  explicit NodeTable(std::size_t max_nodes = 1u << 20);
+
+  bool contains(std::uint64_t id) const { return nodes_.count(id) != 0; }
+  std::size_t size() const { return nodes_.size(); }
+
+  // The node's path relative to the root ("" for the root), or nullopt if the
+  // node is unknown or was unlinked/replaced (detached).
+  std::optional<std::string> path(std::uint64_t id) const;
+  // The path of `name` inside directory node `parent`, or nullopt if the parent is unknown/detached.
+  std::optional<std::string> child_path(std::uint64_t parent, std::string_view name) const;
+
+  // The guest kernel learnt about parent/name with file type `type` (S_IFMT
+  // bits): returns its node id with one more lookup reference, creating the
+  // node if needed. A node whose file type changed is replaced by a fresh id
+  // (the kernel must not see one id change type). nullopt when the table is full.
+  std::optional<std::uint64_t> remember(std::uint64_t parent, std::string_view name, std::uint32_t type);
+
+  // The kernel dropped `count` references.
+  void forget(std::uint64_t id, std::uint64_t count);
+
+  // parent/name was removed: its node (if any) keeps serving open handles but
+  // no longer has a path.
+  void detach(std::uint64_t parent, std::string_view name);
+  // from_parent/from_name now lives at to_parent/to_name; whatever was there is detached.
+  void move(std::uint64_t from_parent, std::string_view from_name, std::uint64_t to_parent, std::string_view to_name);
+  // The two entries swapped places (RENAME_EXCHANGE).
+  void exchange(std::uint64_t a_parent, std::string_view a_name, std::uint64_t b_parent, std::string_view b_name);
+
+  // Binary snapshot of every node, and its inverse. load() replaces the table
+  // and returns false (leaving it empty but for the root) on malformed input.
+  std::string serialize() const;
+  bool load(std::string_view data);
+
+ private:
+  struct Node {
+    std::uint64_t parent = 0;  // 0: detached (or the root)
+    std::string name;
+    std::uint64_t lookups = 0;
+    std::uint32_t type = 0;
+    std::uint32_t children = 0;  // attached nodes naming this one as parent
+  };
+  struct Key {
+    std::uint64_t parent;
+    std::string name;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const;
+  };
+
+  void detach_node(std::uint64_t id);
+  void attach_node(std::uint64_t id, std::uint64_t parent, std::string name);
+  void erase_if_unused(std::uint64_t id);
+  std::optional<std::uint64_t> find(std::uint64_t parent, std::string_view name) const;
+  void reset();
+
+  std::size_t max_nodes_;
+  std::uint64_t next_id_ = kRootId + 1;
+  std::unordered_map<std::uint64_t, Node> nodes_;
+  std::unordered_map<Key, std::uint64_t, KeyHash> by_name_;
+};
+
+}  // namespace gondolin::vfs

@@ -1,0 +1,284 @@
+// The FUSE server driven with the messages a guest kernel (or a hostile
+// guest) could send: negotiation, the normal flow, and every way a request
+// can be malformed. Nothing here may crash; everything gets an errno.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "fuse_messages.h"
+#include "temp_dir.h"
+
+using namespace gondolin;
+using namespace gondolin::vfs;
+using namespace gondolin::vfs::testing;
+
+namespace {
+
+TEST(FuseServer, InitNegotiatesBigRequestsAndReaddirplus) {
+  ServerDriver d(memory());
+  auto r = d.init(37);
+  ASSERT_EQ(r.error(), 0);
+  auto out = r.as<fuse_init_out>();
+  EXPECT_EQ(out.major, 7u);
+  EXPECT_EQ(out.minor, 37u);
+  EXPECT_EQ(out.max_write, 1u << 20);
+  EXPECT_EQ(out.max_pages, 256u);
+  EXPECT_TRUE(out.flags & FUSE_DO_READDIRPLUS);
+  EXPECT_TRUE(out.flags & FUSE_MAX_PAGES);
+  EXPECT_FALSE(out.flags & FUSE_POSIX_LOCKS);  // locks stay in the guest kernel
+  EXPECT_FALSE(out.flags & FUSE_WRITEBACK_CACHE);
+  EXPECT_EQ(d.init().error(), EPROTO);  // only once
+}
+
+TEST(FuseServer, RefusesOldKernelsAndEarlyRequests) {
+  ServerDriver d(memory());
+  EXPECT_EQ(d.lookup(1, "x").error(), EIO);
+  EXPECT_EQ(d.init(20).error(), EPROTO);
+  EXPECT_FALSE(d.server.initialized());
+}
+
+TEST(FuseServer, CreateWriteReadAndList) {
+  ServerDriver d(memory());
+  d.init();
+  ASSERT_EQ(d.mkdir(1, "dir").error(), 0);
+  std::uint64_t dir = d.lookup_id(1, "dir");
+  ASSERT_NE(dir, 0u);
+  int err = 0;
+  auto [node, fh] = d.create(dir, "f.txt", err);
+  ASSERT_EQ(err, 0);
+  EXPECT_EQ(d.write(node, fh, 0, "hello world").as<fuse_write_out>().size, 11u);
+  EXPECT_EQ(d.release(node, fh).error(), 0);
+  auto o = d.open(node, O_RDONLY);
+  ASSERT_EQ(o.error(), 0);
+  std::uint64_t rfh = o.as<fuse_open_out>().fh;
+  EXPECT_EQ(d.read(node, rfh, 6, 100).text(), "world");
+  EXPECT_EQ(d.release(node, rfh).error(), 0);
+
+  auto od = d.open(dir, O_RDONLY, true);
+  ASSERT_EQ(od.error(), 0);
+  auto list = d.read(dir, od.as<fuse_open_out>().fh, 0, 4096, FUSE_READDIRPLUS);
+  ASSERT_EQ(list.error(), 0);
+  auto entries = parse_dirents(list.payload, true);
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].name, ".");
+  EXPECT_EQ(entries[0].nodeid, 0u);  // no lookup counted for "." and ".."
+  EXPECT_EQ(entries[2].name, "f.txt");
+  EXPECT_EQ(entries[2].nodeid, node);  // the same node the kernel already has
+}
+
+TEST(FuseServer, NamesAreValidated) {
+  ServerDriver d(memory());
+  d.init();
+  for (std::string bad : {std::string("a/b"), std::string("."), std::string(".."), std::string(""),
+                          std::string(256, 'x')})
+    EXPECT_EQ(d.lookup(1, bad).error(), EINVAL) << bad;
+  // A name without its NUL terminator.
+  EXPECT_EQ(d.send(RequestBuilder(FUSE_LOOKUP, 1).add_string("abc", false)).error(), EINVAL);
+  // Trailing garbage after the name.
+  EXPECT_EQ(d.send(RequestBuilder(FUSE_LOOKUP, 1).add_string("abc").add_string("x")).error(), EINVAL);
+  int err = 0;
+  d.create(1, "x/y", err);
+  EXPECT_EQ(err, EINVAL);
+  fuse_rename_in rn{1};
+  EXPECT_EQ(d.send(RequestBuilder(FUSE_RENAME, 1).add(rn).add_string("a").add_string("..")).error(), EINVAL);
+  EXPECT_EQ(d.send(RequestBuilder(FUSE_SYMLINK, 1).add_string("l").add_string("")).error(), EINVAL);
+}
+
+TEST(FuseServer, UnknownNodesAndHandlesAreErrors) {
+  ServerDriver d(memory());
+  d.init();
+  EXPECT_EQ(d.getattr(999).error(), ESTALE);
+  EXPECT_EQ(d.lookup(999, "x").error(), ESTALE);
+  EXPECT_EQ(d.read(1, 12345, 0, 10).error(), EBADF);
+  EXPECT_EQ(d.write(1, 12345, 0, "x").error(), EBADF);
+  EXPECT_EQ(d.release(1, 12345).error(), EBADF);
+  // A directory handle is not a file handle, and the other way round.
+  auto od = d.open(1, O_RDONLY, true);
+  std::uint64_t dfh = od.as<fuse_open_out>().fh;
+  EXPECT_EQ(d.read(1, dfh, 0, 10).error(), EBADF);
+  EXPECT_EQ(d.release(1, dfh, false).error(), EBADF);
+  EXPECT_EQ(d.release(1, dfh, true).error(), 0);
+}
+
+TEST(FuseServer, SizesAreBounded) {
+  ServerDriver d(memory());
+  d.init();
+  int err = 0;
+  auto [node, fh] = d.create(1, "f", err);
+  ASSERT_EQ(err, 0);
+  EXPECT_EQ(d.read(node, fh, 0, (1u << 20) + 1).error(), EINVAL);
+  // The declared size must match the data that follows.
+  fuse_write_in w{};
+  w.fh = fh;
+  w.size = 100;
+  EXPECT_EQ(d.send(RequestBuilder(FUSE_WRITE, node).add(w).add_string("short", false)).error(), EINVAL);
+  w.size = 0xffffffff;
+  EXPECT_EQ(d.send(RequestBuilder(FUSE_WRITE, node).add(w)).error(), EINVAL);
+  w.size = 1;
+  w.offset = ~0ull;
+  EXPECT_EQ(d.send(RequestBuilder(FUSE_WRITE, node).add(w).add_string("x", false)).error(), EINVAL);
+}
+
+TEST(FuseServer, BrokenFramingIsFatal) {
+  ServerDriver d(memory());
+  d.init();
+  Bytes msg = RequestBuilder(FUSE_LOOKUP, 1).add_string("x").build();
+  msg[0] = 200;  // header length disagrees with the message
+  auto out = d.server.handle(msg);
+  EXPECT_FALSE(out.fatal.empty());
+  Bytes tiny(10, 0);
+  EXPECT_FALSE(d.server.handle(tiny).fatal.empty());
+  // Extensions we never negotiated.
+  Bytes ext = RequestBuilder(FUSE_LOOKUP, 1).add_string("x").build();
+  ext[36] = 1;
+  EXPECT_FALSE(d.server.handle(ext).fatal.empty());
+}
+
+TEST(FuseServer, UnknownOpcodesGetEnosysAndLocksStayLocal) {
+  ServerDriver d(memory());
+  d.init();
+  EXPECT_EQ(d.send(RequestBuilder(9999, 1)).error(), ENOSYS);
+  EXPECT_EQ(d.send(RequestBuilder(FUSE_SETLK, 1).add(fuse_lk_in{})).error(), ENOSYS);
+  EXPECT_EQ(d.send(RequestBuilder(FUSE_GETLK, 1).add(fuse_lk_in{})).error(), ENOSYS);
+  EXPECT_EQ(d.send(RequestBuilder(FUSE_IOCTL, 1).add(fuse_ioctl_in{})).error(), ENOSYS);
+}
+
+TEST(FuseServer, LookupCountsMirrorTheKernel) {
+  ServerDriver d(memory());
+  d.init();
+  std::uint64_t a = d.mkdir(1, "a").as<fuse_entry_out>().nodeid;  // first reference
+  EXPECT_EQ(d.lookup_id(1, "a"), a);  // same node, second reference
+  EXPECT_EQ(d.server.nodes().size(), 2u);
+  d.forget(a, 1);
+  EXPECT_TRUE(d.server.nodes().contains(a));
+  d.forget(a, 1);  // FORGET gets no reply; the last one drops the node
+  EXPECT_FALSE(d.server.nodes().contains(a));
+  // A lying FORGET for more than was looked up, or for the root, is harmless.
+  d.forget(1, 100);
+  d.forget(12345, 1);
+  EXPECT_TRUE(d.server.nodes().contains(1));
+  fuse_batch_forget_in b{1000, 0};
+  d.send(RequestBuilder(FUSE_BATCH_FORGET, 0).add(b));  // count larger than the body
+  EXPECT_TRUE(d.last_fatal.empty());
+}
+
+TEST(FuseServer, NegativeLookupsAreCachedEntries) {
+  ServerDriver d(memory());
+  d.init();
+  auto r = d.lookup(1, "missing");
+  EXPECT_EQ(r.error(), 0);
+  auto e = r.as<fuse_entry_out>();
+  EXPECT_EQ(e.nodeid, 0u);
+  EXPECT_EQ(e.entry_valid, 1u);
+  MountOptions no_cache;
+  no_cache.entry_timeout = std::chrono::milliseconds(0);
+  ServerDriver d2(memory(), no_cache);
+  d2.init();
+  EXPECT_EQ(d2.lookup(1, "missing").error(), ENOENT);
+}
+
+TEST(FuseServer, UnlinkWhileOpenKeepsServingTheHandle) {
+  TempDir tmp;
+  ServerDriver d(host_dir(tmp.path()));
+  d.init();
+  int err = 0;
+  auto [node, fh] = d.create(1, "f", err, 02 /* O_RDWR */);
+  ASSERT_EQ(err, 0);
+  d.write(node, fh, 0, "still here");
+  ASSERT_EQ(d.unlink(1, "f").error(), 0);
+  EXPECT_FALSE(std::filesystem::exists(tmp.path() / "f"));
+  auto attr = d.getattr(node);  // fstat of the unlinked file
+  ASSERT_EQ(attr.error(), 0);
+  EXPECT_EQ(attr.as<fuse_attr_out>().attr.size, 10u);
+  EXPECT_EQ(d.read(node, fh, 0, 100).text(), "still here");
+  EXPECT_EQ(d.lookup(node, "x").error(), ENOENT);  // it has no path any more
+}
+
+TEST(FuseServer, LimitsOnHandlesAndNodes) {
+  ServerLimits limits;
+  limits.max_handles = 2;
+  limits.max_nodes = 3;
+  ServerDriver d(memory(), {}, limits);
+  d.init();
+  int err = 0;
+  d.create(1, "a", err);
+  ASSERT_EQ(err, 0);
+  d.create(1, "b", err);
+  ASSERT_EQ(err, 0);
+  d.create(1, "c", err);
+  EXPECT_TRUE(err == EMFILE || err == ENFILE);
+  EXPECT_EQ(d.open(1, O_RDONLY, true).error(), EMFILE);
+}
+
+TEST(FuseServer, RenameMovesNodesAndRefusesLoops) {
+  ServerDriver d(memory());
+  d.init();
+  d.mkdir(1, "a");
+  d.mkdir(1, "b");
+  std::uint64_t a = d.lookup_id(1, "a");
+  std::uint64_t b = d.lookup_id(1, "b");
+  int err = 0;
+  auto [f, fh] = d.create(a, "f", err);
+  d.release(f, fh);
+  fuse_rename_in rn{b};
+  EXPECT_EQ(d.send(RequestBuilder(FUSE_RENAME, a).add(rn).add_string("f").add_string("g")).error(), 0);
+  EXPECT_EQ(d.server.nodes().path(f), "b/g");
+  // a into a/sub: cut off from the root.
+  d.mkdir(a, "sub");
+  std::uint64_t sub = d.lookup_id(a, "sub");
+  fuse_rename_in into{sub};
+  EXPECT_EQ(d.send(RequestBuilder(FUSE_RENAME, 1).add(into).add_string("a").add_string("x")).error(), EINVAL);
+  fuse_rename2_in bad{b, 0x80, 0};
+  EXPECT_EQ(d.send(RequestBuilder(FUSE_RENAME2, b).add(bad).add_string("g").add_string("h")).error(), EINVAL);
+}
+
+TEST(FuseServer, StateSurvivesExportAndImport) {
+  TempDir tmp;
+  auto provider = host_dir(tmp.path());
+  ServerDriver d(provider);
+  d.init();
+  d.mkdir(1, "dir");
+  std::uint64_t dir = d.lookup_id(1, "dir");
+  int err = 0;
+  auto [node, fh] = d.create(dir, "f", err, 02);
+  d.write(node, fh, 0, "persisted");
+  std::string state = d.server.export_state();
+
+  // A new host process after a resume: same node ids and handles.
+  ServerDriver resumed(host_dir(tmp.path()));
+  ASSERT_TRUE(resumed.server.import_state(state));
+  EXPECT_TRUE(resumed.server.initialized());
+  EXPECT_EQ(resumed.read(node, fh, 0, 100).text(), "persisted");
+  EXPECT_EQ(resumed.lookup_id(dir, "f"), node);
+  EXPECT_EQ(resumed.server.nodes().path(node), "dir/f");
+  EXPECT_FALSE(resumed.server.import_state(state.substr(0, state.size() / 2)));
+}
+
+TEST(FuseServer, RandomRequestsNeverCrash) {
+  TempDir tmp;
+  ServerDriver d(host_dir(tmp.path()));
+  d.init();
+  d.mkdir(1, "d");
+  int err = 0;
+  d.create(1, "f", err);
+  std::mt19937 rng(1234);
+  for (int i = 0; i < 20000; ++i) {
+    auto opcode = static_cast<std::uint32_t>(rng() % 52);
+    if (opcode == FUSE_INIT) opcode = FUSE_LOOKUP;
+    std::uint64_t node = rng() % 4;
+    RequestBuilder b(opcode, node);
+    std::size_t len = rng() % 200;
+    std::string body(len, '\0');
+    for (auto& c : body) c = static_cast<char>(rng() % 4 == 0 ? 0 : 'a' + rng() % 26);
+    if (rng() % 3 == 0)
+      for (std::size_t k = 0; k < std::min<std::size_t>(8, len); ++k) body[k] = static_cast<char>(rng() % 3);
+    b.add_string(body, false);
+    auto out = d.server.handle(b.build());
+    if (out.reply) {
+      ASSERT_GE(out.reply->size(), sizeof(fuse_out_header));
+    }
+  }
+}
+
+}  // namespace
