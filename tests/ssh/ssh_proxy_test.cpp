@@ -227,6 +227,43 @@ TEST_F(SshProxyTest, LargeTransfersBothWaysArriveWhole) {
   EXPECT_EQ(up.out, "20000000\n");
 }
 
+long rss_kib() {
+  std::string status = read_file("/proc/self/status");
+  auto pos = status.find("VmRSS:");
+  return pos == std::string::npos ? 0 : std::stol(status.substr(pos + 6));
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kMeasuringMemory = false;  // ASan's quarantine keeps freed memory resident
+#else
+constexpr bool kMeasuringMemory = true;
+#endif
+
+TEST_F(SshProxyTest, AGuestThatStopsReadingHoldsTheProxyToBoundedMemory) {
+  start(key_file_config());
+  long baseline = rss_kib();
+  std::atomic<bool> running{true};
+  std::atomic<long> peak{baseline};
+  std::thread sampler([&] {
+    while (running) {
+      peak = std::max(peak.load(), rss_kib());
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  // The guest's reader sleeps while upstream pushes 100 MB: everything in
+  // between must stop at its windows and buffers, then resume.
+  std::string ssh = "ssh -F " + guest_config_.string() + " " + kHost + " 'head -c 100000000 /dev/zero'";
+  auto r = run_program({"sh", "-c", ssh + " | (sleep 3; wc -c)"});
+  running = false;
+  sampler.join();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "100000000\n");
+  std::fprintf(stderr, "proxy process RSS growth: %ld KiB\n", peak - baseline);
+  if (kMeasuringMemory) {
+    EXPECT_LT(peak - baseline, 24 * 1024) << "RSS grew by " << (peak - baseline) << " KiB";
+  }
+}
+
 TEST_F(SshProxyTest, InteractiveShellIsRefusedAndNothingRunsUpstream) {
   start(key_file_config());
   auto r = guest_ssh({"-T", kHost});
