@@ -1,0 +1,68 @@
+#include "egress/ssh/ssh_audit.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+
+#include "gondolin/error.h"
+#include "util/logging.h"
+
+namespace gondolin::egress {
+namespace {
+
+std::string utc_now_ms() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+}  // namespace
+
+std::string to_json_line(const SshAuditEvent& e) {
+  nlohmann::ordered_json j;
+  j["time"] = utc_now_ms();
+  j["flow"] = e.flow;
+  j["kind"] = "ssh";
+  j["host"] = e.host;
+  if (e.port != 0) j["port"] = e.port;
+  if (!e.user.empty()) j["user"] = e.user;
+  if (!e.command.empty()) j["command"] = e.command;
+  j["decision"] = e.decision;
+  if (!e.reason.empty()) j["reason"] = e.reason;
+  if (!e.upstream.empty()) j["upstream"] = e.upstream;
+  // Guest-chosen strings may hold any bytes: never fail on bad UTF-8.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+SshAuditFile::SshAuditFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) throw Error(ErrorKind::Io, "cannot open SSH audit log " + path + ": " + std::strerror(errno));
+  file_.reset(::fdopen(fd, "a"));
+  if (!file_) {
+    ::close(fd);
+    throw Error(ErrorKind::Io, "cannot open SSH audit log " + path);
+  }
+}
+
+void SshAuditFile::record(const SshAuditEvent& event) {
+  std::string line = to_json_line(event);
+  log().debug("ssh: {}", line);
+  line += '\n';
+  std::lock_guard lock(mutex_);
+  std::fwrite(line.data(), 1, line.size(), file_.get());
+  std::fflush(file_.get());
+}
+
+}  // namespace gondolin::egress

@@ -1,0 +1,485 @@
+// The SSH proxy against a real OpenSSH server, driven by the host's real ssh,
+// sftp and git clients playing the guest. No VM: each client connection is
+// handed to the proxy as the network stack hands a guest flow.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "egress/ssh/ssh_proxy.h"
+#include "ssh_test_harness.h"
+#include "util/files.h"
+
+namespace gondolin::ssh_test {
+namespace {
+
+using namespace std::chrono_literals;
+using egress::SshAuditEvent;
+
+constexpr const char* kHost = "git.example.test";
+
+std::string base64_decode(const std::string& in) {
+  static const std::string chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  unsigned buf = 0;
+  int bits = 0;
+  for (char c : in) {
+    auto pos = chars.find(c);
+    if (pos == std::string::npos) break;
+    buf = (buf << 6) | static_cast<unsigned>(pos);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((buf >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
+std::string key_blob(const std::string& key_line) { return base64_decode(key_line.substr(key_line.find(' ') + 1)); }
+
+std::string fingerprint_of(const fs::path& pub_or_private) {
+  // "256 SHA256:xxxx comment (ED25519)"
+  std::string out = run_ok({"ssh-keygen", "-l", "-f", pub_or_private.string()});
+  auto start = out.find("SHA256:");
+  return out.substr(start, out.find(' ', start) - start);
+}
+
+// The single line of `err` that gondolin wrote.
+std::string gondolin_line(const std::string& err) {
+  auto pos = err.find("gondolin: ");
+  if (pos == std::string::npos) return {};
+  return err.substr(pos, err.find('\n', pos) - pos);
+}
+
+class SshProxyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    sshd_ = std::make_unique<OpenSshServer>(dir_.path() / "sshd");
+    home_ = dir_.path() / "home";
+    fs::create_directories(home_);
+    known_hosts_ = dir_.path() / "upstream_known_hosts";
+    write_file_atomic(known_hosts_, "[" + std::string(kHost) + "]:" + std::to_string(sshd_->port()) + " " +
+                                        sshd_->host_key_line() + "\n");
+    repo_ = dir_.path() / "repos" / "project.git";
+    fs::create_directories(repo_.parent_path());
+    run_ok({"git", "init", "-q", "--bare", "-b", "main", repo_.string()}, git_env());
+    fs::path seed = dir_.path() / "seed";
+    run_ok({"git", "init", "-q", "-b", "main", seed.string()}, git_env());
+    write_file_atomic(seed / "README", "hello from upstream\n");
+    run_ok({"git", "-C", seed.string(), "add", "README"}, git_env());
+    run_ok({"git", "-C", seed.string(), "commit", "-qm", "initial"}, git_env());
+    run_ok({"git", "-C", seed.string(), "push", "-q", repo_.string(), "main"}, git_env());
+  }
+
+  void TearDown() override {
+    proxy_.reset();  // ends live connections first; the ports' relays then see EOF
+    port_by_name_.clear();
+    ports_.clear();
+  }
+
+  ProgramOptions git_env() const {
+    ProgramOptions o;
+    o.env = {{"HOME", home_.string()},           {"GIT_CONFIG_NOSYSTEM", "1"},
+             {"GIT_AUTHOR_NAME", "Guest"},        {"GIT_AUTHOR_EMAIL", "guest@example.test"},
+             {"GIT_COMMITTER_NAME", "Guest"},     {"GIT_COMMITTER_EMAIL", "guest@example.test"}};
+    if (!guest_config_.empty()) o.env["GIT_SSH_COMMAND"] = "ssh -F " + guest_config_.string();
+    return o;
+  }
+
+  egress::SshProxyConfig key_file_config() {
+    egress::SshProxyConfig c;
+    c.options.allowed_hosts = {{kHost, sshd_->port()}};
+    c.options.key_files = {{kHost, sshd_->user_key().string()}};
+    c.options.users = {{kHost, "root"}};  // the test sshd's account; the guest says git@
+    c.options.known_hosts_file = known_hosts_.string();
+    c.options.host_key_dir = (dir_.path() / "config").string();
+    c.test_loopback_hosts = {kHost};
+    c.audit = audit_;
+    return c;
+  }
+
+  // Starts the proxy and the guest's view of it: HOST:DEST_PORT for each name
+  // given ("" = a flow without a host name, reached as unnamed.example.test).
+  // The guest's known_hosts is what the proxy says it needs, unless
+  // `trust_proxy_for_every_name` extends it to all names (so refusals for
+  // names outside the allowlist reach the guest as messages).
+  void start(egress::SshProxyConfig config, std::map<std::string, std::uint16_t> guest_hosts = {{kHost, 22}},
+             bool trust_proxy_for_every_name = false) {
+    proxy_ = std::make_unique<egress::SshProxy>(io_.io(), std::move(config));
+    std::map<std::string, std::uint16_t> host_ports;
+    std::vector<std::string> known = proxy_->guest_known_hosts();
+    if (trust_proxy_for_every_name) known.clear();
+    for (const auto& [name, dest_port] : guest_hosts) {
+      ports_.push_back(std::make_unique<GuestPort>(io_, *proxy_, name, dest_port));
+      std::string client_name = name.empty() ? "unnamed.example.test" : name;
+      host_ports[client_name] = ports_.back()->port();
+      port_by_name_[client_name] = ports_.back().get();
+      if (trust_proxy_for_every_name) known.push_back(client_name + " " + proxy_->host_key().public_key_line());
+    }
+    guest_config_ = write_guest_ssh_config(dir_.path(), host_ports, known);
+  }
+
+  ProgramResult guest_ssh(std::vector<std::string> args, const std::string& stdin_data = {}) {
+    std::vector<std::string> argv = {"ssh", "-F", guest_config_.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ProgramOptions o;
+    o.stdin_data = stdin_data;
+    return run_program(argv, o);
+  }
+
+  std::vector<SshAuditEvent> events_with(const std::string& decision) const {
+    std::vector<SshAuditEvent> out;
+    for (const auto& e : audit_->events())
+      if (e.decision == decision) out.push_back(e);
+    return out;
+  }
+
+  bool wait_for_allow(std::chrono::milliseconds timeout) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+      if (!events_with("allow").empty()) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+
+  TempDir dir_;
+  test_support::IoThread io_;
+  std::unique_ptr<OpenSshServer> sshd_;
+  std::shared_ptr<RecordingAudit> audit_ = std::make_shared<RecordingAudit>();
+  fs::path home_, known_hosts_, repo_, guest_config_;
+  std::vector<std::unique_ptr<GuestPort>> ports_;
+  std::map<std::string, GuestPort*> port_by_name_;
+  std::unique_ptr<egress::SshProxy> proxy_;
+};
+
+TEST_F(SshProxyTest, GitCloneCommitPushThroughTheProxyWithAKeyFile) {
+  start(key_file_config());
+  fs::path work = dir_.path() / "work";
+  std::string url = "git@" + std::string(kHost) + ":" + repo_.string();
+
+  auto clone = run_program({"git", "clone", "-q", url, work.string()}, git_env());
+  ASSERT_EQ(clone.exit_code, 0) << clone.err;
+  EXPECT_EQ(read_file(work / "README"), "hello from upstream\n");
+
+  write_file_atomic(work / "guest.txt", "written in the guest\n");
+  run_ok({"git", "-C", work.string(), "add", "guest.txt"}, git_env());
+  run_ok({"git", "-C", work.string(), "commit", "-qm", "from the guest"}, git_env());
+  auto push = run_program({"git", "-C", work.string(), "push", "-q", "origin", "main"}, git_env());
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+
+  EXPECT_EQ(run_ok({"git", "--git-dir", repo_.string(), "log", "-1", "--format=%s", "main"}, git_env()), "from the guest\n");
+  EXPECT_EQ(run_ok({"git", "--git-dir", repo_.string(), "show", "main:guest.txt"}, git_env()), "written in the guest\n");
+
+  auto allowed = events_with("allow");
+  ASSERT_EQ(allowed.size(), 2u);
+  EXPECT_EQ(allowed[0].command, "git-upload-pack '" + repo_.string() + "'");
+  EXPECT_EQ(allowed[1].command, "git-receive-pack '" + repo_.string() + "'");
+  for (const auto& e : allowed) {
+    EXPECT_EQ(e.host, kHost);
+    EXPECT_EQ(e.port, 22);
+    EXPECT_EQ(e.user, "root");
+    EXPECT_EQ(e.upstream, std::string(kHost) + ":" + std::to_string(sshd_->port()));
+  }
+  EXPECT_TRUE(events_with("deny").empty());
+  EXPECT_EQ(sshd_->accepted_logins(), 2);
+}
+
+TEST_F(SshProxyTest, AgentAuthenticationPipesStdioAndExitStatus) {
+  SshAgent agent(dir_.path());
+  agent.add(sshd_->user_key());
+  auto config = key_file_config();
+  config.options.key_files.clear();
+  config.options.use_agent = true;
+  config.options.agent_socket = agent.socket().string();
+  start(std::move(config));
+
+  auto r = guest_ssh({kHost, "echo out; echo err >&2; exit 7"});
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+  EXPECT_EQ(r.out, "out\n");
+  EXPECT_EQ(r.err, "err\n");
+
+  auto cat = guest_ssh({kHost, "cat; echo done"}, "line one\nline two\n");
+  EXPECT_EQ(cat.exit_code, 0) << cat.err;
+  EXPECT_EQ(cat.out, "line one\nline two\ndone\n");
+
+  // A plain command is logged by its first word only.
+  auto allowed = events_with("allow");
+  ASSERT_EQ(allowed.size(), 2u);
+  EXPECT_EQ(allowed[0].command, "echo");
+  EXPECT_EQ(allowed[1].command, "cat;");
+}
+
+TEST_F(SshProxyTest, LargeTransfersBothWaysArriveWhole) {
+  start(key_file_config());
+  auto down = guest_ssh({kHost, "head -c 20000000 /dev/zero"});
+  ASSERT_EQ(down.exit_code, 0) << down.err;
+  EXPECT_EQ(down.out.size(), 20'000'000u);
+
+  std::string upload(20'000'000, 'x');
+  auto up = guest_ssh({kHost, "wc -c"}, upload);
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  EXPECT_EQ(up.out, "20000000\n");
+}
+
+long rss_kib() {
+  std::string status = read_file("/proc/self/status");
+  auto pos = status.find("VmRSS:");
+  return pos == std::string::npos ? 0 : std::stol(status.substr(pos + 6));
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kMeasuringMemory = false;  // ASan's quarantine keeps freed memory resident
+#else
+constexpr bool kMeasuringMemory = true;
+#endif
+
+TEST_F(SshProxyTest, AGuestThatStopsReadingHoldsTheProxyToBoundedMemory) {
+  start(key_file_config());
+  long baseline = rss_kib();
+  std::atomic<bool> running{true};
+  std::atomic<long> peak{baseline};
+  std::thread sampler([&] {
+    while (running) {
+      peak = std::max(peak.load(), rss_kib());
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  // The guest's reader sleeps while upstream pushes 100 MB: everything in
+  // between must stop at its windows and buffers, then resume.
+  std::string ssh = "ssh -F " + guest_config_.string() + " " + kHost + " 'head -c 100000000 /dev/zero'";
+  auto r = run_program({"sh", "-c", ssh + " | (sleep 3; wc -c)"});
+  running = false;
+  sampler.join();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "100000000\n");
+  std::fprintf(stderr, "proxy process RSS growth: %ld KiB\n", peak - baseline);
+  if (kMeasuringMemory) {
+    EXPECT_LT(peak - baseline, 24 * 1024) << "RSS grew by " << (peak - baseline) << " KiB";
+  }
+}
+
+TEST_F(SshProxyTest, InteractiveShellIsRefusedAndNothingRunsUpstream) {
+  start(key_file_config());
+  auto r = guest_ssh({"-T", kHost});
+  EXPECT_EQ(r.exit_code, 255);
+  EXPECT_NE(gondolin_line(r.err).find("interactive shells are refused"), std::string::npos) << r.err;
+
+  // A forced terminal: OpenSSH gives up as soon as the pty is refused.
+  auto tty = guest_ssh({"-tt", kHost});
+  EXPECT_EQ(tty.exit_code, 255);
+  EXPECT_NE(tty.err.find("PTY allocation request failed"), std::string::npos) << tty.err;
+
+  EXPECT_EQ(sshd_->accepted_logins(), 0);
+  std::vector<std::string> denied;
+  for (const auto& e : events_with("deny")) denied.push_back(e.command);
+  // OpenSSH pipelines the shell request behind the refused pty request.
+  EXPECT_EQ(denied, (std::vector<std::string>{"shell", "pty-req", "shell"}));
+  EXPECT_TRUE(events_with("allow").empty());
+}
+
+TEST_F(SshProxyTest, SftpIsRefused) {
+  start(key_file_config());
+  auto r = run_program({"sftp", "-F", guest_config_.string(), "-b", "-", kHost}, ProgramOptions{{}, "ls\n", {}, 60s});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(gondolin_line(r.err).find("subsystem 'sftp' is refused"), std::string::npos) << r.err;
+  EXPECT_EQ(sshd_->accepted_logins(), 0);
+  auto denied = events_with("deny");
+  ASSERT_EQ(denied.size(), 1u);
+  EXPECT_EQ(denied[0].command, "subsystem sftp");
+}
+
+TEST_F(SshProxyTest, PortForwardingIsRefused) {
+  start(key_file_config());
+  std::string target = "127.0.0.1:" + std::to_string(sshd_->port());
+  auto w = guest_ssh({"-W", target, kHost});
+  EXPECT_EQ(w.exit_code, 255);
+  EXPECT_NE(w.err.find("administratively prohibited"), std::string::npos) << w.err;
+
+  auto remote = guest_ssh({"-N", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9", kHost});
+  EXPECT_EQ(remote.exit_code, 255);
+  EXPECT_NE(remote.err.find("remote port forwarding failed"), std::string::npos) << remote.err;
+
+  EXPECT_EQ(sshd_->accepted_logins(), 0);
+  bool logged_direct = false, logged_remote = false;
+  for (const auto& e : events_with("deny")) {
+    logged_direct |= e.command == "direct-tcpip " + target;
+    logged_remote |= e.command == "tcpip-forward 127.0.0.1:0" || e.command == "tcpip-forward localhost:0";
+  }
+  EXPECT_TRUE(logged_direct);
+  EXPECT_TRUE(logged_remote);
+}
+
+TEST_F(SshProxyTest, UnknownUpstreamHostKeyIsRefusedAndNothingIsSent) {
+  write_file_atomic(known_hosts_, "");
+  start(key_file_config());
+  fs::path marker = dir_.path() / "marker";
+  auto r = guest_ssh({kHost, "touch " + marker.string()});
+  EXPECT_EQ(r.exit_code, 255);
+  std::string line = gondolin_line(r.err);
+  EXPECT_NE(line.find("is not in known_hosts"), std::string::npos) << r.err;
+  EXPECT_NE(line.find(fingerprint_of(dir_.path() / "sshd" / "ssh_host_ed25519_key.pub")), std::string::npos) << line;
+  EXPECT_NE(line.find("nothing was sent"), std::string::npos);
+  EXPECT_FALSE(fs::exists(marker));
+  EXPECT_EQ(sshd_->accepted_logins(), 0);
+  EXPECT_EQ(sshd_->log().find("userauth"), std::string::npos) << sshd_->log();
+  auto denied = events_with("deny");
+  ASSERT_EQ(denied.size(), 1u);
+  EXPECT_EQ(denied[0].command, "touch");
+}
+
+TEST_F(SshProxyTest, ChangedUpstreamHostKeyIsRefusedAndNothingIsSent) {
+  fs::path other = dir_.path() / "other_host_key";
+  make_key(other);
+  write_file_atomic(known_hosts_, "[" + std::string(kHost) + "]:" + std::to_string(sshd_->port()) + " " +
+                                      public_key_line(other) + "\n");
+  start(key_file_config());
+  fs::path marker = dir_.path() / "marker";
+  auto r = guest_ssh({kHost, "touch " + marker.string()});
+  EXPECT_EQ(r.exit_code, 255);
+  EXPECT_NE(gondolin_line(r.err).find("does not match known_hosts"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(marker));
+  EXPECT_EQ(sshd_->accepted_logins(), 0);
+}
+
+TEST_F(SshProxyTest, RevokedUpstreamHostKeyIsRefused) {
+  std::string name = "[" + std::string(kHost) + "]:" + std::to_string(sshd_->port());
+  write_file_atomic(known_hosts_, name + " " + sshd_->host_key_line() + "\n@revoked * " + sshd_->host_key_line() + "\n");
+  start(key_file_config());
+  auto r = guest_ssh({kHost, "true"});
+  EXPECT_EQ(r.exit_code, 255);
+  EXPECT_NE(gondolin_line(r.err).find("@revoked"), std::string::npos) << r.err;
+  EXPECT_EQ(sshd_->accepted_logins(), 0);
+}
+
+TEST_F(SshProxyTest, FlowsOutsideTheAllowlistAreRefused) {
+  start(key_file_config(), {{kHost, 2222}, {"other.example.test", 22}, {"", 22}}, true);
+
+  auto other = guest_ssh({"other.example.test", "true"});
+  EXPECT_EQ(other.exit_code, 255);
+  EXPECT_NE(gondolin_line(other.err).find("SSH to other.example.test is not allowed"), std::string::npos) << other.err;
+
+  auto wrong_port = guest_ssh({kHost, "true"});
+  EXPECT_EQ(wrong_port.exit_code, 255);
+  EXPECT_NE(gondolin_line(wrong_port.err).find("port 22 only"), std::string::npos) << wrong_port.err;
+
+  auto by_address = guest_ssh({"unnamed.example.test", "true"});
+  EXPECT_EQ(by_address.exit_code, 255);
+  EXPECT_NE(gondolin_line(by_address.err).find("by address"), std::string::npos) << by_address.err;
+
+  EXPECT_EQ(sshd_->accepted_logins(), 0);
+  EXPECT_EQ(events_with("deny").size(), 3u);
+  EXPECT_TRUE(events_with("allow").empty());
+}
+
+TEST_F(SshProxyTest, TheGuestOnlyEverSeesTheProxysPublicHostKey) {
+  SshAgent agent(dir_.path());
+  agent.add(sshd_->user_key());
+  auto config = key_file_config();
+  config.options.key_files.clear();
+  config.options.use_agent = true;
+  config.options.agent_socket = agent.socket().string();
+  start(std::move(config));
+
+  // A guest that asks for agent forwarding (offering an agent of its own) gets none upstream.
+  ProgramOptions with_agent;
+  with_agent.env["SSH_AUTH_SOCK"] = agent.socket().string();
+  auto r = run_program({"ssh", "-F", guest_config_.string(), "-v", "-A", "-o", "IdentityAgent=" + agent.socket().string(),
+                        kHost, "echo ${SSH_AUTH_SOCK:-no-agent}"},
+                       with_agent);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "no-agent\n");
+  EXPECT_NE(r.err.find("Server host key: ssh-ed25519 " + proxy_->host_key().fingerprint()), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(fingerprint_of(dir_.path() / "sshd" / "ssh_host_ed25519_key.pub")), std::string::npos);
+
+  // Every key blob that crossed to the guest in the clear is the proxy's.
+  std::string wire = port_by_name_.at(kHost)->sent_to_guest();
+  EXPECT_NE(wire.find(key_blob(proxy_->host_key().public_key_line())), std::string::npos);
+  EXPECT_EQ(wire.find(key_blob(sshd_->host_key_line())), std::string::npos);
+  EXPECT_EQ(wire.find(key_blob(public_key_line(sshd_->user_key()))), std::string::npos);
+
+  // And the key file the proxy keeps is private to the user.
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_.path() / "config" / "ssh_host_ed25519_key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(SshProxyTest, OnlyGitProtocolIsForwardedFromTheGuestEnvironment) {
+  start(key_file_config());
+  auto r = guest_ssh({"-o", "SetEnv=GIT_PROTOCOL=version=2 FOO=bar", kHost, "echo \"$GIT_PROTOCOL|${FOO:-unset}\""});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "version=2|unset\n");
+}
+
+TEST_F(SshProxyTest, UpstreamSessionsAreCapped) {
+  auto config = key_file_config();
+  config.options.max_sessions = 1;
+  start(std::move(config));
+  auto first = std::async(std::launch::async, [&] { return guest_ssh({kHost, "sleep 3; echo first"}); });
+  ASSERT_TRUE(wait_for_allow(20s));
+  auto second = guest_ssh({kHost, "echo second"});
+  EXPECT_EQ(second.exit_code, 255);
+  EXPECT_NE(gondolin_line(second.err).find("too many concurrent SSH sessions (limit 1)"), std::string::npos) << second.err;
+  auto done = first.get();
+  EXPECT_EQ(done.exit_code, 0) << done.err;
+  EXPECT_EQ(done.out, "first\n");
+  // The slot is free again.
+  auto third = guest_ssh({kHost, "echo third"});
+  EXPECT_EQ(third.out, "third\n") << third.err;
+}
+
+TEST_F(SshProxyTest, AGuestThatStallsTheHandshakeIsDisconnected) {
+  auto config = key_file_config();
+  config.options.handshake_timeout = 1000ms;
+  start(std::move(config));
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(port_by_name_.at(kHost)->port());
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin), 0);
+  std::string banner = "SSH-2.0-Stalling\r\n";
+  ASSERT_EQ(::send(fd, banner.data(), banner.size(), MSG_NOSIGNAL), static_cast<ssize_t>(banner.size()));
+  auto started = std::chrono::steady_clock::now();
+  char buf[4096];
+  while (::recv(fd, buf, sizeof buf, 0) > 0) {
+  }
+  auto took = std::chrono::steady_clock::now() - started;
+  ::close(fd);
+  EXPECT_LT(took, 10s);
+  auto errors = events_with("error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].reason.find("handshake"), std::string::npos) << errors[0].reason;
+}
+
+TEST_F(SshProxyTest, AnIdleSessionIsClosed) {
+  auto config = key_file_config();
+  config.options.idle_timeout = 1500ms;
+  start(std::move(config));
+  auto started = std::chrono::steady_clock::now();
+  auto r = guest_ssh({kHost, "sleep 8; echo late"});
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 7s);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(SshProxyTest, DestroyingTheProxyEndsLiveSessions) {
+  start(key_file_config());
+  auto running = std::async(std::launch::async, [&] { return guest_ssh({kHost, "sleep 30; echo never"}); });
+  ASSERT_TRUE(wait_for_allow(20s));
+  auto started = std::chrono::steady_clock::now();
+  proxy_.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  auto r = running.get();
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.out, "");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+}
+
+}  // namespace
+}  // namespace gondolin::ssh_test
