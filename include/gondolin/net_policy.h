@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "gondolin/ssh_options.h"
+
 namespace gondolin {
 
 enum class DnsMode {
@@ -54,6 +56,9 @@ struct NetworkOptions {
   bool websockets = true;
   std::string egress_log_path;  // one JSON line per decision; empty: none
   std::shared_ptr<HttpHooks> http_hooks;
+  // SSH egress (docs/ssh.md): off unless ssh.allowed_hosts is set. Needs
+  // synthetic DNS; a VM turns on per-host mapping for it.
+  SshOptions ssh;
 
   // TEST ONLY, off by default: these host names resolve to 127.0.0.1 on the
   // host and are exempt from the internal-address check, so tests can use

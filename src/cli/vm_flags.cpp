@@ -49,6 +49,7 @@ void VmFlags::add_to(CLI::App& cmd) {
                  "(repeatable)")
       ->allow_extra_args(false);
   net.add_to(cmd);
+  ssh.add_to(cmd);
 }
 
 HostSecret parse_host_secret(const std::string& text) {
@@ -138,6 +139,14 @@ VmOptions VmFlags::to_options() const {
   for (const auto& h : test_loopback_hosts) n.test_loopback_hosts.push_back(h);
   if (!upstream_ca.empty()) n.extra_upstream_ca_file = upstream_ca;
   net.apply(n);
+  n.ssh = ssh.to_options();
+  if (!n.ssh.allowed_hosts.empty()) {
+    if (!n.enabled) throw Error(ErrorKind::Usage, "--ssh-allow-host needs the network (drop --no-network)");
+    if (n.dns != DnsMode::Synthetic)
+      throw Error(ErrorKind::Usage, "--ssh-allow-host needs --dns synthetic (SSH flows are attributed to names by it)");
+    if (net.host_mapping == "single")
+      throw Error(ErrorKind::Usage, "--ssh-allow-host needs --dns-synthetic-host-mapping per-host");
+  }
   o.mounts = build_mounts(mount_hostfs, mount_memfs, hide);
   return o;
 }

@@ -64,7 +64,17 @@ Vm VmInternals::create(VmOptions options, VmHooks hooks) {
   }
   impl->register_session();
   Vm vm(std::move(impl));
-  if (auto* egress = vm.impl_->egress()) Vm::install_mitm_ca(vm, egress->ca_certificate_pem());
+  if (auto* egress = vm.impl_->egress()) {
+    Vm::install_mitm_ca(vm, egress->ca_certificate_pem());
+    // The proxy's host key under every allowed SSH name: `git clone
+    // git@HOST:...` works without a prompt, and nothing else is trusted.
+    std::string known_hosts;
+    for (const auto& line : egress->guest_ssh_known_hosts()) known_hosts += line + "\n";
+    if (!known_hosts.empty()) {
+      vm.mkdir("/etc/ssh", true, 0755);
+      vm.append_file("/etc/ssh/ssh_known_hosts", known_hosts);
+    }
+  }
   return vm;
 }
 

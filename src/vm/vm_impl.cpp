@@ -62,6 +62,13 @@ VmImpl::VmImpl(VmOptions opts, VmHooks hooks)
   // Before the io thread exists, so a bad policy throws cleanly. The
   // guest's environment gets the secret placeholders, never the values.
   if (opts_.network.enabled) {
+    NetworkOptions& n = opts_.network;
+    if (!n.ssh.allowed_hosts.empty()) {
+      if (n.dns != DnsMode::Synthetic) throw Error(ErrorKind::Usage, "SSH egress needs synthetic DNS");
+      if (n.host_mapping != SyntheticHostMapping::PerHost)
+        log().info("SSH egress: synthetic DNS switched to per-host mapping, so SSH flows are attributed to host names");
+      n.host_mapping = SyntheticHostMapping::PerHost;
+    }
     egress_ = std::make_unique<egress::EgressService>(io_, opts_.network);
     for (auto& kv : egress_->guest_env()) opts_.env.push_back(std::move(kv));
   }
