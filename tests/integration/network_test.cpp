@@ -272,14 +272,15 @@ TEST(GuestNetworkCli, NoNetworkMeansNoInterface) {
   EXPECT_EQ(r.out, "lo\n");
 }
 
-TEST(GuestNetworkCli, SingleMappingAnswersOneAddressAndRefusedHttpIsAReset) {
+TEST(GuestNetworkCli, SingleMappingAnswersOneAddressAndUnlistedHostsAreRefused) {
   auto r = gondolin::testing::run_gondolin(
-      {"exec", "--", "sh", "-c", "getent hosts a.test b.test | cut -d' ' -f1; curl -sS -m 10 http://a.test/; echo rc=$?"});
+      {"exec", "--", "sh", "-c",
+       "getent hosts a.test b.test | cut -d' ' -f1; curl -sS -m 10 -w '\\n%{http_code}\\n' http://a.test/; echo rc=$?"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.rfind("198.18.0.1\n198.18.0.1\n", 0), 0u) << r.out;
-  // Until egress is wired in, every flow is refused, and the guest sees a reset.
-  EXPECT_NE(r.err.find("Connection reset by peer"), std::string::npos) << r.err;
-  EXPECT_NE(r.out.find("rc=56"), std::string::npos) << r.out;
+  // No --allow-host: gondolin answers for the host, which is never contacted.
+  EXPECT_NE(r.out.find("\"a.test\" is not in the allowlist"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\n403\nrc=0\n"), std::string::npos) << r.out;
 }
 
 TEST(GuestNetworkCli, BadNetworkFlagsFailBeforeBooting) {
