@@ -113,6 +113,35 @@ TEST_F(EgressE2e, SecretsAreSubstitutedOnTheWayOutAndOnlyForTheirHost) {
   EXPECT_EQ(read_file(dir_.path() / "egress.log").find(kSecret), std::string::npos);
 }
 
+TEST_F(EgressE2e, BasicAuthForeignHostsAndQueryStrings) {
+  const std::string other = "other.example.test";
+  const std::string other_url = "https://" + other + ":" + std::to_string(upstream_->port()) + "/echo";
+  auto r = run_in_guest(
+      // Basic: user:placeholder is decoded, substituted and re-encoded.
+      "curl -sSf -u \"user:$TOKEN\" " + url("/echo") + " | grep -c '" + host_sh("printf 'user:%s' " + std::string(kSecret) + " | base64 -w0") + "'; "
+      // The placeholder aimed at a host the secret is not for: blocked.
+      "curl -sS -w '\\n%{http_code}\\n' -H \"Authorization: Bearer $TOKEN\" " + other_url + "; "
+      // Query strings are left alone without --secrets-in-query.
+      "curl -sSf \"" + url("/echo") + "?t=$TOKEN\" | grep -c GONDOLIN_SECRET_",
+      {"--host-secret", std::string("TOKEN@") + kHost + "=" + kSecret, "--allow-host", other, "--test-loopback-host", other});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("1\n", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("secret TOKEN may not be sent to host \"" + other + "\"\n\n403\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.substr(r.out.size() - 2), "1\n") << r.out;
+
+  auto q = run_in_guest("curl -sSf \"" + url("/echo") + "?t=$TOKEN\" | grep -c '" + kSecret + "'",
+                        {"--host-secret", std::string("TOKEN@") + kHost + "=" + kSecret, "--secrets-in-query"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_EQ(q.out, "1\n");
+}
+
+TEST_F(EgressE2e, ChunkedUploadOf100MbStreamsThrough) {
+  auto r = run_in_guest("head -c 100000000 /dev/zero | curl -sSf -T - " + url("/upload") +
+                        " | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"bytes\"], d[\"headers\"].get(\"Transfer-Encoding\"))'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "100000000 chunked\n");
+}
+
 TEST_F(EgressE2e, UpstreamCertificateFailureIsA502ForTheGuest) {
   // Without --upstream-ca the host does not trust the test server.
   std::vector<std::string> args = {"exec", "--allow-host", kHost, "--test-loopback-host", kHost, "--",
