@@ -125,6 +125,19 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
     auto net = nlohmann::json::parse(m.network_json, nullptr, false);
     if (net.is_object() && net.contains("enabled") && net["enabled"].is_boolean())
       options.network.enabled = net["enabled"].get<bool>();
+    // A resumer that names no hosts continues with the allowlist the session
+    // had; one that does replaces it. (Secrets and SSH credentials are never
+    // stored: they come from the resumer's flags.)
+    NetworkOptions& n = options.network;
+    if (n.allow_hosts.empty() && !n.allow_all_hosts && net.is_object()) {
+      if (auto it = net.find("allow_hosts"); it != net.end() && it->is_array())
+        for (const auto& h : *it)
+          if (h.is_string()) n.allow_hosts.push_back(h.get<std::string>());
+      if (auto it = net.find("allow_all_hosts"); it != net.end() && it->is_boolean()) n.allow_all_hosts = it->get<bool>();
+      if (!n.allow_hosts.empty() || n.allow_all_hosts)
+        log().info("resume: continuing with the snapshot's HTTP allowlist ({} pattern(s){})", n.allow_hosts.size(),
+                   n.allow_all_hosts ? ", all hosts" : "");
+    }
   }
   for (auto& kv : m.env) options.env.insert(options.env.begin(), kv);
   // Secrets: the resumer supplies the values again; the guest keeps the

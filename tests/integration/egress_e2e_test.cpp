@@ -11,6 +11,7 @@
 
 #include "egress_harness.h"
 #include "test_support.h"
+#include "gondolin/vm.h"
 #include "util/files.h"
 
 namespace gondolin::testing {
@@ -140,6 +141,30 @@ TEST_F(EgressE2e, ChunkedUploadOf100MbStreamsThrough) {
                         " | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"bytes\"], d[\"headers\"].get(\"Transfer-Encoding\"))'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "100000000 chunked\n");
+}
+
+TEST_F(EgressE2e, ResumedSessionKeepsItsAllowlistAndReachesTheHostAgain) {
+  auto options = [&](bool with_allowlist) {
+    VmOptions o;
+    if (with_allowlist) o.network.allow_hosts = {kHost};
+    o.network.test_loopback_hosts = {kHost};
+    o.network.extra_upstream_ca_file = pki_.ca_cert.string();
+    return o;
+  };
+  const std::string curl = "curl -sS -o /dev/null -w '%{http_code}\\n' " + url("/echo");
+  {
+    Vm vm = Vm::create(options(true));
+    auto before = vm.exec(Command::shell(curl));
+    EXPECT_EQ(before.stdout_data, "200\n") << before.stderr_data;
+    vm.snapshot(dir_.path() / "snap");
+  }
+  // The resumer names no hosts: the session's allowlist carries over, and
+  // the fresh stack and proxy on the host serve the old guest.
+  Vm resumed = Vm::resume((dir_.path() / "snap").string(), options(false));
+  auto after = resumed.exec(Command::shell(curl));
+  EXPECT_EQ(after.stdout_data, "200\n") << after.stderr_data;
+  auto denied = resumed.exec(Command::shell("curl -sS -o /dev/null -w '%{http_code}\\n' https://elsewhere.example.test/"));
+  EXPECT_EQ(denied.stdout_data, "403\n") << denied.stderr_data;
 }
 
 TEST_F(EgressE2e, UpstreamCertificateFailureIsA502ForTheGuest) {
