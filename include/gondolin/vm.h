@@ -125,6 +125,9 @@ class Vm {
 
   const VmInfo& info() const;
   bool running() const;
+  // How many processes the guest kernel's OOM killer has killed so far (as
+  // reported on the guest's console: a hint for messages, the guest could fake it).
+  std::uint64_t guest_oom_kills() const;
 
   // Powers the guest off (gracefully, then by force) and releases everything.
   void close();

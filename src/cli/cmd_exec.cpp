@@ -1,7 +1,10 @@
 // `gondolin exec` and `gondolin bash`: boot a fresh VM, run one command in it.
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdio>
 #include <memory>
+#include <thread>
 
 #include "cli/commands.h"
 #include "cli/session_driver.h"
@@ -37,6 +40,18 @@ void add_run_flags(CLI::App& cmd, RunFlags& f, bool is_exec) {
   }
 }
 
+// A SIGKILL from the guest's OOM killer deserves words: the kernel's console
+// line may trail the exit by a moment.
+void report_if_out_of_memory(const Vm& vm, std::uint64_t before, std::uint32_t memory_mib) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+  while (vm.guest_oom_kills() == before && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (vm.guest_oom_kills() == before) return;
+  std::string size = memory_mib ? " (" + std::to_string(memory_mib) + " MiB)" : "";
+  std::fprintf(stderr, "gondolin: the guest ran out of memory%s and its kernel killed the command; try a larger --memory\n",
+               size.c_str());
+}
+
 int run(const RunFlags& f, const Command& command, bool tty, bool forward_stdin) {
   VmOptions vm_opts = f.vm.to_options();
   if (f.timeout_s < 0) throw Error(ErrorKind::Usage, "--timeout must be positive");
@@ -61,7 +76,9 @@ int run(const RunFlags& f, const Command& command, bool tty, bool forward_stdin)
   drive.tty = tty;
   drive.timeout_s = f.timeout_s;
   CommandAdapter<Process> handle(process);
+  const std::uint64_t oom_before = vm.guest_oom_kills();
   int code = drive_process(handle, drive);
+  if (code == 128 + SIGKILL) report_if_out_of_memory(vm, oom_before, f.resume.empty() ? vm_opts.memory_mib : 0);
   vm.close();
   return code;
 }

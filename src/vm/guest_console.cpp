@@ -12,8 +12,9 @@ constexpr std::size_t kHistoryKeep = 8 * 1024;
 constexpr std::size_t kMaxLine = 1024;
 }  // namespace
 
-GuestConsole::GuestConsole(boost::asio::io_context& io, UniqueFd socket)
-    : socket_(io, boost::asio::local::stream_protocol(), socket.release()) {}
+GuestConsole::GuestConsole(boost::asio::io_context& io, UniqueFd socket,
+                           std::shared_ptr<std::atomic<std::uint64_t>> oom_kills)
+    : socket_(io, boost::asio::local::stream_protocol(), socket.release()), oom_kills_(std::move(oom_kills)) {}
 
 void GuestConsole::start() { read_more(); }
 
@@ -45,6 +46,10 @@ void GuestConsole::take_lines() {
     for (char& c : line)
       if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
     log().debug("guest console: {}", line);
+    // "Out of memory: Killed process 123 (python3) ..." (also the memcg variant).
+    if (oom_kills_ && (line.find("Out of memory: Killed process") != std::string::npos ||
+                       line.find("out of memory: Killed process") != std::string::npos))
+      ++*oom_kills_;
     history_ += line;
     history_ += '\n';
   }

@@ -6,6 +6,8 @@
 #include <boost/asio/local/stream_protocol.hpp>
 
 #include <array>
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -15,7 +17,10 @@ namespace gondolin::vm {
 
 class GuestConsole : public std::enable_shared_from_this<GuestConsole> {
  public:
-  GuestConsole(boost::asio::io_context& io, UniqueFd socket);
+  // `oom_kills` counts the guest kernel's out-of-memory kills seen on the
+  // console. The guest can print anything there, so it is a hint for
+  // messages, never input to a decision.
+  GuestConsole(boost::asio::io_context& io, UniqueFd socket, std::shared_ptr<std::atomic<std::uint64_t>> oom_kills);
   void start();
   void close();
   // The last few non-empty lines, joined with " | ".
@@ -29,6 +34,7 @@ class GuestConsole : public std::enable_shared_from_this<GuestConsole> {
   std::array<char, 4096> buf_{};
   std::string partial_;
   std::string history_;  // bounded
+  std::shared_ptr<std::atomic<std::uint64_t>> oom_kills_;
 };
 
 }  // namespace gondolin::vm

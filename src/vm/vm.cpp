@@ -299,6 +299,7 @@ void Vm::mkdir(const std::string& path, bool parents, std::uint32_t mode) {
 }
 
 const VmInfo& Vm::info() const { return impl_->info(); }
+std::uint64_t Vm::guest_oom_kills() const { return impl_->guest_oom_kills(); }
 bool Vm::running() const { return impl_ && impl_->running(); }
 
 void Vm::close() {

@@ -140,7 +140,7 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   for (const auto& a : command.argv) line += (line.empty() ? "" : " ") + a;
   log().debug("qemu command: {}", line);
 
-  console_ = std::make_shared<vm::GuestConsole>(io_, std::move(console_host));
+  console_ = std::make_shared<vm::GuestConsole>(io_, std::move(console_host), oom_kills_);
   console_->start();
   qmp_ = std::make_shared<vm::QmpClient>(io_, std::move(qmp_host));
   qmp_->start();

@@ -69,6 +69,7 @@ class VmImpl : public session::SessionHost {
   SnapshotInfo snapshot(const std::filesystem::path& dir) override;
 
   const VmInfo& info() const { return info_; }
+  std::uint64_t guest_oom_kills() const { return oom_kills_->load(); }
   const VmOptions& options() const { return opts_; }
   bool running() const { return running_.load(); }
   std::string session_id() const { return session_id_; }
@@ -116,6 +117,7 @@ class VmImpl : public session::SessionHost {
   std::shared_ptr<vm::QemuProcess> qemu_;
   std::shared_ptr<control::ControlClient> control_;
   std::shared_ptr<vm::GuestConsole> console_;
+  std::shared_ptr<std::atomic<std::uint64_t>> oom_kills_ = std::make_shared<std::atomic<std::uint64_t>>(0);
   std::shared_ptr<vm::QmpClient> qmp_;
   VmHooks hooks_;
   std::unique_ptr<net::NetStack> net_;  // when opts_.network.enabled

@@ -56,4 +56,14 @@ TEST(HostileGuest, OutOfMemoryKillsTheCommandNotTheVm) {
   EXPECT_EQ(r.shell_status(), 137);
   // The agent (PID 1) and the VM survive the OOM killer.
   EXPECT_EQ(vm.exec(std::string("echo alive")).stdout_data, "alive\n");
+  EXPECT_GE(vm.guest_oom_kills(), 1u);
+}
+
+TEST(HostileGuest, TheCliSaysWhenTheGuestRanOutOfMemory) {
+  auto r = gondolin::testing::run_gondolin(
+      {"exec", "--memory", "256M", "--", "python3", "-c", "a = []\nwhile True: a.append(bytearray(10 << 20))"});
+  EXPECT_EQ(r.exit_code, 137);
+  EXPECT_NE(r.err.find("gondolin: the guest ran out of memory (256 MiB) and its kernel killed the command"),
+            std::string::npos)
+      << r.err;
 }
