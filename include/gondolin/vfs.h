@@ -194,6 +194,12 @@ class Provider {
 
   // True if every change is refused (EROFS); the guest then mounts read-only too.
   virtual bool read_only() const { return false; }
+
+  // For snapshots: a JSON object from which a resume rebuilds an equivalent
+  // provider ({"kind":"host_dir","root":"/abs/path",...}), or "" if it cannot
+  // be rebuilt (its contents live in this process, or it is user-written):
+  // a VM with such a mount cannot be snapshotted.
+  virtual std::string describe() const { return {}; }
 };
 
 // ---- Providers we ship --------------------------------------------------------
