@@ -297,7 +297,7 @@ TEST(MountDescription, RoundTripRebuildsEquivalentProviders) {
   auto back = mounts_from_description(describe_mounts(mounts), "snapshot test");
   ASSERT_EQ(back.size(), 2u);
   EXPECT_EQ(back[0].guest_path, "/a");
-  EXPECT_EQ(list(*back[0].provider, ""), (std::set<std::string>{"visible"}));
+  EXPECT_EQ(list(*back[0].provider, ""), (std::set<std::string>{".", "..", "visible"}));
   EXPECT_FALSE(back[0].provider->read_only());
   EXPECT_EQ(back[1].guest_path, "/b");
   EXPECT_TRUE(back[1].provider->read_only());
