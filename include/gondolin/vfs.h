@@ -166,6 +166,9 @@ class Provider {
   // Reads up to into.size() bytes; fewer only at end of file.
   virtual Result<std::size_t> read(Handle handle, std::uint64_t offset, std::span<char> into);
   virtual Result<std::size_t> write(Handle handle, std::uint64_t offset, std::span<const char> data);
+  // Called on every close() of a descriptor. The default, ENOSYS, says
+  // "nothing to do": the guest kernel then stops sending flushes for this
+  // mount, which saves a round trip per close().
   virtual Status flush(Handle handle);
   virtual Status fsync(Handle handle, bool datasync);
   virtual void release(Handle handle);
