@@ -66,12 +66,14 @@ int run_fuse_forwarder(int fuse_fd, int port_fd, std::size_t max_io) {
       return 0;
     }
 
-    if (request_len && !host_away) {
+    // The port takes at most 32 KiB per write and gives at most one 4 KiB
+    // buffer per read: keep going until it would block rather than paying a
+    // poll() per chunk (syscalls are what bulk transfers cost under TCG).
+    while (request_len && !host_away) {
       ssize_t w = ::write(port_fd, request.data() + request_sent, request_len - request_sent);
-      if (w > 0) {
-        request_sent += static_cast<std::size_t>(w);
-        if (request_sent == request_len) request_len = 0;
-      }
+      if (w <= 0) break;
+      request_sent += static_cast<std::size_t>(w);
+      if (request_sent == request_len) request_len = 0;
     }
 
     if (!host_away && (p[1].revents & POLLIN)) {
@@ -83,12 +85,16 @@ int run_fuse_forwarder(int fuse_fd, int port_fd, std::size_t max_io) {
         if (len > have) want = std::max<std::size_t>(want, len - have);
       }
       want = std::min(want, replies.size() - have);
-      ssize_t r = ::read(port_fd, replies.data() + have, want);
-      if (r == 0) {
-        host_away = true;
-        have = 0;
-      } else if (r > 0) {
+      for (std::size_t got = 0; got < want;) {
+        ssize_t r = ::read(port_fd, replies.data() + have, want - got);
+        if (r == 0) {
+          host_away = true;
+          have = 0;
+          break;
+        }
+        if (r < 0) break;  // EAGAIN: drained for now
         have += static_cast<std::size_t>(r);
+        got += static_cast<std::size_t>(r);
       }
       std::size_t pos = 0;
       while (have - pos >= sizeof(fuse_out_header)) {

@@ -166,6 +166,9 @@ class Provider {
   // Reads up to into.size() bytes; fewer only at end of file.
   virtual Result<std::size_t> read(Handle handle, std::uint64_t offset, std::span<char> into);
   virtual Result<std::size_t> write(Handle handle, std::uint64_t offset, std::span<const char> data);
+  // Called on every close() of a descriptor. The default, ENOSYS, says
+  // "nothing to do": the guest kernel then stops sending flushes for this
+  // mount, which saves a round trip per close().
   virtual Status flush(Handle handle);
   virtual Status fsync(Handle handle, bool datasync);
   virtual void release(Handle handle);
@@ -194,6 +197,12 @@ class Provider {
 
   // True if every change is refused (EROFS); the guest then mounts read-only too.
   virtual bool read_only() const { return false; }
+
+  // For snapshots: a JSON object from which a resume rebuilds an equivalent
+  // provider ({"kind":"host_dir","root":"/abs/path",...}), or "" if it cannot
+  // be rebuilt (its contents live in this process, or it is user-written):
+  // a VM with such a mount cannot be snapshotted.
+  virtual std::string describe() const { return {}; }
 };
 
 // ---- Providers we ship --------------------------------------------------------

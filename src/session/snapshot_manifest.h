@@ -14,6 +14,9 @@ namespace gondolin::session {
 struct SnapshotManifest {
   static constexpr int kSchemaVersion = 1;
   static constexpr const char* kStateFile = "state.zst";
+  // Mount i's FUSE server state (node ids the guest holds, open files) is in
+  // "fs<i>.state" next to the manifest; mounts_json describes the mounts.
+  static std::string mount_state_file(std::size_t i) { return "fs" + std::to_string(i) + ".state"; }
 
   std::string id;
   std::string created;

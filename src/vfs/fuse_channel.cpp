@@ -3,6 +3,9 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/write.hpp>
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <cstring>
 
 #include "util/logging.h"
@@ -104,6 +107,15 @@ void FuseChannel::write_more() {
     self->write_more();
     self->read_more();  // resumes if back-pressure had paused reading
   });
+}
+
+bool FuseChannel::quiet() {
+  if (closed_) return true;
+  if (filled_ != 0 || !queued_.empty() || !writing_.empty()) return false;
+  int unread = 0, unsent = 0;
+  int fd = socket_.native_handle();
+  if (::ioctl(fd, FIONREAD, &unread) != 0 || ::ioctl(fd, SIOCOUTQ, &unsent) != 0) return false;
+  return unread == 0 && unsent == 0;
 }
 
 std::string FuseChannel::describe_counts() const {

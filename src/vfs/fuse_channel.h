@@ -35,6 +35,10 @@ class FuseChannel : public std::enable_shared_from_this<FuseChannel> {
   void close();
 
   FuseServer& server() { return *server_; }
+  // Nothing in flight either way: no partial request, no reply waiting, and
+  // no bytes in the socket that either end has not read yet. A snapshot
+  // taken now loses no request.
+  bool quiet();
   const std::string& label() const { return label_; }
   // Requests handled so far, by opcode (index 0 counts unknown opcodes).
   const std::array<std::uint64_t, 64>& request_counts() const { return counts_; }

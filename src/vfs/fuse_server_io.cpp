@@ -155,6 +155,8 @@ FuseServer::Bytes FuseServer::sync(Request& req) {
   if (!f) return error_reply(req.unique(), EBADF);
   Status s = req.opcode() == FUSE_FLUSH ? provider_->flush(f->provider_handle)
                                         : provider_->fsync(f->provider_handle, datasync);
+  // ENOSYS (a provider with nothing to flush) is meant for the kernel: it
+  // stops sending FLUSH, a round trip per close().
   return s ? fuse::empty_reply(req.unique()) : error_reply(req.unique(), s.error());
 }
 

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <unordered_map>
 
+#include <nlohmann/json.hpp>
+
 #include "gondolin/error.h"
 #include "gondolin/vfs.h"
 #include "vfs/path_glob.h"
@@ -132,6 +134,13 @@ class Hide final : public Provider {
   }
 
   bool read_only() const override { return inner_->read_only(); }
+  std::string describe() const override {
+    std::string inner = inner_->describe();
+    if (inner.empty()) return {};
+    std::vector<std::string> globs;
+    for (const auto& g : globs_) globs.push_back(g.text());
+    return nlohmann::json{{"kind", "hide"}, {"globs", globs}, {"inner", nlohmann::json::parse(inner)}}.dump();
+  }
 
  private:
   bool hidden(const std::string& path) const {

@@ -18,6 +18,8 @@
 #include <cstring>
 #include <unordered_map>
 
+#include <nlohmann/json.hpp>
+
 #include "gondolin/error.h"
 #include "vfs/beneath.h"
 
@@ -61,8 +63,12 @@ constexpr std::size_t kDirentNameOffset = 19;
 
 class HostDir final : public Provider {
  public:
-  HostDir(UniqueFd root, HostDirOptions options)
-      : root_(std::move(root)), options_(options), host_uid_(::geteuid()), host_gid_(::getegid()) {
+  HostDir(UniqueFd root, std::filesystem::path root_path, HostDirOptions options)
+      : root_(std::move(root)),
+        root_path_(std::move(root_path)),
+        options_(options),
+        host_uid_(::geteuid()),
+        host_gid_(::getegid()) {
     struct stat st{};
     ::fstat(root_.get(), &st);
     root_dev_ = st.st_dev;
@@ -290,6 +296,14 @@ class HostDir final : public Provider {
 
   void releasedir(Handle h) override { dirs_.erase(h); }
 
+  std::string describe() const override {
+    return nlohmann::json{{"kind", "host_dir"},
+                          {"root", root_path_.string()},
+                          {"guest_uid", options_.guest_uid},
+                          {"guest_gid", options_.guest_gid}}
+        .dump();
+  }
+
   Result<StatFs> statfs() override {
     struct statfs s{};
     if (::fstatfs(root_.get(), &s) != 0) return Errno{errno};
@@ -405,6 +419,7 @@ class HostDir final : public Provider {
   }
 
   UniqueFd root_;
+  std::filesystem::path root_path_;  // as opened; a resume re-opens it by this name
   HostDirOptions options_;
   uid_t host_uid_;
   gid_t host_gid_;
@@ -525,7 +540,7 @@ std::shared_ptr<Provider> host_dir(const std::filesystem::path& root, HostDirOpt
   UniqueFd owned(fd);
   if (::access("/proc/self/fd", F_OK) != 0)
     throw Error(ErrorKind::Io, "host directories need /proc mounted on the host");
-  return std::make_shared<HostDir>(std::move(owned), options);
+  return std::make_shared<HostDir>(std::move(owned), std::filesystem::absolute(root).lexically_normal(), options);
 }
 
 }  // namespace gondolin::vfs

@@ -51,6 +51,28 @@ MountSet::MountSet(std::vector<Mount> mounts) : mounts_(std::move(mounts)) {
     return std::count(a.guest_path.begin(), a.guest_path.end(), '/') <
            std::count(b.guest_path.begin(), b.guest_path.end(), '/');
   });
+  for (const auto& m : mounts_) servers_.push_back(std::make_unique<FuseServer>(m.provider, m.options));
+}
+
+void MountSet::restore_states(const std::vector<std::string>& states, const std::string& origin) {
+  if (states.size() != servers_.size())
+    throw Error(ErrorKind::Usage, origin + ": has file system state for " + std::to_string(states.size()) +
+                                      " mounts, but describes " + std::to_string(servers_.size()));
+  for (std::size_t i = 0; i < states.size(); ++i)
+    if (!servers_[i]->import_state(states[i]))
+      throw Error(ErrorKind::Usage, origin + ": the file system state of the mount at " + mounts_[i].guest_path +
+                                        " is damaged");
+}
+
+std::vector<std::string> MountSet::save_states() const {
+  std::vector<std::string> out;
+  for (const auto& c : channels_) out.push_back(c->server().export_state());
+  for (const auto& s : servers_) out.push_back(s->export_state());  // never started
+  return out;
+}
+
+bool MountSet::quiet() const {
+  return std::all_of(channels_.begin(), channels_.end(), [](const auto& c) { return c->quiet(); });
 }
 
 MountSet::~MountSet() = default;
@@ -74,14 +96,14 @@ std::vector<MountPort> MountSet::create_ports() {
 
 void MountSet::start(boost::asio::io_context& io, std::function<void(const std::string& why)> on_dead) {
   for (std::size_t i = 0; i < host_ends_.size(); ++i) {
-    auto server = std::make_unique<FuseServer>(mounts_[i].provider, mounts_[i].options);
-    auto channel = std::make_shared<FuseChannel>(io, std::move(host_ends_[i]), std::move(server),
+    auto channel = std::make_shared<FuseChannel>(io, std::move(host_ends_[i]), std::move(servers_[i]),
                                                  "fs" + std::to_string(i) + " (" + mounts_[i].guest_path + ")");
     std::string path = mounts_[i].guest_path;
     channel->start([on_dead, path](const std::string& why) { on_dead("the mount at " + path + " failed: " + why); });
     channels_.push_back(std::move(channel));
   }
   host_ends_.clear();
+  servers_.clear();
 }
 
 proto::MountRequest MountSet::request(std::size_t i) const {

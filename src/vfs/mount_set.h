@@ -18,6 +18,7 @@
 namespace gondolin::vfs {
 
 class FuseChannel;
+class FuseServer;
 
 struct MountPort {
   std::string port_name;
@@ -37,8 +38,18 @@ class MountSet {
   bool empty() const { return mounts_.empty(); }
   std::size_t size() const { return mounts_.size(); }
   const Mount& mount(std::size_t i) const { return mounts_[i]; }
+  const std::vector<Mount>& mounts() const { return mounts_; }
   // Some mount takes writes: the guest may hold dirty data for it until it syncs.
   bool writable() const;
+
+  // For a resume: loads each server's saved state (FuseServer::export_state),
+  // in mount order, re-opening files the guest holds open. Call before
+  // start(). Throws gondolin::Error (Usage) if a state does not fit.
+  void restore_states(const std::vector<std::string>& states, const std::string& origin);
+  // Io thread, VM paused: every mount's state, in mount order.
+  std::vector<std::string> save_states() const;
+  // Io thread: no FUSE request or reply is in flight on any mount.
+  bool quiet() const;
 
   // Makes the socket pairs; call once, before start().
   std::vector<MountPort> create_ports();
@@ -51,6 +62,7 @@ class MountSet {
  private:
   std::vector<Mount> mounts_;
   std::vector<UniqueFd> host_ends_;
+  std::vector<std::unique_ptr<FuseServer>> servers_;  // until start() hands them to channels
   std::vector<std::shared_ptr<FuseChannel>> channels_;
 };
 

@@ -3,6 +3,8 @@
 
 #include <cerrno>
 
+#include <nlohmann/json.hpp>
+
 #include "gondolin/error.h"
 #include "gondolin/vfs.h"
 
@@ -58,6 +60,11 @@ class ReadOnly final : public Provider {
   Status removexattr(const std::string&, const std::string&) override { return Errno{EROFS}; }
 
   bool read_only() const override { return true; }
+  std::string describe() const override {
+    std::string inner = inner_->describe();
+    if (inner.empty()) return {};
+    return nlohmann::json{{"kind", "read_only"}, {"inner", nlohmann::json::parse(inner)}}.dump();
+  }
 
  private:
   std::shared_ptr<Provider> inner_;

@@ -10,7 +10,9 @@
 #include "proto/control_protocol.h"
 #include "session/snapshot_store.h"
 #include "util/logging.h"
+#include "util/files.h"
 #include "util/sha256.h"
+#include "vfs/mount_description.h"
 #include "vm/accel.h"
 #include "vm/vm_impl.h"
 #include "vm/vm_internals.h"
@@ -30,6 +32,17 @@ namespace {
 
 // A KVM guest boots in well under this; if it has not, KVM is broken here.
 constexpr std::chrono::seconds kKvmFirstBootLimit{20};
+
+// A mount's saved node table: a million nodes of long names stay below this.
+constexpr std::uintmax_t kMaxMountStateBytes = 512ull << 20;
+
+std::string read_mount_state(const std::filesystem::path& file, const std::string& what) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(file, ec);
+  if (ec || size > kMaxMountStateBytes)
+    throw Error(ErrorKind::Usage, what + " is damaged: " + file.filename().string() + " is missing or too large");
+  return read_file(file);
+}
 
 }  // namespace
 
@@ -150,9 +163,21 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
     for (const auto& secret : options.network.secrets) supplied = supplied || secret.name == name;
     if (!supplied) log().warn("secret {} of snapshot {} was not supplied; requests using it go out unsubstituted", name, m.id);
   }
+  // The guest kernel still has its mounts, each bound to a virtio-serial
+  // port: the same mounts come back, rebuilt from their descriptions (host
+  // directories re-opened by path). Others cannot be added to a restored
+  // machine, so the resumer's own mounts are refused rather than ignored.
+  if (!options.mounts.empty())
+    throw Error(ErrorKind::Usage, what + " brings back its own mounts; --mount-hostfs, --mount-memfs and --hide "
+                                         "cannot be combined with --resume");
+  options.mounts = vfs::mounts_from_description(m.mounts_json, what);
+  std::vector<std::string> mount_states;
+  for (std::size_t i = 0; i < options.mounts.size(); ++i)
+    mount_states.push_back(read_mount_state(snap.dir / session::SnapshotManifest::mount_state_file(i), what));
   Accel accel = m.accel == "kvm" ? Accel::Kvm : Accel::Tcg;
   vm::AccelChoice choice = vm::decide_accel(accel, vm::gather_accel_facts(false));
   auto impl = std::make_unique<VmImpl>(options);
+  impl->restore_mount_states(mount_states, what);
   try {
     impl->boot(image, choice.accel, "the snapshot was taken under " + m.accel, options.boot_timeout,
                snap.dir / session::SnapshotManifest::kStateFile);

@@ -126,6 +126,7 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
                                vm::virtio_device(opts_.machine, "virtio-net") + ",netdev=net0,mac=" + mac},
                               net_qemu.get()});
   }
+  launch.extra_args.insert(launch.extra_args.end(), hooks_.qemu_extra_args.begin(), hooks_.qemu_extra_args.end());
   // One virtio-serial port per mount, next to the control port.
   std::vector<vfs::MountPort> fs_ports = mounts_->create_ports();
   for (const auto& port : fs_ports) {

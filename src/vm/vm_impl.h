@@ -55,6 +55,11 @@ class VmImpl : public session::SessionHost {
   // restores that snapshot state instead of booting. Throws (BootTimedOut on timeout).
   void boot(const Image& image, Accel accel, const std::string& accel_reason, std::chrono::milliseconds timeout,
             const std::filesystem::path& incoming_state = {});
+  // Before boot() of a resume: the mounts' FUSE state saved with the snapshot,
+  // in mount order. Throws gondolin::Error (Usage) if it does not fit.
+  void restore_mount_states(const std::vector<std::string>& states, const std::string& origin) {
+    mounts_->restore_states(states, origin);
+  }
   // Puts the VM in the session registry (after a successful boot).
   void register_session();
 

@@ -17,12 +17,15 @@ struct VmHooks {
   // device), so benchmarks can compare against QEMU's own user networking.
   std::vector<std::string> qemu_network_args;
   std::uint16_t mtu = 0;  // the guest's MTU on gondolin's network; 0: the default
+  // More QEMU arguments (devices without fds), e.g. a virtio-9p export that a
+  // benchmark compares the file system against.
+  std::vector<std::string> qemu_extra_args;
 };
 
 struct VmInternals {
   static Vm create(VmOptions options, VmHooks hooks);
   static Vm create(VmOptions options, net::EgressFactory egress) {
-    return create(std::move(options), VmHooks{std::move(egress), {}});
+    return create(std::move(options), VmHooks{std::move(egress), {}, 0, {}});
   }
 };
 

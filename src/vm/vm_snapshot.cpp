@@ -20,6 +20,7 @@
 #include "util/paths.h"
 #include "util/sha256.h"
 #include "util/subprocess.h"
+#include "vfs/mount_description.h"
 #include "vm/vm_impl.h"
 
 namespace gondolin {
@@ -28,6 +29,8 @@ namespace {
 
 constexpr std::chrono::seconds kPrepareTimeout{10};
 constexpr std::chrono::seconds kMigrateTimeout{300};
+// Pauses tried before giving up on catching every mount between two FUSE requests.
+constexpr int kQuietMountTries = 50;
 
 std::string random_hex_id() {
   unsigned char b[8];
@@ -87,6 +90,15 @@ nlohmann::json VmImpl::qmp(const std::string& command, nlohmann::json arguments)
 
 void VmImpl::save_state(const fs::path& state_file) {
   qmp("stop");
+  // A FUSE request or reply in flight between the guest and this process
+  // would be lost with this process: let it land, then pause again.
+  for (int tries = 0; !on_io([&] { return mounts_->quiet(); }); ++tries) {
+    if (tries == kQuietMountTries)
+      throw Error(ErrorKind::Guest, "the guest's file system traffic did not pause; try the snapshot again");
+    qmp("cont");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    qmp("stop");
+  }
   // zstd -1 keeps the pause short; zero pages are already elided by QEMU.
   qmp("migrate", {{"uri", "exec:zstd -q -1 -T0 -o " + shell_quote(state_file.string())}});
   auto deadline = std::chrono::steady_clock::now() + kMigrateTimeout;
@@ -104,6 +116,8 @@ void VmImpl::save_state(const fs::path& state_file) {
 SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir) {
   if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
   session::SnapshotManifest m;
+  // Refused before anything is paused: every mount must be rebuildable on resume.
+  m.mounts_json = vfs::describe_mounts(mounts_->mounts());
   m.id = random_hex_id();
   fs::path dir = requested_dir.empty() ? session::snapshots_dir() / m.id : fs::absolute(requested_dir);
   std::error_code ec;
@@ -137,6 +151,11 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir) {
     throw;
   }
   m.save_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  // The guest kernel keeps its FUSE node ids and open files across the resume; the new process must know them.
+  std::vector<std::string> mount_states = on_io([&] { return mounts_->save_states(); });
+  for (std::size_t i = 0; i < mount_states.size(); ++i)
+    write_file_atomic(dir / session::SnapshotManifest::mount_state_file(i), mount_states[i],
+                      fs::perms::owner_read | fs::perms::owner_write);
 
   // 3. The manifest, written last: a directory without one is no snapshot.
   m.created = now_rfc3339();

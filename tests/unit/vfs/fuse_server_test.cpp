@@ -31,6 +31,22 @@ TEST(FuseServer, InitNegotiatesBigRequestsAndReaddirplus) {
   EXPECT_EQ(d.init().error(), EPROTO);  // only once
 }
 
+// A provider with nothing to flush says so once; the guest kernel then stops
+// sending FLUSH (a round trip per close()). Unknown handles stay EBADF.
+TEST(FuseServer, FlushIsDeclinedWhenTheProviderHasNothingToFlush) {
+  ServerDriver d(memory());
+  d.init();
+  int err = 0;
+  auto [node, fh] = d.create(1, "f", err);
+  ASSERT_EQ(err, 0);
+  fuse_flush_in in{};
+  in.fh = fh;
+  EXPECT_EQ(d.send(RequestBuilder(FUSE_FLUSH, node).add(in)).error(), ENOSYS);
+  in.fh = 999;
+  EXPECT_EQ(d.send(RequestBuilder(FUSE_FLUSH, node).add(in)).error(), EBADF);
+  EXPECT_EQ(d.release(node, fh).error(), 0);
+}
+
 TEST(FuseServer, RefusesOldKernelsAndEarlyRequests) {
   ServerDriver d(memory());
   EXPECT_EQ(d.lookup(1, "x").error(), EIO);

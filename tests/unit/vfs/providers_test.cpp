@@ -11,6 +11,7 @@
 #include "gondolin/error.h"
 #include "gondolin/vfs.h"
 #include "temp_dir.h"
+#include "vfs/mount_description.h"
 #include "vfs/node_table.h"
 #include "vfs/path_glob.h"
 
@@ -281,6 +282,58 @@ TEST(MountFlags, HideGlobsGoToTheirMount) {
   EXPECT_THROW(cli::build_mounts({}, {"/scratch"}, {"/elsewhere/x"}), Error);
   EXPECT_THROW(cli::build_mounts({}, {"/scratch"}, {"relative"}), Error);
   EXPECT_THROW(cli::build_mounts({}, {"/scratch"}, {"/scratch"}), Error);
+}
+
+// ---- Snapshot descriptions ----------------------------------------------------------
+
+TEST(MountDescription, RoundTripRebuildsEquivalentProviders) {
+  TempDir a, b;
+  std::ofstream(a.path() / "visible") << "v";
+  std::ofstream(a.path() / ".env") << "secret";
+  std::vector<Mount> mounts;
+  mounts.push_back({"/a", hide(host_dir(a.path()), {"**/.env"})});
+  mounts.push_back({"/b", read_only(host_dir(b.path(), {1000, 1000}))});
+  mounts.back().options.attr_timeout = std::chrono::milliseconds(250);
+  auto back = mounts_from_description(describe_mounts(mounts), "snapshot test");
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].guest_path, "/a");
+  EXPECT_EQ(list(*back[0].provider, ""), (std::set<std::string>{".", "..", "visible"}));
+  EXPECT_FALSE(back[0].provider->read_only());
+  EXPECT_EQ(back[1].guest_path, "/b");
+  EXPECT_TRUE(back[1].provider->read_only());
+  EXPECT_EQ(back[1].options.attr_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(back[1].provider->getattr("")->uid, 1000u);
+  EXPECT_EQ(back[1].provider->describe(), mounts[1].provider->describe());
+}
+
+TEST(MountDescription, MemoryMountsCannotBeDescribed) {
+  std::vector<Mount> mounts{{"/m", memory()}};
+  try {
+    (void)describe_mounts(mounts);
+    ADD_FAILURE() << "described a memory mount";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/m cannot be part of a snapshot"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_only(memory())->describe(), "");
+}
+
+TEST(MountDescription, MissingHostDirAndBadInputAreClearErrors) {
+  std::string gone = R"([{"guest_path":"/w","provider":{"kind":"host_dir","root":"/nonexistent/gondolin-moved"}}])";
+  try {
+    (void)mounts_from_description(gone, "snapshot 0123");
+    ADD_FAILURE() << "opened a missing host directory";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("snapshot 0123 mounts host directory /nonexistent/gondolin-moved at /w"),
+              std::string::npos)
+        << e.what();
+  }
+  for (const char* bad : {"{}", "[1]", R"([{"guest_path":"/w"}])",
+                          R"([{"guest_path":"/w","provider":{"kind":"host_dir","root":"relative"}}])",
+                          R"([{"guest_path":"/w","provider":{"kind":"magic"}}])",
+                          R"([{"guest_path":"/w","provider":{"kind":"hide","globs":[1],"inner":{}}}])",
+                          R"([{"guest_path":"/w","attr_timeout_ms":-5,"provider":{"kind":"host_dir","root":"/"}}])",
+                          R"([{"guest_path":"/w","provider":{"kind":"host_dir","root":"/","guest_uid":"x"}}])"})
+    EXPECT_THROW((void)mounts_from_description(bad, "snapshot"), Error) << bad;
 }
 
 }  // namespace

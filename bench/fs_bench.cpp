@@ -1,0 +1,153 @@
+// Guest file-system speed: gondolin's FUSE mounts against QEMU's built-in
+// virtio-9p (-fsdev local), on the same host directory, in the same VM (both
+// are mounted at once), as ratios measured in the same run:
+//
+//   find+stat  `find | xargs stat` over 5 000 small files in 50 directories
+//   cat        `find | xargs cat` of the same files
+//   git status in a committed 5 000-file repository (each side has its own
+//              identical copy, so neither refreshes the other's index)
+//   read       `dd` of a 500 MB file (MB configurable) to /dev/null
+//   write      `dd` of 500 MB to a new file, with fsync
+//
+// Every run starts from cold guest caches (drop_caches). Median of RUNS per
+// side, alternating. The ratio printed is 9p time / gondolin time: ≥ 1.0×
+// means gondolin is not slower.
+//
+// The default image's kernel (Debian cloud) has no 9p; the baseline needs an
+// image built from images/debian-generic-9p.json (Debian's generic kernel):
+//   gondolin build images/debian-generic-9p.json
+//
+// Usage: gondolin-bench-fs [RUNS] [MB] [IMAGE]
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "bench_util.h"
+#include "gondolin/error.h"
+#include "gondolin/vm.h"
+#include "util/paths.h"
+#include "util/subprocess.h"
+#include "vm/qemu_command.h"
+#include "vm/vm_internals.h"
+
+using namespace gondolin;
+using namespace gondolin::bench;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kDirs = 50;
+constexpr int kFilesPerDir = 100;
+
+void make_tree(const fs::path& root) {
+  std::string filler(2048, 'x');
+  for (int d = 0; d < kDirs; ++d) {
+    fs::path dir = root / ("d" + std::to_string(d));
+    fs::create_directories(dir);
+    for (int f = 0; f < kFilesPerDir; ++f) {
+      std::ofstream out(dir / ("f" + std::to_string(f) + ".txt"));
+      // Sizes from 100 bytes to 2 KB, like source files.
+      out << filler.substr(0, static_cast<std::size_t>(100 + (d * kFilesPerDir + f) * 37 % 1948)) << "\n";
+    }
+  }
+}
+
+void run_host(const std::vector<std::string>& argv) {
+  CommandResult r = run_command(argv);
+  if (!r.ok()) throw Error(ErrorKind::Io, argv[0] + " failed: " + r.output);
+}
+
+// Runs `script` in the guest after dropping its caches; returns the seconds the script took there.
+double timed(Vm& vm, const std::string& script) {
+  std::string wrapped = "set -e; sync; echo 3 > /proc/sys/vm/drop_caches; t0=$(date +%s%N); " + script +
+                        "; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000 ))";
+  ExecOptions o;
+  o.timeout = std::chrono::minutes(20);
+  auto r = vm.exec(Command::argv({"/bin/bash", "-c", wrapped}), o);
+  if (r.exit_code != 0) throw Error(ErrorKind::Guest, "benchmark step failed: " + script + "\n" + r.stderr_data);
+  return std::stod(r.stdout_data) / 1e6;
+}
+
+const char* const kWorkloads[] = {"find+stat", "cat", "git status", "read", "write"};
+
+// The guest command of one workload on the mount at `dir`; `side` names that side's own files.
+std::string workload_script(const std::string& name, const std::string& dir, const std::string& side, int mb) {
+  if (name == "find+stat") return "find " + dir + "/tree -type f -print0 | xargs -0 stat -c %s >/dev/null";
+  if (name == "cat") return "find " + dir + "/tree -type f -print0 | xargs -0 cat >/dev/null";
+  if (name == "git status") return "git -C " + dir + "/repo-" + side + " status --porcelain >/dev/null";
+  if (name == "read") return "dd if=" + dir + "/big of=/dev/null bs=1M status=none";
+  return "dd if=/dev/zero of=" + dir + "/out-" + side + " bs=1M count=" + std::to_string(mb) +
+         " conv=fsync status=none; rm " + dir + "/out-" + side;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int runs = argc > 1 ? std::atoi(argv[1]) : 3;
+  int mb = argc > 2 ? std::atoi(argv[2]) : 500;
+  std::string image = argc > 3 ? argv[3] : "debian-generic-9p";
+  if (runs < 1 || mb < 1) {
+    std::fprintf(stderr, "usage: gondolin-bench-fs [RUNS] [MB] [IMAGE]\n");
+    return 2;
+  }
+  try {
+    fs::path root = paths::make_private_temp_dir("gondolin-bench-fs");
+    struct Cleanup {
+      fs::path p;
+      ~Cleanup() {
+        std::error_code ec;
+        fs::remove_all(p, ec);
+      }
+    } cleanup{root};
+    std::printf("preparing %s: 5000 files, two 5000-file git repositories, a %d MB file\n", root.c_str(), mb);
+    make_tree(root / "tree");
+    make_tree(root / "repo-ours");
+    run_host({"git", "-C", (root / "repo-ours").string(), "init", "-q"});
+    run_host({"git", "-C", (root / "repo-ours").string(), "add", "."});
+    run_host({"git", "-C", (root / "repo-ours").string(), "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm",
+              "bench"});
+    run_host({"cp", "-a", (root / "repo-ours").string(), (root / "repo-9p").string()});
+    run_host({"dd", "if=/dev/urandom", "of=" + (root / "big").string(), "bs=1M", "count=" + std::to_string(mb),
+              "status=none"});
+
+    VmOptions o;
+    o.image = image;
+    o.memory_mib = 1024;
+    o.network.enabled = false;
+    o.mounts.push_back({"/ours", vfs::host_dir(root)});
+    VmHooks hooks;
+    hooks.qemu_extra_args = {"-fsdev", "local,id=bench9p,path=" + root.string() + ",security_model=none", "-device",
+                             vm::virtio_device(o.machine, "virtio-9p") + ",fsdev=bench9p,mount_tag=bench9p"};
+    Vm vm = VmInternals::create(o, hooks);
+    auto m = vm.exec(std::string("mkdir -p /p9 && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 "
+                                 "bench9p /p9 && git config --global --add safe.directory '*'"));
+    if (m.exit_code != 0) {
+      std::fprintf(stderr, "cannot mount virtio-9p in the guest (is this a kernel with 9p? see the header):\n%s",
+                   m.stderr_data.c_str());
+      return 1;
+    }
+    // Each side's repository gets its index refreshed once, outside the measurement.
+    timed(vm, "git -C /ours/repo-ours status --porcelain >/dev/null; git -C /p9/repo-9p status --porcelain >/dev/null");
+
+    std::printf("%-11s %10s %10s %8s   (median of %d; seconds in the guest)\n", "workload", "gondolin", "9p",
+                "9p/ours", runs);
+    for (const char* name : kWorkloads) {
+      std::vector<double> ours, p9;
+      for (int i = 0; i < runs; ++i) {
+        ours.push_back(timed(vm, workload_script(name, "/ours", "ours", mb)));
+        p9.push_back(timed(vm, workload_script(name, "/p9", "9p", mb)));
+      }
+      double a = median(ours), b = median(p9);
+      std::printf("%-11s %10.2f %10.2f %7.2fx   [ours %s | 9p %s]\n", name, a, b, a > 0 ? b / a : 0,
+                  list(ours).c_str(), list(p9).c_str());
+      std::fflush(stdout);
+    }
+    vm.exec(std::string("umount /p9"));
+    vm.close();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "gondolin-bench-fs: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
