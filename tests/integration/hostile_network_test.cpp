@@ -28,7 +28,8 @@ constexpr const char* kSecretValue = "sup3r-s3cret-value-7d1c";
 std::string hex(std::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
-  for (unsigned char c : bytes) {
+  for (char ch : bytes) {
+    const auto c = static_cast<unsigned char>(ch);
     out += kDigits[c >> 4];
     out += kDigits[c & 15];
   }
