@@ -72,6 +72,11 @@ struct NetworkOptions {
   std::chrono::milliseconds upstream_response_timeout{60000};  // silence from upstream mid-exchange
   std::chrono::milliseconds guest_idle_timeout{120000};        // idle keep-alive guest connection
   std::size_t max_upstream_connections = 128;                  // per VM, at once
+  // HTTP/HTTPS connections from the guest served at once, per VM. Each holds
+  // about 130 KiB of host buffers (plus TLS state), so this bounds the host
+  // memory a guest can pin by opening connections and stalling; beyond it a
+  // new connection is closed at once (egress log rule "guest-connection-cap").
+  std::size_t max_guest_connections = 256;
 
   // Where the per-user MITM CA lives (ca.key mode 0600, ca.crt). Empty:
   // $XDG_CONFIG_HOME/gondolin/mitm (default ~/.config/gondolin/mitm).

@@ -48,6 +48,7 @@ EgressContext::EgressContext(boost::asio::io_context& io_context, const NetworkO
   SSL_CTX_set_min_proto_version(g, TLS1_2_VERSION);
   SSL_CTX_set_alpn_select_cb(g, select_http11, nullptr);
   if (o.max_upstream_connections == 0) throw Error(ErrorKind::Usage, "max_upstream_connections must be at least 1");
+  if (o.max_guest_connections == 0) throw Error(ErrorKind::Usage, "max_guest_connections must be at least 1");
 }
 
 }  // namespace gondolin::egress

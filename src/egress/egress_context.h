@@ -29,27 +29,36 @@ struct EgressContext {
   boost::asio::ssl::context upstream_tls;  // client side: verifies upstream servers
   boost::asio::ssl::context guest_tls;     // server side: the guest's TLS, answered with minted leaves
   std::size_t upstream_connections = 0;    // open right now, capped by options.max_upstream_connections
+  // HTTP/TLS guest connections being served right now, capped by
+  // options.max_guest_connections: each holds ~130 KiB of fixed buffers.
+  std::size_t guest_connections = 0;
+  bool guest_cap_reported = false;  // one warning per episode of hitting the cap
 };
 
-// Holds one of the capped upstream connections; gives it back when destroyed.
-class UpstreamSlot {
+// Holds one unit of a capped count in the context (an upstream connection,
+// a guest connection being served); gives it back when destroyed.
+template <std::size_t EgressContext::*Count>
+class CountedSlot {
  public:
-  UpstreamSlot() = default;
-  explicit UpstreamSlot(std::shared_ptr<EgressContext> ctx) : ctx_(std::move(ctx)) { ++ctx_->upstream_connections; }
-  UpstreamSlot(UpstreamSlot&& o) noexcept = default;
-  UpstreamSlot& operator=(UpstreamSlot&& o) noexcept {
+  CountedSlot() = default;
+  explicit CountedSlot(std::shared_ptr<EgressContext> ctx) : ctx_(std::move(ctx)) { ++((*ctx_).*Count); }
+  CountedSlot(CountedSlot&& o) noexcept = default;
+  CountedSlot& operator=(CountedSlot&& o) noexcept {
     release();
     ctx_ = std::move(o.ctx_);
     return *this;
   }
-  ~UpstreamSlot() { release(); }
+  ~CountedSlot() { release(); }
 
  private:
   void release() {
-    if (ctx_) --ctx_->upstream_connections;
+    if (ctx_) --((*ctx_).*Count);
     ctx_.reset();
   }
   std::shared_ptr<EgressContext> ctx_;
 };
+
+using UpstreamSlot = CountedSlot<&EgressContext::upstream_connections>;
+using GuestSlot = CountedSlot<&EgressContext::guest_connections>;
 
 }  // namespace gondolin::egress

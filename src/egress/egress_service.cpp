@@ -6,6 +6,7 @@
 #include "egress/http_session.h"
 #include "egress/ssh/ssh_proxy.h"
 #include "egress/tls_interceptor.h"
+#include "util/logging.h"
 
 namespace gondolin::egress {
 namespace {
@@ -37,15 +38,37 @@ EgressService::EgressService(boost::asio::io_context& io, const NetworkOptions& 
 
 EgressService::~EgressService() = default;
 
+std::optional<GuestSlot> EgressService::admit(net::GuestFlow& flow, const char* kind) {
+  const std::size_t limit = ctx_->options.max_guest_connections;
+  // Hysteresis, so a guest hovering at the cap does not flood the log.
+  if (ctx_->guest_connections < limit / 2) ctx_->guest_cap_reported = false;
+  if (ctx_->guest_connections < limit) return GuestSlot(ctx_);
+  if (!ctx_->guest_cap_reported) {
+    log().warn("egress: the guest has {} HTTP/HTTPS connections open at once (the limit); closing new ones until some end",
+               limit);
+    ctx_->guest_cap_reported = true;
+  }
+  refuse(flow, kind, "guest-connection-cap", "too many guest connections at once (limit " + std::to_string(limit) + ")");
+  return std::nullopt;
+}
+
 void EgressService::on_http(net::GuestFlow flow) {
+  auto slot = admit(flow, "http");
+  if (!slot) return;
   FlowFacts facts;
   facts.flow_id = flow.info.flow_id;
   facts.port = flow.info.dest_port;
   if (flow.info.hostname) facts.dns_name = normalize_host(*flow.info.hostname);
-  std::make_shared<HttpSession>(ctx_, std::move(facts), make_plain_stream(std::move(flow.socket)), flow.prefix)->start();
+  std::make_shared<HttpSession>(ctx_, std::move(facts), make_plain_stream(std::move(flow.socket)), flow.prefix,
+                                std::move(*slot))
+      ->start();
 }
 
-void EgressService::on_tls(net::GuestFlow flow) { intercept_tls(ctx_, std::move(flow)); }
+void EgressService::on_tls(net::GuestFlow flow) {
+  auto slot = admit(flow, "https");
+  if (!slot) return;
+  intercept_tls(ctx_, std::move(flow), std::move(*slot));
+}
 
 void EgressService::on_ssh(net::GuestFlow flow) {
   if (!ssh_) return refuse(flow, "ssh", "ssh-not-allowed", "SSH egress is off (no --ssh-allow-host)");

@@ -7,16 +7,17 @@
 #include <boost/asio/io_context.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "egress/egress_context.h"
 #include "gondolin/net_policy.h"
 #include "net/guest_flow.h"
 
 namespace gondolin::egress {
 
-struct EgressContext;
 class SshProxy;
 
 class EgressService final : public net::EgressHandlers {
@@ -40,6 +41,8 @@ class EgressService final : public net::EgressHandlers {
 
  private:
   void refuse(net::GuestFlow& flow, const char* kind, const std::string& rule, const std::string& reason);
+  // One of the capped guest connections for this flow, or nullopt (flow refused and logged).
+  std::optional<GuestSlot> admit(net::GuestFlow& flow, const char* kind);
   std::shared_ptr<EgressContext> ctx_;
   std::unique_ptr<SshProxy> ssh_;  // with SSH egress only
 };

@@ -23,8 +23,9 @@ std::string path_of(std::string_view target) {
 }  // namespace
 
 HttpSession::HttpSession(std::shared_ptr<EgressContext> ctx, FlowFacts flow, std::unique_ptr<ByteStream> guest,
-                         std::string_view prefix)
+                         std::string_view prefix, GuestSlot slot)
     : ctx_(std::move(ctx)),
+      slot_(std::move(slot)),
       flow_(std::move(flow)),
       guest_(std::move(guest)),
       guest_in_(kGuestBuffer),

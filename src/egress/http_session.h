@@ -27,8 +27,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   static constexpr std::size_t kGuestBuffer = 64 * 1024 + 1024;  // a maximal head fits
   static constexpr std::size_t kUpstreamBuffer = 64 * 1024 + 1024;
 
+  // `slot` counts this connection against the VM's guest-connection cap for
+  // the session's whole life (empty in tests that drive a session directly).
   HttpSession(std::shared_ptr<EgressContext> ctx, FlowFacts flow, std::unique_ptr<ByteStream> guest,
-              std::string_view prefix);
+              std::string_view prefix, GuestSlot slot = {});
   ~HttpSession();
   void start();
 
@@ -72,6 +74,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void log_event(const std::string& decision, const std::string& rule, const std::string& reason, int status);
 
   std::shared_ptr<EgressContext> ctx_;
+  GuestSlot slot_;
   FlowFacts flow_;
   std::unique_ptr<ByteStream> guest_;
   FlatBuffer guest_in_;

@@ -57,7 +57,7 @@ void load_network_policy_file(const std::string& path, NetworkOptions& into) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1E999
     bad(path, std::string("invalid JSON: ") + e.what());
   }
   if (!j.is_object()) bad(path, "must be a JSON object");

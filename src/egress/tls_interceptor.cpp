@@ -17,8 +17,8 @@ using TlsGuest = boost::asio::ssl::stream<GuestSocket>;
 
 class TlsAccept : public std::enable_shared_from_this<TlsAccept> {
  public:
-  TlsAccept(std::shared_ptr<EgressContext> ctx, net::GuestFlow flow)
-      : ctx_(std::move(ctx)), info_(flow.info), hello_(std::move(flow.prefix)), socket_(std::move(flow.socket)),
+  TlsAccept(std::shared_ptr<EgressContext> ctx, net::GuestFlow flow, GuestSlot slot)
+      : ctx_(std::move(ctx)), slot_(std::move(slot)), info_(flow.info), hello_(std::move(flow.prefix)), socket_(std::move(flow.socket)),
         timer_(ctx_->io) {
     if (info_.hostname) dns_name_ = normalize_host(*info_.hostname);
   }
@@ -112,7 +112,9 @@ class TlsAccept : public std::enable_shared_from_this<TlsAccept> {
     facts.port = info_.dest_port;
     facts.dns_name = dns_name_;
     facts.sni = host_;
-    std::make_shared<HttpSession>(ctx_, std::move(facts), make_tls_stream(std::move(stream_)), std::string_view{})->start();
+    std::make_shared<HttpSession>(ctx_, std::move(facts), make_tls_stream(std::move(stream_)), std::string_view{},
+                                  std::move(slot_))
+        ->start();
   }
 
   void fail(const std::string& decision, const std::string& rule, const std::string& reason) {
@@ -135,6 +137,7 @@ class TlsAccept : public std::enable_shared_from_this<TlsAccept> {
   }
 
   std::shared_ptr<EgressContext> ctx_;
+  GuestSlot slot_;
   net::GuestFlowInfo info_;
   std::string hello_;
   GuestSocket socket_;
@@ -147,8 +150,8 @@ class TlsAccept : public std::enable_shared_from_this<TlsAccept> {
 
 }  // namespace
 
-void intercept_tls(const std::shared_ptr<EgressContext>& ctx, net::GuestFlow flow) {
-  std::make_shared<TlsAccept>(ctx, std::move(flow))->start();
+void intercept_tls(const std::shared_ptr<EgressContext>& ctx, net::GuestFlow flow, GuestSlot slot) {
+  std::make_shared<TlsAccept>(ctx, std::move(flow), std::move(slot))->start();
 }
 
 }  // namespace gondolin::egress

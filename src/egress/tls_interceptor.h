@@ -12,6 +12,7 @@
 
 namespace gondolin::egress {
 
-void intercept_tls(const std::shared_ptr<EgressContext>& ctx, net::GuestFlow flow);
+// `slot` (the connection's place under the guest-connection cap) moves on to the HTTP session.
+void intercept_tls(const std::shared_ptr<EgressContext>& ctx, net::GuestFlow flow, GuestSlot slot = {});
 
 }  // namespace gondolin::egress

@@ -276,8 +276,20 @@ void NetStack::on_tcp(Bytes frame, const Ipv4Packet& ip) {
     }
     if (!tcp_destination_allowed(ip.dst)) return refuse_syn(ip, seg.value());
     switch (flows_->on_guest_syn(key, now)) {
-      case TcpFlowTable::SynVerdict::Refuse: return refuse_syn(ip, seg.value());
+      case TcpFlowTable::SynVerdict::Refuse:
+        if (!flow_cap_reported_) {
+          log().warn("net: the guest has {} TCP handshakes in flight and {} flows open (limits {} and {}); "
+                     "refusing new connections until some end",
+                     flows_->handshakes(), flows_->size(), TcpFlowTable::Limits{}.max_handshakes,
+                     TcpFlowTable::Limits{}.max_flows);
+          flow_cap_reported_ = true;
+        }
+        return refuse_syn(ip, seg.value());
       case TcpFlowTable::SynVerdict::New:
+        // Hysteresis, so a guest hovering at the cap does not flood the log.
+        if (flows_->handshakes() < TcpFlowTable::Limits{}.max_handshakes / 2 &&
+            flows_->size() < TcpFlowTable::Limits{}.max_flows / 2)
+          flow_cap_reported_ = false;
         if (!engine_->expect(ip.dst, seg->dst_port)) {
           flows_->forget(key);
           return refuse_syn(ip, seg.value());

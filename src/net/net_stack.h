@@ -96,6 +96,7 @@ class NetStack {
   boost::asio::steady_timer gc_timer_;
   std::vector<std::vector<std::uint8_t>> slirp_injections_;  // resets for slirp, fed after its callback returns
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool flow_cap_reported_ = false;  // one warning per episode of refusing SYNs at the cap
 };
 
 }  // namespace gondolin::net

@@ -463,7 +463,7 @@ Status HostDir::readdir(Handle h, std::uint64_t offset, const std::function<bool
     DirEntry e;
     e.name.assign(name, ::strnlen(name, ent.d_reclen - kDirentNameOffset));
     e.ino = ent.d_ino;
-    e.type = ent.d_type == DT_UNKNOWN ? 0 : DTTOIF(ent.d_type);
+    e.type = ent.d_type == DT_UNKNOWN ? 0u : static_cast<std::uint32_t>(DTTOIF(ent.d_type));
     e.next_offset = static_cast<std::uint64_t>(ent.d_off);
     if (!emit(e)) return {};
     d.pos += ent.d_reclen;

@@ -520,3 +520,29 @@ TEST_F(EgressProxyTest, SlowUploadIsNotMistakenForASilentUpstream) {
   EXPECT_EQ(reply.rfind("HTTP/1.1 200 ", 0), 0u) << reply;
   EXPECT_NE(reply.find("\"bytes\": 30"), std::string::npos) << reply;
 }
+
+TEST_F(EgressProxyTest, GuestConnectionCapClosesNewConnectionsAndLogs) {
+  auto o = options();
+  o.allow_all_hosts = true;
+  o.max_guest_connections = 2;
+  EgressHarness h(o);
+  h.set_destination(plain_->port());
+  const std::string host = "Host: upstream.test:" + std::to_string(plain_->port()) + "\r\n";
+  // Two stalled connections (half a head each) hold both places.
+  UniqueFd a = h.raw_flow(net::FlowKind::Http, "GET /echo HTTP/1.1\r\n");
+  UniqueFd b = h.raw_flow(net::FlowKind::Tls);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  UniqueFd third = h.raw_flow(net::FlowKind::Http);
+  std::string reply = send_and_read_all(third.get(), "GET /echo HTTP/1.1\r\n" + host + "\r\n", 3000);
+  EXPECT_EQ(reply, "") << "closed without being served";
+  auto lines = h.log_lines();
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.back()["rule"], "guest-connection-cap") << lines.back().dump();
+  EXPECT_EQ(lines.back()["reason"], "too many guest connections at once (limit 2)");
+  // A place frees up when a connection ends.
+  a.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  UniqueFd fourth = h.raw_flow(net::FlowKind::Http);
+  reply = send_and_read_all(fourth.get(), "GET /echo HTTP/1.1\r\n" + host + "Connection: close\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200 ", 0), 0u) << reply;
+}

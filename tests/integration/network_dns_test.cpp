@@ -22,6 +22,7 @@ namespace {
 constexpr const char* kTrustedResolverIp = "127.0.0.77";
 constexpr const char* kOpenResolverIp = "127.0.0.78";
 constexpr const char* kSyntheticResolverIp = "127.0.0.79";
+constexpr const char* kTunnelResolverIp = "127.0.0.80";
 
 // Answers every A query with 192.0.2.77 and records what it was sent.
 class LoopbackResolver {
@@ -144,4 +145,37 @@ TEST(GuestDns, SyntheticModeNeverForwards) {
       "| cut -d' ' -f1 | sort -u"));
   EXPECT_EQ(r.stdout_data, "198.18.0.1\n");
   EXPECT_TRUE(resolver.received().empty());
+}
+
+TEST(GuestDns, SyntheticModeAnswersTunnelShapedQueriesLocally) {
+  LoopbackResolver resolver(kTunnelResolverIp);
+  ASSERT_TRUE(resolver.error().empty()) << "cannot bind " << kTunnelResolverIp << ":53: " << resolver.error();
+  VmOptions o;
+  o.network.trusted_dns_servers = {kTunnelResolverIp};  // configured, but synthetic mode must not use it
+  Vm vm = Vm::create(o);
+  // Maximal labels full of data, TXT and NULL queries, binary labels: raw
+  // packets, so no resolver library shortens or refuses them first.
+  auto r = vm.exec(std::string(R"(python3 - <<'EOF'
+import os, socket, struct
+def query(labels, qtype):
+    q = struct.pack("!HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
+    for l in labels:
+        q += bytes([len(l)]) + l
+    return q + b"\0" + struct.pack("!HH", qtype, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+cases = [([os.urandom(31).hex()[:63].encode() for _ in range(3)] + [b"exfil", b"test"], 1),
+         ([os.urandom(31).hex()[:63].encode() for _ in range(3)] + [b"exfil", b"test"], 16),
+         ([b"data" * 15, b"exfil", b"test"], 10),
+         ([bytes(range(1, 60)), b"exfil", b"test"], 1)]
+for labels, qtype in cases:
+    s.sendto(query(labels, qtype), ("10.0.2.2", 53))
+    try:
+        r = s.recv(512)
+        print("rcode", r[3] & 15, "answers", struct.unpack("!H", r[6:8])[0])
+    except socket.timeout:
+        print("silence")
+EOF)"));
+  EXPECT_EQ(r.stdout_data, "rcode 0 answers 1\nrcode 0 answers 0\nrcode 0 answers 0\nrcode 1 answers 0\n") << r.stderr_data;
+  EXPECT_TRUE(resolver.received().empty()) << resolver.received().size() << " queries reached the resolver";
 }

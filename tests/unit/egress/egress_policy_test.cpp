@@ -284,6 +284,10 @@ TEST(PolicyFile, EqualsFlagsAndRejectsUnknownKeys) {
   EXPECT_NE(error_of(R"({"secrets": {"T": {"hosts": ["x"], "valeu": "v"}}})").find("\"secrets.T.valeu\""), std::string::npos);
   EXPECT_NE(error_of(R"({"allow_all_hosts": "yes"})").find("true or false"), std::string::npos);
   EXPECT_NE(error_of("{not json").find("invalid JSON"), std::string::npos);
+  // Found by fuzz_policy: a number too large for a double is out_of_range,
+  // not parse_error, and used to escape as an uncaught exception.
+  EXPECT_NE(error_of("2222222232223E22222").find("invalid JSON"), std::string::npos);
+  EXPECT_NE(error_of(R"({"allow_all_hosts": 1E999})").find("invalid JSON"), std::string::npos);
   EXPECT_NE(error_of(R"({"secrets": {"UNSET_GONDOLIN_VAR": {"hosts": ["x"]}}})").find("is not set"), std::string::npos);
   std::filesystem::remove_all(dir);
 }
