@@ -3,6 +3,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include <charconv>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -111,7 +112,7 @@ TcpMap parse_tcp_map(std::string_view flag, std::string_view text) {
 Ingress parse_ingress(std::string_view flag, std::string_view text) {
   Ingress in;
   std::string_view rest = text;
-  std::string host;
+  std::optional<std::string> host;
   // A bracketed IPv6 host, or a first field that is not a number, is HOST.
   if (!rest.empty() && rest.front() == '[') {
     const auto close = rest.find(']');
@@ -121,15 +122,15 @@ Ingress parse_ingress(std::string_view flag, std::string_view text) {
     rest = rest.substr(close + 2);
   } else if (const auto colon = rest.find(':'); colon != std::string_view::npos) {
     const std::string_view first = rest.substr(0, colon);
-    if (first.find_first_not_of("0123456789") != std::string_view::npos || first.empty()) {
+    if (first.empty() || first.find_first_not_of("0123456789") != std::string_view::npos) {
       host = std::string(first);
       rest = rest.substr(colon + 1);
     }
   }
-  if (!host.empty() || text.starts_with("[")) {
-    if (host == "localhost") host = "127.0.0.1";
+  if (host) {
+    if (*host == "localhost") host = "127.0.0.1";
     boost::system::error_code ec;
-    auto address = boost::asio::ip::make_address(host, ec);
+    auto address = boost::asio::ip::make_address(*host, ec);
     if (ec) throw usage(flag, text, "HOST must be an IP address to listen on (e.g. 127.0.0.1 or 0.0.0.0)");
     in.host_address = address.to_string();
   }

@@ -77,10 +77,12 @@ TEST(ByteRelay, HalfCloseIsPassedOnAndTheAnswerStillFlows) {
   ::shutdown(a.test_end.get(), SHUT_WR);
   EXPECT_EQ(read_to_eof(b.test_end.get()), "first:request");  // EOF arrived as a FIN
   // The server (b) answers after seeing the end of the request.
+  // Bigger than every buffer on the way: read while writing.
   const std::string answer(200 * 1024, 'x');
+  auto received = std::async(std::launch::async, [&] { return read_to_eof(a.test_end.get()); });
   write_all(b.test_end.get(), answer);
   ::shutdown(b.test_end.get(), SHUT_WR);
-  EXPECT_EQ(read_to_eof(a.test_end.get()), answer);
+  EXPECT_EQ(received.get(), answer);
   auto t = done.get_future().get();
   EXPECT_EQ(t.a_to_b, std::string("first:request").size());
   EXPECT_EQ(t.b_to_a, answer.size());
