@@ -50,16 +50,6 @@ std::map<std::string, std::string> kernel_parameters() {
   return params;
 }
 
-bool wait_for_path(const std::string& path, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  struct stat st{};
-  while (::stat(path.c_str(), &st) != 0) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
-
 void bring_up_loopback() {
   int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (s < 0) return;
@@ -73,6 +63,16 @@ void bring_up_loopback() {
 }
 
 }  // namespace
+
+bool wait_for_path(const std::string& path, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  struct stat st{};
+  while (::stat(path.c_str(), &st) != 0) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
 
 std::uint64_t monotonic_ns() { return clock_ns(CLOCK_MONOTONIC); }
 std::uint64_t boottime_ns() { return clock_ns(CLOCK_BOOTTIME); }

@@ -2,6 +2,7 @@
 // serving the control port. Kept minimal because it is on every cold start.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -23,6 +24,9 @@ BootResult boot_as_init();
 
 // Mounts that belong in the final root (after switch_root).
 void mount_runtime_filesystems();
+
+// Polls until `path` exists (devices and interfaces appear asynchronously).
+bool wait_for_path(const std::string& path, std::chrono::milliseconds timeout);
 
 std::uint64_t monotonic_ns();
 std::uint64_t boottime_ns();

@@ -1,5 +1,7 @@
 #include "network_setup.h"
 
+#include "boot.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <net/if.h>
@@ -52,14 +54,7 @@ bool write_script() {
 }
 
 bool wait_for_interface(const char* name, std::chrono::milliseconds timeout) {
-  const std::string path = std::string("/sys/class/net/") + name;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  struct stat st{};
-  while (::stat(path.c_str(), &st) != 0) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
+  return wait_for_path(std::string("/sys/class/net/") + name, timeout);
 }
 
 sockaddr ipv4_sockaddr(in_addr a) {

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "gondolin/ssh_options.h"
+
 namespace gondolin {
 
 enum class DnsMode {
@@ -77,6 +79,9 @@ struct NetworkOptions {
   std::vector<TcpMap> tcp_maps;   // raw TCP exceptions, see TcpMap
   std::vector<Ingress> ingress;   // host ports forwarded into the guest, see Ingress
   std::shared_ptr<HttpHooks> http_hooks;
+  // SSH egress (docs/ssh.md): off unless ssh.allowed_hosts is set. Needs
+  // synthetic DNS; a VM turns on per-host mapping for it.
+  SshOptions ssh;
 
   // TEST ONLY, off by default: these host names resolve to 127.0.0.1 on the
   // host and are exempt from the internal-address check, so tests can use

@@ -56,6 +56,7 @@ void VmFlags::add_to(CLI::App& cmd) {
                  "(repeatable)")
       ->allow_extra_args(false);
   net.add_to(cmd);
+  ssh.add_to(cmd);
 }
 
 void VmFlags::add_listen_to(CLI::App& cmd) {
@@ -166,6 +167,14 @@ VmOptions VmFlags::to_options() const {
   if (!n.ingress.empty()) {
     if (!n.enabled) throw Error(ErrorKind::Usage, "--listen has no effect with --no-network");
     egress::validate_ingress(n.ingress);
+  }
+  n.ssh = ssh.to_options();
+  if (!n.ssh.allowed_hosts.empty()) {
+    if (!n.enabled) throw Error(ErrorKind::Usage, "--ssh-allow-host needs the network (drop --no-network)");
+    if (n.dns != DnsMode::Synthetic)
+      throw Error(ErrorKind::Usage, "--ssh-allow-host needs --dns synthetic (SSH flows are attributed to names by it)");
+    if (net.host_mapping == "single")
+      throw Error(ErrorKind::Usage, "--ssh-allow-host needs --dns-synthetic-host-mapping per-host");
   }
   o.mounts = build_mounts(mount_hostfs, mount_memfs, hide);
   return o;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/net_flags.h"
+#include "cli/ssh_flags.h"
 #include "gondolin/vm.h"
 
 namespace gondolin::cli {
@@ -21,6 +22,7 @@ struct VmFlags {
   std::vector<std::string> env;
   double boot_timeout_s = 120;
   NetFlags net;
+  SshFlags ssh;
 
   // network egress (docs/egress.md)
   std::vector<std::string> allow_hosts;

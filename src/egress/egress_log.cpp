@@ -64,9 +64,11 @@ EgressLog::EgressLog(const std::string& path) {
   }
 }
 
-void EgressLog::record(const EgressEvent& event) {
-  std::string line = to_json_line(event);
+void EgressLog::record(const EgressEvent& event) { write_line(to_json_line(event)); }
+
+void EgressLog::write_line(std::string line) {
   log().debug("egress: {}", line);
+  std::lock_guard lock(mutex_);
   if (!file_) return;
   line += '\n';
   std::fwrite(line.data(), 1, line.size(), file_.get());

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -37,11 +38,15 @@ class EgressLog {
   // Empty path: debug log only. Throws gondolin::Error (Io) if the file cannot be opened.
   explicit EgressLog(const std::string& path);
   void record(const EgressEvent& event);
+  // One JSON line from another egress path (SSH), written the same way.
+  // Both may be called from any thread.
+  void write_line(std::string line);
 
  private:
   struct FileCloser {
     void operator()(std::FILE* f) const { std::fclose(f); }
   };
+  std::mutex mutex_;
   std::unique_ptr<std::FILE, FileCloser> file_;
 };
 

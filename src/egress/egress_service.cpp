@@ -4,12 +4,26 @@
 #include "egress/egress_context.h"
 #include "egress/host_pattern.h"
 #include "egress/http_session.h"
+#include "egress/ssh/ssh_proxy.h"
 #include "egress/tcp/mapped_tcp.h"
 #include "egress/tcp/tcp_rules.h"
 #include "egress/tls_interceptor.h"
 #include "gondolin/error.h"
 
 namespace gondolin::egress {
+namespace {
+
+// SSH decisions land in the VM's egress log next to the HTTP ones.
+class EgressLogSshSink final : public SshAuditSink {
+ public:
+  explicit EgressLogSshSink(std::shared_ptr<EgressContext> ctx) : ctx_(std::move(ctx)) {}
+  void record(const SshAuditEvent& event) override { ctx_->log.write_line(to_json_line(event)); }
+
+ private:
+  std::shared_ptr<EgressContext> ctx_;
+};
+
+}  // namespace
 
 EgressService::EgressService(boost::asio::io_context& io, const NetworkOptions& options) {
   EgressPolicy{options};  // bad patterns or secrets fail before anything touches the CA directory
@@ -21,6 +35,13 @@ EgressService::EgressService(boost::asio::io_context& io, const NetworkOptions& 
   auto dir = options.mitm_ca_dir.empty() ? CertificateAuthority::default_dir() : std::filesystem::path(options.mitm_ca_dir);
   ctx_ = std::make_shared<EgressContext>(io, options, CertificateAuthority::load_or_create(dir));
   if (!options.ingress.empty()) ingress_ = std::make_unique<IngressListeners>(ctx_, options.ingress);
+  if (!options.ssh.allowed_hosts.empty()) {
+    SshProxyConfig config;
+    config.options = options.ssh;
+    config.audit = std::make_shared<EgressLogSshSink>(ctx_);
+    config.test_loopback_hosts = options.test_loopback_hosts;
+    ssh_ = std::make_unique<SshProxy>(io, std::move(config));
+  }
 }
 
 EgressService::~EgressService() = default;
@@ -36,7 +57,8 @@ void EgressService::on_http(net::GuestFlow flow) {
 void EgressService::on_tls(net::GuestFlow flow) { intercept_tls(ctx_, std::move(flow)); }
 
 void EgressService::on_ssh(net::GuestFlow flow) {
-  refuse(flow, "ssh", "ssh-not-supported", "SSH egress is not available");
+  if (!ssh_) return refuse(flow, "ssh", "ssh-not-allowed", "SSH egress is off (no --ssh-allow-host)");
+  ssh_->handle(std::move(flow));
 }
 
 void EgressService::on_other(net::GuestFlow flow) {
@@ -77,6 +99,10 @@ void EgressService::refuse(net::GuestFlow& flow, const char* kind, const std::st
 }
 
 std::vector<std::pair<std::string, std::string>> EgressService::guest_env() const { return ctx_->policy.secrets().guest_env(); }
+
+std::vector<std::string> EgressService::guest_ssh_known_hosts() const {
+  return ssh_ ? ssh_->guest_known_hosts() : std::vector<std::string>{};
+}
 
 const std::string& EgressService::ca_certificate_pem() const { return ctx_->ca->certificate_pem(); }
 

@@ -1,8 +1,9 @@
 // The egress side of one VM's network: receives every classified guest TCP
 // flow from the stack and decides what happens to it. HTTP and HTTPS go
-// through the policy and proxy; flows to a mapped name (--tcp-map) are
-// relayed raw to the host's chosen upstream; SSH and anything else are
-// refused (and logged) for now. Also owns the ingress listeners (--listen).
+// through the policy and proxy; SSH goes to the SSH proxy when SSH egress is
+// configured; flows to a mapped name (--tcp-map) are relayed raw to the
+// host's chosen upstream; anything else is refused (and logged). Also owns
+// the ingress listeners (--listen).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -19,6 +20,7 @@
 namespace gondolin::egress {
 
 struct EgressContext;
+class SshProxy;
 
 class EgressService final : public net::EgressHandlers {
  public:
@@ -45,11 +47,14 @@ class EgressService final : public net::EgressHandlers {
   std::vector<std::pair<std::string, std::string>> guest_env() const;
   // The MITM CA certificate (PEM) the guest must trust. Never the key.
   const std::string& ca_certificate_pem() const;
+  // known_hosts lines for the SSH proxy's host key (empty without SSH egress).
+  std::vector<std::string> guest_ssh_known_hosts() const;
 
  private:
   void refuse(net::GuestFlow& flow, const char* kind, const std::string& rule, const std::string& reason);
   std::shared_ptr<EgressContext> ctx_;
   std::unique_ptr<IngressListeners> ingress_;
+  std::unique_ptr<SshProxy> ssh_;  // with SSH egress only
 };
 
 }  // namespace gondolin::egress

@@ -20,8 +20,10 @@ class FlowDispatcher {
  public:
   struct Limits {
     // Clients speak first on every protocol egress handles; a flow that stays
-    // silent this long is Other (and refused fast, not left hanging).
-    std::chrono::milliseconds first_bytes_timeout{500};
+    // silent this long is Other (refused, not left hanging). Generous because
+    // TLS clients under TCG take seconds before their ClientHello (GnuTLS
+    // loading the trust store: 2-3 s measured for git).
+    std::chrono::milliseconds first_bytes_timeout{10'000};
     std::size_t max_prefix = kMaxClassifyPrefix;
   };
 

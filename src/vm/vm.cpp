@@ -64,7 +64,17 @@ Vm VmInternals::create(VmOptions options, VmHooks hooks) {
   }
   impl->register_session();
   Vm vm(std::move(impl));
-  if (auto* egress = vm.impl_->egress()) Vm::install_mitm_ca(vm, egress->ca_certificate_pem());
+  if (auto* egress = vm.impl_->egress()) {
+    Vm::install_mitm_ca(vm, egress->ca_certificate_pem());
+    // The proxy's host key under every allowed SSH name: `git clone
+    // git@HOST:...` works without a prompt, and nothing else is trusted.
+    std::string known_hosts;
+    for (const auto& line : egress->guest_ssh_known_hosts()) known_hosts += line + "\n";
+    if (!known_hosts.empty()) {
+      vm.mkdir("/etc/ssh", true, 0755);
+      vm.append_file("/etc/ssh/ssh_known_hosts", known_hosts);
+    }
+  }
   return vm;
 }
 
@@ -115,6 +125,19 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
     auto net = nlohmann::json::parse(m.network_json, nullptr, false);
     if (net.is_object() && net.contains("enabled") && net["enabled"].is_boolean())
       options.network.enabled = net["enabled"].get<bool>();
+    // A resumer that names no hosts continues with the allowlist the session
+    // had; one that does replaces it. (Secrets and SSH credentials are never
+    // stored: they come from the resumer's flags.)
+    NetworkOptions& n = options.network;
+    if (n.allow_hosts.empty() && !n.allow_all_hosts && net.is_object()) {
+      if (auto it = net.find("allow_hosts"); it != net.end() && it->is_array())
+        for (const auto& h : *it)
+          if (h.is_string()) n.allow_hosts.push_back(h.get<std::string>());
+      if (auto it = net.find("allow_all_hosts"); it != net.end() && it->is_boolean()) n.allow_all_hosts = it->get<bool>();
+      if (!n.allow_hosts.empty() || n.allow_all_hosts)
+        log().info("resume: continuing with the snapshot's HTTP allowlist ({} pattern(s){})", n.allow_hosts.size(),
+                   n.allow_all_hosts ? ", all hosts" : "");
+    }
   }
   for (auto& kv : m.env) options.env.insert(options.env.begin(), kv);
   // Secrets: the resumer supplies the values again; the guest keeps the

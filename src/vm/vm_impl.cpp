@@ -63,6 +63,13 @@ VmImpl::VmImpl(VmOptions opts, VmHooks hooks)
   // Before the io thread exists, so a bad policy throws cleanly. The
   // guest's environment gets the secret placeholders, never the values.
   if (opts_.network.enabled) {
+    NetworkOptions& n = opts_.network;
+    if (!n.ssh.allowed_hosts.empty()) {
+      if (n.dns != DnsMode::Synthetic) throw Error(ErrorKind::Usage, "SSH egress needs synthetic DNS");
+      if (n.host_mapping != SyntheticHostMapping::PerHost)
+        log().info("SSH egress: synthetic DNS switched to per-host mapping, so SSH flows are attributed to host names");
+      n.host_mapping = SyntheticHostMapping::PerHost;
+    }
     // Mapped TCP finds its flows by name: each name gets its own address.
     if (egress::require_per_host_dns_for_tcp_maps(opts_.network))
       log().info("mapped TCP: synthetic DNS now gives each name its own address (per-host mapping)");

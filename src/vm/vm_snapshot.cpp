@@ -153,7 +153,14 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir) {
   m.agent_protocol = proto::kProtocolVersion;
   m.state_size = fs::file_size(state);
   m.state_sha256 = sha256_file_hex(state);
-  nlohmann::json net{{"enabled", opts_.network.enabled}, {"allow_hosts", opts_.network.allow_hosts}};
+  const NetworkOptions& n = opts_.network;
+  std::vector<std::string> ssh_hosts;
+  for (const auto& h : n.ssh.allowed_hosts) ssh_hosts.push_back(h.host + ":" + std::to_string(h.port));
+  nlohmann::json net{{"enabled", n.enabled},
+                     {"allow_hosts", n.allow_hosts},
+                     {"allow_all_hosts", n.allow_all_hosts},
+                     {"dns", n.dns == DnsMode::Synthetic ? "synthetic" : n.dns == DnsMode::Trusted ? "trusted" : "open"},
+                     {"ssh_allow_hosts", ssh_hosts}};
   m.network_json = net.dump();
   for (const auto& s : opts_.network.secrets) {
     m.secret_names.push_back(s.name);

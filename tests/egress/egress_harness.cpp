@@ -87,7 +87,8 @@ TestPki TestPki::create(const std::filesystem::path& dir, const std::vector<std:
   return p;
 }
 
-PythonUpstream::PythonUpstream(const std::filesystem::path& cert, const std::filesystem::path& key) {
+PythonUpstream::PythonUpstream(const std::filesystem::path& cert, const std::filesystem::path& key,
+                               const std::filesystem::path& static_root) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   UniqueFd rd(fds[0]), wr(fds[1]);
@@ -96,6 +97,7 @@ PythonUpstream::PythonUpstream(const std::filesystem::path& cert, const std::fil
   if (!cert.empty()) {
     spec.argv.insert(spec.argv.end(), {"--cert", cert.string(), "--key", key.string()});
   }
+  if (!static_root.empty()) spec.argv.insert(spec.argv.end(), {"--root", static_root.string()});
   spec.stdout_fd = wr.get();
   pid_ = spawn_process(spec);
   wr = UniqueFd();

@@ -36,7 +36,9 @@ struct TestPki {
 // tests/egress/upstream_server.py on 127.0.0.1, killed on destruction.
 class PythonUpstream {
  public:
-  explicit PythonUpstream(const std::filesystem::path& cert = {}, const std::filesystem::path& key = {});
+  // static_root: files served under /static/.
+  explicit PythonUpstream(const std::filesystem::path& cert = {}, const std::filesystem::path& key = {},
+                          const std::filesystem::path& static_root = {});
   ~PythonUpstream();
   std::uint16_t port() const { return port_; }
 

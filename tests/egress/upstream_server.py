@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Test upstream server for gondolin's egress tests (loopback only).
 
-  upstream_server.py [--cert CERT --key KEY]
+  upstream_server.py [--cert CERT --key KEY] [--root DIR]
 
 Prints "PORT <n>" once listening on 127.0.0.1 (ephemeral port). Endpoints:
   /echo            JSON {method, path, headers} of the request as received
@@ -11,12 +11,14 @@ Prints "PORT <n>" once listening on 127.0.0.1 (ephemeral port). Endpoints:
   /upload          consumes the body as it streams (Content-Length or
                    chunked), answers JSON {bytes, sha256}
   /ws              WebSocket echo (text and binary frames)
+  /static/PATH     the file DIR/PATH (--root), e.g. a git repo for "dumb" HTTP
 """
 import argparse
 import base64
 import hashlib
 import http.server
 import json
+import os
 import socketserver
 import ssl
 import struct
@@ -73,6 +75,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         elif url.path == "/ws":
             self.websocket()
+        elif url.path.startswith("/static/") and self.server.root:
+            self.static_file(urllib.parse.unquote(url.path[len("/static/"):]))
         else:
             self.send_body(b"not found", "text/plain", 404)
 
@@ -111,6 +115,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                            "headers": {k: v for k, v in self.headers.items()}}).encode()
         self.send_body(body, "application/json")
 
+    def static_file(self, rel):
+        root = os.path.realpath(self.server.root)
+        path = os.path.realpath(os.path.join(root, rel))
+        if not path.startswith(root + os.sep) or not os.path.isfile(path):
+            self.send_body(b"not found", "text/plain", 404)
+            return
+        with open(path, "rb") as f:
+            self.send_body(f.read())
+
     def websocket(self):
         key = self.headers.get("Sec-WebSocket-Key", "")
         accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
@@ -146,14 +159,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    root = None
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cert")
     ap.add_argument("--key")
+    ap.add_argument("--root")
     args = ap.parse_args()
     server = Server(("127.0.0.1", 0), Handler)
+    server.root = args.root
     if args.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)

@@ -18,15 +18,18 @@ using asio::ip::udp;
 
 namespace {
 
-constexpr const char* kResolverIp = "127.0.0.77";
+// One loopback address per test, so tests running in parallel never share port 53.
+constexpr const char* kTrustedResolverIp = "127.0.0.77";
+constexpr const char* kOpenResolverIp = "127.0.0.78";
+constexpr const char* kSyntheticResolverIp = "127.0.0.79";
 
 // Answers every A query with 192.0.2.77 and records what it was sent.
 class LoopbackResolver {
  public:
-  LoopbackResolver() : socket_(io_) {
+  explicit LoopbackResolver(const char* ip) : socket_(io_) {
     boost::system::error_code ec;
     socket_.open(udp::v4(), ec);
-    if (!ec) socket_.bind(udp::endpoint(asio::ip::make_address(kResolverIp), 53), ec);
+    if (!ec) socket_.bind(udp::endpoint(asio::ip::make_address(ip), 53), ec);
     if (ec) {
       error_ = ec.message();
       return;
@@ -95,11 +98,11 @@ bool contains_name(const std::vector<std::uint8_t>& msg, const std::string& labe
 }  // namespace
 
 TEST(GuestDns, TrustedModeForwardsOnlyWellFormedQueries) {
-  LoopbackResolver resolver;
-  if (!resolver.error().empty()) GTEST_SKIP() << "cannot bind " << kResolverIp << ":53: " << resolver.error();
+  LoopbackResolver resolver(kTrustedResolverIp);
+  ASSERT_TRUE(resolver.error().empty()) << "cannot bind " << kTrustedResolverIp << ":53: " << resolver.error();
   VmOptions o;
   o.network.dns = DnsMode::Trusted;
-  o.network.trusted_dns_servers = {kResolverIp};
+  o.network.trusted_dns_servers = {kTrustedResolverIp};
   Vm vm = Vm::create(o);
 
   auto r = vm.exec(std::string("getent hosts www.forwarded.test"));
@@ -115,11 +118,11 @@ TEST(GuestDns, TrustedModeForwardsOnlyWellFormedQueries) {
 }
 
 TEST(GuestDns, OpenModeForwardsQueriesAsSent) {
-  LoopbackResolver resolver;
-  if (!resolver.error().empty()) GTEST_SKIP() << "cannot bind " << kResolverIp << ":53: " << resolver.error();
+  LoopbackResolver resolver(kOpenResolverIp);
+  ASSERT_TRUE(resolver.error().empty()) << "cannot bind " << kOpenResolverIp << ":53: " << resolver.error();
   VmOptions o;
   o.network.dns = DnsMode::Open;
-  o.network.trusted_dns_servers = {kResolverIp};
+  o.network.trusted_dns_servers = {kOpenResolverIp};
   Vm vm = Vm::create(o);
 
   auto r = vm.exec(std::string("getent hosts open.test"));
@@ -132,8 +135,8 @@ TEST(GuestDns, OpenModeForwardsQueriesAsSent) {
 }
 
 TEST(GuestDns, SyntheticModeNeverForwards) {
-  LoopbackResolver resolver;
-  if (!resolver.error().empty()) GTEST_SKIP() << "cannot bind " << kResolverIp << ":53: " << resolver.error();
+  LoopbackResolver resolver(kSyntheticResolverIp);
+  ASSERT_TRUE(resolver.error().empty()) << "cannot bind " << kSyntheticResolverIp << ":53: " << resolver.error();
   Vm vm = Vm::create({});
   // Long labels, many names: a tunnelling attempt gets synthetic answers and nothing more.
   auto r = vm.exec(std::string(

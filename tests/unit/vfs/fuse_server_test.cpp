@@ -70,9 +70,10 @@ TEST(FuseServer, CreateWriteReadAndList) {
 TEST(FuseServer, NamesAreValidated) {
   ServerDriver d(memory());
   d.init();
-  for (std::string bad : {std::string("a/b"), std::string("."), std::string(".."), std::string(""),
-                          std::string(256, 'x')})
+  for (std::string bad : {std::string("a/b"), std::string("."), std::string(".."), std::string("")})
     EXPECT_EQ(d.lookup(1, bad).error(), EINVAL) << bad;
+  // What the guest's own file systems say for an over-long name.
+  EXPECT_EQ(d.lookup(1, std::string(256, 'x')).error(), ENAMETOOLONG);
   // A name without its NUL terminator.
   EXPECT_EQ(d.send(RequestBuilder(FUSE_LOOKUP, 1).add_string("abc", false)).error(), EINVAL);
   // Trailing garbage after the name.
