@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -41,6 +42,26 @@ struct HostSecret {
   std::string placeholder;
 };
 
+// Mapped TCP (--tcp-map): the guest's TCP flows to `guest_host` are forwarded
+// as raw bytes to `upstream_host`:`upstream_port`, chosen here on the host.
+// The only way raw TCP leaves the guest, and the one way an internal or
+// loopback upstream may be reached (the user named it). Needs synthetic DNS
+// with per-host mapping, which a VM with mapped TCP turns on by itself.
+struct TcpMap {
+  std::string guest_host;        // the name the guest dials: lower case, no trailing dot
+  std::uint16_t guest_port = 0;  // 0: any port (a rule with this port wins over it)
+  std::string upstream_host;     // host name or IP literal, resolved on the host
+  std::uint16_t upstream_port = 0;
+};
+
+// Ingress (--listen): the host listens on `host_address`:`host_port` and
+// forwards each accepted connection to `guest_port` inside the guest.
+struct Ingress {
+  std::string host_address = "127.0.0.1";  // an IP literal; anything but loopback must be asked for
+  std::uint16_t host_port = 0;
+  std::uint16_t guest_port = 0;
+};
+
 class HttpHooks;  // include/gondolin/http_hooks.h (request/response interception)
 
 struct NetworkOptions {
@@ -55,6 +76,8 @@ struct NetworkOptions {
   bool secrets_in_query = false;  // also substitute placeholders in URL query strings
   bool websockets = true;
   std::string egress_log_path;  // one JSON line per decision; empty: none
+  std::vector<TcpMap> tcp_maps;   // raw TCP exceptions, see TcpMap
+  std::vector<Ingress> ingress;   // host ports forwarded into the guest, see Ingress
   std::shared_ptr<HttpHooks> http_hooks;
   // SSH egress (docs/ssh.md): off unless ssh.allowed_hosts is set. Needs
   // synthetic DNS; a VM turns on per-host mapping for it.
@@ -71,7 +94,8 @@ struct NetworkOptions {
   std::chrono::milliseconds upstream_connect_timeout{10000};   // resolve + connect + TLS handshake
   std::chrono::milliseconds upstream_response_timeout{60000};  // silence from upstream mid-exchange
   std::chrono::milliseconds guest_idle_timeout{120000};        // idle keep-alive guest connection
-  std::size_t max_upstream_connections = 128;                  // per VM, at once
+  std::size_t max_upstream_connections = 128;                  // per VM, at once (mapped TCP included)
+  std::size_t max_ingress_connections = 64;                    // per VM, at once
   // HTTP/HTTPS connections from the guest served at once, per VM. Each holds
   // about 130 KiB of host buffers (plus TLS state), so this bounds the host
   // memory a guest can pin by opening connections and stalling; beyond it a
@@ -87,6 +111,7 @@ struct NetworkOptions {
 // adds it to `into`: lists are appended, switches that are true are set.
 // Unknown keys and wrong types are errors (gondolin::Error, kind Policy)
 // naming the key. Secrets without "value" take it from the host environment.
+// "tcp_map" is a list of --tcp-map rules ("NAME[:PORT]=UPSTREAM_HOST:PORT").
 void load_network_policy_file(const std::string& path, NetworkOptions& into);
 
 }  // namespace gondolin

@@ -30,6 +30,7 @@ struct RunFlags {
 
 void add_run_flags(CLI::App& cmd, RunFlags& f, bool is_exec) {
   f.vm.add_to(cmd);
+  f.vm.add_listen_to(cmd);
   cmd.add_option("-w,--workdir", f.workdir, "Working directory inside the guest");
   cmd.add_option("--timeout", f.timeout_s, "Kill the command after this many seconds (exit status 124)");
   cmd.add_option("--resume", f.resume, "Start from a snapshot (id, prefix or directory) instead of booting");

@@ -1,9 +1,11 @@
 #include "cli/vm_flags.h"
 
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 
 #include "cli/mount_flags.h"
+#include "egress/tcp/tcp_rules.h"
 #include "gondolin/error.h"
 
 namespace gondolin::cli {
@@ -39,6 +41,11 @@ void VmFlags::add_to(CLI::App& cmd) {
       ->type_name("NAME")->allow_extra_args(false)->group(egress_group);
   cmd.add_option("--upstream-ca", upstream_ca, "TESTING: also trust this CA (PEM) for upstream HTTPS")
       ->type_name("FILE")->group(egress_group);
+  cmd.add_option("--tcp-map", tcp_maps,
+                 "Forward the guest's TCP connections to NAME (any port, or just PORT) as raw bytes to "
+                 "UPSTREAM_HOST:PORT, chosen here on the host; loopback allowed. The only way raw TCP leaves. "
+                 "Turns on per-host synthetic DNS (repeatable; a rule with a port wins)")
+      ->type_name("NAME[:PORT]=UPSTREAM_HOST:PORT")->allow_extra_args(false)->group(egress_group);
   cmd.add_option("--mount-hostfs", mount_hostfs,
                  "Mount a host directory in the guest: HOST_DIR:GUEST_PATH[:ro] (repeatable)")
       ->allow_extra_args(false);
@@ -50,6 +57,13 @@ void VmFlags::add_to(CLI::App& cmd) {
       ->allow_extra_args(false);
   net.add_to(cmd);
   ssh.add_to(cmd);
+}
+
+void VmFlags::add_listen_to(CLI::App& cmd) {
+  cmd.add_option("--listen", listen,
+                 "Listen on a host TCP port and forward each connection to GUEST_PORT (default: PORT) inside the "
+                 "guest. Binds 127.0.0.1 unless HOST (an IP address) is given (repeatable)")
+      ->type_name("[HOST:]PORT[:GUEST_PORT]")->allow_extra_args(false)->group("Ingress");
 }
 
 HostSecret parse_host_secret(const std::string& text) {
@@ -138,7 +152,22 @@ VmOptions VmFlags::to_options() const {
   if (!egress_log.empty()) n.egress_log_path = egress_log;
   for (const auto& h : test_loopback_hosts) n.test_loopback_hosts.push_back(h);
   if (!upstream_ca.empty()) n.extra_upstream_ca_file = upstream_ca;
+  for (const auto& spec : tcp_maps) n.tcp_maps.push_back(egress::parse_tcp_map("--tcp-map", spec));
+  for (const auto& spec : listen) n.ingress.push_back(egress::parse_ingress("--listen", spec));
   net.apply(n);
+  if (!n.tcp_maps.empty()) {
+    if (!n.enabled) throw Error(ErrorKind::Usage, "--tcp-map has no effect with --no-network");
+    if (!net.host_mapping.empty() && n.host_mapping != SyntheticHostMapping::PerHost)
+      throw Error(ErrorKind::Usage, "--tcp-map needs --dns-synthetic-host-mapping per-host (it finds flows by name)");
+    egress::require_per_host_dns_for_tcp_maps(n);  // names a non-synthetic --dns
+    egress::validate_tcp_maps(n.tcp_maps);
+    if (net.host_mapping.empty())
+      std::fprintf(stderr, "gondolin: --tcp-map turns on --dns-synthetic-host-mapping per-host\n");
+  }
+  if (!n.ingress.empty()) {
+    if (!n.enabled) throw Error(ErrorKind::Usage, "--listen has no effect with --no-network");
+    egress::validate_ingress(n.ingress);
+  }
   n.ssh = ssh.to_options();
   if (!n.ssh.allowed_hosts.empty()) {
     if (!n.enabled) throw Error(ErrorKind::Usage, "--ssh-allow-host needs the network (drop --no-network)");

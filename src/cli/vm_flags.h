@@ -34,6 +34,8 @@ struct VmFlags {
   std::string policy_file;
   std::vector<std::string> test_loopback_hosts;
   std::string upstream_ca;
+  std::vector<std::string> tcp_maps;  // GUEST_HOST[:PORT]=UPSTREAM_HOST:PORT
+  std::vector<std::string> listen;    // [HOST:]PORT[:GUEST_PORT]; exec and bash only (add_listen_to)
 
   // file system mounts (docs/filesystems.md)
   std::vector<std::string> mount_hostfs;
@@ -41,6 +43,8 @@ struct VmFlags {
   std::vector<std::string> hide;
 
   void add_to(CLI::App& cmd);
+  // --listen, for the subcommands that run a command (exec, bash).
+  void add_listen_to(CLI::App& cmd);
   // Validates and converts; throws gondolin::Error (Usage) naming the bad flag.
   VmOptions to_options() const;
 };

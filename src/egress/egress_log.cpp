@@ -35,6 +35,7 @@ std::string to_json_line(const EgressEvent& e) {
   j["time"] = utc_now();
   j["flow"] = e.flow;
   j["kind"] = e.kind;
+  if (!e.event.empty()) j["event"] = e.event;
   j["host"] = e.host;
   if (e.port != 0) j["port"] = e.port;
   if (!e.method.empty()) j["method"] = e.method;
@@ -45,6 +46,9 @@ std::string to_json_line(const EgressEvent& e) {
   if (e.status != 0) j["status"] = e.status;
   if (!e.reason.empty()) j["reason"] = e.reason;
   if (!e.upstream.empty()) j["upstream"] = e.upstream;
+  if (!e.peer.empty()) j["peer"] = e.peer;
+  if (e.bytes_from_guest) j["bytes_from_guest"] = *e.bytes_from_guest;
+  if (e.bytes_to_guest) j["bytes_to_guest"] = *e.bytes_to_guest;
   // Guest-controlled strings may hold any bytes: never fail on bad UTF-8.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

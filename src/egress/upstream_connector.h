@@ -20,6 +20,9 @@ struct UpstreamTarget {
   std::string host;  // normalized
   std::uint16_t port = 0;
   bool tls = false;
+  // Named by the user on the host (--tcp-map): internal and loopback
+  // addresses are allowed, as for test loopback hosts.
+  bool host_named = false;
 };
 
 struct UpstreamConnection {

@@ -27,6 +27,8 @@ class BorrowedEgress final : public EgressHandlers {
   void on_tls(GuestFlow flow) override { to_.on_tls(std::move(flow)); }
   void on_ssh(GuestFlow flow) override { to_.on_ssh(std::move(flow)); }
   void on_other(GuestFlow flow) override { to_.on_other(std::move(flow)); }
+  bool is_mapped(const GuestFlowInfo& info) const override { return to_.is_mapped(info); }
+  void on_mapped(GuestFlow flow) override { to_.on_mapped(std::move(flow)); }
 
  private:
   EgressHandlers& to_;

@@ -33,6 +33,17 @@ FlowDispatcher::~FlowDispatcher() {
 }
 
 void FlowDispatcher::dispatch(GuestFlowInfo info, asio::local::stream_protocol::socket socket) {
+  if (handlers_.is_mapped(info)) {
+    log().debug("net: flow {} to {}:{} ({}) is mapped", info.flow_id, to_string(info.dest_ip), info.dest_port,
+                info.hostname.value_or("?"));
+    GuestFlow flow{std::move(info), FlowKind::Other, std::string(), std::move(socket)};
+    try {
+      handlers_.on_mapped(std::move(flow));
+    } catch (const std::exception& e) {
+      log().warn("net: egress handler failed: {}", e.what());
+    }
+    return;
+  }
   auto p = std::make_shared<Pending>(io_, std::move(info), std::move(socket));
   p->prefix.reserve(512);
   pending_.insert(p);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "net/ip_address.h"
 
@@ -44,6 +45,12 @@ class EgressHandlers {
   virtual void on_ssh(GuestFlow flow) = 0;
   // Neither HTTP, TLS nor SSH (or nothing sent in time): refused and logged by egress.
   virtual void on_other(GuestFlow flow) = 0;
+
+  // Mapped TCP: flows the host forwards as raw bytes skip classification,
+  // because their clients may wait for the server to speak first. Asked as
+  // soon as a flow opens; true hands it to on_mapped with no prefix read.
+  virtual bool is_mapped(const GuestFlowInfo& /*info*/) const { return false; }
+  virtual void on_mapped(GuestFlow flow) { on_other(std::move(flow)); }
 };
 
 }  // namespace gondolin::net

@@ -61,6 +61,7 @@ NetStack::NetStack(asio::io_context& io, const NetworkOptions& options, const Eg
   ::setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
   link_ = std::make_unique<QemuNetLink>(io_, UniqueFd(sv[0]));
   engine_ = std::make_unique<SlirpTcpEngine>(io_, layout_, [this](Bytes f) { on_slirp_frame(f); });
+  for (const auto& in : options_.ingress) engine_->open_guest_port(in.guest_port);
   flows_ = std::make_unique<TcpFlowTable>(TcpFlowTable::Limits{},
                                           [this](const FlowKey& k) { engine_->settle(k.dst, k.dst_port); });
   egress_ = egress ? egress(io_, options_) : nullptr;
@@ -84,6 +85,10 @@ NetStack::~NetStack() {
   flows_.reset();
   engine_.reset();
   if (link_) link_->close();
+}
+
+std::optional<UniqueFd> NetStack::connect_guest_port(std::uint16_t guest_port, std::string& error) {
+  return engine_->connect_guest_port(guest_port, error);
 }
 
 UniqueFd NetStack::take_qemu_end() { return std::move(qemu_end_); }

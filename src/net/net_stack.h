@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "gondolin/net_policy.h"
 #include "net/egress_factory.h"
@@ -60,6 +61,10 @@ class NetStack {
   // QEMU's end of the link (`-netdev stream,addr.type=fd`); ours stays here.
   UniqueFd take_qemu_end();
   void start();
+
+  // Ingress: a new connection to `guest_port` inside the guest (one of
+  // NetworkOptions::ingress), or nullopt with the reason in `error`.
+  std::optional<UniqueFd> connect_guest_port(std::uint16_t guest_port, std::string& error);
 
   const NetLayout& layout() const { return layout_; }
   const NetStackStats& stats() const { return stats_; }

@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
@@ -242,6 +243,53 @@ void SlirpTcpEngine::prune_forwards() {
     forwards_.erase(f);
     it = forward_lru_.erase(it);
   }
+}
+
+namespace {
+
+bool fill_unix_address(const std::filesystem::path& path, sockaddr_un& sa) {
+  const std::string text = path.string();
+  if (text.size() >= sizeof sa.sun_path) return false;
+  sa = sockaddr_un{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, text.c_str(), text.size() + 1);
+  return true;
+}
+
+}  // namespace
+
+void SlirpTcpEngine::open_guest_port(std::uint16_t guest_port) {
+  if (guest_ports_.count(guest_port)) return;
+  const auto path = dir_ / ("in-" + std::to_string(guest_port) + ".sock");
+  sockaddr_un host{};
+  if (!fill_unix_address(path, host)) throw Error(ErrorKind::Io, "ingress socket path too long: " + path.string());
+  sockaddr_in guest{};
+  guest.sin_family = AF_INET;
+  guest.sin_addr = to_in_addr(layout_.guest);
+  guest.sin_port = htons(guest_port);
+  if (slirp_add_hostxfwd(slirp_, reinterpret_cast<const sockaddr*>(&host), sizeof host,
+                         reinterpret_cast<const sockaddr*>(&guest), sizeof guest, 0) != 0)
+    throw Error(ErrorKind::Io, "libslirp cannot forward to guest port " + std::to_string(guest_port));
+  guest_ports_.emplace(guest_port, path);
+  schedule_pump();
+}
+
+std::optional<UniqueFd> SlirpTcpEngine::connect_guest_port(std::uint16_t guest_port, std::string& error) {
+  auto it = guest_ports_.find(guest_port);
+  if (it == guest_ports_.end()) {
+    error = "guest port " + std::to_string(guest_port) + " is not forwarded";
+    return std::nullopt;
+  }
+  sockaddr_un sa{};
+  fill_unix_address(it->second, sa);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+    // EAGAIN: slirp's backlog is full; the client may try again.
+    error = std::string("cannot reach the guest port through libslirp: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  schedule_pump();
+  return fd;
 }
 
 void SlirpTcpEngine::input(Bytes frame) {

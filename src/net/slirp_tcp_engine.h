@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -50,6 +51,16 @@ class SlirpTcpEngine {
   bool expect(const Ipv4& dst, std::uint16_t port);
   // That handshake finished (accepted, reset or timed out).
   void settle(const Ipv4& dst, std::uint16_t port);
+
+  // Ingress: lets the host open connections to `guest_port` inside the guest.
+  // Slirp listens on a unix socket of ours for it (a host forward) and opens
+  // a TCP connection to the guest for each connection made there; the host's
+  // public listeners stay ours (src/egress/tcp/ingress_listeners.*). Throws
+  // gondolin::Error (Io) if slirp refuses.
+  void open_guest_port(std::uint16_t guest_port);
+  // A new connection to an opened guest port (non-blocking, connected or
+  // connecting), or nullopt with the reason in `error`.
+  std::optional<UniqueFd> connect_guest_port(std::uint16_t guest_port, std::string& error);
 
   // One guest frame (Ethernet + IPv4 + TCP).
   void input(Bytes frame);
@@ -104,6 +115,7 @@ class SlirpTcpEngine {
   bool congested_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
+  std::map<std::uint16_t, std::filesystem::path> guest_ports_;  // ingress: guest port -> slirp's unix listener
   std::unordered_map<std::uint64_t, Forward> forwards_;
   std::list<std::uint64_t> forward_lru_;  // most recently used first
 };

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <openssl/rand.h>
 
+#include "egress/tcp/tcp_rules.h"
 #include "net/net_stack.h"
 #include "session/session_registry.h"
 #include "util/files.h"
@@ -69,6 +70,9 @@ VmImpl::VmImpl(VmOptions opts, VmHooks hooks)
         log().info("SSH egress: synthetic DNS switched to per-host mapping, so SSH flows are attributed to host names");
       n.host_mapping = SyntheticHostMapping::PerHost;
     }
+    // Mapped TCP finds its flows by name: each name gets its own address.
+    if (egress::require_per_host_dns_for_tcp_maps(opts_.network))
+      log().info("mapped TCP: synthetic DNS now gives each name its own address (per-host mapping)");
     egress_ = std::make_unique<egress::EgressService>(io_, opts_.network);
     for (auto& kv : egress_->guest_env()) opts_.env.push_back(std::move(kv));
   }
@@ -121,6 +125,14 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
     if (!egress && egress_) egress = net::borrowed_egress(*egress_);
     net_ = std::make_unique<net::NetStack>(io_, opts_.network, egress, layout);
     net_qemu = net_->take_qemu_end();
+    if (egress_)
+      egress_->start_ingress([this](std::uint16_t guest_port, std::string& error) -> std::optional<UniqueFd> {
+        if (!net_) {
+          error = "the VM has no network";
+          return std::nullopt;
+        }
+        return net_->connect_guest_port(guest_port, error);
+      });
     const std::string mac = net::to_string(net_->layout().guest_mac);
     launch.devices.push_back({{"-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str={fd}", "-device",
                                vm::virtio_device(opts_.machine, "virtio-net") + ",netdev=net0,mac=" + mac},

@@ -1,0 +1,206 @@
+#include "egress/tcp/tcp_rules.h"
+
+#include <boost/asio/ip/address.hpp>
+
+#include <charconv>
+#include <optional>
+#include <set>
+#include <utility>
+
+#include "gondolin/error.h"
+
+namespace gondolin::egress {
+namespace {
+
+Error usage(std::string_view flag, std::string_view text, std::string_view why) {
+  return Error(ErrorKind::Usage, "invalid " + std::string(flag) + " '" + std::string(text) + "': " + std::string(why));
+}
+
+std::string lower_without_trailing_dot(std::string_view host) {
+  std::string h(host);
+  if (!h.empty() && h.back() == '.') h.pop_back();
+  for (char& c : h)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return h;
+}
+
+// Empty if `host` is a DNS name the synthetic resolver answers, else why not.
+std::string guest_name_problem(const std::string& host) {
+  if (host.empty()) return "missing host name";
+  if (host.size() > 253) return "host name longer than 253 characters";
+  bool numeric_last_label = true;
+  std::size_t label_start = 0;
+  for (std::size_t i = 0; i <= host.size(); ++i) {
+    if (i == host.size() || host[i] == '.') {
+      std::string_view label(host.data() + label_start, i - label_start);
+      if (label.empty()) return "empty label in host name";
+      if (label.size() > 63) return "label longer than 63 characters";
+      numeric_last_label = label.find_first_not_of("0123456789") == std::string_view::npos;
+      label_start = i + 1;
+      continue;
+    }
+    const char c = host[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+      return "host names may only contain letters, digits, '-', '_' and '.'";
+  }
+  // Flows are matched by the name behind a synthetic address: an address
+  // literal never gets one, and localhost stays inside the guest.
+  if (numeric_last_label) return "give the name the guest dials, not an address";
+  if (host == "localhost" || host.ends_with(".localhost")) return "localhost never leaves the guest";
+  return {};
+}
+
+std::string upstream_host_problem(const std::string& host) {
+  if (host.empty()) return "missing upstream host";
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(host, ec);
+  if (!ec) return {};
+  for (char c : host)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+      return "upstream host must be a host name or an IP address";
+  return {};
+}
+
+// A port 1..65535, or nothing.
+bool parse_port(std::string_view text, std::uint16_t& out) {
+  if (text.empty() || text.size() > 5) return false;
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value == 0 || value > 65535) return false;
+  out = static_cast<std::uint16_t>(value);
+  return true;
+}
+
+// HOST:PORT where HOST may be a bracketed IPv6 literal; HOST is returned without brackets.
+bool split_host_port(std::string_view text, std::string& host, std::string_view& port) {
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return false;
+    host = std::string(text.substr(1, close - 1));
+    port = text.substr(close + 2);
+    return true;
+  }
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  host = std::string(text.substr(0, colon));
+  port = text.substr(colon + 1);
+  return host.find(':') == std::string::npos;
+}
+
+}  // namespace
+
+TcpMap parse_tcp_map(std::string_view flag, std::string_view text) {
+  const auto eq = text.find('=');
+  if (eq == std::string_view::npos) throw usage(flag, text, "expected GUEST_HOST[:PORT]=UPSTREAM_HOST:PORT");
+  const std::string_view guest = text.substr(0, eq);
+  const std::string_view upstream = text.substr(eq + 1);
+  TcpMap m;
+  const auto colon = guest.find(':');
+  m.guest_host = lower_without_trailing_dot(guest.substr(0, colon));
+  if (auto why = guest_name_problem(m.guest_host); !why.empty()) throw usage(flag, text, why);
+  if (colon != std::string_view::npos && !parse_port(guest.substr(colon + 1), m.guest_port))
+    throw usage(flag, text, "the guest port must be 1..65535");
+  std::string host;
+  std::string_view port;
+  if (!split_host_port(upstream, host, port)) throw usage(flag, text, "the upstream must be HOST:PORT");
+  m.upstream_host = lower_without_trailing_dot(host);
+  if (auto why = upstream_host_problem(m.upstream_host); !why.empty()) throw usage(flag, text, why);
+  if (!parse_port(port, m.upstream_port)) throw usage(flag, text, "the upstream port must be 1..65535");
+  return m;
+}
+
+Ingress parse_ingress(std::string_view flag, std::string_view text) {
+  Ingress in;
+  std::string_view rest = text;
+  std::optional<std::string> host;
+  // A bracketed IPv6 host, or a first field that is not a number, is HOST.
+  if (!rest.empty() && rest.front() == '[') {
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
+      throw usage(flag, text, "expected [HOST:]PORT[:GUEST_PORT]");
+    host = std::string(rest.substr(1, close - 1));
+    rest = rest.substr(close + 2);
+  } else if (const auto colon = rest.find(':'); colon != std::string_view::npos) {
+    const std::string_view first = rest.substr(0, colon);
+    if (first.empty() || first.find_first_not_of("0123456789") != std::string_view::npos) {
+      host = std::string(first);
+      rest = rest.substr(colon + 1);
+    }
+  }
+  if (host) {
+    if (*host == "localhost") host = "127.0.0.1";
+    boost::system::error_code ec;
+    auto address = boost::asio::ip::make_address(*host, ec);
+    if (ec) throw usage(flag, text, "HOST must be an IP address to listen on (e.g. 127.0.0.1 or 0.0.0.0)");
+    in.host_address = address.to_string();
+  }
+  const auto colon = rest.find(':');
+  if (!parse_port(rest.substr(0, colon), in.host_port)) throw usage(flag, text, "the host port must be 1..65535");
+  in.guest_port = in.host_port;
+  if (colon != std::string_view::npos && !parse_port(rest.substr(colon + 1), in.guest_port))
+    throw usage(flag, text, "the guest port must be 1..65535");
+  return in;
+}
+
+void validate_tcp_maps(const std::vector<TcpMap>& maps) {
+  std::set<std::pair<std::string, std::uint16_t>> seen;
+  for (const auto& m : maps) {
+    const std::string text = describe(m);
+    if (m.guest_host != lower_without_trailing_dot(m.guest_host))
+      throw usage("tcp map", text, "the guest host must be lower case without a trailing dot");
+    if (auto why = guest_name_problem(m.guest_host); !why.empty()) throw usage("tcp map", text, why);
+    if (auto why = upstream_host_problem(m.upstream_host); !why.empty()) throw usage("tcp map", text, why);
+    if (m.upstream_port == 0) throw usage("tcp map", text, "the upstream port must be 1..65535");
+    if (!seen.emplace(m.guest_host, m.guest_port).second)
+      throw usage("tcp map", text, m.guest_host + (m.guest_port ? ":" + std::to_string(m.guest_port) : "") +
+                                        " is mapped twice");
+  }
+}
+
+void validate_ingress(const std::vector<Ingress>& ingress) {
+  std::set<std::pair<std::string, std::uint16_t>> seen;
+  for (const auto& in : ingress) {
+    const std::string text = describe(in);
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(in.host_address, ec);
+    if (ec) throw usage("listen", text, "the host address must be an IP address");
+    if (in.host_port == 0 || in.guest_port == 0) throw usage("listen", text, "ports must be 1..65535");
+    if (!seen.emplace(in.host_address, in.host_port).second)
+      throw usage("listen", text, "host port " + std::to_string(in.host_port) + " is listened on twice");
+  }
+}
+
+const TcpMap* find_tcp_map(const std::vector<TcpMap>& maps, std::string_view host, std::uint16_t port) {
+  const std::string name = lower_without_trailing_dot(host);
+  const TcpMap* any_port = nullptr;
+  for (const auto& m : maps) {
+    if (m.guest_host != name) continue;
+    if (m.guest_port == port) return &m;
+    if (m.guest_port == 0) any_port = &m;
+  }
+  return any_port;
+}
+
+bool require_per_host_dns_for_tcp_maps(NetworkOptions& options) {
+  if (options.tcp_maps.empty()) return false;
+  if (options.dns != DnsMode::Synthetic)
+    throw Error(ErrorKind::Usage,
+                "--tcp-map needs synthetic DNS (the default): mapped flows are found by the name the guest dialled");
+  if (options.host_mapping == SyntheticHostMapping::PerHost) return false;
+  options.host_mapping = SyntheticHostMapping::PerHost;
+  return true;
+}
+
+std::string describe(const TcpMap& m) {
+  const bool v6 = m.upstream_host.find(':') != std::string::npos;
+  return m.guest_host + (m.guest_port ? ":" + std::to_string(m.guest_port) : "") + "=" +
+         (v6 ? "[" + m.upstream_host + "]" : m.upstream_host) + ":" + std::to_string(m.upstream_port);
+}
+
+std::string describe(const Ingress& in) {
+  const bool v6 = in.host_address.find(':') != std::string::npos;
+  return (v6 ? "[" + in.host_address + "]" : in.host_address) + ":" + std::to_string(in.host_port) + ":" +
+         std::to_string(in.guest_port);
+}
+
+}  // namespace gondolin::egress

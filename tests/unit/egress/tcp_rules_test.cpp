@@ -1,0 +1,183 @@
+// --tcp-map and --listen: parsing, validation, rule lookup, the policy file
+// key, and what the CLI makes of them (per-host DNS turned on, conflicts).
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "cli/vm_flags.h"
+#include "egress/tcp/tcp_rules.h"
+#include "gondolin/error.h"
+
+using namespace gondolin;
+using egress::parse_ingress;
+using egress::parse_tcp_map;
+
+namespace {
+
+// The one-line message of the Error `f` throws ("" if none).
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+VmOptions cli_options(std::vector<std::string> tcp_maps, std::vector<std::string> listen = {},
+                      std::string host_mapping = "", std::string dns = "") {
+  cli::VmFlags f;
+  f.tcp_maps = std::move(tcp_maps);
+  f.listen = std::move(listen);
+  f.net.host_mapping = std::move(host_mapping);
+  f.net.dns = std::move(dns);
+  return f.to_options();
+}
+
+}  // namespace
+
+TEST(TcpMapRules, ParsesNamePortAndUpstream) {
+  TcpMap m = parse_tcp_map("--tcp-map", "Redis.Internal.=127.0.0.1:6379");
+  EXPECT_EQ(m.guest_host, "redis.internal");
+  EXPECT_EQ(m.guest_port, 0);
+  EXPECT_EQ(m.upstream_host, "127.0.0.1");
+  EXPECT_EQ(m.upstream_port, 6379);
+
+  TcpMap p = parse_tcp_map("--tcp-map", "db:5432=db.example.com:15432");
+  EXPECT_EQ(p.guest_host, "db");
+  EXPECT_EQ(p.guest_port, 5432);
+  EXPECT_EQ(p.upstream_host, "db.example.com");
+  EXPECT_EQ(p.upstream_port, 15432);
+
+  TcpMap v6 = parse_tcp_map("--tcp-map", "cache=[::1]:11211");
+  EXPECT_EQ(v6.upstream_host, "::1");
+  EXPECT_EQ(egress::describe(v6), "cache=[::1]:11211");
+  EXPECT_EQ(egress::describe(p), "db:5432=db.example.com:15432");
+}
+
+TEST(TcpMapRules, BadSpecsNameTheFlagAndTheProblem) {
+  struct Case {
+    const char* spec;
+    const char* why;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"redis", "expected GUEST_HOST[:PORT]=UPSTREAM_HOST:PORT"},
+           {"=127.0.0.1:1", "missing host name"},
+           {"redis=127.0.0.1", "the upstream must be HOST:PORT"},
+           {"redis=127.0.0.1:0", "the upstream port must be 1..65535"},
+           {"redis=127.0.0.1:70000", "the upstream port must be 1..65535"},
+           {"redis=127.0.0.1:x", "the upstream port must be 1..65535"},
+           {"redis:0=127.0.0.1:1", "the guest port must be 1..65535"},
+           {"redis:abc=127.0.0.1:1", "the guest port must be 1..65535"},
+           {"10.0.0.1=127.0.0.1:1", "not an address"},
+           {"localhost=127.0.0.1:1", "localhost never leaves the guest"},
+           {"a..b=127.0.0.1:1", "empty label"},
+           {"re dis=127.0.0.1:1", "may only contain"},
+           {"redis=bad host:1", "host name or an IP address"},
+           {"redis=:1", "missing upstream host"},
+       }) {
+    std::string msg = error_of([&] { parse_tcp_map("--tcp-map", c.spec); });
+    EXPECT_EQ(msg.rfind(std::string("invalid --tcp-map '") + c.spec + "': ", 0), 0u) << c.spec << " -> " << msg;
+    EXPECT_NE(msg.find(c.why), std::string::npos) << c.spec << " -> " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
+TEST(TcpMapRules, PortSpecificRuleWinsOverPortless) {
+  std::vector<TcpMap> maps{parse_tcp_map("f", "db=127.0.0.1:6379"), parse_tcp_map("f", "db:5432=127.0.0.1:15432"),
+                           parse_tcp_map("f", "other:80=127.0.0.1:8080")};
+  ASSERT_NE(egress::find_tcp_map(maps, "db", 5432), nullptr);
+  EXPECT_EQ(egress::find_tcp_map(maps, "db", 5432)->upstream_port, 15432);
+  EXPECT_EQ(egress::find_tcp_map(maps, "DB.", 6379)->upstream_port, 6379);
+  EXPECT_EQ(egress::find_tcp_map(maps, "db", 1)->upstream_port, 6379);
+  EXPECT_EQ(egress::find_tcp_map(maps, "other", 80)->upstream_port, 8080);
+  EXPECT_EQ(egress::find_tcp_map(maps, "other", 81), nullptr);
+  EXPECT_EQ(egress::find_tcp_map(maps, "db.example", 5432), nullptr);
+}
+
+TEST(TcpMapRules, DuplicatesAreRejected) {
+  std::vector<TcpMap> maps{parse_tcp_map("f", "db=127.0.0.1:1"), parse_tcp_map("f", "DB=127.0.0.1:2")};
+  EXPECT_NE(error_of([&] { egress::validate_tcp_maps(maps); }).find("db is mapped twice"), std::string::npos);
+  maps = {parse_tcp_map("f", "db:1=127.0.0.1:1"), parse_tcp_map("f", "db=127.0.0.1:2")};
+  EXPECT_NO_THROW(egress::validate_tcp_maps(maps));
+  // The API path gets the same checks as the flag.
+  maps = {TcpMap{"Upper", 0, "127.0.0.1", 1}};
+  EXPECT_THROW(egress::validate_tcp_maps(maps), Error);
+  maps = {TcpMap{"db", 0, "127.0.0.1", 0}};
+  EXPECT_THROW(egress::validate_tcp_maps(maps), Error);
+}
+
+TEST(IngressRules, ParsesTheThreeForms) {
+  Ingress a = parse_ingress("--listen", "8000");
+  EXPECT_EQ(a.host_address, "127.0.0.1");
+  EXPECT_EQ(a.host_port, 8000);
+  EXPECT_EQ(a.guest_port, 8000);
+  Ingress b = parse_ingress("--listen", "18000:8000");
+  EXPECT_EQ(b.host_address, "127.0.0.1");
+  EXPECT_EQ(b.host_port, 18000);
+  EXPECT_EQ(b.guest_port, 8000);
+  Ingress c = parse_ingress("--listen", "0.0.0.0:8080");
+  EXPECT_EQ(c.host_address, "0.0.0.0");
+  EXPECT_EQ(c.host_port, 8080);
+  EXPECT_EQ(c.guest_port, 8080);
+  Ingress d = parse_ingress("--listen", "127.0.0.2:8080:80");
+  EXPECT_EQ(d.host_address, "127.0.0.2");
+  EXPECT_EQ(d.guest_port, 80);
+  Ingress e = parse_ingress("--listen", "[::1]:8080:80");
+  EXPECT_EQ(e.host_address, "::1");
+  EXPECT_EQ(e.host_port, 8080);
+  EXPECT_EQ(egress::describe(e), "[::1]:8080:80");
+  EXPECT_EQ(parse_ingress("--listen", "localhost:9000").host_address, "127.0.0.1");
+}
+
+TEST(IngressRules, BadSpecsNameTheFlag) {
+  for (const char* bad : {"", "0", "65536", "x", "8000:", "8000:0", "1:2:3:4", "example.com:80", "[::1]8080",
+                          "300.1.1.1:80", ":80"}) {
+    std::string msg = error_of([&] { parse_ingress("--listen", bad); });
+    EXPECT_EQ(msg.rfind(std::string("invalid --listen '") + bad + "': ", 0), 0u) << bad << " -> " << msg;
+  }
+  std::vector<Ingress> twice{parse_ingress("f", "8000"), parse_ingress("f", "127.0.0.1:8000:9000")};
+  EXPECT_NE(error_of([&] { egress::validate_ingress(twice); }).find("listened on twice"), std::string::npos);
+  std::vector<Ingress> distinct{parse_ingress("f", "8000"), parse_ingress("f", "127.0.0.2:8000")};
+  EXPECT_NO_THROW(egress::validate_ingress(distinct));
+}
+
+TEST(TcpMapCli, TurnsOnPerHostDnsAndRejectsConflicts) {
+  VmOptions o = cli_options({"redis=127.0.0.1:6379", "redis:6380=127.0.0.1:16380"}, {"8000", "9000:90"});
+  EXPECT_EQ(o.network.host_mapping, SyntheticHostMapping::PerHost);
+  ASSERT_EQ(o.network.tcp_maps.size(), 2u);
+  ASSERT_EQ(o.network.ingress.size(), 2u);
+  EXPECT_EQ(o.network.ingress[1].guest_port, 90);
+  EXPECT_EQ(cli_options({"redis=127.0.0.1:6379"}, {}, "per-host").network.host_mapping, SyntheticHostMapping::PerHost);
+  EXPECT_NE(error_of([] { cli_options({"redis=127.0.0.1:6379"}, {}, "single"); }).find("--tcp-map needs --dns-synthetic-host-mapping per-host"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { cli_options({"redis=127.0.0.1:6379"}, {}, "", "trusted"); }).find("--tcp-map needs synthetic DNS"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { cli_options({"a=127.0.0.1:1", "A.=127.0.0.1:2"}); }).find("mapped twice"), std::string::npos);
+  EXPECT_NE(error_of([] { cli_options({}, {"8000", "8000:80"}); }).find("listened on twice"), std::string::npos);
+  // Without --tcp-map nothing changes.
+  EXPECT_EQ(cli_options({}).network.host_mapping, SyntheticHostMapping::Single);
+}
+
+TEST(TcpMapPolicyFile, TcpMapKeyTakesTheSameRules) {
+  const std::string path = ::testing::TempDir() + "/tcp_map_policy.json";
+  {
+    std::ofstream(path) << R"({"tcp_map": ["redis=127.0.0.1:6379", "pg:5432=127.0.0.1:15432"]})";
+  }
+  NetworkOptions o;
+  load_network_policy_file(path, o);
+  ASSERT_EQ(o.tcp_maps.size(), 2u);
+  EXPECT_EQ(o.tcp_maps[1].guest_port, 5432);
+  {
+    std::ofstream(path) << R"({"tcp_map": ["redis=127.0.0.1"]})";
+  }
+  NetworkOptions bad;
+  std::string msg = error_of([&] { load_network_policy_file(path, bad); });
+  EXPECT_NE(msg.find("policy file " + path + ": invalid \"tcp_map\" entry 'redis=127.0.0.1'"), std::string::npos) << msg;
+  {
+    std::ofstream(path) << R"({"tcp_map": "redis=127.0.0.1:1"})";
+  }
+  EXPECT_NE(error_of([&] { load_network_policy_file(path, bad); }).find("\"tcp_map\" must be an array of strings"),
+            std::string::npos);
+}
