@@ -96,6 +96,9 @@ struct NetworkOptions {
   std::chrono::milliseconds guest_idle_timeout{120000};        // idle keep-alive guest connection
   std::size_t max_upstream_connections = 128;                  // per VM, at once (mapped TCP included)
   std::size_t max_ingress_connections = 64;                    // per VM, at once
+  // How long a new flow may stay silent before it is classified "other" and
+  // refused. Long because TLS clients under TCG take seconds to say hello.
+  std::chrono::milliseconds classify_timeout{10000};
   // HTTP/HTTPS connections from the guest served at once, per VM. Each holds
   // about 130 KiB of host buffers (plus TLS state), so this bounds the host
   // memory a guest can pin by opening connections and stalling; beyond it a

@@ -66,7 +66,9 @@ NetStack::NetStack(asio::io_context& io, const NetworkOptions& options, const Eg
                                           [this](const FlowKey& k) { engine_->settle(k.dst, k.dst_port); });
   egress_ = egress ? egress(io_, options_) : nullptr;
   if (!egress_) egress_ = std::make_unique<RefuseAllEgress>();
-  dispatcher_ = std::make_unique<FlowDispatcher>(io_, *egress_);
+  FlowDispatcher::Limits dispatch_limits;
+  dispatch_limits.first_bytes_timeout = options_.classify_timeout;
+  dispatcher_ = std::make_unique<FlowDispatcher>(io_, *egress_, dispatch_limits);
 }
 
 NetStack::~NetStack() {

@@ -284,7 +284,9 @@ TEST(NetStack, AFlowEgressClosesWithoutAnswerIsResetNotClosed) {
 }
 
 TEST(NetStack, ASilentFlowIsClassifiedOtherAfterTheTimeout) {
-  StackFixture s;
+  NetworkOptions options;
+  options.classify_timeout = std::chrono::milliseconds(500);
+  StackFixture s(options);
   auto start = std::chrono::steady_clock::now();
   s.connect(kRemote, 3306, 40003);  // a server-speaks-first protocol
   auto rst = s.wait_tcp(40003, kTcpRst);
