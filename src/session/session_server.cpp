@@ -113,9 +113,10 @@ void SessionServer::serve(Connection& c) {
     if (first->header.type == FrameType::SessionSnapshot) {
       auto req = proto::SessionSnapshotRequest::decode(r);
       if (!req) return send_error(s, "malformed snapshot request");
-      SnapshotInfo info = host_.snapshot(req->output_dir);
-      s.write(proto::make_frame(FrameType::SessionSnapshotDone, 1,
-                                proto::SessionSnapshotDoneMsg{info.id, info.dir.string()}));
+      host_.snapshot(req->output_dir, [&s](const SnapshotInfo& info) {
+        s.write(proto::make_frame(FrameType::SessionSnapshotDone, 1,
+                                  proto::SessionSnapshotDoneMsg{info.id, info.dir.string()}));
+      });
       return;
     }
     send_error(s, "unexpected request on the session socket");

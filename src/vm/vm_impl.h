@@ -71,7 +71,9 @@ class VmImpl : public session::SessionHost {
 
   // session::SessionHost
   Process attach(const proto::ExecStart& request) override;
-  SnapshotInfo snapshot(const std::filesystem::path& dir) override;
+  SnapshotInfo snapshot(const std::filesystem::path& dir) { return snapshot(dir, {}); }
+  SnapshotInfo snapshot(const std::filesystem::path& dir,
+                        const std::function<void(const SnapshotInfo&)>& saved) override;
 
   const VmInfo& info() const { return info_; }
   std::uint64_t guest_oom_kills() const { return oom_kills_->load(); }

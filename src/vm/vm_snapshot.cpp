@@ -113,7 +113,7 @@ void VmImpl::save_state(const fs::path& state_file) {
   }
 }
 
-SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir) {
+SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, const std::function<void(const SnapshotInfo&)>& saved) {
   if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
   session::SnapshotManifest m;
   // Refused before anything is paused: every mount must be rebuildable on resume.
@@ -192,13 +192,21 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir) {
   for (const auto& kv : opts_.env)
     if (std::find(m.secret_names.begin(), m.secret_names.end(), kv.first) == m.secret_names.end()) m.env.push_back(kv);
   write_file_atomic(dir / "manifest.json", m.to_json(), fs::perms::owner_read | fs::perms::owner_write);
+  SnapshotInfo info = session::describe(session::LoadedSnapshot{dir, m});
+  if (saved) {
+    try {
+      saved(info);
+    } catch (const std::exception& e) {
+      log().warn("snapshot {}: could not tell the requester: {}", m.id, e.what());
+    }
+  }
 
   // 4. The session ends here: its state now lives in the snapshot.
   death_reason_ = "session saved as snapshot " + m.id + "; resume it with `gondolin bash --resume " + m.id + "`";
   on_io([&] { control_->fail_all(Error(ErrorKind::Guest, death_reason_)); });
   kill_and_wait();
   log().info("snapshot {} written to {} ({} bytes, paused {:.2f} s)", m.id, dir.string(), m.state_size, m.save_seconds);
-  return session::describe(session::LoadedSnapshot{dir, m});
+  return info;
 }
 
 }  // namespace gondolin
