@@ -234,20 +234,32 @@ bool parse_header_lines(std::string_view block, const HeadLimits& limits, HttpHe
   return true;
 }
 
-HeadResult<RequestHead> HttpRequestParser::parse(std::string_view data) {
-  HeadResult<RequestHead> r;
+// Runs the scanner over `data`: the complete head (without skipped leading
+// empty lines) and in `end` its size with them, or nothing with `r` set to
+// NeedMore or Error.
+template <typename Head>
+std::optional<std::string_view> complete_head(HeadScanner& scanner, std::string_view data, HeadResult<Head>& r,
+                                              std::size_t& end) {
   r.state = ParseState::Error;
   HeadError err;
-  std::size_t end = scanner_.scan(data, err);
+  end = scanner.scan(data, err);
   if (!err.reason.empty()) {
     r.error = std::move(err);
-    return r;
+    return std::nullopt;
   }
   if (end == 0) {
     r.state = ParseState::NeedMore;
-    return r;
+    return std::nullopt;
   }
-  std::string_view head = data.substr(scanner_.head_start(), end - scanner_.head_start());
+  return data.substr(scanner.head_start(), end - scanner.head_start());
+}
+
+HeadResult<RequestHead> HttpRequestParser::parse(std::string_view data) {
+  HeadResult<RequestHead> r;
+  std::size_t end = 0;
+  auto complete = complete_head(scanner_, data, r, end);
+  if (!complete) return r;
+  std::string_view head = *complete;
   std::size_t eol = head.find("\r\n");
   std::string_view line = head.substr(0, eol);
   RequestHead& h = r.head;
@@ -335,18 +347,10 @@ HeadResult<ResponseHead> HttpResponseParser::parse(std::string_view data) {
 
 HeadResult<ResponseHead> HttpResponseParser::parse_head(std::string_view data) {
   HeadResult<ResponseHead> r;
-  r.state = ParseState::Error;
-  HeadError err;
-  std::size_t end = scanner_.scan(data, err);
-  if (!err.reason.empty()) {
-    r.error = std::move(err);
-    return r;
-  }
-  if (end == 0) {
-    r.state = ParseState::NeedMore;
-    return r;
-  }
-  std::string_view head = data.substr(0, end);
+  std::size_t end = 0;
+  auto complete = complete_head(scanner_, data, r, end);
+  if (!complete) return r;
+  std::string_view head = *complete;
   std::size_t eol = head.find("\r\n");
   std::string_view line = head.substr(0, eol);
   ResponseHead& h = r.head;
