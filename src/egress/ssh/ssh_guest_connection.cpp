@@ -218,7 +218,7 @@ void GuestConnection::run_exec(ChannelBridge& b) {
     return deny(b, logged, why, "gondolin: " + why);
   }
 
-  UpstreamTarget target;
+  SshUpstreamTarget target;
   target.host = allowed.host;
   target.port = allowed.port;
   target.user = user;
@@ -230,7 +230,7 @@ void GuestConnection::run_exec(ChannelBridge& b) {
   target.stall_timeout = state_->options.idle_timeout;
 
   auto result = UpstreamExec::start(target, b.request_text, b.git_protocol, abort_);
-  if (auto* failure = std::get_if<UpstreamFailure>(&result)) {
+  if (auto* failure = std::get_if<SshUpstreamFailure>(&result)) {
     std::string reason = without_prefix(failure->message);
     record(logged, failure->denied ? "deny" : "error", reason);
     b.refuse(failure->message);

@@ -25,8 +25,8 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kMaxKnownHostsBytes = 16 * 1024 * 1024;
 
-UpstreamFailure error(std::string message) { return {false, "gondolin: " + std::move(message)}; }
-UpstreamFailure denied(std::string message) { return {true, "gondolin: " + std::move(message)}; }
+SshUpstreamFailure error(std::string message) { return {false, "gondolin: " + std::move(message)}; }
+SshUpstreamFailure denied(std::string message) { return {true, "gondolin: " + std::move(message)}; }
 
 std::string home_dir() {
   if (const char* h = std::getenv("HOME"); h && *h) return h;
@@ -43,7 +43,7 @@ timeval to_timeval(std::chrono::milliseconds ms) {
 
 // Connects within `timeout` to one of the host's addresses; the descriptor is
 // left blocking, as libssh expects.
-std::variant<UniqueFd, UpstreamFailure> connect_tcp(const UpstreamTarget& t, SocketAbortSwitch& abort) {
+std::variant<UniqueFd, SshUpstreamFailure> connect_tcp(const SshUpstreamTarget& t, SocketAbortSwitch& abort) {
   std::vector<sockaddr_storage> addrs;
   std::vector<socklen_t> lens;
   if (t.connect_to_loopback) {
@@ -132,7 +132,7 @@ bool key_marked_revoked(const std::string& file, const std::string& key_base64) 
   return false;
 }
 
-std::optional<UpstreamFailure> verify_host_key(ssh_session s, const UpstreamTarget& t, const std::string& user_file,
+std::optional<SshUpstreamFailure> verify_host_key(ssh_session s, const SshUpstreamTarget& t, const std::string& user_file,
                                                const std::string& global_file) {
   ssh_key raw = nullptr;
   if (ssh_get_server_publickey(s, &raw) != SSH_OK || !raw)
@@ -167,7 +167,7 @@ std::optional<UpstreamFailure> verify_host_key(ssh_session s, const UpstreamTarg
   }
 }
 
-std::optional<UpstreamFailure> authenticate(ssh_session s, const UpstreamTarget& t) {
+std::optional<SshUpstreamFailure> authenticate(ssh_session s, const SshUpstreamTarget& t) {
   if (!t.key_file.empty()) {
     ssh_key raw = nullptr;
     if (ssh_pki_import_privkey_file(t.key_file.c_str(), nullptr, nullptr, nullptr, &raw) != SSH_OK || !raw)
@@ -186,10 +186,10 @@ std::optional<UpstreamFailure> authenticate(ssh_session s, const UpstreamTarget&
 
 }  // namespace
 
-UpstreamExec::StartResult UpstreamExec::start(const UpstreamTarget& t, const std::string& command,
+UpstreamExec::StartResult UpstreamExec::start(const SshUpstreamTarget& t, const std::string& command,
                                               const std::optional<std::string>& git_protocol, SocketAbortSwitch& abort) {
   auto connected = connect_tcp(t, abort);
-  if (auto* f = std::get_if<UpstreamFailure>(&connected)) return *f;
+  if (auto* f = std::get_if<SshUpstreamFailure>(&connected)) return *f;
 
   std::unique_ptr<UpstreamExec> up(new UpstreamExec());
   up->fd_ = std::move(std::get<UniqueFd>(connected));

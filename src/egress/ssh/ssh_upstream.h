@@ -19,7 +19,7 @@
 
 namespace gondolin::egress {
 
-struct UpstreamTarget {
+struct SshUpstreamTarget {
   std::string host;  // as allowed; also the known_hosts name
   std::uint16_t port = 22;
   std::string user;
@@ -36,7 +36,7 @@ struct UpstreamTarget {
 // Why an upstream session could not be started: a one-line message for the
 // guest's stderr and the log. `denied` marks policy refusals (host key), as
 // opposed to errors (unreachable, authentication failed).
-struct UpstreamFailure {
+struct SshUpstreamFailure {
   bool denied = false;
   std::string message;
 };
@@ -49,12 +49,12 @@ struct UpstreamExitSignal {
 
 class UpstreamExec {
  public:
-  using StartResult = std::variant<std::unique_ptr<UpstreamExec>, UpstreamFailure>;
+  using StartResult = std::variant<std::unique_ptr<UpstreamExec>, SshUpstreamFailure>;
 
   // Blocking, each step bounded by target.timeout; `abort` can cut it short.
   // Nothing the guest chose (user, command, environment) is sent before the
   // server's host key has been verified.
-  static StartResult start(const UpstreamTarget& target, const std::string& command,
+  static StartResult start(const SshUpstreamTarget& target, const std::string& command,
                            const std::optional<std::string>& git_protocol, SocketAbortSwitch& abort);
 
   ~UpstreamExec();
