@@ -53,7 +53,8 @@ CliResult run_gondolin(const std::vector<std::string>& args, const CliOptions& o
   for (const auto& [k, v] : env) envv.push_back(k + "=" + v);
 
   SpawnSpec spec;
-  spec.argv = {gondolin_binary().string()};
+  spec.argv = options.wrapper;
+  spec.argv.push_back(gondolin_binary().string());
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   spec.stdin_fd = in_r.get();
   spec.stdout_fd = out_w.get();

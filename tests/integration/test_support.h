@@ -24,6 +24,8 @@ struct CliOptions {
   std::map<std::string, std::string> env;  // added to (or replacing in) the test's environment
   std::vector<std::string> unset_env;
   std::chrono::seconds timeout{300};
+  // Runs gondolin through this command, e.g. {"ip", "netns", "exec", NS}.
+  std::vector<std::string> wrapper;
 };
 
 std::filesystem::path gondolin_binary();
