@@ -17,7 +17,8 @@ namespace gondolin {
 struct SessionInfo {
   std::string id;  // uuid
   int pid = 0;     // the gondolin process that owns the VM
-  std::string image;
+  std::string image;     // name:tag (id)
+  std::string image_id;  // the store id alone
   std::string started;  // RFC 3339
   double age_seconds = 0;
   std::string command;  // what the owner runs, for humans
@@ -42,6 +43,7 @@ struct SnapshotInfo {
   std::filesystem::path dir;
   std::string created;
   std::string image;        // name:tag (id)
+  std::string image_id;     // the store id alone
   std::uint64_t state_bytes = 0;  // size of the compressed memory and device state
   double save_seconds = 0;        // how long the VM was paused to write it
 };

@@ -1,11 +1,62 @@
-// `gondolin image ls|inspect|verify|rm`: the local image store.
+// `gondolin image ls|inspect|verify|rm|prune`: the local image store.
+#include <sys/stat.h>
+
 #include <cstdio>
+#include <filesystem>
+#include <map>
 #include <memory>
+#include <optional>
+#include <set>
+#include <utility>
+#include <vector>
 
 #include "cli/commands.h"
+#include "gondolin/error.h"
 #include "gondolin/image.h"
+#include "gondolin/session.h"
+#include "image/image_prune.h"
+#include "proto/control_protocol.h"
 
 namespace gondolin::cli {
+namespace {
+
+// Image ids that a snapshot or a running session still needs, with one of
+// the things that needs each: deleting them would make that unresumable.
+std::map<std::string, std::string> images_in_use() {
+  std::map<std::string, std::string> out;
+  for (const auto& s : list_snapshots())
+    if (!s.image_id.empty()) out.emplace(s.image_id, "snapshot " + s.id);
+  for (const auto& s : Session::list())
+    if (!s.image_id.empty()) out.emplace(s.image_id, "running session " + s.id);
+  return out;
+}
+
+// Disk space deleting `dirs` gives back: root file systems are sparse, and
+// builds share identical files as hard links, which free space only once
+// every link is gone.
+std::uintmax_t disk_bytes_freed(const std::vector<std::filesystem::path>& dirs) {
+  struct Inode {
+    std::uintmax_t links = 0, seen = 0, bytes = 0;
+  };
+  std::map<std::pair<dev_t, ino_t>, Inode> inodes;
+  for (const auto& dir : dirs) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
+      struct stat st {};
+      if (!e.is_regular_file(ec) || ::lstat(e.path().c_str(), &st) != 0) continue;
+      Inode& i = inodes[{st.st_dev, st.st_ino}];
+      i.links = st.st_nlink;
+      i.bytes = static_cast<std::uintmax_t>(st.st_blocks) * 512;
+      ++i.seen;
+    }
+  }
+  std::uintmax_t total = 0;
+  for (const auto& [key, i] : inodes)
+    if (i.seen >= i.links) total += i.bytes;
+  return total;
+}
+
+}  // namespace
 
 void add_image_command(CLI::App& app, Outcome& outcome) {
   CLI::App* image = app.add_subcommand("image", "Manage local guest images");
@@ -40,10 +91,43 @@ void add_image_command(CLI::App& app, Outcome& outcome) {
   });
 
   auto rref = std::make_shared<std::string>();
+  auto rforce = std::make_shared<bool>(false);
   auto* rm = image->add_subcommand("rm", "Delete an image from the store");
   rm->add_option("image", *rref, "name:tag or id")->required();
-  rm->callback([rref, &outcome] {
-    ImageStore::default_store().remove(*rref);
+  rm->add_flag("--force", *rforce, "Delete it even if a snapshot or running session still needs it");
+  rm->callback([rref, rforce, &outcome] {
+    ImageStore store = ImageStore::default_store();
+    // An exact id is looked up without resolve()'s checks, so old or damaged builds can be deleted.
+    std::optional<Image> exact;
+    for (auto& candidate : store.list())
+      if (candidate.manifest.id == *rref) exact = std::move(candidate);
+    Image img = exact ? *exact : store.resolve(*rref);
+    auto in_use = images_in_use();
+    if (auto it = in_use.find(img.manifest.id); it != in_use.end() && !*rforce)
+      throw Error(ErrorKind::Usage, "image " + img.display_name() + " (" + img.manifest.id + ") is still needed by " +
+                                        it->second + "; remove that first, or pass --force");
+    store.remove(img.manifest.id);
+    outcome.exit_code = 0;
+  });
+
+  auto dry_run = std::make_shared<bool>(false);
+  auto* prune = image->add_subcommand(
+      "prune", "Delete older builds that no name:tag resolves to and no snapshot or running session needs");
+  prune->add_flag("-n,--dry-run", *dry_run, "Only list what would be deleted");
+  prune->callback([dry_run, &outcome] {
+    ImageStore store = ImageStore::default_store();
+    std::set<std::string> keep;
+    for (const auto& [id, why] : images_in_use()) keep.insert(id);
+    auto doomed = image::images_to_prune(store.list(), keep, proto::kProtocolVersion);
+    std::vector<std::filesystem::path> dirs;
+    for (const auto& img : doomed) dirs.push_back(img.dir);
+    const std::uintmax_t freed = disk_bytes_freed(dirs);
+    for (const auto& img : doomed) {
+      if (!*dry_run) store.remove(img.manifest.id);
+      std::printf("%s %s %s %s\n", *dry_run ? "would delete" : "deleted", img.manifest.id.c_str(),
+                  img.display_name().c_str(), img.manifest.created.c_str());
+    }
+    std::printf("%s %zu image(s), %ju MiB\n", *dry_run ? "would free" : "freed", doomed.size(), freed >> 20);
     outcome.exit_code = 0;
   });
 }

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "gondolin/error.h"
@@ -151,7 +152,11 @@ Image ImageStore::install(const fs::path& staged_dir) const {
 }
 
 void ImageStore::remove(const std::string& reference) const {
-  Image img = resolve(reference);
+  // An exact id needs no usable image: old or damaged builds must be deletable.
+  std::optional<Image> exact;
+  for (auto& img : list())
+    if (img.manifest.id == reference) exact = std::move(img);
+  Image img = exact ? *exact : resolve(reference);
   std::error_code ec;
   if (fs::weakly_canonical(img.dir.parent_path(), ec) != fs::weakly_canonical(root_, ec))
     throw Error(ErrorKind::Usage, "refusing to delete " + img.dir.string() + ": it is not in the image store");

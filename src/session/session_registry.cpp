@@ -40,6 +40,10 @@ SessionInfo info_from(const json& doc) {
   i.id = doc.value("id", "");
   i.pid = doc.value("pid", 0);
   i.image = doc.value("image", "");
+  i.image_id = doc.value("image_id", "");
+  // Entries written before image_id existed carry it as "name:tag (id)".
+  if (auto open = i.image.rfind(" ("); i.image_id.empty() && open != std::string::npos && i.image.back() == ')')
+    i.image_id = i.image.substr(open + 2, i.image.size() - open - 3);
   i.started = doc.value("started", "");
   i.age_seconds = age_of(i.started);
   i.command = doc.value("command", "");
@@ -93,6 +97,7 @@ SessionRecord::SessionRecord(SessionInfo info) : info_(std::move(info)) {
            {"pid", ::getpid()},
            {"pid_start_time", process_start_time(::getpid())},
            {"image", info_.image},
+           {"image_id", info_.image_id},
            {"started", info_.started},
            {"command", info_.command},
            {"accel", info_.accel},

@@ -63,6 +63,7 @@ SnapshotInfo describe(const LoadedSnapshot& s) {
   i.dir = s.dir;
   i.created = s.manifest.created;
   i.image = s.manifest.image_name + " (" + s.manifest.image_id + ")";
+  i.image_id = s.manifest.image_id;
   i.state_bytes = s.manifest.state_size;
   i.save_seconds = s.manifest.save_seconds;
   return i;

@@ -309,6 +309,7 @@ void VmImpl::register_session() {
   SessionInfo s;
   s.id = session_id_;
   s.image = info_.image_name + " (" + info_.image_id + ")";
+  s.image_id = info_.image_id;
   s.started = now_rfc3339();
   s.command = opts_.session_command.empty() ? "(api)" : opts_.session_command;
   s.accel = to_string(info_.accel);
