@@ -46,6 +46,10 @@ void VmFlags::add_to(CLI::App& cmd) {
                  "UPSTREAM_HOST:PORT, chosen here on the host; loopback allowed. The only way raw TCP leaves. "
                  "Turns on per-host synthetic DNS (repeatable; a rule with a port wins)")
       ->type_name("NAME[:PORT]=UPSTREAM_HOST:PORT")->allow_extra_args(false)->group(egress_group);
+  cmd.add_option("--tcp-idle-timeout", tcp_idle_timeout,
+                 "Close a --tcp-map or --listen connection after this many seconds with no bytes either way, "
+                 "logged in the egress log (default 600; 0: never)")
+      ->type_name("SECONDS")->group(egress_group);
   cmd.add_option("--mount-hostfs", mount_hostfs,
                  "Mount a host directory in the guest: HOST_DIR:GUEST_PATH[:ro] (repeatable)")
       ->allow_extra_args(false);
@@ -154,6 +158,8 @@ VmOptions VmFlags::to_options() const {
   if (!upstream_ca.empty()) n.extra_upstream_ca_file = upstream_ca;
   for (const auto& spec : tcp_maps) n.tcp_maps.push_back(egress::parse_tcp_map("--tcp-map", spec));
   for (const auto& spec : listen) n.ingress.push_back(egress::parse_ingress("--listen", spec));
+  if (!tcp_idle_timeout.empty())
+    n.tcp_idle_timeout = egress::parse_tcp_idle_timeout("--tcp-idle-timeout", tcp_idle_timeout);
   net.apply(n);
   if (!n.tcp_maps.empty()) {
     if (!n.enabled) throw Error(ErrorKind::Usage, "--tcp-map has no effect with --no-network");

@@ -1,5 +1,6 @@
-// --tcp-map and --listen: parsing, validation, rule lookup, the policy file
-// key, and what the CLI makes of them (per-host DNS turned on, conflicts).
+// --tcp-map, --listen and --tcp-idle-timeout: parsing, validation, rule
+// lookup, the policy file keys, and what the CLI makes of them (per-host DNS
+// turned on, conflicts).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -180,4 +181,58 @@ TEST(TcpMapPolicyFile, TcpMapKeyTakesTheSameRules) {
   }
   EXPECT_NE(error_of([&] { load_network_policy_file(path, bad); }).find("\"tcp_map\" must be an array of strings"),
             std::string::npos);
+}
+
+namespace {
+
+std::string write_policy(const std::string& name, const std::string& json) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path) << json;
+  return path;
+}
+
+}  // namespace
+
+TEST(TcpIdleTimeoutOption, ParsesSecondsAndRejectsTheRest) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(NetworkOptions().tcp_idle_timeout, std::chrono::minutes(10));
+  EXPECT_EQ(egress::parse_tcp_idle_timeout("--tcp-idle-timeout", "0"), milliseconds(0));
+  EXPECT_EQ(egress::parse_tcp_idle_timeout("--tcp-idle-timeout", "0.2"), milliseconds(200));
+  EXPECT_EQ(egress::parse_tcp_idle_timeout("--tcp-idle-timeout", "0.0001"), milliseconds(1));  // never 0 by rounding
+  EXPECT_EQ(egress::parse_tcp_idle_timeout("--tcp-idle-timeout", "3600"), milliseconds(3600000));
+  EXPECT_EQ(egress::parse_tcp_idle_timeout("--tcp-idle-timeout", "604800"), std::chrono::hours(24 * 7));
+  for (const char* bad : {"", "abc", "-1", "10s", " 5", "604801", "1e300", "nan", "inf"}) {
+    std::string msg = error_of([&] { egress::parse_tcp_idle_timeout("--tcp-idle-timeout", bad); });
+    EXPECT_EQ(msg.rfind(std::string("invalid --tcp-idle-timeout '") + bad + "': ", 0), 0u) << bad << " -> " << msg;
+  }
+  // The API path.
+  EXPECT_NO_THROW(egress::validate_tcp_idle_timeout(milliseconds(0)));
+  EXPECT_THROW(egress::validate_tcp_idle_timeout(milliseconds(-1)), Error);
+  EXPECT_THROW(egress::validate_tcp_idle_timeout(std::chrono::hours(24 * 8)), Error);
+}
+
+TEST(TcpIdleTimeoutOption, PolicyFileKeyAndFlagOverride) {
+  const std::string path = write_policy("idle_policy.json", R"({"tcp_idle_timeout": 0.5})");
+  NetworkOptions o;
+  load_network_policy_file(path, o);
+  EXPECT_EQ(o.tcp_idle_timeout, std::chrono::milliseconds(500));
+
+  cli::VmFlags f;
+  f.policy_file = write_policy("idle_policy.json", R"({"tcp_idle_timeout": 5})");
+  EXPECT_EQ(f.to_options().network.tcp_idle_timeout, std::chrono::seconds(5));
+  f.tcp_idle_timeout = "7";  // a flag wins over the file, as --egress-log does
+  EXPECT_EQ(f.to_options().network.tcp_idle_timeout, std::chrono::seconds(7));
+  f.policy_file.clear();
+  f.tcp_idle_timeout = "soon";
+  EXPECT_NE(error_of([&] { f.to_options(); }).find("invalid --tcp-idle-timeout 'soon': expected a number of seconds"),
+            std::string::npos);
+
+  write_policy("idle_policy.json", R"({"tcp_idle_timeout": "600"})");
+  EXPECT_NE(error_of([&] { load_network_policy_file(path, o); }).find("\"tcp_idle_timeout\" must be a number of seconds"),
+            std::string::npos);
+  write_policy("idle_policy.json", R"({"tcp_idle_timeout": -1})");
+  std::string msg = error_of([&] { load_network_policy_file(path, o); });
+  EXPECT_NE(msg.find("policy file " + path + ": invalid \"tcp_idle_timeout\" '-1': the idle timeout must be 0 (never)"),
+            std::string::npos)
+      << msg;
 }
