@@ -120,8 +120,8 @@ struct NetworkOptions {
 // Unknown keys and wrong types are errors (gondolin::Error, kind Policy)
 // naming the key. Secrets without "value" take it from the host environment.
 // "tcp_map" is a list of --tcp-map rules ("NAME[:PORT]=UPSTREAM_HOST:PORT"),
-// and "tcp_idle_timeout" the seconds before an idle mapped TCP or ingress
-// connection is closed.
+// "listen" a list of --listen specs ("[HOST:]PORT[:GUEST_PORT]"), and
+// "tcp_idle_timeout" the seconds before an idle one of either is closed.
 void load_network_policy_file(const std::string& path, NetworkOptions& into);
 
 }  // namespace gondolin

@@ -162,7 +162,7 @@ VmOptions VmFlags::to_options() const {
     n.tcp_idle_timeout = egress::parse_tcp_idle_timeout("--tcp-idle-timeout", tcp_idle_timeout);
   net.apply(n);
   if (!n.tcp_maps.empty()) {
-    if (!n.enabled) throw Error(ErrorKind::Usage, "--tcp-map has no effect with --no-network");
+    if (!n.enabled) throw Error(ErrorKind::Usage, "--tcp-map (or the policy file's \"tcp_map\") has no effect with --no-network");
     if (!net.host_mapping.empty() && n.host_mapping != SyntheticHostMapping::PerHost)
       throw Error(ErrorKind::Usage, "--tcp-map needs --dns-synthetic-host-mapping per-host (it finds flows by name)");
     egress::require_per_host_dns_for_tcp_maps(n);  // names a non-synthetic --dns
@@ -171,7 +171,7 @@ VmOptions VmFlags::to_options() const {
       std::fprintf(stderr, "gondolin: --tcp-map turns on --dns-synthetic-host-mapping per-host\n");
   }
   if (!n.ingress.empty()) {
-    if (!n.enabled) throw Error(ErrorKind::Usage, "--listen has no effect with --no-network");
+    if (!n.enabled) throw Error(ErrorKind::Usage, "--listen (or the policy file's \"listen\") has no effect with --no-network");
     egress::validate_ingress(n.ingress);
   }
   n.ssh = ssh.to_options();

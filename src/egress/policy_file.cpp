@@ -64,7 +64,7 @@ void load_network_policy_file(const std::string& path, NetworkOptions& into) {
   if (!j.is_object()) bad(path, "must be a JSON object");
   only_keys(path, j, "",
             {"allow_hosts", "allow_all_hosts", "secrets", "secrets_in_query", "websockets", "egress_log",
-             "test_loopback_hosts", "upstream_ca", "tcp_map", "tcp_idle_timeout"});
+             "test_loopback_hosts", "upstream_ca", "tcp_map", "listen", "tcp_idle_timeout"});
   NetworkOptions o = into;
   for (const auto& [key, v] : j.items()) {
     if (key == "allow_hosts") {
@@ -84,6 +84,16 @@ void load_network_policy_file(const std::string& path, NetworkOptions& into) {
       for (auto& spec : get_strings(path, v, key)) {
         try {
           o.tcp_maps.push_back(egress::parse_tcp_map("\"tcp_map\" entry", spec));
+        } catch (const Error& e) {
+          bad(path, e.what());
+        }
+      }
+    } else if (key == "listen") {
+      // The same rules as --listen; duplicates with the flags are found when
+      // the whole list is validated.
+      for (auto& spec : get_strings(path, v, key)) {
+        try {
+          o.ingress.push_back(egress::parse_ingress("\"listen\" entry", spec));
         } catch (const Error& e) {
           bad(path, e.what());
         }

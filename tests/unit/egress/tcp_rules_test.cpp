@@ -1,6 +1,6 @@
 // --tcp-map, --listen and --tcp-idle-timeout: parsing, validation, rule
 // lookup, the policy file keys, and what the CLI makes of them (per-host DNS
-// turned on, conflicts).
+// turned on, conflicts, flags merged with the file).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -192,6 +192,54 @@ std::string write_policy(const std::string& name, const std::string& json) {
 }
 
 }  // namespace
+
+TEST(IngressPolicyFile, ListenKeyTakesTheSameRules) {
+  const std::string path = write_policy("listen_policy.json", R"({"listen": ["8000", "127.0.0.1:8080:80", "[::1]:9000"]})");
+  NetworkOptions o;
+  load_network_policy_file(path, o);
+  ASSERT_EQ(o.ingress.size(), 3u);
+  EXPECT_EQ(egress::describe(o.ingress[0]), "127.0.0.1:8000:8000");
+  EXPECT_EQ(egress::describe(o.ingress[1]), "127.0.0.1:8080:80");
+  EXPECT_EQ(egress::describe(o.ingress[2]), "[::1]:9000:9000");
+
+  for (const char* bad : {"8000:", "0", "example.com:80", "1:2:3:4", ""}) {
+    write_policy("listen_policy.json", std::string(R"({"listen": ["8000", ")") + bad + R"("]})");
+    NetworkOptions b;
+    std::string msg = error_of([&] { load_network_policy_file(path, b); });
+    EXPECT_EQ(msg.rfind("policy file " + path + ": invalid \"listen\" entry '" + bad + "': ", 0), 0u) << bad << " -> " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_TRUE(b.ingress.empty()) << "a failed file must leave the options alone";
+  }
+  for (const char* bad : {R"({"listen": "8000"})", R"({"listen": [8000]})"}) {
+    write_policy("listen_policy.json", bad);
+    NetworkOptions b;
+    EXPECT_NE(error_of([&] { load_network_policy_file(path, b); }).find("\"listen\" must be an array of strings"),
+              std::string::npos)
+        << bad;
+  }
+}
+
+TEST(IngressPolicyFile, MergesWithListenFlagsLikeTcpMap) {
+  cli::VmFlags f;
+  f.policy_file = write_policy("listen_merge.json", R"({"listen": ["8000"], "tcp_map": ["db=127.0.0.1:5432"]})");
+  f.listen = {"9000:90"};
+  f.tcp_maps = {"cache=127.0.0.1:6379"};
+  VmOptions o = f.to_options();
+  ASSERT_EQ(o.network.ingress.size(), 2u);  // the file's first, then the flags'
+  EXPECT_EQ(o.network.ingress[0].host_port, 8000);
+  EXPECT_EQ(o.network.ingress[1].host_port, 9000);
+  EXPECT_EQ(o.network.ingress[1].guest_port, 90);
+  ASSERT_EQ(o.network.tcp_maps.size(), 2u);
+
+  f.listen = {"8000:80"};  // the file already listens on 8000
+  EXPECT_NE(error_of([&] { f.to_options(); }).find("host port 8000 is listened on twice"), std::string::npos);
+  f.policy_file = write_policy("listen_only.json", R"({"listen": ["8000"]})");
+  f.listen.clear();
+  f.tcp_maps.clear();
+  f.net.no_network = true;
+  EXPECT_NE(error_of([&] { f.to_options(); }).find("the policy file's \"listen\") has no effect with --no-network"),
+            std::string::npos);
+}
 
 TEST(TcpIdleTimeoutOption, ParsesSecondsAndRejectsTheRest) {
   using std::chrono::milliseconds;
