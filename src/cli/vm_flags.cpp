@@ -66,7 +66,7 @@ void VmFlags::add_to(CLI::App& cmd) {
 void VmFlags::add_listen_to(CLI::App& cmd) {
   cmd.add_option("--listen", listen,
                  "Listen on a host TCP port and forward each connection to GUEST_PORT (default: PORT) inside the "
-                 "guest. Binds 127.0.0.1 unless HOST (an IP address) is given (repeatable)")
+                 "guest. Binds 127.0.0.1 unless HOST (an IP address) is given (repeatable; also \"listen\" in --policy)")
       ->type_name("[HOST:]PORT[:GUEST_PORT]")->allow_extra_args(false)->group("Ingress");
 }
 
