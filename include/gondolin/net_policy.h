@@ -96,6 +96,11 @@ struct NetworkOptions {
   std::chrono::milliseconds guest_idle_timeout{120000};        // idle keep-alive guest connection
   std::size_t max_upstream_connections = 128;                  // per VM, at once (mapped TCP included)
   std::size_t max_ingress_connections = 64;                    // per VM, at once
+  // Mapped TCP and ingress connections with no byte either way for this long
+  // are closed on both sides (zero: never). Long, because database clients
+  // keep pooled connections idle for minutes and reconnect badly when they
+  // are cut; the same as SshOptions::idle_timeout.
+  std::chrono::milliseconds tcp_idle_timeout{600000};
   // How long a new flow may stay silent before it is classified "other" and
   // refused. Long because TLS clients under TCG take seconds to say hello.
   std::chrono::milliseconds classify_timeout{10000};
@@ -114,7 +119,9 @@ struct NetworkOptions {
 // adds it to `into`: lists are appended, switches that are true are set.
 // Unknown keys and wrong types are errors (gondolin::Error, kind Policy)
 // naming the key. Secrets without "value" take it from the host environment.
-// "tcp_map" is a list of --tcp-map rules ("NAME[:PORT]=UPSTREAM_HOST:PORT").
+// "tcp_map" is a list of --tcp-map rules ("NAME[:PORT]=UPSTREAM_HOST:PORT"),
+// "listen" a list of --listen specs ("[HOST:]PORT[:GUEST_PORT]"), and
+// "tcp_idle_timeout" the seconds before an idle one of either is closed.
 void load_network_policy_file(const std::string& path, NetworkOptions& into);
 
 }  // namespace gondolin

@@ -46,6 +46,10 @@ void VmFlags::add_to(CLI::App& cmd) {
                  "UPSTREAM_HOST:PORT, chosen here on the host; loopback allowed. The only way raw TCP leaves. "
                  "Turns on per-host synthetic DNS (repeatable; a rule with a port wins)")
       ->type_name("NAME[:PORT]=UPSTREAM_HOST:PORT")->allow_extra_args(false)->group(egress_group);
+  cmd.add_option("--tcp-idle-timeout", tcp_idle_timeout,
+                 "Close a --tcp-map or --listen connection after this many seconds with no bytes either way, "
+                 "logged in the egress log (default 600; 0: never)")
+      ->type_name("SECONDS")->group(egress_group);
   cmd.add_option("--mount-hostfs", mount_hostfs,
                  "Mount a host directory in the guest: HOST_DIR:GUEST_PATH[:ro] (repeatable)")
       ->allow_extra_args(false);
@@ -62,7 +66,7 @@ void VmFlags::add_to(CLI::App& cmd) {
 void VmFlags::add_listen_to(CLI::App& cmd) {
   cmd.add_option("--listen", listen,
                  "Listen on a host TCP port and forward each connection to GUEST_PORT (default: PORT) inside the "
-                 "guest. Binds 127.0.0.1 unless HOST (an IP address) is given (repeatable)")
+                 "guest. Binds 127.0.0.1 unless HOST (an IP address) is given (repeatable; also \"listen\" in --policy)")
       ->type_name("[HOST:]PORT[:GUEST_PORT]")->allow_extra_args(false)->group("Ingress");
 }
 
@@ -154,9 +158,11 @@ VmOptions VmFlags::to_options() const {
   if (!upstream_ca.empty()) n.extra_upstream_ca_file = upstream_ca;
   for (const auto& spec : tcp_maps) n.tcp_maps.push_back(egress::parse_tcp_map("--tcp-map", spec));
   for (const auto& spec : listen) n.ingress.push_back(egress::parse_ingress("--listen", spec));
+  if (!tcp_idle_timeout.empty())
+    n.tcp_idle_timeout = egress::parse_tcp_idle_timeout("--tcp-idle-timeout", tcp_idle_timeout);
   net.apply(n);
   if (!n.tcp_maps.empty()) {
-    if (!n.enabled) throw Error(ErrorKind::Usage, "--tcp-map has no effect with --no-network");
+    if (!n.enabled) throw Error(ErrorKind::Usage, "--tcp-map (or the policy file's \"tcp_map\") has no effect with --no-network");
     if (!net.host_mapping.empty() && n.host_mapping != SyntheticHostMapping::PerHost)
       throw Error(ErrorKind::Usage, "--tcp-map needs --dns-synthetic-host-mapping per-host (it finds flows by name)");
     egress::require_per_host_dns_for_tcp_maps(n);  // names a non-synthetic --dns
@@ -165,7 +171,7 @@ VmOptions VmFlags::to_options() const {
       std::fprintf(stderr, "gondolin: --tcp-map turns on --dns-synthetic-host-mapping per-host\n");
   }
   if (!n.ingress.empty()) {
-    if (!n.enabled) throw Error(ErrorKind::Usage, "--listen has no effect with --no-network");
+    if (!n.enabled) throw Error(ErrorKind::Usage, "--listen (or the policy file's \"listen\") has no effect with --no-network");
     egress::validate_ingress(n.ingress);
   }
   n.ssh = ssh.to_options();

@@ -36,6 +36,7 @@ struct VmFlags {
   std::string upstream_ca;
   std::vector<std::string> tcp_maps;  // GUEST_HOST[:PORT]=UPSTREAM_HOST:PORT
   std::vector<std::string> listen;    // [HOST:]PORT[:GUEST_PORT]; exec and bash only (add_listen_to)
+  std::string tcp_idle_timeout;       // seconds; empty: the policy file's, else the default
 
   // file system mounts (docs/filesystems.md)
   std::vector<std::string> mount_hostfs;

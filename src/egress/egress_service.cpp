@@ -30,6 +30,7 @@ EgressService::EgressService(boost::asio::io_context& io, const NetworkOptions& 
   EgressPolicy{options};  // bad patterns or secrets fail before anything touches the CA directory
   validate_tcp_maps(options.tcp_maps);
   validate_ingress(options.ingress);
+  validate_tcp_idle_timeout(options.tcp_idle_timeout);
   if (!options.tcp_maps.empty() &&
       (options.dns != DnsMode::Synthetic || options.host_mapping != SyntheticHostMapping::PerHost))
     throw Error(ErrorKind::Usage, "mapped TCP needs synthetic DNS with per-host mapping (NetworkOptions::host_mapping = PerHost)");

@@ -64,7 +64,7 @@ void load_network_policy_file(const std::string& path, NetworkOptions& into) {
   if (!j.is_object()) bad(path, "must be a JSON object");
   only_keys(path, j, "",
             {"allow_hosts", "allow_all_hosts", "secrets", "secrets_in_query", "websockets", "egress_log",
-             "test_loopback_hosts", "upstream_ca", "tcp_map"});
+             "test_loopback_hosts", "upstream_ca", "tcp_map", "listen", "tcp_idle_timeout"});
   NetworkOptions o = into;
   for (const auto& [key, v] : j.items()) {
     if (key == "allow_hosts") {
@@ -87,6 +87,23 @@ void load_network_policy_file(const std::string& path, NetworkOptions& into) {
         } catch (const Error& e) {
           bad(path, e.what());
         }
+      }
+    } else if (key == "listen") {
+      // The same rules as --listen; duplicates with the flags are found when
+      // the whole list is validated.
+      for (auto& spec : get_strings(path, v, key)) {
+        try {
+          o.ingress.push_back(egress::parse_ingress("\"listen\" entry", spec));
+        } catch (const Error& e) {
+          bad(path, e.what());
+        }
+      }
+    } else if (key == "tcp_idle_timeout") {
+      if (!v.is_number()) bad(path, "\"tcp_idle_timeout\" must be a number of seconds (0: never)");
+      try {
+        o.tcp_idle_timeout = egress::tcp_idle_timeout_from_seconds("\"tcp_idle_timeout\"", v.dump(), v.get<double>());
+      } catch (const Error& e) {
+        bad(path, e.what());
       }
     } else if (key == "test_loopback_hosts") {
       for (auto& h : get_strings(path, v, key)) o.test_loopback_hosts.push_back(h);

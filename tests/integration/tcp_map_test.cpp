@@ -2,7 +2,8 @@
 // loopback redis-server through --tcp-map, a server that speaks first is
 // heard at once, unmapped names and ports stay refused, every connection is
 // in the egress log; a host client reaches a guest http.server through
-// --listen, which binds loopback only and fails clearly on a busy port.
+// --listen, which binds loopback only and fails clearly on a busy port; idle
+// connections of both kinds are closed after tcp_idle_timeout.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -378,4 +379,81 @@ TEST(TcpMapCli, BusyPortAndBadSpecsFailBeforeBooting) {
   auto bad_listen = run_gondolin({"bash", "--listen", "example.com:80"});
   EXPECT_EQ(bad_listen.exit_code, 125);
   EXPECT_NE(bad_listen.err.find("invalid --listen 'example.com:80'"), std::string::npos) << bad_listen.err;
+}
+
+// The idle timeout and the policy file's "listen", through the real binary: a
+// mapped flow and an ingress connection that go silent are both closed after
+// tcp_idle_timeout, on both sides, with a close line saying why.
+TEST(TcpMapCli, IdleMappedAndIngressConnectionsAreClosed) {
+  gondolin::testing::TempDir tmp;
+  BannerServer banner;  // says its banner, then waits up to 20 s for more
+  const std::uint16_t port = free_port();
+  const auto policy = tmp.path() / "policy.json";
+  const auto log = tmp.path() / "egress.jsonl";
+  std::ofstream(policy) << R"({"listen": [")" << port << R"(:8080"], "tcp_idle_timeout": 1, "egress_log": ")"
+                        << log.string() << R"(", "tcp_map": ["banner.test:2525=127.0.0.1:)" << banner.port() << R"("]})";
+  auto run = std::async(std::launch::async, [&] {
+    return run_gondolin({"exec", "--policy", policy.string(), "--", "python3", "-c", R"(
+import socket, time
+def wait_closed(s):
+    try:
+        while s.recv(100): pass
+    except ConnectionResetError:
+        pass
+# Ingress first, accepted at once: a connection left waiting in the backlog
+# would itself go idle.
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("", 8080))
+srv.listen(4)
+c, _ = srv.accept()
+c.sendall(b"hi")
+c.settimeout(30)
+wait_closed(c)
+print("ingress closed", flush=True)
+s = socket.create_connection(("banner.test", 2525), timeout=30)
+s.recv(100)
+t = time.time()
+wait_closed(s)
+print("mapped closed after %.1f s" % (time.time() - t))
+)"});
+  });
+  // The host client: retried until the guest server answers "hi", then silent.
+  double ingress_idle_s = -1;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+       ingress_idle_s < 0 && std::chrono::steady_clock::now() < deadline;
+       std::this_thread::sleep_for(std::chrono::milliseconds(300))) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    char buf[16];
+    pollfd p{fd, POLLIN, 0};
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::poll(&p, 1, 20000) == 1 &&
+        ::read(fd, buf, sizeof buf) == 2) {
+      const auto t = std::chrono::steady_clock::now();
+      if (::poll(&p, 1, 30000) == 1 && ::read(fd, buf, sizeof buf) <= 0)
+        ingress_idle_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    }
+    ::close(fd);
+  }
+  auto r = run.get();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GE(ingress_idle_s, 0.9);
+  EXPECT_LT(ingress_idle_s, 10);
+  EXPECT_NE(r.out.find("ingress closed"), std::string::npos) << r.out;
+  const auto at = r.out.find("mapped closed after ");
+  ASSERT_NE(at, std::string::npos) << r.out << r.err;
+  const double mapped_idle_s = std::stod(r.out.substr(at + 20));
+  EXPECT_GE(mapped_idle_s, 0.9) << r.out;
+  EXPECT_LT(mapped_idle_s, 10) << r.out;
+  bool mapped_logged = false, ingress_logged = false;
+  for (const auto& j : read_log(log)) {
+    if (j.value("event", "") != "close" || j.value("reason", "") != "idle timeout: no bytes either way for 1 s") continue;
+    if (j.value("kind", "") == "tcp" && j.value("host", "") == "banner.test") mapped_logged = true;
+    if (j.value("kind", "") == "ingress" && j.value("bytes_from_guest", 0) == 2) ingress_logged = true;
+  }
+  EXPECT_TRUE(mapped_logged) << "no idle close line for the mapped flow";
+  EXPECT_TRUE(ingress_logged) << "no idle close line for the ingress connection";
 }

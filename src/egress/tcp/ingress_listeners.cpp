@@ -120,7 +120,8 @@ void IngressListeners::forward(const Listener& l, ip::tcp::socket client) {
                      closed.bytes_from_guest = t.b_to_a;
                      closed.reason = t.error;
                      ctx->log.record(closed);
-                   });
+                   },
+                   ByteRelay::IdleTimeout{ctx_->io.get_executor(), ctx_->options.tcp_idle_timeout});
 }
 
 }  // namespace gondolin::egress

@@ -54,7 +54,8 @@ void relay_mapped_flow(const std::shared_ptr<EgressContext>& ctx, const TcpMap& 
                                         closed.reason = t.error;
                                         ctx->log.record(closed);
                                         *slot = UpstreamSlot();
-                                      });
+                                      },
+                                      ByteRelay::IdleTimeout{ctx->io.get_executor(), ctx->options.tcp_idle_timeout});
                    });
 }
 

@@ -3,6 +3,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include <charconv>
+#include <cmath>
 #include <optional>
 #include <set>
 #include <utility>
@@ -140,6 +141,28 @@ Ingress parse_ingress(std::string_view flag, std::string_view text) {
   if (colon != std::string_view::npos && !parse_port(rest.substr(colon + 1), in.guest_port))
     throw usage(flag, text, "the guest port must be 1..65535");
   return in;
+}
+
+std::chrono::milliseconds tcp_idle_timeout_from_seconds(std::string_view flag, std::string_view text, double seconds) {
+  const auto max = static_cast<double>(kMaxTcpIdleTimeout.count());
+  if (!std::isfinite(seconds) || seconds < 0 || seconds > max)
+    throw usage(flag, text, "the idle timeout must be 0 (never) to " + std::to_string(kMaxTcpIdleTimeout.count()) +
+                                " seconds (a week)");
+  return std::chrono::milliseconds(static_cast<long long>(std::ceil(seconds * 1000)));
+}
+
+std::chrono::milliseconds parse_tcp_idle_timeout(std::string_view flag, std::string_view text) {
+  double seconds = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+    throw usage(flag, text, "expected a number of seconds (0: never)");
+  return tcp_idle_timeout_from_seconds(flag, text, seconds);
+}
+
+void validate_tcp_idle_timeout(std::chrono::milliseconds timeout) {
+  if (timeout.count() < 0 || timeout > kMaxTcpIdleTimeout)
+    throw usage("tcp idle timeout", std::to_string(timeout.count()) + " ms",
+                "must be 0 (never) to " + std::to_string(kMaxTcpIdleTimeout.count()) + " seconds (a week)");
 }
 
 void validate_tcp_maps(const std::vector<TcpMap>& maps) {

@@ -3,6 +3,7 @@
 // gondolin::Error (Usage) with one line naming the flag and what is wrong.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -20,6 +21,15 @@ TcpMap parse_tcp_map(std::string_view flag, std::string_view text);
 // "localhost"); without it the listener binds 127.0.0.1 only. GUEST_PORT
 // defaults to PORT.
 Ingress parse_ingress(std::string_view flag, std::string_view text);
+
+// The idle timeout of mapped TCP and ingress, in seconds as
+// --tcp-idle-timeout and the policy file's "tcp_idle_timeout" take it: 0
+// (never) up to kMaxTcpIdleTimeout, fractions allowed (rounded up to a ms).
+inline constexpr std::chrono::seconds kMaxTcpIdleTimeout{7 * 24 * 3600};
+std::chrono::milliseconds parse_tcp_idle_timeout(std::string_view flag, std::string_view text);
+std::chrono::milliseconds tcp_idle_timeout_from_seconds(std::string_view flag, std::string_view text, double seconds);
+// The API path: NetworkOptions::tcp_idle_timeout within 0..kMaxTcpIdleTimeout.
+void validate_tcp_idle_timeout(std::chrono::milliseconds timeout);
 
 // Checks whole lists (also those built through the C++ API): valid names and
 // ports, no rule given twice, no host port listened on twice.

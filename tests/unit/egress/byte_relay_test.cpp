@@ -138,3 +138,31 @@ TEST(ByteRelay, WritingToAGoneSideEndsTheRelayWithAnError) {
   EXPECT_NE(t.error, "");
   EXPECT_EQ(read_to_eof(a.test_end.get()), "");  // and is closed too
 }
+
+TEST(ByteRelay, IdleTimeoutClosesBothSidesAndZeroMeansNever) {
+  using namespace std::chrono_literals;
+  test_support::IoThread io;
+  Pair a = socket_pair(), b = socket_pair(), c = socket_pair(), d = socket_pair();
+  std::promise<ByteRelay::Totals> done, never_done;
+  io.run([&] {
+    ByteRelay::start(stream(io.io(), std::move(a.relay_end)), stream(io.io(), std::move(b.relay_end)), "",
+                     [&](const ByteRelay::Totals& t) { done.set_value(t); },
+                     ByteRelay::IdleTimeout{io.io().get_executor(), 100ms});
+    ByteRelay::start(stream(io.io(), std::move(c.relay_end)), stream(io.io(), std::move(d.relay_end)), "",
+                     [&](const ByteRelay::Totals& t) { never_done.set_value(t); },
+                     ByteRelay::IdleTimeout{io.io().get_executor(), 0ms});
+    return 0;
+  });
+  auto t = done.get_future().get();
+  EXPECT_TRUE(t.idle);
+  EXPECT_EQ(t.error, "idle timeout: no bytes either way for 100 ms");
+  EXPECT_EQ(read_to_eof(a.test_end.get()), "");
+  EXPECT_EQ(read_to_eof(b.test_end.get()), "");
+  // The relay without a timeout is still there after the other one's.
+  write_all(c.test_end.get(), "late");
+  char buf[4];
+  EXPECT_EQ(::read(d.test_end.get(), buf, sizeof buf), 4);
+  c.test_end.reset();
+  d.test_end.reset();
+  EXPECT_FALSE(never_done.get_future().get().idle);
+}

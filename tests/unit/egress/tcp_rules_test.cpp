@@ -1,5 +1,6 @@
-// --tcp-map and --listen: parsing, validation, rule lookup, the policy file
-// key, and what the CLI makes of them (per-host DNS turned on, conflicts).
+// --tcp-map, --listen and --tcp-idle-timeout: parsing, validation, rule
+// lookup, the policy file keys, and what the CLI makes of them (per-host DNS
+// turned on, conflicts, flags merged with the file).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -180,4 +181,106 @@ TEST(TcpMapPolicyFile, TcpMapKeyTakesTheSameRules) {
   }
   EXPECT_NE(error_of([&] { load_network_policy_file(path, bad); }).find("\"tcp_map\" must be an array of strings"),
             std::string::npos);
+}
+
+namespace {
+
+std::string write_policy(const std::string& name, const std::string& json) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path) << json;
+  return path;
+}
+
+}  // namespace
+
+TEST(IngressPolicyFile, ListenKeyTakesTheSameRules) {
+  const std::string path = write_policy("listen_policy.json", R"({"listen": ["8000", "127.0.0.1:8080:80", "[::1]:9000"]})");
+  NetworkOptions o;
+  load_network_policy_file(path, o);
+  ASSERT_EQ(o.ingress.size(), 3u);
+  EXPECT_EQ(egress::describe(o.ingress[0]), "127.0.0.1:8000:8000");
+  EXPECT_EQ(egress::describe(o.ingress[1]), "127.0.0.1:8080:80");
+  EXPECT_EQ(egress::describe(o.ingress[2]), "[::1]:9000:9000");
+
+  for (const char* bad : {"8000:", "0", "example.com:80", "1:2:3:4", ""}) {
+    write_policy("listen_policy.json", std::string(R"({"listen": ["8000", ")") + bad + R"("]})");
+    NetworkOptions b;
+    std::string msg = error_of([&] { load_network_policy_file(path, b); });
+    EXPECT_EQ(msg.rfind("policy file " + path + ": invalid \"listen\" entry '" + bad + "': ", 0), 0u) << bad << " -> " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_TRUE(b.ingress.empty()) << "a failed file must leave the options alone";
+  }
+  for (const char* bad : {R"({"listen": "8000"})", R"({"listen": [8000]})"}) {
+    write_policy("listen_policy.json", bad);
+    NetworkOptions b;
+    EXPECT_NE(error_of([&] { load_network_policy_file(path, b); }).find("\"listen\" must be an array of strings"),
+              std::string::npos)
+        << bad;
+  }
+}
+
+TEST(IngressPolicyFile, MergesWithListenFlagsLikeTcpMap) {
+  cli::VmFlags f;
+  f.policy_file = write_policy("listen_merge.json", R"({"listen": ["8000"], "tcp_map": ["db=127.0.0.1:5432"]})");
+  f.listen = {"9000:90"};
+  f.tcp_maps = {"cache=127.0.0.1:6379"};
+  VmOptions o = f.to_options();
+  ASSERT_EQ(o.network.ingress.size(), 2u);  // the file's first, then the flags'
+  EXPECT_EQ(o.network.ingress[0].host_port, 8000);
+  EXPECT_EQ(o.network.ingress[1].host_port, 9000);
+  EXPECT_EQ(o.network.ingress[1].guest_port, 90);
+  ASSERT_EQ(o.network.tcp_maps.size(), 2u);
+
+  f.listen = {"8000:80"};  // the file already listens on 8000
+  EXPECT_NE(error_of([&] { f.to_options(); }).find("host port 8000 is listened on twice"), std::string::npos);
+  f.policy_file = write_policy("listen_only.json", R"({"listen": ["8000"]})");
+  f.listen.clear();
+  f.tcp_maps.clear();
+  f.net.no_network = true;
+  EXPECT_NE(error_of([&] { f.to_options(); }).find("the policy file's \"listen\") has no effect with --no-network"),
+            std::string::npos);
+}
+
+TEST(TcpIdleTimeoutOption, ParsesSecondsAndRejectsTheRest) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(NetworkOptions().tcp_idle_timeout, std::chrono::minutes(10));
+  EXPECT_EQ(egress::parse_tcp_idle_timeout("--tcp-idle-timeout", "0"), milliseconds(0));
+  EXPECT_EQ(egress::parse_tcp_idle_timeout("--tcp-idle-timeout", "0.2"), milliseconds(200));
+  EXPECT_EQ(egress::parse_tcp_idle_timeout("--tcp-idle-timeout", "0.0001"), milliseconds(1));  // never 0 by rounding
+  EXPECT_EQ(egress::parse_tcp_idle_timeout("--tcp-idle-timeout", "3600"), milliseconds(3600000));
+  EXPECT_EQ(egress::parse_tcp_idle_timeout("--tcp-idle-timeout", "604800"), std::chrono::hours(24 * 7));
+  for (const char* bad : {"", "abc", "-1", "10s", " 5", "604801", "1e300", "nan", "inf"}) {
+    std::string msg = error_of([&] { egress::parse_tcp_idle_timeout("--tcp-idle-timeout", bad); });
+    EXPECT_EQ(msg.rfind(std::string("invalid --tcp-idle-timeout '") + bad + "': ", 0), 0u) << bad << " -> " << msg;
+  }
+  // The API path.
+  EXPECT_NO_THROW(egress::validate_tcp_idle_timeout(milliseconds(0)));
+  EXPECT_THROW(egress::validate_tcp_idle_timeout(milliseconds(-1)), Error);
+  EXPECT_THROW(egress::validate_tcp_idle_timeout(std::chrono::hours(24 * 8)), Error);
+}
+
+TEST(TcpIdleTimeoutOption, PolicyFileKeyAndFlagOverride) {
+  const std::string path = write_policy("idle_policy.json", R"({"tcp_idle_timeout": 0.5})");
+  NetworkOptions o;
+  load_network_policy_file(path, o);
+  EXPECT_EQ(o.tcp_idle_timeout, std::chrono::milliseconds(500));
+
+  cli::VmFlags f;
+  f.policy_file = write_policy("idle_policy.json", R"({"tcp_idle_timeout": 5})");
+  EXPECT_EQ(f.to_options().network.tcp_idle_timeout, std::chrono::seconds(5));
+  f.tcp_idle_timeout = "7";  // a flag wins over the file, as --egress-log does
+  EXPECT_EQ(f.to_options().network.tcp_idle_timeout, std::chrono::seconds(7));
+  f.policy_file.clear();
+  f.tcp_idle_timeout = "soon";
+  EXPECT_NE(error_of([&] { f.to_options(); }).find("invalid --tcp-idle-timeout 'soon': expected a number of seconds"),
+            std::string::npos);
+
+  write_policy("idle_policy.json", R"({"tcp_idle_timeout": "600"})");
+  EXPECT_NE(error_of([&] { load_network_policy_file(path, o); }).find("\"tcp_idle_timeout\" must be a number of seconds"),
+            std::string::npos);
+  write_policy("idle_policy.json", R"({"tcp_idle_timeout": -1})");
+  std::string msg = error_of([&] { load_network_policy_file(path, o); });
+  EXPECT_NE(msg.find("policy file " + path + ": invalid \"tcp_idle_timeout\" '-1': the idle timeout must be 0 (never)"),
+            std::string::npos)
+      << msg;
 }
