@@ -8,7 +8,10 @@
 //
 // Ring 0 is the high-priority queue (FORGET, INTERRUPT: no reply), ring 1
 // the request queue. FUSE notifications have no queue in QEMU 7.2's device
-// and are dropped; the guest kernel invalidates what they would have.
+// and are dropped. The server sends only one kind: after a hard link, "the
+// other name's attributes changed". Without it the guest may show the old
+// link count for that name until its cached attributes expire
+// (MountOptions::attr_timeout, 1 s by default); nothing else depends on it.
 #pragma once
 
 #include <array>
