@@ -32,7 +32,9 @@ std::uint64_t read_le(const std::uint8_t*& p, const std::uint8_t* end, std::size
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::uint8_t* p = data;
   const std::uint8_t* end = data + size;
-  const std::size_t image = std::min<std::size_t>(read_le(p, end, 2), end - p);
+  // (read_le moves p: read first, then bound by what is left.)
+  const std::size_t wanted_image = read_le(p, end, 2);
+  const std::size_t image = std::min<std::size_t>(wanted_image, end - p);
   UniqueFd ram(::memfd_create("fuzz-ram", MFD_CLOEXEC));
   if (!ram || ::ftruncate(ram.get(), kRamBytes) != 0) return 0;
   if (image && ::pwrite(ram.get(), p, image, 0) != static_cast<ssize_t>(image)) return 0;
@@ -43,7 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Message m;
     m.header.request = static_cast<std::uint32_t>(read_le(p, end, 4));
     m.header.flags = static_cast<std::uint32_t>(read_le(p, end, 4)) & ~kFlagReply;
-    const std::size_t len = std::min<std::size_t>(read_le(p, end, 2) % (kMaxPayload + 1), end - p);
+    const std::size_t wanted = read_le(p, end, 2) % (kMaxPayload + 1);
+    const std::size_t len = std::min<std::size_t>(wanted, end - p);
     m.header.size = static_cast<std::uint32_t>(len);
     m.payload.assign(p, p + len);
     p += len;
