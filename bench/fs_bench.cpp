@@ -1,6 +1,9 @@
 // Guest file-system speed: gondolin's FUSE mounts against QEMU's built-in
-// virtio-9p (-fsdev local), on the same host directory, in the same VM (both
-// are mounted at once), as ratios measured in the same run:
+// virtio-9p (-fsdev local), on the same host directory, in the same VM (all
+// are mounted at once), as ratios measured in the same run. Gondolin's side
+// comes three times: FUSE over virtio-serial ("serial"), virtio-fs with the
+// guest page cache ("vfs-auto") and virtio-fs with FOPEN_DIRECT_IO
+// ("vfs-direct"). Workloads:
 //
 //   find+stat  `find | xargs stat` over 5 000 small files in 50 directories
 //   cat        `find | xargs cat` of the same files
@@ -10,7 +13,7 @@
 //   write      `dd` of 500 MB to a new file, with fsync
 //
 // Every run starts from cold guest caches (drop_caches). Median of RUNS per
-// side, alternating. The ratio printed is 9p time / gondolin time: ≥ 1.0×
+// side, alternating. The ratios printed are 9p time / gondolin time: ≥ 1.0×
 // means gondolin is not slower.
 //
 // The default image's kernel (Debian cloud) has no 9p; the baseline needs an
@@ -102,12 +105,21 @@ int main(int argc, char** argv) {
     } cleanup{root};
     std::printf("preparing %s: 5000 files, two 5000-file git repositories, a %d MB file\n", root.c_str(), mb);
     make_tree(root / "tree");
-    make_tree(root / "repo-ours");
-    run_host({"git", "-C", (root / "repo-ours").string(), "init", "-q"});
-    run_host({"git", "-C", (root / "repo-ours").string(), "add", "."});
-    run_host({"git", "-C", (root / "repo-ours").string(), "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm",
-              "bench"});
-    run_host({"cp", "-a", (root / "repo-ours").string(), (root / "repo-9p").string()});
+    struct Side {
+      const char* name;  // also names its own git repository and output file
+      std::string dir;   // in the guest
+      std::vector<double> seconds;
+    };
+    std::vector<Side> sides = {{"serial", "/ours", {}}, {"vfs-auto", "/vfa", {}}, {"vfs-direct", "/vfd", {}},
+                               {"9p", "/p9", {}}};
+    make_tree(root / "repo-serial");
+    run_host({"git", "-C", (root / "repo-serial").string(), "init", "-q"});
+    run_host({"git", "-C", (root / "repo-serial").string(), "add", "."});
+    run_host({"git", "-C", (root / "repo-serial").string(), "-c", "user.name=b", "-c", "user.email=b@b", "commit",
+              "-qm", "bench"});
+    for (const auto& side : sides)
+      if (std::string(side.name) != "serial")
+        run_host({"cp", "-a", (root / "repo-serial").string(), (root / ("repo-" + std::string(side.name))).string()});
     run_host({"dd", "if=/dev/urandom", "of=" + (root / "big").string(), "bs=1M", "count=" + std::to_string(mb),
               "status=none"});
 
@@ -116,6 +128,11 @@ int main(int argc, char** argv) {
     o.memory_mib = 1024;
     o.network.enabled = false;
     o.mounts.push_back({"/ours", vfs::host_dir(root)});
+    vfs::MountOptions virtiofs;
+    virtiofs.transport = vfs::FsTransport::Virtiofs;
+    o.mounts.push_back({"/vfa", vfs::host_dir(root), virtiofs});
+    virtiofs.direct_io = true;
+    o.mounts.push_back({"/vfd", vfs::host_dir(root), virtiofs});
     VmHooks hooks;
     hooks.qemu_extra_args = {"-fsdev", "local,id=bench9p,path=" + root.string() + ",security_model=none", "-device",
                              vm::virtio_device(o.machine, "virtio-9p") + ",fsdev=bench9p,mount_tag=bench9p"};
@@ -128,19 +145,29 @@ int main(int argc, char** argv) {
       return 1;
     }
     // Each side's repository gets its index refreshed once, outside the measurement.
-    timed(vm, "git -C /ours/repo-ours status --porcelain >/dev/null; git -C /p9/repo-9p status --porcelain >/dev/null");
+    std::string refresh = "true";
+    for (const auto& side : sides)
+      refresh += "; git -C " + side.dir + "/repo-" + side.name + " status --porcelain >/dev/null";
+    timed(vm, refresh);
 
-    std::printf("%-11s %10s %10s %8s   (median of %d; seconds in the guest)\n", "workload", "gondolin", "9p",
-                "9p/ours", runs);
+    std::printf("%-11s", "workload");
+    for (const auto& side : sides) std::printf(" %10s", side.name);
+    for (std::size_t i = 0; i + 1 < sides.size(); ++i) std::printf(" %9s", ("9p/" + std::string(sides[i].name)).substr(0, 9).c_str());
+    std::printf("   (median of %d; seconds in the guest)\n", runs);
     for (const char* name : kWorkloads) {
-      std::vector<double> ours, p9;
-      for (int i = 0; i < runs; ++i) {
-        ours.push_back(timed(vm, workload_script(name, "/ours", "ours", mb)));
-        p9.push_back(timed(vm, workload_script(name, "/p9", "9p", mb)));
+      for (auto& side : sides) side.seconds.clear();
+      for (int i = 0; i < runs; ++i)
+        for (auto& side : sides) side.seconds.push_back(timed(vm, workload_script(name, side.dir, side.name, mb)));
+      std::printf("%-11s", name);
+      for (const auto& side : sides) std::printf(" %10.2f", median(side.seconds));
+      const double p9 = median(sides.back().seconds);
+      for (std::size_t i = 0; i + 1 < sides.size(); ++i) {
+        double t = median(sides[i].seconds);
+        std::printf(" %8.2fx", t > 0 ? p9 / t : 0);
       }
-      double a = median(ours), b = median(p9);
-      std::printf("%-11s %10.2f %10.2f %7.2fx   [ours %s | 9p %s]\n", name, a, b, a > 0 ? b / a : 0,
-                  list(ours).c_str(), list(p9).c_str());
+      std::string all;
+      for (const auto& side : sides) all += std::string(all.empty() ? "" : " | ") + side.name + " " + list(side.seconds);
+      std::printf("   [%s]\n", all.c_str());
       std::fflush(stdout);
     }
     vm.exec(std::string("umount /p9"));

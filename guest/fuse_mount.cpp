@@ -81,10 +81,33 @@ void raise_readahead(const std::string& path, std::uint32_t max_read) {
   std::ofstream(bdi) << (max_read / 1024);
 }
 
+// virtio-fs: the guest kernel talks to the host's server itself; no relay.
+proto::MountResultMsg mount_virtiofs(const proto::MountRequest& req) {
+  if (int err = make_directories(req.guest_path)) return failure(err, "cannot create mount point " + req.guest_path);
+  unsigned long flags = MS_NOSUID | MS_NODEV | ((req.flags & proto::kMountReadOnly) ? MS_RDONLY : 0);
+  // The device is probed when the module registers; give a slow probe a moment.
+  int err = 0;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    if (::mount(req.port_name.c_str(), req.guest_path.c_str(), "virtiofs", flags, nullptr) == 0) {
+      err = 0;
+      break;
+    }
+    err = errno;
+    if (err != ENOENT && err != ENODEV) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (err) return failure(err, "mount -t virtiofs " + req.port_name + " " + req.guest_path);
+  struct stat st{};
+  if (::stat(req.guest_path.c_str(), &st) != 0) return failure(errno, "the new mount " + req.guest_path + " does not answer");
+  raise_readahead(req.guest_path, req.max_read);
+  return proto::MountResultMsg{0, ""};
+}
+
 }  // namespace
 
 proto::MountResultMsg mount_fuse(const proto::MountRequest& req) {
   kernel_modules().load("fs");
+  if (req.flags & proto::kMountVirtiofs) return mount_virtiofs(req);
   if (int err = make_directories(req.guest_path)) return failure(err, "cannot create mount point " + req.guest_path);
   int port = open_named_port(req.port_name, std::chrono::seconds(2));
   if (port < 0) return failure(ENODEV, "virtio port " + req.port_name + " is missing");

@@ -3,6 +3,8 @@
 // and the mount's virtio-serial port. The forwarder is its own process so
 // neither the agent's loop nor anything the agent does on the mount (file
 // operations, exec of a program stored there) can deadlock against it.
+// A virtio-fs mount (proto::kMountVirtiofs) needs none of that: the guest
+// kernel reaches the host's server through the vhost-user-fs device.
 #pragma once
 
 #include "proto/control_protocol.h"

@@ -244,6 +244,18 @@ std::shared_ptr<Provider> hide(std::shared_ptr<Provider> inner, std::vector<std:
 
 // ---- Mounts -------------------------------------------------------------------
 
+// How the guest reaches a mount's FUSE server.
+enum class FsTransport {
+  // A virtio-serial port and a relay in the guest agent. Survives snapshots;
+  // bulk transfers are slow (tens of MB/s under TCG).
+  Serial,
+  // virtio-fs: gondolin is QEMU's vhost-user-fs back-end and reads/writes
+  // guest memory directly. Much faster for bulk data; the VM's RAM becomes a
+  // shared memfd, and such a VM cannot be snapshotted (QEMU 7.2 does not
+  // migrate vhost-user-fs). The server runs on a thread of its own per mount.
+  Virtiofs,
+};
+
 struct MountOptions {
   // How long the guest kernel may trust a name lookup (also a "no such file"
   // answer) and a file's attributes without asking again. Changes made on
@@ -257,6 +269,13 @@ struct MountOptions {
   // big batches. Faster for small writes; a file changed on the host while
   // the guest has dirty data for it can lose either side's change.
   bool writeback_cache = false;
+  FsTransport transport = FsTransport::Serial;
+  // Open files with FOPEN_DIRECT_IO: reads and writes bypass the guest's page
+  // cache and go straight between the guest process's buffers and the
+  // provider (zero-copy in the guest with virtio-fs). No caching across
+  // opens, and Linux 6.1 refuses mmap(MAP_SHARED) of such files (ENODEV);
+  // MAP_PRIVATE (exec, git's pack files) still works.
+  bool direct_io = false;
 };
 
 struct Mount {

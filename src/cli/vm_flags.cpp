@@ -59,6 +59,14 @@ void VmFlags::add_to(CLI::App& cmd) {
                  "Make paths matching an absolute guest glob invisible inside the mounts, e.g. /work/**/.env "
                  "(repeatable)")
       ->allow_extra_args(false);
+  cmd.add_option("--mount-transport", mount_transport,
+                 "How the guest reaches the mounts: serial (default; snapshots work) or virtiofs (fast bulk I/O; "
+                 "no snapshots)")
+      ->check(CLI::IsMember({"serial", "virtiofs"}));
+  cmd.add_option("--mount-cache", mount_cache,
+                 "Guest page cache for mounted files: auto (default) or direct (FOPEN_DIRECT_IO: no caching, "
+                 "zero-copy with virtiofs; mmap(MAP_SHARED) of such files fails)")
+      ->check(CLI::IsMember({"auto", "direct"}));
   net.add_to(cmd);
   ssh.add_to(cmd);
 }
@@ -183,6 +191,14 @@ VmOptions VmFlags::to_options() const {
       throw Error(ErrorKind::Usage, "--ssh-allow-host needs --dns-synthetic-host-mapping per-host");
   }
   o.mounts = build_mounts(mount_hostfs, mount_memfs, hide);
+  if (mount_transport != "serial" && mount_transport != "virtiofs")
+    throw Error(ErrorKind::Usage, "--mount-transport must be serial or virtiofs, not '" + mount_transport + "'");
+  if (mount_cache != "auto" && mount_cache != "direct")
+    throw Error(ErrorKind::Usage, "--mount-cache must be auto or direct, not '" + mount_cache + "'");
+  for (auto& m : o.mounts) {
+    if (mount_transport == "virtiofs") m.options.transport = vfs::FsTransport::Virtiofs;
+    m.options.direct_io = mount_cache == "direct";
+  }
   return o;
 }
 

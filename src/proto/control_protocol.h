@@ -552,13 +552,16 @@ inline std::optional<std::vector<DirEntryInfo>> decode_dir_entries(const std::st
 // ---- File system mounts ---------------------------------------------------------
 
 inline constexpr std::uint32_t kMountReadOnly = 1u << 0;  // the guest mounts it read-only too
-inline constexpr std::uint32_t kMountKnownFlags = kMountReadOnly;
+// virtio-fs instead of the FUSE relay: port_name is then the device's tag.
+// (An older agent refuses the unknown flag, so the mismatch is one clear error.)
+inline constexpr std::uint32_t kMountVirtiofs = 1u << 1;
+inline constexpr std::uint32_t kMountKnownFlags = kMountReadOnly | kMountVirtiofs;
 inline constexpr char kFsPortPrefix[] = "gondolin.fs";
 
 // The agent mounts FUSE at guest_path and relays between /dev/fuse and the
 // named port, whose other end is the host's FUSE server for this mount.
 struct MountRequest {
-  std::string port_name;   // "gondolin.fs<N>"
+  std::string port_name;   // "gondolin.fs<N>": the virtio-serial port, or the virtio-fs tag
   std::string guest_path;  // absolute, created if missing
   std::uint32_t flags = 0;
   std::uint32_t max_read = 0;  // bytes per FUSE read (also the guest's readahead)

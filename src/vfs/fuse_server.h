@@ -95,6 +95,7 @@ class FuseServer {
   // trust one name's cached attributes after a change through another.
   std::chrono::milliseconds attr_timeout_for(const Attr& attr) const;
   int open_flags_for_provider(int guest_flags) const;
+  std::uint32_t file_open_flags() const;  // FOPEN_* for a regular file
   std::optional<std::uint64_t> add_handle(OpenFile file);
 
   std::shared_ptr<Provider> provider_;

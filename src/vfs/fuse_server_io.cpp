@@ -57,8 +57,13 @@ FuseServer::Bytes FuseServer::open(Request& req) {
   }
   fuse_open_out out{};
   out.fh = *fh;
-  if (!dir && options_.keep_cache) out.open_flags = FOPEN_KEEP_CACHE;
+  if (!dir) out.open_flags = file_open_flags();
   return fuse::struct_reply(req.unique(), out);
+}
+
+std::uint32_t FuseServer::file_open_flags() const {
+  if (options_.direct_io) return FOPEN_DIRECT_IO;  // no page cache, so nothing to keep
+  return options_.keep_cache ? FOPEN_KEEP_CACHE : 0;
 }
 
 FuseServer::Bytes FuseServer::create(Request& req) {
@@ -85,7 +90,7 @@ FuseServer::Bytes FuseServer::create(Request& req) {
   r.append(make_entry(*id, created->attr));
   fuse_open_out out{};
   out.fh = *fh;
-  if (options_.keep_cache) out.open_flags = FOPEN_KEEP_CACHE;
+  out.open_flags = file_open_flags();
   r.append(out);
   return std::move(r).finish();
 }

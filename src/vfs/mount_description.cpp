@@ -53,6 +53,10 @@ std::shared_ptr<Provider> provider_from(const json& d, const std::string& origin
 std::string describe_mounts(const std::vector<Mount>& mounts) {
   json out = json::array();
   for (const auto& m : mounts) {
+    if (m.options.transport == FsTransport::Virtiofs)
+      throw Error(ErrorKind::Usage, "the mount at " + m.guest_path +
+                                        " uses virtio-fs, which QEMU 7.2 cannot snapshot (vhost-user-fs is not "
+                                        "migratable); mount it with --mount-transport serial to take snapshots");
     std::string provider = m.provider ? m.provider->describe() : std::string();
     if (provider.empty())
       throw Error(ErrorKind::Usage,
@@ -65,7 +69,8 @@ std::string describe_mounts(const std::vector<Mount>& mounts) {
                    {"entry_timeout_ms", m.options.entry_timeout.count()},
                    {"attr_timeout_ms", m.options.attr_timeout.count()},
                    {"keep_cache", m.options.keep_cache},
-                   {"writeback_cache", m.options.writeback_cache}});
+                   {"writeback_cache", m.options.writeback_cache},
+                   {"direct_io", m.options.direct_io}});
   }
   return out.dump();
 }
@@ -84,6 +89,7 @@ std::vector<Mount> mounts_from_description(const std::string& text, const std::s
       m.options.attr_timeout = std::chrono::milliseconds(d.value("attr_timeout_ms", 1000));
       m.options.keep_cache = d.value("keep_cache", true);
       m.options.writeback_cache = d.value("writeback_cache", false);
+      m.options.direct_io = d.value("direct_io", false);
     } catch (const json::exception&) {
       throw Error(ErrorKind::Usage, origin + ": the mount at " + m.guest_path + " has malformed options");
     }

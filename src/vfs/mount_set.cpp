@@ -11,6 +11,9 @@
 #include "util/logging.h"
 #include "vfs/fuse_channel.h"
 #include "vfs/fuse_server.h"
+#include "vfs/vhost/virtio_fs_server.h"
+
+#include <boost/asio/post.hpp>
 
 namespace gondolin::vfs {
 
@@ -67,8 +70,14 @@ void MountSet::restore_states(const std::vector<std::string>& states, const std:
 std::vector<std::string> MountSet::save_states() const {
   std::vector<std::string> out;
   for (const auto& c : channels_) out.push_back(c->server().export_state());
-  for (const auto& s : servers_) out.push_back(s->export_state());  // never started
+  for (const auto& s : servers_)
+    if (s) out.push_back(s->export_state());  // never started
   return out;
+}
+
+bool MountSet::uses_virtiofs() const {
+  return std::any_of(mounts_.begin(), mounts_.end(),
+                     [](const Mount& m) { return m.options.transport == FsTransport::Virtiofs; });
 }
 
 bool MountSet::quiet() const {
@@ -84,20 +93,37 @@ bool MountSet::writable() const {
 std::vector<MountPort> MountSet::create_ports() {
   std::vector<MountPort> out;
   host_ends_.clear();
+  virtiofs_.clear();
   for (std::size_t i = 0; i < mounts_.size(); ++i) {
+    const std::string name = std::string(proto::kFsPortPrefix) + std::to_string(i);
+    if (mounts_[i].options.transport == FsTransport::Virtiofs) {
+      // servers_[i] stays null: the virtio-fs server owns it from here on.
+      auto server = std::make_unique<vhost::VirtioFsServer>(std::move(servers_[i]), label(i));
+      UniqueFd qemu_end = server->create_socket();
+      virtiofs_.push_back(std::move(server));
+      host_ends_.emplace_back();
+      out.push_back(MountPort{name, FsTransport::Virtiofs, std::move(qemu_end)});
+      continue;
+    }
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
       throw Error(ErrorKind::Io, std::string("socketpair: ") + std::strerror(errno));
     host_ends_.emplace_back(sv[0]);
-    out.push_back(MountPort{std::string(proto::kFsPortPrefix) + std::to_string(i), UniqueFd(sv[1])});
+    out.push_back(MountPort{name, FsTransport::Serial, UniqueFd(sv[1])});
   }
   return out;
 }
 
 void MountSet::start(boost::asio::io_context& io, std::function<void(const std::string& why)> on_dead) {
+  for (auto& server : virtiofs_) {
+    // The server's thread reports here; the VM's reaction belongs on the io thread.
+    server->start([&io, on_dead, label = server->label()](const std::string& why) {
+      boost::asio::post(io, [on_dead, why, label] { on_dead("the mount " + label + " failed: " + why); });
+    });
+  }
   for (std::size_t i = 0; i < host_ends_.size(); ++i) {
-    auto channel = std::make_shared<FuseChannel>(io, std::move(host_ends_[i]), std::move(servers_[i]),
-                                                 "fs" + std::to_string(i) + " (" + mounts_[i].guest_path + ")");
+    if (!host_ends_[i]) continue;  // virtio-fs
+    auto channel = std::make_shared<FuseChannel>(io, std::move(host_ends_[i]), std::move(servers_[i]), label(i));
     std::string path = mounts_[i].guest_path;
     channel->start([on_dead, path](const std::string& why) { on_dead("the mount at " + path + " failed: " + why); });
     channels_.push_back(std::move(channel));
@@ -111,6 +137,7 @@ proto::MountRequest MountSet::request(std::size_t i) const {
   r.port_name = std::string(proto::kFsPortPrefix) + std::to_string(i);
   r.guest_path = mounts_[i].guest_path;
   r.flags = mounts_[i].provider->read_only() ? proto::kMountReadOnly : 0;
+  if (mounts_[i].options.transport == FsTransport::Virtiofs) r.flags |= proto::kMountVirtiofs;
   r.max_read = fuse::kMaxIo;
   return r;
 }
@@ -121,6 +148,15 @@ void MountSet::close() {
     c->close();
   }
   channels_.clear();
+  for (auto& server : virtiofs_) {
+    server->stop();
+    log().debug("vfs {}: {}", server->label(), server->describe_counts());
+  }
+  virtiofs_.clear();
+}
+
+std::string MountSet::label(std::size_t i) const {
+  return "fs" + std::to_string(i) + " (" + mounts_[i].guest_path + ")";
 }
 
 }  // namespace gondolin::vfs

@@ -1,7 +1,9 @@
 // The file system mounts of one VM: checks their guest paths, makes one
 // socket pair per mount (QEMU's end becomes the virtio-serial port
-// "gondolin.fs<N>"), runs a FUSE server for each on the VM's io thread, and
-// says what the agent must mount, parents before children.
+// "gondolin.fs<N>", or for a virtio-fs mount the vhost-user-fs device
+// tagged so), runs a FUSE server for each (serial: on the VM's io thread;
+// virtio-fs: on a thread per mount), and says what the agent must mount,
+// parents before children.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -19,9 +21,13 @@ namespace gondolin::vfs {
 
 class FuseChannel;
 class FuseServer;
+namespace vhost {
+class VirtioFsServer;
+}
 
 struct MountPort {
-  std::string port_name;
+  std::string port_name;  // also the virtio-fs tag
+  FsTransport transport = FsTransport::Serial;
   UniqueFd qemu_end;  // for QEMU to inherit; close it once QEMU has started
 };
 
@@ -41,6 +47,8 @@ class MountSet {
   const std::vector<Mount>& mounts() const { return mounts_; }
   // Some mount takes writes: the guest may hold dirty data for it until it syncs.
   bool writable() const;
+  // Some mount uses virtio-fs: QEMU must share guest RAM with us.
+  bool uses_virtiofs() const;
 
   // For a resume: loads each server's saved state (FuseServer::export_state),
   // in mount order, re-opening files the guest holds open. Call before
@@ -53,17 +61,20 @@ class MountSet {
 
   // Makes the socket pairs; call once, before start().
   std::vector<MountPort> create_ports();
-  // Io thread: serves every mount. on_dead(why) fires if a mount's stream breaks.
+  // Io thread: serves every mount. on_dead(why) fires (on the io thread) if a mount's stream breaks.
   void start(boost::asio::io_context& io, std::function<void(const std::string& why)> on_dead);
   proto::MountRequest request(std::size_t i) const;
   // Io thread: stops serving (logs request counts at debug level).
   void close();
 
  private:
+  std::string label(std::size_t i) const;  // "fs0 (/work)"
+
   std::vector<Mount> mounts_;
-  std::vector<UniqueFd> host_ends_;
+  std::vector<UniqueFd> host_ends_;  // invalid for virtio-fs mounts
   std::vector<std::unique_ptr<FuseServer>> servers_;  // until start() hands them to channels
   std::vector<std::shared_ptr<FuseChannel>> channels_;
+  std::vector<std::unique_ptr<vhost::VirtioFsServer>> virtiofs_;  // made by create_ports()
 };
 
 // Checks and normalises an absolute guest path ("/a//b/" -> "/a/b"); throws

@@ -53,6 +53,12 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
   // migrate through `exec:zstd`.
   a.insert(a.end(), {"-sandbox", "on,obsolete=deny,elevateprivileges=deny,resourcecontrol=deny"});
   a.insert(a.end(), {"-m", std::to_string(l.memory_mib), "-smp", std::to_string(l.cpus)});
+  if (l.shared_memory) {
+    a.insert(a.end(), {"-object", "memory-backend-memfd,id=ram,size=" + std::to_string(l.memory_mib) + "M,share=on",
+                       "-machine", "memory-backend=ram"});
+    // vhost-user back-ends refuse legacy (version 1) virtio-mmio devices.
+    if (microvm) a.insert(a.end(), {"-global", "virtio-mmio.force-legacy=false"});
+  }
 
   std::string cmdline = l.cmdline;
   if (!kvm && microvm && l.tsc_khz) cmdline += " tsc_early_khz=" + std::to_string(*l.tsc_khz);

@@ -29,6 +29,9 @@ struct QemuLaunch {
   int control_fd = -1;  // our ends of the control, console and QMP sockets
   int console_fd = -1;
   int qmp_fd = -1;
+  // Guest RAM in a shared memfd, and modern virtio-mmio: what a vhost-user
+  // back-end (our virtio-fs mounts) needs to reach the rings and buffers.
+  bool shared_memory = false;
   std::string incoming_uri;  // restore a snapshot: start paused, load state from here
   std::vector<FdDevice> devices;  // network, file systems, ...
   std::vector<std::string> extra_args;  // appended as given (benchmark baselines)

@@ -139,12 +139,18 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
                               net_qemu.get()});
   }
   launch.extra_args.insert(launch.extra_args.end(), hooks_.qemu_extra_args.begin(), hooks_.qemu_extra_args.end());
-  // One virtio-serial port per mount, next to the control port.
+  // One virtio-serial port per mount, next to the control port, or a
+  // vhost-user-fs device whose back-end is us.
   std::vector<vfs::MountPort> fs_ports = mounts_->create_ports();
+  launch.shared_memory = mounts_->uses_virtiofs();
   for (const auto& port : fs_ports) {
     std::string id = "c" + port.port_name.substr(sizeof("gondolin.") - 1);
-    launch.devices.push_back(vm::FdDevice{{"-chardev", "socket,id=" + id + ",fd={fd}", "-device",
-                                           "virtserialport,chardev=" + id + ",name=" + port.port_name},
+    std::string device = port.transport == vfs::FsTransport::Virtiofs
+                             // 1024 descriptors: the guest driver caps a request at ring size - 4 pages.
+                             ? vm::virtio_device(opts_.machine, "vhost-user-fs") + ",chardev=" + id + ",tag=" +
+                                   port.port_name + ",queue-size=1024"
+                             : "virtserialport,chardev=" + id + ",name=" + port.port_name;
+    launch.devices.push_back(vm::FdDevice{{"-chardev", "socket,id=" + id + ",fd={fd}", "-device", device},
                                           port.qemu_end.get()});
   }
   vm::QemuCommand command = vm::build_qemu_command(launch);

@@ -1,0 +1,142 @@
+#include "vfs/vhost/virtio_fs_server.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "gondolin/error.h"
+#include "util/logging.h"
+#include "vfs/fuse_wire.h"
+
+namespace gondolin::vfs::vhost {
+
+namespace {
+constexpr std::uint32_t kHiprioQueue = 0;
+}
+
+VirtioFsServer::VirtioFsServer(std::unique_ptr<FuseServer> server, std::string label)
+    : server_(std::move(server)), label_(std::move(label)), backend_(1 + kRequestQueues, fuse::kMaxRequest) {}
+
+VirtioFsServer::~VirtioFsServer() { stop(); }
+
+UniqueFd VirtioFsServer::create_socket() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    throw Error(ErrorKind::Io, std::string("socketpair: ") + std::strerror(errno));
+  socket_.reset(sv[0]);
+  return UniqueFd(sv[1]);
+}
+
+void VirtioFsServer::start(DeadHandler on_dead) {
+  on_dead_ = std::move(on_dead);
+  stop_event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_event_) throw Error(ErrorKind::Io, std::string("eventfd: ") + std::strerror(errno));
+  thread_ = std::thread([this] { run(); });
+}
+
+void VirtioFsServer::stop() {
+  if (thread_.joinable()) {
+    ::eventfd_write(stop_event_.get(), 1);
+    thread_.join();
+  }
+  socket_.reset();
+}
+
+void VirtioFsServer::die(const std::string& why) {
+  log().warn("vfs {}: {}; the mount is dead", label_, why);
+  if (on_dead_) on_dead_(why);
+}
+
+void VirtioFsServer::run() {
+  std::vector<pollfd> fds;
+  std::vector<std::uint32_t> ring_of;  // fds[2 + k] is ring ring_of[k]'s kick
+  for (;;) {
+    fds = {{stop_event_.get(), POLLIN, 0}, {socket_.get(), POLLIN, 0}};
+    ring_of.clear();
+    for (std::uint32_t i = 0; i < backend_.queue_count(); ++i)
+      if (backend_.serving(i)) {
+        fds.push_back({backend_.kick_fd(i), POLLIN, 0});
+        ring_of.push_back(i);
+      }
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      return die(std::string("poll: ") + std::strerror(errno));
+    }
+    if (fds[0].revents) return;
+    if (fds[1].revents) {
+      Message message;
+      std::string error;
+      if (!read_message(socket_.get(), message, error)) {
+        if (error.empty()) return log().debug("vfs {}: QEMU closed the vhost-user connection", label_);
+        return die(error);
+      }
+      log().debug("vfs {}: vhost-user {}", label_, request_name(message.header.request));
+      auto outcome = backend_.handle(std::move(message));
+      if (!outcome.error.empty()) return die("vhost-user " + outcome.error);
+      if (!outcome.reply.empty() && !write_all(socket_.get(), outcome.reply, error)) return die(error);
+    }
+    for (std::size_t k = 0; k < ring_of.size(); ++k)
+      if (fds[2 + k].revents) {
+        eventfd_t ignored;
+        ::eventfd_read(fds[2 + k].fd, &ignored);
+      }
+    // A ring may hold requests from before it was started, so look at every one.
+    for (std::uint32_t i = 0; i < backend_.queue_count(); ++i)
+      if (backend_.serving(i) && !drain(i)) return;
+  }
+}
+
+bool VirtioFsServer::drain(std::uint32_t index) {
+  SplitQueue& queue = backend_.queue(index);
+  DescriptorChain chain;
+  while (queue.pop(chain)) {
+    const std::vector<std::uint8_t> request = chain.gather();
+    std::uint32_t opcode = 0;
+    std::uint64_t unique = 0;
+    if (request.size() >= sizeof(fuse_in_header)) {
+      std::memcpy(&opcode, request.data() + 4, sizeof opcode);
+      std::memcpy(&unique, request.data() + 8, sizeof unique);
+    }
+    counts_[opcode < counts_.size() ? opcode : 0]++;
+    auto outcome = server_->handle(request);
+    if (!outcome.fatal.empty()) {
+      die(outcome.fatal);
+      return false;
+    }
+    dropped_notifications_ += outcome.notifications.size();
+    std::uint32_t written = 0;
+    if (index != kHiprioQueue && outcome.reply) {
+      // The driver sized the buffers for the largest valid reply; anything
+      // bigger is our bug, and the guest still needs an answer.
+      if (outcome.reply->size() > chain.writable_bytes) {
+        log().warn("vfs {}: reply of {} bytes for a {}-byte buffer (opcode {})", label_, outcome.reply->size(),
+                   chain.writable_bytes, opcode);
+        *outcome.reply = fuse::error_reply(unique, EIO);
+      }
+      written = chain.scatter(*outcome.reply);
+    }
+    queue.push_used(chain.head, written);
+    backend_.notify_guest(index);
+  }
+  if (queue.broken()) {
+    die("ring " + std::to_string(index) + ": " + queue.error());
+    return false;
+  }
+  return true;
+}
+
+std::string VirtioFsServer::describe_counts() const {
+  std::string out;
+  for (std::size_t op = 0; op < counts_.size(); ++op)
+    if (counts_[op])
+      out += (out.empty() ? "" : " ") + std::string(fuse::opcode_name(static_cast<std::uint32_t>(op))) + "=" +
+             std::to_string(counts_[op]);
+  if (dropped_notifications_) out += " dropped_notifications=" + std::to_string(dropped_notifications_);
+  return out;
+}
+
+}  // namespace gondolin::vfs::vhost

@@ -1,0 +1,71 @@
+// One mount served over virtio-fs: we are the vhost-user back-end of QEMU's
+// vhost-user-fs device. QEMU holds the other end of our socket pair as its
+// chardev; the guest's virtio-fs driver puts FUSE requests on the rings,
+// which live in guest RAM shared with us (memfd). A thread of its own per
+// mount waits on the socket and the rings' kick eventfds, hands each request
+// to the mount's FuseServer and writes the reply straight into the guest's
+// buffers (with FOPEN_DIRECT_IO those are the guest process's own pages).
+//
+// Ring 0 is the high-priority queue (FORGET, INTERRUPT: no reply), ring 1
+// the request queue. FUSE notifications have no queue in QEMU 7.2's device
+// and are dropped. The server sends only one kind: after a hard link, "the
+// other name's attributes changed". Without it the guest may show the old
+// link count for that name until its cached attributes expire
+// (MountOptions::attr_timeout, 1 s by default); nothing else depends on it.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "util/unique_fd.h"
+#include "vfs/fuse_server.h"
+#include "vfs/vhost/vhost_user_backend.h"
+
+namespace gondolin::vfs::vhost {
+
+class VirtioFsServer {
+ public:
+  static constexpr std::uint32_t kRequestQueues = 1;
+  // Called once, on the server's thread, if the guest or QEMU breaks the
+  // protocol (not when QEMU simply goes away).
+  using DeadHandler = std::function<void(const std::string& why)>;
+
+  VirtioFsServer(std::unique_ptr<FuseServer> server, std::string label);
+  ~VirtioFsServer();
+  VirtioFsServer(const VirtioFsServer&) = delete;
+  VirtioFsServer& operator=(const VirtioFsServer&) = delete;
+
+  // Makes the socket pair and returns QEMU's end (for -chardev socket,fd=N).
+  UniqueFd create_socket();
+  // Starts the thread; QEMU may already be waiting for our answers.
+  void start(DeadHandler on_dead);
+  // Ends the thread (the connection is closed). Idempotent.
+  void stop();
+
+  const std::string& label() const { return label_; }
+  // Requests handled so far by opcode, and notifications dropped; read after stop().
+  std::string describe_counts() const;
+
+ private:
+  void run();
+  // Serves every available request on ring `index`; false once the mount is dead.
+  bool drain(std::uint32_t index);
+  void die(const std::string& why);
+
+  std::unique_ptr<FuseServer> server_;
+  std::string label_;
+  VhostUserBackend backend_;
+  UniqueFd socket_;
+  UniqueFd stop_event_;
+  DeadHandler on_dead_;
+  std::thread thread_;
+  std::array<std::uint64_t, 64> counts_{};
+  std::uint64_t dropped_notifications_ = 0;
+};
+
+}  // namespace gondolin::vfs::vhost
