@@ -48,6 +48,20 @@ std::vector<std::string> get_strings(const std::string& path, const nlohmann::js
   return out;
 }
 
+// Each entry of a list key goes through the parser of the matching CLI flag,
+// so the rules and errors are the same, as a Policy error naming the file.
+template <class Parse, class Out>
+void parse_each(const std::string& path, const nlohmann::json& v, const std::string& key, Parse parse,
+                std::vector<Out>& out) {
+  for (auto& spec : get_strings(path, v, key)) {
+    try {
+      out.push_back(parse("\"" + key + "\" entry", spec));
+    } catch (const Error& e) {
+      bad(path, e.what());
+    }
+  }
+}
+
 }  // namespace
 
 void load_network_policy_file(const std::string& path, NetworkOptions& into) {
@@ -80,24 +94,10 @@ void load_network_policy_file(const std::string& path, NetworkOptions& into) {
     } else if (key == "upstream_ca") {
       o.extra_upstream_ca_file = get_string(path, v, key);
     } else if (key == "tcp_map") {
-      // The same rules as --tcp-map, and the same errors, as a Policy error naming the file.
-      for (auto& spec : get_strings(path, v, key)) {
-        try {
-          o.tcp_maps.push_back(egress::parse_tcp_map("\"tcp_map\" entry", spec));
-        } catch (const Error& e) {
-          bad(path, e.what());
-        }
-      }
+      parse_each(path, v, key, egress::parse_tcp_map, o.tcp_maps);
     } else if (key == "listen") {
-      // The same rules as --listen; duplicates with the flags are found when
-      // the whole list is validated.
-      for (auto& spec : get_strings(path, v, key)) {
-        try {
-          o.ingress.push_back(egress::parse_ingress("\"listen\" entry", spec));
-        } catch (const Error& e) {
-          bad(path, e.what());
-        }
-      }
+      // Duplicates with the --listen flags are found when the whole list is validated.
+      parse_each(path, v, key, egress::parse_ingress, o.ingress);
     } else if (key == "tcp_idle_timeout") {
       if (!v.is_number()) bad(path, "\"tcp_idle_timeout\" must be a number of seconds (0: never)");
       try {

@@ -165,7 +165,13 @@ std::optional<std::uint64_t> FuseServer::add_handle(OpenFile file) {
 }
 
 std::chrono::milliseconds FuseServer::attr_timeout_for(const Attr& attr) const {
-  if (attr.nlink > 1 && !S_ISDIR(attr.mode)) return std::chrono::milliseconds(0);
+  if (S_ISDIR(attr.mode)) return options_.attr_timeout;
+  // Hard-linked files: a change through one name must show through the others.
+  if (attr.nlink > 1) return std::chrono::milliseconds(0);
+  // virtio-fs (QEMU 7.2) has no notification queue, so attributes the guest
+  // cached could never be corrected, e.g. after link(2) the old name's link
+  // count. A GETATTR round trip is cheap there; a stale answer is not.
+  if (options_.transport == FsTransport::Virtiofs) return std::chrono::milliseconds(0);
   return options_.attr_timeout;
 }
 

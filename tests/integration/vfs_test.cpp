@@ -36,8 +36,6 @@ bool virtiofs_under_test() {
   const char* t = std::getenv("GONDOLIN_TEST_MOUNT_TRANSPORT");
   return t && std::string(t) == "virtiofs";
 }
-// virtio-fs cannot push "attributes changed" after link(2): see posix_cases.sh.
-std::string posix_env() { return virtiofs_under_test() ? "POSIX_LINK_SETTLE=1.2 " : ""; }
 
 vfs::MountOptions transport_under_test() {
   vfs::MountOptions o;
@@ -96,13 +94,13 @@ std::unique_ptr<TempDir> VfsVm::work_, VfsVm::ro_, VfsVm::hid_, VfsVm::outside_;
 
 TEST_F(VfsVm, PosixCasesOnAHostDirectory) {
   // The script itself runs from the mount.
-  std::string out = guest(posix_env() + "POSIX_CREATOR_UID=0 sh /work/posix_cases.sh /work");
+  std::string out = guest("POSIX_CREATOR_UID=0 sh /work/posix_cases.sh /work");
   EXPECT_EQ(out.find("not ok"), std::string::npos) << out;
   EXPECT_NE(out.find("1..82"), std::string::npos) << out;
 }
 
 TEST_F(VfsVm, PosixCasesOnMemory) {
-  std::string out = guest(posix_env() + "sh /work/posix_cases.sh /mem");
+  std::string out = guest("sh /work/posix_cases.sh /mem");
   EXPECT_EQ(out.find("not ok"), std::string::npos) << out;
 }
 

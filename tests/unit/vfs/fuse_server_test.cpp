@@ -299,3 +299,23 @@ TEST(FuseServer, RandomRequestsNeverCrash) {
 }
 
 }  // namespace
+
+// virtio-fs cannot tell the guest that cached attributes went stale, so only
+// directories' attributes may be cached there; over virtio-serial files'
+// attributes are cached for attr_timeout (notifications correct them).
+TEST(FuseServer, OverVirtiofsOnlyDirectoryAttributesAreCached) {
+  for (auto transport : {FsTransport::Serial, FsTransport::Virtiofs}) {
+    MountOptions o;
+    o.transport = transport;
+    ServerDriver d(memory(), o);
+    d.init();
+    ASSERT_EQ(d.mkdir(1, "dir").error(), 0);
+    int err = 0;
+    d.create(1, "file", err);
+    ASSERT_EQ(err, 0);
+    auto dir = d.lookup(1, "dir").as<fuse_entry_out>();
+    auto file = d.lookup(1, "file").as<fuse_entry_out>();
+    EXPECT_EQ(dir.attr_valid, 1u);
+    EXPECT_EQ(file.attr_valid, transport == FsTransport::Virtiofs ? 0u : 1u);
+  }
+}
