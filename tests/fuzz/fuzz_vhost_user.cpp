@@ -34,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t* end = data + size;
   // (read_le moves p: read first, then bound by what is left.)
   const std::size_t wanted_image = read_le(p, end, 2);
-  const std::size_t image = std::min<std::size_t>(wanted_image, end - p);
+  const std::size_t image = std::min<std::size_t>(wanted_image, static_cast<std::size_t>(end - p));
   UniqueFd ram(::memfd_create("fuzz-ram", MFD_CLOEXEC));
   if (!ram || ::ftruncate(ram.get(), kRamBytes) != 0) return 0;
   if (image && ::pwrite(ram.get(), p, image, 0) != static_cast<ssize_t>(image)) return 0;
@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     m.header.request = static_cast<std::uint32_t>(read_le(p, end, 4));
     m.header.flags = static_cast<std::uint32_t>(read_le(p, end, 4)) & ~kFlagReply;
     const std::size_t wanted = read_le(p, end, 2) % (kMaxPayload + 1);
-    const std::size_t len = std::min<std::size_t>(wanted, end - p);
+    const std::size_t len = std::min<std::size_t>(wanted, static_cast<std::size_t>(end - p));
     m.header.size = static_cast<std::uint32_t>(len);
     m.payload.assign(p, p + len);
     p += len;
