@@ -1,0 +1,66 @@
+// Control-channel messages that set up host-served mounts in the guest.
+// Header-only, shared with the agent.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proto/wire.h"
+
+namespace gondolin::proto {
+
+// ---- File system mounts ---------------------------------------------------------
+
+inline constexpr std::uint32_t kMountReadOnly = 1u << 0;  // the guest mounts it read-only too
+// virtio-fs instead of the FUSE relay: port_name is then the device's tag.
+// (An older agent refuses the unknown flag, so the mismatch is one clear error.)
+inline constexpr std::uint32_t kMountVirtiofs = 1u << 1;
+inline constexpr std::uint32_t kMountKnownFlags = kMountReadOnly | kMountVirtiofs;
+inline constexpr char kFsPortPrefix[] = "gondolin.fs";
+
+// The agent mounts FUSE at guest_path and relays between /dev/fuse and the
+// named port, whose other end is the host's FUSE server for this mount.
+struct MountRequest {
+  std::string port_name;   // "gondolin.fs<N>": the virtio-serial port, or the virtio-fs tag
+  std::string guest_path;  // absolute, created if missing
+  std::uint32_t flags = 0;
+  std::uint32_t max_read = 0;  // bytes per FUSE read (also the guest's readahead)
+
+  void encode(PayloadWriter& w) const {
+    w.bytes(port_name);
+    w.bytes(guest_path);
+    w.u32(flags);
+    w.u32(max_read);
+  }
+  static std::optional<MountRequest> decode(PayloadReader& r) {
+    MountRequest m;
+    m.port_name = r.c_string(64);
+    m.guest_path = r.c_string(kMaxPathLength);
+    m.flags = r.u32();
+    m.max_read = r.u32();
+    if (!r.at_end() || m.port_name.rfind(kFsPortPrefix, 0) != 0 || m.guest_path.empty() || m.guest_path[0] != '/' ||
+        (m.flags & ~kMountKnownFlags) != 0 || m.max_read < 4096 || m.max_read > (1u << 24))
+      return std::nullopt;
+    return m;
+  }
+};
+
+struct MountResultMsg {
+  std::int32_t error_number = 0;  // 0: mounted
+  std::string message;            // which step failed
+  void encode(PayloadWriter& w) const {
+    w.i32(error_number);
+    w.bytes(message);
+  }
+  static std::optional<MountResultMsg> decode(PayloadReader& r) {
+    MountResultMsg m;
+    m.error_number = r.i32();
+    m.message = r.bytes(1024);
+    if (!r.at_end() || m.error_number < 0 || m.error_number > 4095) return std::nullopt;
+    return m;
+  }
+};
+
+}  // namespace gondolin::proto
