@@ -68,6 +68,9 @@ class ImageStore {
 
   // Moves a finished image directory into the store (atomically) and returns it.
   Image install(const std::filesystem::path& staged_dir) const;
+  // Like resolve(), but an exact id is found without resolve()'s checks, so
+  // builds too old or damaged to run can still be named for deletion.
+  Image resolve_for_removal(const std::string& reference) const;
   void remove(const std::string& reference) const;
 
   // Recomputes every file's sha256 against the manifest.

@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <optional>
 #include <set>
 #include <utility>
 #include <vector>
@@ -97,11 +96,7 @@ void add_image_command(CLI::App& app, Outcome& outcome) {
   rm->add_flag("--force", *rforce, "Delete it even if a snapshot or running session still needs it");
   rm->callback([rref, rforce, &outcome] {
     ImageStore store = ImageStore::default_store();
-    // An exact id is looked up without resolve()'s checks, so old or damaged builds can be deleted.
-    std::optional<Image> exact;
-    for (auto& candidate : store.list())
-      if (candidate.manifest.id == *rref) exact = std::move(candidate);
-    Image img = exact ? *exact : store.resolve(*rref);
+    Image img = store.resolve_for_removal(*rref);
     auto in_use = images_in_use();
     if (auto it = in_use.find(img.manifest.id); it != in_use.end() && !*rforce)
       throw Error(ErrorKind::Usage, "image " + img.display_name() + " (" + img.manifest.id + ") is still needed by " +

@@ -1,7 +1,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
-#include <optional>
 #include <sstream>
 
 #include "gondolin/error.h"
@@ -151,12 +150,14 @@ Image ImageStore::install(const fs::path& staged_dir) const {
   return load_image_dir(target);
 }
 
-void ImageStore::remove(const std::string& reference) const {
-  // An exact id needs no usable image: old or damaged builds must be deletable.
-  std::optional<Image> exact;
+Image ImageStore::resolve_for_removal(const std::string& reference) const {
   for (auto& img : list())
-    if (img.manifest.id == reference) exact = std::move(img);
-  Image img = exact ? *exact : resolve(reference);
+    if (img.manifest.id == reference) return img;
+  return resolve(reference);
+}
+
+void ImageStore::remove(const std::string& reference) const {
+  Image img = resolve_for_removal(reference);
   std::error_code ec;
   if (fs::weakly_canonical(img.dir.parent_path(), ec) != fs::weakly_canonical(root_, ec))
     throw Error(ErrorKind::Usage, "refusing to delete " + img.dir.string() + ": it is not in the image store");
