@@ -166,6 +166,12 @@ class Provider {
   // Reads up to into.size() bytes; fewer only at end of file.
   virtual Result<std::size_t> read(Handle handle, std::uint64_t offset, std::span<char> into);
   virtual Result<std::size_t> write(Handle handle, std::uint64_t offset, std::span<const char> data);
+  // The same with the bytes in several pieces, in order (virtio-fs hands over
+  // the guest program's own pages). The defaults call read/write per piece;
+  // override them where the store has preadv/pwritev.
+  virtual Result<std::size_t> read_vectored(Handle handle, std::uint64_t offset, std::span<const std::span<char>> into);
+  virtual Result<std::size_t> write_vectored(Handle handle, std::uint64_t offset,
+                                             std::span<const std::span<const char>> data);
   // Called on every close() of a descriptor. The default, ENOSYS, says
   // "nothing to do": the guest kernel then stops sending flushes for this
   // mount, which saves a round trip per close().

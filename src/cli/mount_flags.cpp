@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <map>
 
 #include "gondolin/error.h"
@@ -11,22 +12,49 @@
 
 namespace gondolin::cli {
 
+namespace {
+
+// Splits "PATHS[:OPTIONS]": guest paths start with '/', options never do, so
+// a last ':' segment without one is the options.
+std::pair<std::string, std::string> split_suffix(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= text.size() || text[colon + 1] == '/') return {text, ""};
+  return {text.substr(0, colon), text.substr(colon + 1)};
+}
+
+MountSuffix parse_suffix(const std::string& options, const std::function<Error(const std::string&)>& bad) {
+  MountSuffix out;
+  std::size_t pos = 0;
+  while (pos <= options.size()) {
+    std::size_t end = options.find(',', pos);
+    if (end == std::string::npos) end = options.size();
+    const std::string item = options.substr(pos, end - pos);
+    pos = end + 1;
+    if (item == "ro") out.read_only = true;
+    else if (item == "rw") out.read_only = false;
+    else if (item == "transport=serial") out.transport = vfs::FsTransport::Serial;
+    else if (item == "transport=virtiofs") out.transport = vfs::FsTransport::Virtiofs;
+    else if (item == "cache=auto") out.direct_io = false;
+    else if (item == "cache=direct") out.direct_io = true;
+    else
+      throw bad("unknown option '" + item + "' (use ro, rw, transport=serial|virtiofs, cache=auto|direct)");
+  }
+  return out;
+}
+
+}  // namespace
+
 HostfsSpec parse_hostfs_spec(const std::string& text) {
   auto bad = [&](const std::string& why) {
     return Error(ErrorKind::Usage, "invalid --mount-hostfs '" + text + "': " + why);
   };
   HostfsSpec spec;
-  std::string rest = text;
-  if (rest.size() > 3 && rest.compare(rest.size() - 3, 3, ":ro") == 0) {
-    spec.read_only = true;
-    rest.resize(rest.size() - 3);
-  } else if (rest.size() > 3 && rest.compare(rest.size() - 3, 3, ":rw") == 0) {
-    rest.resize(rest.size() - 3);
-  }
+  auto [rest, options] = split_suffix(text);
+  if (!options.empty()) spec.suffix = parse_suffix(options, bad);
   // The guest path is absolute and has no ':', so the last ':' separates it.
   auto colon = rest.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 >= rest.size())
-    throw bad("expected HOST_DIR:GUEST_PATH[:ro]");
+    throw bad("expected HOST_DIR:GUEST_PATH[:OPTIONS]");
   std::string host = rest.substr(0, colon);
   spec.guest_path = vfs::normalize_mount_path(rest.substr(colon + 1), "--mount-hostfs");
   struct stat st{};
@@ -39,17 +67,39 @@ HostfsSpec parse_hostfs_spec(const std::string& text) {
   return spec;
 }
 
+MemfsSpec parse_memfs_spec(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return Error(ErrorKind::Usage, "invalid --mount-memfs '" + text + "': " + why);
+  };
+  MemfsSpec spec;
+  auto [path, options] = split_suffix(text);
+  if (!options.empty()) spec.suffix = parse_suffix(options, bad);
+  if (spec.suffix.read_only) throw bad("an in-memory mount starts empty, so it cannot be read-only");
+  spec.guest_path = vfs::normalize_mount_path(path, "--mount-memfs");
+  return spec;
+}
+
+namespace {
+vfs::MountOptions with_suffix(vfs::MountOptions options, const MountSuffix& suffix) {
+  if (suffix.transport) options.transport = *suffix.transport;
+  if (suffix.direct_io) options.direct_io = *suffix.direct_io;
+  return options;
+}
+}  // namespace
+
 std::vector<vfs::Mount> build_mounts(const std::vector<std::string>& hostfs, const std::vector<std::string>& memfs,
-                                     const std::vector<std::string>& hide) {
+                                     const std::vector<std::string>& hide, const vfs::MountOptions& defaults) {
   std::vector<vfs::Mount> mounts;
   for (const auto& text : hostfs) {
     HostfsSpec spec = parse_hostfs_spec(text);
     auto provider = vfs::host_dir(spec.host_dir);
-    if (spec.read_only) provider = vfs::read_only(std::move(provider));
-    mounts.push_back(vfs::Mount{spec.guest_path, std::move(provider)});
+    if (spec.suffix.read_only) provider = vfs::read_only(std::move(provider));
+    mounts.push_back(vfs::Mount{spec.guest_path, std::move(provider), with_suffix(defaults, spec.suffix)});
   }
-  for (const auto& text : memfs)
-    mounts.push_back(vfs::Mount{vfs::normalize_mount_path(text, "--mount-memfs"), vfs::memory()});
+  for (const auto& text : memfs) {
+    MemfsSpec spec = parse_memfs_spec(text);
+    mounts.push_back(vfs::Mount{spec.guest_path, vfs::memory(), with_suffix(defaults, spec.suffix)});
+  }
 
   std::map<std::size_t, std::vector<std::string>> globs;  // mount index -> relative globs
   for (const auto& glob : hide) {

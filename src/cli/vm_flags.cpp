@@ -51,20 +51,22 @@ void VmFlags::add_to(CLI::App& cmd) {
                  "logged in the egress log (default 600; 0: never)")
       ->type_name("SECONDS")->group(egress_group);
   cmd.add_option("--mount-hostfs", mount_hostfs,
-                 "Mount a host directory in the guest: HOST_DIR:GUEST_PATH[:ro] (repeatable)")
+                 "Mount a host directory in the guest: HOST_DIR:GUEST_PATH[:OPTIONS], OPTIONS a comma list of ro, "
+                 "transport=serial|virtiofs, cache=auto|direct (repeatable)")
       ->allow_extra_args(false);
-  cmd.add_option("--mount-memfs", mount_memfs, "Mount an empty in-memory file system at GUEST_PATH (repeatable)")
+  cmd.add_option("--mount-memfs", mount_memfs, "Mount an empty in-memory file system: GUEST_PATH[:OPTIONS], OPTIONS as for --mount-hostfs without ro "
+                 "(repeatable)")
       ->allow_extra_args(false);
   cmd.add_option("--hide", hide,
                  "Make paths matching an absolute guest glob invisible inside the mounts, e.g. /work/**/.env "
                  "(repeatable)")
       ->allow_extra_args(false);
   cmd.add_option("--mount-transport", mount_transport,
-                 "How the guest reaches the mounts: serial (default; snapshots work) or virtiofs (fast bulk I/O; "
-                 "no snapshots)")
+                 "How the guest reaches mounts without transport=: serial (default; snapshots work) or virtiofs "
+                 "(fast bulk I/O; no snapshots)")
       ->check(CLI::IsMember({"serial", "virtiofs"}));
   cmd.add_option("--mount-cache", mount_cache,
-                 "Guest page cache for mounted files: auto (default) or direct (FOPEN_DIRECT_IO: no caching, "
+                 "Guest page cache for mounts without cache=: auto (default) or direct (FOPEN_DIRECT_IO: no caching, "
                  "zero-copy with virtiofs; mmap(MAP_SHARED) of such files fails)")
       ->check(CLI::IsMember({"auto", "direct"}));
   net.add_to(cmd);
@@ -190,15 +192,14 @@ VmOptions VmFlags::to_options() const {
     if (net.host_mapping == "single")
       throw Error(ErrorKind::Usage, "--ssh-allow-host needs --dns-synthetic-host-mapping per-host");
   }
-  o.mounts = build_mounts(mount_hostfs, mount_memfs, hide);
   if (mount_transport != "serial" && mount_transport != "virtiofs")
     throw Error(ErrorKind::Usage, "--mount-transport must be serial or virtiofs, not '" + mount_transport + "'");
   if (mount_cache != "auto" && mount_cache != "direct")
     throw Error(ErrorKind::Usage, "--mount-cache must be auto or direct, not '" + mount_cache + "'");
-  for (auto& m : o.mounts) {
-    if (mount_transport == "virtiofs") m.options.transport = vfs::FsTransport::Virtiofs;
-    m.options.direct_io = mount_cache == "direct";
-  }
+  vfs::MountOptions mount_defaults;
+  if (mount_transport == "virtiofs") mount_defaults.transport = vfs::FsTransport::Virtiofs;
+  mount_defaults.direct_io = mount_cache == "direct";
+  o.mounts = build_mounts(mount_hostfs, mount_memfs, hide, mount_defaults);
   return o;
 }
 

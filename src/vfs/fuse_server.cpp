@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <utility>
 
 #include "proto/control_protocol.h"
 #include "util/logging.h"
@@ -33,13 +34,35 @@ bool plausible_attr(const Attr& a) {
 FuseServer::FuseServer(std::shared_ptr<Provider> provider, MountOptions options, ServerLimits limits)
     : provider_(std::move(provider)), options_(options), limits_(limits), nodes_(limits.max_nodes) {}
 
-FuseServer::Outcome FuseServer::handle(std::span<const std::uint8_t> message) {
+void FuseServer::end_session() {
+  for (const auto& [fh, file] : handles_) {
+    if (!file.live) continue;
+    if (file.directory) provider_->releasedir(file.provider_handle);
+    else provider_->release(file.provider_handle);
+  }
+  handles_.clear();
+  nodes_ = NodeTable(limits_.max_nodes);
+  notifications_.clear();
+  initialized_ = false;
+  writeback_ = false;
+  minor_ = 0;
+}
+
+FuseServer::Outcome FuseServer::handle(std::span<const std::uint8_t> message, const DataBuffers& data) {
   Outcome out;
-  auto req = Request::parse(message);
+  std::size_t external = 0;
+  for (auto piece : data.write_from) external += piece.size();
+  auto req = Request::parse(message, external);
   if (!req) {
     out.fatal = "malformed FUSE request header";
     return out;
   }
+  if (external > 0 && req->opcode() != FUSE_WRITE) {
+    out.fatal = "request data outside the message for a non-WRITE request";
+    return out;
+  }
+  data_ = data;
+  data_in_place_ = 0;
   switch (req->opcode()) {
     case FUSE_FORGET:
     case FUSE_BATCH_FORGET:
@@ -55,6 +78,8 @@ FuseServer::Outcome FuseServer::handle(std::span<const std::uint8_t> message) {
     return out;
   }
   out.reply = dispatch(*req);
+  out.data_in_place = std::exchange(data_in_place_, 0);
+  data_ = {};
   out.notifications = std::move(notifications_);
   notifications_.clear();
   return out;

@@ -32,11 +32,25 @@ class FuseServer {
     std::vector<std::vector<std::uint8_t>> notifications;
     std::optional<std::vector<std::uint8_t>> reply;  // some requests (FORGET) get none
     std::string fatal;  // non-empty: the stream is broken beyond answering; end the mount
+    // Payload bytes of `reply` already in DataBuffers::read_into (the reply
+    // holds the header only, its length counting them).
+    std::size_t data_in_place = 0;
   };
-  // Handles one whole request message.
-  Outcome handle(std::span<const std::uint8_t> message);
+  // Buffers of the transport's own that READ data goes into and WRITE data
+  // comes from, instead of the messages (virtio-fs: the guest program's
+  // pages, so no copy on the host).
+  struct DataBuffers {
+    std::span<const std::span<char>> read_into;         // a READ's reply data area
+    std::span<const std::span<const char>> write_from;  // a WRITE's data, not in `message`
+  };
+  // Handles one whole request message (with `data`, a WRITE's message ends
+  // before its data).
+  Outcome handle(std::span<const std::uint8_t> message, const DataBuffers& data = {});
 
   bool initialized() const { return initialized_; }
+  // Forgets the guest kernel's session (nodes, open handles, negotiation):
+  // for a virtio-fs device the guest reset, which then sends INIT again.
+  void end_session();
   std::uint32_t negotiated_minor() const { return minor_; }
   std::size_t open_handles() const { return handles_.size(); }
   const NodeTable& nodes() const { return nodes_; }
@@ -104,6 +118,8 @@ class FuseServer {
   NodeTable nodes_;
   std::unordered_map<std::uint64_t, OpenFile> handles_;
   std::vector<Bytes> notifications_;
+  DataBuffers data_;  // of the request being handled
+  std::size_t data_in_place_ = 0;
   std::uint64_t next_fh_ = 1;
   bool initialized_ = false;
   bool writeback_ = false;

@@ -102,6 +102,19 @@ FuseServer::Bytes FuseServer::read(Request& req) {
     return error_reply(req.unique(), req.parse_error());
   OpenFile* f = find_handle(in->fh, false);
   if (!f) return error_reply(req.unique(), EBADF);
+  if (!data_.read_into.empty()) {
+    std::vector<std::span<char>> pieces;
+    std::size_t want = in->size;
+    for (auto piece : data_.read_into) {
+      if (want == 0) break;
+      pieces.push_back(piece.first(std::min(piece.size(), want)));
+      want -= pieces.back().size();
+    }
+    auto n = provider_->read_vectored(f->provider_handle, in->offset, pieces);
+    if (!n) return error_reply(req.unique(), n.error());
+    data_in_place_ = std::min<std::size_t>(*n, in->size - want);
+    return fuse::header_only_reply(req.unique(), data_in_place_);
+  }
   fuse::Reply r(req.unique(), in->size);
   auto n = provider_->read(f->provider_handle, in->offset, r.grow(in->size));
   if (!n) return error_reply(req.unique(), n.error());
@@ -113,12 +126,21 @@ FuseServer::Bytes FuseServer::write(Request& req) {
   auto in = req.take<fuse_write_in>();
   if (!in || in->size > fuse::kMaxIo || in->offset > static_cast<std::uint64_t>(INT64_MAX))
     return error_reply(req.unique(), req.parse_error());
-  auto data = req.bytes(in->size);
-  if (!data || !req.at_end()) return error_reply(req.unique(), req.parse_error());
+  const bool external = !data_.write_from.empty();
+  std::optional<std::span<const std::uint8_t>> data;
+  if (external) {
+    std::size_t total = 0;
+    for (auto piece : data_.write_from) total += piece.size();
+    if (total != in->size || !req.at_end()) return error_reply(req.unique(), EINVAL);
+  } else {
+    data = req.bytes(in->size);
+    if (!data || !req.at_end()) return error_reply(req.unique(), req.parse_error());
+  }
   OpenFile* f = find_handle(in->fh, false);
   if (!f) return error_reply(req.unique(), EBADF);
-  auto n = provider_->write(f->provider_handle, in->offset,
-                            {reinterpret_cast<const char*>(data->data()), data->size()});
+  auto n = external ? provider_->write_vectored(f->provider_handle, in->offset, data_.write_from)
+                    : provider_->write(f->provider_handle, in->offset,
+                                       {reinterpret_cast<const char*>(data->data()), data->size()});
   if (!n) return error_reply(req.unique(), n.error());
   fuse_write_out out{};
   out.size = static_cast<std::uint32_t>(std::min<std::size_t>(*n, in->size));

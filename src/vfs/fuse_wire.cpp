@@ -4,13 +4,15 @@
 
 namespace gondolin::vfs::fuse {
 
-std::optional<Request> Request::parse(std::span<const std::uint8_t> bytes) {
-  if (bytes.size() < sizeof(fuse_in_header) || bytes.size() > kMaxRequest) return std::nullopt;
+std::optional<Request> Request::parse(std::span<const std::uint8_t> bytes, std::size_t external_bytes) {
+  if (bytes.size() < sizeof(fuse_in_header) || external_bytes > kMaxRequest ||
+      bytes.size() > kMaxRequest - external_bytes)
+    return std::nullopt;
   Request r;
   std::memcpy(&r.header_, bytes.data(), sizeof(fuse_in_header));
   // Extensions (security contexts, supplementary groups) are only sent when
   // negotiated, and we never negotiate them.
-  if (r.header_.len != bytes.size() || r.header_.total_extlen != 0) return std::nullopt;
+  if (r.header_.len != bytes.size() + external_bytes || r.header_.total_extlen != 0) return std::nullopt;
   r.body_ = bytes.subspan(sizeof(fuse_in_header));
   return r;
 }
@@ -87,6 +89,13 @@ std::vector<std::uint8_t> error_reply(std::uint64_t unique, int error_number) {
 }
 
 std::vector<std::uint8_t> empty_reply(std::uint64_t unique) { return Reply(unique).finish(); }
+
+std::vector<std::uint8_t> header_only_reply(std::uint64_t unique, std::size_t payload_bytes) {
+  auto out = Reply(unique).finish();
+  const auto len = static_cast<std::uint32_t>(sizeof(fuse_out_header) + payload_bytes);
+  std::memcpy(out.data(), &len, sizeof len);
+  return out;
+}
 
 std::vector<std::uint8_t> inval_attributes_notification(std::uint64_t nodeid) {
   fuse_notify_inval_inode_out body{};

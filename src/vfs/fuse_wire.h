@@ -39,7 +39,9 @@ class Request {
  public:
   // nullopt if `bytes` is not one whole request (length mismatch, extensions
   // we never negotiated).
-  static std::optional<Request> parse(std::span<const std::uint8_t> bytes);
+  // `external_bytes`: a WRITE whose data stays in the transport's buffers;
+  // the header's length counts them, `bytes` holds the rest.
+  static std::optional<Request> parse(std::span<const std::uint8_t> bytes, std::size_t external_bytes = 0);
 
   const fuse_in_header& header() const { return header_; }
   std::uint32_t opcode() const { return header_.opcode; }
@@ -117,6 +119,8 @@ std::vector<std::uint8_t> struct_reply(std::uint64_t unique, const T& value) {
   return std::move(r).finish();
 }
 std::vector<std::uint8_t> empty_reply(std::uint64_t unique);
+// The header of a reply whose `payload_bytes` the transport already holds.
+std::vector<std::uint8_t> header_only_reply(std::uint64_t unique, std::size_t payload_bytes);
 // An unsolicited message telling the guest kernel to drop the cached
 // attributes of `nodeid` (its page cache stays).
 std::vector<std::uint8_t> inval_attributes_notification(std::uint64_t nodeid);

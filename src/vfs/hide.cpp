@@ -81,6 +81,13 @@ class Hide final : public Provider {
   Result<std::size_t> read(Handle h, std::uint64_t offset, std::span<char> into) override {
     return inner_->read(h, offset, into);
   }
+  Result<std::size_t> read_vectored(Handle h, std::uint64_t offset, std::span<const std::span<char>> into) override {
+    return inner_->read_vectored(h, offset, into);
+  }
+  Result<std::size_t> write_vectored(Handle h, std::uint64_t offset,
+                                     std::span<const std::span<const char>> data) override {
+    return inner_->write_vectored(h, offset, data);
+  }
   Result<std::size_t> write(Handle h, std::uint64_t offset, std::span<const char> data) override {
     return inner_->write(h, offset, data);
   }

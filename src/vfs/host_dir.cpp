@@ -11,10 +11,12 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <unordered_map>
 
@@ -253,6 +255,21 @@ class HostDir final : public Provider {
     return done;
   }
 
+  Result<std::size_t> read_vectored(Handle h, std::uint64_t offset, std::span<const std::span<char>> into) override {
+    std::vector<iovec> iov;
+    iov.reserve(into.size());
+    for (auto piece : into) iov.push_back({piece.data(), piece.size()});
+    return transfer_vectored(h, offset, std::move(iov), ::preadv);
+  }
+
+  Result<std::size_t> write_vectored(Handle h, std::uint64_t offset,
+                                     std::span<const std::span<const char>> data) override {
+    std::vector<iovec> iov;
+    iov.reserve(data.size());
+    for (auto piece : data) iov.push_back({const_cast<char*>(piece.data()), piece.size()});
+    return transfer_vectored(h, offset, std::move(iov), ::pwritev);
+  }
+
   Status fsync(Handle h, bool datasync) override {
     int fd = file_fd(h);
     if (fd < 0) return Errno{EBADF};
@@ -404,6 +421,39 @@ class HostDir final : public Provider {
   int file_fd(Handle h) const {
     auto it = files_.find(h);
     return it == files_.end() ? -1 : it->second.get();
+  }
+
+  // preadv/pwritev until every piece is done, end of file (reads) or an
+  // error; an error after some bytes is a short count, like pread's loop.
+  using VectoredCall = ssize_t (*)(int, const iovec*, int, off_t);
+  Result<std::size_t> transfer_vectored(Handle h, std::uint64_t offset, std::vector<iovec> iov, VectoredCall call) {
+    int fd = file_fd(h);
+    if (fd < 0) return Errno{EBADF};
+    std::size_t done = 0;
+    std::size_t first = 0;
+    while (first < iov.size()) {
+      if (iov[first].iov_len == 0) {
+        ++first;
+        continue;
+      }
+      const int count = static_cast<int>(std::min<std::size_t>(iov.size() - first, IOV_MAX));
+      ssize_t n = call(fd, iov.data() + first, count, static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (done > 0) break;
+        return Errno{errno};
+      }
+      if (n == 0) break;
+      done += static_cast<std::size_t>(n);
+      for (auto left = static_cast<std::size_t>(n); left > 0;) {
+        const std::size_t step = std::min(left, iov[first].iov_len);
+        iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + step;
+        iov[first].iov_len -= step;
+        left -= step;
+        if (iov[first].iov_len == 0) ++first;
+      }
+    }
+    return done;
   }
 
   // An O_PATH descriptor of a file whose xattrs may be touched, or an error:

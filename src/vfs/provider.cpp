@@ -20,6 +20,35 @@ Result<Handle> Provider::open(const std::string&, int) { return Errno{EACCES}; }
 Result<Created> Provider::create(const std::string&, int, std::uint32_t, const Caller&) { return Errno{EPERM}; }
 Result<std::size_t> Provider::read(Handle, std::uint64_t, std::span<char>) { return Errno{EBADF}; }
 Result<std::size_t> Provider::write(Handle, std::uint64_t, std::span<const char>) { return Errno{EBADF}; }
+
+namespace {
+// Moves through `pieces` in order until one comes back short (end of file,
+// a full disk) or fails; an error after some bytes is a short count.
+template <typename Piece, typename Call>
+Result<std::size_t> piece_by_piece(std::span<const Piece> pieces, std::uint64_t offset, Call call) {
+  std::size_t done = 0;
+  for (const auto& piece : pieces) {
+    if (piece.empty()) continue;
+    auto n = call(offset + done, piece);
+    if (!n) {
+      if (done > 0) break;
+      return n;
+    }
+    done += *n;
+    if (*n < piece.size()) break;
+  }
+  return done;
+}
+}  // namespace
+
+Result<std::size_t> Provider::read_vectored(Handle handle, std::uint64_t offset, std::span<const std::span<char>> into) {
+  return piece_by_piece(into, offset, [&](std::uint64_t at, std::span<char> piece) { return read(handle, at, piece); });
+}
+Result<std::size_t> Provider::write_vectored(Handle handle, std::uint64_t offset,
+                                             std::span<const std::span<const char>> data) {
+  return piece_by_piece(data, offset,
+                        [&](std::uint64_t at, std::span<const char> piece) { return write(handle, at, piece); });
+}
 // ENOSYS: nothing to flush. The guest kernel then stops sending FLUSH for the
 // mount, which saves a round trip per close().
 Status Provider::flush(Handle) { return Errno{ENOSYS}; }

@@ -35,6 +35,12 @@ class ReadOnly final : public Provider {
   Result<std::size_t> read(Handle h, std::uint64_t offset, std::span<char> into) override {
     return inner_->read(h, offset, into);
   }
+  Result<std::size_t> read_vectored(Handle h, std::uint64_t offset, std::span<const std::span<char>> into) override {
+    return inner_->read_vectored(h, offset, into);
+  }
+  Result<std::size_t> write_vectored(Handle, std::uint64_t, std::span<const std::span<const char>>) override {
+    return Errno{EROFS};
+  }
   Result<std::size_t> write(Handle, std::uint64_t, std::span<const char>) override { return Errno{EROFS}; }
   Status flush(Handle h) override { return inner_->flush(h); }
   Status fsync(Handle, bool) override { return {}; }

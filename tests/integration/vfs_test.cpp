@@ -507,4 +507,54 @@ TEST(VfsVirtiofs, CliTransportFlag) {
   EXPECT_NE(bad.err.find("--mount-transport"), std::string::npos) << bad.err;
 }
 
+// q35 has PCI: the device is vhost-user-fs-pci there.
+TEST(VfsVirtiofs, WorksOnQ35) {
+  TempDir dir;
+  spit(dir.path() / "in", "from the host");
+  auto r = gondolin::testing::run_gondolin({"exec", "--machine", "q35", "--mount-hostfs",
+                                            dir.path().string() + ":/w:transport=virtiofs", "--", "sh", "-c",
+                                            "cat /w/in; echo; echo back > /w/out"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "from the host\n");
+  EXPECT_EQ(slurp(dir.path() / "out"), "back\n");
+}
+
+// The guest unbinds and binds the driver (a device reset): the mount can be
+// made again and works; files opened before fail instead of reaching
+// something else.
+TEST(VfsVirtiofs, DeviceResetStartsANewSession) {
+  TempDir dir;
+  spit(dir.path() / "old", "old file");
+  auto r = gondolin::testing::run_gondolin(
+      {"exec", "--mount-hostfs", dir.path().string() + ":/w:transport=virtiofs", "--", "sh", "-c",
+       "exec 3</w/old; umount -l /w; drv=/sys/bus/virtio/drivers/virtiofs; "
+       "dev=$(basename $(readlink -f $drv/virtio*)); echo $dev > $drv/unbind; echo $dev > $drv/bind; "
+       "mount -t virtiofs gondolin.fs0 /w && cat /w/old && echo; echo new > /w/new; "
+       "cat <&3 || echo old descriptor refused"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "old file\nold descriptor refused\n") << r.err;
+  EXPECT_EQ(slurp(dir.path() / "new"), "new\n");
+}
+
+// Per-mount options: a project over virtio-serial next to a dataset over
+// virtio-fs with direct I/O, read-only.
+TEST(VfsVirtiofs, PerMountOptionsMixTransports) {
+  TempDir project, data;
+  spit(data.path() / "big", std::string(3 << 20, 'd'));
+  auto r = gondolin::testing::run_gondolin(
+      {"exec", "--mount-hostfs", project.path().string() + ":/w", "--mount-hostfs",
+       data.path().string() + ":/d:ro,transport=virtiofs,cache=direct", "--", "sh", "-c",
+       "awk '$2==\"/w\"||$2==\"/d\"{print $2, $3, substr($4,1,2)}' /proc/mounts; wc -c < /d/big; "
+       "cp /d/big /w/copy; echo x > /d/new || echo refused"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "/w fuse.gondolin rw\n/d virtiofs ro\n3145728\nrefused\n");
+  EXPECT_EQ(slurp(project.path() / "copy"), std::string(3 << 20, 'd'));
+  EXPECT_FALSE(fs::exists(data.path() / "new"));
+  auto bad = gondolin::testing::run_gondolin(
+      {"exec", "--mount-hostfs", data.path().string() + ":/d:transport=9p", "--", "true"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("invalid --mount-hostfs"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("unknown option 'transport=9p'"), std::string::npos) << bad.err;
+}
+
 }  // namespace

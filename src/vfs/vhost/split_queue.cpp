@@ -29,11 +29,38 @@ std::uint16_t load_acquire(const std::uint8_t* p) {
 
 }  // namespace
 
-std::vector<std::uint8_t> DescriptorChain::gather() const {
+std::vector<std::uint8_t> DescriptorChain::gather(std::uint64_t limit) const {
   std::vector<std::uint8_t> out;
-  out.reserve(readable_bytes);
-  for (const auto& s : readable) out.insert(out.end(), s.data, s.data + s.len);
+  out.reserve(std::min(readable_bytes, limit));
+  for (const auto& s : readable) {
+    const std::size_t n = std::min<std::uint64_t>(s.len, limit - out.size());
+    out.insert(out.end(), s.data, s.data + n);
+    if (out.size() == limit) break;
+  }
   return out;
+}
+
+namespace {
+template <typename Char>
+std::vector<std::span<Char>> pieces_from(const std::vector<Segment>& segments, std::uint64_t offset) {
+  std::vector<std::span<Char>> out;
+  for (const auto& s : segments) {
+    if (offset >= s.len) {
+      offset -= s.len;
+      continue;
+    }
+    out.emplace_back(reinterpret_cast<Char*>(s.data) + offset, s.len - offset);
+    offset = 0;
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<std::span<const char>> DescriptorChain::readable_from(std::uint64_t offset) const {
+  return pieces_from<const char>(readable, offset);
+}
+std::vector<std::span<char>> DescriptorChain::writable_from(std::uint64_t offset) const {
+  return pieces_from<char>(writable, offset);
 }
 
 std::uint32_t DescriptorChain::scatter(std::span<const std::uint8_t> bytes) const {

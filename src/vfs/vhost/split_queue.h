@@ -27,8 +27,13 @@ struct DescriptorChain {
   std::uint64_t readable_bytes = 0;
   std::uint64_t writable_bytes = 0;
 
-  // The readable part as one buffer, copied so the guest cannot change it while we parse it.
-  std::vector<std::uint8_t> gather() const;
+  // The readable part (or its first `limit` bytes) as one buffer, copied so
+  // the guest cannot change it while we parse it.
+  std::vector<std::uint8_t> gather(std::uint64_t limit = UINT64_MAX) const;
+  // The readable / writable part from byte `offset` on, as pieces pointing
+  // into guest memory (for data we move without parsing).
+  std::vector<std::span<const char>> readable_from(std::uint64_t offset) const;
+  std::vector<std::span<char>> writable_from(std::uint64_t offset) const;
   // Copies `bytes` into the writable part; returns how many fit.
   std::uint32_t scatter(std::span<const std::uint8_t> bytes) const;
 };

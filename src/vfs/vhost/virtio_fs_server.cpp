@@ -16,6 +16,8 @@ namespace gondolin::vfs::vhost {
 
 namespace {
 constexpr std::uint32_t kHiprioQueue = 0;
+// A WRITE's header and fixed part; its data follows.
+constexpr std::uint64_t kWriteHead = sizeof(fuse_in_header) + sizeof(fuse_write_in);
 }
 
 VirtioFsServer::VirtioFsServer(std::unique_ptr<FuseServer> server, std::string label)
@@ -94,7 +96,9 @@ bool VirtioFsServer::drain(std::uint32_t index) {
   SplitQueue& queue = backend_.queue(index);
   DescriptorChain chain;
   while (queue.pop(chain)) {
-    const std::vector<std::uint8_t> request = chain.gather();
+    // The head decides how the rest is taken, and it is a copy: the guest
+    // cannot turn a WRITE into something else after we looked.
+    std::vector<std::uint8_t> request = chain.gather(kWriteHead);
     std::uint32_t opcode = 0;
     std::uint64_t unique = 0;
     if (request.size() >= sizeof(fuse_in_header)) {
@@ -102,7 +106,22 @@ bool VirtioFsServer::drain(std::uint32_t index) {
       std::memcpy(&unique, request.data() + 8, sizeof unique);
     }
     counts_[opcode < counts_.size() ? opcode : 0]++;
-    auto outcome = server_->handle(request);
+    if (opcode == FUSE_INIT && server_->initialized()) {
+      // Only a guest that reset the device (driver unbound and bound again)
+      // starts over; the old session's nodes and handles mean nothing now.
+      log().info("vfs {}: the guest reset the device; starting a new FUSE session", label_);
+      server_->end_session();
+    }
+    // File data moves straight between the provider and the guest's pages;
+    // everything else is parsed from a copy.
+    std::vector<std::span<const char>> write_from;
+    std::vector<std::span<char>> read_into;
+    if (index != kHiprioQueue && opcode == FUSE_WRITE && chain.readable_bytes > kWriteHead)
+      write_from = chain.readable_from(kWriteHead);
+    else if (chain.readable_bytes > request.size())
+      request = chain.gather();
+    if (index != kHiprioQueue && opcode == FUSE_READ) read_into = chain.writable_from(sizeof(fuse_out_header));
+    auto outcome = server_->handle(request, {read_into, write_from});
     if (!outcome.fatal.empty()) {
       die(outcome.fatal);
       return false;
@@ -118,6 +137,8 @@ bool VirtioFsServer::drain(std::uint32_t index) {
         *outcome.reply = fuse::error_reply(unique, EIO);
       }
       written = chain.scatter(*outcome.reply);
+      if (outcome.data_in_place > 0 && written == outcome.reply->size())
+        written += static_cast<std::uint32_t>(outcome.data_in_place);
     }
     queue.push_used(chain.head, written);
     backend_.notify_guest(index);

@@ -319,3 +319,100 @@ TEST(FuseServer, OverVirtiofsOnlyDirectoryAttributesAreCached) {
     EXPECT_EQ(file.attr_valid, transport == FsTransport::Virtiofs ? 0u : 1u);
   }
 }
+
+namespace {
+
+// virtio-fs: READ data lands in the transport's buffers and WRITE data comes
+// from them; the reply is a header whose length counts the data.
+TEST(FuseServer, DataCanStayInTheTransportsBuffers) {
+  ServerDriver d(memory());
+  d.init();
+  int err = 0;
+  auto [node, fh] = d.create(1, "f", err);
+  ASSERT_EQ(err, 0);
+
+  fuse_write_in w{};
+  w.fh = fh;
+  w.offset = 0;
+  w.size = 11;
+  auto head = RequestBuilder(FUSE_WRITE, node).add(w).build();
+  // The header's length counts the data that is not in the message.
+  fuse_in_header h;
+  std::memcpy(&h, head.data(), sizeof h);
+  h.len += 11;
+  std::memcpy(head.data(), &h, sizeof h);
+  std::string a = "hello", b = " world";
+  std::vector<std::span<const char>> pieces = {a, b};
+  auto out = d.server.handle(head, {{}, pieces});
+  ASSERT_TRUE(out.fatal.empty()) << out.fatal;
+  ASSERT_TRUE(out.reply);
+  EXPECT_EQ(parse_reply(*out.reply).as<fuse_write_out>().size, 11u);
+
+  // Data that does not add up to the WRITE's size is EINVAL, not a short write.
+  std::string c = "hello";
+  std::vector<std::span<const char>> too_short = {c};
+  h.len = static_cast<std::uint32_t>(head.size()) + 5;
+  std::memcpy(head.data(), &h, sizeof h);
+  out = d.server.handle(head, {{}, too_short});
+  EXPECT_EQ(parse_reply(*out.reply).error(), EINVAL);
+
+  // Only a WRITE may leave data outside the message.
+  auto lookup = RequestBuilder(FUSE_LOOKUP, 1).add_string("f").build();
+  std::memcpy(&h, lookup.data(), sizeof h);
+  h.len += 5;
+  std::memcpy(lookup.data(), &h, sizeof h);
+  EXPECT_FALSE(d.server.handle(lookup, {{}, too_short}).fatal.empty());
+
+  auto opened = d.open(node, O_RDONLY);
+  ASSERT_EQ(opened.error(), 0);
+  fuse_read_in r{};
+  r.fh = opened.as<fuse_open_out>().fh;
+  r.offset = 2;
+  r.size = 100;
+  std::string x(4, '.'), y(200, '.');
+  std::vector<std::span<char>> into = {x, y};
+  out = d.server.handle(RequestBuilder(FUSE_READ, node).add(r).build(), {into, {}});
+  ASSERT_TRUE(out.reply);
+  EXPECT_EQ(out.reply->size(), sizeof(fuse_out_header));
+  EXPECT_EQ(out.data_in_place, 9u);
+  fuse_out_header oh;
+  std::memcpy(&oh, out.reply->data(), sizeof oh);
+  EXPECT_EQ(oh.len, sizeof(fuse_out_header) + 9);
+  EXPECT_EQ(oh.error, 0);
+  EXPECT_EQ(x + y.substr(0, 6), "llo world.");
+  // Never more than the READ asked for, whatever the buffers could hold.
+  r.offset = 0;
+  r.size = 6;
+  out = d.server.handle(RequestBuilder(FUSE_READ, node).add(r).build(), {into, {}});
+  EXPECT_EQ(out.data_in_place, 6u);
+  EXPECT_EQ(x + y.substr(0, 2), "hello ");
+  EXPECT_EQ(y.substr(2, 4), "rld.");  // untouched from the read before
+}
+
+}  // namespace
+
+namespace {
+
+// A guest that resets its virtio-fs device starts a new session: every
+// handle of the old one is released, its node ids mean nothing, INIT works.
+TEST(FuseServer, EndSessionReleasesEverythingAndAllowsANewInit) {
+  ServerDriver d(memory());
+  d.init();
+  int err = 0;
+  auto [node, fh] = d.create(1, "f", err);
+  ASSERT_EQ(err, 0);
+  ASSERT_EQ(d.mkdir(1, "dir").error(), 0);
+  auto od = d.open(d.lookup_id(1, "dir"), O_RDONLY, true);
+  ASSERT_EQ(od.error(), 0);
+  EXPECT_EQ(d.server.open_handles(), 2u);
+  d.server.end_session();
+  EXPECT_FALSE(d.server.initialized());
+  EXPECT_EQ(d.server.open_handles(), 0u);
+  EXPECT_EQ(d.server.nodes().size(), 1u);  // the root only
+  EXPECT_EQ(d.lookup(1, "f").error(), EIO);  // nothing before INIT
+  ASSERT_EQ(d.init().error(), 0);
+  EXPECT_EQ(d.write(node, fh, 0, "x").error(), EBADF);
+  EXPECT_NE(d.lookup_id(1, "f"), 0u);  // the files themselves are still there
+}
+
+}  // namespace

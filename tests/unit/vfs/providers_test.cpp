@@ -88,6 +88,21 @@ TEST(MemoryProvider, RenameOverUnlinkWhileOpenAndAppend) {
   EXPECT_EQ(read_all(*m, "log"), "12");
 }
 
+// The default vectored calls go piece by piece through read/write.
+TEST(MemoryProvider, VectoredCallsGoPieceByPiece) {
+  auto p = memory();
+  auto c = p->create("f", O_RDWR, 0644, me);
+  ASSERT_TRUE(c);
+  std::string a = "hello ", b = "world";
+  std::vector<std::span<const char>> out = {a, b};
+  ASSERT_EQ(*p->write_vectored(c->handle, 0, out), 11u);
+  std::string x(3, '.'), y(10, '.');
+  std::vector<std::span<char>> in = {x, y};
+  ASSERT_EQ(*p->read_vectored(c->handle, 1, in), 10u);
+  EXPECT_EQ(x + y, "ello world...");
+  p->release(c->handle);
+}
+
 TEST(MemoryProvider, SparseAndLimits) {
   MemoryOptions o;
   o.max_bytes = 1 << 20;
@@ -149,6 +164,9 @@ TEST(ReadOnly, RefusesEveryChange) {
   EXPECT_EQ(p->removexattr("f", "user.a").error(), EROFS);
   auto h = p->open("f", O_RDONLY);
   EXPECT_EQ(p->write(*h, 0, std::string("x")).error(), EROFS);
+  std::string x = "x";
+  std::vector<std::span<const char>> pieces = {x};
+  EXPECT_EQ(p->write_vectored(*h, 0, pieces).error(), EROFS);
   EXPECT_EQ(p->fsetattr(*h, s).error(), EROFS);
   EXPECT_EQ(p->fallocate(*h, 0, 0, 10).error(), EROFS);
   p->release(*h);
@@ -263,14 +281,53 @@ TEST(MountFlags, ParsesHostfsSpecs) {
   TempDir tmp;
   auto spec = cli::parse_hostfs_spec(tmp.path().string() + ":/work:ro");
   EXPECT_EQ(spec.guest_path, "/work");
-  EXPECT_TRUE(spec.read_only);
-  EXPECT_FALSE(cli::parse_hostfs_spec(tmp.path().string() + ":/a//b/").read_only);
+  EXPECT_TRUE(spec.suffix.read_only);
+  EXPECT_FALSE(cli::parse_hostfs_spec(tmp.path().string() + ":/a//b/").suffix.read_only);
   EXPECT_EQ(cli::parse_hostfs_spec(tmp.path().string() + ":/a//b/").guest_path, "/a/b");
   std::ofstream(tmp.path() / "file") << "x";
   for (std::string bad : {tmp.path().string() + "/missing:/w", (tmp.path() / "file").string() + ":/w",
                           tmp.path().string(), tmp.path().string() + ":relative", tmp.path().string() + ":/",
                           tmp.path().string() + ":/proc/x", tmp.path().string() + ":/a/../b"})
     EXPECT_THROW(cli::parse_hostfs_spec(bad), Error) << bad;
+}
+
+// Options after the paths override --mount-transport / --mount-cache for that mount.
+TEST(MountFlags, PerMountOptionsOverrideTheDefaults) {
+  TempDir tmp;
+  const std::string dir = tmp.path().string();
+  auto spec = cli::parse_hostfs_spec(dir + ":/data:ro,transport=virtiofs,cache=direct");
+  EXPECT_EQ(spec.guest_path, "/data");
+  EXPECT_TRUE(spec.suffix.read_only);
+  EXPECT_EQ(spec.suffix.transport, vfs::FsTransport::Virtiofs);
+  EXPECT_EQ(spec.suffix.direct_io, true);
+  spec = cli::parse_hostfs_spec(dir + ":/work:rw");
+  EXPECT_FALSE(spec.suffix.read_only);
+  EXPECT_FALSE(spec.suffix.transport);
+
+  vfs::MountOptions defaults;
+  defaults.transport = vfs::FsTransport::Virtiofs;
+  defaults.direct_io = true;
+  auto mounts = cli::build_mounts({dir + ":/work:transport=serial", dir + ":/data"},
+                                  {"/scratch:cache=auto", "/tmp2"}, {}, defaults);
+  ASSERT_EQ(mounts.size(), 4u);
+  EXPECT_EQ(mounts[0].options.transport, vfs::FsTransport::Serial);
+  EXPECT_TRUE(mounts[0].options.direct_io);
+  EXPECT_EQ(mounts[1].options.transport, vfs::FsTransport::Virtiofs);
+  EXPECT_EQ(mounts[2].guest_path, "/scratch");
+  EXPECT_FALSE(mounts[2].options.direct_io);
+  EXPECT_EQ(mounts[3].options.transport, vfs::FsTransport::Virtiofs);
+
+  for (std::string bad : {dir + ":/w:fast", dir + ":/w:ro,", dir + ":/w:transport=9p", dir + ":/w:cache="}) {
+    try {
+      cli::parse_hostfs_spec(bad);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("unknown option"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(cli::parse_memfs_spec("/scratch:ro"), Error);
+  EXPECT_THROW(cli::parse_memfs_spec("/scratch:bogus"), Error);
+  EXPECT_EQ(cli::parse_memfs_spec("/scratch").guest_path, "/scratch");
 }
 
 TEST(MountFlags, HideGlobsGoToTheirMount) {

@@ -110,6 +110,33 @@ TEST(VhostSplitQueue, GathersRequestAndScattersReply) {
   EXPECT_FALSE(r.queue().pop(c));
 }
 
+// File data is moved without copying the request: the head is a copy, the
+// rest pieces that point into guest memory.
+TEST(VhostSplitQueue, HeadCopiesAndDataPieces) {
+  FakeRing r;
+  std::memcpy(r.at(FakeRing::kData), "hello", 5);
+  std::memcpy(r.at(FakeRing::kData + 100), " world", 6);
+  r.set_desc(0, FakeRing::kData, 5, kNext, 1);
+  r.set_desc(1, FakeRing::kData + 100, 6, kNext, 2);
+  r.set_desc(2, FakeRing::kData + 200, 4, kWrite | kNext, 3);
+  r.set_desc(3, FakeRing::kData + 300, 8, kWrite);
+  r.offer(0);
+  DescriptorChain c;
+  ASSERT_TRUE(r.queue().pop(c)) << r.queue().error();
+  auto head = c.gather(7);
+  EXPECT_EQ(std::string(head.begin(), head.end()), "hello w");
+  EXPECT_EQ(c.gather(100).size(), 11u);
+  auto rest = c.readable_from(3);
+  ASSERT_EQ(rest.size(), 2u);
+  EXPECT_EQ(std::string(rest[0].begin(), rest[0].end()), "lo");
+  EXPECT_EQ(std::string(rest[1].begin(), rest[1].end()), " world");
+  EXPECT_TRUE(c.readable_from(11).empty());
+  auto space = c.writable_from(6);
+  ASSERT_EQ(space.size(), 1u);
+  EXPECT_EQ(space[0].data(), reinterpret_cast<char*>(r.at(FakeRing::kData + 302)));
+  EXPECT_EQ(space[0].size(), 6u);
+}
+
 TEST(VhostSplitQueue, ScatterStopsAtTheWritableSpace) {
   FakeRing r;
   r.set_desc(0, FakeRing::kData, 4, kWrite);
