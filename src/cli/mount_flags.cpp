@@ -42,12 +42,17 @@ MountSuffix parse_suffix(const std::string& options, const std::function<Error(c
   return out;
 }
 
+// The one-line error for a bad flag value: "invalid FLAG 'TEXT': WHY".
+std::function<Error(const std::string&)> flag_error(const char* flag, const std::string& text) {
+  return [flag, &text](const std::string& why) {
+    return Error(ErrorKind::Usage, std::string("invalid ") + flag + " '" + text + "': " + why);
+  };
+}
+
 }  // namespace
 
 HostfsSpec parse_hostfs_spec(const std::string& text) {
-  auto bad = [&](const std::string& why) {
-    return Error(ErrorKind::Usage, "invalid --mount-hostfs '" + text + "': " + why);
-  };
+  auto bad = flag_error("--mount-hostfs", text);
   HostfsSpec spec;
   auto [rest, options] = split_suffix(text);
   if (!options.empty()) spec.suffix = parse_suffix(options, bad);
@@ -68,9 +73,7 @@ HostfsSpec parse_hostfs_spec(const std::string& text) {
 }
 
 MemfsSpec parse_memfs_spec(const std::string& text) {
-  auto bad = [&](const std::string& why) {
-    return Error(ErrorKind::Usage, "invalid --mount-memfs '" + text + "': " + why);
-  };
+  auto bad = flag_error("--mount-memfs", text);
   MemfsSpec spec;
   auto [path, options] = split_suffix(text);
   if (!options.empty()) spec.suffix = parse_suffix(options, bad);

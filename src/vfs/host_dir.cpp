@@ -223,36 +223,11 @@ class HostDir final : public Provider {
   }
 
   Result<std::size_t> read(Handle h, std::uint64_t offset, std::span<char> into) override {
-    int fd = file_fd(h);
-    if (fd < 0) return Errno{EBADF};
-    std::size_t done = 0;
-    while (done < into.size()) {
-      ssize_t n = ::pread(fd, into.data() + done, into.size() - done, static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (done > 0) break;
-        return Errno{errno};
-      }
-      if (n == 0) break;
-      done += static_cast<std::size_t>(n);
-    }
-    return done;
+    return transfer_vectored(h, offset, {{into.data(), into.size()}}, ::preadv);
   }
 
   Result<std::size_t> write(Handle h, std::uint64_t offset, std::span<const char> data) override {
-    int fd = file_fd(h);
-    if (fd < 0) return Errno{EBADF};
-    std::size_t done = 0;
-    while (done < data.size()) {
-      ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (done > 0) break;
-        return Errno{errno};
-      }
-      done += static_cast<std::size_t>(n);
-    }
-    return done;
+    return transfer_vectored(h, offset, {{const_cast<char*>(data.data()), data.size()}}, ::pwritev);
   }
 
   Result<std::size_t> read_vectored(Handle h, std::uint64_t offset, std::span<const std::span<char>> into) override {
@@ -424,7 +399,7 @@ class HostDir final : public Provider {
   }
 
   // preadv/pwritev until every piece is done, end of file (reads) or an
-  // error; an error after some bytes is a short count, like pread's loop.
+  // error; an error after some bytes is a short count.
   using VectoredCall = ssize_t (*)(int, const iovec*, int, off_t);
   Result<std::size_t> transfer_vectored(Handle h, std::uint64_t offset, std::vector<iovec> iov, VectoredCall call) {
     int fd = file_fd(h);
