@@ -56,7 +56,7 @@ std::string describe_mounts(const std::vector<Mount>& mounts) {
     if (m.options.transport == FsTransport::Virtiofs)
       throw Error(ErrorKind::Usage, "the mount at " + m.guest_path +
                                         " uses virtio-fs, which QEMU 7.2 cannot snapshot (vhost-user-fs is not "
-                                        "migratable); mount it with --mount-transport serial to take snapshots");
+                                        "migratable); mount it with transport=serial (the default) to take snapshots");
     std::string provider = m.provider ? m.provider->describe() : std::string();
     if (provider.empty())
       throw Error(ErrorKind::Usage,

@@ -2,7 +2,8 @@
 // in-memory provider and over a host directory (plain, read-only, with hidden
 // paths). Input: one selector byte, then messages as [u16 length][bytes]; the
 // harness negotiates INIT first and usually fixes up each header's length so
-// the fuzzer spends its time on the request bodies.
+// the fuzzer spends its time on the request bodies. Selector bit 0x20 moves
+// file data through outside buffers as the virtio-fs transport does.
 //
 // The host directory is a fresh tree under a private temp dir for every input;
 // a sibling "outside" directory with a canary file must be exactly as it was
@@ -19,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <span>
 #include <vector>
 
 #include "vfs/fuse_server.h"
@@ -30,6 +32,7 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path g_base;  // <tmp>/gondolin-fuzz-fuse-XXXXXX: root/ and outside/canary
+std::vector<char> g_read_space(256 * 1024);  // READ data "in guest pages"
 
 void check(bool ok) {
   if (!ok) __builtin_trap();
@@ -130,9 +133,28 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const auto honest = static_cast<std::uint32_t>(msg.size());
         std::memcpy(msg.data() + offsetof(fuse_in_header, len), &honest, sizeof honest);
       }
-      auto r = server.handle(msg);
+      // With selector bit 0x20, as virtio-fs: a WRITE's data stays outside
+      // the message in uneven pieces, a READ's goes into pieces of ours.
+      std::vector<std::span<const char>> write_from;
+      std::vector<std::span<char>> read_into;
+      std::vector<char> outside_data;
+      constexpr std::size_t kHead = sizeof(fuse_in_header) + sizeof(fuse_write_in);
+      std::uint32_t opcode = 0;
+      if (msg.size() >= sizeof(fuse_in_header)) std::memcpy(&opcode, msg.data() + 4, sizeof opcode);
+      if ((selector & 0x20) && opcode == FUSE_WRITE && msg.size() > kHead) {
+        outside_data.assign(msg.begin() + kHead, msg.end());
+        msg.resize(kHead);
+        for (std::size_t at = 0, step = 1; at < outside_data.size(); at += step, step = step * 3 + 1)
+          write_from.emplace_back(outside_data.data() + at, std::min(step, outside_data.size() - at));
+      }
+      if ((selector & 0x20) && opcode == FUSE_READ)
+        for (std::size_t at = 0, step = 7; at < g_read_space.size(); at += step, step *= 4)
+          read_into.emplace_back(g_read_space.data() + at, std::min(step, g_read_space.size() - at));
+      auto r = server.handle(msg, {read_into, write_from});
       if (!r.fatal.empty()) break;
       if (r.reply) check(r.reply->size() >= sizeof(fuse_out_header));
+      check(r.data_in_place <= g_read_space.size() && (r.data_in_place == 0 || read_into.size() > 0));
+      if (r.data_in_place > 0) check(r.reply->size() == sizeof(fuse_out_header));
     }
   }
   if (uses_host_dir) check_outside_untouched();
