@@ -40,7 +40,9 @@ void ControlChannel::read_more() {
   socket_.async_read_some(
       boost::asio::buffer(read_buf_), [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
         if (self->closed_) return;
-        if (ec) return self->fail(ec == boost::asio::error::eof ? "the guest closed the control channel"
+        if (ec) return self->fail(ec == boost::asio::error::eof
+                                    ? "the guest closed the control channel (it rebooted, powered off or "
+                                      "crashed; a gondolin VM does not reboot)"
                                                                 : "control channel: " + ec.message());
         std::size_t off = 0;
         while (off < n && !self->closed_) {

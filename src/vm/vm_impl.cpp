@@ -1,6 +1,7 @@
 #include "vm/vm_impl.h"
 
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <cerrno>
 #include <csignal>
@@ -270,9 +271,12 @@ void VmImpl::on_qemu_exit(int status) {
   std::string qemu_text = qemu_->error_text();
   Error why(ErrorKind::Qemu, "QEMU failed: " + qemu_text);
   if (qemu_text.empty()) {
-    why = death_reason_.empty()
-              ? Error(ErrorKind::Qemu, "QEMU " + describe_wait_status(status) + console_hint())
-              : Error(ErrorKind::Guest, death_reason_ + console_hint());
+    // With -no-reboot, a guest reboot or power-off is QEMU exiting 0 unasked.
+    const bool guest_stopped = !stop_requested_ && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    why = !death_reason_.empty() ? Error(ErrorKind::Guest, death_reason_ + console_hint())
+          : guest_stopped
+              ? Error(ErrorKind::Guest, "the guest rebooted or powered off (a gondolin VM does not reboot)")
+              : Error(ErrorKind::Qemu, "QEMU " + describe_wait_status(status) + console_hint());
   }
   if (death_reason_.empty()) death_reason_ = why.what();
   if (control_) control_->fail_all(Error(ErrorKind::Guest, "the VM stopped: " + death_reason_));
@@ -385,6 +389,7 @@ void VmImpl::kill_and_wait() {
   auto gone = qemu_gone_future_;
   bool have_qemu = on_io([&] {
     if (!qemu_ || qemu_->exited()) return false;
+    stop_requested_ = true;
     // Everything the guest wrote lives in its tmpfs overlay and dies with it,
     // so killing QEMU loses nothing. Host-backed state that may sit dirty in
     // the guest (graceful_shutdown_) gets a sync and power-off first.

@@ -144,6 +144,7 @@ class VmImpl : public session::SessionHost {
   std::optional<Error> boot_error_;
   std::atomic<bool> running_{false};
   std::string death_reason_;
+  bool stop_requested_ = false;  // io thread: we asked QEMU to go (kill_and_wait)
   std::mutex close_mutex_;
   bool closed_ = false;
   bool graceful_shutdown_ = false;  // set by subsystems whose data the guest may cache

@@ -96,6 +96,28 @@ TEST(CliExec, TimeoutKillsAndExits124) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60));
 }
 
+// A guest that reboots or powers off ends the VM (QEMU runs with
+// -no-reboot): the user gets one line saying so and a failure status, at
+// once, with a mount of either transport in place.
+TEST(CliExec, GuestRebootOrPowerOffEndsTheVmWithOneLine) {
+  for (const char* how : {"b", "o"}) {
+    for (const char* transport : {"serial", "virtiofs"}) {
+      SCOPED_TRACE(std::string(how) + " " + transport);
+      auto start = std::chrono::steady_clock::now();
+      auto r = run_gondolin({"exec", "--mount-memfs", std::string("/m:transport=") + transport, "--", "sh", "-c",
+                             std::string("echo x > /m/f; echo ") + how + " > /proc/sysrq-trigger; sleep 600"});
+      EXPECT_EQ(r.exit_code, 125);
+      // Which side notices first (the control channel's end or QEMU's exit)
+      // is a race; either way the line says what happened.
+      EXPECT_TRUE(r.err == "gondolin: the guest closed the control channel (it rebooted, powered off or crashed; a "
+                           "gondolin VM does not reboot)\n" ||
+                  r.err == "gondolin: the guest rebooted or powered off (a gondolin VM does not reboot)\n")
+          << r.err;
+      EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60));
+    }
+  }
+}
+
 TEST(CliExec, ImageIsUnchangedAndWritesVanish) {
   auto w = run_gondolin({"exec", "-c", "echo scratch > /etc/gondolin-test-file && cat /etc/gondolin-test-file"});
   EXPECT_EQ(w.out, "scratch\n");
