@@ -42,6 +42,12 @@ MountSuffix parse_suffix(const std::string& options, const std::function<Error(c
   return out;
 }
 
+vfs::MountOptions with_suffix(vfs::MountOptions options, const MountSuffix& suffix) {
+  if (suffix.transport) options.transport = *suffix.transport;
+  if (suffix.direct_io) options.direct_io = *suffix.direct_io;
+  return options;
+}
+
 // The one-line error for a bad flag value: "invalid FLAG 'TEXT': WHY".
 std::function<Error(const std::string&)> flag_error(const char* flag, const std::string& text) {
   return [flag, &text](const std::string& why) {
@@ -81,14 +87,6 @@ MemfsSpec parse_memfs_spec(const std::string& text) {
   spec.guest_path = vfs::normalize_mount_path(path, "--mount-memfs");
   return spec;
 }
-
-namespace {
-vfs::MountOptions with_suffix(vfs::MountOptions options, const MountSuffix& suffix) {
-  if (suffix.transport) options.transport = *suffix.transport;
-  if (suffix.direct_io) options.direct_io = *suffix.direct_io;
-  return options;
-}
-}  // namespace
 
 std::vector<vfs::Mount> build_mounts(const std::vector<std::string>& hostfs, const std::vector<std::string>& memfs,
                                      const std::vector<std::string>& hide, const vfs::MountOptions& defaults) {

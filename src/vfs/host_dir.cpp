@@ -231,18 +231,12 @@ class HostDir final : public Provider {
   }
 
   Result<std::size_t> read_vectored(Handle h, std::uint64_t offset, std::span<const std::span<char>> into) override {
-    std::vector<iovec> iov;
-    iov.reserve(into.size());
-    for (auto piece : into) iov.push_back({piece.data(), piece.size()});
-    return transfer_vectored(h, offset, std::move(iov), ::preadv);
+    return transfer_vectored(h, offset, iovecs_of(into), ::preadv);
   }
 
   Result<std::size_t> write_vectored(Handle h, std::uint64_t offset,
                                      std::span<const std::span<const char>> data) override {
-    std::vector<iovec> iov;
-    iov.reserve(data.size());
-    for (auto piece : data) iov.push_back({const_cast<char*>(piece.data()), piece.size()});
-    return transfer_vectored(h, offset, std::move(iov), ::pwritev);
+    return transfer_vectored(h, offset, iovecs_of(data), ::pwritev);
   }
 
   Status fsync(Handle h, bool datasync) override {
@@ -396,6 +390,15 @@ class HostDir final : public Provider {
   int file_fd(Handle h) const {
     auto it = files_.find(h);
     return it == files_.end() ? -1 : it->second.get();
+  }
+
+  // iovec is not const-correct; pwritev only reads through it.
+  template <typename Char>
+  static std::vector<iovec> iovecs_of(std::span<const std::span<Char>> pieces) {
+    std::vector<iovec> iov;
+    iov.reserve(pieces.size());
+    for (auto piece : pieces) iov.push_back({const_cast<char*>(piece.data()), piece.size()});
+    return iov;
   }
 
   // preadv/pwritev until every piece is done, end of file (reads) or an
