@@ -9,6 +9,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -326,32 +327,39 @@ void SlirpTcpEngine::set_congested(bool congested) {
 }
 
 void SlirpTcpEngine::pump() {
-  if (filled_) {
-    // Readiness of the descriptors slirp asked about in the last fill.
-    std::unordered_map<int, std::uint32_t> ready;
-    epoll_event events[128];
-    for (;;) {
-      int n = ::epoll_wait(epoll_fd_.get(), events, 128, 0);
-      for (int i = 0; i < n; ++i) ready[events[i].data.fd] |= events[i].events;
-      if (n < 128) break;
-    }
-    revents_.assign(poll_fds_.size(), 0);
-    for (std::size_t i = 0; i < poll_fds_.size(); ++i) {
-      auto it = ready.find(poll_fds_[i].fd);
-      if (it == ready.end()) continue;
-      std::uint32_t r = it->second & (poll_fds_[i].events | EPOLLERR | EPOLLHUP);
-      // A congested link to the guest: leave flow data in the sockets.
-      if (congested_) r &= ~static_cast<std::uint32_t>(EPOLLIN | EPOLLHUP);
-      revents_[i] = from_epoll(r);
-    }
-    slirp_pollfds_poll(slirp_, 0, SlirpCallbacks::get_revents, this);
-  }
+  if (filled_) collect_revents();
   poll_fds_.clear();
   std::uint32_t timeout = 1000;
   slirp_pollfds_fill(slirp_, &timeout, SlirpCallbacks::add_poll, this);
   filled_ = true;
   sync_epoll();
   arm_waits(timeout);
+}
+
+// Readiness of the descriptors slirp asked about in the last fill, then
+// slirp's turn to act on it. The set is level-triggered, so one epoll_wait
+// with room for every registered descriptor sees each ready one exactly
+// once: a pass is bounded by the set's size, never by how many stay ready
+// (asking again before slirp has acted would return the same ones forever).
+void SlirpTcpEngine::collect_revents() {
+  epoll_events_.resize(std::max<std::size_t>(registered_.size(), 1));
+  const int n = ::epoll_wait(epoll_fd_.get(), epoll_events_.data(), static_cast<int>(epoll_events_.size()), 0);
+  ready_.clear();
+  for (int i = 0; i < n; ++i) {
+    const epoll_event e = epoll_events_[static_cast<std::size_t>(i)];
+    const int fd = e.data.fd;
+    ready_[fd] = e.events;
+  }
+  revents_.assign(poll_fds_.size(), 0);
+  for (std::size_t i = 0; i < poll_fds_.size(); ++i) {
+    auto it = ready_.find(poll_fds_[i].fd);
+    if (it == ready_.end()) continue;
+    std::uint32_t r = it->second & (poll_fds_[i].events | EPOLLERR | EPOLLHUP);
+    // A congested link to the guest: leave flow data in the sockets.
+    if (congested_) r &= ~static_cast<std::uint32_t>(EPOLLIN | EPOLLHUP);
+    revents_[i] = from_epoll(r);
+  }
+  slirp_pollfds_poll(slirp_, 0, SlirpCallbacks::get_revents, this);
 }
 
 void SlirpTcpEngine::sync_epoll() {

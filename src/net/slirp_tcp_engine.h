@@ -10,6 +10,8 @@
 // epoll set on the io thread; its timers are asio timers.
 #pragma once
 
+#include <sys/epoll.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -85,6 +87,7 @@ class SlirpTcpEngine {
   }
 
   void pump();
+  void collect_revents();
   void arm_waits(std::uint32_t timeout_ms);
   void sync_epoll();
   void prune_forwards();
@@ -108,6 +111,8 @@ class SlirpTcpEngine {
   };
   std::vector<PollFd> poll_fds_;         // from the last slirp_pollfds_fill
   std::vector<int> revents_;             // per poll_fds_ index, for slirp_pollfds_poll
+  std::vector<epoll_event> epoll_events_;  // one epoll_wait's results: sized to registered_
+  std::unordered_map<int, std::uint32_t> ready_;  // fd -> ready events, rebuilt each pass
   std::unordered_map<int, std::uint32_t> registered_;  // fd -> events in the epoll set
   bool filled_ = false;
   bool pump_posted_ = false;
