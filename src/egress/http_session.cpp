@@ -79,6 +79,11 @@ void HttpSession::log_event(const std::string& decision, const std::string& rule
 
 void HttpSession::read_request_head() {
   phase_ = Phase::RequestHead;
+  if (guest_in_.empty()) {
+    // Between requests: an idle keep-alive flow holds no buffers.
+    guest_in_.release();
+    if (upstream_in_.empty()) upstream_in_.release();
+  }
   auto r = request_parser_.parse(guest_in_.readable());
   if (r.state == ParseState::Done) {
     guest_deadline_ = Clock::time_point::max();
