@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/session_driver.h"
 #include "cli/terminal.h"
+#include "cli/unknown_option.h"
 #include "cli/vm_flags.h"
 #include "gondolin/error.h"
 #include "gondolin/vm.h"
@@ -76,6 +77,10 @@ int run(const RunFlags& f, const Command& command, bool tty, bool forward_stdin)
   drive.forward_stdin = forward_stdin;
   drive.tty = tty;
   drive.timeout_s = f.timeout_s;
+  // Needs no io thread: a stop signal's grace ran out, QEMU goes now.
+  drive.force_stop = [pid = vm.info().qemu_pid] {
+    if (pid > 0) ::kill(pid, SIGKILL);
+  };
   CommandAdapter<Process> handle(process);
   const std::uint64_t oom_before = vm.guest_oom_kills();
   int code = drive_process(handle, drive);
@@ -93,9 +98,11 @@ void add_exec_command(CLI::App& app, Outcome& outcome) {
   // `exec ls -la` works too: option parsing stops at the first non-option.
   cmd->prefix_command();
   cmd->callback([flags, cmd, &outcome] {
+    // Before `--` every word must be a known option: the command comes after it (or, without `--`, first non-option).
+    if (outcome.trailing) refuse_extras(*cmd, cmd->remaining());
     flags->argv = outcome.trailing ? *outcome.trailing : cmd->remaining();
     if (!outcome.trailing && !flags->argv.empty() && flags->argv.front().starts_with("-"))
-      throw Error(ErrorKind::Usage, "unknown exec option " + flags->argv.front());
+      refuse_extras(*cmd, flags->argv);
     const bool has_shell = !flags->shell_command.empty();
     if (has_shell == !flags->argv.empty())
       throw Error(ErrorKind::Usage, "exec needs either -- CMD [ARG...] or -c 'SCRIPT' (exactly one)");

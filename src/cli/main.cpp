@@ -8,7 +8,8 @@
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
-#include "cli/session_driver.h"
+#include "cli/signal_watch.h"
+#include "cli/unknown_option.h"
 #include "gondolin/error.h"
 #include "gondolin/version.h"
 #include "gondolin/vm.h"
@@ -19,7 +20,8 @@ int main(int argc, char** argv) {
   using namespace gondolin;
   // Before any thread exists, so every thread inherits the mask and the
   // session driver alone receives these signals.
-  cli::block_forwarded_signals();
+  cli::SignalWatch::block_handled_signals();
+  cli::SignalWatch::start();
 
   CLI::App app{"gondolin: run untrusted code in local micro-VMs whose every file, host and secret the host decides"};
   app.name("gondolin");
@@ -82,9 +84,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    auto extra = app.remaining();
-    if (!extra.empty() && app.get_subcommands().empty())
+    auto extra = app.remaining(true);
+    CLI::App& command = cli::active_command(app);
+    if (!extra.empty() && app.get_subcommands().empty() && extra.front().rfind("-", 0) != 0)
       std::fprintf(stderr, "gondolin: unknown command '%s' (see gondolin help)\n", extra.front().c_str());
+    else if (!extra.empty())
+      std::fprintf(stderr, "gondolin: %s\n", cli::describe_unexpected(command, extra.front()).c_str());
     else
       std::fprintf(stderr, "gondolin: %s (see gondolin --help)\n", e.what());
     return cli::kExitGondolinFailed;

@@ -12,19 +12,13 @@
 #include <thread>
 
 #include "cli/exit_codes.h"
+#include "cli/signal_watch.h"
 #include "cli/terminal.h"
 #include "util/logging.h"
 #include "util/unique_fd.h"
 
 namespace gondolin::cli {
 namespace {
-
-sigset_t forwarded_signals() {
-  sigset_t set;
-  ::sigemptyset(&set);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, SIGUSR1, SIGUSR2}) ::sigaddset(&set, s);
-  return set;
-}
 
 // Writes everything or reports EPIPE/other errors.
 bool write_all(int fd, const std::string& data) {
@@ -40,35 +34,19 @@ bool write_all(int fd, const std::string& data) {
 
 }  // namespace
 
-void block_forwarded_signals() {
-  sigset_t set = forwarded_signals();
-  ::sigaddset(&set, SIGPIPE);
-  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
-}
-
 int drive_process(InteractiveCommand& process, const DriveOptions& options) {
   std::optional<RawTerminal> raw;
   if (options.tty && ::isatty(STDIN_FILENO) && options.forward_stdin) raw.emplace(STDIN_FILENO);
 
   UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  std::atomic<bool> stopping{false};
 
-  std::thread signal_thread([&] {
-    sigset_t set = forwarded_signals();
-    timespec tick{0, 100 * 1000 * 1000};
-    while (!stopping) {
-      int sig = ::sigtimedwait(&set, nullptr, &tick);
-      if (sig <= 0) continue;
-      try {
-        if (sig == SIGWINCH) {
-          if (auto size = terminal_size(STDOUT_FILENO)) process.resize(size->rows, size->cols);
-        } else {
-          process.send_signal(sig);
-        }
-      } catch (const std::exception&) {
-      }
-    }
-  });
+  SignalRoute route;
+  route.forward = [&process](int sig) { process.send_signal(sig); };
+  if (options.tty) route.resize = [&process] {
+    if (auto size = terminal_size(STDOUT_FILENO)) process.resize(size->rows, size->cols);
+  };
+  route.force_stop = options.force_stop;
+  SignalWatch::set_route(std::move(route));
 
   std::thread stdin_thread;
   if (options.forward_stdin) {
@@ -97,12 +75,11 @@ int drive_process(InteractiveCommand& process, const DriveOptions& options) {
   }
 
   auto finish_threads = [&] {
-    stopping = true;
     std::uint64_t one = 1;
     ssize_t ignored = ::write(stop.get(), &one, sizeof one);
     (void)ignored;
     if (stdin_thread.joinable()) stdin_thread.join();
-    signal_thread.join();
+    SignalWatch::clear_route();
   };
 
   ExitStatus status;
@@ -120,6 +97,13 @@ int drive_process(InteractiveCommand& process, const DriveOptions& options) {
     status = process.wait();
   } catch (...) {
     finish_threads();
+    // The VM went away because a stop signal had it killed: say that, not the VM's last words.
+    if (int sig = SignalWatch::stop_signal()) {
+      raw.reset();
+      std::fprintf(stderr, "gondolin: stopped by SIG%s; the command did not end in time, so its VM was killed\n",
+                   ::sigabbrev_np(sig) ? ::sigabbrev_np(sig) : "?");
+      return 128 + sig;
+    }
     throw;
   }
   finish_threads();

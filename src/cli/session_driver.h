@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +16,8 @@ struct DriveOptions {
   bool forward_stdin = false;
   bool tty = false;  // the guest side is a pty: raw mode here, resize follows
   double timeout_s = 0;  // only for the "timed out" message
+  // A stop signal's grace ran out: kill what runs the command (see signal_watch.h).
+  std::function<void()> force_stop;
 };
 
 // A running command as the driver sees it: a local Process or one attached
@@ -44,10 +47,6 @@ class CommandAdapter : public InteractiveCommand {
  private:
   T& t_;
 };
-
-// Signals the driver forwards must be blocked in every thread before any
-// thread starts; call this first thing in main.
-void block_forwarded_signals();
 
 // Runs until the process ends; returns the exit status gondolin should exit with.
 int drive_process(InteractiveCommand& process, const DriveOptions& options);

@@ -1,5 +1,7 @@
 #include "cli/terminal.h"
 
+#include "cli/signal_watch.h"
+
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -15,11 +17,15 @@ RawTerminal::RawTerminal(int fd) : fd_(fd) {
   if (!::isatty(fd) || ::tcgetattr(fd, &saved_) != 0) return;
   termios raw = saved_;
   ::cfmakeraw(&raw);
-  if (::tcsetattr(fd, TCSANOW, &raw) == 0) active_ = true;
+  if (::tcsetattr(fd, TCSANOW, &raw) != 0) return;
+  active_ = true;
+  SignalWatch::remember_terminal(fd, &saved_);  // an emergency exit restores it too
 }
 
 RawTerminal::~RawTerminal() {
-  if (active_) ::tcsetattr(fd_, TCSANOW, &saved_);
+  if (!active_) return;
+  SignalWatch::forget_terminal();
+  ::tcsetattr(fd_, TCSANOW, &saved_);
 }
 
 }  // namespace gondolin::cli

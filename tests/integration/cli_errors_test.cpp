@@ -114,6 +114,27 @@ TEST(CliErrors, BadFlags) {
   expect_one_line_error(run_gondolin({"--log-level", "chatty", "exec", "--", "true"}), "unknown log level 'chatty'");
 }
 
+// Every word before `--` must be a known option of its (sub)command: a
+// misspelt safety flag never runs the command under another policy.
+TEST(CliErrors, UnknownOptionsAreRefusedForEverySubcommand) {
+  expect_one_line_error(run_gondolin({"exec", "--bogus-flag", "--", "echo", "hi"}), "unknown option '--bogus-flag'");
+  expect_one_line_error(run_gondolin({"exec", "--memory", "1G", "--nonsense", "--", "echo", "hi"}),
+                        "unknown option '--nonsense'");
+  expect_one_line_error(run_gondolin({"exec", "--no-netwrok", "--", "true"}), "did you mean --no-network?");
+  expect_one_line_error(run_gondolin({"exec", "--alow-host", "example.com", "--", "true"}), "did you mean --allow-host?");
+  expect_one_line_error(run_gondolin({"exec", "--mount-hostfs", "/tmp:/w:r0", "--", "true"}), "unknown option 'r0'");
+  expect_one_line_error(run_gondolin({"exec", "ls", "--", "-la"}), "unexpected argument 'ls'");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"bash", "--bogus"}, {"attach", "--bogus", "x"}, {"list", "--bogus"},
+        {"build", "--bogus"}, {"image", "ls", "--bogus"}, {"image", "rm", "--bogus", "x"},
+        {"image", "inspect", "--bogus", "x"}, {"image", "prune", "--bogus"}, {"snapshot", "--bogus", "x"},
+        {"snapshot", "ls", "--bogus"}, {"snapshot", "rm", "--bogus", "x"}, {"version", "--bogus"}}) {
+    SCOPED_TRACE(args.front());
+    expect_one_line_error(run_gondolin(args), "unknown option '--bogus'");
+  }
+  expect_one_line_error(run_gondolin({"image", "rm", "--forse", "x"}), "did you mean --force?");
+}
+
 TEST(CliErrors, BadBuildSpec) {
   TempDir tmp;
   fs::path spec = tmp.path() / "spec.json";
