@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "gondolin/error.h"
+#include "util/files.h"
 #include "util/logging.h"
 #include "util/paths.h"
 
@@ -105,14 +106,7 @@ SessionRecord::SessionRecord(SessionInfo info) : info_(std::move(info)) {
            {"network", info_.network},
            {"socket", info_.socket_path.string()}};
   fs::path file = sessions_dir() / (info_.id + ".json");
-  fs::path tmp = file;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << doc.dump(2) << "\n";
-  }
-  ::chmod(tmp.c_str(), 0600);
-  fs::rename(tmp, file);
+  write_file_atomic(file, doc.dump(2) + "\n", fs::perms::owner_read | fs::perms::owner_write);
 }
 
 SessionRecord::~SessionRecord() {

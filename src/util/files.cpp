@@ -1,10 +1,17 @@
 #include "util/files.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <sstream>
 
 #include "gondolin/error.h"
+#include "util/unique_fd.h"
 
 namespace gondolin {
 
@@ -25,13 +32,23 @@ std::string read_file(const std::filesystem::path& path) {
 void write_file_atomic(const std::filesystem::path& path, std::string_view data, std::filesystem::perms perms) {
   std::filesystem::path tmp = path;
   tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(ErrorKind::Io, "cannot write " + tmp.string());
-    out.write(data.data(), static_cast<std::streamsize>(data.size()));
-    if (!out) throw Error(ErrorKind::Io, "error writing " + tmp.string());
+  // Created with its final mode (never wider, whatever the umask), then renamed over.
+  ::unlink(tmp.c_str());
+  const auto mode = static_cast<mode_t>(perms & std::filesystem::perms::mask);
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
+  if (!fd) throw Error(ErrorKind::Io, "cannot write " + tmp.string() + ": " + std::strerror(errno));
+  ::fchmod(fd.get(), mode);
+  for (std::size_t off = 0; off < data.size();) {
+    const ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string why = std::strerror(errno);
+      ::unlink(tmp.c_str());
+      throw Error(ErrorKind::Io, "error writing " + tmp.string() + ": " + why);
+    }
+    off += static_cast<std::size_t>(n);
   }
-  std::filesystem::permissions(tmp, perms);
+  fd.reset();
   std::filesystem::rename(tmp, path);
 }
 

@@ -100,7 +100,9 @@ void VmImpl::save_state(const fs::path& state_file) {
     qmp("stop");
   }
   // zstd -1 keeps the pause short; zero pages are already elided by QEMU.
-  qmp("migrate", {{"uri", "exec:zstd -q -1 -T0 -o " + shell_quote(state_file.string())}});
+  // The guest's RAM holds its keys, tokens and files: the file is the
+  // owner's alone whatever our umask (zstd creates it after `umask 077`).
+  qmp("migrate", {{"uri", "exec:umask 077 && exec zstd -q -1 -T0 -o " + shell_quote(state_file.string())}});
   auto deadline = std::chrono::steady_clock::now() + kMigrateTimeout;
   for (;;) {
     auto r = qmp("query-migrate");
@@ -170,6 +172,7 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, const std::function
   m.qemu_version = qemu_version_line(resolve_qemu_binary(opts_));
   m.gondolin_version = kVersion;
   m.agent_protocol = proto::kProtocolVersion;
+  ::chmod(state.c_str(), 0600);
   m.state_size = fs::file_size(state);
   m.state_sha256 = sha256_file_hex(state);
   const NetworkOptions& n = opts_.network;

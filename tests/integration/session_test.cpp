@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "gondolin/error.h"
 #include "gondolin/session.h"
 #include "gondolin/vm.h"
+#include "session/session_registry.h"
 #include "test_support.h"
 #include "util/subprocess.h"
 
@@ -204,6 +206,34 @@ TEST(Snapshots, CliSnapshotOfARunningSession) {
   EXPECT_EQ(resumed.out, "cli\n");
   EXPECT_EQ(run_gondolin({"snapshot", "rm", id}).exit_code, 0);
   EXPECT_EQ(run_gondolin({"exec", "--resume", id, "--", "true"}).exit_code, 125);
+}
+
+// The snapshot holds the guest's whole RAM (keys, tokens, file contents):
+// every file in it is the owner's alone, whatever the umask.
+TEST(Snapshots, FilesAreTheOwnersAloneWhateverTheUmask) {
+  TempDir tmp;
+  const mode_t old_umask = ::umask(0);
+  Owner owner("echo secret > /tmp/s; sleep 600");
+  ::umask(old_umask);
+  ASSERT_FALSE(owner.session.empty());
+  struct stat st{};
+  ASSERT_EQ(::stat((session::sessions_dir() / (owner.session + ".json")).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u) << "the session record";
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const fs::path dir = tmp.path() / "snap";
+  auto snap = run_gondolin({"snapshot", owner.session, "-o", dir.string()});
+  ASSERT_EQ(snap.exit_code, 0) << snap.err;
+  wait_process(owner.pid);
+  owner.pid = -1;
+  ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    ASSERT_EQ(::stat(e.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0077, 0u) << e.path() << " is readable by others: " << std::oct << (st.st_mode & 0777);
+    ++files;
+  }
+  EXPECT_GE(files, 2);  // manifest.json and the memory image at least
 }
 
 TEST(Snapshots, DamagedSnapshotsAreRefusedClearly) {
