@@ -107,6 +107,7 @@ std::shared_ptr<detail::ProcessState> ControlClient::start_exec(const proto::Exe
       if (it == self->execs_.end()) return;
       it->second.timed_out = true;
       self->send_frame(proto::make_frame(FrameType::Signal, id, proto::SignalRequest{SIGKILL}));
+      self->enforce_timeout(id);
     });
   }
   execs_.emplace(id, std::move(ex));
@@ -263,6 +264,27 @@ void ControlClient::on_output(Exec& ex, proto::FrameDecoder::Frame& frame) {
   std::lock_guard lock(ex.state->mutex);
   ex.state->output.push_back(std::move(chunk));
   ex.state->changed.notify_all();
+}
+
+// The SIGKILL of a timeout went to the guest; a guest too busy (a fork bomb
+// under TCG) or too hostile to end the command within kTimeoutKillGrace
+// loses the VM: the command is reported timed out and QEMU is stopped.
+void ControlClient::enforce_timeout(std::uint32_t id) {
+  auto it = execs_.find(id);
+  if (it == execs_.end() || !it->second.timer) return;
+  it->second.timer->expires_after(kTimeoutKillGrace);
+  it->second.timer->async_wait([weak = weak_from_this(), id](const boost::system::error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self || !self->execs_.count(id)) return;
+    const std::string why = "the command did not end within " + std::to_string(kTimeoutKillGrace.count()) +
+                            " s of its timeout's SIGKILL, so the VM was stopped";
+    log().warn("{}", why);
+    ExitStatus status;
+    status.signal = SIGKILL;
+    status.timed_out = true;
+    self->finish(id, status);
+    self->die(why);
+  });
 }
 
 void ControlClient::finish(std::uint32_t id, const ExitStatus& status) {

@@ -23,6 +23,9 @@ class ControlClient : public ExecBackend, public std::enable_shared_from_this<Co
  public:
   using HelloHandler = std::function<void(const proto::Hello&)>;
   using DeadHandler = std::function<void(const std::string& why)>;
+  // How long a timed-out command may take to die after its SIGKILL before
+  // the whole VM is stopped (a fork bomb under TCG can starve the agent).
+  static constexpr std::chrono::seconds kTimeoutKillGrace{3};
 
   ControlClient(boost::asio::io_context& io, std::shared_ptr<ControlChannel> channel);
 
@@ -80,6 +83,7 @@ class ControlClient : public ExecBackend, public std::enable_shared_from_this<Co
   void on_frame(proto::FrameDecoder::Frame& frame);
   void on_output(Exec& ex, proto::FrameDecoder::Frame& frame);
   void finish(std::uint32_t id, const ExitStatus& status);
+  void enforce_timeout(std::uint32_t id);
   void violation(const std::string& what);
   void die(const std::string& why);
   template <typename F>

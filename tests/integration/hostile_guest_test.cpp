@@ -39,12 +39,16 @@ TEST(HostileGuest, UnreadFloodStaysBoundedAndDoesNotBlockOtherExecs) {
   EXPECT_EQ(flood.wait().signal, SIGKILL);
 }
 
+// The timeout ends a fork bomb within seconds of its deadline: the SIGKILL
+// goes to the guest, and a guest too busy to comply within 3 s loses its VM.
 TEST(HostileGuest, ForkBombIsContainedAndReported) {
   auto start = std::chrono::steady_clock::now();
   auto r = run_gondolin({"exec", "--timeout", "15", "--", "bash", "-c", "f() { f | f & }; f; sleep 600"});
+  const auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(r.exit_code, 124) << r.err;
   EXPECT_NE(r.err.find("timed out after 15 s"), std::string::npos) << r.err;
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::minutes(3));
+  // Boot (a few seconds under TCG) + 15 s + at most the 3 s grace, with room for a loaded machine.
+  EXPECT_LT(took, 35.0) << "the fork bomb ran " << took - 15 << " s past its timeout (boot included)";
 }
 
 TEST(HostileGuest, OutOfMemoryKillsTheCommandNotTheVm) {
