@@ -1,12 +1,17 @@
 #include "cli/vm_flags.h"
 
+#include <unistd.h>
+
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
 #include "cli/mount_flags.h"
 #include "egress/tcp/tcp_rules.h"
 #include "gondolin/error.h"
+#include "util/files.h"
+#include "util/logging.h"
 
 namespace gondolin::cli {
 
@@ -27,8 +32,9 @@ void VmFlags::add_to(CLI::App& cmd) {
       ->type_name("PATTERN")->allow_extra_args(false)->group(egress_group);
   cmd.add_flag("--allow-all-hosts", allow_all_hosts, "Allow HTTP/HTTPS requests to any public host")->group(egress_group);
   cmd.add_option("--host-secret", host_secrets,
-                 "NAME@HOST[,HOST...][=VALUE]: the guest gets $NAME as a placeholder; the host substitutes the real "
-                 "value (VALUE, else the host's $NAME) in request headers sent to those hosts only (repeatable)")
+                 "NAME@HOST[,HOST...][=@FILE|=@-|=VALUE]: the guest gets $NAME as a placeholder; the host substitutes the "
+                 "real value (the host's $NAME by default; =@FILE reads a file, =@- one line of stdin; a literal =VALUE "
+                 "shows in `ps`) in request headers sent to those hosts only (repeatable)")
       ->type_name("SPEC")->allow_extra_args(false)->group(egress_group);
   cmd.add_flag("--secrets-in-query", secrets_in_query, "Also substitute secret placeholders in URL query strings")->group(egress_group);
   cmd.add_flag("--disable-websockets", disable_websockets, "Refuse WebSocket upgrades")->group(egress_group);
@@ -80,6 +86,43 @@ void VmFlags::add_listen_to(CLI::App& cmd) {
       ->type_name("[HOST:]PORT[:GUEST_PORT]")->allow_extra_args(false)->group("Ingress");
 }
 
+namespace {
+
+constexpr std::size_t kMaxSecretBytes = 64 * 1024;
+
+// What follows NAME@HOSTS=: "@FILE" (the file's contents), "@-" (one line of
+// stdin; the rest stays for -i), or the value itself, which every local user
+// can read in `ps` while we run: that one is taken, with a warning.
+template <typename Bad>
+std::string secret_value_from(const std::string& written, const Bad& bad) {
+  auto strip_newline = [](std::string v) {
+    if (!v.empty() && v.back() == '\n') v.pop_back();
+    if (!v.empty() && v.back() == '\r') v.pop_back();
+    return v;
+  };
+  if (written == "@-") {
+    std::string line;
+    char c = 0;
+    while (line.size() < kMaxSecretBytes && ::read(STDIN_FILENO, &c, 1) == 1 && c != '\n') line.push_back(c);
+    return strip_newline(line);
+  }
+  if (written.rfind('@', 0) == 0) {
+    const std::string path = written.substr(1);
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec) throw bad("cannot read the value from " + path + ": " + ec.message());
+    if (size > kMaxSecretBytes) throw bad(path + " is larger than " + std::to_string(kMaxSecretBytes) + " bytes");
+    auto data = read_file_if_exists(path);
+    if (!data) throw bad("cannot read the value from " + path);
+    return strip_newline(*data);
+  }
+  log().warn("the value of a --host-secret given on the command line is visible to every local user (ps); "
+             "prefer the host's $NAME, =@FILE or =@- (one line of stdin)");
+  return written;
+}
+
+}  // namespace
+
 HostSecret parse_host_secret(const std::string& text) {
   auto bad = [&](const std::string& why) {
     return Error(ErrorKind::Usage, "invalid --host-secret '" + text.substr(0, text.find('=')) + "': " + why);
@@ -100,7 +143,7 @@ HostSecret parse_host_secret(const std::string& text) {
     start = comma + 1;
   }
   if (eq != std::string::npos) {
-    s.value = text.substr(eq + 1);
+    s.value = secret_value_from(text.substr(eq + 1), bad);
   } else {
     const char* env = std::getenv(s.name.c_str());
     if (!env || !*env) throw bad("no =VALUE given and $" + s.name + " is not set on the host");

@@ -2,6 +2,7 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -248,6 +249,36 @@ TEST(HostSecretFlag, Parses) {
   EXPECT_THROW(cli::parse_host_secret("GONDOLIN_TEST_SECRET_FROM_ENV@h"), Error);
   EXPECT_THROW(cli::parse_host_secret("NOHOST"), Error);
   EXPECT_THROW(cli::parse_host_secret("A@h,,b=v"), Error);
+}
+
+// Ways to hand over a value that never shows in `ps`: a file, or one line of stdin.
+TEST(HostSecretFlag, ValueFromAFileOrOneLineOfStdin) {
+  auto dir = std::filesystem::temp_directory_path() / ("gondolin-secret-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "token") << "from-file\n";
+  EXPECT_EQ(cli::parse_host_secret("T@h=@" + (dir / "token").string()).value, "from-file");
+  try {
+    cli::parse_host_secret("T@h=@" + (dir / "missing").string());
+    ADD_FAILURE() << "a missing file was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing"), std::string::npos) << e.what();
+  }
+
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const std::string input = "line-one\nrest stays for -i\n";
+  ASSERT_EQ(::write(fds[1], input.data(), input.size()), static_cast<ssize_t>(input.size()));
+  ::close(fds[1]);
+  const int saved = ::dup(STDIN_FILENO);
+  ::dup2(fds[0], STDIN_FILENO);
+  EXPECT_EQ(cli::parse_host_secret("T@h=@-").value, "line-one");
+  char rest[64] = {};
+  EXPECT_EQ(::read(STDIN_FILENO, rest, sizeof rest - 1), 18);
+  EXPECT_STREQ(rest, "rest stays for -i\n");
+  ::dup2(saved, STDIN_FILENO);
+  ::close(saved);
+  ::close(fds[0]);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(PolicyFile, EqualsFlagsAndRejectsUnknownKeys) {
