@@ -9,9 +9,11 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <unordered_set>
 #include <vector>
 
 #include "klog.h"
+#include "proto/control_protocol.h"
 
 namespace gondolin::agent {
 namespace {
@@ -25,6 +27,44 @@ constexpr int kReconnectPollMs = 100;
 
 void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
+// Requests the kernel waits a reply for: all but the forgets and interrupts.
+bool expects_reply(const char* request, std::size_t len) {
+  if (len < sizeof(fuse_in_header)) return false;
+  fuse_in_header h{};
+  std::memcpy(&h, request, sizeof h);
+  return h.opcode != FUSE_FORGET && h.opcode != FUSE_BATCH_FORGET && h.opcode != FUSE_INTERRUPT;
+}
+
+std::uint64_t unique_of_request(const char* request) {
+  fuse_in_header h{};
+  std::memcpy(&h, request, sizeof h);
+  return h.unique;
+}
+
+void reply_error(int fuse_fd, std::uint64_t unique, int error) {
+  fuse_out_header h{};
+  h.len = sizeof h;
+  h.error = -error;
+  h.unique = unique;
+  (void)::write(fuse_fd, &h, sizeof h);
+}
+
+// The host gave up on this mount (see kFuseNotifyMountFailed): every request
+// still waiting and every later one is answered EIO here, until unmount.
+int serve_failed_mount(int fuse_fd, std::vector<char>& request, std::unordered_set<std::uint64_t>& waiting) {
+  klog("fuse forwarder: the host stopped this mount; its files now fail with EIO");
+  for (std::uint64_t unique : waiting) reply_error(fuse_fd, unique, EIO);
+  waiting.clear();
+  ::fcntl(fuse_fd, F_SETFL, ::fcntl(fuse_fd, F_GETFL) & ~O_NONBLOCK);
+  for (;;) {
+    ssize_t r = ::read(fuse_fd, request.data(), request.size());
+    if (r == 0 || (r < 0 && errno == ENODEV)) return 0;  // unmounted
+    if (r < 0 && (errno == EINTR || errno == ENOENT || errno == EAGAIN)) continue;
+    if (r < 0) return 1;
+    if (expects_reply(request.data(), static_cast<std::size_t>(r))) reply_error(fuse_fd, unique_of_request(request.data()), EIO);
+  }
+}
+
 }  // namespace
 
 int run_fuse_forwarder(int fuse_fd, int port_fd, std::size_t max_io) {
@@ -36,6 +76,7 @@ int run_fuse_forwarder(int fuse_fd, int port_fd, std::size_t max_io) {
   std::vector<char> replies(sizeof(fuse_out_header) + max_io + kPortReadChunk);
   std::size_t have = 0;
   bool host_away = false;
+  std::unordered_set<std::uint64_t> waiting;  // uniques sent to the host, not yet answered
 
   for (;;) {
     pollfd p[2] = {{fuse_fd, static_cast<short>(request_len == 0 ? POLLIN : 0), 0},
@@ -58,6 +99,7 @@ int run_fuse_forwarder(int fuse_fd, int port_fd, std::size_t max_io) {
       if (r > 0) {
         request_len = static_cast<std::size_t>(r);
         request_sent = 0;
+        if (expects_reply(request.data(), request_len)) waiting.insert(unique_of_request(request.data()));
       } else if (r < 0 && errno == ENODEV) {
         return 0;  // unmounted
       }
@@ -105,6 +147,13 @@ int run_fuse_forwarder(int fuse_fd, int port_fd, std::size_t max_io) {
           return 1;
         }
         if (have - pos < len) break;
+        fuse_out_header reply{};
+        std::memcpy(&reply, replies.data() + pos, sizeof reply);
+        if (reply.unique == 0 && reply.error == proto::kFuseNotifyMountFailed) {
+          ::close(port_fd);
+          return serve_failed_mount(fuse_fd, request, waiting);
+        }
+        waiting.erase(reply.unique);
         // ENOENT: the request was aborted; anything else is the host's mistake
         // about one reply, which the kernel has already refused on its own.
         if (::write(fuse_fd, replies.data() + pos, len) < 0 && errno == ENODEV) return 0;

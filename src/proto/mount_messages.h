@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "proto/file_messages.h"  // kMaxPathLength
 #include "proto/wire.h"
 
 namespace gondolin::proto {
@@ -19,6 +20,12 @@ inline constexpr std::uint32_t kMountReadOnly = 1u << 0;  // the guest mounts it
 inline constexpr std::uint32_t kMountVirtiofs = 1u << 1;
 inline constexpr std::uint32_t kMountKnownFlags = kMountReadOnly | kMountVirtiofs;
 inline constexpr char kFsPortPrefix[] = "gondolin.fs";
+
+// The host's last message on a serial mount port it gives up on (the guest
+// broke the request stream): a FUSE notification header (unique 0) whose
+// code no kernel defines. The forwarder keeps it from the kernel and from
+// then on answers every request of that mount with EIO itself.
+inline constexpr std::int32_t kFuseNotifyMountFailed = 0x67646c6e;  // "gdln"
 
 // The agent mounts FUSE at guest_path and relays between /dev/fuse and the
 // named port, whose other end is the host's FUSE server for this mount.

@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "proto/mount_messages.h"
 #include "util/logging.h"
 
 namespace gondolin::vfs {
@@ -38,15 +39,25 @@ void FuseChannel::close() {
   queued_bytes_ = 0;
 }
 
+// The request stream is broken, but ours is not: replies already made go
+// out, then the goodbye notice, then the port closes. The VM goes on; the
+// mount's files fail with EIO in the guest.
 void FuseChannel::fail(const std::string& why) {
-  if (closed_) return;
-  log().warn("vfs {}: {}; the mount is dead", label_, why);
-  close();
+  if (closed_ || failing_) return;
+  failing_ = true;
+  log().warn("vfs {}: {}; the mount is stopped (its files now fail with EIO in the guest)", label_, why);
+  fuse_out_header goodbye{};
+  goodbye.len = sizeof goodbye;
+  goodbye.error = proto::kFuseNotifyMountFailed;
+  goodbye.unique = 0;
+  std::vector<std::uint8_t> frame(sizeof goodbye);
+  std::memcpy(frame.data(), &goodbye, sizeof goodbye);
+  queue_reply(std::move(frame));
   if (on_dead_) on_dead_(why);
 }
 
 void FuseChannel::read_more() {
-  if (closed_ || reading_ || queued_bytes_ > kMaxQueuedReplyBytes) return;
+  if (closed_ || failing_ || reading_ || queued_bytes_ > kMaxQueuedReplyBytes) return;
   reading_ = true;
   socket_.async_read_some(boost::asio::buffer(in_.data() + filled_, in_.size() - filled_),
                           [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
@@ -101,9 +112,13 @@ void FuseChannel::write_more() {
   }
   boost::asio::async_write(socket_, buffers, [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
     if (self->closed_) return;
-    if (ec) return self->fail("port write: " + ec.message());
+    if (ec) {
+      if (self->failing_) return self->close();
+      return self->fail("port write: " + ec.message());
+    }
     for (const auto& r : self->writing_) self->queued_bytes_ -= r.size();
     self->writing_.clear();
+    if (self->failing_ && self->queued_.empty()) return self->close();
     self->write_more();
     self->read_more();  // resumes if back-pressure had paused reading
   });

@@ -30,7 +30,8 @@ class FuseChannel : public std::enable_shared_from_this<FuseChannel> {
 
   FuseChannel(boost::asio::io_context& io, UniqueFd socket, std::unique_ptr<FuseServer> server, std::string label);
 
-  // on_dead fires once if the guest breaks the stream (the mount is then dead).
+  // on_dead fires once if the guest breaks the stream: the mount is then
+  // stopped (the guest's forwarder answers EIO), the VM goes on.
   void start(DeadHandler on_dead);
   void close();
 
@@ -61,6 +62,7 @@ class FuseChannel : public std::enable_shared_from_this<FuseChannel> {
   std::size_t queued_bytes_ = 0;
   bool reading_ = false;
   bool closed_ = false;
+  bool failing_ = false;  // fail(): no more reading; close once the goodbye is out
   DeadHandler on_dead_;
   std::array<std::uint64_t, 64> counts_{};
 };

@@ -114,18 +114,14 @@ std::vector<MountPort> MountSet::create_ports() {
   return out;
 }
 
-void MountSet::start(boost::asio::io_context& io, std::function<void(const std::string& why)> on_dead) {
-  for (auto& server : virtiofs_) {
-    // The server's thread reports here; the VM's reaction belongs on the io thread.
-    server->start([&io, on_dead, label = server->label()](const std::string& why) {
-      boost::asio::post(io, [on_dead, why, label] { on_dead("the mount " + label + " failed: " + why); });
-    });
-  }
+void MountSet::start(boost::asio::io_context& io) {
+  // A mount that fails (the guest broke its stream or rings) logs one warning
+  // naming itself and stops; the VM and the other mounts go on.
+  for (auto& server : virtiofs_) server->start(nullptr);
   for (std::size_t i = 0; i < host_ends_.size(); ++i) {
     if (!host_ends_[i]) continue;  // virtio-fs
     auto channel = std::make_shared<FuseChannel>(io, std::move(host_ends_[i]), std::move(servers_[i]), label(i));
-    std::string path = mounts_[i].guest_path;
-    channel->start([on_dead, path](const std::string& why) { on_dead("the mount at " + path + " failed: " + why); });
+    channel->start(nullptr);
     channels_.push_back(std::move(channel));
   }
   host_ends_.clear();

@@ -61,8 +61,9 @@ class MountSet {
 
   // Makes the socket pairs; call once, before start().
   std::vector<MountPort> create_ports();
-  // Io thread: serves every mount. on_dead(why) fires (on the io thread) if a mount's stream breaks.
-  void start(boost::asio::io_context& io, std::function<void(const std::string& why)> on_dead);
+  // Io thread: serves every mount. A mount whose stream or rings the guest
+  // breaks stops alone (one warning naming it); the VM goes on.
+  void start(boost::asio::io_context& io);
   proto::MountRequest request(std::size_t i) const;
   // Io thread: stops serving (logs request counts at debug level).
   void close();

@@ -180,7 +180,7 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   boot_started_ = std::chrono::steady_clock::now();
   qemu_ = vm::QemuProcess::start(io_, command.argv, command.fds, [this](int status) { on_qemu_exit(status); });
   info_.qemu_pid = qemu_->pid();
-  mounts_->start(io_, on_dead);
+  mounts_->start(io_);
   if (resumed_) {
     control_->start_resumed(on_hello, on_dead);
     continue_after_restore();

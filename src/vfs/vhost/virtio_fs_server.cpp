@@ -49,7 +49,7 @@ void VirtioFsServer::stop() {
 }
 
 void VirtioFsServer::die(const std::string& why) {
-  log().warn("vfs {}: {}; the mount is dead", label_, why);
+  log().warn("vfs {}: {}; the mount is stopped (its requests go unanswered)", label_, why);
   if (on_dead_) on_dead_(why);
 }
 
