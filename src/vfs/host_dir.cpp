@@ -47,12 +47,12 @@ struct timespec to_host_time(const std::optional<TimeChange>& t) {
   return out;
 }
 
-// The guest may not create set-id programs on the host: a setuid file made by
-// a root-run gondolin would be a privilege escalation for anyone on the host.
-std::uint32_t safe_mode(std::uint32_t mode, bool directory) {
-  return directory ? mode & ~static_cast<std::uint32_t>(S_ISUID) & 07777
-                   : mode & ~static_cast<std::uint32_t>(S_ISUID | S_ISGID) & 07777;
-}
+// The guest may not create set-id programs or directories on the host: a
+// setuid file made by a root-run gondolin would be a privilege escalation for
+// anyone on the host, and a setgid directory hands its group to whatever host
+// users create below it. (A directory made inside a setgid host directory
+// still inherits the bit from its parent, as on the host itself.)
+std::uint32_t safe_mode(std::uint32_t mode) { return mode & ~static_cast<std::uint32_t>(S_ISUID | S_ISGID) & 07777; }
 
 // getdents64 records: this header, then the NUL-terminated name at byte 19.
 struct DirentHeader {
@@ -99,7 +99,7 @@ class HostDir final : public Provider {
     }
     if (c.mode) {
       if (symlink) return Errno{EOPNOTSUPP};
-      if (::chmod(proc.c_str(), safe_mode(*c.mode, S_ISDIR(st.st_mode))) != 0) return Errno{errno};
+      if (::chmod(proc.c_str(), safe_mode(*c.mode)) != 0) return Errno{errno};
     }
     if (c.size) {
       if (S_ISDIR(st.st_mode)) return Errno{EISDIR};
@@ -129,7 +129,7 @@ class HostDir final : public Provider {
       if (!ids) return Errno{ids.error()};
       if (::fchown(fd, ids->first, ids->second) != 0) return Errno{errno};
     }
-    if (c.mode && ::fchmod(fd, safe_mode(*c.mode, false)) != 0) return Errno{errno};
+    if (c.mode && ::fchmod(fd, safe_mode(*c.mode)) != 0) return Errno{errno};
     if (c.size && ::ftruncate(fd, static_cast<off_t>(*c.size)) != 0) return Errno{errno};
     if (c.atime || c.mtime) {
       struct timespec times[2] = {to_host_time(c.atime), to_host_time(c.mtime)};
@@ -150,18 +150,22 @@ class HostDir final : public Provider {
 
   Result<Attr> mknod(const std::string& path, std::uint32_t mode, std::uint32_t rdev, const Caller&) override {
     std::uint32_t type = mode & S_IFMT;
-    if (type != S_IFIFO && type != S_IFSOCK && type != S_IFREG) return Errno{EPERM};  // no device nodes
+    // No device nodes, and no FIFOs: a FIFO left in a host directory hangs
+    // the next host program that opens it (cat, an editor, a backup). A
+    // socket node is inert on the host (connect: ECONNREFUSED, open: ENXIO)
+    // while the guest's own bind() on it keeps working, so it is allowed.
+    if (type != S_IFSOCK && type != S_IFREG) return Errno{EPERM};
     auto p = open_parent(root_.get(), path);
     if (!p) return Errno{p.error()};
     (void)rdev;
-    if (::mknodat(p->dir.get(), p->name.c_str(), type | safe_mode(mode, false), 0) != 0) return Errno{errno};
+    if (::mknodat(p->dir.get(), p->name.c_str(), type | safe_mode(mode), 0) != 0) return Errno{errno};
     return stat_at(*p);
   }
 
   Result<Attr> mkdir(const std::string& path, std::uint32_t mode, const Caller&) override {
     auto p = open_parent(root_.get(), path);
     if (!p) return Errno{p.error()};
-    if (::mkdirat(p->dir.get(), p->name.c_str(), safe_mode(mode, true)) != 0) return Errno{errno};
+    if (::mkdirat(p->dir.get(), p->name.c_str(), safe_mode(mode)) != 0) return Errno{errno};
     return stat_at(*p);
   }
 
@@ -214,7 +218,7 @@ class HostDir final : public Provider {
     // O_EXCL: we only ever create a new regular file, never open whatever
     // (FIFO, symlink) might have appeared under that name.
     int fd = ::openat(p->dir.get(), p->name.c_str(), (flags & ~O_TRUNC) | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-                      safe_mode(mode, false));
+                      safe_mode(mode));
     if (fd < 0) return Errno{errno};
     UniqueFd owned(fd);
     auto attr = fstat_attr(fd);

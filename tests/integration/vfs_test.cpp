@@ -94,14 +94,33 @@ std::unique_ptr<TempDir> VfsVm::work_, VfsVm::ro_, VfsVm::hid_, VfsVm::outside_;
 
 TEST_F(VfsVm, PosixCasesOnAHostDirectory) {
   // The script itself runs from the mount.
-  std::string out = guest("POSIX_CREATOR_UID=0 sh /work/posix_cases.sh /work");
+  std::string out = guest("POSIX_CREATOR_UID=0 POSIX_NO_FIFO=1 sh /work/posix_cases.sh /work");
   EXPECT_EQ(out.find("not ok"), std::string::npos) << out;
-  EXPECT_NE(out.find("1..82"), std::string::npos) << out;
+  EXPECT_NE(out.find("1..83"), std::string::npos) << out;
 }
 
 TEST_F(VfsVm, PosixCasesOnMemory) {
   std::string out = guest("sh /work/posix_cases.sh /mem");
   EXPECT_EQ(out.find("not ok"), std::string::npos) << out;
+  EXPECT_NE(out.find("1..83"), std::string::npos) << out;
+}
+
+// What a guest may leave in a read-write host directory: no setgid
+// directory, no FIFO to hang a host program; a socket node stays inert.
+TEST_F(VfsVm, SetgidDirectoriesAndFifosNeverReachTheHost) {
+  std::string out = guest("cd /work && mkdir -m 2775 sgid-dir && chmod g+s sgid-dir; stat -c %a sgid-dir; "
+                          "mkfifo planted-fifo 2>&1 || true; "
+                          "python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind(\"planted.sock\")'; "
+                          "test -S planted.sock && echo socket-made");
+  EXPECT_NE(out.find("775\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("Operation not permitted"), std::string::npos) << out;
+  EXPECT_NE(out.find("socket-made"), std::string::npos) << out;
+  struct stat st{};
+  ASSERT_EQ(::stat((work_->path() / "sgid-dir").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & S_ISGID, 0u);
+  EXPECT_FALSE(fs::exists(work_->path() / "planted-fifo"));
+  ASSERT_EQ(::lstat((work_->path() / "planted.sock").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
 }
 
 TEST_F(VfsVm, GitCloneIntoTheMountAndStatusIsClean) {

@@ -193,9 +193,24 @@ TEST_F(HostDirTest, SetIdBitsAndDeviceNodesAreRefused) {
   EXPECT_EQ(st.st_mode & (S_ISUID | S_ISGID), 0u);
   EXPECT_EQ(p->mknod("dev", S_IFCHR | 0600, 0x103u, me).error(), EPERM);
   EXPECT_EQ(p->mknod("blk", S_IFBLK | 0600, 0x800u, me).error(), EPERM);
-  EXPECT_TRUE(p->mknod("fifo", S_IFIFO | 0600, 0, me));
-  // A FIFO (or anything but a regular file) is never opened: it could block us.
-  EXPECT_EQ(p->open("fifo", O_RDONLY).error(), EACCES);
+  // A FIFO would hang the next host program that opens it: refused. A socket
+  // node is inert on the host, and nothing but a regular file is ever opened.
+  EXPECT_EQ(p->mknod("fifo", S_IFIFO | 0600, 0, me).error(), EPERM);
+  EXPECT_FALSE(std::filesystem::exists(root.path() / "fifo"));
+  ASSERT_TRUE(p->mknod("sock", S_IFSOCK | 0600, 0, me));
+  EXPECT_EQ(p->open("sock", O_RDONLY).error(), EACCES);
+
+  // No setgid directories either, made or changed.
+  auto d = p->mkdir("sgid", 02775, me);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->mode & S_ISGID, 0u);
+  ::stat((root.path() / "sgid").c_str(), &st);
+  EXPECT_EQ(st.st_mode & S_ISGID, 0u);
+  SetAttr g;
+  g.mode = 02755;
+  ASSERT_TRUE(p->setattr("sgid", g));
+  ::stat((root.path() / "sgid").c_str(), &st);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
 }
 
 TEST_F(HostDirTest, OwnershipStaysWithinTheMapping) {
