@@ -9,6 +9,8 @@
 //   cat        `find | xargs cat` of the same files
 //   git status in a committed 5 000-file repository (each side has its own
 //              identical copy, so neither refreshes the other's index)
+//   create     5 000 new small files in 50 new directories (shell `echo >`)
+//   delete     `rm -rf` of those files and directories
 //   read       `dd` of a 500 MB file (MB configurable) to /dev/null
 //   write      `dd` of 500 MB to a new file, with fsync
 //
@@ -72,13 +74,18 @@ double timed(Vm& vm, const std::string& script) {
   return std::stod(r.stdout_data) / 1e6;
 }
 
-const char* const kWorkloads[] = {"find+stat", "cat", "git status", "read", "write"};
+const char* const kWorkloads[] = {"find+stat", "cat", "git status", "create", "delete", "read", "write"};
 
 // The guest command of one workload on the mount at `dir`; `side` names that side's own files.
 std::string workload_script(const std::string& name, const std::string& dir, const std::string& side, int mb) {
   if (name == "find+stat") return "find " + dir + "/tree -type f -print0 | xargs -0 stat -c %s >/dev/null";
   if (name == "cat") return "find " + dir + "/tree -type f -print0 | xargs -0 cat >/dev/null";
   if (name == "git status") return "git -C " + dir + "/repo-" + side + " status --porcelain >/dev/null";
+  // 5 000 new small files in 50 directories (as an unpacked npm tree or a build's objects), then their removal.
+  if (name == "create")
+    return "mkdir -p " + dir + "/new-" + side + " && cd " + dir + "/new-" + side +
+           " && for d in $(seq 50); do mkdir d$d; for f in $(seq 100); do echo x > d$d/f$f; done; done";
+  if (name == "delete") return "rm -rf " + dir + "/new-" + side;
   if (name == "read") return "dd if=" + dir + "/big of=/dev/null bs=1M status=none";
   return "dd if=/dev/zero of=" + dir + "/out-" + side + " bs=1M count=" + std::to_string(mb) +
          " conv=fsync status=none; rm " + dir + "/out-" + side;
@@ -156,8 +163,14 @@ int main(int argc, char** argv) {
     std::printf("   (median of %d; seconds in the guest)\n", runs);
     for (const char* name : kWorkloads) {
       for (auto& side : sides) side.seconds.clear();
+      const std::string workload = name;
       for (int i = 0; i < runs; ++i)
-        for (auto& side : sides) side.seconds.push_back(timed(vm, workload_script(name, side.dir, side.name, mb)));
+        for (auto& side : sides) {
+          // Each create starts from nothing, each delete from a fresh tree: the other half runs untimed.
+          if (workload == "delete") timed(vm, workload_script("create", side.dir, side.name, mb));
+          side.seconds.push_back(timed(vm, workload_script(name, side.dir, side.name, mb)));
+          if (workload == "create") timed(vm, workload_script("delete", side.dir, side.name, mb));
+        }
       std::printf("%-11s", name);
       for (const auto& side : sides) std::printf(" %10.2f", median(side.seconds));
       const double p9 = median(sides.back().seconds);
