@@ -19,7 +19,7 @@
 int main(int argc, char** argv) {
   using namespace gondolin;
   // Before any thread exists, so every thread inherits the mask and the
-  // session driver alone receives these signals.
+  // signal watch thread alone receives these signals.
   cli::SignalWatch::block_handled_signals();
   cli::SignalWatch::start();
 

@@ -5,7 +5,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -97,11 +96,10 @@ int drive_process(InteractiveCommand& process, const DriveOptions& options) {
     status = process.wait();
   } catch (...) {
     finish_threads();
-    // The VM went away because a stop signal had it killed: say that, not the VM's last words.
+    // The VM went away after a stop signal: say that, not the VM's last words.
     if (int sig = SignalWatch::stop_signal()) {
       raw.reset();
-      std::fprintf(stderr, "gondolin: stopped by SIG%s; the command did not end in time, so its VM was killed\n",
-                   ::sigabbrev_np(sig) ? ::sigabbrev_np(sig) : "?");
+      std::fprintf(stderr, "%s\n", SignalWatch::stop_report().c_str());
       return 128 + sig;
     }
     throw;

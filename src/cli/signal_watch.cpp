@@ -9,6 +9,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 
 namespace gondolin::cli {
@@ -42,19 +43,16 @@ WatchState& state() {
   return s;
 }
 
-[[noreturn]] void emergency_exit(WatchState& s, int sig) {
-  bool vm_killed = false, raw_terminal = false;
+[[noreturn]] void emergency_exit(WatchState& s) {
+  bool raw_terminal = false;
   {
     std::lock_guard lock(s.mutex);
     raw_terminal = s.terminal_saved;
     if (raw_terminal) ::tcsetattr(s.terminal_fd, TCSANOW, &s.terminal);
-    vm_killed = s.vm_killed;
   }
-  const char* name = ::sigabbrev_np(sig);
-  std::fprintf(stderr, "%sgondolin: stopped by SIG%s%s\n", raw_terminal ? "\r\n" : "", name ? name : "?",
-               vm_killed ? "; the command did not end in time, so its VM was killed" : "");
+  std::fprintf(stderr, "%s%s\n", raw_terminal ? "\r\n" : "", SignalWatch::stop_report().c_str());
   std::fflush(stderr);
-  ::_exit(128 + sig);
+  ::_exit(128 + s.stop_signal.load());
 }
 
 // One received signal: route it, and move the stop deadlines.
@@ -103,7 +101,7 @@ void on_tick(WatchState& s) {
     }
     if (!force && !(s.exit_at && now >= *s.exit_at)) return;
   }
-  if (!force) emergency_exit(s, s.stop_signal.load());
+  if (!force) emergency_exit(s);
   try {
     force();
   } catch (...) {
@@ -145,6 +143,18 @@ void SignalWatch::clear_route() {
 }
 
 int SignalWatch::stop_signal() { return state().stop_signal.load(); }
+
+std::string SignalWatch::stop_report() {
+  WatchState& s = state();
+  const char* name = ::sigabbrev_np(s.stop_signal.load());
+  bool vm_killed = false;
+  {
+    std::lock_guard lock(s.mutex);
+    vm_killed = s.vm_killed;
+  }
+  return std::string("gondolin: stopped by SIG") + (name ? name : "?") +
+         (vm_killed ? "; the command did not end in time, so its VM was killed" : "");
+}
 
 void SignalWatch::remember_terminal(int fd, const void* termios_state) {
   std::lock_guard lock(state().mutex);

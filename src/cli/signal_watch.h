@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <functional>
+#include <string>
 
 namespace gondolin::cli {
 
@@ -44,6 +45,8 @@ class SignalWatch {
   static void clear_route();
   // The stop signal received so far (SIGINT, SIGTERM, SIGHUP), or 0.
   static int stop_signal();
+  // "gondolin: stopped by SIGTERM", saying also whether step 2 killed the VM.
+  static std::string stop_report();
   // Terminal state to put back before an emergency exit (raw mode).
   static void remember_terminal(int fd, const void* termios_state);
   static void forget_terminal();

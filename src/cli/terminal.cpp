@@ -1,9 +1,9 @@
 #include "cli/terminal.h"
 
-#include "cli/signal_watch.h"
-
 #include <sys/ioctl.h>
 #include <unistd.h>
+
+#include "cli/signal_watch.h"
 
 namespace gondolin::cli {
 
