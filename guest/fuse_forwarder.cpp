@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <unordered_set>
 #include <vector>
 
@@ -27,17 +28,13 @@ constexpr int kReconnectPollMs = 100;
 
 void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
-// Requests the kernel waits a reply for: all but the forgets and interrupts.
-bool expects_reply(const char* request, std::size_t len) {
-  if (len < sizeof(fuse_in_header)) return false;
+// The unique of a request the kernel waits a reply for (all but the forgets
+// and interrupts), or nullopt.
+std::optional<std::uint64_t> awaited_unique(const char* request, std::size_t len) {
+  if (len < sizeof(fuse_in_header)) return std::nullopt;
   fuse_in_header h{};
   std::memcpy(&h, request, sizeof h);
-  return h.opcode != FUSE_FORGET && h.opcode != FUSE_BATCH_FORGET && h.opcode != FUSE_INTERRUPT;
-}
-
-std::uint64_t unique_of_request(const char* request) {
-  fuse_in_header h{};
-  std::memcpy(&h, request, sizeof h);
+  if (h.opcode == FUSE_FORGET || h.opcode == FUSE_BATCH_FORGET || h.opcode == FUSE_INTERRUPT) return std::nullopt;
   return h.unique;
 }
 
@@ -61,7 +58,7 @@ int serve_failed_mount(int fuse_fd, std::vector<char>& request, std::unordered_s
     if (r == 0 || (r < 0 && errno == ENODEV)) return 0;  // unmounted
     if (r < 0 && (errno == EINTR || errno == ENOENT || errno == EAGAIN)) continue;
     if (r < 0) return 1;
-    if (expects_reply(request.data(), static_cast<std::size_t>(r))) reply_error(fuse_fd, unique_of_request(request.data()), EIO);
+    if (auto unique = awaited_unique(request.data(), static_cast<std::size_t>(r))) reply_error(fuse_fd, *unique, EIO);
   }
 }
 
@@ -99,7 +96,7 @@ int run_fuse_forwarder(int fuse_fd, int port_fd, std::size_t max_io) {
       if (r > 0) {
         request_len = static_cast<std::size_t>(r);
         request_sent = 0;
-        if (expects_reply(request.data(), request_len)) waiting.insert(unique_of_request(request.data()));
+        if (auto unique = awaited_unique(request.data(), request_len)) waiting.insert(*unique);
       } else if (r < 0 && errno == ENODEV) {
         return 0;  // unmounted
       }

@@ -25,8 +25,7 @@ FuseChannel::FuseChannel(boost::asio::io_context& io, UniqueFd socket, std::uniq
       label_(std::move(label)),
       in_(fuse::kMaxRequest + 256 * 1024) {}
 
-void FuseChannel::start(DeadHandler on_dead) {
-  on_dead_ = std::move(on_dead);
+void FuseChannel::start() {
   read_more();
 }
 
@@ -53,7 +52,6 @@ void FuseChannel::fail(const std::string& why) {
   std::vector<std::uint8_t> frame(sizeof goodbye);
   std::memcpy(frame.data(), &goodbye, sizeof goodbye);
   queue_reply(std::move(frame));
-  if (on_dead_) on_dead_(why);
 }
 
 void FuseChannel::read_more() {

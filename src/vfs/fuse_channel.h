@@ -13,7 +13,6 @@
 
 #include <array>
 #include <deque>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,13 +25,12 @@ namespace gondolin::vfs {
 class FuseChannel : public std::enable_shared_from_this<FuseChannel> {
  public:
   static constexpr std::size_t kMaxQueuedReplyBytes = 8u << 20;
-  using DeadHandler = std::function<void(const std::string& why)>;
 
   FuseChannel(boost::asio::io_context& io, UniqueFd socket, std::unique_ptr<FuseServer> server, std::string label);
 
-  // on_dead fires once if the guest breaks the stream: the mount is then
-  // stopped (the guest's forwarder answers EIO), the VM goes on.
-  void start(DeadHandler on_dead);
+  // Serves until close(). If the guest breaks the stream the mount stops
+  // alone (one warning; the guest's forwarder answers EIO), the VM goes on.
+  void start();
   void close();
 
   FuseServer& server() { return *server_; }
@@ -63,7 +61,6 @@ class FuseChannel : public std::enable_shared_from_this<FuseChannel> {
   bool reading_ = false;
   bool closed_ = false;
   bool failing_ = false;  // fail(): no more reading; close once the goodbye is out
-  DeadHandler on_dead_;
   std::array<std::uint64_t, 64> counts_{};
 };
 

@@ -121,7 +121,7 @@ void MountSet::start(boost::asio::io_context& io) {
   for (std::size_t i = 0; i < host_ends_.size(); ++i) {
     if (!host_ends_[i]) continue;  // virtio-fs
     auto channel = std::make_shared<FuseChannel>(io, std::move(host_ends_[i]), std::move(servers_[i]), label(i));
-    channel->start(nullptr);
+    channel->start();
     channels_.push_back(std::move(channel));
   }
   host_ends_.clear();
