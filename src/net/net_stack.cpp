@@ -7,8 +7,8 @@
 #include <boost/asio/post.hpp>
 
 #include <cerrno>
-#include <mutex>
 #include <cstring>
+#include <mutex>
 
 #include "gondolin/error.h"
 #include "net/arp.h"
@@ -41,10 +41,6 @@ std::vector<DnsServer> upstream_dns_servers(const NetworkOptions& o) {
                                       "--dns-trusted-server IP");
   return servers;
 }
-
-}  // namespace
-
-namespace {
 
 // libslirp gives every flow two 128 KiB socket buffers. glibc serves blocks
 // that size with mmap (returned to the system on free) until the first free

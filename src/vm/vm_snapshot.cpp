@@ -172,7 +172,6 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, const std::function
   m.qemu_version = qemu_version_line(resolve_qemu_binary(opts_));
   m.gondolin_version = kVersion;
   m.agent_protocol = proto::kProtocolVersion;
-  ::chmod(state.c_str(), 0600);
   m.state_size = fs::file_size(state);
   m.state_sha256 = sha256_file_hex(state);
   const NetworkOptions& n = opts_.network;
