@@ -39,22 +39,9 @@ std::string hex(std::string_view bytes) {
   return out;
 }
 
-// Python that opens N non-blocking connections to an address egress would
-// handle (leaving them in `socks`); the rest of the script follows it.
+// Python leaving N non-blocking connections in `socks`; the script goes on after it.
 std::string connect_flood(int n) {
-  return R"(import socket, sys, time
-socks = []
-for i in range()" + std::to_string(n) + R"():
-    s = socket.socket()
-    s.setblocking(False)
-    try:
-        s.connect(("93.184.216.34", 80))
-    except BlockingIOError:
-        pass
-    except OSError as e:
-        print("connect", e)
-        break
-    socks.append(s))";
+  return std::string(kPythonOpenNonblocking) + "socks = open_nonblocking(" + std::to_string(n) + ")\n";
 }
 
 long rss_kib() {

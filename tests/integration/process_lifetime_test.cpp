@@ -137,19 +137,11 @@ TEST(ProcessLifetime, SigtermEndsGondolinWithinASecondWhateverTheGuestDoes) {
 // sleep (it used to spin at 100% CPU forever), the guest sees every flow
 // reset, and SIGTERM still works.
 TEST(ProcessLifetime, HundredsOfFlowsReadyAtOnceAfterAPauseNeitherHangNorSpin) {
-  const std::string script = R"(
-import select, socket, sys, time
+  const std::string script = std::string(kPythonOpenNonblocking) + R"(
+import select
 socks = []
 for batch in range(4):
-    new = []
-    for i in range(80):
-        s = socket.socket()
-        s.setblocking(False)
-        try:
-            s.connect(("93.184.216.34", 80))
-        except BlockingIOError:
-            pass
-        new.append(s)
+    new = open_nonblocking(80)
     pending = list(new)
     while pending:
         _, w, _ = select.select([], pending, [], 10)

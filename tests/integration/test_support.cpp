@@ -143,4 +143,21 @@ std::string host_sh(const std::string& command) {
   return r.output;
 }
 
+const char* const kPythonOpenNonblocking = R"(import socket, sys, time
+def open_nonblocking(n):
+    out = []
+    for i in range(n):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("93.184.216.34", 80))
+        except BlockingIOError:
+            pass
+        except OSError as e:
+            print("connect", e)
+            break
+        out.append(s)
+    return out
+)";
+
 }  // namespace gondolin::testing

@@ -54,4 +54,10 @@ std::optional<long> peak_rss_kib(pid_t pid);
 // Runs a shell command on the host and returns its stdout (throws on failure).
 std::string host_sh(const std::string& command);
 
+// Python (no single quotes, so it fits in sh -c '...') that imports socket,
+// sys and time and defines open_nonblocking(n): n non-blocking connects to
+// 93.184.216.34:80, an address egress handles, returned as a list (fewer,
+// with the reason printed, if the guest runs out of sockets).
+extern const char* const kPythonOpenNonblocking;
+
 }  // namespace gondolin::testing
