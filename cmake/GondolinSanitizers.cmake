@@ -16,8 +16,16 @@ function(gondolin_fuzz_instrument target)
   endif()
 endfunction()
 
-# Every host target of ours gets both.
+# Our headers under src/ have inline code built on Boost.Asio, whose types
+# change with this macro: every target that compiles them must agree, or two
+# copies of one inline function differ (an ODR violation; scripts/check-odr).
+function(gondolin_asio_config target)
+  target_compile_definitions(${target} PRIVATE BOOST_ASIO_NO_DEPRECATED)
+endfunction()
+
+# Every host target of ours gets all of these.
 function(gondolin_target target)
+  gondolin_asio_config(${target})
   gondolin_warnings(${target})
   gondolin_sanitize(${target})
   gondolin_fuzz_instrument(${target})
