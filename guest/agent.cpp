@@ -69,13 +69,19 @@ void Agent::send_error(std::uint32_t id, proto::ErrorStage stage, int err, const
   send_frame(proto::make_frame(FrameType::Error, id, e));
 }
 
+void Agent::mark_host_away() {
+  port_hung_up_ = true;
+  // Outside a VM the descriptor is a socket: its host never comes back.
+  if (!identity_.is_init) host_gone_ = true;
+}
+
 void Agent::flush_port() {
   while (!outgoing_.empty() && !frozen_) {
     auto& front = outgoing_.front();
     ssize_t n = ::write(port_fd_, front.data() + outgoing_offset_, front.size() - outgoing_offset_);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno != EAGAIN) port_hung_up_ = true;
+      if (errno != EAGAIN) mark_host_away();
       return;
     }
     outgoing_offset_ += static_cast<std::size_t>(n);
@@ -93,7 +99,7 @@ void Agent::read_port() {
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
     // The host end is gone (or not yet back after a resume); a partial frame
     // from the old connection must not be glued to the next one.
-    port_hung_up_ = true;
+    mark_host_away();
     decoder_ = proto::FrameDecoder{};
     return;
   }
@@ -297,6 +303,8 @@ void Agent::start_exec(std::uint32_t id, const proto::ExecStart& req) {
 }
 
 void Agent::on_status(GuestExec& ex) {
+  // Reaping may already have read the status earlier in this epoll batch.
+  if (!ex.status.open()) return;
   SpawnFailure failure{};
   ssize_t n = ::read(ex.status.fd, &failure, sizeof failure);
   if (n < 0 && errno == EAGAIN) return;
@@ -453,6 +461,7 @@ void Agent::run() {
   std::vector<epoll_event> events(64);
   for (;;) {
     flush_port();
+    if (host_gone_) return;
     if (shutdown_requested_ && outgoing_.empty()) {
       if (!identity_.is_init) return;
       ::sync();

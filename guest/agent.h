@@ -36,6 +36,7 @@ class Agent {
   void send_frame(std::vector<std::uint8_t> frame);
   void send_error(std::uint32_t id, proto::ErrorStage stage, int err, const std::string& msg);
   void flush_port();
+  void mark_host_away();
   void read_port();
   void handle_frame(proto::FrameDecoder::Frame& frame);
   void apply_config(const proto::Config& cfg);
@@ -62,6 +63,9 @@ class Agent {
   std::uint32_t port_mask_ = 0;
   bool port_hung_up_ = false;
   bool shutdown_requested_ = false;
+  // Only outside a VM (--serve-fd): the socket reached EOF and its peer
+  // never comes back, so whatever is still queued can be dropped.
+  bool host_gone_ = false;
   // Between SnapshotPrepare and Resume/SnapshotAbort nothing is written to
   // the port, so the snapshot never holds half a frame in either direction.
   bool frozen_ = false;

@@ -89,6 +89,25 @@ TEST(AgentExec, ExitCodesAndSeparateStreams) {
   EXPECT_EQ(h.exec({"false"}).exit_code, 1);
 }
 
+// A child that starts and exits at once can report both in one epoll batch:
+// the exit (SIGCHLD) first, then its start (status pipe). The agent once
+// answered the second with a duplicate exec-started, which the host rightly
+// treats as a protocol violation and ends the VM for.
+TEST(AgentExec, ManyInstantExitsKeepTheProtocolIntact) {
+  // Starting many at once makes the agent fork them all before it next waits,
+  // so early children have exited by then: exactly that batch.
+  AgentHarness h;
+  for (int round = 0; round < 5; ++round) {
+    std::vector<Process> started;
+    for (int i = 0; i < 40; ++i) started.push_back(h.spawn({"echo", "x"}));
+    for (auto& p : started) {
+      auto s = p.wait();
+      ASSERT_EQ(s.exit_code, 0) << "round " << round << ": " << s.start_error << h.death_;
+    }
+  }
+  EXPECT_EQ(h.death_, "");
+}
+
 TEST(AgentExec, SignalDeath) {
   AgentHarness h;
   auto r = h.exec({"sh", "-c", "kill -TERM $$"});
