@@ -278,8 +278,16 @@ TEST_F(SshProxyTest, InteractiveShellIsRefusedAndNothingRunsUpstream) {
   EXPECT_EQ(sshd_->accepted_logins(), 0);
   std::vector<std::string> denied;
   for (const auto& e : events_with("deny")) denied.push_back(e.command);
-  // OpenSSH pipelines the shell request behind the refused pty request.
-  EXPECT_EQ(denied, (std::vector<std::string>{"shell", "pty-req", "shell"}));
+  // OpenSSH pipelines the shell request behind the refused pty request; it
+  // reaches the proxy only if the client has not hung up first, and then it
+  // is refused too.
+  ASSERT_GE(denied.size(), 2u);
+  EXPECT_EQ(std::vector<std::string>(denied.begin(), denied.begin() + 2),
+            (std::vector<std::string>{"shell", "pty-req"}));
+  EXPECT_LE(denied.size(), 3u);
+  if (denied.size() == 3) {
+    EXPECT_EQ(denied[2], "shell");
+  }
   EXPECT_TRUE(events_with("allow").empty());
 }
 
