@@ -32,7 +32,7 @@ struct RunFlags {
 void add_run_flags(CLI::App& cmd, RunFlags& f, bool is_exec) {
   f.vm.add_to(cmd);
   f.vm.add_listen_to(cmd);
-  cmd.add_option("-w,--workdir", f.workdir, "Working directory inside the guest");
+  cmd.add_option("-w,--workdir,--cwd", f.workdir, "Working directory inside the guest");
   cmd.add_option("--timeout", f.timeout_s, "Kill the command after this many seconds (exit status 124)");
   cmd.add_option("--resume", f.resume, "Start from a snapshot (id, prefix or directory) instead of booting");
   if (is_exec) {
@@ -54,7 +54,8 @@ void report_if_out_of_memory(const Vm& vm, std::uint64_t before, std::uint32_t m
                size.c_str());
 }
 
-int run(const RunFlags& f, const Command& command, bool tty, bool forward_stdin) {
+// `description` names the command in `gondolin list` (default: its words).
+int run(const RunFlags& f, const Command& command, bool tty, bool forward_stdin, std::string description = {}) {
   VmOptions vm_opts = f.vm.to_options();
   if (f.timeout_s < 0) throw Error(ErrorKind::Usage, "--timeout must be positive");
   ExecOptions exec_opts;
@@ -68,8 +69,8 @@ int run(const RunFlags& f, const Command& command, bool tty, bool forward_stdin)
     exec_opts.cols = size.cols;
     if (const char* term = std::getenv("TERM"); term && *term) exec_opts.env.emplace_back("TERM", term);
   }
-  std::string description;
-  for (const auto& a : command.args()) description += (description.empty() ? "" : " ") + a;
+  if (description.empty())
+    for (const auto& a : command.args()) description += (description.empty() ? "" : " ") + a;
   vm_opts.session_command = description;
   Vm vm = f.resume.empty() ? Vm::create(vm_opts) : Vm::resume(f.resume, vm_opts);
   Process process = vm.spawn(command, exec_opts);
@@ -113,10 +114,16 @@ void add_exec_command(CLI::App& app, Outcome& outcome) {
 
 void add_bash_command(CLI::App& app, Outcome& outcome) {
   auto flags = std::make_shared<RunFlags>();
-  CLI::App* cmd = app.add_subcommand("bash", "Interactive shell in a fresh VM");
+  CLI::App* cmd = app.add_subcommand("bash", "Login shell, or -- CMD [ARG...], on a pty in a fresh VM");
   add_run_flags(*cmd, *flags, false);
   cmd->callback([flags, &outcome] {
-    outcome.exit_code = run(*flags, Command::argv({"/bin/bash", "-l"}), true, true);
+    const bool has_command = outcome.trailing && !outcome.trailing->empty();
+    Command command = Command::argv(has_command ? *outcome.trailing : login_shell_argv());
+    // A pty only when stdin is a terminal. From a pipe or a file the command
+    // reads stdin to its end, as with `exec -i`, so `bash </dev/null` ends and
+    // `bash < script.sh` runs the script.
+    const bool tty = ::isatty(STDIN_FILENO) != 0;
+    outcome.exit_code = run(*flags, command, tty, true, has_command ? std::string{} : "bash -l");
   });
 }
 

@@ -16,6 +16,8 @@
 namespace gondolin::cli {
 namespace {
 
+constexpr char kDetachKey = 0x1d;  // Ctrl-]
+
 std::string human_age(double seconds) {
   char buf[32];
   if (seconds < 120) std::snprintf(buf, sizeof buf, "%.0fs", seconds);
@@ -61,16 +63,16 @@ void add_session_commands(CLI::App& app, Outcome& outcome) {
     std::vector<std::string> env;
   };
   auto af = std::make_shared<AttachFlags>();
-  auto* attach = app.add_subcommand("attach", "Run a shell (or -- CMD) in a running session");
+  auto* attach = app.add_subcommand("attach", "Run a shell (or -- CMD) in a running session; Ctrl-] detaches");
   attach->add_option("session", af->id, "Session id or unique prefix")->required();
-  attach->add_option("-w,--workdir", af->workdir, "Working directory inside the guest");
+  attach->add_option("-w,--workdir,--cwd", af->workdir, "Working directory inside the guest");
   attach->add_option("-e,--env", af->env, "Environment variable KEY=VALUE")->allow_extra_args(false);
   attach->callback([af, &outcome] {
     SessionInfo s = Session::find(af->id);
     proto::ExecStart req;
-    req.argv = outcome.trailing && !outcome.trailing->empty() ? *outcome.trailing
-                                                              : std::vector<std::string>{"/bin/bash", "-l"};
-    const bool tty = ::isatty(STDIN_FILENO) || !outcome.trailing;
+    req.argv = outcome.trailing && !outcome.trailing->empty() ? *outcome.trailing : login_shell_argv();
+    // As `bash`: a pty for a terminal, stdin read to its end otherwise.
+    const bool tty = ::isatty(STDIN_FILENO) != 0;
     req.flags = proto::kExecFlagStdin | (tty ? proto::kExecFlagPty : 0);
     WindowSize size = terminal_size(STDOUT_FILENO).value_or(terminal_size(STDIN_FILENO).value_or(WindowSize{}));
     req.rows = size.rows;
@@ -87,6 +89,7 @@ void add_session_commands(CLI::App& app, Outcome& outcome) {
     DriveOptions drive;
     drive.forward_stdin = true;
     drive.tty = tty;
+    drive.detach_key = kDetachKey;
     outcome.exit_code = drive_process(handle, drive);
   });
 

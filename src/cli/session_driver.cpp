@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -31,7 +32,41 @@ bool write_all(int fd, const std::string& data) {
   return true;
 }
 
+// Copies this process's stdin to the command until EOF, `stop`, or the detach
+// key (only in raw mode, where it cannot be part of a line being typed).
+void pump_stdin(InteractiveCommand& process, int stop_fd, std::optional<char> detach_key,
+                std::atomic<bool>& detached) {
+  std::string buf(64 * 1024, '\0');
+  try {
+    for (;;) {
+      pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+      if (::poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      if (fds[1].revents) return;
+      ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) return process.close_stdin();
+      std::string_view data(buf.data(), static_cast<std::size_t>(n));
+      std::size_t key = detach_key ? data.find(*detach_key) : std::string_view::npos;
+      if (key != std::string_view::npos) {
+        if (key > 0) process.write_stdin(data.substr(0, key));
+        detached = true;
+        return process.detach();
+      }
+      process.write_stdin(data);
+    }
+  } catch (const std::exception&) {
+    // the process ended or the VM went away; the main loop reports it
+  }
+}
+
 }  // namespace
+
+std::vector<std::string> login_shell_argv() {
+  return {"/bin/sh", "-c", "if [ -x /bin/bash ]; then exec /bin/bash -l; fi; exec /bin/sh -l"};
+}
 
 int drive_process(InteractiveCommand& process, const DriveOptions& options) {
   std::optional<RawTerminal> raw;
@@ -47,30 +82,11 @@ int drive_process(InteractiveCommand& process, const DriveOptions& options) {
   route.force_stop = options.force_stop;
   SignalWatch::set_route(std::move(route));
 
+  std::atomic<bool> detached{false};
   std::thread stdin_thread;
   if (options.forward_stdin) {
-    stdin_thread = std::thread([&] {
-      std::string buf(64 * 1024, '\0');
-      try {
-        for (;;) {
-          pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {stop.get(), POLLIN, 0}};
-          if (::poll(fds, 2, -1) < 0) {
-            if (errno == EINTR) continue;
-            break;
-          }
-          if (fds[1].revents) return;
-          ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
-          if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-          if (n <= 0) {
-            process.close_stdin();
-            return;
-          }
-          process.write_stdin(std::string_view(buf.data(), static_cast<std::size_t>(n)));
-        }
-      } catch (const std::exception&) {
-        // the process ended or the VM went away; the main loop reports it
-      }
-    });
+    std::optional<char> detach_key = raw ? options.detach_key : std::nullopt;
+    stdin_thread = std::thread([&, detach_key] { pump_stdin(process, stop.get(), detach_key, detached); });
   }
 
   auto finish_threads = [&] {
@@ -96,6 +112,11 @@ int drive_process(InteractiveCommand& process, const DriveOptions& options) {
     status = process.wait();
   } catch (...) {
     finish_threads();
+    if (detached) {
+      raw.reset();
+      std::fprintf(stderr, "\r\n[gondolin] detached\n");
+      return kExitDetached;
+    }
     // The VM went away after a stop signal: say that, not the VM's last words.
     if (int sig = SignalWatch::stop_signal()) {
       raw.reset();

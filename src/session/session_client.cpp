@@ -71,6 +71,8 @@ void AttachedCommand::send_signal(int signo) {
   socket_->write(proto::make_frame(FrameType::Signal, 1, proto::SignalRequest{signo}));
 }
 
+void AttachedCommand::detach() { socket_->shutdown(); }
+
 ExitStatus AttachedCommand::wait() {
   while (read()) {
   }

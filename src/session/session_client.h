@@ -27,6 +27,9 @@ class AttachedCommand {
   void resize(std::uint16_t rows, std::uint16_t cols);
   void send_signal(int signo);
   ExitStatus wait();
+  // Leaves the command running in the session and wakes a blocked read(),
+  // which then throws; the owner ends the command when it sees us gone.
+  void detach();
 
  private:
   std::unique_ptr<FrameSocket> socket_;

@@ -45,6 +45,18 @@ class Tmux {
   std::string name_;
 };
 
+// What the tmux command wrote to `path` (gondolin's exit status), waiting for it.
+std::string wait_for_status(const std::string& path, std::chrono::seconds limit = std::chrono::seconds(60)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  std::string status;
+  while (std::chrono::steady_clock::now() < deadline && status.empty()) {
+    std::ifstream f(path);
+    std::getline(f, status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return status;
+}
+
 }  // namespace
 
 TEST(Tty, InteractiveBashInATerminal) {
@@ -81,14 +93,7 @@ TEST(Tty, InteractiveBashInATerminal) {
 
   t.type("exit 7");
   t.keys("Enter");
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  std::string status;
-  while (std::chrono::steady_clock::now() < deadline && status.empty()) {
-    std::ifstream f(status_file);
-    std::getline(f, status);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_EQ(status, "7");
+  EXPECT_EQ(wait_for_status(status_file), "7");
   // The host terminal is back in cooked mode with echo.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   std::ifstream f(stty_file);
@@ -127,15 +132,54 @@ TEST(Tty, AttachedShellInATerminal) {
   ASSERT_TRUE(t.wait_for("33 100")) << t.screen();
   t.type("exit 3");
   t.keys("Enter");
-  std::string status;
-  for (int i = 0; i < 300 && status.empty(); ++i) {
-    std::ifstream f(status_file);
-    std::getline(f, status);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_EQ(status, "3");
+  EXPECT_EQ(wait_for_status(status_file), "3");
   // Leaving the attached shell left the session running.
   EXPECT_TRUE(process_alive(owner));
+
+  // Ctrl-] detaches: gondolin says so and exits 130, the session runs on.
+  std::filesystem::remove(status_file);
+  Tmux d(gondolin_binary().string() + " attach --cwd /tmp " + id.substr(0, 8) + "; echo $? > " + status_file +
+             "; sleep 30",
+         90, 25);
+  ASSERT_TRUE(d.wait_for("root@gondolin")) << d.screen();
+  d.type("pwd");
+  d.keys("Enter");
+  ASSERT_TRUE(d.wait_for("\n/tmp")) << d.screen();
+  d.keys("C-]");
+  ASSERT_TRUE(d.wait_for("[gondolin] detached", std::chrono::seconds(30))) << d.screen();
+  EXPECT_EQ(wait_for_status(status_file), "130");
+  EXPECT_TRUE(process_alive(owner));
+  // Without a terminal, attach reads stdin to its end instead of waiting on a pty.
+  auto piped = run_gondolin({"attach", id.substr(0, 8)}, CliOptions{"cat /tmp/mark; exit 4\n", {}, {}, std::chrono::seconds(60), {}});
+  EXPECT_EQ(piped.exit_code, 4) << piped.err;
+  EXPECT_EQ(piped.out, "owner-was-here\n");
   ::kill(owner, SIGKILL);
   gondolin::wait_process(owner);
+}
+
+TEST(Tty, BashRunsTheGivenCommandOnAPty) {
+  TempDir tmp;
+  std::string status_file = (tmp.path() / "status").string();
+  Tmux t(gondolin_binary().string() + " bash --cwd /tmp -- sh -c \"pwd; tty; python3 -c \\\"print(6*7)\\\"; exit 5\"; echo $? > " +
+             status_file + "; sleep 30",
+         100, 30);
+  ASSERT_TRUE(t.wait_for("\n42")) << t.screen();
+  std::string screen = t.screen();
+  EXPECT_NE(screen.find("/tmp\n/dev/pts/"), std::string::npos) << screen;
+  EXPECT_EQ(wait_for_status(status_file), "5");
+}
+
+TEST(Tty, BashWithoutATerminalReadsStdinToItsEnd) {
+  // Nothing to read: the login shell sees EOF and ends.
+  auto empty = run_gondolin({"bash"}, CliOptions{"", {}, {}, std::chrono::seconds(120), {}});
+  EXPECT_EQ(empty.exit_code, 0) << empty.err;
+  // A script on stdin runs in bash, without a terminal.
+  auto script = run_gondolin({"bash"}, CliOptions{"echo \"$BASH_VERSION\" | cut -c1; tty; exit 4\n", {}, {}, std::chrono::seconds(120), {}});
+  EXPECT_EQ(script.exit_code, 4) << script.err;
+  EXPECT_EQ(script.out, "5\nnot a tty\n");
+  // A command after -- gets stdin too.
+  auto command = run_gondolin({"bash", "--", "python3", "-c", "import sys; print(6*int(sys.stdin.read()))"},
+                              CliOptions{"7\n", {}, {}, std::chrono::seconds(120), {}});
+  EXPECT_EQ(command.exit_code, 0) << command.err;
+  EXPECT_EQ(command.out, "42\n");
 }
