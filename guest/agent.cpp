@@ -198,7 +198,7 @@ void Agent::handle_frame(proto::FrameDecoder::Frame& frame) {
     case FrameType::FileOp: {
       auto op = proto::FileOp::decode(r);
       if (!op) return send_error(id, proto::ErrorStage::Protocol, EINVAL, "malformed file operation");
-      send_frame(proto::make_frame(FrameType::FileResult, id, perform_file_op(*op)));
+      send_frame(proto::make_frame(FrameType::FileResult, id, perform_host_file_op(*op)));
       return;
     }
     case FrameType::MountFs: {

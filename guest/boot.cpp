@@ -20,6 +20,7 @@
 
 #include "kernel_modules.h"
 #include "klog.h"
+#include "root_layers.h"
 
 namespace gondolin::agent {
 namespace {
@@ -114,24 +115,26 @@ BootResult boot_as_init() {
   }
 
   auto params = kernel_parameters();
-  std::string root_dev = params.count("gondolin.root") ? params["gondolin.root"] : "/dev/vda";
   std::string root_type = params.count("gondolin.rootfstype") ? params["gondolin.rootfstype"] : "ext4";
-  if (!wait_for_path(root_dev, std::chrono::seconds(10))) {
+  RootWrites writes = RootWrites::Memory;
+  if (!parse_root_writes(params["gondolin.rootfs"], writes)) {
+    err = "unknown gondolin.rootfs=" + params["gondolin.rootfs"];
+    return r;
+  }
+  r.read_only_root = writes == RootWrites::Readonly;
+  // By serial; an older launcher without serials gets gondolin.root.
+  std::string root_dev = find_disk_by_serial("gondolin-root", std::chrono::seconds(10));
+  if (root_dev.empty()) root_dev = params.count("gondolin.root") ? params["gondolin.root"] : "/dev/vda";
+  if (!wait_for_path(root_dev, std::chrono::seconds(1))) {
     err = "root device " + root_dev + " did not appear";
     return r;
   }
   mark("root-device");
 
-  // The image is mounted read-only and never changes; all writes of this
-  // session land in a tmpfs upper layer that vanishes with the VM.
-  if (!do_mount(root_dev.c_str(), "/lower", root_type.c_str(), MS_RDONLY, nullptr, err) ||
-      !do_mount("tmpfs", "/rw", "tmpfs", 0, "mode=0755", err))
-    return r;
-  ::mkdir("/rw/upper", 0755);
-  ::mkdir("/rw/work", 0755);
-  if (!do_mount("overlay", "/newroot", "overlay", 0,
-                "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work", err))
-    return r;
+  // The image is mounted read-only and never changes; the session's writes
+  // land in an upper layer that vanishes with the VM (see root_layers.h).
+  err = mount_root_layers(root_dev, root_type, writes);
+  if (!err.empty()) return r;
 
   for (const char* m : {"/proc", "/sys", "/dev"}) {
     std::string target = std::string("/newroot") + m;

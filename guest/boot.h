@@ -15,11 +15,12 @@ struct BootResult {
   std::string error;   // what failed, for the kernel log
   std::string report;  // how long each boot phase took, for the host's logs
   bool network = false;  // a virtio-net device is present (its driver is loaded)
+  bool read_only_root = false;  // make / read-only once the agent's boot files are written
   DhcpRun dhcp;          // when `network`: the DHCP client started during boot
 };
 
 // Mounts the pseudo filesystems, loads modules, mounts the read-only root with
-// a tmpfs overlay on top and switches into it.
+// an overlay on top (see root_layers.h) and switches into it.
 BootResult boot_as_init();
 
 // Mounts that belong in the final root (after switch_root).

@@ -1,5 +1,7 @@
 #include "file_ops.h"
 
+#include "root_layers.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -109,6 +111,19 @@ int do_mkdir(const proto::FileOp& op) {
 }
 
 }  // namespace
+
+proto::FileResult perform_host_file_op(const proto::FileOp& op) {
+  proto::FileResult res = perform_file_op(op);
+  // A read-only root binds the guest's programs, not the host: its writes
+  // (the egress CA at boot, Vm::write_file) go through the root made
+  // writable for this one operation. Not a security boundary either way:
+  // the guest is root and could remount / itself.
+  if (res.error_number == EROFS && root_read_only() && set_root_read_only(false) == 0) {
+    res = perform_file_op(op);
+    set_root_read_only(true);
+  }
+  return res;
+}
 
 proto::FileResult perform_file_op(const proto::FileOp& op) {
   proto::FileResult res;

@@ -6,5 +6,7 @@
 namespace gondolin::agent {
 
 proto::FileResult perform_file_op(const proto::FileOp& op);
+// The same for the host's requests, which a read-only root does not bind.
+proto::FileResult perform_host_file_op(const proto::FileOp& op);
 
 }  // namespace gondolin::agent

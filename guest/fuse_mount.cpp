@@ -21,6 +21,7 @@
 #include "fuse_forwarder.h"
 #include "kernel_modules.h"
 #include "klog.h"
+#include "root_layers.h"
 
 namespace gondolin::agent {
 namespace {
@@ -33,7 +34,13 @@ int make_directories(const std::string& path) {
   for (std::size_t pos = 1; pos <= path.size(); ++pos) {
     if (pos != path.size() && path[pos] != '/') continue;
     std::string prefix = path.substr(0, pos);
-    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) return errno;
+    if (::mkdir(prefix.c_str(), 0755) == 0 || errno == EEXIST) continue;
+    // A read-only root (--rootfs-mode readonly) still gets the mount points
+    // the host asked for: writable for the one mkdir, read-only again after.
+    if (errno != EROFS || !root_read_only() || set_root_read_only(false) != 0) return errno;
+    int err = ::mkdir(prefix.c_str(), 0755) == 0 ? 0 : errno;
+    set_root_read_only(true);
+    if (err && err != EEXIST) return err;
   }
   struct stat st{};
   if (::stat(path.c_str(), &st) != 0) return errno;

@@ -18,6 +18,7 @@
 #include "control_port.h"
 #include "klog.h"
 #include "network_setup.h"
+#include "root_layers.h"
 #include "proto/control_protocol.h"
 
 using namespace gondolin::agent;
@@ -50,6 +51,9 @@ int run_as_init() {
     std::snprintf(net, sizeof net, " dhcp=%.3fs%s", static_cast<double>(monotonic_ns() - net_start) / 1e9,
                   net_error.empty() ? "" : "(failed)");
     net_report = net;
+  }
+  if (boot.read_only_root) {
+    if (int e = set_root_read_only(true)) klog("cannot make / read-only: %s", std::strerror(e));
   }
   int port = open_named_port(gondolin::proto::kControlPortName, std::chrono::seconds(10));
   if (port < 0) halt("control port missing");

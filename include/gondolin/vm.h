@@ -25,6 +25,16 @@ enum class Accel { Auto, Kvm, Tcg };
 
 const char* to_string(Accel accel);
 
+// Where the guest's writes to its root file system go. The image itself is
+// never written.
+enum class RootfsMode {
+  Cow,       // an overlay whose upper layer is a sparse disk file of the VM's own
+  Memory,    // an overlay whose upper layer is a tmpfs (bounded by guest RAM)
+  Readonly,  // no writable root: writes fail with EROFS; /tmp, /run, /dev/shm are tmpfs
+};
+
+const char* to_string(RootfsMode mode);
+
 struct VmOptions {
   // name:tag, image id (or unique prefix), or a path to an image directory or
   // its manifest.json. Empty: $GONDOLIN_DEFAULT_IMAGE, else debian-base:latest.
@@ -36,6 +46,10 @@ struct VmOptions {
   std::string qemu_binary;          // default: $GONDOLIN_QEMU, else qemu-system-x86_64 in PATH
   std::vector<std::pair<std::string, std::string>> env;  // every exec starts with these
   std::string hostname = "gondolin";
+  RootfsMode rootfs_mode = RootfsMode::Cow;
+  // Cow only: the disk's size, the most the guest can write (sparse: the host
+  // pays only for what is written). Deleted with the VM.
+  std::uint64_t rootfs_size_bytes = std::uint64_t{2} << 30;
   NetworkOptions network;
   // File systems the host serves to the guest (see gondolin/vfs.h); each is
   // mounted before create() returns.

@@ -24,6 +24,12 @@ void VmFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--accel", accel, "Accelerator: auto, kvm or tcg")->capture_default_str();
   cmd.add_option("--machine", machine, "QEMU machine: microvm or q35")->capture_default_str();
   cmd.add_option("--boot-timeout", boot_timeout_s, "Seconds to wait for the guest to boot")->capture_default_str();
+  cmd.add_option("--rootfs-mode", rootfs_mode,
+                 "Where writes to the guest's root go: cow (a sparse disk of the VM's own, default), memory (tmpfs, "
+                 "bounded by guest RAM) or readonly (EROFS; /tmp and /run stay writable)")
+      ->capture_default_str();
+  cmd.add_option("--rootfs-size", rootfs_size, "Size of the cow root disk: the most the guest can write (sparse)")
+      ->capture_default_str();
 
   const char* egress_group = "Network egress (HTTP/HTTPS only; everything else is refused)";
   cmd.add_option("--allow-host", allow_hosts,
@@ -165,18 +171,32 @@ std::pair<std::string, std::string> parse_env_assignment(const std::string& text
   return {key, value};
 }
 
-std::uint32_t parse_memory_mib(const std::string& text) {
-  auto bad = [&] { return Error(ErrorKind::Usage, "invalid --memory '" + text + "': use a size like 512M or 2G"); };
-  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0]))) throw bad();
+std::uint64_t parse_size_bytes(const std::string& flag, const std::string& text) {
+  auto bad = [&] { return Error(ErrorKind::Usage, "invalid " + flag + " '" + text + "': use a size like 512M or 2G"); };
+  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || text.size() > 24) throw bad();
   char* end = nullptr;
   unsigned long long n = std::strtoull(text.c_str(), &end, 10);
   std::string unit(end);
-  unsigned long long mib;
-  if (unit.empty() || unit == "M" || unit == "m" || unit == "MiB" || unit == "MB") mib = n;
-  else if (unit == "G" || unit == "g" || unit == "GiB" || unit == "GB") mib = n * 1024;
+  int shift;
+  if (unit.empty() || unit == "M" || unit == "m" || unit == "MiB" || unit == "MB") shift = 20;
+  else if (unit == "G" || unit == "g" || unit == "GiB" || unit == "GB") shift = 30;
+  else if (unit == "T" || unit == "t" || unit == "TiB" || unit == "TB") shift = 40;
   else throw bad();
+  if (n > (~0ull >> shift)) throw bad();
+  return static_cast<std::uint64_t>(n) << shift;
+}
+
+std::uint32_t parse_memory_mib(const std::string& text) {
+  std::uint64_t mib = parse_size_bytes("--memory", text) >> 20;
   if (mib < 128 || mib > 1024ull * 1024) throw Error(ErrorKind::Usage, "--memory must be between 128M and 1024G");
   return static_cast<std::uint32_t>(mib);
+}
+
+RootfsMode parse_rootfs_mode(const std::string& text) {
+  if (text == "cow") return RootfsMode::Cow;
+  if (text == "memory") return RootfsMode::Memory;
+  if (text == "readonly") return RootfsMode::Readonly;
+  throw Error(ErrorKind::Usage, "invalid --rootfs-mode '" + text + "': use cow, memory or readonly");
 }
 
 Accel parse_accel(const std::string& text) {
@@ -196,6 +216,10 @@ VmOptions VmFlags::to_options() const {
   if (machine != "microvm" && machine != "q35")
     throw Error(ErrorKind::Usage, "invalid --machine '" + machine + "': use microvm or q35");
   o.machine = machine;
+  o.rootfs_mode = parse_rootfs_mode(rootfs_mode);
+  o.rootfs_size_bytes = parse_size_bytes("--rootfs-size", rootfs_size);
+  if (o.rootfs_size_bytes < (std::uint64_t{64} << 20) || o.rootfs_size_bytes > (std::uint64_t{16} << 40))
+    throw Error(ErrorKind::Usage, "--rootfs-size must be between 64M and 16T");
   if (!(boot_timeout_s > 0 && boot_timeout_s < 3600)) throw Error(ErrorKind::Usage, "--boot-timeout must be 0..3600 s");
   o.boot_timeout = std::chrono::milliseconds(static_cast<long long>(boot_timeout_s * 1000));
   for (const auto& e : env) o.env.push_back(parse_env_assignment(e));

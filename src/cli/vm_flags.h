@@ -19,6 +19,8 @@ struct VmFlags {
   unsigned cpus = 1;
   std::string accel = "auto";
   std::string machine = "microvm";
+  std::string rootfs_mode = "cow";
+  std::string rootfs_size = "2G";
   std::vector<std::string> env;
   double boot_timeout_s = 120;
   NetFlags net;
@@ -54,6 +56,9 @@ struct VmFlags {
 
 std::pair<std::string, std::string> parse_env_assignment(const std::string& text);
 std::uint32_t parse_memory_mib(const std::string& text);
+// "512M", "2G", "1T" (binary units; a bare number is MiB) for `flag`; throws naming it.
+std::uint64_t parse_size_bytes(const std::string& flag, const std::string& text);
+RootfsMode parse_rootfs_mode(const std::string& text);
 Accel parse_accel(const std::string& text);
 // NAME@HOST[,HOST...][=VALUE]; without =VALUE the value is the host's $NAME.
 HostSecret parse_host_secret(const std::string& text);

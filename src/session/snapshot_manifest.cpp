@@ -52,6 +52,14 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
   if (m.machine != "microvm" && m.machine != "q35") bad(origin, "unknown machine " + m.machine);
   if (m.accel != "kvm" && m.accel != "tcg") bad(origin, "unknown accelerator " + m.accel);
   if (m.memory_mib < 128 || m.cpus < 1 || m.cpus > 255) bad(origin, "bad VM size");
+  if (vm.contains("rootfs")) {
+    const json rootfs = get<json>(vm, "rootfs", origin);
+    m.rootfs_mode = get<std::string>(rootfs, "mode", origin);
+    m.rootfs_size = get<std::uint64_t>(rootfs, "size", origin);
+    if (m.rootfs_mode != "cow" && m.rootfs_mode != "memory" && m.rootfs_mode != "readonly")
+      bad(origin, "unknown rootfs mode " + m.rootfs_mode);
+    if (m.rootfs_mode == "cow" && m.rootfs_size == 0) bad(origin, "a cow root needs its disk size");
+  }
   const json env = get<json>(vm, "env", origin);
   if (!env.is_object()) bad(origin, "env must be an object");
   for (const auto& kv : env.items()) {
@@ -95,6 +103,7 @@ std::string SnapshotManifest::to_json() const {
         {"machine", machine},
         {"accel", accel},
         {"hostname", hostname},
+        {"rootfs", {{"mode", rootfs_mode}, {"size", rootfs_size}}},
         {"env", env_obj}}},
       {"qemu_version", qemu_version},
       {"gondolin_version", gondolin_version},

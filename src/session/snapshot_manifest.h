@@ -28,6 +28,12 @@ struct SnapshotManifest {
   std::string machine;
   std::string accel;
   std::string hostname;
+  // The guest's root writes: "cow" (then the disk is in kDiskFile, of
+  // rootfs_size bytes), "memory" (in the state) or "readonly". Snapshots
+  // older than the key are "memory".
+  std::string rootfs_mode = "memory";
+  std::uint64_t rootfs_size = 0;
+  static constexpr const char* kDiskFile = "rootfs-rw.img";
   std::string qemu_version;
   std::string gondolin_version;
   std::uint32_t agent_protocol = 0;

@@ -60,12 +60,16 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
     if (microvm) a.insert(a.end(), {"-global", "virtio-mmio.force-legacy=false"});
   }
 
-  std::string cmdline = l.cmdline;
+  std::string cmdline = l.cmdline + " gondolin.rootfs=" + l.rootfs_mode;
   if (!kvm && microvm && l.tsc_khz) cmdline += " tsc_early_khz=" + std::to_string(*l.tsc_khz);
   a.insert(a.end(), {"-kernel", l.kernel.string(), "-initrd", l.initrd.string(), "-append", cmdline});
 
+  // The agent finds its disks by serial: device order differs between buses.
   a.insert(a.end(), {"-drive", "file=" + qemu_escape(l.rootfs.string()) + ",format=raw,if=none,id=root,readonly=on",
-                     "-device", dev("virtio-blk") + ",drive=root"});
+                     "-device", dev("virtio-blk") + ",drive=root,serial=gondolin-root"});
+  if (!l.writable_disk.empty())
+    a.insert(a.end(), {"-drive", "file=" + qemu_escape(l.writable_disk.string()) + ",format=raw,if=none,id=upper,discard=unmap",
+                       "-device", dev("virtio-blk") + ",drive=upper,serial=gondolin-upper"});
   a.insert(a.end(), {"-device", dev("virtio-serial"), "-chardev",
                      "socket,id=control,fd=3", "-device",
                      std::string("virtserialport,chardev=control,name=") + proto::kControlPortName});

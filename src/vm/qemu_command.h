@@ -24,6 +24,9 @@ struct QemuLaunch {
   std::uint32_t memory_mib = 512;
   std::uint32_t cpus = 1;
   std::filesystem::path kernel, initrd, rootfs;
+  // The guest's writable layer (RootfsMode::Cow); empty: none.
+  std::filesystem::path writable_disk;
+  std::string rootfs_mode = "memory";    // the agent's gondolin.rootfs= boot parameter
   std::string cmdline;                   // from the image manifest
   std::optional<std::uint64_t> tsc_khz;  // microvm under TCG needs it to boot
   int control_fd = -1;  // our ends of the control, console and QMP sockets

@@ -19,6 +19,12 @@
 
 namespace gondolin {
 
+const char* to_string(RootfsMode mode) {
+  static constexpr const char* kNames[] = {"cow", "memory", "readonly"};  // in enum order
+  auto i = static_cast<std::size_t>(mode);
+  return i < std::size(kNames) ? kNames[i] : "?";
+}
+
 const char* to_string(Accel accel) {
   switch (accel) {
     case Accel::Auto: return "auto";
@@ -133,6 +139,11 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   options.cpus = m.cpus;
   options.machine = m.machine;
   options.hostname = m.hostname;
+  // The guest's root writes come back where they were: its memory for a
+  // tmpfs root, a private copy of the saved disk for a cow root.
+  if (m.rootfs_mode == "cow") options.rootfs_mode = RootfsMode::Cow;
+  else options.rootfs_mode = m.rootfs_mode == "readonly" ? RootfsMode::Readonly : RootfsMode::Memory;
+  options.rootfs_size_bytes = m.rootfs_size;
   // The restored machine must have the devices it was saved with.
   {
     auto net = nlohmann::json::parse(m.network_json, nullptr, false);
@@ -178,6 +189,14 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   vm::AccelChoice choice = vm::decide_accel(accel, vm::gather_accel_facts(false));
   auto impl = std::make_unique<VmImpl>(options);
   impl->restore_mount_states(mount_states, what);
+  if (options.rootfs_mode == RootfsMode::Cow) {
+    std::filesystem::path disk = snap.dir / session::SnapshotManifest::kDiskFile;
+    std::error_code ec;
+    if (std::filesystem::file_size(disk, ec) != m.rootfs_size || ec)
+      throw Error(ErrorKind::Usage, "snapshot " + snap.dir.string() + " is damaged: its root disk " +
+                                        session::SnapshotManifest::kDiskFile + " is missing or has the wrong size");
+    impl->restore_disk(disk);
+  }
   try {
     impl->boot(image, choice.accel, "the snapshot was taken under " + m.accel, options.boot_timeout,
                snap.dir / session::SnapshotManifest::kStateFile);

@@ -109,6 +109,8 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   launch.kernel = image.kernel_path();
   launch.initrd = image.initramfs_path();
   launch.rootfs = image.rootfs_path();
+  if (disk_) launch.writable_disk = disk_->path();
+  launch.rootfs_mode = to_string(opts_.rootfs_mode);
   launch.cmdline = image.manifest.cmdline;
   launch.tsc_khz = vm::host_tsc_khz();
   launch.control_fd = control_qemu.get();
@@ -298,6 +300,7 @@ void VmImpl::boot(const Image& image, Accel accel, const std::string& accel_reas
   info_.image_name = image.display_name();
   info_.accel = accel;
   info_.accel_reason = accel_reason;
+  if (opts_.rootfs_mode == RootfsMode::Cow && !disk_) disk_ = vm::WritableDisk::create(opts_.rootfs_size_bytes);
   on_io([&] { start_qemu_io(image, accel, timeout, incoming_state); });
   std::unique_lock lock(boot_mutex_);
   boot_cv_.wait(lock, [&] { return boot_outcome_ != BootOutcome::Pending; });
@@ -390,8 +393,8 @@ void VmImpl::kill_and_wait() {
   bool have_qemu = on_io([&] {
     if (!qemu_ || qemu_->exited()) return false;
     stop_requested_ = true;
-    // Everything the guest wrote lives in its tmpfs overlay and dies with it,
-    // so killing QEMU loses nothing. Host-backed state that may sit dirty in
+    // Everything the guest wrote lives in its overlay (tmpfs or the VM's own
+    // disk) and dies with it, so killing QEMU loses nothing. Host-backed state that may sit dirty in
     // the guest (graceful_shutdown_) gets a sync and power-off first.
     if (running_ && graceful_shutdown_) control_->request_shutdown();
     else qemu_->kill(SIGKILL);
@@ -436,6 +439,7 @@ void VmImpl::teardown_io() {
   console_.reset();
   qmp_.reset();
   qemu_.reset();  // kills and reaps QEMU if it somehow still runs
+  disk_.reset();  // QEMU is gone: nobody writes it any more
   boot_timer_.reset();
   shutdown_timer_.reset();
   restore_timer_.reset();

@@ -28,6 +28,7 @@
 #include "vm/guest_console.h"
 #include "vm/qemu_process.h"
 #include "vm/qmp_client.h"
+#include "vm/writable_disk.h"
 #include "vfs/mount_set.h"
 
 namespace gondolin {
@@ -60,6 +61,9 @@ class VmImpl : public session::SessionHost {
   void restore_mount_states(const std::vector<std::string>& states, const std::string& origin) {
     mounts_->restore_states(states, origin);
   }
+  // Before boot() of a resume: the snapshot's writable root disk, copied
+  // (reflinked where possible) so each resume writes its own. Throws.
+  void restore_disk(const std::filesystem::path& snapshot_disk) { disk_ = vm::WritableDisk::copy_of(snapshot_disk); }
   // Puts the VM in the session registry (after a successful boot).
   void register_session();
 
@@ -129,6 +133,7 @@ class VmImpl : public session::SessionHost {
   VmHooks hooks_;
   std::unique_ptr<net::NetStack> net_;  // when opts_.network.enabled
   std::unique_ptr<vfs::MountSet> mounts_;
+  std::optional<vm::WritableDisk> disk_;  // RootfsMode::Cow: the guest's writable layer
   std::unique_ptr<boost::asio::steady_timer> boot_timer_;
   std::unique_ptr<boost::asio::steady_timer> shutdown_timer_;
   std::unique_ptr<boost::asio::steady_timer> restore_timer_;

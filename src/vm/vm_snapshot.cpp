@@ -143,6 +143,9 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, const std::function
   auto started = std::chrono::steady_clock::now();
   try {
     save_state(state);
+    // The migration flushed the disk and QEMU writes nothing until `cont`:
+    // the copy matches the memory image.
+    if (disk_) disk_->copy_to(dir / session::SnapshotManifest::kDiskFile);
   } catch (const Error&) {
     try {
       qmp("cont");
@@ -169,6 +172,8 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, const std::function
   m.machine = opts_.machine;
   m.accel = to_string(info_.accel);
   m.hostname = opts_.hostname;
+  m.rootfs_mode = to_string(opts_.rootfs_mode);
+  m.rootfs_size = disk_ ? opts_.rootfs_size_bytes : 0;
   m.qemu_version = qemu_version_line(resolve_qemu_binary(opts_));
   m.gondolin_version = kVersion;
   m.agent_protocol = proto::kProtocolVersion;

@@ -149,7 +149,8 @@ TEST(Snapshots, ResumeKeepsProcessesAndTmpfs) {
     Vm vm = Vm::create({});
     pid = vm.exec(std::string("sleep 1000 >/dev/null 2>&1 & echo $!")).stdout_data;
     pid.erase(pid.find_last_not_of('\n') + 1);
-    vm.exec(std::string("echo kept > /tmp/tmpfs-file; echo overlay > /root/overlay-file"));
+    // /tmp is memory; /root and /var are on the VM's root disk (--rootfs-mode cow).
+    vm.exec(std::string("echo kept > /tmp/tmpfs-file; echo overlay > /root/overlay-file; echo var > /var/var-file"));
     snap = vm.snapshot(tmp.path() / "snap");
     EXPECT_FALSE(vm.running());
     EXPECT_THROW(vm.exec(std::string("true")), Error);
@@ -158,9 +159,9 @@ TEST(Snapshots, ResumeKeepsProcessesAndTmpfs) {
   EXPECT_GT(snap.state_bytes, 0u);
   Vm resumed = Vm::resume(snap.dir.string(), {});
   auto r = resumed.exec(std::string("kill -0 " + pid + " && cat /proc/" + pid +
-                                    "/cmdline | tr '\\0' ' '; cat /tmp/tmpfs-file /root/overlay-file"));
+                                    "/cmdline | tr '\\0' ' '; cat /tmp/tmpfs-file /root/overlay-file /var/var-file"));
   EXPECT_EQ(r.exit_code, 0) << r.stderr_data;
-  EXPECT_EQ(r.stdout_data, "sleep 1000 kept\noverlay\n");
+  EXPECT_EQ(r.stdout_data, "sleep 1000 kept\noverlay\nvar\n");
   // The clock was corrected on resume.
   long guest = std::stol(resumed.exec(std::vector<std::string>{"date", "+%s"}).stdout_data);
   EXPECT_LT(std::labs(guest - static_cast<long>(std::time(nullptr))), 30);
@@ -170,16 +171,19 @@ TEST(Snapshots, TwoResumesAreIndependent) {
   TempDir tmp;
   {
     Vm vm = Vm::create({});
-    vm.exec(std::string("echo base > /tmp/common"));
+    vm.exec(std::string("echo base > /tmp/common; echo disk > /root/common"));
     vm.snapshot(tmp.path() / "snap");
   }
   Vm a = Vm::resume((tmp.path() / "snap").string(), {});
   Vm b = Vm::resume((tmp.path() / "snap").string(), {});
-  a.exec(std::string("echo a > /tmp/only-a"));
+  // Memory and the root disk alike: each resume has its own.
+  a.exec(std::string("echo a > /tmp/only-a; echo a >> /root/common; echo a > /root/only-a; sync"));
   b.exec(std::string("echo b > /tmp/only-b"));
   EXPECT_EQ(a.exec(std::string("cat /tmp/common; ls /tmp/only-b 2>&1 || true")).stdout_data,
             "base\nls: cannot access '/tmp/only-b': No such file or directory\n");
   EXPECT_EQ(b.exec(std::string("test -e /tmp/only-a && echo leaked || echo separate")).stdout_data, "separate\n");
+  EXPECT_EQ(b.exec(std::string("cat /root/common; ls /root/only-a 2>&1 || true")).stdout_data,
+            "disk\nls: cannot access '/root/only-a': No such file or directory\n");
   // Fresh randomness in each.
   auto ra = a.exec(std::string("head -c 16 /dev/urandom | od -An -tx1")).stdout_data;
   auto rb = b.exec(std::string("head -c 16 /dev/urandom | od -An -tx1")).stdout_data;
@@ -245,7 +249,7 @@ TEST(Snapshots, DamagedSnapshotsAreRefusedClearly) {
   }
   auto copy = [&](const std::string& name) {
     fs::path c = tmp.path() / name;
-    fs::copy(dir, c, fs::copy_options::recursive);
+    host_sh("cp -a --sparse=always " + dir.string() + " " + c.string());  // the root disk stays sparse
     return c;
   };
   fs::path truncated = copy("truncated");
@@ -291,6 +295,12 @@ TEST(Snapshots, DamagedSnapshotsAreRefusedClearly) {
   r = run_gondolin({"exec", "--resume", no_manifest.string(), "--", "true"});
   EXPECT_EQ(r.exit_code, 125);
   EXPECT_NE(r.err.find("manifest.json"), std::string::npos) << r.err;
+
+  fs::path no_disk = copy("no-disk");
+  fs::remove(no_disk / "rootfs-rw.img");
+  r = run_gondolin({"exec", "--resume", no_disk.string(), "--", "true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("root disk rootfs-rw.img is missing"), std::string::npos) << r.err;
 
   // And none of this touched the good snapshot.
   Vm ok = Vm::resume(dir.string(), {});

@@ -37,8 +37,8 @@ TEST(QemuCommand, MicrovmTcg) {
   auto cmd = vm::build_qemu_command(l);
   EXPECT_TRUE(has_pair(cmd.argv, "-accel", "tcg"));
   EXPECT_TRUE(has_pair(cmd.argv, "-cpu", "max"));
-  EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet tsc_early_khz=2100000"));
-  EXPECT_TRUE(has_pair(cmd.argv, "-device", "virtio-blk-device,drive=root"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet gondolin.rootfs=memory tsc_early_khz=2100000"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-device", "virtio-blk-device,drive=root,serial=gondolin-root"));
   EXPECT_TRUE(has_pair(cmd.argv, "-drive", "file=/img/a,,b/rootfs.ext4,format=raw,if=none,id=root,readonly=on"))
       << "commas in paths are escaped and the image is attached read-only";
   EXPECT_EQ(cmd.fds, (std::vector<std::pair<int, int>>{{10, 3}, {11, 4}}));
@@ -53,8 +53,19 @@ TEST(QemuCommand, Q35KvmUsesPciAndNoTscHint) {
   auto cmd = vm::build_qemu_command(l);
   EXPECT_TRUE(has_pair(cmd.argv, "-accel", "kvm"));
   EXPECT_TRUE(has_pair(cmd.argv, "-cpu", "host"));
-  EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet"));
-  EXPECT_TRUE(has_pair(cmd.argv, "-device", "virtio-blk-pci,drive=root"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet gondolin.rootfs=memory"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-device", "virtio-blk-pci,drive=root,serial=gondolin-root"));
+}
+
+TEST(QemuCommand, CowRootGetsItsOwnWritableDisk) {
+  auto l = base_launch();
+  l.rootfs_mode = "cow";
+  l.writable_disk = "/cache/disks/1-ab/rootfs-rw.img";
+  auto cmd = vm::build_qemu_command(l);
+  EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet gondolin.rootfs=cow"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-drive", "file=/cache/disks/1-ab/rootfs-rw.img,format=raw,if=none,id=upper,discard=unmap"))
+      << "writable (no readonly=on), holes punched on guest discard";
+  EXPECT_TRUE(has_pair(cmd.argv, "-device", "virtio-blk-device,drive=upper,serial=gondolin-upper"));
 }
 
 TEST(QemuCommand, DevicesGetSequentialDescriptors) {
@@ -130,5 +141,19 @@ TEST(CliFlags, MemorySizes) {
   EXPECT_EQ(cli::parse_memory_mib("512"), 512u);
   EXPECT_EQ(cli::parse_memory_mib("512M"), 512u);
   EXPECT_EQ(cli::parse_memory_mib("2G"), 2048u);
-  for (const char* bad : {"", "G", "12", "1T", "-5", "abc"}) EXPECT_THROW(cli::parse_memory_mib(bad), Error) << bad;
+  EXPECT_EQ(cli::parse_memory_mib("1T"), 1024u * 1024) << "the largest QEMU is asked for";
+  for (const char* bad : {"", "G", "12", "2T", "-5", "abc", "99999999999999999999G"})
+    EXPECT_THROW(cli::parse_memory_mib(bad), Error) << bad;
+}
+
+TEST(CliFlags, DiskSizesAndRootfsModes) {
+  EXPECT_EQ(cli::parse_size_bytes("--rootfs-size", "2G"), std::uint64_t{2} << 30);
+  EXPECT_EQ(cli::parse_size_bytes("--rootfs-size", "100M"), std::uint64_t{100} << 20);
+  EXPECT_EQ(cli::parse_size_bytes("--rootfs-size", "1T"), std::uint64_t{1} << 40);
+  for (const char* bad : {"", "T", "2P", "-1G", "1.5G", "20000000000T"})
+    EXPECT_THROW(cli::parse_size_bytes("--rootfs-size", bad), Error) << bad;
+  EXPECT_EQ(cli::parse_rootfs_mode("cow"), RootfsMode::Cow);
+  EXPECT_EQ(cli::parse_rootfs_mode("memory"), RootfsMode::Memory);
+  EXPECT_EQ(cli::parse_rootfs_mode("readonly"), RootfsMode::Readonly);
+  EXPECT_THROW(cli::parse_rootfs_mode("ro"), Error);
 }
