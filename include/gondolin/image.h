@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gondolin {
@@ -35,6 +36,9 @@ struct ImageManifest {
   std::string cmdline;      // kernel command line the image needs
   std::uint32_t agent_protocol = 0;
   std::string spec_json;    // the build spec it came from, verbatim JSON
+  // The guest's base environment (the spec's "env"): every exec starts with
+  // it; VmOptions::env and ExecOptions::env override it.
+  std::vector<std::pair<std::string, std::string>> env;
 
   // Strict parse: unknown schema, missing fields, bad hashes or file names that
   // leave the directory are errors (gondolin::Error, kind Image).
@@ -98,6 +102,7 @@ struct BuildOptions {
   std::filesystem::path work_dir;   // caches downloads and root filesystems; default <cache>/build
   ImageStore* store = nullptr;      // default: ImageStore::default_store()
   bool force = false;               // rebuild even if an identical image exists
+  std::string name_tag;             // "name:tag" instead of the spec's name and tag
   std::function<void(const BuildProgress&)> progress;
 };
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "cli/commands.h"
@@ -17,7 +18,9 @@ namespace {
 struct BuildFlags {
   std::string spec;
   std::string work_dir;
+  std::string tag;
   bool force = false;
+  bool quiet = false;
 };
 
 // Prints one line per step; on a terminal the running step shows a ticking
@@ -84,13 +87,17 @@ void add_build_command(CLI::App& app, Outcome& outcome) {
   cmd->add_option("spec", flags->spec, "Image spec (JSON)");
   cmd->add_option("--work-dir", flags->work_dir, "Cache for downloads and root filesystems (default: <cache>/build)");
   cmd->add_flag("--force", flags->force, "Rebuild even if an identical image exists");
+  cmd->add_option("--tag", flags->tag, "Name the image NAME:TAG instead of the spec's name and tag");
+  cmd->add_flag("-q,--quiet", flags->quiet, "No progress lines; print only the result (or the error)");
   cmd->callback([flags, &outcome] {
-    ProgressDisplay display;
+    std::optional<ProgressDisplay> display;
+    if (!flags->quiet) display.emplace();
     BuildOptions opts;
     opts.spec_path = flags->spec;
     opts.work_dir = flags->work_dir;
     opts.force = flags->force;
-    opts.progress = [&display](const BuildProgress& p) { display.update(p); };
+    opts.name_tag = flags->tag;
+    if (display) opts.progress = [&display](const BuildProgress& p) { display->update(p); };
     Image img = build_image(opts);
     std::printf("%s %s %s\n", img.manifest.id.c_str(), img.display_name().c_str(), img.dir.c_str());
     outcome.exit_code = 0;

@@ -7,6 +7,14 @@
 #include "gondolin/error.h"
 
 namespace gondolin {
+
+bool is_safe_spec_name(const std::string& s) {
+  if (s.empty() || s.size() > 128 || s[0] == '-') return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '+' || c == '.' || c == '_')) return false;
+  return true;
+}
+
 namespace {
 
 using nlohmann::json;
@@ -15,13 +23,7 @@ using nlohmann::json;
   throw Error(ErrorKind::Usage, "invalid image spec " + origin + ": " + what);
 }
 
-// Debian package and module names: nothing a shell or apt option could misread.
-bool safe_name(const std::string& s) {
-  if (s.empty() || s.size() > 128 || s[0] == '-') return false;
-  for (char c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '+' || c == '.' || c == '_')) return false;
-  return true;
-}
+bool safe_name(const std::string& s) { return is_safe_spec_name(s); }
 
 std::string get_string(const json& doc, const char* key, const std::string& origin, const std::string& dflt) {
   auto it = doc.find(key);
@@ -42,15 +44,64 @@ std::vector<std::string> get_strings(const json& doc, const char* key, const std
   return out;
 }
 
+
+// "env": {"NAME": "value"}; names as a shell would accept them.
+std::vector<std::pair<std::string, std::string>> get_env(const json& doc, const std::string& origin) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto it = doc.find("env");
+  if (it == doc.end()) return out;
+  if (!it->is_object()) bad(origin, "\"env\" must be an object of strings");
+  for (const auto& [key, value] : it->items()) {
+    bool ok = !key.empty() && key.size() <= 128 && !std::isdigit(static_cast<unsigned char>(key[0]));
+    for (char c : key) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+    if (!ok) bad(origin, "env name \"" + key + "\" must be letters, digits and _");
+    if (!value.is_string()) bad(origin, "env \"" + key + "\" must be a string");
+    out.emplace_back(key, value.get<std::string>());
+  }
+  return out;
+}
+
+// A guest path a copy may write: absolute, no "..", no NUL.
+bool safe_guest_path(const std::string& p) {
+  if (p.size() < 2 || p[0] != '/' || p.find('\0') != std::string::npos) return false;
+  for (const auto& part : std::filesystem::path(p))
+    if (part == "..") return false;
+  return true;
+}
+
+void get_post_build(const json& doc, const std::string& origin, const std::filesystem::path& base_dir, BuildSpec& s) {
+  auto it = doc.find("post_build");
+  if (it == doc.end()) return;
+  if (!it->is_object()) bad(origin, "\"post_build\" must be an object");
+  for (const auto& [key, value] : it->items())
+    if (key != "commands" && key != "copy") bad(origin, "unknown key \"post_build." + key + "\"");
+  s.commands = get_strings(*it, "commands", origin);
+  auto copy = it->find("copy");
+  if (copy == it->end()) return;
+  if (!copy->is_array()) bad(origin, "\"post_build.copy\" must be a list of {\"src\", \"dest\"}");
+  for (const auto& c : *copy) {
+    if (!c.is_object() || c.size() != 2 || !c.contains("src") || !c.contains("dest") || !c["src"].is_string() ||
+        !c["dest"].is_string())
+      bad(origin, "each \"post_build.copy\" entry must be {\"src\": HOST_PATH, \"dest\": GUEST_PATH}");
+    BuildSpec::Copy entry{c["src"].get<std::string>(), c["dest"].get<std::string>()};
+    if (entry.src.empty()) bad(origin, "a \"post_build.copy\" src is empty");
+    if (entry.src.is_relative()) entry.src = base_dir / entry.src;
+    if (!safe_guest_path(entry.dest)) bad(origin, "copy dest \"" + entry.dest + "\" must be an absolute guest path without ..");
+    std::error_code ec;
+    if (!std::filesystem::exists(entry.src, ec)) bad(origin, "copy src " + entry.src.string() + " does not exist");
+    s.copies.push_back(std::move(entry));
+  }
+}
+
 }  // namespace
 
-BuildSpec BuildSpec::parse(const std::string& text, const std::string& origin) {
+BuildSpec BuildSpec::parse(const std::string& text, const std::string& origin, const std::filesystem::path& base_dir) {
   json doc = json::parse(text, nullptr, false, true);
   if (doc.is_discarded()) bad(origin, "not valid JSON");
   if (!doc.is_object()) bad(origin, "top level must be an object");
   static const std::set<std::string> known{"name",    "tag",         "suite",   "variant",         "kernel_package",
                                            "packages", "modules",    "apt_sources", "cmdline", "rootfs_free_mib",
-                                           "description"};
+                                           "description", "env",  "post_build"};
   for (const auto& [key, value] : doc.items())
     if (!known.count(key)) bad(origin, "unknown key \"" + key + "\"");
 
@@ -62,9 +113,11 @@ BuildSpec BuildSpec::parse(const std::string& text, const std::string& origin) {
   s.variant = get_string(doc, "variant", origin, s.variant);
   s.kernel_package = get_string(doc, "kernel_package", origin, s.kernel_package);
   s.packages = get_strings(doc, "packages", origin);
-  s.modules = get_strings(doc, "modules", origin);
+  if (doc.contains("modules")) s.modules = get_strings(doc, "modules", origin);
   s.apt_sources = get_strings(doc, "apt_sources", origin);
   s.cmdline = get_string(doc, "cmdline", origin, "");
+  s.env = get_env(doc, origin);
+  get_post_build(doc, origin, base_dir, s);
   if (auto it = doc.find("rootfs_free_mib"); it != doc.end()) {
     if (!it->is_number_unsigned() || it->get<unsigned>() > 1024 * 1024) bad(origin, "\"rootfs_free_mib\" must be 0..1048576");
     s.rootfs_free_mib = it->get<unsigned>();

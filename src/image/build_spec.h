@@ -1,10 +1,15 @@
 // The JSON recipe an image is built from (images/*.json).
 #pragma once
 
+#include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gondolin {
+
+// Image, package and module names: nothing a shell or apt option could misread.
+bool is_safe_spec_name(const std::string& s);
 
 struct BuildSpec {
   std::string name = "debian-base";
@@ -13,14 +18,31 @@ struct BuildSpec {
   std::string variant = "minbase";
   std::string kernel_package = "linux-image-cloud-amd64";
   std::vector<std::string> packages;
-  std::vector<std::string> modules;        // loaded at boot, dependencies added
+  // Loaded at boot, dependencies added. Without the key: what every gondolin
+  // VM needs (buses, console, disks, network, overlay, FUSE, virtio-fs).
+  std::vector<std::string> modules = {"virtio_mmio", "virtio_pci", "virtio_console", "virtio_blk", "virtio_net",
+                                      "ext4",        "overlay",    "fuse",           "virtiofs"};
   std::vector<std::string> apt_sources;    // files; empty: the host's own sources
   std::string cmdline;                     // appended to the kernel command line
+  // Every command in the guest starts with these (flags and API override them).
+  std::vector<std::pair<std::string, std::string>> env;
+  // post_build.copy: host files or directories put into the root, in order,
+  // before the commands run. `src` relative to the spec file's directory.
+  struct Copy {
+    std::filesystem::path src;
+    std::string dest;  // absolute guest path without ".."
+  };
+  std::vector<Copy> copies;
+  // post_build.commands: `sh -ec` in the new root (chroot), in order, with the
+  // build host's package sources; the first failure fails the build.
+  std::vector<std::string> commands;
   unsigned rootfs_free_mib = 256;          // free space in the image's root fs
   std::string source_text;                 // the JSON as read, recorded in the manifest
 
   // Strict: unknown keys, wrong types and unsafe package names are errors.
-  static BuildSpec parse(const std::string& json_text, const std::string& origin);
+  // Relative copy sources are resolved against `base_dir` (the spec's directory).
+  static BuildSpec parse(const std::string& json_text, const std::string& origin,
+                         const std::filesystem::path& base_dir = {});
 };
 
 }  // namespace gondolin

@@ -38,7 +38,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // Bump when the builder's output for the same inputs changes.
-constexpr int kBuilderVersion = 1;
+constexpr int kBuilderVersion = 2;
 
 class Builder {
  public:
@@ -189,12 +189,53 @@ std::vector<std::string> Builder::apt_sources() const {
   return out;
 }
 
+// What a copy source holds (names, types, modes, contents, link targets), so
+// an edited file makes a new root file system rather than a stale cached one.
+std::string hash_tree(const fs::path& root) {
+  std::vector<std::string> lines;
+  auto describe = [&](const fs::path& p) {
+    fs::file_status st = fs::symlink_status(p);
+    std::string line = fs::relative(p, root.parent_path()).string() + "|" +
+                       std::to_string(static_cast<int>(st.type())) + "|" +
+                       std::to_string(static_cast<unsigned>(st.permissions()));
+    if (st.type() == fs::file_type::regular) line += "|" + sha256_file_hex(p);
+    if (st.type() == fs::file_type::symlink) line += "|" + fs::read_symlink(p).string();
+    lines.push_back(std::move(line));
+  };
+  describe(root);
+  if (fs::is_directory(fs::symlink_status(root)))
+    for (const auto& e : fs::recursive_directory_iterator(root)) describe(e.path());
+  std::sort(lines.begin(), lines.end());
+  std::string all;
+  for (const auto& l : lines) all += l + "\n";
+  return sha256_hex(all);
+}
+
+// mmdebstrap hooks for post_build, in order: the copies, then the commands
+// (so a command can use a copied file). Hooks run as shell strings with the
+// new root as $1; the commands run inside it with chroot while the package
+// sources and lists are still there.
+std::vector<std::string> post_build_hooks(const BuildSpec& spec) {
+  std::vector<std::string> hooks;
+  for (const auto& c : spec.copies) {
+    std::string dest = "\"$1\"" + shell_quote(c.dest);
+    std::string parent = "\"$1\"" + shell_quote(fs::path(c.dest).parent_path().string());
+    hooks.push_back("--customize-hook=mkdir -p " + parent + " && cp -R --no-preserve=ownership --preserve=mode,timestamps,links " +
+                    shell_quote(c.src.string()) + " " + dest);
+  }
+  for (const auto& cmd : spec.commands)
+    hooks.push_back("--customize-hook=chroot \"$1\" /bin/sh -ec " + shell_quote(cmd));
+  return hooks;
+}
+
 fs::path Builder::build_rootfs() {
   std::vector<std::string> packages = spec_.packages;
   std::sort(packages.begin(), packages.end());
   std::ostringstream key_input;
   key_input << "v" << kBuilderVersion << "|" << spec_.suite << "|" << spec_.variant << "|" << spec_.rootfs_free_mib;
   for (const auto& p : packages) key_input << "|" << p;
+  for (const auto& c : spec_.copies) key_input << "|copy " << c.dest << "=" << hash_tree(c.src);
+  for (const auto& cmd : spec_.commands) key_input << "|run " << cmd;
   auto sources = apt_sources();
   for (const auto& s : sources) key_input << "|" << s << "=" << sha256_hex(read_file(s));
   std::string key = sha256_hex(key_input.str()).substr(0, 16);
@@ -214,10 +255,13 @@ fs::path Builder::build_rootfs() {
   argv.push_back("--dpkgopt=path-exclude=/usr/share/man/*");
   argv.push_back("--dpkgopt=path-exclude=/usr/share/locale/*");
   argv.push_back("--dpkgopt=path-include=/usr/share/doc/*/copyright");
+  for (auto& hook : post_build_hooks(spec_)) argv.push_back(std::move(hook));
   argv.push_back(spec_.suite);
   argv.push_back(tree.string());
   for (const auto& s : sources) argv.push_back(s);
-  run_checked(argv, "building the root filesystem with mmdebstrap");
+  run_checked(argv, spec_.commands.empty() && spec_.copies.empty()
+                        ? "building the root filesystem with mmdebstrap"
+                        : "building the root filesystem with mmdebstrap (and the spec's post_build)");
 
   // Make it ours: identity files, and no state that would be stale in a VM.
   write_file_atomic(tree / "etc/hostname", "gondolin\n");
@@ -382,7 +426,7 @@ Image Builder::run(const ImageStore& store) {
   fs::path busybox_deb = step("Downloading busybox-static", [&] { return download_package("busybox-static"); });
 
   std::ostringstream key_input;
-  key_input << "v" << kBuilderVersion << "|" << spec_.source_text << "|" << agent_sha << "|"
+  key_input << "v" << kBuilderVersion << "|" << spec_.name << ":" << spec_.tag << "|" << spec_.source_text << "|" << agent_sha << "|"
             << kernel_deb.filename().string() << "|" << busybox_deb.filename().string();
   std::string build_key = sha256_hex(key_input.str()).substr(0, 16);
   fs::path key_file = work_ / "built" / build_key;
@@ -443,7 +487,14 @@ Image Builder::run(const ImageStore& store) {
     if (!spec_.cmdline.empty()) m.cmdline += " " + spec_.cmdline;
     m.agent_protocol = proto::kProtocolVersion;
     m.spec_json = spec_.source_text;
-    m.id = sha256_hex(m.kernel.sha256 + m.initramfs.sha256 + m.rootfs.sha256 + m.cmdline).substr(0, 16);
+    m.env = spec_.env;
+    std::string env_key;
+    for (const auto& [k, v] : m.env) env_key += "|" + k + "=" + v;
+    // The name is part of the identity: the same contents built as another
+    // name:tag is another image (its root file system is a hard link).
+    m.id = sha256_hex(m.kernel.sha256 + m.initramfs.sha256 + m.rootfs.sha256 + m.cmdline + env_key + "|" + m.name +
+                      ":" + m.tag)
+               .substr(0, 16);
     write_file_atomic(stage / "manifest.json", m.to_json());
     Image img = store.install(stage);
     fs::create_directories(key_file.parent_path());
@@ -467,7 +518,14 @@ Image build_image(const BuildOptions& opts) {
     text = read_file(opts.spec_path);
     origin = opts.spec_path.string();
   }
-  BuildSpec spec = BuildSpec::parse(text, origin);
+  BuildSpec spec = BuildSpec::parse(text, origin, opts.spec_path.empty() ? fs::path() : fs::absolute(opts.spec_path).parent_path());
+  if (!opts.name_tag.empty()) {
+    std::size_t colon = opts.name_tag.find(':');
+    spec.name = opts.name_tag.substr(0, colon);
+    spec.tag = colon == std::string::npos ? "latest" : opts.name_tag.substr(colon + 1);
+    if (!is_safe_spec_name(spec.name) || !is_safe_spec_name(spec.tag))
+      throw Error(ErrorKind::Usage, "invalid --tag '" + opts.name_tag + "': use NAME[:TAG] (letters, digits, - + . _)");
+  }
   for (const char* tool : {"apt-get", "apt-cache", "dpkg-deb", "mmdebstrap", "mke2fs", "depmod"})
     if (paths::find_program(tool).empty())
       throw Error(ErrorKind::Image, std::string("image build needs ") + tool +

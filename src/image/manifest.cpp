@@ -87,6 +87,14 @@ ImageManifest ImageManifest::parse(const std::string& text, const std::string& o
   if (!proto.is_number_unsigned()) bad(origin, "agent_protocol must be a number");
   m.agent_protocol = proto.get<std::uint32_t>();
   if (auto it = doc.find("spec"); it != doc.end()) m.spec_json = it->dump();
+  if (auto it = doc.find("env"); it != doc.end()) {
+    if (!it->is_object() || it->size() > 256) bad(origin, "env must be an object of at most 256 strings");
+    for (const auto& [key, value] : it->items()) {
+      if (!value.is_string() || key.empty() || key.find_first_of("=\0") != std::string::npos)
+        bad(origin, "env entries must be NAME: string");
+      m.env.emplace_back(key, value.get<std::string>());
+    }
+  }
   return m;
 }
 
@@ -108,6 +116,11 @@ std::string ImageManifest::to_json() const {
       {"agent_protocol", agent_protocol},
   };
   if (!spec_json.empty()) doc["spec"] = json::parse(spec_json, nullptr, false);
+  if (!env.empty()) {
+    json env_obj = json::object();
+    for (const auto& [k, v] : env) env_obj[k] = v;
+    doc["env"] = env_obj;
+  }
   return doc.dump(2) + "\n";
 }
 

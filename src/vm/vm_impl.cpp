@@ -300,6 +300,9 @@ void VmImpl::boot(const Image& image, Accel accel, const std::string& accel_reas
   info_.image_name = image.display_name();
   info_.accel = accel;
   info_.accel_reason = accel_reason;
+  // The image's environment comes first, so the VM's and each exec's win.
+  // (A resumed VM's options already hold it, from the snapshot.)
+  if (incoming_state.empty()) opts_.env.insert(opts_.env.begin(), image.manifest.env.begin(), image.manifest.env.end());
   if (opts_.rootfs_mode == RootfsMode::Cow && !disk_) disk_ = vm::WritableDisk::create(opts_.rootfs_size_bytes);
   on_io([&] { start_qemu_io(image, accel, timeout, incoming_state); });
   std::unique_lock lock(boot_mutex_);

@@ -85,6 +85,24 @@ TEST(BuildSpec, StrictAboutKeysAndNames) {
   EXPECT_THROW(BuildSpec::parse(R"([1,2])", "s"), Error);
 }
 
+TEST(BuildSpec, EnvAndPostBuild) {
+  auto s = BuildSpec::parse(
+      R"({"env": {"A": "1", "B_2": "x y"}, "post_build": {"commands": ["true"], "copy": [{"src": ".", "dest": "/opt/x"}]}})",
+      "s", "/tmp");
+  EXPECT_EQ(s.env, (std::vector<std::pair<std::string, std::string>>{{"A", "1"}, {"B_2", "x y"}}));
+  EXPECT_EQ(s.commands, std::vector<std::string>{"true"});
+  ASSERT_EQ(s.copies.size(), 1u);
+  EXPECT_EQ(s.copies[0].src, std::filesystem::path("/tmp/."));
+  EXPECT_EQ(s.copies[0].dest, "/opt/x");
+  EXPECT_FALSE(BuildSpec::parse("{}", "s").modules.empty()) << "the boot modules by default";
+  for (const char* bad : {R"({"env": {"1A": "x"}})", R"({"env": {"A": 1}})", R"({"env": ["A=1"]})",
+                          R"({"post_build": {"copy": [{"src": ".", "dest": "relative"}]}})",
+                          R"({"post_build": {"copy": [{"src": ".", "dest": "/a/../b"}]}})",
+                          R"({"post_build": {"copy": [{"src": "/nonexistent-xyz", "dest": "/a"}]}})",
+                          R"({"post_build": {"commands": [1]}})", R"({"post_build": []})"})
+    EXPECT_THROW(BuildSpec::parse(bad, "s", "/tmp"), Error) << bad;
+}
+
 TEST(CpioWriter, WritesNewcEntries) {
   CpioWriter w;
   w.add_directory("dev");

@@ -1,0 +1,74 @@
+// Customised images as a user builds them: a spec with env and post_build
+// (files copied in, commands run in the new root with Debian's packages),
+// built with `gondolin build --tag`, then booted.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "test_support.h"
+
+using namespace gondolin::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+void expect_one_line_error(const CliResult& r, const std::string& needle) {
+  EXPECT_EQ(r.exit_code, 125) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+}
+
+}  // namespace
+
+TEST(CustomImage, PostBuildCopyCommandsAndEnvShowInTheGuest) {
+  TempDir tmp;
+  fs::create_directories(tmp.path() / "payload/bin");
+  { std::ofstream(tmp.path() / "payload/a.txt") << "copied from the host\n"; }
+  { std::ofstream(tmp.path() / "payload/bin/hello") << "#!/bin/sh\necho \"hello, $1\"\n"; }
+  ::chmod((tmp.path() / "payload/bin/hello").c_str(), 0755);
+  fs::path spec = tmp.path() / "spec.json";
+  {
+    std::ofstream(spec) << R"({
+      "name": "spec-name", "tag": "x",
+      "packages": ["bash", "coreutils", "ca-certificates", "python3", "busybox-static"],
+      "env": {"GREETING": "hello from the image", "ORIGIN": "image"},
+      "post_build": {
+        "copy": [{"src": "payload", "dest": "/opt/payload"}],
+        "commands": ["apt-get install -y --no-install-recommends jq",
+                     "/opt/payload/bin/hello build > /etc/built-by-command"]
+      }
+    })";
+  }
+  auto build = run_gondolin({"build", spec.string(), "--tag", "gondolin-test-custom:t1", "--quiet"},
+                            CliOptions{"", {}, {}, std::chrono::seconds(900), {}});
+  ASSERT_EQ(build.exit_code, 0) << build.err;
+  EXPECT_EQ(build.err, "") << "--quiet prints no progress";
+  EXPECT_NE(build.out.find(" gondolin-test-custom:t1 "), std::string::npos) << build.out;
+
+  auto r = run_gondolin({"exec", "--image", "gondolin-test-custom:t1", "-e", "ORIGIN=flag", "--", "sh", "-c",
+                         "echo \"$GREETING/$ORIGIN\"; jq -n 6*7; cat /etc/built-by-command /opt/payload/a.txt; "
+                         "stat -c '%a %U' /opt/payload/bin/hello"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "hello from the image/flag\n42\nhello, build\ncopied from the host\n755 root\n");
+}
+
+TEST(CustomImage, BadPostBuildIsRefusedInOneLine) {
+  TempDir tmp;
+  auto spec_with = [&](const std::string& post_build) {
+    fs::path spec = tmp.path() / "spec.json";
+    std::ofstream(spec, std::ios::trunc) << R"({"packages": ["bash"], "post_build": )" + post_build + "}";
+    return run_gondolin({"build", spec.string(), "--work-dir", (tmp.path() / "w").string()});
+  };
+  expect_one_line_error(spec_with(R"({"run": ["true"]})"), "unknown key \"post_build.run\"");
+  expect_one_line_error(spec_with(R"({"commands": "true"})"), "\"commands\" must be a list of strings");
+  expect_one_line_error(spec_with(R"({"copy": [{"src": "missing", "dest": "/x"}]})"), "does not exist");
+  expect_one_line_error(spec_with(R"({"copy": [{"src": "spec.json", "dest": "/etc/../../x"}]})"),
+                        "must be an absolute guest path without ..");
+  expect_one_line_error(spec_with(R"({"copy": [{"src": "spec.json"}]})"), "{\"src\": HOST_PATH, \"dest\": GUEST_PATH}");
+  fs::path env_spec = tmp.path() / "env.json";
+  std::ofstream(env_spec) << R"({"env": {"BAD-NAME": "x"}})";
+  expect_one_line_error(run_gondolin({"build", env_spec.string()}), "env name \"BAD-NAME\"");
+  expect_one_line_error(run_gondolin({"build", "--tag", "a b:c"}), "invalid --tag 'a b:c'");
+}
