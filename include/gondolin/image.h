@@ -44,6 +44,8 @@ struct ImageManifest {
   // leave the directory are errors (gondolin::Error, kind Image).
   static ImageManifest parse(const std::string& json_text, const std::string& origin);
   std::string to_json() const;
+  // The id these contents, this command line, environment and name:tag get.
+  std::string compute_id() const;
 };
 
 struct Image {
@@ -76,6 +78,13 @@ class ImageStore {
   // builds too old or damaged to run can still be named for deletion.
   Image resolve_for_removal(const std::string& reference) const;
   void remove(const std::string& reference) const;
+  // The same files under another NAME[:TAG] (hard links, a new manifest and id).
+  Image tag(const std::string& reference, const std::string& name_tag) const;
+  // One .tar.zst holding the image directory, for another machine.
+  void export_to(const std::string& reference, const std::filesystem::path& archive) const;
+  // From an exported archive or an image directory: only the four files an
+  // image has, every hash checked, then installed (optionally renamed).
+  Image import_from(const std::filesystem::path& source, const std::string& name_tag = {}) const;
 
   // Recomputes every file's sha256 against the manifest.
   static void verify(const Image& image);

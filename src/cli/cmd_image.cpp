@@ -55,11 +55,43 @@ std::uintmax_t disk_bytes_freed(const std::vector<std::filesystem::path>& dirs) 
   return total;
 }
 
+// `image tag`, `image export`, `image import`: images under other names and on other machines.
+void add_transfer_commands(CLI::App* image, Outcome& outcome) {
+  struct Args {
+    std::string ref, target, source, tag;
+  };
+  auto args = std::make_shared<Args>();
+  auto* tag = image->add_subcommand("tag", "Give an image another NAME:TAG (a new image sharing its files)");
+  tag->add_option("image", args->ref, "name:tag, id or path")->required();
+  tag->add_option("name_tag", args->target, "NAME[:TAG]")->required();
+  tag->callback([args, &outcome] {
+    Image img = ImageStore::default_store().tag(args->ref, args->target);
+    std::printf("%s %s %s\n", img.manifest.id.c_str(), img.display_name().c_str(), img.dir.c_str());
+    outcome.exit_code = 0;
+  });
+  auto* exp = image->add_subcommand("export", "Write an image to one FILE.tar.zst for another machine");
+  exp->add_option("image", args->ref, "name:tag, id or path")->required();
+  exp->add_option("file", args->target, "Archive to write (must not exist)")->required();
+  exp->callback([args, &outcome] {
+    ImageStore::default_store().export_to(args->ref, args->target);
+    outcome.exit_code = 0;
+  });
+  auto* imp = image->add_subcommand("import", "Add an exported FILE.tar.zst (or an image directory), hashes checked");
+  imp->add_option("source", args->source, "Archive or image directory")->required();
+  imp->add_option("--tag", args->tag, "Install it as NAME[:TAG]");
+  imp->callback([args, &outcome] {
+    Image img = ImageStore::default_store().import_from(args->source, args->tag);
+    std::printf("%s %s %s\n", img.manifest.id.c_str(), img.display_name().c_str(), img.dir.c_str());
+    outcome.exit_code = 0;
+  });
+}
+
 }  // namespace
 
 void add_image_command(CLI::App& app, Outcome& outcome) {
   CLI::App* image = app.add_subcommand("image", "Manage local guest images");
   image->require_subcommand(1);
+  add_transfer_commands(image, outcome);
 
   image->add_subcommand("ls", "List images")->callback([&outcome] {
     auto images = ImageStore::default_store().list();

@@ -15,6 +15,15 @@ bool is_safe_spec_name(const std::string& s) {
   return true;
 }
 
+std::pair<std::string, std::string> parse_name_tag(const std::string& text, const std::string& what) {
+  std::size_t colon = text.find(':');
+  std::string name = text.substr(0, colon);
+  std::string tag = colon == std::string::npos ? "latest" : text.substr(colon + 1);
+  if (!is_safe_spec_name(name) || !is_safe_spec_name(tag))
+    throw Error(ErrorKind::Usage, "invalid " + what + " '" + text + "': use NAME[:TAG] (letters, digits, - + . _)");
+  return {name, tag};
+}
+
 namespace {
 
 using nlohmann::json;

@@ -10,6 +10,9 @@ namespace gondolin {
 
 // Image, package and module names: nothing a shell or apt option could misread.
 bool is_safe_spec_name(const std::string& s);
+// "name[:tag]" as --tag and `image tag` take it; throws gondolin::Error
+// (Usage) naming `what` ("--tag") when either part is not a safe name.
+std::pair<std::string, std::string> parse_name_tag(const std::string& text, const std::string& what);
 
 struct BuildSpec {
   std::string name = "debian-base";

@@ -18,6 +18,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "gondolin/error.h"
 #include "gondolin/image.h"
@@ -488,13 +489,7 @@ Image Builder::run(const ImageStore& store) {
     m.agent_protocol = proto::kProtocolVersion;
     m.spec_json = spec_.source_text;
     m.env = spec_.env;
-    std::string env_key;
-    for (const auto& [k, v] : m.env) env_key += "|" + k + "=" + v;
-    // The name is part of the identity: the same contents built as another
-    // name:tag is another image (its root file system is a hard link).
-    m.id = sha256_hex(m.kernel.sha256 + m.initramfs.sha256 + m.rootfs.sha256 + m.cmdline + env_key + "|" + m.name +
-                      ":" + m.tag)
-               .substr(0, 16);
+    m.id = m.compute_id();
     write_file_atomic(stage / "manifest.json", m.to_json());
     Image img = store.install(stage);
     fs::create_directories(key_file.parent_path());
@@ -519,13 +514,7 @@ Image build_image(const BuildOptions& opts) {
     origin = opts.spec_path.string();
   }
   BuildSpec spec = BuildSpec::parse(text, origin, opts.spec_path.empty() ? fs::path() : fs::absolute(opts.spec_path).parent_path());
-  if (!opts.name_tag.empty()) {
-    std::size_t colon = opts.name_tag.find(':');
-    spec.name = opts.name_tag.substr(0, colon);
-    spec.tag = colon == std::string::npos ? "latest" : opts.name_tag.substr(colon + 1);
-    if (!is_safe_spec_name(spec.name) || !is_safe_spec_name(spec.tag))
-      throw Error(ErrorKind::Usage, "invalid --tag '" + opts.name_tag + "': use NAME[:TAG] (letters, digits, - + . _)");
-  }
+  if (!opts.name_tag.empty()) std::tie(spec.name, spec.tag) = parse_name_tag(opts.name_tag, "--tag");
   for (const char* tool : {"apt-get", "apt-cache", "dpkg-deb", "mmdebstrap", "mke2fs", "depmod"})
     if (paths::find_program(tool).empty())
       throw Error(ErrorKind::Image, std::string("image build needs ") + tool +

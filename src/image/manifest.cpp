@@ -2,6 +2,7 @@
 
 #include "gondolin/error.h"
 #include "gondolin/image.h"
+#include "util/sha256.h"
 
 namespace gondolin {
 namespace {
@@ -122,6 +123,15 @@ std::string ImageManifest::to_json() const {
     doc["env"] = env_obj;
   }
   return doc.dump(2) + "\n";
+}
+
+std::string ImageManifest::compute_id() const {
+  std::string env_key;
+  for (const auto& [k, v] : env) env_key += "|" + k + "=" + v;
+  // The name is part of the identity: the same contents under another
+  // name:tag is another image (its files are hard links).
+  return sha256_hex(kernel.sha256 + initramfs.sha256 + rootfs.sha256 + cmdline + env_key + "|" + name + ":" + tag)
+      .substr(0, 16);
 }
 
 std::string Image::display_name() const {

@@ -4,21 +4,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli_expect.h"
 #include "test_support.h"
 
 using namespace gondolin::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-void expect_one_line_error(const CliResult& r, const std::string& needle) {
-  EXPECT_EQ(r.exit_code, 125);
-  EXPECT_TRUE(r.out.empty()) << r.out;
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "more than one line: " << r.err;
-  EXPECT_EQ(r.err.rfind("gondolin: ", 0), 0u) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-}
 
 // A copy of the default image's directory with its files linked, to damage freely.
 fs::path copy_default_image(const fs::path& into) {

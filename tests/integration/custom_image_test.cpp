@@ -7,20 +7,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli_expect.h"
 #include "test_support.h"
 
 using namespace gondolin::testing;
 namespace fs = std::filesystem;
-
-namespace {
-
-void expect_one_line_error(const CliResult& r, const std::string& needle) {
-  EXPECT_EQ(r.exit_code, 125) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
-}
-
-}  // namespace
 
 TEST(CustomImage, PostBuildCopyCommandsAndEnvShowInTheGuest) {
   TempDir tmp;

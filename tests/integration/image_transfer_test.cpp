@@ -1,0 +1,84 @@
+// `image tag`, `image export`, `image import` as a user moving an image to
+// another machine sees them, and archives that must be refused.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "gondolin/image.h"
+#include "cli_expect.h"
+#include "test_support.h"
+
+using namespace gondolin::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Nothing half-imported is left in the store.
+void expect_no_staging_left() {
+  for (const auto& e : fs::directory_iterator(gondolin::ImageStore::default_store().root()))
+    EXPECT_EQ(e.path().filename().string().rfind(".staging-import-", 0), std::string::npos) << e.path();
+}
+
+}  // namespace
+
+TEST(ImageTransfer, ExportRemoveImportRoundTripsAndBoots) {
+  TempDir tmp;
+  ASSERT_EQ(run_gondolin({"image", "tag", "debian-base:latest", "gondolin-test-transfer:v1"}).exit_code, 0);
+  const fs::path archive = tmp.path() / "img.tar.zst";
+  auto exp = run_gondolin({"image", "export", "gondolin-test-transfer:v1", archive.string()});
+  ASSERT_EQ(exp.exit_code, 0) << exp.err;
+  expect_one_line_error(run_gondolin({"image", "export", "gondolin-test-transfer:v1", archive.string()}),
+                        "exists; refusing to overwrite it");
+  ASSERT_EQ(run_gondolin({"image", "rm", "gondolin-test-transfer:v1"}).exit_code, 0);
+  expect_one_line_error(run_gondolin({"exec", "--image", "gondolin-test-transfer:v1", "--", "true"}),
+                        "gondolin-test-transfer:v1");
+  auto imp = run_gondolin({"image", "import", archive.string()});
+  ASSERT_EQ(imp.exit_code, 0) << imp.err;
+  EXPECT_NE(imp.out.find(" gondolin-test-transfer:v1 "), std::string::npos) << imp.out;
+  auto r = run_gondolin({"exec", "--image", "gondolin-test-transfer:v1", "--", "echo", "imported"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "imported\n");
+  auto renamed = run_gondolin({"image", "import", archive.string(), "--tag", "gondolin-test-transfer:v2"});
+  EXPECT_EQ(renamed.exit_code, 0) << renamed.err;
+  EXPECT_NE(renamed.out.find(" gondolin-test-transfer:v2 "), std::string::npos) << renamed.out;
+  run_gondolin({"image", "rm", "gondolin-test-transfer:v1"});
+  run_gondolin({"image", "rm", "gondolin-test-transfer:v2"});
+}
+
+TEST(ImageTransfer, HostileOrDamagedArchivesAreRefusedAndLeaveNothing) {
+  TempDir tmp;
+  const fs::path good = tmp.path() / "good.tar.zst";
+  ASSERT_EQ(run_gondolin({"image", "export", "debian-base:latest", good.string()}).exit_code, 0);
+  const fs::path unpacked = tmp.path() / "unpacked";
+  fs::create_directories(unpacked);
+  host_sh("tar --zstd -xf " + good.string() + " -C " + unpacked.string() + " && chmod u+w " + unpacked.string() + "/*");
+  auto pack = [&](const std::string& name, const std::string& prepare) {
+    fs::path dir = tmp.path() / name;
+    host_sh("cp -a " + unpacked.string() + " " + dir.string() + " && cd " + dir.string() + " && " + prepare);
+    fs::path archive = tmp.path() / (name + ".tar.zst");
+    host_sh("cd " + dir.string() + " && tar --zstd -cf " + archive.string() + " *");
+    return archive.string();
+  };
+  expect_one_line_error(run_gondolin({"image", "import", pack("symlink", "rm kernel && ln -s /etc/passwd kernel")}),
+                        "unexpected member");
+  expect_one_line_error(
+      run_gondolin({"image", "import", pack("extra", "mkdir -p sub && echo x > sub/evil && echo y > extra")}),
+      "unexpected member");
+  const fs::path dotdot = tmp.path() / "dotdot.tar.zst";
+  host_sh("cd " + unpacked.string() + " && tar --zstd -cf " + dotdot.string() +
+          " manifest.json --transform='s,^manifest.json$,../manifest.json,' manifest.json");
+  expect_one_line_error(run_gondolin({"image", "import", dotdot.string()}), "unexpected member");
+  expect_one_line_error(
+      run_gondolin({"image", "import", pack("corrupt", "printf X | dd of=initramfs.cpio bs=1 seek=4096 conv=notrunc 2>/dev/null")}),
+      "initramfs.cpio has sha256");
+  expect_one_line_error(
+      run_gondolin({"image", "import", pack("foreign", "sed -i 's/\"name\": \"debian-base\"/\"name\": \"other\"/' manifest.json")}),
+      "does not match its contents");
+  expect_one_line_error(run_gondolin({"image", "import", pack("no-manifest", "rm manifest.json")}), "no manifest.json");
+  { std::ofstream(tmp.path() / "junk.tar.zst") << "not an archive"; }
+  expect_one_line_error(run_gondolin({"image", "import", (tmp.path() / "junk.tar.zst").string()}),
+                        "is not a gondolin image archive");
+  expect_one_line_error(run_gondolin({"image", "tag", "debian-base:latest", "bad name"}), "invalid tag 'bad name'");
+  expect_no_staging_left();
+}
