@@ -243,7 +243,7 @@ void Agent::send_hello() {
   utsname uts{};
   ::uname(&uts);
   proto::Hello hello{proto::kProtocolVersion, identity_.uptime_at_start_ns, identity_.init_duration_ns,
-                     uts.release, identity_.boot_report};
+                     uts.release, identity_.boot_report, identity_.init_extra_error};
   send_frame(proto::make_frame(FrameType::Hello, 0, hello));
 }
 

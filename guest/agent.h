@@ -18,6 +18,7 @@ struct AgentIdentity {
   std::uint64_t init_duration_ns = 0;
   bool is_init = false;  // PID 1: may set the clock, hostname and power off
   std::string boot_report;
+  std::string init_extra_error;  // see init_extra.h
 };
 
 class Agent {

@@ -16,6 +16,7 @@
 #include "agent.h"
 #include "boot.h"
 #include "control_port.h"
+#include "init_extra.h"
 #include "klog.h"
 #include "network_setup.h"
 #include "root_layers.h"
@@ -52,6 +53,9 @@ int run_as_init() {
                   net_error.empty() ? "" : "(failed)");
     net_report = net;
   }
+  // After the network (a daemon may need it), before the first command.
+  std::string init_extra_error = run_init_extra();
+  if (!init_extra_error.empty()) klog("init_extra: %s", init_extra_error.c_str());
   if (boot.read_only_root) {
     if (int e = set_root_read_only(true)) klog("cannot make / read-only: %s", std::strerror(e));
   }
@@ -62,6 +66,7 @@ int run_as_init() {
   id.uptime_at_start_ns = uptime;
   id.init_duration_ns = monotonic_ns() - start_mono;
   id.boot_report = boot.report + runtime + net_report;
+  id.init_extra_error = init_extra_error;
   Agent agent(port, id);
   agent.run();
   halt("control loop ended");

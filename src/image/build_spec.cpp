@@ -110,7 +110,7 @@ BuildSpec BuildSpec::parse(const std::string& text, const std::string& origin, c
   if (!doc.is_object()) bad(origin, "top level must be an object");
   static const std::set<std::string> known{"name",    "tag",         "suite",   "variant",         "kernel_package",
                                            "packages", "modules",    "apt_sources", "cmdline", "rootfs_free_mib",
-                                           "description", "env",  "post_build"};
+                                           "description", "env",  "post_build", "init_extra"};
   for (const auto& [key, value] : doc.items())
     if (!known.count(key)) bad(origin, "unknown key \"" + key + "\"");
 
@@ -126,6 +126,9 @@ BuildSpec BuildSpec::parse(const std::string& text, const std::string& origin, c
   s.apt_sources = get_strings(doc, "apt_sources", origin);
   s.cmdline = get_string(doc, "cmdline", origin, "");
   s.env = get_env(doc, origin);
+  s.init_extra = get_string(doc, "init_extra", origin, "");
+  if (s.init_extra.size() > 64 * 1024 || s.init_extra.find('\0') != std::string::npos)
+    bad(origin, "\"init_extra\" must be a script of at most 64 KiB");
   get_post_build(doc, origin, base_dir, s);
   if (auto it = doc.find("rootfs_free_mib"); it != doc.end()) {
     if (!it->is_number_unsigned() || it->get<unsigned>() > 1024 * 1024) bad(origin, "\"rootfs_free_mib\" must be 0..1048576");

@@ -39,6 +39,9 @@ struct BuildSpec {
   // post_build.commands: `sh -ec` in the new root (chroot), in order, with the
   // build host's package sources; the first failure fails the build.
   std::vector<std::string> commands;
+  // A shell script the agent runs once at boot, before the first command
+  // (guest/init_extra.h); empty: none.
+  std::string init_extra;
   unsigned rootfs_free_mib = 256;          // free space in the image's root fs
   std::string source_text;                 // the JSON as read, recorded in the manifest
 

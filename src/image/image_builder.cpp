@@ -237,6 +237,7 @@ fs::path Builder::build_rootfs() {
   for (const auto& p : packages) key_input << "|" << p;
   for (const auto& c : spec_.copies) key_input << "|copy " << c.dest << "=" << hash_tree(c.src);
   for (const auto& cmd : spec_.commands) key_input << "|run " << cmd;
+  if (!spec_.init_extra.empty()) key_input << "|init_extra " << spec_.init_extra;
   auto sources = apt_sources();
   for (const auto& s : sources) key_input << "|" << s << "=" << sha256_hex(read_file(s));
   std::string key = sha256_hex(key_input.str()).substr(0, 16);
@@ -274,6 +275,11 @@ fs::path Builder::build_rootfs() {
       if (e.is_regular_file()) fs::remove(e.path(), ec);
   }
   for (const char* dir : {"lower", "rw", "newroot"}) fs::create_directories(tree / dir);
+  if (!spec_.init_extra.empty()) {
+    fs::create_directories(tree / "etc/gondolin");
+    write_file_atomic(tree / "etc/gondolin/init-extra", spec_.init_extra,
+                      fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
+  }
 
   // Size: contents + 20% slack for ext4 metadata + the free space the spec asks for.
   std::uintmax_t bytes = 0, inodes = 0;

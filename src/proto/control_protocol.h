@@ -22,6 +22,7 @@ struct Hello {
   std::uint64_t init_duration_ns = 0;    // agent's own boot work
   std::string kernel_release;
   std::string boot_report;  // phase timings, e.g. "modules=0.310s root-device=0.002s"
+  std::string init_extra_error;  // the image's init_extra failed: how (empty: ran fine or none)
 
   void encode(PayloadWriter& w) const {
     w.u32(agent_version);
@@ -29,6 +30,7 @@ struct Hello {
     w.u64(init_duration_ns);
     w.bytes(kernel_release);
     w.bytes(boot_report);
+    w.bytes(init_extra_error);
   }
   static std::optional<Hello> decode(PayloadReader& r) {
     Hello h;
@@ -37,6 +39,7 @@ struct Hello {
     h.init_duration_ns = r.u64();
     h.kernel_release = r.c_string(256);
     h.boot_report = r.c_string(1024);
+    h.init_extra_error = r.c_string(1024);
     if (!r.at_end()) return std::nullopt;
     return h;
   }

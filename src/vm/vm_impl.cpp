@@ -241,6 +241,8 @@ void VmImpl::on_hello(const proto::Hello& hello) {
   cfg.hostname = opts_.hostname;
   control_->send_config(cfg);
   log().debug("agent boot phases: {}", hello.boot_report);
+  if (!hello.init_extra_error.empty() && !resumed_)
+    log().warn("the image's init_extra failed: {}", hello.init_extra_error);
   // A resumed guest still has its mounts (the kernel state came along).
   mount_from(resumed_ ? mounts_->size() : 0);
 }

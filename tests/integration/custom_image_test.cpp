@@ -25,6 +25,7 @@ TEST(CustomImage, PostBuildCopyCommandsAndEnvShowInTheGuest) {
       "name": "spec-name", "tag": "x",
       "packages": ["bash", "coreutils", "ca-certificates", "python3", "busybox-static"],
       "env": {"GREETING": "hello from the image", "ORIGIN": "image"},
+      "init_extra": "echo started > /run/init-extra-ran\nsleep 1000 >/dev/null 2>&1 &\necho giving up now >&2\nexit 3",
       "post_build": {
         "copy": [{"src": "payload", "dest": "/opt/payload"}],
         "commands": ["apt-get install -y --no-install-recommends jq",
@@ -40,9 +41,13 @@ TEST(CustomImage, PostBuildCopyCommandsAndEnvShowInTheGuest) {
 
   auto r = run_gondolin({"exec", "--image", "gondolin-test-custom:t1", "-e", "ORIGIN=flag", "--", "sh", "-c",
                          "echo \"$GREETING/$ORIGIN\"; jq -n 6*7; cat /etc/built-by-command /opt/payload/a.txt; "
-                         "stat -c '%a %U' /opt/payload/bin/hello"});
+                         "stat -c '%a %U' /opt/payload/bin/hello; cat /run/init-extra-ran; "
+                         "for p in /proc/[0-9]*; do cat $p/comm; done 2>/dev/null | grep -qx sleep && echo daemon-up"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "hello from the image/flag\n42\nhello, build\ncopied from the host\n755 root\n");
+  EXPECT_EQ(r.out, "hello from the image/flag\n42\nhello, build\ncopied from the host\n755 root\nstarted\ndaemon-up\n");
+  // init_extra ran before the command, left its daemon running, and its
+  // failure (exit 3) was reported rather than hidden.
+  EXPECT_NE(r.err.find("the image's init_extra failed: exit status 3: giving up now"), std::string::npos) << r.err;
 }
 
 TEST(CustomImage, BadPostBuildIsRefusedInOneLine) {

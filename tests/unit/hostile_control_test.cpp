@@ -43,7 +43,7 @@ class LyingAgent {
     ASSERT_EQ(::write(peer_.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
   }
   void say_hello() {
-    send(proto::make_frame(FrameType::Hello, 0, proto::Hello{proto::kProtocolVersion, 1, 1, "test", ""}));
+    send(proto::make_frame(FrameType::Hello, 0, proto::Hello{proto::kProtocolVersion, 1, 1, "test", "", ""}));
     ASSERT_EQ(hello_.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
   }
   std::shared_ptr<detail::ProcessState> start_exec() {
@@ -142,13 +142,13 @@ TEST(HostileControl, ExitBeforeStartAndOutOfRangeStatus) {
 TEST(HostileControl, SecondHelloAndTrailingBytes) {
   LyingAgent a;
   a.say_hello();
-  a.send(proto::make_frame(FrameType::Hello, 0, proto::Hello{proto::kProtocolVersion, 1, 1, "again", ""}));
+  a.send(proto::make_frame(FrameType::Hello, 0, proto::Hello{proto::kProtocolVersion, 1, 1, "again", "", ""}));
   EXPECT_NE(a.death().find("unexpected or malformed hello"), std::string::npos);
 }
 
 TEST(HostileControl, WrongAgentVersionIsExplained) {
   LyingAgent a;
-  a.send(proto::make_frame(FrameType::Hello, 0, proto::Hello{proto::kProtocolVersion + 1, 1, 1, "x", ""}));
+  a.send(proto::make_frame(FrameType::Hello, 0, proto::Hello{proto::kProtocolVersion + 1, 1, 1, "x", "", ""}));
   EXPECT_NE(a.death().find("rebuild the image"), std::string::npos);
 }
 
