@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "gondolin/error.h"
 #include "gondolin/image.h"
@@ -101,6 +104,20 @@ TEST(BuildSpec, EnvAndPostBuild) {
                           R"({"post_build": {"copy": [{"src": "/nonexistent-xyz", "dest": "/a"}]}})",
                           R"({"post_build": {"commands": [1]}})", R"({"post_build": []})"})
     EXPECT_THROW(BuildSpec::parse(bad, "s", "/tmp"), Error) << bad;
+}
+
+// The specs shipped in images/ are valid as written.
+TEST(BuildSpec, ShippedSpecsParse) {
+  auto parse_shipped = [](const char* name) {
+    std::filesystem::path path = std::filesystem::path(GONDOLIN_IMAGES_DIR) / name;
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return BuildSpec::parse(text, path.string(), path.parent_path());
+  };
+  EXPECT_EQ(parse_shipped("debian-base.json").name, "debian-base");
+  auto node = parse_shipped("debian-node.json");
+  EXPECT_EQ(node.name, "debian-node");
+  EXPECT_NE(std::find(node.packages.begin(), node.packages.end(), "npm"), node.packages.end());
 }
 
 TEST(CpioWriter, WritesNewcEntries) {
