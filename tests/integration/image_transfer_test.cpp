@@ -47,17 +47,20 @@ TEST(ImageTransfer, ExportRemoveImportRoundTripsAndBoots) {
 }
 
 TEST(ImageTransfer, HostileOrDamagedArchivesAreRefusedAndLeaveNothing) {
+  // An image's files without its bulk: kernel and initramfs copied, the root
+  // file system a sparse file of the recorded size (every check that could
+  // read it fails earlier), so building eight archives costs seconds.
   TempDir tmp;
-  const fs::path good = tmp.path() / "good.tar.zst";
-  ASSERT_EQ(run_gondolin({"image", "export", "debian-base:latest", good.string()}).exit_code, 0);
   const fs::path unpacked = tmp.path() / "unpacked";
   fs::create_directories(unpacked);
-  host_sh("tar --zstd -xf " + good.string() + " -C " + unpacked.string() + " && chmod u+w " + unpacked.string() + "/*");
+  const fs::path image = gondolin::ImageStore::default_store().resolve("debian-base:latest").dir;
+  host_sh("cd " + unpacked.string() + " && cp " + image.string() + "/manifest.json " + image.string() + "/kernel " +
+          image.string() + "/initramfs.cpio . && truncate -r " + image.string() + "/rootfs.ext4 rootfs.ext4 && chmod u+w *");
   auto pack = [&](const std::string& name, const std::string& prepare) {
     fs::path dir = tmp.path() / name;
     host_sh("cp -a " + unpacked.string() + " " + dir.string() + " && cd " + dir.string() + " && " + prepare);
     fs::path archive = tmp.path() / (name + ".tar.zst");
-    host_sh("cd " + dir.string() + " && tar --zstd -cf " + archive.string() + " *");
+    host_sh("cd " + dir.string() + " && tar --zstd --sparse -cf " + archive.string() + " *");
     return archive.string();
   };
   expect_one_line_error(run_gondolin({"image", "import", pack("symlink", "rm kernel && ln -s /etc/passwd kernel")}),
