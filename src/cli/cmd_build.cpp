@@ -4,12 +4,14 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
 
 #include "cli/commands.h"
+#include "gondolin/error.h"
 #include "gondolin/image.h"
 
 namespace gondolin::cli {
@@ -19,6 +21,7 @@ struct BuildFlags {
   std::string spec;
   std::string work_dir;
   std::string tag;
+  std::string output;
   bool force = false;
   bool quiet = false;
 };
@@ -79,6 +82,23 @@ class ProgressDisplay {
   std::thread ticker_;
 };
 
+// The built image's files, also as a plain directory (for --image DIR, or to
+// copy elsewhere): the read-only files hard-linked where possible, the
+// manifest copied so editing it never touches the store's.
+void write_output_dir(const Image& img, const std::filesystem::path& out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
+    throw Error(ErrorKind::Usage, "--output " + out.string() + " exists and is not an empty directory");
+  fs::create_directories(out);
+  for (const std::string& name : {std::string("manifest.json"), img.manifest.kernel.file, img.manifest.initramfs.file,
+                                  img.manifest.rootfs.file}) {
+    ec.clear();
+    if (name != "manifest.json") fs::create_hard_link(img.dir / name, out / name, ec);
+    if (ec || name == "manifest.json") fs::copy_file(img.dir / name, out / name);
+  }
+}
+
 }  // namespace
 
 void add_build_command(CLI::App& app, Outcome& outcome) {
@@ -88,6 +108,7 @@ void add_build_command(CLI::App& app, Outcome& outcome) {
   cmd->add_option("--work-dir", flags->work_dir, "Cache for downloads and root filesystems (default: <cache>/build)");
   cmd->add_flag("--force", flags->force, "Rebuild even if an identical image exists");
   cmd->add_option("--tag", flags->tag, "Name the image NAME:TAG instead of the spec's name and tag");
+  cmd->add_option("--output", flags->output, "Also write the image's files to DIR (new or empty), usable as --image DIR");
   cmd->add_flag("-q,--quiet", flags->quiet, "No progress lines; print only the result (or the error)");
   cmd->callback([flags, &outcome] {
     std::optional<ProgressDisplay> display;
@@ -98,8 +119,12 @@ void add_build_command(CLI::App& app, Outcome& outcome) {
     opts.force = flags->force;
     opts.name_tag = flags->tag;
     if (display) opts.progress = [&display](const BuildProgress& p) { display->update(p); };
+    if (!flags->output.empty() && std::filesystem::exists(flags->output) && !std::filesystem::is_empty(flags->output))
+      throw Error(ErrorKind::Usage, "--output " + flags->output + " exists and is not an empty directory");
     Image img = build_image(opts);
-    std::printf("%s %s %s\n", img.manifest.id.c_str(), img.display_name().c_str(), img.dir.c_str());
+    if (!flags->output.empty()) write_output_dir(img, flags->output);
+    std::printf("%s %s %s\n", img.manifest.id.c_str(), img.display_name().c_str(),
+                flags->output.empty() ? img.dir.c_str() : std::filesystem::absolute(flags->output).c_str());
     outcome.exit_code = 0;
   });
 }

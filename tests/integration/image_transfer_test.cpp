@@ -85,3 +85,19 @@ TEST(ImageTransfer, HostileOrDamagedArchivesAreRefusedAndLeaveNothing) {
   expect_one_line_error(run_gondolin({"image", "tag", "debian-base:latest", "bad name"}), "invalid tag 'bad name'");
   expect_no_staging_left();
 }
+
+TEST(ImageTransfer, BuildOutputIsAnImageDirectory) {
+  TempDir tmp;
+  // The setup's own build cache: an unchanged build takes seconds.
+  const fs::path work = gondolin_binary().parent_path().parent_path() / "image-cache";
+  const fs::path out = tmp.path() / "out";
+  auto build = run_gondolin({"build", "--work-dir", work.string(), "-q", "--output", out.string()},
+                            CliOptions{"", {}, {}, std::chrono::seconds(900), {}});
+  ASSERT_EQ(build.exit_code, 0) << build.err;
+  EXPECT_NE(build.out.find(out.string()), std::string::npos) << build.out;
+  auto r = run_gondolin({"exec", "--image", out.string(), "--", "echo", "from-output"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "from-output\n");
+  expect_one_line_error(run_gondolin({"build", "--work-dir", work.string(), "-q", "--output", out.string()}),
+                        "exists and is not an empty directory");
+}
