@@ -11,8 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/rand.h>
-
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -21,6 +19,7 @@
 #include "gondolin/image.h"
 #include "image/build_spec.h"
 #include "util/files.h"
+#include "util/random_hex.h"
 #include "util/subprocess.h"
 
 namespace gondolin {
@@ -38,12 +37,8 @@ std::vector<std::string> image_file_names(const ImageManifest& m) {
 class Staging {
  public:
   explicit Staging(const fs::path& store_root) {
-    unsigned char b[6];
-    RAND_bytes(b, sizeof b);
-    std::string suffix;
-    for (unsigned char c : b) suffix += "0123456789abcdef"[c >> 4], suffix += "0123456789abcdef"[c & 15];
     fs::create_directories(store_root);
-    dir_ = store_root / (".staging-import-" + std::to_string(::getpid()) + "-" + suffix);
+    dir_ = store_root / (".staging-import-" + std::to_string(::getpid()) + "-" + random_hex(6));
     if (::mkdir(dir_.c_str(), 0700) != 0) throw Error(ErrorKind::Io, "cannot create " + dir_.string());
   }
   ~Staging() {

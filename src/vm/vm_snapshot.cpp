@@ -9,7 +9,6 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <openssl/rand.h>
 #include <sstream>
 
 #include "gondolin/version.h"
@@ -18,6 +17,7 @@
 #include "util/files.h"
 #include "util/logging.h"
 #include "util/paths.h"
+#include "util/random_hex.h"
 #include "util/sha256.h"
 #include "util/subprocess.h"
 #include "vfs/mount_description.h"
@@ -31,18 +31,6 @@ constexpr std::chrono::seconds kPrepareTimeout{10};
 constexpr std::chrono::seconds kMigrateTimeout{300};
 // Pauses tried before giving up on catching every mount between two FUSE requests.
 constexpr int kQuietMountTries = 50;
-
-std::string random_hex_id() {
-  unsigned char b[8];
-  RAND_bytes(b, sizeof b);
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : b) {
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 15]);
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -120,7 +108,7 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, const std::function
   session::SnapshotManifest m;
   // Refused before anything is paused: every mount must be rebuildable on resume.
   m.mounts_json = vfs::describe_mounts(mounts_->mounts());
-  m.id = random_hex_id();
+  m.id = random_hex(8);
   fs::path dir = requested_dir.empty() ? session::snapshots_dir() / m.id : fs::absolute(requested_dir);
   std::error_code ec;
   if (fs::exists(dir, ec) && !fs::is_empty(dir, ec))

@@ -7,12 +7,12 @@
 
 #include <cerrno>
 #include <cstring>
-#include <openssl/rand.h>
 #include <string>
 
 #include "gondolin/error.h"
 #include "util/logging.h"
 #include "util/paths.h"
+#include "util/random_hex.h"
 #include "util/sparse_copy.h"
 #include "util/subprocess.h"
 #include "util/unique_fd.h"
@@ -38,18 +38,6 @@ void remove_orphans(const fs::path& root) {
   }
 }
 
-std::string random_suffix() {
-  unsigned char b[6];
-  RAND_bytes(b, sizeof b);
-  std::string out;
-  for (unsigned char c : b) {
-    static const char digits[] = "0123456789abcdef";
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 15]);
-  }
-  return out;
-}
-
 }  // namespace
 
 WritableDisk WritableDisk::make_dir() {
@@ -58,7 +46,7 @@ WritableDisk WritableDisk::make_dir() {
   fs::create_directories(root, ec);
   ::chmod(root.c_str(), 0700);
   remove_orphans(root);
-  fs::path dir = root / (std::to_string(::getpid()) + "-" + random_suffix());
+  fs::path dir = root / (std::to_string(::getpid()) + "-" + random_hex(6));
   if (::mkdir(dir.c_str(), 0700) != 0)
     throw Error(ErrorKind::Io, "cannot create the VM's disk directory " + dir.string() + ": " + std::strerror(errno));
   return WritableDisk(dir);
