@@ -82,14 +82,20 @@ class ProgressDisplay {
   std::thread ticker_;
 };
 
+// --output must be new or an empty directory; checked before the build starts.
+void refuse_used_output(const std::filesystem::path& out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
+    throw Error(ErrorKind::Usage, "--output " + out.string() + " exists and is not an empty directory");
+}
+
 // The built image's files, also as a plain directory (for --image DIR, or to
 // copy elsewhere): the read-only files hard-linked where possible, the
 // manifest copied so editing it never touches the store's.
 void write_output_dir(const Image& img, const std::filesystem::path& out) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
-    throw Error(ErrorKind::Usage, "--output " + out.string() + " exists and is not an empty directory");
   fs::create_directories(out);
   for (const std::string& name : {std::string("manifest.json"), img.manifest.kernel.file, img.manifest.initramfs.file,
                                   img.manifest.rootfs.file}) {
@@ -119,8 +125,7 @@ void add_build_command(CLI::App& app, Outcome& outcome) {
     opts.force = flags->force;
     opts.name_tag = flags->tag;
     if (display) opts.progress = [&display](const BuildProgress& p) { display->update(p); };
-    if (!flags->output.empty() && std::filesystem::exists(flags->output) && !std::filesystem::is_empty(flags->output))
-      throw Error(ErrorKind::Usage, "--output " + flags->output + " exists and is not an empty directory");
+    if (!flags->output.empty()) refuse_used_output(flags->output);
     Image img = build_image(opts);
     if (!flags->output.empty()) write_output_dir(img, flags->output);
     std::printf("%s %s %s\n", img.manifest.id.c_str(), img.display_name().c_str(),
