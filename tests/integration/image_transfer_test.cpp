@@ -15,8 +15,9 @@ namespace fs = std::filesystem;
 namespace {
 
 // Nothing half-imported is left in the store.
-void expect_no_staging_left() {
-  for (const auto& e : fs::directory_iterator(gondolin::ImageStore::default_store().root()))
+void expect_no_staging_left(const fs::path& store) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(store, ec))
     EXPECT_EQ(e.path().filename().string().rfind(".staging-import-", 0), std::string::npos) << e.path();
 }
 
@@ -51,6 +52,11 @@ TEST(ImageTransfer, HostileOrDamagedArchivesAreRefusedAndLeaveNothing) {
   // file system a sparse file of the recorded size (every check that could
   // read it fails earlier), so building eight archives costs seconds.
   TempDir tmp;
+  // The imports go to a store of their own: another test importing at the
+  // same time must not be mistaken for a leftover here.
+  CliOptions own_store;
+  own_store.env["XDG_CACHE_HOME"] = (tmp.path() / "cache").string();
+  auto import = [&](const std::string& archive) { return run_gondolin({"image", "import", archive}, own_store); };
   const fs::path unpacked = tmp.path() / "unpacked";
   fs::create_directories(unpacked);
   const fs::path image = gondolin::ImageStore::default_store().resolve("debian-base:latest").dir;
@@ -63,27 +69,27 @@ TEST(ImageTransfer, HostileOrDamagedArchivesAreRefusedAndLeaveNothing) {
     host_sh("cd " + dir.string() + " && tar --zstd --sparse -cf " + archive.string() + " *");
     return archive.string();
   };
-  expect_one_line_error(run_gondolin({"image", "import", pack("symlink", "rm kernel && ln -s /etc/passwd kernel")}),
+  expect_one_line_error(import(pack("symlink", "rm kernel && ln -s /etc/passwd kernel")),
                         "unexpected member");
   expect_one_line_error(
-      run_gondolin({"image", "import", pack("extra", "mkdir -p sub && echo x > sub/evil && echo y > extra")}),
+      import(pack("extra", "mkdir -p sub && echo x > sub/evil && echo y > extra")),
       "unexpected member");
   const fs::path dotdot = tmp.path() / "dotdot.tar.zst";
   host_sh("cd " + unpacked.string() + " && tar --zstd -cf " + dotdot.string() +
           " manifest.json --transform='s,^manifest.json$,../manifest.json,' manifest.json");
-  expect_one_line_error(run_gondolin({"image", "import", dotdot.string()}), "unexpected member");
+  expect_one_line_error(import(dotdot.string()), "unexpected member");
   expect_one_line_error(
-      run_gondolin({"image", "import", pack("corrupt", "printf X | dd of=initramfs.cpio bs=1 seek=4096 conv=notrunc 2>/dev/null")}),
+      import(pack("corrupt", "printf X | dd of=initramfs.cpio bs=1 seek=4096 conv=notrunc 2>/dev/null")),
       "initramfs.cpio has sha256");
   expect_one_line_error(
-      run_gondolin({"image", "import", pack("foreign", "sed -i 's/\"name\": \"debian-base\"/\"name\": \"other\"/' manifest.json")}),
+      import(pack("foreign", "sed -i 's/\"name\": \"debian-base\"/\"name\": \"other\"/' manifest.json")),
       "does not match its contents");
-  expect_one_line_error(run_gondolin({"image", "import", pack("no-manifest", "rm manifest.json")}), "no manifest.json");
+  expect_one_line_error(import(pack("no-manifest", "rm manifest.json")), "no manifest.json");
   { std::ofstream(tmp.path() / "junk.tar.zst") << "not an archive"; }
-  expect_one_line_error(run_gondolin({"image", "import", (tmp.path() / "junk.tar.zst").string()}),
+  expect_one_line_error(import((tmp.path() / "junk.tar.zst").string()),
                         "is not a gondolin image archive");
   expect_one_line_error(run_gondolin({"image", "tag", "debian-base:latest", "bad name"}), "invalid tag 'bad name'");
-  expect_no_staging_left();
+  expect_no_staging_left(tmp.path() / "cache" / "gondolin" / "images");
 }
 
 TEST(ImageTransfer, BuildOutputIsAnImageDirectory) {
