@@ -282,6 +282,9 @@ void Agent::start_exec(std::uint32_t id, const proto::ExecStart& req) {
   sr.stdin_pipe = (req.flags & proto::kExecFlagStdin) != 0;
   sr.env = build_environment(req.env, sr.pty);
   sr.cwd = req.cwd;
+  sr.as_user = (req.flags & proto::kExecFlagUser) != 0;
+  sr.uid = req.uid;
+  sr.gid = req.gid;
   sr.rows = req.rows ? req.rows : 24;
   sr.cols = req.cols ? req.cols : 80;
   SpawnedChild child = spawn_child(sr);
@@ -311,7 +314,9 @@ void Agent::on_status(GuestExec& ex) {
   close_watched(ex.status);
   if (n == static_cast<ssize_t>(sizeof failure)) {
     auto stage = static_cast<proto::ErrorStage>(failure.stage);
-    std::string what = stage == proto::ErrorStage::Cwd ? "cannot change directory" : "cannot execute";
+    std::string what = stage == proto::ErrorStage::Cwd    ? "cannot change directory"
+                       : stage == proto::ErrorStage::User ? "cannot switch user"
+                                                          : "cannot execute";
     send_error(ex.id, stage, failure.error_number, what + ": " + std::strerror(failure.error_number));
     ex.failed = true;
     for (WatchedFd* w : {&ex.out, &ex.err, &ex.in}) close_watched(*w);

@@ -1,6 +1,7 @@
 #include "child_process.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <pty.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -115,6 +116,11 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
     }
     // Every other descriptor of the agent is close-on-exec; the status pipe
     // stays open until exec succeeds, which closes it and tells the agent.
+    if (req.as_user) {
+      gid_t gid = req.gid;
+      if (::setgroups(1, &gid) != 0 || ::setgid(req.gid) != 0 || ::setuid(req.uid) != 0)
+        child_fail(status.write, proto::ErrorStage::User, errno);
+    }
     if (::chdir(cwd) != 0) child_fail(status.write, proto::ErrorStage::Cwd, errno);
     environ = envp.data();
     ::execvp(argv[0], argv.data());

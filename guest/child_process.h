@@ -13,6 +13,8 @@ struct SpawnRequest {
   std::vector<std::string> argv;
   std::vector<std::string> env;  // complete environment, KEY=VALUE
   std::string cwd;
+  bool as_user = false;  // switch to uid:gid (groups: gid only) before exec
+  unsigned uid = 0, gid = 0;
   bool pty = false;
   bool stdin_pipe = false;
   unsigned short rows = 24;

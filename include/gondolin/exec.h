@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "gondolin/guest_user.h"
+
 namespace gondolin {
 
 // What to run: an argv executed directly (searched in the guest's PATH), or a
@@ -28,7 +30,8 @@ class Command {
 
 struct ExecOptions {
   std::vector<std::pair<std::string, std::string>> env;  // added to the VM's environment
-  std::string cwd;                                        // default "/"
+  std::string cwd;  // default: the image's working directory (OCI WorkingDir), else "/"
+  std::optional<GuestUser> user;  // default: the image's user (OCI User), else root
   bool pty = false;                                       // run on a pseudo-terminal
   std::uint16_t rows = 24, cols = 80;                     // initial pty size
   bool stdin = false;  // open a stdin pipe (Process::write_stdin); otherwise /dev/null

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "gondolin/guest_user.h"
+
 namespace gondolin {
 
 struct ImageFile {
@@ -39,6 +41,11 @@ struct ImageManifest {
   // The guest's base environment (the spec's "env"): every exec starts with
   // it; VmOptions::env and ExecOptions::env override it.
   std::vector<std::pair<std::string, std::string>> env;
+  // Defaults of every command (an OCI config's WorkingDir and User); empty /
+  // unset: "/" and root. ExecOptions override them.
+  std::string workdir;
+  std::optional<GuestUser> user;
+  std::string oci_digest;  // "sha256:…" of the OCI manifest the root came from
 
   // Strict parse: unknown schema, missing fields, bad hashes or file names that
   // leave the directory are errors (gondolin::Error, kind Image).

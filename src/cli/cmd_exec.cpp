@@ -23,6 +23,7 @@ struct RunFlags {
   bool interactive = false;
   bool tty = false;
   std::string workdir;
+  std::string user;
   double timeout_s = 0;
   std::string shell_command;
   std::vector<std::string> argv;
@@ -32,7 +33,8 @@ struct RunFlags {
 void add_run_flags(CLI::App& cmd, RunFlags& f, bool is_exec) {
   f.vm.add_to(cmd);
   f.vm.add_listen_to(cmd);
-  cmd.add_option("-w,--workdir,--cwd", f.workdir, "Working directory inside the guest");
+  cmd.add_option("-w,--workdir,--cwd", f.workdir, "Working directory inside the guest (default: the image's)");
+  cmd.add_option("-u,--user", f.user, "Run as UID[:GID] or root (default: the image's user, else root)");
   cmd.add_option("--timeout", f.timeout_s, "Kill the command after this many seconds (exit status 124)");
   cmd.add_option("--resume", f.resume, "Start from a snapshot (id, prefix or directory) instead of booting");
   if (is_exec) {
@@ -60,6 +62,7 @@ int run(const RunFlags& f, const Command& command, bool tty, bool forward_stdin,
   if (f.timeout_s < 0) throw Error(ErrorKind::Usage, "--timeout must be positive");
   ExecOptions exec_opts;
   exec_opts.cwd = f.workdir;
+  if (!f.user.empty()) exec_opts.user = parse_guest_user(f.user);
   exec_opts.pty = tty;
   exec_opts.stdin = forward_stdin;
   if (f.timeout_s > 0) exec_opts.timeout = std::chrono::milliseconds(static_cast<long long>(f.timeout_s * 1000));

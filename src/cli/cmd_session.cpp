@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/session_driver.h"
 #include "cli/terminal.h"
+#include "cli/vm_flags.h"
 #include "gondolin/error.h"
 #include "gondolin/session.h"
 #include "session/session_client.h"
@@ -60,12 +61,14 @@ void add_session_commands(CLI::App& app, Outcome& outcome) {
   struct AttachFlags {
     std::string id;
     std::string workdir;
+    std::string user;
     std::vector<std::string> env;
   };
   auto af = std::make_shared<AttachFlags>();
   auto* attach = app.add_subcommand("attach", "Run a shell (or -- CMD) in a running session; Ctrl-] detaches");
   attach->add_option("session", af->id, "Session id or unique prefix")->required();
-  attach->add_option("-w,--workdir,--cwd", af->workdir, "Working directory inside the guest");
+  attach->add_option("-w,--workdir,--cwd", af->workdir, "Working directory inside the guest (default: the image's)");
+  attach->add_option("-u,--user", af->user, "Run as UID[:GID] or root (default: the image's user, else root)");
   attach->add_option("-e,--env", af->env, "Environment variable KEY=VALUE")->allow_extra_args(false);
   attach->callback([af, &outcome] {
     SessionInfo s = Session::find(af->id);
@@ -78,6 +81,12 @@ void add_session_commands(CLI::App& app, Outcome& outcome) {
     req.rows = size.rows;
     req.cols = size.cols;
     req.cwd = af->workdir;
+    if (!af->user.empty()) {
+      GuestUser user = parse_guest_user(af->user);
+      req.flags |= proto::kExecFlagUser;
+      req.uid = user.uid;
+      req.gid = user.gid;
+    }
     if (const char* term = std::getenv("TERM"); tty && term && *term) req.env.push_back(std::string("TERM=") + term);
     for (const auto& e : af->env) {
       if (e.find('=') == std::string::npos || e.front() == '=')

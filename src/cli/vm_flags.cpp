@@ -199,6 +199,20 @@ RootfsMode parse_rootfs_mode(const std::string& text) {
   throw Error(ErrorKind::Usage, "invalid --rootfs-mode '" + text + "': use cow, memory or readonly");
 }
 
+GuestUser parse_guest_user(const std::string& text) {
+  if (text == "root") return GuestUser{};
+  auto number = [&](const std::string& part) -> std::uint32_t {
+    bool ok = !part.empty() && part.size() <= 10;
+    for (char c : part) ok = ok && std::isdigit(static_cast<unsigned char>(c));
+    if (!ok || std::stoull(part) > 0xfffffffe)
+      throw Error(ErrorKind::Usage, "invalid --user '" + text + "': use UID[:GID] (numbers) or root");
+    return static_cast<std::uint32_t>(std::stoull(part));
+  };
+  std::size_t colon = text.find(':');
+  std::uint32_t uid = number(text.substr(0, colon));
+  return GuestUser{uid, colon == std::string::npos ? uid : number(text.substr(colon + 1))};
+}
+
 Accel parse_accel(const std::string& text) {
   if (text == "auto") return Accel::Auto;
   if (text == "kvm") return Accel::Kvm;

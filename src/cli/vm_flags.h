@@ -59,6 +59,8 @@ std::uint32_t parse_memory_mib(const std::string& text);
 // "512M", "2G", "1T" (binary units; a bare number is MiB) for `flag`; throws naming it.
 std::uint64_t parse_size_bytes(const std::string& flag, const std::string& text);
 RootfsMode parse_rootfs_mode(const std::string& text);
+// --user: "UID[:GID]" (numbers; GID defaults to UID) or "root".
+GuestUser parse_guest_user(const std::string& text);
 Accel parse_accel(const std::string& text);
 // NAME@HOST[,HOST...][=VALUE]; without =VALUE the value is the host's $NAME.
 HostSecret parse_host_secret(const std::string& text);

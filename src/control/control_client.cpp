@@ -21,6 +21,9 @@ ExitStatus start_failure_status(const proto::ErrorMsg& e, const std::string& pro
   } else if (e.stage == proto::ErrorStage::Cwd) {
     s.exit_code = 125;
     s.start_error = std::string("cannot change to the working directory: ") + std::strerror(e.error_number);
+  } else if (e.stage == proto::ErrorStage::User) {
+    s.exit_code = 125;
+    s.start_error = std::string("cannot switch to the command's user: ") + std::strerror(e.error_number);
   } else {
     s.exit_code = 125;
     s.start_error = "the guest could not start the command: " + e.message;

@@ -96,6 +96,17 @@ ImageManifest ImageManifest::parse(const std::string& text, const std::string& o
       m.env.emplace_back(key, value.get<std::string>());
     }
   }
+  m.workdir = doc.contains("workdir") ? string_field(doc, "workdir", origin) : "";
+  if (!m.workdir.empty() && (m.workdir[0] != '/' || m.workdir.size() > 4096 || m.workdir.find('\0') != std::string::npos))
+    bad(origin, "workdir must be an absolute guest path");
+  if (auto it = doc.find("user"); it != doc.end()) {
+    if (!it->is_object() || !it->contains("uid") || !it->contains("gid") || !(*it)["uid"].is_number_unsigned() ||
+        !(*it)["gid"].is_number_unsigned() || (*it)["uid"].get<std::uint64_t>() > 0xfffffffe ||
+        (*it)["gid"].get<std::uint64_t>() > 0xfffffffe)
+      bad(origin, "user must be {\"uid\": N, \"gid\": N}");
+    m.user = GuestUser{(*it)["uid"].get<std::uint32_t>(), (*it)["gid"].get<std::uint32_t>()};
+  }
+  m.oci_digest = doc.contains("oci_digest") ? string_field(doc, "oci_digest", origin) : "";
   return m;
 }
 
@@ -122,12 +133,19 @@ std::string ImageManifest::to_json() const {
     for (const auto& [k, v] : env) env_obj[k] = v;
     doc["env"] = env_obj;
   }
+  if (!workdir.empty()) doc["workdir"] = workdir;
+  if (user) doc["user"] = json{{"uid", user->uid}, {"gid", user->gid}};
+  if (!oci_digest.empty()) doc["oci_digest"] = oci_digest;
   return doc.dump(2) + "\n";
 }
 
 std::string ImageManifest::compute_id() const {
   std::string env_key;
   for (const auto& [k, v] : env) env_key += "|" + k + "=" + v;
+  // Defaults that change what a command sees are identity too (absent ones
+  // add nothing, so older ids stay as they were).
+  if (!workdir.empty()) env_key += "|workdir=" + workdir;
+  if (user) env_key += "|user=" + std::to_string(user->uid) + ":" + std::to_string(user->gid);
   // The name is part of the identity: the same contents under another
   // name:tag is another image (its files are hard links).
   return sha256_hex(kernel.sha256 + initramfs.sha256 + rootfs.sha256 + cmdline + env_key + "|" + name + ":" + tag)

@@ -67,7 +67,8 @@ struct Config {
 
 inline constexpr std::uint32_t kExecFlagPty = 1u << 0;
 inline constexpr std::uint32_t kExecFlagStdin = 1u << 1;  // otherwise stdin is /dev/null
-inline constexpr std::uint32_t kExecKnownFlags = kExecFlagPty | kExecFlagStdin;
+inline constexpr std::uint32_t kExecFlagUser = 1u << 2;   // run as uid:gid, otherwise as root
+inline constexpr std::uint32_t kExecKnownFlags = kExecFlagPty | kExecFlagStdin | kExecFlagUser;
 
 struct ExecStart {
   std::vector<std::string> argv;
@@ -76,6 +77,7 @@ struct ExecStart {
   std::uint32_t flags = 0;
   std::uint16_t rows = 24;
   std::uint16_t cols = 80;
+  std::uint32_t uid = 0, gid = 0;  // with kExecFlagUser
 
   void encode(PayloadWriter& w) const {
     w.strings(argv);
@@ -84,6 +86,8 @@ struct ExecStart {
     w.u32(flags);
     w.u16(rows);
     w.u16(cols);
+    w.u32(uid);
+    w.u32(gid);
   }
   static std::optional<ExecStart> decode(PayloadReader& r) {
     ExecStart e;
@@ -93,6 +97,8 @@ struct ExecStart {
     e.flags = r.u32();
     e.rows = r.u16();
     e.cols = r.u16();
+    e.uid = r.u32();
+    e.gid = r.u32();
     if (!r.at_end() || e.argv.empty() || (e.flags & ~kExecKnownFlags) != 0) return std::nullopt;
     for (const auto& kv : e.env)
       if (kv.empty() || kv.front() == '=' || kv.find('=') == std::string::npos) return std::nullopt;
@@ -167,7 +173,7 @@ struct ExitStatusMsg {
 };
 
 // Why a request failed. `stage` says which step; `error_number` is the guest errno.
-enum class ErrorStage : std::uint8_t { Protocol = 1, Exec = 2, Cwd = 3, Spawn = 4 };
+enum class ErrorStage : std::uint8_t { Protocol = 1, Exec = 2, Cwd = 3, Spawn = 4, User = 5 };
 
 struct ErrorMsg {
   ErrorStage stage = ErrorStage::Protocol;
@@ -183,7 +189,7 @@ struct ErrorMsg {
     std::uint8_t stage = r.u8();
     e.error_number = r.i32();
     e.message = r.bytes(1024);
-    if (!r.at_end() || stage < 1 || stage > 4) return std::nullopt;
+    if (!r.at_end() || stage < 1 || stage > 5) return std::nullopt;
     e.stage = static_cast<ErrorStage>(stage);
     return e;
   }

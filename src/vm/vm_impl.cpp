@@ -349,8 +349,14 @@ Process VmImpl::spawn(const Command& cmd, const ExecOptions& o) {
       req.env.push_back(k + "=" + v);
     }
   if (o.cwd.find('\0') != std::string::npos) throw Error(ErrorKind::Usage, "working directory contains a NUL byte");
-  req.cwd = o.cwd;
+  // The image's defaults (an OCI config's WorkingDir and User) unless asked otherwise.
+  req.cwd = o.cwd.empty() ? image_.manifest.workdir : o.cwd;
   req.flags = (o.pty ? proto::kExecFlagPty : 0) | (o.stdin || !o.stdin_data.empty() ? proto::kExecFlagStdin : 0);
+  if (std::optional<GuestUser> user = o.user ? o.user : image_.manifest.user) {
+    req.flags |= proto::kExecFlagUser;
+    req.uid = user->uid;
+    req.gid = user->gid;
+  }
   req.rows = o.rows;
   req.cols = o.cols;
   proto::PayloadWriter size_check;
@@ -370,6 +376,7 @@ Process VmImpl::attach(const proto::ExecStart& request) {
     o.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
   }
   o.cwd = request.cwd;
+  if (request.flags & proto::kExecFlagUser) o.user = GuestUser{request.uid, request.gid};
   o.pty = (request.flags & proto::kExecFlagPty) != 0;
   o.stdin = (request.flags & proto::kExecFlagStdin) != 0;
   o.rows = request.rows;

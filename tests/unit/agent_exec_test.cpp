@@ -56,6 +56,11 @@ class AgentHarness {
     for (const auto& [k, v] : o.env) req.env.push_back(k + "=" + v);
     req.cwd = o.cwd;
     req.flags = (o.pty ? proto::kExecFlagPty : 0) | (o.stdin ? proto::kExecFlagStdin : 0);
+    if (o.user) {
+      req.flags |= proto::kExecFlagUser;
+      req.uid = o.user->uid;
+      req.gid = o.user->gid;
+    }
     auto state = run_on_io([&] { return client_->start_exec(req, o.timeout); });
     return detail::make_process(state);
   }
@@ -192,6 +197,20 @@ TEST(AgentExec, EnvAndCwd) {
   o.cwd = "/tmp";
   auto r = h.exec({"sh", "-c", "echo \"$GREETING\"; pwd"}, o);
   EXPECT_EQ(r.stdout_data, "hello world\n/tmp\n");
+}
+
+TEST(AgentExec, RunsAsTheRequestedUser) {
+  AgentHarness h;
+  ExecOptions o;
+  o.user = GuestUser{65534, 65533};
+  auto r = h.exec({"sh", "-c", "id -u; id -g; id -G"}, o);
+  if (::geteuid() == 0) {
+    EXPECT_EQ(r.exit_code, 0) << r.start_error;
+    EXPECT_EQ(r.stdout_data, "65534\n65533\n65533\n");
+  } else {
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.start_error.find("cannot switch to the command's user"), std::string::npos) << r.start_error;
+  }
 }
 
 TEST(AgentExec, ConcurrentExecs) {

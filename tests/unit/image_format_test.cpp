@@ -62,6 +62,21 @@ TEST(ImageManifest, ParsesAndRoundTrips) {
   EXPECT_EQ(again.to_json(), m.to_json());
 }
 
+TEST(ImageManifest, OciDefaultsRoundTripAndAreIdentity) {
+  ImageManifest m = ImageManifest::parse(manifest_json(), "m.json");
+  std::string plain_id = m.compute_id();
+  m.workdir = "/srv";
+  m.user = GuestUser{1000, 100};
+  m.oci_digest = "sha256:" + std::string(64, 'a');
+  ImageManifest again = ImageManifest::parse(m.to_json(), "again");
+  EXPECT_EQ(again.workdir, "/srv");
+  EXPECT_EQ(again.user, (GuestUser{1000, 100}));
+  EXPECT_EQ(again.oci_digest, m.oci_digest);
+  EXPECT_NE(again.compute_id(), plain_id);
+  EXPECT_NE(error_of(manifest_json("workdir", "\"relative\"")).find("workdir must be"), std::string::npos);
+  EXPECT_NE(error_of(manifest_json("user", "{\"uid\": -1, \"gid\": 0}")).find("user must be"), std::string::npos);
+}
+
 TEST(ImageManifest, ErrorsNameTheProblem) {
   EXPECT_NE(error_of("{not json").find("not valid JSON"), std::string::npos);
   EXPECT_NE(error_of(manifest_json("schema", "2")).find("unsupported schema"), std::string::npos);

@@ -157,3 +157,11 @@ TEST(CliFlags, DiskSizesAndRootfsModes) {
   EXPECT_EQ(cli::parse_rootfs_mode("readonly"), RootfsMode::Readonly);
   EXPECT_THROW(cli::parse_rootfs_mode("ro"), Error);
 }
+
+TEST(CliFlags, GuestUsers) {
+  EXPECT_EQ(cli::parse_guest_user("root"), (GuestUser{0, 0}));
+  EXPECT_EQ(cli::parse_guest_user("1000"), (GuestUser{1000, 1000}));
+  EXPECT_EQ(cli::parse_guest_user("1000:50"), (GuestUser{1000, 50}));
+  for (const char* bad : {"", "app", "1000:", ":5", "-1", "4294967295", "1:2:3", "99999999999"})
+    EXPECT_THROW(cli::parse_guest_user(bad), Error) << bad;
+}
