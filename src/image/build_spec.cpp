@@ -102,6 +102,33 @@ void get_post_build(const json& doc, const std::string& origin, const std::files
   }
 }
 
+// "oci": {"layout": DIR, "ref": NAME} or {"archive": FILE[, "ref": NAME]}.
+void get_oci(const json& doc, const std::string& origin, const std::filesystem::path& base_dir, BuildSpec& s) {
+  auto it = doc.find("oci");
+  if (it == doc.end()) return;
+  if (!it->is_object()) bad(origin, "\"oci\" must be {\"layout\": DIR, \"ref\": NAME} or {\"archive\": FILE}");
+  for (const auto& [key, value] : it->items()) {
+    if (key != "layout" && key != "archive" && key != "ref") bad(origin, "unknown key \"oci." + key + "\"");
+    if (!value.is_string() || value.get<std::string>().empty()) bad(origin, "\"oci." + key + "\" must be a non-empty string");
+  }
+  if (it->contains("layout") == it->contains("archive")) bad(origin, "\"oci\" needs exactly one of \"layout\" and \"archive\"");
+  BuildSpec::Oci oci;
+  oci.ref = get_string(*it, "ref", origin, "");
+  if (oci.ref.size() > 512 || oci.ref.find_first_of("\n\r") != std::string::npos) bad(origin, "\"oci.ref\" is not a name");
+  std::filesystem::path& p = it->contains("layout") ? oci.layout : oci.archive;
+  p = (*it)[it->contains("layout") ? "layout" : "archive"].get<std::string>();
+  if (p.is_relative()) p = base_dir / p;
+  std::error_code ec;
+  if (!oci.layout.empty() && !std::filesystem::is_directory(oci.layout, ec))
+    bad(origin, "oci layout " + oci.layout.string() + " is not a directory");
+  if (!oci.archive.empty() && !std::filesystem::is_regular_file(oci.archive, ec))
+    bad(origin, "oci archive " + oci.archive.string() + " does not exist");
+  for (const char* key : {"suite", "variant", "packages", "apt_sources", "post_build"})
+    if (doc.contains(key))
+      bad(origin, std::string("\"") + key + "\" cannot be used with \"oci\" (the root comes from the OCI image; change it there)");
+  s.oci = std::move(oci);
+}
+
 }  // namespace
 
 BuildSpec BuildSpec::parse(const std::string& text, const std::string& origin, const std::filesystem::path& base_dir) {
@@ -110,7 +137,7 @@ BuildSpec BuildSpec::parse(const std::string& text, const std::string& origin, c
   if (!doc.is_object()) bad(origin, "top level must be an object");
   static const std::set<std::string> known{"name",    "tag",         "suite",   "variant",         "kernel_package",
                                            "packages", "modules",    "apt_sources", "cmdline", "rootfs_free_mib",
-                                           "description", "env",  "post_build", "init_extra"};
+                                           "description", "env",  "post_build", "init_extra", "oci"};
   for (const auto& [key, value] : doc.items())
     if (!known.count(key)) bad(origin, "unknown key \"" + key + "\"");
 
@@ -130,6 +157,7 @@ BuildSpec BuildSpec::parse(const std::string& text, const std::string& origin, c
   if (s.init_extra.size() > 64 * 1024 || s.init_extra.find('\0') != std::string::npos)
     bad(origin, "\"init_extra\" must be a script of at most 64 KiB");
   get_post_build(doc, origin, base_dir, s);
+  get_oci(doc, origin, base_dir, s);
   if (auto it = doc.find("rootfs_free_mib"); it != doc.end()) {
     if (!it->is_number_unsigned() || it->get<unsigned>() > 1024 * 1024) bad(origin, "\"rootfs_free_mib\" must be 0..1048576");
     s.rootfs_free_mib = it->get<unsigned>();

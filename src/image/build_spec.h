@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -42,6 +43,15 @@ struct BuildSpec {
   // A shell script the agent runs once at boot, before the first command
   // (guest/init_extra.h); empty: none.
   std::string init_extra;
+  // "oci": the root comes from a saved container image instead of Debian
+  // packages (then suite, variant, packages, apt_sources and post_build are
+  // refused). Paths relative to the spec file.
+  struct Oci {
+    std::filesystem::path layout;   // an OCI image layout directory, or
+    std::filesystem::path archive;  // a `docker save` / `podman save` tarball
+    std::string ref;                // which image in it (empty: the only one)
+  };
+  std::optional<Oci> oci;
   unsigned rootfs_free_mib = 256;          // free space in the image's root fs
   std::string source_text;                 // the JSON as read, recorded in the manifest
 

@@ -26,6 +26,8 @@
 #include "image/cpio_writer.h"
 #include "image/embedded_assets.h"
 #include "image/kernel_image.h"
+#include "image/oci_rootfs.h"
+#include "image/rootfs_tree.h"
 #include "proto/control_protocol.h"
 #include "util/files.h"
 #include "util/logging.h"
@@ -77,6 +79,10 @@ class Builder {
     }
   }
 
+  CommandRunner runner() {
+    return [this](const std::vector<std::string>& argv, const std::string& what) { run_checked(argv, what); };
+  }
+
   std::vector<std::string> apt_options() const {
     // As root, apt drops to the _apt user for downloads, which cannot write to
     // a root-owned work directory.
@@ -89,6 +95,10 @@ class Builder {
   fs::path unpack_deb(const fs::path& deb);
   std::vector<std::string> apt_sources() const;
   fs::path build_rootfs();
+  // The root filesystem, from Debian packages or the spec's OCI image (then
+  // also the image config's defaults).
+  std::pair<fs::path, std::optional<OciRootfs>> make_root();
+  void fill_manifest(ImageManifest& m, const std::optional<OciRootfs>& oci) const;
   std::string build_initramfs(const fs::path& kernel_tree, const std::string& release, const fs::path& busybox);
   std::pair<std::string, std::string> build_kernel(const fs::path& kernel_tree, const std::string& release);
   std::vector<std::pair<std::string, std::string>> module_load_order(const fs::path& modules_dir) const;
@@ -281,22 +291,7 @@ fs::path Builder::build_rootfs() {
                       fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
   }
 
-  // Size: contents + 20% slack for ext4 metadata + the free space the spec asks for.
-  std::uintmax_t bytes = 0, inodes = 0;
-  for (auto it = fs::recursive_directory_iterator(tree, fs::directory_options::none, ec);
-       it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    ++inodes;
-    if (it->is_regular_file(ec) && !it->is_symlink(ec)) bytes += (it->file_size(ec) + 4095) / 4096 * 4096;
-  }
-  std::uintmax_t size_mib = bytes * 12 / 10 / (1 << 20) + spec_.rootfs_free_mib + 16;
-  fs::path tmp = image;
-  tmp += ".tmp";
-  fs::remove(tmp, ec);
-  run_checked({"mke2fs", "-q", "-t", "ext4", "-d", tree.string(), "-L", "gondolin-root", "-m", "0", "-N",
-               std::to_string(inodes + inodes / 2 + 4096), "-O", "^has_journal", "-E", "root_owner=0:0", tmp.string(),
-               std::to_string(size_mib) + "M"},
-              "writing the root filesystem with mke2fs");
-  fs::rename(tmp, image);
+  write_ext4_image(tree, image, spec_.rootfs_free_mib, nullptr, runner());
   fs::remove_all(tree, ec);
   return image;
 }
@@ -432,19 +427,23 @@ Image Builder::run(const ImageStore& store) {
   const fs::path kernel_deb = step("Downloading the kernel package", [&] { return download_package(kernel_pkg); });
   fs::path busybox_deb = step("Downloading busybox-static", [&] { return download_package("busybox-static"); });
 
-  std::ostringstream key_input;
-  key_input << "v" << kBuilderVersion << "|" << spec_.name << ":" << spec_.tag << "|" << spec_.source_text << "|" << agent_sha << "|"
-            << kernel_deb.filename().string() << "|" << busybox_deb.filename().string();
-  std::string build_key = sha256_hex(key_input.str()).substr(0, 16);
-  fs::path key_file = work_ / "built" / build_key;
-
   fs::path kernel_tree = step("Unpacking the kernel", [&] { return unpack_deb(kernel_deb); });
   fs::path busybox_tree = step("Unpacking busybox", [&] { return unpack_deb(busybox_deb); });
   std::string release = kernel_pkg.substr(std::string("linux-image-").size());
   if (!fs::exists(kernel_tree / "boot" / ("vmlinuz-" + release)))
     throw Error(ErrorKind::Image, "kernel package " + kernel_pkg + " has no /boot/vmlinuz-" + release);
 
-  fs::path rootfs = step("Building the root filesystem (mmdebstrap, about a minute)", [&] { return build_rootfs(); });
+  // (Named variables, not a structured binding: lambdas below capture them.)
+  std::pair<fs::path, std::optional<OciRootfs>> root = make_root();
+  const fs::path& rootfs = root.first;
+  const std::optional<OciRootfs>& oci = root.second;
+
+  // The root's file name carries its own inputs' key (an OCI image's digest).
+  std::ostringstream key_input;
+  key_input << "v" << kBuilderVersion << "|" << spec_.name << ":" << spec_.tag << "|" << spec_.source_text << "|" << agent_sha << "|"
+            << kernel_deb.filename().string() << "|" << busybox_deb.filename().string() << "|" << rootfs.filename().string();
+  std::string build_key = sha256_hex(key_input.str()).substr(0, 16);
+  fs::path key_file = work_ / "built" / build_key;
 
   if (!opts_.force && fs::exists(key_file)) {
     std::string id = read_file(key_file);
@@ -494,7 +493,7 @@ Image Builder::run(const ImageStore& store) {
     if (!spec_.cmdline.empty()) m.cmdline += " " + spec_.cmdline;
     m.agent_protocol = proto::kProtocolVersion;
     m.spec_json = spec_.source_text;
-    m.env = spec_.env;
+    fill_manifest(m, oci);
     m.id = m.compute_id();
     write_file_atomic(stage / "manifest.json", m.to_json());
     Image img = store.install(stage);
@@ -502,6 +501,29 @@ Image Builder::run(const ImageStore& store) {
     write_file_atomic(key_file, img.manifest.id);
     return img;
   });
+}
+
+std::pair<fs::path, std::optional<OciRootfs>> Builder::make_root() {
+  if (!spec_.oci) return {step("Building the root filesystem (mmdebstrap, about a minute)", [&] { return build_rootfs(); }), std::nullopt};
+  OciRootfs r = step("Building the root filesystem from the OCI image", [&] {
+    return build_oci_rootfs(spec_, work_, runner(), cached_);
+  });
+  return {r.image, std::move(r)};
+}
+
+// The guest's defaults: the OCI config's, then the spec's env over them.
+void Builder::fill_manifest(ImageManifest& m, const std::optional<OciRootfs>& oci) const {
+  if (oci) {
+    m.env = oci->env;
+    m.workdir = oci->workdir;
+    m.user = oci->user;
+    m.oci_digest = oci->digest;
+  }
+  for (const auto& kv : spec_.env) {
+    auto same = std::find_if(m.env.begin(), m.env.end(), [&](const auto& e) { return e.first == kv.first; });
+    if (same != m.env.end()) same->second = kv.second;
+    else m.env.push_back(kv);
+  }
 }
 
 }  // namespace
@@ -522,7 +544,7 @@ Image build_image(const BuildOptions& opts) {
   BuildSpec spec = BuildSpec::parse(text, origin, opts.spec_path.empty() ? fs::path() : fs::absolute(opts.spec_path).parent_path());
   if (!opts.name_tag.empty()) std::tie(spec.name, spec.tag) = parse_name_tag(opts.name_tag, "--tag");
   for (const char* tool : {"apt-get", "apt-cache", "dpkg-deb", "mmdebstrap", "mke2fs", "depmod"})
-    if (paths::find_program(tool).empty())
+    if (paths::find_program(tool).empty() && !(spec.oci && std::string(tool) == "mmdebstrap"))
       throw Error(ErrorKind::Image, std::string("image build needs ") + tool +
                                         " (apt-get install mmdebstrap e2fsprogs kmod dpkg apt)");
   fs::path work = opts.work_dir.empty() ? paths::cache_dir() / "build" : opts.work_dir;

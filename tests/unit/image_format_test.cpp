@@ -121,6 +121,32 @@ TEST(BuildSpec, EnvAndPostBuild) {
     EXPECT_THROW(BuildSpec::parse(bad, "s", "/tmp"), Error) << bad;
 }
 
+TEST(BuildSpec, OciSource) {
+  auto s = BuildSpec::parse(R"({"oci": {"layout": ".", "ref": "1.4"}, "env": {"A": "1"}})", "s", "/tmp");
+  ASSERT_TRUE(s.oci.has_value());
+  EXPECT_EQ(s.oci->layout, std::filesystem::path("/tmp/."));
+  EXPECT_EQ(s.oci->ref, "1.4");
+  EXPECT_TRUE(s.oci->archive.empty());
+  auto error_of = [](const char* text) {
+    try {
+      BuildSpec::parse(text, "s", "/tmp");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_NE(error_of(R"({"oci": {"layout": ".", "archive": "x"}})").find("exactly one of"), std::string::npos);
+  EXPECT_NE(error_of(R"({"oci": {"ref": "x"}})").find("exactly one of"), std::string::npos);
+  EXPECT_NE(error_of(R"({"oci": {"layout": ".", "tag": "x"}})").find("unknown key \"oci.tag\""), std::string::npos);
+  EXPECT_NE(error_of(R"({"oci": {"archive": "/nonexistent-xyz.tar"}})").find("does not exist"), std::string::npos);
+  EXPECT_NE(error_of(R"({"oci": {"layout": "/nonexistent-xyz"}})").find("is not a directory"), std::string::npos);
+  EXPECT_NE(error_of(R"({"oci": {"layout": "."}, "packages": ["curl"]})").find("\"packages\" cannot be used with \"oci\""),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"oci": {"layout": "."}, "post_build": {"commands": ["true"]}})").find("cannot be used with"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"oci": "app.tar"})").find("\"oci\" must be"), std::string::npos);
+}
+
 // The specs shipped in images/ are valid as written.
 TEST(BuildSpec, ShippedSpecsParse) {
   auto parse_shipped = [](const char* name) {
