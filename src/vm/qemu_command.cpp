@@ -18,6 +18,15 @@ std::string qemu_escape(const std::string& s) {
 
 }  // namespace
 
+std::filesystem::path microvm_firmware(const std::filesystem::path& qemu_binary) {
+  std::error_code ec;
+  for (const auto& dir : {qemu_binary.parent_path().parent_path() / "share/qemu", std::filesystem::path("/usr/share/qemu")}) {
+    std::filesystem::path rom = dir / "qboot.rom";
+    if (std::filesystem::is_regular_file(rom, ec)) return rom;
+  }
+  return {};
+}
+
 std::string virtio_device(const std::string& machine, const std::string& base) {
   // microvm has no PCI: its devices sit on virtio-mmio.
   return base + (machine == "microvm" ? "-device" : "-pci");
@@ -44,6 +53,10 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
                              "-no-reboot"};
   if (microvm) {
     a.insert(a.end(), {"-machine", "microvm,x-option-roms=off,isa-serial=on,rtc=on,pic=off,pit=off"});
+    // qboot: the firmware made for microvm. (Backports' SeaBIOS 1.16.3
+    // bios-microvm.bin, QEMU's default, never hands over to the kernel under
+    // QEMU 10 with TCG.)
+    if (std::filesystem::path rom = microvm_firmware(l.qemu_binary); !rom.empty()) a.insert(a.end(), {"-bios", rom.string()});
   } else {
     a.insert(a.end(), {"-machine", "q35"});
   }

@@ -45,6 +45,10 @@ struct QemuCommand {
   std::vector<std::pair<int, int>> fds;  // {our fd, QEMU's fd number}
 };
 
+// QEMU's qboot.rom next to `qemu_binary` (or in /usr/share/qemu); empty if
+// this QEMU has none (then microvm boots with QEMU's default firmware).
+std::filesystem::path microvm_firmware(const std::filesystem::path& qemu_binary);
+
 // Throws gondolin::Error (Usage) for options QEMU would reject less clearly.
 QemuCommand build_qemu_command(const QemuLaunch& launch);
 
