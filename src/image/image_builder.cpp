@@ -524,6 +524,7 @@ void Builder::fill_manifest(ImageManifest& m, const std::optional<OciRootfs>& oc
     if (same != m.env.end()) same->second = kv.second;
     else m.env.push_back(kv);
   }
+  if (m.env.size() > 256) throw Error(ErrorKind::Image, "the image would have more than 256 environment variables");
 }
 
 }  // namespace

@@ -139,11 +139,14 @@ void read_config(const ConfinedDir& dir, const json& config, OciImage& img) {
   img.workdir = string_at(*c, "WorkingDir");
   img.user = string_at(*c, "User");
   if (!img.workdir.empty() && img.workdir[0] != '/') img.workdir = "/" + img.workdir;
+  if (img.workdir.size() > 4096 || img.workdir.find('\0') != std::string::npos)
+    dir.fail("the image config's WorkingDir is not a usable path");
   if (auto env = c->find("Env"); env != c->end() && env->is_array()) {
     for (const auto& kv : *env) {
       std::string s = kv.is_string() ? kv.get<std::string>() : std::string();
       std::size_t eq = s.find('=');
-      if (eq == 0 || eq == std::string::npos) dir.fail("the image config has a bad Env entry \"" + s.substr(0, 80) + "\"");
+      if (eq == 0 || eq == std::string::npos || s.find('\0') != std::string::npos || img.env.size() >= 256)
+        dir.fail("the image config has a bad Env entry \"" + s.substr(0, 80) + "\"");
       img.env.emplace_back(s.substr(0, eq), s.substr(eq + 1));
     }
   }
@@ -286,6 +289,15 @@ std::optional<std::uint32_t> as_id(const std::string& s) {
 }
 
 }  // namespace
+
+bool exists_in_root(const fs::path& root, const std::string& path) {
+  UniqueFd dir(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  struct open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  UniqueFd fd(static_cast<int>(::syscall(SYS_openat2, dir.get(), path.c_str(), &how, sizeof how)));
+  return fd.valid();
+}
 
 GuestUser resolve_image_user(const fs::path& root, const std::string& user, std::string& home) {
   ConfinedDir dir(root, "the image's User \"" + user.substr(0, 64) + "\"");

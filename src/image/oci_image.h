@@ -49,6 +49,9 @@ OciImage read_image_archive(const std::filesystem::path& archive, const std::fil
 // looked up in the unpacked root's /etc/passwd and /etc/group (read without
 // leaving `root`); a missing gid is the user's primary group (else 0).
 // `home` gets the user's home directory from /etc/passwd ("/" if none).
+// Whether `path` names anything in the unpacked root (resolved inside it).
+bool exists_in_root(const std::filesystem::path& root, const std::string& path);
+
 GuestUser resolve_image_user(const std::filesystem::path& root, const std::string& user, std::string& home);
 
 }  // namespace gondolin

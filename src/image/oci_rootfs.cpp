@@ -5,6 +5,7 @@
 #include "gondolin/error.h"
 #include "image/layer_unpacker.h"
 #include "image/oci_image.h"
+#include "image/tar_writer.h"
 #include "util/files.h"
 #include "util/sha256.h"
 
@@ -15,7 +16,7 @@ using nlohmann::json;
 namespace {
 
 // Bump when the same OCI image would give another root filesystem.
-constexpr int kOciRootfsVersion = 1;
+constexpr int kOciRootfsVersion = 2;
 
 // What a cached root remembers of its image config.
 std::string to_sidecar(const OciRootfs& r) {
@@ -58,6 +59,14 @@ OciRootfs unpack_and_write(const BuildSpec& spec, OciImage img, const fs::path& 
   for (std::size_t i = 0; i < img.layers.size(); ++i) {
     std::string label = "OCI image layer " + std::to_string(i + 1) + " (" + img.layers[i].digest.substr(0, 19) + ")";
     if (auto bad = unpacker.apply_file(img.layers[i].path(), label)) throw Error(ErrorKind::Image, *bad);
+  }
+  // As a container runtime does, a WorkingDir the image lacks is made (root, 0755).
+  if (!img.workdir.empty() && !exists_in_root(tree, img.workdir)) {
+    TarWriter dir;
+    dir.add(TarEntry::dir(img.workdir.substr(1)));
+    std::string layer = dir.finish();
+    if (auto bad = unpacker.apply_memory(layer.data(), layer.size(), "making the image's WorkingDir"))
+      throw Error(ErrorKind::Image, *bad);
   }
   std::string own = gondolin_root_layer(spec.init_extra);
   if (auto bad = unpacker.apply_memory(own.data(), own.size(), "adding gondolin's files to the OCI image"))

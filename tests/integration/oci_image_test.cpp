@@ -85,12 +85,17 @@ TEST(OciImage, LayoutBootsWithItsConfigEnvWorkdirAndUser) {
 
 TEST(OciImage, DockerSaveArchiveBoots) {
   TempDir tmp;
-  gondolin::write_file_atomic(tmp.path() / "app.tar", layered_busybox_image().docker_save("app:1"));
+  // A WorkingDir the image lacks is made, as a container runtime would.
+  OciFixture img = layered_busybox_image();
+  img.config["WorkingDir"] = "/srv/app";
+  img.config["User"] = "1000";
+  gondolin::write_file_atomic(tmp.path() / "app.tar", img.docker_save("app:1"));
   auto b = build(write_spec(tmp.path(), R"({"archive": "app.tar", "ref": "app:1"})"), "gondolin-test-oci:archive");
   ASSERT_EQ(b.exit_code, 0) << b.err;
-  auto r = run_gondolin({"exec", "--image", "gondolin-test-oci:archive", "--", "sh", "-c", kProbe});
+  auto r = run_gondolin({"exec", "--image", "gondolin-test-oci:archive", "--", "sh", "-c",
+                         "echo \"$GREETING $FROM_SPEC $HOME\"; pwd; id -u; id -g; cat /data/a; stat -c '%u %a' /srv/app"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, kExpected);
+  EXPECT_EQ(r.out, "from-oci spec /home/app\n/srv/app\n1000\n1000\nshared\n0 755\n");
 }
 
 TEST(OciImage, HostileOrDamagedImagesAreRefusedAndLeaveNothing) {
