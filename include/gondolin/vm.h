@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -34,6 +35,8 @@ enum class RootfsMode {
 };
 
 const char* to_string(RootfsMode mode);
+// The inverse of to_string: "cow", "memory", "readonly"; nullopt otherwise.
+std::optional<RootfsMode> rootfs_mode_from_string(std::string_view name);
 
 struct VmOptions {
   // name:tag, image id (or unique prefix), or a path to an image directory or

@@ -193,9 +193,7 @@ std::uint32_t parse_memory_mib(const std::string& text) {
 }
 
 RootfsMode parse_rootfs_mode(const std::string& text) {
-  if (text == "cow") return RootfsMode::Cow;
-  if (text == "memory") return RootfsMode::Memory;
-  if (text == "readonly") return RootfsMode::Readonly;
+  if (auto mode = rootfs_mode_from_string(text)) return *mode;
   throw Error(ErrorKind::Usage, "invalid --rootfs-mode '" + text + "': use cow, memory or readonly");
 }
 

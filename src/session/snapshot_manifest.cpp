@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gondolin/error.h"
+#include "gondolin/vm.h"
 
 namespace gondolin::session {
 namespace {
@@ -56,8 +57,7 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
     const json rootfs = get<json>(vm, "rootfs", origin);
     m.rootfs_mode = get<std::string>(rootfs, "mode", origin);
     m.rootfs_size = get<std::uint64_t>(rootfs, "size", origin);
-    if (m.rootfs_mode != "cow" && m.rootfs_mode != "memory" && m.rootfs_mode != "readonly")
-      bad(origin, "unknown rootfs mode " + m.rootfs_mode);
+    if (!rootfs_mode_from_string(m.rootfs_mode)) bad(origin, "unknown rootfs mode " + m.rootfs_mode);
     if (m.rootfs_mode == "cow" && m.rootfs_size == 0) bad(origin, "a cow root needs its disk size");
   }
   const json env = get<json>(vm, "env", origin);

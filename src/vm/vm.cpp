@@ -19,10 +19,19 @@
 
 namespace gondolin {
 
+namespace {
+constexpr const char* kRootfsModeNames[] = {"cow", "memory", "readonly"};  // in enum order
+}  // namespace
+
 const char* to_string(RootfsMode mode) {
-  static constexpr const char* kNames[] = {"cow", "memory", "readonly"};  // in enum order
   auto i = static_cast<std::size_t>(mode);
-  return i < std::size(kNames) ? kNames[i] : "?";
+  return i < std::size(kRootfsModeNames) ? kRootfsModeNames[i] : "?";
+}
+
+std::optional<RootfsMode> rootfs_mode_from_string(std::string_view name) {
+  for (std::size_t i = 0; i < std::size(kRootfsModeNames); ++i)
+    if (name == kRootfsModeNames[i]) return static_cast<RootfsMode>(i);
+  return std::nullopt;
 }
 
 const char* to_string(Accel accel) {
@@ -141,8 +150,8 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   options.hostname = m.hostname;
   // The guest's root writes come back where they were: its memory for a
   // tmpfs root, a private copy of the saved disk for a cow root.
-  if (m.rootfs_mode == "cow") options.rootfs_mode = RootfsMode::Cow;
-  else options.rootfs_mode = m.rootfs_mode == "readonly" ? RootfsMode::Readonly : RootfsMode::Memory;
+  // (Snapshots from before rootfs modes have none: their root was in memory.)
+  options.rootfs_mode = rootfs_mode_from_string(m.rootfs_mode).value_or(RootfsMode::Memory);
   options.rootfs_size_bytes = m.rootfs_size;
   // The restored machine must have the devices it was saved with.
   {
