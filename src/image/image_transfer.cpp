@@ -60,9 +60,8 @@ void link_or_copy(const fs::path& from, const fs::path& to) {
   if (ec) fs::copy_file(from, to);
 }
 
-// Rewrites the staged manifest under another name:tag (a new id).
-void rename_staged(const fs::path& dir, const std::string& name_tag) {
-  ImageManifest m = ImageManifest::parse(read_file(dir / "manifest.json"), (dir / "manifest.json").string());
+// Rewrites the staged manifest `m` under another name:tag (a new id).
+void rename_staged(const fs::path& dir, ImageManifest m, const std::string& name_tag) {
   std::tie(m.name, m.tag) = parse_name_tag(name_tag, "tag");
   m.id = m.compute_id();
   fs::remove(dir / "manifest.json");
@@ -88,8 +87,8 @@ void check_listing(const fs::path& archive, const std::set<std::string>& allowed
 }
 
 // Checks a staged image completely: plain files only, hashes, and an id
-// that matches the contents.
-void check_staged(const fs::path& dir, const std::string& origin) {
+// that matches the contents. Returns its manifest.
+ImageManifest check_staged(const fs::path& dir, const std::string& origin) {
   std::error_code ec;
   auto size = fs::file_size(dir / "manifest.json", ec);
   if (ec || size > kMaxManifestBytes) throw Error(ErrorKind::Image, origin + ": manifest.json is missing or too large");
@@ -103,6 +102,7 @@ void check_staged(const fs::path& dir, const std::string& origin) {
   if (m.id != m.compute_id())
     throw Error(ErrorKind::Image, origin + ": the manifest's id " + m.id + " does not match its contents");
   ImageStore::verify(Image{dir, m});
+  return m;
 }
 
 }  // namespace
@@ -112,7 +112,7 @@ Image ImageStore::tag(const std::string& reference, const std::string& name_tag)
   Image img = resolve(reference);
   Staging staging(root_);
   for (const auto& name : image_file_names(img.manifest)) link_or_copy(img.dir / name, staging.dir() / name);
-  rename_staged(staging.dir(), name_tag);
+  rename_staged(staging.dir(), img.manifest, name_tag);
   ::chmod(staging.dir().c_str(), 0755);
   return install(staging.dir());
 }
@@ -151,8 +151,8 @@ Image ImageStore::import_from(const fs::path& source, const std::string& name_ta
                                    source.string(), "-C", staging.dir().string()});
     if (!r.ok()) throw Error(ErrorKind::Image, "cannot unpack " + source.string() + ": " + r.output.substr(0, 300));
   }
-  check_staged(staging.dir(), source.string());
-  if (!name_tag.empty()) rename_staged(staging.dir(), name_tag);
+  ImageManifest staged = check_staged(staging.dir(), source.string());
+  if (!name_tag.empty()) rename_staged(staging.dir(), std::move(staged), name_tag);
   for (const auto& e : fs::directory_iterator(staging.dir()))
     fs::permissions(e.path(), fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
   ::chmod(staging.dir().c_str(), 0755);  // as a built image's directory
