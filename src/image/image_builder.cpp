@@ -23,8 +23,8 @@
 #include "gondolin/error.h"
 #include "gondolin/image.h"
 #include "image/build_spec.h"
-#include "image/cpio_writer.h"
 #include "image/embedded_assets.h"
+#include "image/initramfs_builder.h"
 #include "image/kernel_image.h"
 #include "image/oci_rootfs.h"
 #include "image/rootfs_tree.h"
@@ -99,9 +99,7 @@ class Builder {
   // also the image config's defaults).
   std::pair<fs::path, std::optional<OciRootfs>> make_root();
   void fill_manifest(ImageManifest& m, const std::optional<OciRootfs>& oci) const;
-  std::string build_initramfs(const fs::path& kernel_tree, const std::string& release, const fs::path& busybox);
   std::pair<std::string, std::string> build_kernel(const fs::path& kernel_tree, const std::string& release);
-  std::vector<std::pair<std::string, std::string>> module_load_order(const fs::path& modules_dir) const;
 
   static constexpr int kSteps = 7;
   const BuildOptions& opts_;
@@ -296,98 +294,6 @@ fs::path Builder::build_rootfs() {
   return image;
 }
 
-// When the agent loads a module: at boot, for one bus, or on demand.
-std::string module_class(const std::string& name) {
-  if (name == "virtio_pci") return "pci";
-  if (name == "virtio_mmio") return "mmio";
-  if (name == "virtio_net") return "net";
-  if (name == "fuse" || name == "virtiofs" || name == "9p" || name == "9pnet" || name == "9pnet_virtio") return "fs";
-  return "boot";
-}
-
-std::vector<std::pair<std::string, std::string>> Builder::module_load_order(const fs::path& modules_dir) const {
-  // Module names treat '-' and '_' alike (virtio-rng.ko is module virtio_rng).
-  auto normalise = [](std::string n) {
-    for (char& c : n)
-      if (c == '-') c = '_';
-    return n;
-  };
-  std::set<std::string> builtin;
-  {
-    std::ifstream in(modules_dir / "modules.builtin");
-    for (std::string line; std::getline(in, line);) builtin.insert(normalise(fs::path(line).stem().string()));
-  }
-  std::map<std::string, std::pair<std::string, std::vector<std::string>>> by_name;  // name -> (path, deps)
-  {
-    std::ifstream in(modules_dir / "modules.dep");
-    if (!in) throw Error(ErrorKind::Image, "kernel package has no modules.dep (depmod failed?)");
-    for (std::string line; std::getline(in, line);) {
-      auto colon = line.find(':');
-      if (colon == std::string::npos) continue;
-      std::string path = line.substr(0, colon);
-      std::vector<std::string> deps;
-      std::istringstream rest(line.substr(colon + 1));
-      for (std::string d; rest >> d;) deps.push_back(d);
-      by_name[normalise(fs::path(path).stem().string())] = {path, deps};
-    }
-  }
-  // A dependency belongs to the class of the first module that needs it, so
-  // "boot" modules come first and on-demand classes never miss a dependency.
-  std::vector<std::pair<std::string, std::string>> order;
-  std::set<std::string> seen;
-  std::string current_class;
-  std::function<void(const std::string&)> add_path = [&](const std::string& path) {
-    if (!seen.insert(path).second) return;
-    auto it = by_name.find(normalise(fs::path(path).stem().string()));
-    if (it != by_name.end())
-      for (auto dep = it->second.second.rbegin(); dep != it->second.second.rend(); ++dep) add_path(*dep);
-    order.emplace_back(current_class, path);
-  };
-  std::vector<std::string> requested = spec_.modules;
-  std::stable_sort(requested.begin(), requested.end(), [&](const std::string& a, const std::string& b) {
-    return (module_class(normalise(a)) == "boot") > (module_class(normalise(b)) == "boot");
-  });
-  for (const auto& m : requested) {
-    std::string name = normalise(m);
-    if (builtin.count(name)) continue;
-    auto it = by_name.find(name);
-    if (it == by_name.end()) throw Error(ErrorKind::Image, "kernel module " + m + " is not in the kernel package");
-    current_class = module_class(name);
-    add_path(it->second.first);
-  }
-  return order;
-}
-
-std::string Builder::build_initramfs(const fs::path& kernel_tree, const std::string& release,
-                                     const fs::path& busybox) {
-  fs::path modules_dir = kernel_tree / "lib/modules" / release;
-  if (!fs::exists(modules_dir / "modules.dep"))
-    run_checked({"depmod", "-b", kernel_tree.string(), release}, "indexing kernel modules with depmod");
-  auto order = module_load_order(modules_dir);
-
-  CpioWriter cpio;
-  for (const char* d : {"dev", "proc", "sys", "lower", "rw", "newroot", "bin", "etc", "lib", "lib/modules"})
-    cpio.add_directory(d);
-  cpio.add_char_device("dev/console", 5, 1);
-  cpio.add_file("init", assets::guest_agent(), 0755);
-  cpio.add_file("bin/busybox", read_file(busybox), 0755);
-  cpio.add_symlink("bin/sh", "busybox");
-  std::string base = "lib/modules/" + release;
-  std::set<std::string> dirs;
-  std::string list;
-  for (const auto& [cls, rel] : order) {
-    fs::path parent = fs::path(base) / fs::path(rel).parent_path();
-    std::vector<fs::path> chain;
-    for (fs::path p = parent; !p.empty() && p != "lib/modules"; p = p.parent_path()) chain.push_back(p);
-    for (auto it = chain.rbegin(); it != chain.rend(); ++it)
-      if (dirs.insert(it->string()).second) cpio.add_directory(it->string());
-    cpio.add_file(base + "/" + rel, read_file(modules_dir / rel));
-    list += cls + " /" + base + "/" + rel + "\n";
-  }
-  cpio.add_file(base + "/gondolin.modules", list);
-  return cpio.finish();
-}
-
 std::pair<std::string, std::string> Builder::build_kernel(const fs::path& kernel_tree, const std::string& release) {
   std::string bz = read_file(kernel_tree / "boot" / ("vmlinuz-" + release));
   auto payload = find_bzimage_payload(bz);
@@ -463,7 +369,7 @@ Image Builder::run(const ImageStore& store) {
     fs::create_directories(stage);
     auto [kernel, kernel_format] = build_kernel(kernel_tree, release);
     write_file_atomic(stage / "kernel", kernel);
-    write_file_atomic(stage / "initramfs.cpio", build_initramfs(kernel_tree, release, busybox_tree / "bin/busybox"));
+    write_file_atomic(stage / "initramfs.cpio", build_initramfs(kernel_tree, release, busybox_tree / "bin/busybox", spec_.modules, runner()));
     // Link the cached root filesystem when possible: both copies are read-only.
     fs::create_hard_link(rootfs, stage / "rootfs.ext4", ec);
     if (ec) fs::copy_file(rootfs, stage / "rootfs.ext4");
