@@ -55,8 +55,8 @@ std::string describe_mounts(const std::vector<Mount>& mounts) {
   for (const auto& m : mounts) {
     if (m.options.transport == FsTransport::Virtiofs)
       throw Error(ErrorKind::Usage, "the mount at " + m.guest_path +
-                                        " uses virtio-fs, which QEMU 7.2 cannot snapshot (vhost-user-fs is not "
-                                        "migratable); mount it with transport=serial (the default) to take snapshots");
+                                        " uses virtio-fs, whose back-end state gondolin cannot save in a "
+                                        "snapshot yet; mount it with transport=serial (the default) to take snapshots");
     std::string provider = m.provider ? m.provider->describe() : std::string();
     if (provider.empty())
       throw Error(ErrorKind::Usage,

@@ -493,8 +493,8 @@ m = mmap.mmap(f, 0, mmap.MAP_PRIVATE); print('private', m[:4].decode())
             "same\n");
 }
 
-// QEMU 7.2 cannot migrate vhost-user-fs: the snapshot is refused up front
-// with one line, and the VM goes on.
+// gondolin cannot save a vhost-user-fs back-end's state yet: the snapshot is
+// refused up front with one line, and the VM goes on.
 TEST(VfsVirtiofs, SnapshotIsRefusedAndTheSessionGoesOn) {
   TempDir tmp, dir;
   VmOptions o;
