@@ -74,6 +74,10 @@ struct VmInfo {
   double kernel_seconds = 0;     // guest uptime when the agent started
   double agent_init_seconds = 0;  // the agent's own boot work
   int qemu_pid = 0;
+  // QEMU's own "major.minor.micro", asked over QMP at start (features that
+  // need a newer QEMU are judged by it, not by the binary's name); empty if
+  // QEMU did not say.
+  std::string qemu_version;
 };
 
 // A file or directory inside the guest, as seen by the host file API.

@@ -166,6 +166,19 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   console_->start();
   qmp_ = std::make_shared<vm::QmpClient>(io_, std::move(qmp_host));
   qmp_->start();
+  // Asked first thing: the reply is in before the guest can be ready (and,
+  // for a resume, before query-migrate's, which is queued behind it).
+  qmp_->execute("query-version", nullptr, [this](bool ok, const nlohmann::json& r) {
+    if (!ok || !r.is_object() || !r.contains("qemu") || !r["qemu"].is_object()) return;
+    const nlohmann::json& q = r["qemu"];
+    std::string version;
+    for (const char* k : {"major", "minor", "micro"}) {
+      if (!q.contains(k) || !q[k].is_number_unsigned()) return;
+      version += (version.empty() ? "" : ".") + std::to_string(q[k].get<unsigned>());
+    }
+    info_.qemu_version = version;
+    log().debug("QEMU {}", version);
+  });
   auto channel = std::make_shared<control::ControlChannel>(io_, std::move(control_host));
   control_ = std::make_shared<control::ControlClient>(io_, channel);
   // A dead control channel means a dead VM: QEMU is stopped, and its exit

@@ -1,6 +1,9 @@
 // The C++ API against one shared VM.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include <memory>
 #include <thread>
 
@@ -24,6 +27,10 @@ TEST_F(VmApi, ReportsHowItBooted) {
   EXPECT_FALSE(info.accel_reason.empty());
   EXPECT_NE(info.kernel_release.find("amd64"), std::string::npos);
   EXPECT_GT(info.boot_seconds, 0);
+  // QEMU's version, as QEMU itself reported it over QMP ("10.0.2").
+  EXPECT_EQ(std::count(info.qemu_version.begin(), info.qemu_version.end(), '.'), 2) << info.qemu_version;
+  EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(info.qemu_version.empty() ? 'x' : info.qemu_version[0])))
+      << info.qemu_version;
   EXPECT_TRUE(vm_->running());
 }
 
