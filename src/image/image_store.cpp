@@ -59,7 +59,7 @@ bool looks_like_path(const std::string& ref) {
 
 bool is_hex_prefix(const std::string& s) {
   if (s.size() < 4 || s.size() > 16) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  return is_lower_hex(s);
 }
 
 }  // namespace

@@ -27,12 +27,7 @@ std::string string_field(const json& obj, const char* key, const std::string& or
   return s;
 }
 
-bool is_hex(const std::string& s, std::size_t len) {
-  if (s.size() != len) return false;
-  for (char c : s)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
-}
+bool is_hex(const std::string& s, std::size_t len) { return s.size() == len && is_lower_hex(s); }
 
 // A manifest names files inside its own directory, nothing else.
 bool is_plain_file_name(const std::string& name) {

@@ -37,12 +37,7 @@ const std::set<std::string> kLayerTypes{
 const std::set<std::string> kIndexTypes{"application/vnd.oci.image.index.v1+json",
                                         "application/vnd.docker.distribution.manifest.list.v2+json"};
 
-bool is_sha256_hex(const std::string& s) {
-  if (s.size() != 64) return false;
-  for (char c : s)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
-}
+bool is_sha256_hex(const std::string& s) { return s.size() == 64 && is_lower_hex(s); }
 
 // A directory whose files are opened by name without ever leaving it.
 class ConfinedDir {

@@ -9,6 +9,13 @@
 #include "gondolin/error.h"
 
 namespace gondolin {
+
+bool is_lower_hex(std::string_view s) {
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
 namespace {
 
 struct MdCtxFree {
