@@ -39,6 +39,15 @@ const std::set<std::string> kIndexTypes{"application/vnd.oci.image.index.v1+json
 
 bool is_sha256_hex(const std::string& s) { return s.size() == 64 && is_lower_hex(s); }
 
+// `rel` under the directory `dirfd`, resolved as if that were "/": no name,
+// "..", or symlink (absolute or relative) leads out of it.
+UniqueFd open_in_root(int dirfd, const std::string& rel, int flags) {
+  struct open_how how{};
+  how.flags = static_cast<__u64>(static_cast<unsigned>(flags | O_CLOEXEC));
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  return UniqueFd(static_cast<int>(::syscall(SYS_openat2, dirfd, rel.c_str(), &how, sizeof how)));
+}
+
 // A directory whose files are opened by name without ever leaving it.
 class ConfinedDir {
  public:
@@ -49,10 +58,7 @@ class ConfinedDir {
   [[noreturn]] void fail(const std::string& what) const { throw Error(ErrorKind::Image, label_ + ": " + what); }
 
   UniqueFd open(const std::string& rel, bool required = true) const {
-    struct open_how how{};
-    how.flags = O_RDONLY | O_CLOEXEC;
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    UniqueFd fd(static_cast<int>(::syscall(SYS_openat2, fd_.get(), rel.c_str(), &how, sizeof how)));
+    UniqueFd fd = open_in_root(fd_.get(), rel, O_RDONLY);
     struct stat st{};
     if (fd && (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))) fd.reset();
     if (!fd && required) fail("no file " + rel);
@@ -287,11 +293,7 @@ std::optional<std::uint32_t> as_id(const std::string& s) {
 
 bool exists_in_root(const fs::path& root, const std::string& path) {
   UniqueFd dir(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  struct open_how how{};
-  how.flags = O_PATH | O_CLOEXEC;
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  UniqueFd fd(static_cast<int>(::syscall(SYS_openat2, dir.get(), path.c_str(), &how, sizeof how)));
-  return fd.valid();
+  return dir && open_in_root(dir.get(), path, O_PATH).valid();
 }
 
 GuestUser resolve_image_user(const fs::path& root, const std::string& user, std::string& home) {
