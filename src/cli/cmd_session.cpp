@@ -83,9 +83,7 @@ void add_session_commands(CLI::App& app, Outcome& outcome) {
     req.cwd = af->workdir;
     if (!af->user.empty()) {
       GuestUser user = parse_guest_user(af->user);
-      req.flags |= proto::kExecFlagUser;
-      req.uid = user.uid;
-      req.gid = user.gid;
+      req.run_as(user.uid, user.gid);
     }
     if (const char* term = std::getenv("TERM"); tty && term && *term) req.env.push_back(std::string("TERM=") + term);
     for (const auto& e : af->env) {

@@ -79,6 +79,12 @@ struct ExecStart {
   std::uint16_t cols = 80;
   std::uint32_t uid = 0, gid = 0;  // with kExecFlagUser
 
+  void run_as(std::uint32_t user, std::uint32_t group) {
+    flags |= kExecFlagUser;
+    uid = user;
+    gid = group;
+  }
+
   void encode(PayloadWriter& w) const {
     w.strings(argv);
     w.strings(env);

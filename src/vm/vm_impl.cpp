@@ -365,11 +365,7 @@ Process VmImpl::spawn(const Command& cmd, const ExecOptions& o) {
   // The image's defaults (an OCI config's WorkingDir and User) unless asked otherwise.
   req.cwd = o.cwd.empty() ? image_.manifest.workdir : o.cwd;
   req.flags = (o.pty ? proto::kExecFlagPty : 0) | (o.stdin || !o.stdin_data.empty() ? proto::kExecFlagStdin : 0);
-  if (std::optional<GuestUser> user = o.user ? o.user : image_.manifest.user) {
-    req.flags |= proto::kExecFlagUser;
-    req.uid = user->uid;
-    req.gid = user->gid;
-  }
+  if (std::optional<GuestUser> user = o.user ? o.user : image_.manifest.user) req.run_as(user->uid, user->gid);
   req.rows = o.rows;
   req.cols = o.cols;
   proto::PayloadWriter size_check;

@@ -56,11 +56,7 @@ class AgentHarness {
     for (const auto& [k, v] : o.env) req.env.push_back(k + "=" + v);
     req.cwd = o.cwd;
     req.flags = (o.pty ? proto::kExecFlagPty : 0) | (o.stdin ? proto::kExecFlagStdin : 0);
-    if (o.user) {
-      req.flags |= proto::kExecFlagUser;
-      req.uid = o.user->uid;
-      req.gid = o.user->gid;
-    }
+    if (o.user) req.run_as(o.user->uid, o.user->gid);
     auto state = run_on_io([&] { return client_->start_exec(req, o.timeout); });
     return detail::make_process(state);
   }
