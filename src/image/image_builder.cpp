@@ -41,7 +41,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // Bump when the builder's output for the same inputs changes.
-constexpr int kBuilderVersion = 2;
+constexpr int kBuilderVersion = 3;
 
 class Builder {
  public:
@@ -273,23 +273,19 @@ fs::path Builder::build_rootfs() {
                         ? "building the root filesystem with mmdebstrap"
                         : "building the root filesystem with mmdebstrap (and the spec's post_build)");
 
-  // Make it ours: identity files, and no state that would be stale in a VM.
-  write_file_atomic(tree / "etc/hostname", "gondolin\n");
-  write_file_atomic(tree / "etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\tgondolin\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+  // No package lists that would be stale in a VM; then gondolin's own files,
+  // the same layer an OCI root gets (rootfs_tree.h).
   std::error_code ec;
-  fs::remove(tree / "etc/resolv.conf", ec);
   for (const char* dir : {"var/lib/apt/lists", "var/cache/apt"}) {
     for (const auto& e : fs::directory_iterator(tree / dir, ec))
       if (e.is_regular_file()) fs::remove(e.path(), ec);
   }
-  for (const char* dir : {"lower", "rw", "newroot"}) fs::create_directories(tree / dir);
-  if (!spec_.init_extra.empty()) {
-    fs::create_directories(tree / "etc/gondolin");
-    write_file_atomic(tree / "etc/gondolin/init-extra", spec_.init_extra,
-                      fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
-  }
+  LayerUnpacker own_files(tree);
+  std::string layer = gondolin_root_layer(spec_.init_extra);
+  if (auto bad = own_files.apply_memory(layer.data(), layer.size(), "adding gondolin's files to the root"))
+    throw Error(ErrorKind::Image, *bad);
 
-  write_ext4_image(tree, image, spec_.rootfs_free_mib, nullptr, runner());
+  write_ext4_image(tree, image, spec_.rootfs_free_mib, &own_files, runner());
   fs::remove_all(tree, ec);
   return image;
 }
