@@ -165,9 +165,7 @@ std::optional<std::string> LayerUnpacker::apply_archive(struct archive* a, const
     if (auto bad = apply_entry(a, e)) return label + ": " + *bad;
   }
   // Directory times last: adding entries changed them.
-  for (const auto& [path, mtime] : dir_times_) {
-    std::vector<std::string> parts;
-    if (split_path(path.c_str(), parts) || parts.empty()) continue;
+  for (const auto& [parts, mtime] : dir_times_) {
     UniqueFd parent;
     if (open_parent(parts, false, parent)) continue;
     struct timespec times[2] = {mtime, mtime};
@@ -317,7 +315,7 @@ std::optional<std::string> LayerUnpacker::make_node(struct archive* a, const Ent
     if ((!exists || !S_ISDIR(st.st_mode)) && ::mkdirat(parent, name, 0700) != 0)
       return "directory " + shown(e.path) + ": " + errno_text(errno);
     set_metadata(e, parent);
-    dir_times_.emplace_back(e.path, e.times[1]);
+    dir_times_.emplace_back(e.parts, e.times[1]);
     return std::nullopt;
   }
   if (e.type == AE_IFCHR || e.type == AE_IFBLK) return "device node " + shown(e.path) + " is not allowed in an image";

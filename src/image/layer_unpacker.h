@@ -84,7 +84,7 @@ class LayerUnpacker {
   LayerLimits limits_;
   std::uint64_t bytes_ = 0, entries_ = 0;
   std::set<std::string> laid_this_layer_;  // normalised paths this layer created
-  std::vector<std::pair<std::string, struct timespec>> dir_times_;  // set when a layer ends
+  std::vector<std::pair<std::vector<std::string>, struct timespec>> dir_times_;  // set when a layer ends
   std::vector<OwnershipFixup> owner_fixups_;
   std::vector<XattrFixup> xattr_fixups_;
 };
