@@ -257,8 +257,9 @@ enum class FsTransport {
   Serial,
   // virtio-fs: gondolin is QEMU's vhost-user-fs back-end and reads/writes
   // guest memory directly. Much faster for bulk data; the VM's RAM becomes a
-  // shared memfd, and such a VM cannot be snapshotted (QEMU 7.2 does not
-  // migrate vhost-user-fs). The server runs on a thread of its own per mount.
+  // shared memfd. Snapshots carry the mount's FUSE session inside QEMU's
+  // device state (QEMU 8.2 and later; QEMU 7.2 refuses such a snapshot).
+  // The server runs on a thread of its own per mount.
   Virtiofs,
 };
 

@@ -176,6 +176,11 @@ std::optional<std::string> FuseServer::child_path(std::uint64_t parent, std::str
   return p;
 }
 
+int FuseServer::handle_errno(std::uint64_t fh) const {
+  auto it = handles_.find(fh);
+  return it != handles_.end() && !it->second.live ? ESTALE : EBADF;
+}
+
 FuseServer::OpenFile* FuseServer::find_handle(std::uint64_t fh, bool directory) {
   auto it = handles_.find(fh);
   if (it == handles_.end() || it->second.directory != directory || !it->second.live) return nullptr;
@@ -329,7 +334,7 @@ FuseServer::Bytes FuseServer::setattr(Request& req) {
   Result<Attr> attr = Errno{ENOSYS};
   if (in->valid & FATTR_FH) {
     OpenFile* f = find_handle(in->fh, false);
-    if (!f) return error_reply(req.unique(), EBADF);
+    if (!f) return error_reply(req.unique(), handle_errno(in->fh));
     attr = provider_->fsetattr(f->provider_handle, changes);
   }
   if (!attr && attr.error() == ENOSYS) {
@@ -514,10 +519,11 @@ bool FuseServer::import_state(std::string_view state) {
     f.directory = r.u8() != 0;
     if (!r.ok() || fh == 0 || fh >= next_fh) return false;
     // Re-open through the provider; a file that is gone stays a dead
-    // handle: EBADF on use, released quietly.
+    // handle: ESTALE on use, released quietly. O_CREAT/O_EXCL/O_TRUNC did
+    // their work when the guest opened it and must not act again.
     f.live = false;
     if (auto path = nodes_.path(f.nodeid)) {
-      Result<Handle> h = f.directory ? provider_->opendir(*path) : provider_->open(*path, f.flags & ~O_TRUNC);
+      Result<Handle> h = f.directory ? provider_->opendir(*path) : provider_->open(*path, f.flags & ~(O_TRUNC | O_CREAT | O_EXCL));
       if (h) {
         f.provider_handle = *h;
         f.live = true;

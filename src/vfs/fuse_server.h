@@ -57,7 +57,7 @@ class FuseServer {
 
   // For snapshot/resume: the node table and open handles (by path and open
   // flags), and their inverse, which re-opens every handle through the
-  // provider. A handle whose file is gone after the resume fails with EBADF
+  // provider. A handle whose file is gone after the resume fails with ESTALE
   // on use. Returns false on malformed state.
   std::string export_state() const;
   bool import_state(std::string_view state);
@@ -100,6 +100,9 @@ class FuseServer {
   std::optional<std::string> child_path(std::uint64_t parent, std::string_view name, int& error) const;
   // A live handle of the given kind, or nullptr.
   OpenFile* find_handle(std::uint64_t fh, bool directory);
+  // The error for a handle find_handle did not give: ESTALE for one whose
+  // file was gone when a snapshot resumed, else EBADF.
+  int handle_errno(std::uint64_t fh) const;
   Result<Attr> attr_of(std::uint64_t nodeid, std::optional<std::uint64_t> fh);
   // A reply naming a new (or known) node for parent/name; counts one lookup.
   Bytes entry_reply(std::uint64_t unique, std::uint64_t parent, std::string_view name, Result<Attr> attr);

@@ -101,7 +101,7 @@ FuseServer::Bytes FuseServer::read(Request& req) {
   if (in->size > fuse::kMaxIo || in->offset > static_cast<std::uint64_t>(INT64_MAX))
     return error_reply(req.unique(), req.parse_error());
   OpenFile* f = find_handle(in->fh, false);
-  if (!f) return error_reply(req.unique(), EBADF);
+  if (!f) return error_reply(req.unique(), handle_errno(in->fh));
   if (!data_.read_into.empty()) {
     std::vector<std::span<char>> pieces;
     std::size_t want = in->size;
@@ -137,7 +137,7 @@ FuseServer::Bytes FuseServer::write(Request& req) {
     if (!data || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   }
   OpenFile* f = find_handle(in->fh, false);
-  if (!f) return error_reply(req.unique(), EBADF);
+  if (!f) return error_reply(req.unique(), handle_errno(in->fh));
   auto n = external ? provider_->write_vectored(f->provider_handle, in->offset, data_.write_from)
                     : provider_->write(f->provider_handle, in->offset,
                                        {reinterpret_cast<const char*>(data->data()), data->size()});
@@ -175,11 +175,11 @@ FuseServer::Bytes FuseServer::sync(Request& req) {
     datasync = (in->fsync_flags & FUSE_FSYNC_FDATASYNC) != 0;
   }
   if (req.opcode() == FUSE_FSYNCDIR) {
-    if (!find_handle(fh, true)) return error_reply(req.unique(), EBADF);
+    if (!find_handle(fh, true)) return error_reply(req.unique(), handle_errno(fh));
     return fuse::empty_reply(req.unique());
   }
   OpenFile* f = find_handle(fh, false);
-  if (!f) return error_reply(req.unique(), EBADF);
+  if (!f) return error_reply(req.unique(), handle_errno(fh));
   Status s = req.opcode() == FUSE_FLUSH ? provider_->flush(f->provider_handle)
                                         : provider_->fsync(f->provider_handle, datasync);
   // ENOSYS (a provider with nothing to flush) is meant for the kernel: it
@@ -192,7 +192,7 @@ FuseServer::Bytes FuseServer::readdir(Request& req) {
   if (!in || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   if (in->size > fuse::kMaxIo) return error_reply(req.unique(), req.parse_error());
   OpenFile* f = find_handle(in->fh, true);
-  if (!f) return error_reply(req.unique(), EBADF);
+  if (!f) return error_reply(req.unique(), handle_errno(in->fh));
   const bool plus = req.opcode() == FUSE_READDIRPLUS;
   const std::uint64_t dir_node = f->nodeid;
   int error = 0;
@@ -296,7 +296,7 @@ FuseServer::Bytes FuseServer::fallocate(Request& req) {
   if (in->offset > static_cast<std::uint64_t>(INT64_MAX) || in->length > static_cast<std::uint64_t>(INT64_MAX) - in->offset)
     return error_reply(req.unique(), EFBIG);
   OpenFile* f = find_handle(in->fh, false);
-  if (!f) return error_reply(req.unique(), EBADF);
+  if (!f) return error_reply(req.unique(), handle_errno(in->fh));
   Status s = provider_->fallocate(f->provider_handle, static_cast<int>(in->mode), in->offset, in->length);
   return s ? fuse::empty_reply(req.unique()) : error_reply(req.unique(), s.error());
 }
@@ -307,7 +307,7 @@ FuseServer::Bytes FuseServer::lseek(Request& req) {
   if ((in->whence != SEEK_DATA && in->whence != SEEK_HOLE) || in->offset > static_cast<std::uint64_t>(INT64_MAX))
     return error_reply(req.unique(), req.parse_error());
   OpenFile* f = find_handle(in->fh, false);
-  if (!f) return error_reply(req.unique(), EBADF);
+  if (!f) return error_reply(req.unique(), handle_errno(in->fh));
   auto off = provider_->lseek(f->provider_handle, in->offset, static_cast<int>(in->whence));
   if (!off) return error_reply(req.unique(), off.error());
   fuse_lseek_out out{};

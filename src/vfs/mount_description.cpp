@@ -53,10 +53,6 @@ std::shared_ptr<Provider> provider_from(const json& d, const std::string& origin
 std::string describe_mounts(const std::vector<Mount>& mounts) {
   json out = json::array();
   for (const auto& m : mounts) {
-    if (m.options.transport == FsTransport::Virtiofs)
-      throw Error(ErrorKind::Usage, "the mount at " + m.guest_path +
-                                        " uses virtio-fs, whose back-end state gondolin cannot save in a "
-                                        "snapshot yet; mount it with transport=serial (the default) to take snapshots");
     std::string provider = m.provider ? m.provider->describe() : std::string();
     if (provider.empty())
       throw Error(ErrorKind::Usage,
@@ -70,7 +66,8 @@ std::string describe_mounts(const std::vector<Mount>& mounts) {
                    {"attr_timeout_ms", m.options.attr_timeout.count()},
                    {"keep_cache", m.options.keep_cache},
                    {"writeback_cache", m.options.writeback_cache},
-                   {"direct_io", m.options.direct_io}});
+                   {"direct_io", m.options.direct_io},
+                   {"transport", m.options.transport == FsTransport::Virtiofs ? "virtiofs" : "serial"}});
   }
   return out.dump();
 }
@@ -90,6 +87,11 @@ std::vector<Mount> mounts_from_description(const std::string& text, const std::s
       m.options.keep_cache = d.value("keep_cache", true);
       m.options.writeback_cache = d.value("writeback_cache", false);
       m.options.direct_io = d.value("direct_io", false);
+      const std::string transport = d.value("transport", "serial");  // snapshots before virtio-fs had none
+      if (transport != "serial" && transport != "virtiofs")
+        throw Error(ErrorKind::Usage, origin + ": the mount at " + m.guest_path + " has unknown transport '" +
+                                          transport + "'");
+      m.options.transport = transport == "virtiofs" ? FsTransport::Virtiofs : FsTransport::Serial;
     } catch (const json::exception&) {
       throw Error(ErrorKind::Usage, origin + ": the mount at " + m.guest_path + " has malformed options");
     }

@@ -61,18 +61,44 @@ void MountSet::restore_states(const std::vector<std::string>& states, const std:
   if (states.size() != servers_.size())
     throw Error(ErrorKind::Usage, origin + ": has file system state for " + std::to_string(states.size()) +
                                       " mounts, but describes " + std::to_string(servers_.size()));
-  for (std::size_t i = 0; i < states.size(); ++i)
-    if (!servers_[i]->import_state(states[i]))
+  for (std::size_t i = 0; i < states.size(); ++i) {
+    const bool virtiofs = mounts_[i].options.transport == FsTransport::Virtiofs;
+    if (virtiofs && states[i].empty()) continue;  // QEMU brings it to the device
+    if (virtiofs || !servers_[i]->import_state(states[i]))
       throw Error(ErrorKind::Usage, origin + ": the file system state of the mount at " + mounts_[i].guest_path +
                                         " is damaged");
+  }
 }
 
 std::vector<std::string> MountSet::save_states() const {
   std::vector<std::string> out;
-  for (const auto& c : channels_) out.push_back(c->server().export_state());
-  for (const auto& s : servers_)
-    if (s) out.push_back(s->export_state());  // never started
+  std::size_t next_channel = 0;
+  for (std::size_t i = 0; i < mounts_.size(); ++i) {
+    if (mounts_[i].options.transport == FsTransport::Virtiofs) out.emplace_back();
+    else if (!servers_.empty() && servers_[i]) out.push_back(servers_[i]->export_state());  // never started
+    else out.push_back(channels_.at(next_channel++)->server().export_state());
+  }
   return out;
+}
+
+std::string MountSet::unsavable_reason() const {
+  std::size_t next = 0;
+  for (const auto& m : mounts_) {
+    if (m.options.transport != FsTransport::Virtiofs) continue;
+    if (next < virtiofs_.size() && !virtiofs_[next++]->state_migratable())
+      return "the mount at " + m.guest_path + " uses virtio-fs, and this QEMU cannot save a vhost-user-fs back-end's "
+             "state (QEMU 8.2 and later can)";
+  }
+  return "";
+}
+
+std::string MountSet::state_error() const {
+  for (std::size_t i = 0, next = 0; i < mounts_.size(); ++i) {
+    if (mounts_[i].options.transport != FsTransport::Virtiofs || next >= virtiofs_.size()) continue;
+    if (std::string e = virtiofs_[next++]->state_error(); !e.empty())
+      return "the mount at " + mounts_[i].guest_path + ": " + e;
+  }
+  return "";
 }
 
 bool MountSet::uses_virtiofs() const {

@@ -52,10 +52,17 @@ class MountSet {
 
   // For a resume: loads each server's saved state (FuseServer::export_state),
   // in mount order, re-opening files the guest holds open. Call before
-  // start(). Throws gondolin::Error (Usage) if a state does not fit.
+  // start(). A virtio-fs mount's state is empty here: it travels in QEMU's
+  // own state (VirtioFsServer). Throws gondolin::Error (Usage) if a state
+  // does not fit.
   void restore_states(const std::vector<std::string>& states, const std::string& origin);
-  // Io thread, VM paused: every mount's state, in mount order.
+  // Io thread, VM paused: every mount's state, in mount order ("" for virtio-fs).
   std::vector<std::string> save_states() const;
+  // Any thread, after start(): "" if a snapshot can save every mount, else
+  // a sentence naming the first virtio-fs mount whose state QEMU cannot carry.
+  std::string unsavable_reason() const;
+  // Any thread: why a virtio-fs mount refused the state QEMU loaded ("" if none did).
+  std::string state_error() const;
   // Io thread: no FUSE request or reply is in flight on any mount.
   bool quiet() const;
 
@@ -74,7 +81,7 @@ class MountSet {
   std::vector<Mount> mounts_;
   std::vector<UniqueFd> host_ends_;  // invalid for virtio-fs mounts
   std::vector<std::unique_ptr<FuseServer>> servers_;  // until start() hands them to channels
-  std::vector<std::shared_ptr<FuseChannel>> channels_;
+  std::vector<std::shared_ptr<FuseChannel>> channels_;  // serial mounts, in mount order
   std::vector<std::unique_ptr<vhost::VirtioFsServer>> virtiofs_;  // made by create_ports()
 };
 

@@ -226,8 +226,12 @@ void VmImpl::continue_after_restore() {
       return;
     }
     if (status == "failed" || !ok) {
-      finish_boot(BootOutcome::Failed, Error(ErrorKind::Qemu, "QEMU could not load the snapshot state" +
-                                                                  (qemu_ ? ": " + qemu_->error_text() : std::string())));
+      // A mount that refused its saved state says why better than QEMU does.
+      if (std::string why = mounts_->state_error(); !why.empty())
+        finish_boot(BootOutcome::Failed, Error(ErrorKind::Usage, "the snapshot's file system state is damaged: " + why));
+      else
+        finish_boot(BootOutcome::Failed, Error(ErrorKind::Qemu, "QEMU could not load the snapshot state" +
+                                                                    (qemu_ ? ": " + qemu_->error_text() : std::string())));
       if (qemu_) qemu_->kill(SIGKILL);
       return;
     }

@@ -108,6 +108,9 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, const std::function
   session::SnapshotManifest m;
   // Refused before anything is paused: every mount must be rebuildable on resume.
   m.mounts_json = vfs::describe_mounts(mounts_->mounts());
+  if (std::string why = mounts_->unsavable_reason(); !why.empty())
+    throw Error(ErrorKind::Usage, why + (info_.qemu_version.empty() ? "" : "; this is QEMU " + info_.qemu_version) +
+                                      "; mount it with transport=serial to take snapshots");
   m.id = random_hex(8);
   fs::path dir = requested_dir.empty() ? session::snapshots_dir() / m.id : fs::absolute(requested_dir);
   std::error_code ec;

@@ -4,6 +4,10 @@
 // bytes]. SET_MEM_TABLE gets a 1 MiB memfd holding the RAM image,
 // SET_VRING_KICK/CALL/ERR an eventfd, so rings can really start; after each
 // message every serving ring is drained (gather + scatter + push_used).
+// SET_LOG_BASE gets a 4 KiB memfd as the dirty log and SET_DEVICE_STATE_FD
+// the read end of a pipe whose writer is gone, so state transfers (whose
+// load hook checks the bytes as the real device does) really run.
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -40,7 +44,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (image && ::pwrite(ram.get(), p, image, 0) != static_cast<ssize_t>(image)) return 0;
   p += image;
 
-  VhostUserBackend backend(2, 4096);
+  UniqueFd log(::memfd_create("fuzz-log", MFD_CLOEXEC));
+  if (!log || ::ftruncate(log.get(), 4096) != 0) return 0;
+  DeviceStateHooks hooks{[] { return std::string(100, 's'); },
+                         [](std::string_view state) { return state.size() == 100 ? "" : std::string("refused"); },
+                         1u << 16};
+  VhostUserBackend backend(2, 4096, hooks);
   while (end - p >= 10) {
     Message m;
     m.header.request = static_cast<std::uint32_t>(read_le(p, end, 4));
@@ -52,6 +61,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     p += len;
     switch (static_cast<Request>(m.header.request)) {
       case Request::SetMemTable: m.fds.emplace_back(::dup(ram.get())); break;
+      case Request::SetLogBase: m.fds.emplace_back(::dup(log.get())); break;
+      case Request::SetDeviceStateFd: {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) return 0;
+        ::close(fds[1]);
+        m.fds.emplace_back(fds[0]);
+        break;
+      }
       case Request::SetVringKick:
       case Request::SetVringCall:
       case Request::SetVringErr: m.fds.emplace_back(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)); break;
@@ -64,8 +81,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       DescriptorChain chain;
       for (int n = 0; n < 64 && backend.queue(i).pop(chain); ++n) {
         auto request = chain.gather();
-        chain.scatter(request);
-        backend.queue(i).push_used(chain.head, static_cast<std::uint32_t>(request.size()));
+        const std::uint32_t written = chain.scatter(request);
+        backend.log_written(chain, written);
+        backend.queue(i).push_used(chain.head, written);
         backend.notify_guest(i);
       }
     }

@@ -88,10 +88,6 @@ class NamespacedHttpServer {
   pid_t pid_ = -1;
 };
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 std::vector<nlohmann::json> log_lines(const fs::path& p) {
   std::vector<nlohmann::json> out;

@@ -137,6 +137,16 @@ std::optional<long> peak_rss_kib(pid_t pid) {
   return std::nullopt;
 }
 
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void spit(const std::filesystem::path& p, const std::string& contents) {
+  std::filesystem::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << contents;
+}
+
 std::string host_sh(const std::string& command) {
   CommandResult r = run_command({"/bin/sh", "-c", command});
   if (!r.ok()) throw std::runtime_error("host command failed: " + command + ": " + r.output);

@@ -51,6 +51,10 @@ std::vector<pid_t> child_pids(pid_t pid);
 bool process_alive(pid_t pid);
 // Peak resident set size (VmHWM) of a live process, in KiB; nullopt if gone.
 std::optional<long> peak_rss_kib(pid_t pid);
+// A host file's whole contents ("" if it cannot be read), and its
+// replacement (parent directories made as needed).
+std::string slurp(const std::filesystem::path& p);
+void spit(const std::filesystem::path& p, const std::string& contents);
 // Runs a shell command on the host and returns its stdout (throws on failure).
 std::string host_sh(const std::string& command);
 

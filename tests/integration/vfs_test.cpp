@@ -15,19 +15,13 @@
 
 using namespace gondolin;
 using gondolin::testing::host_sh;
+using gondolin::testing::slurp;
+using gondolin::testing::spit;
 using gondolin::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-void spit(const fs::path& p, const std::string& s) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary) << s;
-}
 std::string quote(const std::string& s) { return "'" + s + "'"; }
 
 // The suite runs once per transport: ctest sets GONDOLIN_TEST_MOUNT_TRANSPORT=virtiofs
@@ -352,106 +346,6 @@ TEST(VfsCli, MountFlagsWorkAndBadOnesAreClear) {
   EXPECT_NE(hide.err.find("--hide"), std::string::npos) << hide.err;
 }
 
-// ---- Snapshot and resume ----------------------------------------------------------
-
-// The guest keeps its FUSE mounts (node ids, open files) across a snapshot;
-// the resumed process rebuilds the same mounts from the snapshot's
-// description, so the mount keeps working, and a file held open across the
-// snapshot is still written to the same host file.
-TEST(VfsResume, HostfsMountKeepsWorkingAfterResume) {
-  TempDir host, tmp;
-  spit(host.path() / "from-host.txt", "host\n");
-  fs::path snap = tmp.path() / "snap";
-  {
-    VmOptions o;
-    o.mounts.push_back({"/work", vfs::hide(vfs::host_dir(host.path()), {"**/.env"})});
-    o.mounts.push_back({"/ro", vfs::read_only(vfs::host_dir(host.path()))});
-    Vm vm = Vm::create(o);
-    auto r = vm.exec(std::string(
-        "set -e; echo before > /work/written.txt; cat /work/from-host.txt; mkfifo /tmp/go;"
-        "(exec 3>>/work/held.txt; echo held-before >&3; read x < /tmp/go; echo held-after >&3;"
-        " exec 3>&-; touch /work/done) > /dev/null 2>&1 &"
-        "for i in $(seq 100); do [ -s /work/held.txt ] && break; sleep 0.1; done"));
-    ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
-    EXPECT_EQ(r.stdout_data, "host\n");
-    vm.snapshot(snap);
-  }
-  EXPECT_EQ(slurp(host.path() / "written.txt"), "before\n");
-  spit(host.path() / "later.txt", "after the snapshot\n");
-  spit(host.path() / ".env", "TOKEN=1");
-
-  Vm resumed = Vm::resume(snap.string(), {});
-  auto r = resumed.exec(std::string(
-      "set -e; cat /work/written.txt /work/later.txt; echo resumed >> /work/written.txt;"
-      "echo go > /tmp/go; for i in $(seq 100); do [ -e /work/done ] && break; sleep 0.1; done;"
-      "cat /work/held.txt; ls -A /work | sort | tr '\\n' ' '; echo; cat /ro/written.txt;"
-      "if touch /ro/x 2>/dev/null; then echo ro-writable; fi; cat /work/.env 2>&1 || true"));
-  ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
-  EXPECT_EQ(r.stdout_data,
-            "before\nafter the snapshot\nheld-before\nheld-after\n"
-            "done from-host.txt held.txt later.txt written.txt \n"
-            "before\nresumed\n"
-            "cat: /work/.env: No such file or directory\n");
-  EXPECT_EQ(slurp(host.path() / "written.txt"), "before\nresumed\n");
-  EXPECT_EQ(slurp(host.path() / "held.txt"), "held-before\nheld-after\n");
-}
-
-// A host directory that is gone by resume time is a one-line error naming
-// it, before QEMU starts; the snapshot is untouched and resumes once the
-// directory is back. A resumer cannot add mounts of its own.
-TEST(VfsResume, MovedHostDirIsAClearErrorAndChangesNothing) {
-  TempDir tmp;
-  fs::path dir = tmp.path() / "project";
-  spit(dir / "f.txt", "kept\n");
-  fs::path snap = tmp.path() / "snap";
-  {
-    VmOptions o;
-    o.mounts.push_back({"/p", vfs::host_dir(dir)});
-    Vm vm = Vm::create(o);
-    ASSERT_EQ(vm.exec(std::vector<std::string>{"cat", "/p/f.txt"}).stdout_data, "kept\n");
-    vm.snapshot(snap);
-  }
-  std::string manifest_before = slurp(snap / "manifest.json");
-  fs::rename(dir, tmp.path() / "moved");
-  auto r = gondolin::testing::run_gondolin({"exec", "--resume", snap.string(), "--", "true"});
-  EXPECT_EQ(r.exit_code, 125);
-  EXPECT_NE(r.err.find("host directory " + dir.string() + " at /p"), std::string::npos) << r.err;
-  try {
-    Vm::resume(snap.string(), {});
-    ADD_FAILURE() << "resumed without its host directory";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(dir.string()), std::string::npos) << e.what();
-  }
-  EXPECT_EQ(slurp(snap / "manifest.json"), manifest_before);
-
-  auto extra = gondolin::testing::run_gondolin(
-      {"exec", "--resume", snap.string(), "--mount-memfs", "/m", "--", "true"});
-  EXPECT_EQ(extra.exit_code, 125);
-  EXPECT_NE(extra.err.find("cannot be combined with --resume"), std::string::npos) << extra.err;
-
-  fs::rename(tmp.path() / "moved", dir);
-  Vm resumed = Vm::resume(snap.string(), {});
-  EXPECT_EQ(resumed.exec(std::vector<std::string>{"cat", "/p/f.txt"}).stdout_data, "kept\n");
-}
-
-// An in-memory mount's contents live in this process, not in the guest:
-// snapshotting it is refused up front and the session goes on.
-TEST(VfsResume, MemfsMountRefusesSnapshot) {
-  TempDir tmp;
-  VmOptions o;
-  o.mounts.push_back({"/mem", vfs::memory()});
-  Vm vm = Vm::create(o);
-  try {
-    vm.snapshot(tmp.path() / "snap");
-    ADD_FAILURE() << "snapshot of a memfs mount was taken";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("the mount at /mem cannot be part of a snapshot"), std::string::npos)
-        << e.what();
-  }
-  EXPECT_FALSE(fs::exists(tmp.path() / "snap"));
-  EXPECT_EQ(vm.exec(std::string("echo x > /mem/f; cat /mem/f")).stdout_data, "x\n");
-}
-
 // ---- virtio-fs specifics (the whole VfsVm suite also runs over virtio-fs) ----------
 
 // Direct I/O: bulk data bypasses the guest page cache; files still work with
@@ -491,26 +385,6 @@ m = mmap.mmap(f, 0, mmap.MAP_PRIVATE); print('private', m[:4].decode())
   EXPECT_EQ(r.stdout_data, "from host\n2\n M a\nshared refused 19\nprivate from\n");
   EXPECT_EQ(host_sh("cd " + dir.path().string() + " && sha256sum big2 | cut -c1-64 | cmp - big.sum && echo same"),
             "same\n");
-}
-
-// gondolin cannot save a vhost-user-fs back-end's state yet: the snapshot is
-// refused up front with one line, and the VM goes on.
-TEST(VfsVirtiofs, SnapshotIsRefusedAndTheSessionGoesOn) {
-  TempDir tmp, dir;
-  VmOptions o;
-  vfs::MountOptions mo;
-  mo.transport = vfs::FsTransport::Virtiofs;
-  o.mounts.push_back({"/v", vfs::host_dir(dir.path()), mo});
-  Vm vm = Vm::create(o);
-  try {
-    vm.snapshot(tmp.path() / "snap");
-    ADD_FAILURE() << "snapshot of a virtio-fs mount was taken";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("the mount at /v uses virtio-fs"), std::string::npos) << e.what();
-  }
-  EXPECT_FALSE(fs::exists(tmp.path() / "snap"));
-  EXPECT_EQ(vm.exec(std::string("echo x > /v/f; cat /v/f")).stdout_data, "x\n");
-  EXPECT_EQ(slurp(dir.path() / "f"), "x\n");
 }
 
 TEST(VfsVirtiofs, CliTransportFlag) {

@@ -118,13 +118,13 @@ bool SplitQueue::pop(DescriptorChain& out) {
     if (writable) {
       out.writable_bytes += d.len;
       if (out.writable_bytes > UINT32_MAX) return fail("descriptor chain has more than 4 GiB of writable space");
-      if (d.len) out.writable.push_back(Segment{data, d.len});
+      if (d.len) out.writable.push_back(Segment{data, d.len, d.addr});
     } else {
       if (!out.writable.empty()) return fail("descriptor chain has a readable buffer after a writable one");
       out.readable_bytes += d.len;
       if (out.readable_bytes > max_readable_)
         return fail("request of more than " + std::to_string(max_readable_) + " bytes");
-      if (d.len) out.readable.push_back(Segment{data, d.len});
+      if (d.len) out.readable.push_back(Segment{data, d.len, d.addr});
     }
     if (!(d.flags & kDescNext)) break;
     if (d.next >= size_) return fail("descriptor " + std::to_string(index) + " chains to " + std::to_string(d.next));
@@ -136,13 +136,18 @@ bool SplitQueue::pop(DescriptorChain& out) {
 
 void SplitQueue::push_used(std::uint16_t head, std::uint32_t written) {
   if (!running_) return;
-  std::uint8_t* elem = rings_.used + 4 + 8ull * (used_idx_ % size_);
+  const std::uint64_t elem_offset = 4 + 8ull * (used_idx_ % size_);
+  std::uint8_t* elem = rings_.used + elem_offset;
   const std::uint32_t id = head;
   std::memcpy(elem, &id, 4);
   std::memcpy(elem + 4, &written, 4);
   ++used_idx_;
   // The element must be visible before the index that publishes it.
   __atomic_store_n(reinterpret_cast<std::uint16_t*>(rings_.used + 2), used_idx_, __ATOMIC_RELEASE);
+  if (used_log_) {
+    used_log_->mark(used_log_gpa_ + elem_offset, 8);
+    used_log_->mark(used_log_gpa_ + 2, 2);
+  }
 }
 
 bool SplitQueue::guest_wants_interrupt() const {

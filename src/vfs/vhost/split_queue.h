@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "vfs/vhost/dirty_log.h"
 #include "vfs/vhost/guest_memory.h"
 
 namespace gondolin::vfs::vhost {
@@ -18,6 +19,7 @@ namespace gondolin::vfs::vhost {
 struct Segment {
   std::uint8_t* data = nullptr;
   std::uint32_t len = 0;
+  std::uint64_t gpa = 0;  // guest-physical address of data[0] (for the dirty log)
 };
 
 struct DescriptorChain {
@@ -61,6 +63,12 @@ class SplitQueue {
   void start(const GuestMemory& memory, std::uint32_t size, RingLayout rings, std::uint16_t last_avail_idx,
              std::uint64_t max_readable);
   void stop() { running_ = false; }
+  // While `log` is non-null, push_used marks the used-ring bytes it writes,
+  // as if the ring started at guest-physical `used_gpa` (QEMU's log_guest_addr).
+  void log_used(const DirtyLog* log, std::uint64_t used_gpa) {
+    used_log_ = log;
+    used_log_gpa_ = used_gpa;
+  }
   bool running() const { return running_; }
   bool broken() const { return !error_.empty(); }
   const std::string& error() const { return error_; }
@@ -83,6 +91,8 @@ class SplitQueue {
   std::uint16_t last_avail_idx_ = 0;
   std::uint16_t used_idx_ = 0;
   std::uint64_t max_readable_ = 0;
+  const DirtyLog* used_log_ = nullptr;
+  std::uint64_t used_log_gpa_ = 0;
   bool running_ = false;
   std::string error_;
 };

@@ -6,19 +6,177 @@ namespace gondolin::vfs::vhost {
 
 namespace {
 
-constexpr std::uint64_t kOfferedFeatures = kFeatureVersion1 | kFeatureProtocolFeatures;
-constexpr std::uint64_t kOfferedProtocolFeatures = kProtocolFeatureMq | kProtocolFeatureReplyAck;
+constexpr std::uint64_t kOfferedFeatures = kFeatureVersion1 | kFeatureProtocolFeatures | kFeatureLogAll;
+constexpr std::uint64_t kBaseProtocolFeatures = kProtocolFeatureMq | kProtocolFeatureLogShmfd | kProtocolFeatureReplyAck;
 
 bool aligned(std::uint64_t addr, std::uint64_t alignment) { return addr % alignment == 0; }
 
+std::string expect_no_fds(const Message& m) { return m.fds.empty() ? "" : "came with an unexpected fd"; }
+
 }  // namespace
 
-VhostUserBackend::VhostUserBackend(std::uint32_t queue_count, std::uint64_t max_request_bytes)
-    : max_request_bytes_(max_request_bytes), rings_(queue_count) {}
+const VhostUserBackend::HandlerEntry VhostUserBackend::kHandlers[] = {
+    {Request::GetFeatures, &VhostUserBackend::get_features},
+    {Request::SetFeatures, &VhostUserBackend::set_features},
+    {Request::SetOwner, &VhostUserBackend::set_owner},
+    {Request::ResetOwner, &VhostUserBackend::reset_owner},
+    {Request::SetMemTable, &VhostUserBackend::set_mem_table},
+    {Request::SetLogBase, &VhostUserBackend::set_log_base},
+    {Request::SetLogFd, &VhostUserBackend::set_log_fd},
+    {Request::SetVringNum, &VhostUserBackend::set_vring_num},
+    {Request::SetVringAddr, &VhostUserBackend::set_vring_addr},
+    {Request::SetVringBase, &VhostUserBackend::set_vring_base},
+    {Request::GetVringBase, &VhostUserBackend::get_vring_base},
+    {Request::SetVringKick, &VhostUserBackend::set_vring_kick},
+    {Request::SetVringCall, &VhostUserBackend::set_vring_call},
+    {Request::SetVringErr, &VhostUserBackend::set_vring_err},
+    {Request::GetProtocolFeatures, &VhostUserBackend::get_protocol_features},
+    {Request::SetProtocolFeatures, &VhostUserBackend::set_protocol_features},
+    {Request::GetQueueNum, &VhostUserBackend::get_queue_num},
+    {Request::SetVringEnable, &VhostUserBackend::set_vring_enable},
+    {Request::SetDeviceStateFd, &VhostUserBackend::set_device_state_fd},
+    {Request::CheckDeviceState, &VhostUserBackend::check_device_state},
+};
+
+VhostUserBackend::VhostUserBackend(std::uint32_t queue_count, std::uint64_t max_request_bytes, DeviceStateHooks hooks)
+    : max_request_bytes_(max_request_bytes), hooks_(std::move(hooks)), rings_(queue_count) {}
+
+VhostUserBackend::Outcome VhostUserBackend::handle(Message m) {
+  const std::uint32_t code = m.header.request;
+  Handler handler = nullptr;
+  for (const auto& entry : kHandlers)
+    if (static_cast<std::uint32_t>(entry.request) == code) handler = entry.handler;
+  Outcome out;
+  if (!handler) {
+    out.error = "request " + std::to_string(code) + " is not supported by this back-end";
+    return out;
+  }
+  Reply reply_payload;
+  if (std::string why = (this->*handler)(m, reply_payload); !why.empty()) {
+    out.error = std::string(request_name(code)) + ": " + why;
+    return out;
+  }
+  if (reply_payload) out.reply = encode_reply(code, *reply_payload);
+  else if (m.need_reply() && (protocol_features_ & kProtocolFeatureReplyAck))
+    out.reply = encode_reply(code, encode_u64(0));  // REPLY_ACK: 0 is success
+  return out;
+}
+
+// ---- Features and ownership ---------------------------------------------------
+
+std::uint64_t VhostUserBackend::offered_protocol_features() const {
+  return kBaseProtocolFeatures | (hooks_.save && hooks_.load ? kProtocolFeatureDeviceState : 0);
+}
+
+std::string VhostUserBackend::get_features(Message&, Reply& reply) {
+  reply = encode_u64(kOfferedFeatures);
+  return "";
+}
+
+std::string VhostUserBackend::set_features(Message& m, Reply&) {
+  auto v = decode_u64(m.payload);
+  if (!v) return "malformed payload";
+  if (*v & ~kOfferedFeatures) return "features we did not offer were acknowledged";
+  features_ = *v;  // may turn logging on or off while rings run
+  update_used_logging();
+  return "";
+}
+
+std::string VhostUserBackend::get_protocol_features(Message&, Reply& reply) {
+  reply = encode_u64(offered_protocol_features());
+  return "";
+}
+
+std::string VhostUserBackend::set_protocol_features(Message& m, Reply&) {
+  auto v = decode_u64(m.payload);
+  if (!v) return "malformed payload";
+  if (*v & ~offered_protocol_features()) return "protocol features we did not offer were acknowledged";
+  protocol_features_ = *v;
+  return "";
+}
+
+std::string VhostUserBackend::set_owner(Message& m, Reply&) { return expect_no_fds(m); }
+
+std::string VhostUserBackend::reset_owner(Message&, Reply&) {
+  reset();
+  return "";
+}
+
+std::string VhostUserBackend::get_queue_num(Message&, Reply& reply) {
+  reply = encode_u64(rings_.size());
+  return "";
+}
+
+void VhostUserBackend::reset() {
+  for (auto& r : rings_) r = Ring{};
+  memory_ = GuestMemory{};
+  log_.unmap();
+  features_ = 0;
+  protocol_features_ = 0;
+}
+
+// ---- Memory and the dirty log --------------------------------------------------
+
+std::string VhostUserBackend::set_mem_table(Message& m, Reply&) {
+  auto regions = decode_memory_table(m.payload);
+  if (!regions) return "malformed memory table";
+  // Rings point into the old mapping: stop them until they are re-translated.
+  for (auto& r : rings_)
+    if (r.queue.running()) {
+      r.base = r.queue.last_avail_idx();
+      r.queue.stop();
+    }
+  if (std::string why = memory_.map(*regions, std::move(m.fds)); !why.empty()) return why;
+  for (std::uint32_t i = 0; i < rings_.size(); ++i)
+    if (std::string e = try_start(i); !e.empty()) return e;
+  return "";
+}
+
+std::string VhostUserBackend::set_log_base(Message& m, Reply& reply) {
+  if (!(protocol_features_ & kProtocolFeatureLogShmfd)) return "sent without LOG_SHMFD";
+  auto area = decode_log_area(m.payload);
+  if (!area) return "malformed payload";
+  if (m.fds.size() != 1) return "expected one fd";
+  if (std::string why = log_.map(m.fds[0], area->size, area->offset); !why.empty()) return why;
+  update_used_logging();
+  reply = encode_u64(0);  // with LOG_SHMFD the front-end waits for this answer
+  return "";
+}
+
+std::string VhostUserBackend::set_log_fd(Message& m, Reply&) {
+  // An eventfd to say "the log changed": QEMU reads the log when it syncs anyway.
+  return m.fds.size() == 1 ? "" : "expected one fd";
+}
+
+void VhostUserBackend::update_used_logging() {
+  for (auto& r : rings_) {
+    const bool on = logging() && r.addr && (r.addr->flags & kVringFlagLog);
+    r.queue.log_used(on ? &log_ : nullptr, on ? r.addr->log_guest_addr : 0);
+  }
+}
+
+void VhostUserBackend::log_written(const DescriptorChain& chain, std::uint32_t written) const {
+  if (!logging()) return;
+  std::uint64_t left = written;
+  for (const auto& s : chain.writable) {
+    if (left == 0) break;
+    const std::uint64_t n = std::min<std::uint64_t>(s.len, left);
+    log_.mark(s.gpa, n);
+    left -= n;
+  }
+}
+
+// ---- Rings -------------------------------------------------------------------
 
 std::optional<std::uint32_t> VhostUserBackend::ring_index(std::uint64_t index) const {
   if (index >= rings_.size()) return std::nullopt;
   return static_cast<std::uint32_t>(index);
+}
+
+std::string VhostUserBackend::stopped_ring(std::uint64_t index) const {
+  if (!ring_index(index)) return "ring " + std::to_string(index) + " does not exist";
+  if (rings_[index].queue.running()) return "ring " + std::to_string(index) + " is running";
+  return "";
 }
 
 bool VhostUserBackend::serving(std::uint32_t index) const {
@@ -30,13 +188,6 @@ void VhostUserBackend::notify_guest(std::uint32_t index) {
   Ring& r = rings_[index];
   if (!r.call || !r.queue.guest_wants_interrupt()) return;
   ::eventfd_write(r.call.get(), 1);
-}
-
-void VhostUserBackend::reset() {
-  for (auto& r : rings_) r = Ring{};
-  memory_ = GuestMemory{};
-  features_ = 0;
-  protocol_features_ = 0;
 }
 
 std::string VhostUserBackend::try_start(std::uint32_t index) {
@@ -55,6 +206,58 @@ std::string VhostUserBackend::try_start(std::uint32_t index) {
   // Without protocol features a ring is enabled as soon as it starts.
   if (!(features_ & kFeatureProtocolFeatures)) r.enabled = true;
   r.queue.start(memory_, r.size, layout, r.base, max_request_bytes_);
+  update_used_logging();
+  return "";
+}
+
+std::string VhostUserBackend::set_vring_num(Message& m, Reply&) {
+  auto s = decode_vring_state(m.payload);
+  if (!s) return "malformed payload";
+  if (std::string why = stopped_ring(s->index); !why.empty()) return why;
+  if (!SplitQueue::valid_size(s->num)) return "ring size " + std::to_string(s->num) + " is not a power of two up to 32768";
+  rings_[s->index].size = s->num;
+  return "";
+}
+
+std::string VhostUserBackend::set_vring_base(Message& m, Reply&) {
+  auto s = decode_vring_state(m.payload);
+  if (!s) return "malformed payload";
+  if (std::string why = stopped_ring(s->index); !why.empty()) return why;
+  if (s->num > 0xffff) return "base index " + std::to_string(s->num) + " is not 16-bit";
+  rings_[s->index].base = static_cast<std::uint16_t>(s->num);
+  return "";
+}
+
+std::string VhostUserBackend::set_vring_addr(Message& m, Reply&) {
+  auto a = decode_vring_addr(m.payload);
+  if (!a) return "malformed payload";
+  if (!ring_index(a->index)) return "ring " + std::to_string(a->index) + " does not exist";
+  if (a->flags & ~kVringFlagLog) return "unknown ring address flags";
+  Ring& r = rings_[a->index];
+  if (r.queue.running()) {
+    // QEMU turns used-ring logging on and off on running rings; the ring
+    // itself must not move under us.
+    const bool same = r.addr && r.addr->desc_user_addr == a->desc_user_addr &&
+                      r.addr->used_user_addr == a->used_user_addr && r.addr->avail_user_addr == a->avail_user_addr;
+    if (!same) return "ring " + std::to_string(a->index) + " is running";
+    r.addr = *a;
+    update_used_logging();
+    return "";
+  }
+  r.addr = *a;
+  return try_start(a->index);
+}
+
+std::string VhostUserBackend::get_vring_base(Message& m, Reply& reply) {
+  auto s = decode_vring_state(m.payload);
+  if (!s || !ring_index(s->index)) return "malformed payload or no such ring";
+  // Stops the ring: the front-end resumes it later from this index.
+  Ring& r = rings_[s->index];
+  if (r.queue.running()) r.base = r.queue.last_avail_idx();
+  r.queue.stop();
+  r.kick.reset();
+  r.enabled = false;
+  reply = encode_vring_state({s->index, r.base});
   return "";
 }
 
@@ -71,147 +274,57 @@ std::string VhostUserBackend::set_vring_fd(const Message& m, UniqueFd Ring::*whi
   return "";
 }
 
-VhostUserBackend::Outcome VhostUserBackend::handle(Message m) {
-  const std::uint32_t code = m.header.request;
-  const std::string name = request_name(code);
-  Outcome out;
-  std::optional<std::vector<std::uint8_t>> reply_payload;  // for requests that answer
-  std::string error;
-  auto bad = [&](const std::string& why) { error = name + ": " + why; };
+std::string VhostUserBackend::set_vring_kick(Message& m, Reply&) {
+  if (std::string e = set_vring_fd(m, &Ring::kick, true); !e.empty()) return e;
+  auto index = static_cast<std::uint32_t>(*decode_u64(m.payload) & kVringIndexMask);
+  if (rings_[index].queue.running()) return "";  // a new kick fd for a running ring
+  return try_start(index);
+}
 
-  switch (static_cast<Request>(code)) {
-    case Request::GetFeatures:
-      reply_payload = encode_u64(kOfferedFeatures);
-      break;
-    case Request::SetFeatures: {
-      auto v = decode_u64(m.payload);
-      if (!v) bad("malformed payload");
-      else if (*v & ~kOfferedFeatures) bad("features we did not offer were acknowledged");
-      else features_ = *v;
-      break;
-    }
-    case Request::GetProtocolFeatures:
-      reply_payload = encode_u64(kOfferedProtocolFeatures);
-      break;
-    case Request::SetProtocolFeatures: {
-      auto v = decode_u64(m.payload);
-      if (!v) bad("malformed payload");
-      else if (*v & ~kOfferedProtocolFeatures) bad("protocol features we did not offer were acknowledged");
-      else protocol_features_ = *v;
-      break;
-    }
-    case Request::SetOwner:
-      break;
-    case Request::ResetOwner:
-      reset();
-      break;
-    case Request::GetQueueNum:
-      reply_payload = encode_u64(rings_.size());
-      break;
-    case Request::SetMemTable: {
-      auto regions = decode_memory_table(m.payload);
-      if (!regions) {
-        bad("malformed memory table");
-        break;
-      }
-      // Rings point into the old mapping: stop them until they are re-translated.
-      for (auto& r : rings_)
-        if (r.queue.running()) {
-          r.base = r.queue.last_avail_idx();
-          r.queue.stop();
-        }
-      std::string why = memory_.map(*regions, std::move(m.fds));
-      if (!why.empty()) {
-        bad(why);
-        break;
-      }
-      for (std::uint32_t i = 0; i < rings_.size() && error.empty(); ++i)
-        if (std::string e = try_start(i); !e.empty()) bad(e);
-      break;
-    }
-    case Request::SetVringNum: {
-      auto s = decode_vring_state(m.payload);
-      if (!s) bad("malformed payload");
-      else if (!ring_index(s->index)) bad("ring " + std::to_string(s->index) + " does not exist");
-      else if (!SplitQueue::valid_size(s->num)) bad("ring size " + std::to_string(s->num) + " is not a power of two up to 32768");
-      else if (rings_[s->index].queue.running()) bad("ring " + std::to_string(s->index) + " is running");
-      else rings_[s->index].size = s->num;
-      break;
-    }
-    case Request::SetVringBase: {
-      auto s = decode_vring_state(m.payload);
-      if (!s) bad("malformed payload");
-      else if (!ring_index(s->index)) bad("ring " + std::to_string(s->index) + " does not exist");
-      else if (s->num > 0xffff) bad("base index " + std::to_string(s->num) + " is not 16-bit");
-      else if (rings_[s->index].queue.running()) bad("ring " + std::to_string(s->index) + " is running");
-      else rings_[s->index].base = static_cast<std::uint16_t>(s->num);
-      break;
-    }
-    case Request::SetVringAddr: {
-      auto a = decode_vring_addr(m.payload);
-      if (!a) bad("malformed payload");
-      else if (!ring_index(a->index)) bad("ring " + std::to_string(a->index) + " does not exist");
-      else if (a->flags & ~1u) bad("unknown ring address flags");  // bit 0 (logging) is harmless: we never log
-      else if (rings_[a->index].queue.running()) bad("ring " + std::to_string(a->index) + " is running");
-      else {
-        rings_[a->index].addr = *a;
-        if (std::string e = try_start(a->index); !e.empty()) bad(e);
-      }
-      break;
-    }
-    case Request::GetVringBase: {
-      auto s = decode_vring_state(m.payload);
-      if (!s || !ring_index(s->index)) {
-        bad("malformed payload or no such ring");
-        break;
-      }
-      // Stops the ring: the front-end resumes it later from this index.
-      Ring& r = rings_[s->index];
-      if (r.queue.running()) r.base = r.queue.last_avail_idx();
-      r.queue.stop();
-      r.kick.reset();
-      r.enabled = false;
-      reply_payload = encode_vring_state({s->index, r.base});
-      break;
-    }
-    case Request::SetVringKick: {
-      if (std::string e = set_vring_fd(m, &Ring::kick, true); !e.empty()) {
-        bad(e);
-        break;
-      }
-      auto index = static_cast<std::uint32_t>(*decode_u64(m.payload) & kVringIndexMask);
-      if (rings_[index].queue.running()) break;  // a new kick fd for a running ring
-      if (std::string e = try_start(index); !e.empty()) bad(e);
-      break;
-    }
-    case Request::SetVringCall:
-      if (std::string e = set_vring_fd(m, &Ring::call, false); !e.empty()) bad(e);
-      break;
-    case Request::SetVringErr:
-      if (std::string e = set_vring_fd(m, &Ring::err, false); !e.empty()) bad(e);
-      break;
-    case Request::SetVringEnable: {
-      auto s = decode_vring_state(m.payload);
-      if (!s || !ring_index(s->index) || s->num > 1) bad("malformed payload or no such ring");
-      else if (!(features_ & kFeatureProtocolFeatures)) bad("sent without protocol features");
-      else rings_[s->index].enabled = s->num == 1;
-      break;
-    }
-    default:
-      error = "request " + std::to_string(code) + " is not supported by this back-end";
-      break;
-  }
+std::string VhostUserBackend::set_vring_call(Message& m, Reply&) { return set_vring_fd(m, &Ring::call, false); }
+std::string VhostUserBackend::set_vring_err(Message& m, Reply&) { return set_vring_fd(m, &Ring::err, false); }
 
-  if (!error.empty()) {
-    out.error = error;
-    return out;
+std::string VhostUserBackend::set_vring_enable(Message& m, Reply&) {
+  auto s = decode_vring_state(m.payload);
+  if (!s || !ring_index(s->index) || s->num > 1) return "malformed payload or no such ring";
+  if (!(features_ & kFeatureProtocolFeatures)) return "sent without protocol features";
+  rings_[s->index].enabled = s->num == 1;
+  return "";
+}
+
+// ---- Device state ------------------------------------------------------------
+
+std::string VhostUserBackend::set_device_state_fd(Message& m, Reply& reply) {
+  if (!state_migration_negotiated()) return "sent without DEVICE_STATE";
+  auto r = decode_device_state_request(m.payload);
+  if (!r) return "malformed payload";
+  if (r->direction != kStateDirectionSave && r->direction != kStateDirectionLoad)
+    return "unknown transfer direction " + std::to_string(r->direction);
+  if (r->phase != kStatePhaseStopped) return "unknown transfer phase " + std::to_string(r->phase);
+  if (m.fds.size() != 1) return "expected one fd";
+  for (std::uint32_t i = 0; i < rings_.size(); ++i)
+    if (rings_[i].queue.running()) return "the device's ring " + std::to_string(i) + " is still running";
+  state_error_.clear();
+  if (r->direction == kStateDirectionSave) transfer_.start_save(std::move(m.fds[0]), hooks_.save());
+  else transfer_.start_load(std::move(m.fds[0]), hooks_.max_bytes);
+  transfer_started_ = true;
+  reply = encode_u64(kStateReplyNoFd);  // success, and the front-end's own pipe is used
+  return "";
+}
+
+std::string VhostUserBackend::check_device_state(Message&, Reply& reply) {
+  if (!state_migration_negotiated()) return "sent without DEVICE_STATE";
+  if (!transfer_started_) {
+    state_error_ = "no state transfer was started";
+  } else {
+    transfer_started_ = false;
+    const bool loading = transfer_.direction() == StateTransfer::Direction::Load;
+    StateTransfer::Outcome o = transfer_.finish();
+    state_error_ = o.error;
+    if (state_error_.empty() && loading) state_error_ = hooks_.load(o.data);
   }
-  if (reply_payload) {
-    out.reply = encode_reply(code, *reply_payload);
-  } else if (m.need_reply() && (protocol_features_ & kProtocolFeatureReplyAck)) {
-    out.reply = encode_reply(code, encode_u64(0));  // REPLY_ACK: 0 is success
-  }
-  return out;
+  reply = encode_u64(state_error_.empty() ? 0 : 1);
+  return "";
 }
 
 }  // namespace gondolin::vfs::vhost

@@ -29,24 +29,33 @@ constexpr std::size_t kMemoryRegionSize = 32;
 }  // namespace
 
 const char* request_name(std::uint32_t request) {
-  switch (static_cast<Request>(request)) {
-    case Request::GetFeatures: return "GET_FEATURES";
-    case Request::SetFeatures: return "SET_FEATURES";
-    case Request::SetOwner: return "SET_OWNER";
-    case Request::ResetOwner: return "RESET_OWNER";
-    case Request::SetMemTable: return "SET_MEM_TABLE";
-    case Request::SetVringNum: return "SET_VRING_NUM";
-    case Request::SetVringAddr: return "SET_VRING_ADDR";
-    case Request::SetVringBase: return "SET_VRING_BASE";
-    case Request::GetVringBase: return "GET_VRING_BASE";
-    case Request::SetVringKick: return "SET_VRING_KICK";
-    case Request::SetVringCall: return "SET_VRING_CALL";
-    case Request::SetVringErr: return "SET_VRING_ERR";
-    case Request::GetProtocolFeatures: return "GET_PROTOCOL_FEATURES";
-    case Request::SetProtocolFeatures: return "SET_PROTOCOL_FEATURES";
-    case Request::GetQueueNum: return "GET_QUEUE_NUM";
-    case Request::SetVringEnable: return "SET_VRING_ENABLE";
-  }
+  static constexpr struct {
+    Request request;
+    const char* name;
+  } kNames[] = {
+      {Request::GetFeatures, "GET_FEATURES"},
+      {Request::SetFeatures, "SET_FEATURES"},
+      {Request::SetOwner, "SET_OWNER"},
+      {Request::ResetOwner, "RESET_OWNER"},
+      {Request::SetMemTable, "SET_MEM_TABLE"},
+      {Request::SetLogBase, "SET_LOG_BASE"},
+      {Request::SetLogFd, "SET_LOG_FD"},
+      {Request::SetVringNum, "SET_VRING_NUM"},
+      {Request::SetVringAddr, "SET_VRING_ADDR"},
+      {Request::SetVringBase, "SET_VRING_BASE"},
+      {Request::GetVringBase, "GET_VRING_BASE"},
+      {Request::SetVringKick, "SET_VRING_KICK"},
+      {Request::SetVringCall, "SET_VRING_CALL"},
+      {Request::SetVringErr, "SET_VRING_ERR"},
+      {Request::GetProtocolFeatures, "GET_PROTOCOL_FEATURES"},
+      {Request::SetProtocolFeatures, "SET_PROTOCOL_FEATURES"},
+      {Request::GetQueueNum, "GET_QUEUE_NUM"},
+      {Request::SetVringEnable, "SET_VRING_ENABLE"},
+      {Request::SetDeviceStateFd, "SET_DEVICE_STATE_FD"},
+      {Request::CheckDeviceState, "CHECK_DEVICE_STATE"},
+  };
+  for (const auto& n : kNames)
+    if (static_cast<std::uint32_t>(n.request) == request) return n.name;
   return "unknown";
 }
 
@@ -102,6 +111,16 @@ std::optional<VringAddr> decode_vring_addr(std::span<const std::uint8_t> payload
   a.avail_user_addr = load<std::uint64_t>(payload, 24);
   a.log_guest_addr = load<std::uint64_t>(payload, 32);
   return a;
+}
+
+std::optional<LogArea> decode_log_area(std::span<const std::uint8_t> payload) {
+  if (payload.size() != 16) return std::nullopt;
+  return LogArea{load<std::uint64_t>(payload, 0), load<std::uint64_t>(payload, 8)};
+}
+
+std::optional<DeviceStateRequest> decode_device_state_request(std::span<const std::uint8_t> payload) {
+  if (payload.size() != 8) return std::nullopt;
+  return DeviceStateRequest{load<std::uint32_t>(payload, 0), load<std::uint32_t>(payload, 4)};
 }
 
 std::optional<std::vector<MemoryRegionSpec>> decode_memory_table(std::span<const std::uint8_t> payload) {

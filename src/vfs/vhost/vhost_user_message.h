@@ -21,6 +21,8 @@ enum class Request : std::uint32_t {
   SetOwner = 3,
   ResetOwner = 4,
   SetMemTable = 5,
+  SetLogBase = 6,
+  SetLogFd = 7,
   SetVringNum = 8,
   SetVringAddr = 9,
   SetVringBase = 10,
@@ -32,6 +34,8 @@ enum class Request : std::uint32_t {
   SetProtocolFeatures = 16,
   GetQueueNum = 17,
   SetVringEnable = 18,
+  SetDeviceStateFd = 42,
+  CheckDeviceState = 43,
 };
 const char* request_name(std::uint32_t request);
 
@@ -73,9 +77,29 @@ struct VringAddr {
   std::uint64_t desc_user_addr = 0, used_user_addr = 0, avail_user_addr = 0, log_guest_addr = 0;
 };
 
+// SET_LOG_BASE: where the dirty log lies in the fd that comes with it.
+struct LogArea {
+  std::uint64_t size = 0;
+  std::uint64_t offset = 0;
+};
+// SET_DEVICE_STATE_FD: which way the state moves (0 save, 1 load) and the
+// device's phase (0: stopped, the only one defined).
+struct DeviceStateRequest {
+  std::uint32_t direction = 0;
+  std::uint32_t phase = 0;
+};
+inline constexpr std::uint32_t kStateDirectionSave = 0;
+inline constexpr std::uint32_t kStateDirectionLoad = 1;
+inline constexpr std::uint32_t kStatePhaseStopped = 0;
+// SET_DEVICE_STATE_FD's reply: error code 0 in the low byte, and "no fd of
+// ours follows" (we use the front-end's pipe).
+inline constexpr std::uint64_t kStateReplyNoFd = 1u << 8;
+
 std::optional<std::uint64_t> decode_u64(std::span<const std::uint8_t> payload);
 std::optional<VringState> decode_vring_state(std::span<const std::uint8_t> payload);
 std::optional<VringAddr> decode_vring_addr(std::span<const std::uint8_t> payload);
+std::optional<LogArea> decode_log_area(std::span<const std::uint8_t> payload);
+std::optional<DeviceStateRequest> decode_device_state_request(std::span<const std::uint8_t> payload);
 // At most GuestMemory::kMaxRegions regions; the payload may carry unused slots.
 std::optional<std::vector<MemoryRegionSpec>> decode_memory_table(std::span<const std::uint8_t> payload);
 std::vector<std::uint8_t> encode_u64(std::uint64_t value);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gondolin/error.h"
+#include "proto/wire.h"
 #include "util/logging.h"
 #include "vfs/fuse_wire.h"
 
@@ -18,10 +19,45 @@ namespace {
 constexpr std::uint32_t kHiprioQueue = 0;
 // A WRITE's header and fixed part; its data follows.
 constexpr std::uint64_t kWriteHead = sizeof(fuse_in_header) + sizeof(fuse_write_in);
+// The device state QEMU carries for us: magic, format version, the FUSE session.
+constexpr std::uint32_t kStateMagic = 0x53465647;  // "GVFS"
+constexpr std::uint32_t kStateVersion = 1;
+constexpr std::uint32_t kMaxStateBytes = 512u << 20;
 }
 
 VirtioFsServer::VirtioFsServer(std::unique_ptr<FuseServer> server, std::string label)
-    : server_(std::move(server)), label_(std::move(label)), backend_(1 + kRequestQueues, fuse::kMaxRequest) {}
+    : server_(std::move(server)),
+      label_(std::move(label)),
+      backend_(1 + kRequestQueues, fuse::kMaxRequest,
+               DeviceStateHooks{[this] { return save_state(); },
+                                [this](std::string_view state) { return load_state(state); }, kMaxStateBytes}) {}
+
+std::string VirtioFsServer::save_state() const {
+  proto::PayloadWriter w;
+  w.u32(kStateMagic);
+  w.u32(kStateVersion);
+  w.bytes(server_->export_state());
+  return std::string(w.data().begin(), w.data().end());
+}
+
+std::string VirtioFsServer::load_state(std::string_view state) {
+  proto::PayloadReader r(reinterpret_cast<const std::uint8_t*>(state.data()), state.size());
+  const std::uint32_t magic = r.u32();
+  const std::uint32_t version = r.u32();
+  if (!r.ok() || magic != kStateMagic) return "the saved file system state is not gondolin's";
+  if (version != kStateVersion)
+    return "the saved file system state has format " + std::to_string(version) + "; this gondolin reads " +
+           std::to_string(kStateVersion);
+  std::string session = r.bytes(kMaxStateBytes);
+  if (!r.at_end()) return "the saved file system state is truncated or has trailing bytes";
+  if (!server_->import_state(session)) return "the saved FUSE session is damaged";
+  return "";
+}
+
+std::string VirtioFsServer::state_error() const {
+  std::lock_guard lock(state_error_mutex_);
+  return state_error_;
+}
 
 VirtioFsServer::~VirtioFsServer() { stop(); }
 
@@ -77,8 +113,16 @@ void VirtioFsServer::run() {
         return die(error);
       }
       log().debug("vfs {}: vhost-user {}", label_, request_name(message.header.request));
+      const bool state_check = message.header.request == static_cast<std::uint32_t>(Request::CheckDeviceState);
       auto outcome = backend_.handle(std::move(message));
       if (!outcome.error.empty()) return die("vhost-user " + outcome.error);
+      state_migratable_ = backend_.state_migration_negotiated();
+      if (state_check && !backend_.state_error().empty()) {
+        // The VM's start fails with this reason (MountSet::state_error), so it is not warned about twice.
+        log().debug("vfs {}: {}", label_, backend_.state_error());
+        std::lock_guard lock(state_error_mutex_);
+        state_error_ = backend_.state_error();
+      }
       if (!outcome.reply.empty() && !write_all(socket_.get(), outcome.reply, error)) return die(error);
     }
     for (std::size_t k = 0; k < ring_of.size(); ++k)
@@ -140,6 +184,7 @@ bool VirtioFsServer::drain(std::uint32_t index) {
       if (outcome.data_in_place > 0 && written == outcome.reply->size())
         written += static_cast<std::uint32_t>(outcome.data_in_place);
     }
+    backend_.log_written(chain, written);
     queue.push_used(chain.head, written);
     backend_.notify_guest(index);
   }

@@ -6,6 +6,12 @@
 // to the mount's FuseServer and writes the reply straight into the guest's
 // buffers (with FOPEN_DIRECT_IO those are the guest process's own pages).
 //
+// Snapshots: QEMU (8.2 and later) migrates the device's state through us
+// (VhostUserBackend, DEVICE_STATE): the FUSE session (FuseServer::
+// export_state) framed by a magic and a version, loaded into the server of
+// the resumed VM before its rings start. A state that does not parse is
+// refused (CHECK_DEVICE_STATE fails, and so does QEMU's load).
+//
 // Ring 0 is the high-priority queue (FORGET, INTERRUPT: no reply), ring 1
 // the request queue. FUSE notifications have no queue in QEMU 7.2's device
 // and are dropped. The server sends only one kind: after a hard link, "the
@@ -15,6 +21,7 @@
 #pragma once
 
 #include <array>
+#include <mutex>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -48,6 +55,10 @@ class VirtioFsServer {
   void stop();
 
   const std::string& label() const { return label_; }
+  // Any thread: QEMU accepted DEVICE_STATE, so a snapshot can save this mount.
+  bool state_migratable() const { return state_migratable_.load(); }
+  // Any thread: why QEMU's last state transfer failed on our side ("" if it did not).
+  std::string state_error() const;
   // Requests handled so far by opcode, and notifications dropped; read after stop().
   std::string describe_counts() const;
 
@@ -56,6 +67,8 @@ class VirtioFsServer {
   // Serves every available request on ring `index`; false once the mount is dead.
   bool drain(std::uint32_t index);
   void die(const std::string& why);
+  std::string save_state() const;
+  std::string load_state(std::string_view state);
 
   std::unique_ptr<FuseServer> server_;
   std::string label_;
@@ -66,6 +79,9 @@ class VirtioFsServer {
   std::thread thread_;
   std::array<std::uint64_t, 64> counts_{};
   std::uint64_t dropped_notifications_ = 0;
+  std::atomic<bool> state_migratable_{false};
+  mutable std::mutex state_error_mutex_;
+  std::string state_error_;
 };
 
 }  // namespace gondolin::vfs::vhost

@@ -326,13 +326,15 @@ std::uint64_t reply_u64(const VhostUserBackend::Outcome& o) {
 TEST(VhostUserBackend, OffersOnlyWhatItImplements) {
   VhostUserBackend b(2, 4096);
   std::uint64_t f = reply_u64(b.handle(msg(Request::GetFeatures)));
-  EXPECT_EQ(f, kFeatureVersion1 | kFeatureProtocolFeatures);
+  EXPECT_EQ(f, kFeatureVersion1 | kFeatureProtocolFeatures | kFeatureLogAll);
   EXPECT_FALSE(f & (1ull << 28));  // indirect descriptors
   EXPECT_FALSE(f & (1ull << 29));  // event index
-  EXPECT_EQ(reply_u64(b.handle(msg(Request::GetProtocolFeatures))), kProtocolFeatureMq | kProtocolFeatureReplyAck);
+  // Without a device that can save its state, DEVICE_STATE is not offered.
+  EXPECT_EQ(reply_u64(b.handle(msg(Request::GetProtocolFeatures))),
+            kProtocolFeatureMq | kProtocolFeatureLogShmfd | kProtocolFeatureReplyAck);
   EXPECT_EQ(reply_u64(b.handle(msg(Request::GetQueueNum))), 2u);
   EXPECT_NE(b.handle(msg(Request::SetFeatures, encode_u64(kFeatureVersion1 | (1ull << 28)))).error, "");
-  EXPECT_NE(b.handle(msg(Request::SetProtocolFeatures, encode_u64(1ull << 1))).error, "");
+  EXPECT_NE(b.handle(msg(Request::SetProtocolFeatures, encode_u64(kProtocolFeatureDeviceState))).error, "");
 }
 
 TEST(VhostUserBackend, RefusesUnknownAndMalformedRequests) {
