@@ -252,8 +252,12 @@ std::shared_ptr<Provider> hide(std::shared_ptr<Provider> inner, std::vector<std:
 
 // How the guest reaches a mount's FUSE server.
 enum class FsTransport {
-  // A virtio-serial port and a relay in the guest agent. Survives snapshots;
-  // bulk transfers are slow (tens of MB/s under TCG).
+  // virtio-fs where this host's QEMU can save its state in a snapshot (QEMU
+  // 8.2 and later), else virtio-serial: the fast transport without giving
+  // up snapshots. The default.
+  Auto,
+  // A virtio-serial port and a relay in the guest agent. Works with any
+  // QEMU and survives snapshots; bulk transfers are slow (tens of MB/s under TCG).
   Serial,
   // virtio-fs: gondolin is QEMU's vhost-user-fs back-end and reads/writes
   // guest memory directly. Much faster for bulk data; the VM's RAM becomes a
@@ -276,7 +280,7 @@ struct MountOptions {
   // big batches. Faster for small writes; a file changed on the host while
   // the guest has dirty data for it can lose either side's change.
   bool writeback_cache = false;
-  FsTransport transport = FsTransport::Serial;
+  FsTransport transport = FsTransport::Auto;
   // Open files with FOPEN_DIRECT_IO: reads and writes bypass the guest's page
   // cache and go straight between the guest process's buffers and the
   // provider (zero-copy in the guest with virtio-fs). No caching across

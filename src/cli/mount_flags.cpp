@@ -32,12 +32,13 @@ MountSuffix parse_suffix(const std::string& options, const std::function<Error(c
     pos = end + 1;
     if (item == "ro") out.read_only = true;
     else if (item == "rw") out.read_only = false;
+    else if (item == "transport=auto") out.transport = vfs::FsTransport::Auto;
     else if (item == "transport=serial") out.transport = vfs::FsTransport::Serial;
     else if (item == "transport=virtiofs") out.transport = vfs::FsTransport::Virtiofs;
     else if (item == "cache=auto") out.direct_io = false;
     else if (item == "cache=direct") out.direct_io = true;
     else
-      throw bad("unknown option '" + item + "' (use ro, rw, transport=serial|virtiofs, cache=auto|direct)");
+      throw bad("unknown option '" + item + "' (use ro, rw, transport=auto|serial|virtiofs, cache=auto|direct)");
   }
   return out;
 }

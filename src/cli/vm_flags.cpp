@@ -74,9 +74,9 @@ void VmFlags::add_to(CLI::App& cmd) {
                  "(repeatable)")
       ->allow_extra_args(false);
   cmd.add_option("--mount-transport", mount_transport,
-                 "How the guest reaches mounts without transport=: serial (default; snapshots work) or virtiofs "
-                 "(fast bulk I/O; no snapshots)")
-      ->check(CLI::IsMember({"serial", "virtiofs"}));
+                 "How the guest reaches mounts without transport=: auto (default: virtiofs where this QEMU can "
+                 "snapshot it, 8.2 and later; else serial), virtiofs (fast bulk I/O) or serial (any QEMU)")
+      ->check(CLI::IsMember({"auto", "serial", "virtiofs"}));
   cmd.add_option("--mount-cache", mount_cache,
                  "Guest page cache for mounts without cache=: auto (default) or direct (FOPEN_DIRECT_IO: no caching, "
                  "zero-copy with virtiofs; mmap(MAP_SHARED) of such files fails)")
@@ -271,12 +271,13 @@ VmOptions VmFlags::to_options() const {
     if (net.host_mapping == "single")
       throw Error(ErrorKind::Usage, "--ssh-allow-host needs --dns-synthetic-host-mapping per-host");
   }
-  if (mount_transport != "serial" && mount_transport != "virtiofs")
-    throw Error(ErrorKind::Usage, "--mount-transport must be serial or virtiofs, not '" + mount_transport + "'");
+  if (mount_transport != "auto" && mount_transport != "serial" && mount_transport != "virtiofs")
+    throw Error(ErrorKind::Usage, "--mount-transport must be auto, serial or virtiofs, not '" + mount_transport + "'");
   if (mount_cache != "auto" && mount_cache != "direct")
     throw Error(ErrorKind::Usage, "--mount-cache must be auto or direct, not '" + mount_cache + "'");
   vfs::MountOptions mount_defaults;
   if (mount_transport == "virtiofs") mount_defaults.transport = vfs::FsTransport::Virtiofs;
+  if (mount_transport == "serial") mount_defaults.transport = vfs::FsTransport::Serial;
   mount_defaults.direct_io = mount_cache == "direct";
   o.mounts = build_mounts(mount_hostfs, mount_memfs, hide, mount_defaults);
   return o;

@@ -44,7 +44,7 @@ struct VmFlags {
   std::vector<std::string> mount_hostfs;
   std::vector<std::string> mount_memfs;
   std::vector<std::string> hide;
-  std::string mount_transport = "serial";  // serial | virtiofs, for every mount above
+  std::string mount_transport = "auto";  // auto | serial | virtiofs, for every mount above
   std::string mount_cache = "auto";        // auto | direct
 
   void add_to(CLI::App& cmd);

@@ -17,6 +17,8 @@ struct SnapshotManifest {
   // Mount i's FUSE server state (node ids the guest holds, open files) is in
   // "fs<i>.state" next to the manifest; mounts_json describes the mounts.
   static std::string mount_state_file(std::size_t i) { return "fs" + std::to_string(i) + ".state"; }
+  // A memory mount's files (SavableContents) are in "fs<i>.files".
+  static std::string mount_files_file(std::size_t i) { return "fs" + std::to_string(i) + ".files"; }
 
   std::string id;
   std::string created;

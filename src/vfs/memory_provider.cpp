@@ -1,6 +1,7 @@
 // vfs::memory: a file system that lives in this process's memory and dies
-// with the VM. File data is kept in 64 KiB chunks that exist only where
-// something was written, so sparse files cost what they hold.
+// with the VM (a snapshot saves it: SavableContents, memory_tree). File data
+// is kept in 64 KiB chunks that exist only where something was written, so
+// sparse files cost what they hold.
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/stat.h>
@@ -13,14 +14,20 @@
 #include <map>
 #include <unordered_map>
 
+#include <nlohmann/json.hpp>
+
 #include "gondolin/vfs.h"
+#include "vfs/memory_tree.h"
+#include "vfs/savable_contents.h"
 
 namespace gondolin::vfs {
 namespace {
 
-constexpr std::uint64_t kChunk = 64 * 1024;
-constexpr std::uint64_t kMaxFileSize = 1ull << 40;
-constexpr std::uint64_t kFirstEntryOffset = 3;  // 1 and 2 are "." and ".."
+using memory_tree::kChunk;
+using memory_tree::kFirstEntryOffset;
+using memory_tree::kMaxFileSize;
+using memory_tree::Node;
+using memory_tree::NodePtr;
 
 Timespec now() {
   struct timespec t{};
@@ -28,21 +35,7 @@ Timespec now() {
   return Timespec{static_cast<std::int64_t>(t.tv_sec), static_cast<std::uint32_t>(t.tv_nsec)};
 }
 
-struct Node {
-  Attr attr;
-  std::map<std::uint64_t, std::string> chunks;  // regular files: chunk index -> kChunk bytes
-  std::string target;                            // symlinks
-  // Directories: name -> (node, serial); serial order is listing order, and a
-  // serial never changes, so removing an entry never shifts a listing in progress.
-  std::map<std::string, std::pair<std::shared_ptr<Node>, std::uint64_t>> entries;
-  std::map<std::uint64_t, std::string> by_serial;
-  std::uint64_t next_serial = kFirstEntryOffset;
-  std::map<std::string, std::string> xattrs;
-  bool is_dir() const { return S_ISDIR(attr.mode); }
-};
-using NodePtr = std::shared_ptr<Node>;
-
-class Memory final : public Provider {
+class Memory final : public Provider, public SavableContents {
  public:
   explicit Memory(MemoryOptions options) : options_(options) {
     root_ = make_node(S_IFDIR | 0755, Caller{});
@@ -311,6 +304,25 @@ class Memory final : public Provider {
     (*n)->attr.ctime = now();
     return {};
   }
+  // A snapshot can rebuild the mount; its files come from save_contents().
+  std::string describe() const override {
+    return nlohmann::json{{"kind", "memory"}, {"max_bytes", options_.max_bytes}, {"max_files", options_.max_files}}
+        .dump();
+  }
+  std::string save_contents() const override { return memory_tree::encode_tree(*root_, next_ino_); }
+  std::string load_contents(std::string_view saved) override {
+    std::string why;
+    auto tree = memory_tree::decode_tree(saved, options_, why);
+    if (!tree) return why;
+    root_ = tree->root;
+    next_ino_ = tree->next_ino;
+    bytes_ = tree->bytes;
+    files_count_ = tree->files;
+    files_.clear();
+    dirs_.clear();
+    return "";
+  }
+
   Status removexattr(const std::string& path, const std::string& name) override {
     auto n = resolve(path);
     if (!n) return Errno{n.error()};

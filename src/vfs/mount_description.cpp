@@ -11,6 +11,18 @@ using nlohmann::json;
 
 // read_only(hide(host_dir)) is three deep; anything much deeper is not ours.
 constexpr int kMaxProviderDepth = 8;
+// A memory mount a snapshot may ask for: far beyond any real one, short of absurd.
+constexpr std::uint64_t kMaxMemoryBytes = 1ull << 40;
+constexpr std::uint64_t kMaxMemoryFiles = 1ull << 32;
+
+// A memory provider under a wrapper (read_only, hide): its description could
+// rebuild it, but its files would not come along (MountSet saves the
+// contents of top-level memory mounts only).
+bool wraps_memory(const json& d) {
+  if (!d.is_object() || !d.contains("inner")) return false;
+  const json& inner = d["inner"];
+  return (inner.is_object() && inner.value("kind", "") == "memory") || wraps_memory(inner);
+}
 
 std::shared_ptr<Provider> provider_from(const json& d, const std::string& origin, const std::string& guest_path,
                                         int depth) {
@@ -33,6 +45,13 @@ std::shared_ptr<Provider> provider_from(const json& d, const std::string& origin
                                         ", which cannot be opened any more (" + e.what() + ")");
     }
   }
+  if (kind == "memory") {
+    MemoryOptions o;
+    o.max_bytes = d.value("max_bytes", o.max_bytes);
+    o.max_files = d.value("max_files", o.max_files);
+    if (o.max_bytes > kMaxMemoryBytes || o.max_files > kMaxMemoryFiles) throw bad("memory limits out of range");
+    return memory(o);
+  }
   if (!d.contains("inner")) throw bad("unknown provider kind '" + kind + "'");
   auto inner = provider_from(d["inner"], origin, guest_path, depth + 1);
   if (kind == "read_only") return read_only(std::move(inner));
@@ -54,12 +73,14 @@ std::string describe_mounts(const std::vector<Mount>& mounts) {
   json out = json::array();
   for (const auto& m : mounts) {
     std::string provider = m.provider ? m.provider->describe() : std::string();
+    if (!provider.empty() && wraps_memory(json::parse(provider, nullptr, false))) provider.clear();
     if (provider.empty())
       throw Error(ErrorKind::Usage,
                   "the mount at " + m.guest_path +
-                      " cannot be part of a snapshot: its contents live in this process (an in-memory or "
-                      "custom provider), not in the guest or on disk; keep such data in the guest's own "
-                      "file system (it is saved) or in a --mount-hostfs directory");
+                      " cannot be part of a snapshot: its contents live in this process (a custom provider, "
+                      "or a memory one inside read_only/hide), not in the guest or on disk; keep such data in "
+                      "the guest's own file system (it is saved), a plain memory mount or a --mount-hostfs "
+                      "directory");
     out.push_back({{"guest_path", m.guest_path},
                    {"provider", json::parse(provider)},
                    {"entry_timeout_ms", m.options.entry_timeout.count()},

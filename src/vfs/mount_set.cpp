@@ -11,6 +11,7 @@
 #include "util/logging.h"
 #include "vfs/fuse_channel.h"
 #include "vfs/fuse_server.h"
+#include "vfs/savable_contents.h"
 #include "vfs/vhost/virtio_fs_server.h"
 
 #include <boost/asio/post.hpp>
@@ -39,7 +40,8 @@ std::string normalize_mount_path(const std::string& path, const std::string& wha
   return out;
 }
 
-MountSet::MountSet(std::vector<Mount> mounts) : mounts_(std::move(mounts)) {
+MountSet::MountSet(std::vector<Mount> mounts, FsTransport auto_transport) : mounts_(std::move(mounts)) {
+  if (auto_transport == FsTransport::Auto) auto_transport = FsTransport::Serial;
   if (mounts_.size() > kMaxMounts)
     throw Error(ErrorKind::Usage, "too many mounts (" + std::to_string(mounts_.size()) + "); at most " +
                                       std::to_string(kMaxMounts));
@@ -48,6 +50,7 @@ MountSet::MountSet(std::vector<Mount> mounts) : mounts_(std::move(mounts)) {
     m.guest_path = normalize_mount_path(m.guest_path, "mount");
     if (!m.provider) throw Error(ErrorKind::Usage, "mount " + m.guest_path + " has no provider");
     if (!seen.insert(m.guest_path).second) throw Error(ErrorKind::Usage, "two mounts at " + m.guest_path);
+    if (m.options.transport == FsTransport::Auto) m.options.transport = auto_transport;
   }
   // Parents first: a nested mount point is created inside its parent mount.
   std::stable_sort(mounts_.begin(), mounts_.end(), [](const Mount& a, const Mount& b) {
@@ -57,10 +60,20 @@ MountSet::MountSet(std::vector<Mount> mounts) : mounts_(std::move(mounts)) {
   for (const auto& m : mounts_) servers_.push_back(std::make_unique<FuseServer>(m.provider, m.options));
 }
 
-void MountSet::restore_states(const std::vector<std::string>& states, const std::string& origin) {
-  if (states.size() != servers_.size())
+void MountSet::restore_states(const std::vector<std::string>& states, const std::vector<std::string>& files,
+                              const std::string& origin) {
+  if (states.size() != servers_.size() || files.size() != servers_.size())
     throw Error(ErrorKind::Usage, origin + ": has file system state for " + std::to_string(states.size()) +
                                       " mounts, but describes " + std::to_string(servers_.size()));
+  // Files first: re-opening the guest's open files needs them.
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (files[i].empty()) continue;
+    auto* savable = dynamic_cast<SavableContents*>(mounts_[i].provider.get());
+    std::string why = savable ? savable->load_contents(files[i]) : "the mount keeps no files of its own";
+    if (!why.empty())
+      throw Error(ErrorKind::Usage, origin + ": the saved files of the mount at " + mounts_[i].guest_path +
+                                        " are damaged: " + why);
+  }
   for (std::size_t i = 0; i < states.size(); ++i) {
     const bool virtiofs = mounts_[i].options.transport == FsTransport::Virtiofs;
     if (virtiofs && states[i].empty()) continue;  // QEMU brings it to the device
@@ -77,6 +90,15 @@ std::vector<std::string> MountSet::save_states() const {
     if (mounts_[i].options.transport == FsTransport::Virtiofs) out.emplace_back();
     else if (!servers_.empty() && servers_[i]) out.push_back(servers_[i]->export_state());  // never started
     else out.push_back(channels_.at(next_channel++)->server().export_state());
+  }
+  return out;
+}
+
+std::vector<std::string> MountSet::save_files() const {
+  std::vector<std::string> out;
+  for (const auto& m : mounts_) {
+    auto* savable = dynamic_cast<const SavableContents*>(m.provider.get());
+    out.push_back(savable ? savable->save_contents() : std::string());
   }
   return out;
 }

@@ -35,8 +35,9 @@ class MountSet {
  public:
   static constexpr std::size_t kMaxMounts = 16;  // virtio-serial has 31 ports; the control port is one
 
+  // Mounts with FsTransport::Auto get `auto_transport` (Serial or Virtiofs).
   // Throws gondolin::Error (Usage) for a bad guest path, a duplicate or a missing provider.
-  explicit MountSet(std::vector<Mount> mounts);
+  explicit MountSet(std::vector<Mount> mounts, FsTransport auto_transport = FsTransport::Serial);
   ~MountSet();
   MountSet(const MountSet&) = delete;
   MountSet& operator=(const MountSet&) = delete;
@@ -55,9 +56,14 @@ class MountSet {
   // start(). A virtio-fs mount's state is empty here: it travels in QEMU's
   // own state (VirtioFsServer). Throws gondolin::Error (Usage) if a state
   // does not fit.
-  void restore_states(const std::vector<std::string>& states, const std::string& origin);
+  // `files` are the mounts' saved files (save_files), loaded first.
+  void restore_states(const std::vector<std::string>& states, const std::vector<std::string>& files,
+                      const std::string& origin);
   // Io thread, VM paused: every mount's state, in mount order ("" for virtio-fs).
   std::vector<std::string> save_states() const;
+  // VM paused: the files of every mount whose provider keeps them in this
+  // process (vfs::memory), in mount order ("" for the others).
+  std::vector<std::string> save_files() const;
   // Any thread, after start(): "" if a snapshot can save every mount, else
   // a sentence naming the first virtio-fs mount whose state QEMU cannot carry.
   std::string unsavable_reason() const;

@@ -51,10 +51,15 @@ constexpr std::chrono::seconds kKvmFirstBootLimit{20};
 // A mount's saved node table: a million nodes of long names stay below this.
 constexpr std::uintmax_t kMaxMountStateBytes = 512ull << 20;
 
-std::string read_mount_state(const std::filesystem::path& file, const std::string& what) {
+// A memory mount's saved files: 1 TiB is the most a description may allow.
+constexpr std::uintmax_t kMaxMountFilesBytes = 1ull << 40;
+
+std::string read_mount_state(const std::filesystem::path& file, const std::string& what, bool optional = false,
+                             std::uintmax_t max_bytes = kMaxMountStateBytes) {
   std::error_code ec;
+  if (optional && !std::filesystem::exists(file, ec)) return "";
   auto size = std::filesystem::file_size(file, ec);
-  if (ec || size > kMaxMountStateBytes)
+  if (ec || size > max_bytes)
     throw Error(ErrorKind::Usage, what + " is damaged: " + file.filename().string() + " is missing or too large");
   return read_file(file);
 }
@@ -191,13 +196,16 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
     throw Error(ErrorKind::Usage, what + " brings back its own mounts; --mount-hostfs, --mount-memfs and --hide "
                                          "cannot be combined with --resume");
   options.mounts = vfs::mounts_from_description(m.mounts_json, what);
-  std::vector<std::string> mount_states;
-  for (std::size_t i = 0; i < options.mounts.size(); ++i)
+  std::vector<std::string> mount_states, mount_files;
+  for (std::size_t i = 0; i < options.mounts.size(); ++i) {
     mount_states.push_back(read_mount_state(snap.dir / session::SnapshotManifest::mount_state_file(i), what));
+    mount_files.push_back(read_mount_state(snap.dir / session::SnapshotManifest::mount_files_file(i), what,
+                                           /*optional=*/true, kMaxMountFilesBytes));
+  }
   Accel accel = m.accel == "kvm" ? Accel::Kvm : Accel::Tcg;
   vm::AccelChoice choice = vm::decide_accel(accel, vm::gather_accel_facts(false));
   auto impl = std::make_unique<VmImpl>(options);
-  impl->restore_mount_states(mount_states, what);
+  impl->restore_mount_states(mount_states, mount_files, what);
   if (options.rootfs_mode == RootfsMode::Cow) {
     std::filesystem::path disk = snap.dir / session::SnapshotManifest::kDiskFile;
     std::error_code ec;

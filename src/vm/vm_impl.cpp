@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -53,11 +54,24 @@ std::filesystem::path resolve_qemu_binary(const VmOptions& o) {
   return found;
 }
 
+// What FsTransport::Auto means on this host: virtio-fs if QEMU can snapshot it.
+static vfs::FsTransport auto_mount_transport(const VmOptions& o) {
+  const bool wanted = std::any_of(o.mounts.begin(), o.mounts.end(),
+                                  [](const vfs::Mount& m) { return m.options.transport == vfs::FsTransport::Auto; });
+  if (!wanted) return vfs::FsTransport::Serial;
+  const std::string line = qemu_version_line(resolve_qemu_binary(o));
+  const auto version = parse_qemu_version(line);
+  if (version && qemu_migrates_virtiofs(*version)) return vfs::FsTransport::Virtiofs;
+  log().info("mounts use virtio-serial: {} cannot snapshot virtio-fs mounts (QEMU 8.2 and later can)",
+             version ? "QEMU " + version->text() : "\"" + line + "\"");
+  return vfs::FsTransport::Serial;
+}
+
 VmImpl::VmImpl(VmOptions opts, VmHooks hooks)
     : opts_(std::move(opts)),
       work_(boost::asio::make_work_guard(io_)),
       hooks_(std::move(hooks)),
-      mounts_(std::make_unique<vfs::MountSet>(opts_.mounts)) {
+      mounts_(std::make_unique<vfs::MountSet>(opts_.mounts, auto_mount_transport(opts_))) {
   // Data the guest may still cache for a host-backed mount is written back
   // by the guest's sync at power-off, so those VMs shut down politely.
   graceful_shutdown_ = mounts_->writable();

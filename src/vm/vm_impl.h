@@ -27,6 +27,7 @@
 #include "session/session_server.h"
 #include "vm/guest_console.h"
 #include "vm/qemu_process.h"
+#include "vm/qemu_version.h"
 #include "vm/qmp_client.h"
 #include "vm/writable_disk.h"
 #include "vfs/mount_set.h"
@@ -58,8 +59,9 @@ class VmImpl : public session::SessionHost {
             const std::filesystem::path& incoming_state = {});
   // Before boot() of a resume: the mounts' FUSE state saved with the snapshot,
   // in mount order. Throws gondolin::Error (Usage) if it does not fit.
-  void restore_mount_states(const std::vector<std::string>& states, const std::string& origin) {
-    mounts_->restore_states(states, origin);
+  void restore_mount_states(const std::vector<std::string>& states, const std::vector<std::string>& files,
+                            const std::string& origin) {
+    mounts_->restore_states(states, files, origin);
   }
   // Before boot() of a resume: the snapshot's writable root disk, copied
   // (reflinked where possible) so each resume writes its own. Throws.
@@ -159,8 +161,6 @@ class VmImpl : public session::SessionHost {
   std::unique_ptr<session::SessionRecord> session_record_;
 };
 
-// QEMU's own version line (`qemu-system-x86_64 --version`), for snapshot compatibility.
-std::string qemu_version_line(const std::filesystem::path& qemu_binary);
 std::filesystem::path resolve_qemu_binary(const VmOptions& o);
 
 }  // namespace gondolin

@@ -34,32 +34,6 @@ constexpr int kQuietMountTries = 50;
 
 }  // namespace
 
-std::string qemu_version_line(const fs::path& qemu_binary) {
-  // Asking QEMU costs a process start on every resume; the answer only
-  // changes with the binary, so it is remembered per (path, size, mtime).
-  static std::mutex mutex;
-  static std::map<std::string, std::string> cache;
-  std::error_code ec;
-  auto size = fs::file_size(qemu_binary, ec);
-  auto mtime = fs::last_write_time(qemu_binary, ec).time_since_epoch().count();
-  std::string key = qemu_binary.string() + "|" + std::to_string(size) + "|" + std::to_string(mtime);
-  std::string cache_key_hex = sha256_hex(key).substr(0, 16);
-  fs::path cache_file = paths::cache_dir() / "qemu-version" / cache_key_hex;
-  std::lock_guard lock(mutex);
-  if (auto it = cache.find(key); it != cache.end()) return it->second;
-  {
-    std::ifstream in(cache_file);
-    std::string line;
-    if (std::getline(in, line) && !line.empty()) return cache[key] = line;
-  }
-  CommandResult r = run_command({qemu_binary.string(), "--version"});
-  std::string line = r.output.substr(0, r.output.find('\n'));
-  if (!r.ok() || line.empty()) throw Error(ErrorKind::Qemu, "cannot ask " + qemu_binary.string() + " for its version");
-  fs::create_directories(cache_file.parent_path(), ec);
-  std::ofstream(cache_file, std::ios::trunc) << line << "\n";
-  return cache[key] = line;
-}
-
 nlohmann::json VmImpl::qmp(const std::string& command, nlohmann::json arguments) {
   std::promise<std::pair<bool, nlohmann::json>> reply;
   auto fut = reply.get_future();
@@ -152,6 +126,12 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, const std::function
   for (std::size_t i = 0; i < mount_states.size(); ++i)
     write_file_atomic(dir / session::SnapshotManifest::mount_state_file(i), mount_states[i],
                       fs::perms::owner_read | fs::perms::owner_write);
+  // Memory mounts' files live in this process: they are saved beside the RAM.
+  std::vector<std::string> mount_files = on_io([&] { return mounts_->save_files(); });
+  for (std::size_t i = 0; i < mount_files.size(); ++i)
+    if (!mount_files[i].empty())
+      write_file_atomic(dir / session::SnapshotManifest::mount_files_file(i), mount_files[i],
+                        fs::perms::owner_read | fs::perms::owner_write);
 
   // 3. The manifest, written last: a directory without one is no snapshot.
   m.created = now_rfc3339();

@@ -1,6 +1,8 @@
-// A saved FUSE session (FuseServer::export_state) from a hostile source: the
-// snapshot's mount file or the device state QEMU hands the virtio-fs
-// back-end on resume. Input: the state bytes. It is imported into a server
+// A saved mount from a hostile source: the snapshot's mount files or the
+// device state QEMU hands the virtio-fs back-end on resume. Input: a selector
+// byte, then the saved bytes. 'M': a memory mount's files (memory_tree),
+// loaded under small limits; whatever loads must save and load again.
+// Any other selector: a FUSE session (FuseServer::export_state), imported into a server
 // over an in-memory tree (a directory, a file); whatever imports must export
 // and import again, and serve a GETATTR and a READ on every node and handle
 // it names without crashing.
@@ -14,6 +16,7 @@
 
 #include "gondolin/vfs.h"
 #include "vfs/fuse_server.h"
+#include "vfs/savable_contents.h"
 
 using namespace gondolin;
 using namespace gondolin::vfs;
@@ -45,9 +48,28 @@ std::shared_ptr<Provider> tree() {
 
 }  // namespace
 
+static void fuzz_memory_files(std::string_view saved) {
+  MemoryOptions limits;
+  limits.max_bytes = 1u << 20;
+  limits.max_files = 256;
+  auto m = memory(limits);
+  auto& savable = dynamic_cast<SavableContents&>(*m);
+  if (!savable.load_contents(saved).empty()) return;
+  std::string again = savable.save_contents();
+  auto twin = memory(limits);
+  if (!dynamic_cast<SavableContents&>(*twin).load_contents(again).empty()) __builtin_trap();
+  (void)m->getattr("");
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  const std::string_view saved(reinterpret_cast<const char*>(data) + 1, size - 1);
+  if (data[0] == 'M') {
+    fuzz_memory_files(saved);
+    return 0;
+  }
   FuseServer server(tree(), MountOptions{}, ServerLimits{4096, 256});
-  if (!server.import_state(std::string_view(reinterpret_cast<const char*>(data), size))) return 0;
+  if (!server.import_state(saved)) return 0;
   std::string again = server.export_state();
   FuseServer twin(tree(), MountOptions{}, ServerLimits{4096, 256});
   if (!twin.import_state(again)) __builtin_trap();  // what we wrote we must read

@@ -26,8 +26,9 @@ printf '\001\000\000\000garbage-garbage-garbage-garbage-garbage' > $dev
 sleep 2
 cat /a/a.txt; echo; ls /b >/dev/null 2>&1 || echo b-fails
 echo done)SH";
-  auto r = gondolin::testing::run_gondolin({"exec", "--mount-hostfs", a.path().string() + ":/a", "--mount-hostfs",
-                                            b.path().string() + ":/b", "--", "sh", "-c", script});
+  auto r = gondolin::testing::run_gondolin({"exec", "--mount-transport", "serial", "--mount-hostfs",
+                                            a.path().string() + ":/a", "--mount-hostfs", b.path().string() + ":/b",
+                                            "--", "sh", "-c", script});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "still here\nb-fails\ndone\n") << r.err;
   EXPECT_NE(r.err.find("(/b)"), std::string::npos) << r.err;

@@ -30,14 +30,21 @@ namespace {
 // the resumed process rebuilds the same mounts from the snapshot's
 // description, so the mount keeps working, and a file held open across the
 // snapshot is still written to the same host file.
-TEST(VfsResume, HostfsMountKeepsWorkingAfterResume) {
+class VfsResumeOver : public ::testing::TestWithParam<vfs::FsTransport> {};
+INSTANTIATE_TEST_SUITE_P(Transports, VfsResumeOver,
+                         ::testing::Values(vfs::FsTransport::Serial, vfs::FsTransport::Virtiofs),
+                         [](const auto& p) { return p.param == vfs::FsTransport::Serial ? "serial" : "virtiofs"; });
+
+TEST_P(VfsResumeOver, HostfsMountKeepsWorkingAfterResume) {
   TempDir host, tmp;
   spit(host.path() / "from-host.txt", "host\n");
   fs::path snap = tmp.path() / "snap";
   {
     VmOptions o;
-    o.mounts.push_back({"/work", vfs::hide(vfs::host_dir(host.path()), {"**/.env"})});
-    o.mounts.push_back({"/ro", vfs::read_only(vfs::host_dir(host.path()))});
+    vfs::MountOptions mo;
+    mo.transport = GetParam();
+    o.mounts.push_back({"/work", vfs::hide(vfs::host_dir(host.path()), {"**/.env"}), mo});
+    o.mounts.push_back({"/ro", vfs::read_only(vfs::host_dir(host.path())), mo});
     Vm vm = Vm::create(o);
     auto r = vm.exec(std::string(
         "set -e; echo before > /work/written.txt; cat /work/from-host.txt; mkfifo /tmp/go;"
@@ -106,16 +113,44 @@ TEST(VfsResume, MovedHostDirIsAClearErrorAndChangesNothing) {
   EXPECT_EQ(resumed.exec(std::vector<std::string>{"cat", "/p/f.txt"}).stdout_data, "kept\n");
 }
 
-// An in-memory mount's contents live in this process, not in the guest:
+// A memory mount's files live in this process: the snapshot saves them
+// beside the guest's RAM, and every resume gets its own copy, with a file the
+// guest held open still open. Over both transports (the default is virtio-fs).
+TEST_P(VfsResumeOver, MemfsMountComesBackWithItsFiles) {
+  TempDir tmp;
+  vfs::MountOptions mo;
+  mo.transport = GetParam();
+  {
+    VmOptions o;
+    o.mounts.push_back({"/mem", vfs::memory(), mo});
+    Vm vm = Vm::create(o);
+    auto r = vm.exec(std::string(
+        "set -e; mkdir -p /mem/d; echo one > /mem/d/f; ln -s d/f /mem/l; mkfifo /tmp/go;"
+        "(exec 3>>/mem/held; echo before >&3; read x < /tmp/go; echo after >&3; exec 3>&-; touch /mem/done)"
+        " > /dev/null 2>&1 & for i in $(seq 100); do [ -s /mem/held ] && break; sleep 0.1; done"));
+    ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
+    vm.snapshot(tmp.path() / "snap");
+  }
+  for (const char* clone : {"first", "second"}) {
+    Vm vm = Vm::resume((tmp.path() / "snap").string(), {});
+    auto r = vm.exec(std::string("set -e; cat /mem/l; echo go > /tmp/go;"
+                                 "for i in $(seq 100); do [ -e /mem/done ] && break; sleep 0.1; done;"
+                                 "cat /mem/held; echo ") + clone + " > /mem/d/f; cat /mem/d/f");
+    ASSERT_EQ(r.exit_code, 0) << clone << ": " << r.stderr_data;
+    EXPECT_EQ(r.stdout_data, std::string("one\nbefore\nafter\n") + clone + "\n") << clone;
+  }
+}
+
+// A memory provider inside a wrapper would come back without its files:
 // snapshotting it is refused up front and the session goes on.
-TEST(VfsResume, MemfsMountRefusesSnapshot) {
+TEST(VfsResume, WrappedMemfsMountRefusesSnapshot) {
   TempDir tmp;
   VmOptions o;
-  o.mounts.push_back({"/mem", vfs::memory()});
+  o.mounts.push_back({"/mem", vfs::hide(vfs::memory(), {"*.pem"})});
   Vm vm = Vm::create(o);
   try {
     vm.snapshot(tmp.path() / "snap");
-    ADD_FAILURE() << "snapshot of a memfs mount was taken";
+    ADD_FAILURE() << "snapshot of a wrapped memfs mount was taken";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("the mount at /mem cannot be part of a snapshot"), std::string::npos)
         << e.what();

@@ -1,0 +1,27 @@
+// Which QEMU this host runs, asked of the binary itself (`--version`, cached
+// per binary), and what gondolin can do with it. A running VM also knows its
+// QEMU from QMP (VmInfo::qemu_version); these answer before QEMU starts.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace gondolin {
+
+// QEMU's own version line ("QEMU emulator version 10.0.2 (Debian ...)"),
+// for snapshot compatibility. Throws gondolin::Error (Qemu) if QEMU does not answer.
+std::string qemu_version_line(const std::filesystem::path& qemu_binary);
+
+struct QemuVersion {
+  unsigned major = 0, minor = 0, micro = 0;
+  std::string text() const;  // "10.0.2"
+};
+// The version in such a line, or nullopt if there is none.
+std::optional<QemuVersion> parse_qemu_version(const std::string& line);
+
+// QEMU 8.2 added vhost-user-fs migration with the back-end's internal state
+// (VHOST_USER_PROTOCOL_F_DEVICE_STATE): virtio-fs mounts can be snapshotted.
+bool qemu_migrates_virtiofs(const QemuVersion& v);
+
+}  // namespace gondolin
