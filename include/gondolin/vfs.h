@@ -286,6 +286,8 @@ struct MountOptions {
   // provider (zero-copy in the guest with virtio-fs). No caching across
   // opens, and Linux 6.1 refuses mmap(MAP_SHARED) of such files (ENODEV);
   // MAP_PRIVATE (exec, git's pack files) still works.
+  // When false over virtio-fs, bulk transfers still bypass the cache: files
+  // opened write-only, and files of 64 MiB or more opened read-only.
   bool direct_io = false;
 };
 

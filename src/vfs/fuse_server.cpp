@@ -144,6 +144,13 @@ FuseServer::Bytes FuseServer::init(Request& req) {
   out.minor = std::min<std::uint32_t>(in->minor, FUSE_KERNEL_MINOR_VERSION);
   out.max_readahead = std::min(in->max_readahead, fuse::kMaxIo);
   out.flags = in->flags & wanted;
+  // Linux 6.6+ offers FUSE_DIRECT_IO_ALLOW_MMAP (flags2 bit 4, i.e. bit 36):
+  // mmap(MAP_SHARED) of FOPEN_DIRECT_IO files then works.
+  constexpr std::uint32_t kDirectIoAllowMmap = 1u << (36 - 32);
+  if ((in->flags & FUSE_INIT_EXT) && (in->flags2 & kDirectIoAllowMmap)) {
+    out.flags |= FUSE_INIT_EXT;
+    out.flags2 = kDirectIoAllowMmap;
+  }
   out.max_background = 64;
   out.congestion_threshold = 48;
   out.max_write = fuse::kMaxIo;

@@ -18,6 +18,10 @@
 
 namespace gondolin::vfs {
 
+// Over virtio-fs with cache=auto, a file at least this big opened read-only
+// bypasses the guest's page cache (FuseServer::file_open_flags).
+inline constexpr std::uint64_t kDirectReadBytes = 64ull << 20;
+
 struct ServerLimits {
   std::size_t max_nodes = 1u << 20;    // node ids the guest may hold at once
   std::size_t max_handles = 1u << 16;  // open files and directories
@@ -112,7 +116,8 @@ class FuseServer {
   // trust one name's cached attributes after a change through another.
   std::chrono::milliseconds attr_timeout_for(const Attr& attr) const;
   int open_flags_for_provider(int guest_flags) const;
-  std::uint32_t file_open_flags() const;  // FOPEN_* for a regular file
+  // FOPEN_* for a regular file the guest opened with `guest_flags`.
+  std::uint32_t file_open_flags(int guest_flags, Handle handle);
   std::optional<std::uint64_t> add_handle(OpenFile file);
 
   std::shared_ptr<Provider> provider_;

@@ -57,12 +57,25 @@ FuseServer::Bytes FuseServer::open(Request& req) {
   }
   fuse_open_out out{};
   out.fh = *fh;
-  if (!dir) out.open_flags = file_open_flags();
+  if (!dir) out.open_flags = file_open_flags(guest_flags, *h);
   return fuse::struct_reply(req.unique(), out);
 }
 
-std::uint32_t FuseServer::file_open_flags() const {
+std::uint32_t FuseServer::file_open_flags(int guest_flags, Handle handle) {
   if (options_.direct_io) return FOPEN_DIRECT_IO;  // no page cache, so nothing to keep
+  if (options_.transport == FsTransport::Virtiofs && !writeback_) {
+    // cache=auto over virtio-fs: bulk data skips the guest page cache, whose
+    // copies are what a TCG guest does slowest; the guest process's pages
+    // are the transfer buffers. Writes through a write-only descriptor
+    // (nothing can map one), and reads of big files opened read-only.
+    // Everything else (small files, O_RDWR: databases, mmap) is cached.
+    const int access = guest_flags & O_ACCMODE;
+    if (access == O_WRONLY) return FOPEN_DIRECT_IO;
+    if (access == O_RDONLY) {
+      Result<Attr> attr = provider_->fgetattr(handle);
+      if (attr && attr->size >= kDirectReadBytes) return FOPEN_DIRECT_IO;
+    }
+  }
   return options_.keep_cache ? FOPEN_KEEP_CACHE : 0;
 }
 
@@ -90,7 +103,7 @@ FuseServer::Bytes FuseServer::create(Request& req) {
   r.append(make_entry(*id, created->attr));
   fuse_open_out out{};
   out.fh = *fh;
-  out.open_flags = file_open_flags();
+  out.open_flags = file_open_flags(guest_flags, created->handle);
   r.append(out);
   return std::move(r).finish();
 }

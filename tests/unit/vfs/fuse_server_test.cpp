@@ -320,6 +320,50 @@ TEST(FuseServer, OverVirtiofsOnlyDirectoryAttributesAreCached) {
   }
 }
 
+// Linux 6.6+ offers FUSE_DIRECT_IO_ALLOW_MMAP (flags2 bit 4): accepted, so
+// MAP_SHARED works on direct-I/O files; nothing extended is claimed otherwise.
+TEST(FuseServer, InitAcceptsDirectIoMmapWhenOffered) {
+  for (std::uint32_t flags2 : {0u, 1u << 4}) {
+    ServerDriver d(memory());
+    fuse_init_in in{};
+    in.major = 7;
+    in.minor = 38;
+    in.flags = FUSE_INIT_EXT | FUSE_MAX_PAGES;
+    in.flags2 = flags2 | (1u << 3);  // and something we do not take
+    auto out = d.send(RequestBuilder(FUSE_INIT, 0).add(in)).as<fuse_init_out>();
+    EXPECT_EQ(out.flags2, flags2);
+    EXPECT_EQ((out.flags & FUSE_INIT_EXT) != 0, flags2 != 0);
+  }
+}
+
+// cache=auto over virtio-fs: bulk transfers skip the guest page cache
+// (write-only descriptors, big files opened read-only); files that may be
+// mapped or are small stay cached. Over serial, and with writeback, nothing changes.
+TEST(FuseServer, OverVirtiofsBulkOpensSkipThePageCache) {
+  for (auto transport : {FsTransport::Serial, FsTransport::Virtiofs}) {
+    MountOptions o;
+    o.transport = transport;
+    auto provider = memory();
+    ServerDriver d(provider, o);
+    d.init();
+    int err = 0;
+    auto [small, small_fh] = d.create(1, "small", err, O_RDWR | O_CREAT);
+    auto [big, big_fh] = d.create(1, "big", err, O_WRONLY | O_CREAT);
+    ASSERT_EQ(err, 0);
+    SetAttr grow;
+    grow.size = kDirectReadBytes;
+    ASSERT_TRUE(provider->setattr("big", grow));
+    const bool vfs = transport == FsTransport::Virtiofs;
+    auto flags = [&](std::uint64_t node, int open_flags) {
+      return d.open(node, static_cast<std::uint32_t>(open_flags)).as<fuse_open_out>().open_flags;
+    };
+    EXPECT_EQ(flags(small, O_WRONLY), vfs ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
+    EXPECT_EQ(flags(small, O_RDONLY), FOPEN_KEEP_CACHE);
+    EXPECT_EQ(flags(big, O_RDONLY), vfs ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
+    EXPECT_EQ(flags(big, O_RDWR), FOPEN_KEEP_CACHE);  // may be mapped MAP_SHARED
+  }
+}
+
 namespace {
 
 // virtio-fs: READ data lands in the transport's buffers and WRITE data comes
