@@ -6,17 +6,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
-#include <map>
-#include <mutex>
-#include <sstream>
 
 #include "gondolin/version.h"
 #include "session/snapshot_manifest.h"
 #include "session/snapshot_store.h"
 #include "util/files.h"
 #include "util/logging.h"
-#include "util/paths.h"
 #include "util/random_hex.h"
 #include "util/sha256.h"
 #include "util/subprocess.h"

@@ -6,6 +6,7 @@
 // over an in-memory tree (a directory, a file); whatever imports must export
 // and import again, and serve a GETATTR and a READ on every node and handle
 // it names without crashing.
+#include <fcntl.h>
 #include <linux/fuse.h>
 
 #include <cstddef>

@@ -6,6 +6,7 @@
 #include "gondolin/error.h"
 #include "vm/accel.h"
 #include "vm/qemu_command.h"
+#include "vm/qemu_version.h"
 
 using namespace gondolin;
 
@@ -88,6 +89,21 @@ TEST(QemuCommand, RejectsNonsense) {
   l = base_launch();
   l.accel = Accel::Auto;
   EXPECT_THROW(vm::build_qemu_command(l), Error);
+}
+
+// The default mount transport is virtio-fs only where QEMU can snapshot it.
+TEST(QemuVersion, ParsesTheVersionLineAndKnowsVirtiofsMigration) {
+  auto v = parse_qemu_version("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->text(), "10.0.2");
+  EXPECT_TRUE(qemu_migrates_virtiofs(*v));
+  auto old = parse_qemu_version("QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)");
+  ASSERT_TRUE(old);
+  EXPECT_FALSE(qemu_migrates_virtiofs(*old));
+  EXPECT_TRUE(qemu_migrates_virtiofs(*parse_qemu_version("QEMU emulator version 8.2.0")));
+  EXPECT_FALSE(qemu_migrates_virtiofs(*parse_qemu_version("QEMU emulator version 8.1.5")));
+  EXPECT_FALSE(parse_qemu_version("qemu-system-x86_64: command not found"));
+  EXPECT_FALSE(parse_qemu_version("QEMU emulator version ten"));
 }
 
 TEST(Accel, PvmHostNeverGetsKvmAutomatically) {
