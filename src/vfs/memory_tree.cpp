@@ -154,7 +154,11 @@ std::string encode_tree(const Node& root, std::uint64_t next_ino) {
 
 std::optional<DecodedTree> decode_tree(std::string_view data, const MemoryOptions& limits, std::string& error) {
   proto::PayloadReader r(reinterpret_cast<const std::uint8_t*>(data.data()), data.size());
+  std::vector<NodePtr> nodes;
   auto fail = [&](const std::string& why) -> std::optional<DecodedTree> {
+    // A refused stream may have linked directories into a cycle; unlink every
+    // node so the shared pointers free them.
+    for (const NodePtr& n : nodes) n->entries.clear();
     error = why;
     return std::nullopt;
   };
@@ -164,7 +168,6 @@ std::optional<DecodedTree> decode_tree(std::string_view data, const MemoryOption
   const std::uint32_t count = r.u32();
   if (!r.ok() || count == 0) return fail("it is truncated");
   if (count - 1 > limits.max_files) return fail("it holds more files than the mount allows");
-  std::vector<NodePtr> nodes;
   for (std::uint32_t i = 0; i < count; ++i) {
     auto n = std::make_shared<Node>();
     if (std::string why = get_node(r, *n); !why.empty()) return fail(why);
