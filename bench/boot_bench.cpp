@@ -1,9 +1,13 @@
 // Boot and exec latency, as ratios against baselines measured in the same run:
 //
-//   cold   `gondolin exec -- true`, whole process, vs the floor: bare QEMU
+//   start  `gondolin exec -- true` (resumes the image's boot template) and
+//          `exec --cold -- true`, whole process, vs each other and the floor
+//   cold   `gondolin exec --cold -- true`, whole process, vs the floor: bare QEMU
 //          booting the same kernel (same machine and accelerator) with a
 //          trivial /init that loads the virtio-serial modules and writes one
 //          byte to the port. Median of N runs each.
+//   memory RSS and PSS of gondolin + QEMU for idle clones of one template vs
+//          an idle cold VM
 //   exec   100 x `true` through the API in one running VM, vs `bwrap true`
 //          on the host.
 //   variants of the floor: what the machine type, the kernel command line and
@@ -134,6 +138,74 @@ double gondolin_cold(const std::vector<std::string>& extra) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? t : -1;
 }
 
+// An idle VM: `gondolin exec ARGS -- sh -c 'echo up; sleep 600'`, running
+// until killed. Its memory is read once the guest said "up" and sat idle.
+struct IdleVm {
+  pid_t pid = -1;
+  UniqueFd out;
+};
+
+IdleVm start_idle(const std::vector<std::string>& extra) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return {};
+  UniqueFd read_end(p[0]), write_end(p[1]);
+  SpawnSpec spec;
+  spec.argv = {GONDOLIN_BINARY, "exec"};
+  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
+  spec.argv.insert(spec.argv.end(), {"--", "sh", "-c", "echo up; sleep 600"});
+  spec.stdout_fd = write_end.get();
+  IdleVm vm{spawn_process(spec), std::move(read_end)};
+  char buf[8];
+  pollfd pf{vm.out.get(), POLLIN, 0};
+  if (::poll(&pf, 1, 120000) != 1 || ::read(vm.out.get(), buf, sizeof buf) <= 0) vm.pid = -1;
+  return vm;
+}
+
+// "VmRSS" or "Pss" of one process, in KiB (smaps_rollup for Pss).
+long kib(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + (field == "Pss" ? "/smaps_rollup" : "/status"));
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(field + ":", 0) == 0) return std::atol(line.c_str() + field.size() + 1);
+  return 0;
+}
+
+// RSS and PSS of gondolin plus its QEMU, in MiB.
+std::pair<double, double> vm_memory(pid_t gondolin) {
+  long rss = kib(gondolin, "VmRSS"), pss = kib(gondolin, "Pss");
+  std::ifstream children("/proc/" + std::to_string(gondolin) + "/task/" + std::to_string(gondolin) + "/children");
+  for (pid_t child; children >> child;) {
+    rss += kib(child, "VmRSS");
+    pss += kib(child, "Pss");
+  }
+  return {static_cast<double>(rss) / 1024.0, static_cast<double>(pss) / 1024.0};
+}
+
+void stop_idle(IdleVm& vm) {
+  if (vm.pid <= 0) return;
+  ::kill(vm.pid, SIGTERM);
+  wait_process(vm.pid);
+}
+
+// Host memory of N idle clones of one template against one cold VM.
+void clone_memory(int clones) {
+  IdleVm cold = start_idle({"--cold"});
+  std::vector<IdleVm> vms;
+  for (int i = 0; i < clones; ++i) vms.push_back(start_idle({}));
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  auto [cold_rss, cold_pss] = vm_memory(cold.pid);
+  std::printf("idle cold VM            RSS %6.1f MiB   PSS %6.1f MiB\n", cold_rss, cold_pss);
+  double worst_rss = 0, worst_pss = 0;
+  for (int i = 0; i < clones; ++i) {
+    auto [rss, pss] = vm_memory(vms[static_cast<std::size_t>(i)].pid);
+    std::printf("idle clone %d            RSS %6.1f MiB   PSS %6.1f MiB\n", i + 1, rss, pss);
+    if (i > 0) worst_rss = std::max(worst_rss, rss), worst_pss = std::max(worst_pss, pss);
+  }
+  std::printf("RATIO clone 2..%d / cold  RSS %5.2fx   PSS %5.2fx  (goal <= 0.50x)\n\n", clones, worst_rss / cold_rss,
+              worst_pss / cold_pss);
+  stop_idle(cold);
+  for (auto& vm : vms) stop_idle(vm);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -154,15 +226,21 @@ int main(int argc, char** argv) {
     out << read_file(img.initramfs_path().string()) << w.finish();
   }
 
-  std::vector<double> floor, cold;
+  gondolin_cold({});  // makes the default shape's boot template if there is none
+  std::vector<double> floor, cold, templated;
   for (int i = 0; i < runs; ++i) {
     floor.push_back(floor_boot(img, initrd, FloorVariant{"floor"}, accel));
-    cold.push_back(gondolin_cold({}));
+    cold.push_back(gondolin_cold({"--cold"}));
+    templated.push_back(gondolin_cold({}));
   }
-  double f = median(floor), c = median(cold);
-  std::printf("cold exec -- true     %6.2f s   [%s]\n", c, list(cold).c_str());
+  double f = median(floor), c = median(cold), tm = median(templated);
+  std::printf("exec -- true          %6.2f s   [%s]  (resumes the boot template)\n", tm, list(templated).c_str());
+  std::printf("exec --cold -- true   %6.2f s   [%s]\n", c, list(cold).c_str());
   std::printf("floor (bare QEMU)     %6.2f s   [%s]\n", f, list(floor).c_str());
+  std::printf("RATIO template/cold   %6.2fx  (goal <= 0.20x)\n", tm / c);
+  std::printf("RATIO template/floor  %6.2fx  (goal <= 0.25x)\n", tm / f);
   std::printf("RATIO cold/floor      %6.2fx  (goal <= 1.10x)\n\n", c / f);
+  clone_memory(4);
 
   // What the knobs buy, measured on the floor so only the knob differs.
   std::vector<FloorVariant> variants{
@@ -180,7 +258,7 @@ int main(int argc, char** argv) {
                 list(t).c_str());
   }
   std::vector<double> q35;
-  for (int i = 0; i < runs; ++i) q35.push_back(gondolin_cold({"--machine", "q35"}));
+  for (int i = 0; i < runs; ++i) q35.push_back(gondolin_cold({"--cold", "--machine", "q35"}));
   std::printf("cold exec on q35      %6.2f s   (%+.2f s vs microvm)\n\n", median(q35), median(q35) - c);
 
   // Exec round trip in a running VM vs a host sandbox.

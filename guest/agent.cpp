@@ -1,7 +1,6 @@
 #include "agent.h"
 
 #include <fcntl.h>
-#include <linux/random.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -21,6 +20,7 @@
 #include "file_ops.h"
 #include "fuse_mount.h"
 #include "klog.h"
+#include "start_identity.h"
 
 namespace gondolin::agent {
 namespace {
@@ -216,27 +216,7 @@ void Agent::handle_frame(proto::FrameDecoder::Frame& frame) {
 }
 
 void Agent::apply_config(const proto::Config& cfg) {
-  if (!identity_.is_init) return;
-  timespec ts{};
-  ts.tv_sec = static_cast<time_t>(cfg.realtime_ns / 1000000000ull);
-  ts.tv_nsec = static_cast<long>(cfg.realtime_ns % 1000000000ull);
-  if (cfg.realtime_ns) ::clock_settime(CLOCK_REALTIME, &ts);
-  if (!cfg.entropy.empty()) {
-    int fd = ::open("/dev/urandom", O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      std::vector<std::uint8_t> storage(sizeof(rand_pool_info) + cfg.entropy.size());
-      auto* info = reinterpret_cast<rand_pool_info*>(storage.data());
-      info->entropy_count = static_cast<int>(cfg.entropy.size() * 8);
-      info->buf_size = static_cast<int>(cfg.entropy.size());
-      std::memcpy(storage.data() + sizeof(rand_pool_info), cfg.entropy.data(), cfg.entropy.size());
-      if (::ioctl(fd, RNDADDENTROPY, info) != 0) klog("cannot seed rng: %s", std::strerror(errno));
-      // Fold it into the CRNG now, not at the next periodic reseed: two VMs
-      // resumed from one snapshot must not hand out the same random bytes.
-      ::ioctl(fd, RNDRESEEDCRNG);
-      ::close(fd);
-    }
-  }
-  if (!cfg.hostname.empty()) ::sethostname(cfg.hostname.data(), cfg.hostname.size());
+  if (identity_.is_init) apply_start_identity(cfg);
 }
 
 void Agent::send_hello() {

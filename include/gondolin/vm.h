@@ -61,6 +61,10 @@ struct VmOptions {
   bool register_session = true;
   std::string session_command;  // shown by `gondolin list`
   std::chrono::milliseconds boot_timeout{120000};
+  // Boot the kernel instead of resuming the image's boot template (see
+  // docs/sessions.md: clones of a template share its kernel's ASLR layout).
+  // $GONDOLIN_COLD=1 makes every start cold.
+  bool cold = false;
 };
 
 // How the VM came up, for logs and benchmarks.
@@ -78,6 +82,7 @@ struct VmInfo {
   // need a newer QEMU are judged by it, not by the binary's name); empty if
   // QEMU did not say.
   std::string qemu_version;
+  bool from_template = false;  // resumed the image's boot template instead of booting
 };
 
 // A file or directory inside the guest, as seen by the host file API.
@@ -156,7 +161,6 @@ class Vm {
  private:
   friend struct VmInternals;
   explicit Vm(std::unique_ptr<VmImpl> impl);
-  static void install_mitm_ca(Vm& vm, const std::string& pem);
   std::unique_ptr<VmImpl> impl_;
 };
 

@@ -24,6 +24,9 @@ void VmFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--accel", accel, "Accelerator: auto, kvm or tcg")->capture_default_str();
   cmd.add_option("--machine", machine, "QEMU machine: microvm or q35")->capture_default_str();
   cmd.add_option("--boot-timeout", boot_timeout_s, "Seconds to wait for the guest to boot")->capture_default_str();
+  cmd.add_flag("--cold", cold,
+               "Boot the kernel instead of resuming the image's boot template (slower; clones of a template share "
+               "its kernel's address layout; $GONDOLIN_COLD=1 does the same)");
   cmd.add_option("--rootfs-mode", rootfs_mode,
                  "Where writes to the guest's root go: cow (a sparse disk of the VM's own, default), memory (tmpfs, "
                  "bounded by guest RAM) or readonly (EROFS; /tmp and /run stay writable)")
@@ -234,6 +237,7 @@ VmOptions VmFlags::to_options() const {
     throw Error(ErrorKind::Usage, "--rootfs-size must be between 64M and 16T");
   if (!(boot_timeout_s > 0 && boot_timeout_s < 3600)) throw Error(ErrorKind::Usage, "--boot-timeout must be 0..3600 s");
   o.boot_timeout = std::chrono::milliseconds(static_cast<long long>(boot_timeout_s * 1000));
+  o.cold = cold;
   for (const auto& e : env) o.env.push_back(parse_env_assignment(e));
   NetworkOptions& n = o.network;
   if (!policy_file.empty()) load_network_policy_file(policy_file, n);

@@ -23,6 +23,7 @@ struct VmFlags {
   std::string rootfs_size = "2G";
   std::vector<std::string> env;
   double boot_timeout_s = 120;
+  bool cold = false;
   NetFlags net;
   SshFlags ssh;
 

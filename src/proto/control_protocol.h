@@ -49,18 +49,30 @@ struct Config {
   std::uint64_t realtime_ns = 0;  // host wall clock; the guest sets its clock from it
   std::string entropy;            // seeds the guest RNG
   std::string hostname;
+  // Per-start identity (a VM resumed from a boot template must not be its
+  // twin): eth0's MAC address from now on (6 bytes; empty: keep it), and
+  // /etc/machine-id (32 lowercase hex digits; empty: keep it).
+  std::string mac;
+  std::string machine_id;
 
   void encode(PayloadWriter& w) const {
     w.u64(realtime_ns);
     w.bytes(entropy);
     w.bytes(hostname);
+    w.bytes(mac);
+    w.bytes(machine_id);
   }
   static std::optional<Config> decode(PayloadReader& r) {
     Config c;
     c.realtime_ns = r.u64();
     c.entropy = r.bytes(4096);
     c.hostname = r.c_string(64);
-    if (!r.at_end()) return std::nullopt;
+    c.mac = r.bytes(6);
+    c.machine_id = r.c_string(32);
+    if (!r.at_end() || (!c.mac.empty() && c.mac.size() != 6)) return std::nullopt;
+    if (!c.machine_id.empty() && c.machine_id.size() != 32) return std::nullopt;
+    for (char ch : c.machine_id)
+      if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return std::nullopt;
     return c;
   }
 };

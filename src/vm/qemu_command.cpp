@@ -2,6 +2,7 @@
 
 #include "gondolin/error.h"
 #include "proto/control_protocol.h"
+#include "vm/accel.h"
 
 namespace gondolin::vm {
 namespace {
@@ -30,6 +31,26 @@ std::filesystem::path microvm_firmware(const std::filesystem::path& qemu_binary)
 std::string virtio_device(const std::string& machine, const std::string& base) {
   // microvm has no PCI: its devices sit on virtio-mmio.
   return base + (machine == "microvm" ? "-device" : "-pci");
+}
+
+std::vector<std::string> network_device_args(const std::string& machine, const std::string& mac) {
+  return {"-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str={fd}", "-device",
+          virtio_device(machine, "virtio-net") + ",netdev=net0,mac=" + mac};
+}
+
+QemuLaunch launch_for(const Image& image, const VmOptions& o, Accel accel) {
+  QemuLaunch l;
+  l.accel = accel;
+  l.machine = o.machine;
+  l.memory_mib = o.memory_mib;
+  l.cpus = o.cpus;
+  l.kernel = image.kernel_path();
+  l.initrd = image.initramfs_path();
+  l.rootfs = image.rootfs_path();
+  l.rootfs_mode = to_string(o.rootfs_mode);
+  l.cmdline = image.manifest.cmdline;
+  l.tsc_khz = host_tsc_khz();
+  return l;
 }
 
 QemuCommand build_qemu_command(const QemuLaunch& l) {
@@ -66,11 +87,23 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
   // migrate through `exec:zstd`.
   a.insert(a.end(), {"-sandbox", "on,obsolete=deny,elevateprivileges=deny,resourcecontrol=deny"});
   a.insert(a.end(), {"-m", std::to_string(l.memory_mib), "-smp", std::to_string(l.cpus)});
+  const std::string size = "size=" + std::to_string(l.memory_mib) + "M";
+  if (l.shared_memory && !l.memory_file.empty())
+    throw Error(ErrorKind::Internal, "guest RAM cannot be both a memfd and a file");
   if (l.shared_memory) {
-    a.insert(a.end(), {"-object", "memory-backend-memfd,id=ram,size=" + std::to_string(l.memory_mib) + "M,share=on",
-                       "-machine", "memory-backend=ram"});
+    a.insert(a.end(), {"-object", "memory-backend-memfd,id=ram," + size + ",share=on", "-machine", "memory-backend=ram"});
     // vhost-user back-ends refuse legacy (version 1) virtio-mmio devices.
     if (microvm) a.insert(a.end(), {"-global", "virtio-mmio.force-legacy=false"});
+  }
+  // Always a backend named "ram": the migration stream names RAM blocks, so
+  // a snapshot of any of these layouts loads into any other.
+  if (!l.shared_memory && l.memory_file.empty())
+    a.insert(a.end(), {"-object", "memory-backend-ram,id=ram," + size, "-machine", "memory-backend=ram"});
+  if (!l.memory_file.empty()) {
+    a.insert(a.end(), {"-object",
+                       "memory-backend-file,id=ram," + size + ",mem-path=" + qemu_escape(l.memory_file.string()) +
+                           ",share=" + (l.memory_file_shared ? "on" : "off"),
+                       "-machine", "memory-backend=ram"});
   }
 
   std::string cmdline = l.cmdline + " gondolin.rootfs=" + l.rootfs_mode;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "gondolin/image.h"
 #include "gondolin/vm.h"
 
 namespace gondolin::vm {
@@ -35,6 +36,13 @@ struct QemuLaunch {
   // Guest RAM in a shared memfd, and modern virtio-mmio: what a vhost-user
   // back-end (our virtio-fs mounts) needs to reach the rings and buffers.
   bool shared_memory = false;
+  // Guest RAM in this file instead (boot templates): shared, the guest writes
+  // the file (a template being made); private, the guest sees the file's
+  // contents and its writes stay its own, copy-on-write (a template resumed).
+  // Either way migrations use x-ignore-shared, which leaves shared RAM out of
+  // the state: set over QMP (an incoming one waits with `-incoming defer`).
+  std::filesystem::path memory_file;
+  bool memory_file_shared = false;
   std::string incoming_uri;  // restore a snapshot: start paused, load state from here
   std::vector<FdDevice> devices;  // network, file systems, ...
   std::vector<std::string> extra_args;  // appended as given (benchmark baselines)
@@ -49,10 +57,18 @@ struct QemuCommand {
 // this QEMU has none (then microvm boots with QEMU's default firmware).
 std::filesystem::path microvm_firmware(const std::filesystem::path& qemu_binary);
 
+// The launch of `image` with `o`'s machine shape (no binary, channels or
+// devices yet): shared by the VM's start and the boot template key, so the
+// key describes the very machine QEMU gets.
+QemuLaunch launch_for(const Image& image, const VmOptions& o, Accel accel);
+
 // Throws gondolin::Error (Usage) for options QEMU would reject less clearly.
 QemuCommand build_qemu_command(const QemuLaunch& launch);
 
 // "virtio-net" -> "virtio-net-device" on microvm (virtio-mmio), "virtio-net-pci" on q35.
 std::string virtio_device(const std::string& machine, const std::string& base);
+
+// The guest's NIC, attached to our network stack through descriptor {fd}.
+std::vector<std::string> network_device_args(const std::string& machine, const std::string& mac);
 
 }  // namespace gondolin::vm

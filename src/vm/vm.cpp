@@ -14,6 +14,7 @@
 #include "util/sha256.h"
 #include "vfs/mount_description.h"
 #include "vm/accel.h"
+#include "vm/boot_template.h"
 #include "vm/vm_impl.h"
 #include "vm/vm_internals.h"
 
@@ -66,6 +67,31 @@ std::string read_mount_state(const std::filesystem::path& file, const std::strin
 
 }  // namespace
 
+namespace {
+
+// A kernel boot. An auto-chosen KVM (`probation`) that does not bring the
+// guest up in `timeout` is broken here: the boot is retried under TCG.
+std::unique_ptr<VmImpl> boot_cold(const Image& image, const VmOptions& options, const VmHooks& hooks,
+                                  const vm::AccelChoice& choice, std::chrono::milliseconds timeout, bool probation) {
+  auto impl = std::make_unique<VmImpl>(options, hooks);
+  try {
+    impl->boot(image, choice.accel, choice.reason, timeout);
+    return impl;
+  } catch (const BootTimedOut& e) {
+    if (!probation) throw Error(e.kind(), e.what());
+  }
+  log().warn("the guest did not boot under KVM within {} s; falling back to TCG", kKvmFirstBootLimit.count());
+  impl = std::make_unique<VmImpl>(options, hooks);
+  try {
+    impl->boot(image, Accel::Tcg, "KVM did not boot a guest in time; using TCG", options.boot_timeout);
+  } catch (const BootTimedOut& e2) {
+    throw Error(e2.kind(), e2.what());
+  }
+  return impl;
+}
+
+}  // namespace
+
 Vm::Vm(std::unique_ptr<VmImpl> impl) : impl_(std::move(impl)) {}
 Vm::Vm(Vm&&) noexcept = default;
 Vm& Vm::operator=(Vm&&) noexcept = default;
@@ -82,23 +108,18 @@ Vm VmInternals::create(VmOptions options, VmHooks hooks) {
   const bool probation = options.accel == Accel::Auto && choice.accel == Accel::Kvm;
   auto timeout = probation ? std::min<std::chrono::milliseconds>(options.boot_timeout, kKvmFirstBootLimit)
                            : options.boot_timeout;
-  auto impl = std::make_unique<VmImpl>(options, hooks);
-  try {
-    impl->boot(image, choice.accel, choice.reason, timeout);
-  } catch (const BootTimedOut& e) {
-    if (!probation) throw Error(e.kind(), e.what());
-    log().warn("the guest did not boot under KVM within {} s; falling back to TCG", kKvmFirstBootLimit.count());
-    impl = std::make_unique<VmImpl>(options, hooks);
-    try {
-      impl->boot(image, Accel::Tcg, "KVM did not boot a guest in time; using TCG", options.boot_timeout);
-    } catch (const BootTimedOut& e2) {
-      throw Error(e2.kind(), e2.what());
-    }
+  // Most starts resume the image's boot template; the rest boot.
+  vm::TemplateStart templated = vm::start_from_template(image, options, hooks, choice, timeout);
+  std::unique_ptr<VmImpl> impl = std::move(templated.vm);
+  if (!impl) {
+    impl = boot_cold(image, options, hooks, choice, timeout, probation);
+    if (!templated.failure.empty()) log().warn("{}; booted cold", templated.failure);
   }
   impl->register_session();
   Vm vm(std::move(impl));
   if (auto* egress = vm.impl_->egress()) {
-    Vm::install_mitm_ca(vm, egress->ca_certificate_pem());
+    // A template made with this CA already has it.
+    if (!vm.info().from_template) vm.impl_->install_mitm_ca(egress->ca_certificate_pem());
     // The proxy's host key under every allowed SSH name: `git clone
     // git@HOST:...` works without a prompt, and nothing else is trusted.
     std::string known_hosts;
@@ -109,15 +130,6 @@ Vm VmInternals::create(VmOptions options, VmHooks hooks) {
     }
   }
   return vm;
-}
-
-// The guest trusts the host's MITM CA (the certificate, never the key): its
-// own copy, plus the system bundle that curl, git and python read.
-void Vm::install_mitm_ca(Vm& vm, const std::string& pem) {
-  vm.mkdir("/etc/gondolin/mitm", true, 0755);
-  vm.write_file("/etc/gondolin/mitm/ca.crt", pem, 0644);
-  vm.mkdir("/etc/ssl/certs", true, 0755);
-  vm.append_file("/etc/ssl/certs/ca-certificates.crt", "\n" + pem);
 }
 
 Vm Vm::create(VmOptions options) { return VmInternals::create(std::move(options), VmHooks{}); }

@@ -17,6 +17,7 @@
 #include "util/files.h"
 #include "util/logging.h"
 #include "util/paths.h"
+#include "util/random_hex.h"
 #include "util/subprocess.h"
 #include "vm/accel.h"
 #include "vm/qemu_command.h"
@@ -114,23 +115,17 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   auto [control_host, control_qemu] = socket_pair();
   auto [console_host, console_qemu] = socket_pair();
   auto [qmp_host, qmp_qemu] = socket_pair();
-  vm::QemuLaunch launch;
+  vm::QemuLaunch launch = vm::launch_for(image, opts_, accel);
   launch.qemu_binary = resolve_qemu_binary(opts_);
-  launch.accel = accel;
-  launch.machine = opts_.machine;
-  launch.memory_mib = opts_.memory_mib;
-  launch.cpus = opts_.cpus;
-  launch.kernel = image.kernel_path();
-  launch.initrd = image.initramfs_path();
-  launch.rootfs = image.rootfs_path();
   if (disk_) launch.writable_disk = disk_->path();
-  launch.rootfs_mode = to_string(opts_.rootfs_mode);
-  launch.cmdline = image.manifest.cmdline;
-  launch.tsc_khz = vm::host_tsc_khz();
   launch.control_fd = control_qemu.get();
   launch.console_fd = console_qemu.get();
   launch.qmp_fd = qmp_qemu.get();
-  if (!incoming_state.empty()) launch.incoming_uri = "exec:zstd -q -dc " + shell_quote(incoming_state.string());
+  const std::string incoming_uri =
+      incoming_state.empty() ? "" : "exec:zstd -q -dc " + shell_quote(incoming_state.string());
+  // A template's state leaves its RAM out; the capability that says so must
+  // be set before the stream is read.
+  launch.incoming_uri = from_template_ ? "defer" : incoming_uri;
   UniqueFd net_qemu;
   if (opts_.network.enabled && !hooks_.qemu_network_args.empty()) {
     launch.extra_args = hooks_.qemu_network_args;
@@ -138,6 +133,9 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
     // The guest's eth0 ends in our own stack, never in a host interface.
     net::NetLayout layout;
     if (hooks_.mtu) layout.mtu = hooks_.mtu;
+    // Every start its own MAC (QEMU's 52:54:00 prefix): a resumed guest is
+    // told it in Config, and the stack accepts only frames from it.
+    if (RAND_bytes(layout.guest_mac.data() + 3, 3) != 1) throw Error(ErrorKind::Internal, "no randomness for a MAC address");
     net::EgressFactory egress = hooks_.egress;
     if (!egress && egress_) egress = net::borrowed_egress(*egress_);
     net_ = std::make_unique<net::NetStack>(io_, opts_.network, egress, layout);
@@ -151,15 +149,15 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
         return net_->connect_guest_port(guest_port, error);
       });
     const std::string mac = net::to_string(net_->layout().guest_mac);
-    launch.devices.push_back({{"-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str={fd}", "-device",
-                               vm::virtio_device(opts_.machine, "virtio-net") + ",netdev=net0,mac=" + mac},
-                              net_qemu.get()});
+    launch.devices.push_back({vm::network_device_args(opts_.machine, mac), net_qemu.get()});
   }
   launch.extra_args.insert(launch.extra_args.end(), hooks_.qemu_extra_args.begin(), hooks_.qemu_extra_args.end());
   // One virtio-serial port per mount, next to the control port, or a
   // vhost-user-fs device whose back-end is us.
   std::vector<vfs::MountPort> fs_ports = mounts_->create_ports();
   launch.shared_memory = mounts_->uses_virtiofs();
+  launch.memory_file = memory_file_.path;
+  launch.memory_file_shared = memory_file_.shared;
   for (const auto& port : fs_ports) {
     std::string id = "c" + port.port_name.substr(sizeof("gondolin.") - 1);
     std::string device = port.transport == vfs::FsTransport::Virtiofs
@@ -212,6 +210,14 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   mounts_->start(io_);
   if (resumed_) {
     control_->start_resumed(on_hello, on_dead);
+    if (from_template_) {
+      auto refused = [this](bool ok, const nlohmann::json& r) {
+        if (!ok) finish_boot(BootOutcome::Failed, Error(ErrorKind::Qemu, "QEMU cannot load the boot template: " + r.dump()));
+      };
+      qmp_->execute("migrate-set-capabilities",
+                    {{"capabilities", {{{"capability", "x-ignore-shared"}, {"state", true}}}}}, refused);
+      qmp_->execute("migrate-incoming", {{"uri", incoming_uri}}, refused);
+    }
     continue_after_restore();
   } else {
     control_->start(on_hello, on_dead);
@@ -270,12 +276,16 @@ void VmImpl::on_hello(const proto::Hello& hello) {
   cfg.entropy.resize(64);
   if (RAND_bytes(reinterpret_cast<unsigned char*>(cfg.entropy.data()), 64) != 1) cfg.entropy.clear();
   cfg.hostname = opts_.hostname;
+  if (net_) cfg.mac.assign(net_->layout().guest_mac.begin(), net_->layout().guest_mac.end());
+  // A resumed session is the same machine; a new one (cold or from a template) is not.
+  if (!resumed_ || from_template_) cfg.machine_id = random_hex(16);
   control_->send_config(cfg);
   log().debug("agent boot phases: {}", hello.boot_report);
-  if (!hello.init_extra_error.empty() && !resumed_)
+  if (!hello.init_extra_error.empty() && (!resumed_ || from_template_))
     log().warn("the image's init_extra failed: {}", hello.init_extra_error);
-  // A resumed guest still has its mounts (the kernel state came along).
-  mount_from(resumed_ ? mounts_->size() : 0);
+  // A resumed guest still has its mounts (the kernel state came along); a
+  // template had none.
+  mount_from(resumed_ && !from_template_ ? mounts_->size() : 0);
 }
 
 void VmImpl::mount_from(std::size_t index) {
@@ -292,7 +302,7 @@ void VmImpl::boot_ready() {
   if (boot_timer_) boot_timer_->cancel();
   running_ = true;
   log().info("guest {} in {:.2f} s (kernel {:.2f} s, agent init {:.3f} s, {} with {})",
-             resumed_ ? "resumed" : "ready", info_.boot_seconds, info_.kernel_seconds, info_.agent_init_seconds,
+             from_template_ ? "ready from its boot template" : resumed_ ? "resumed" : "ready", info_.boot_seconds, info_.kernel_seconds, info_.agent_init_seconds,
              info_.kernel_release, to_string(info_.accel));
   if (!mounts_->empty())
     log().info("{} file system(s) mounted {:.2f} s after the agent was ready", mounts_->size(),
@@ -333,9 +343,10 @@ void VmImpl::boot(const Image& image, Accel accel, const std::string& accel_reas
   info_.image_name = image.display_name();
   info_.accel = accel;
   info_.accel_reason = accel_reason;
+  info_.from_template = from_template_;
   // The image's environment comes first, so the VM's and each exec's win.
   // (A resumed VM's options already hold it, from the snapshot.)
-  if (incoming_state.empty()) opts_.env.insert(opts_.env.begin(), image.manifest.env.begin(), image.manifest.env.end());
+  if (incoming_state.empty() || from_template_) opts_.env.insert(opts_.env.begin(), image.manifest.env.begin(), image.manifest.env.end());
   if (opts_.rootfs_mode == RootfsMode::Cow && !disk_) disk_ = vm::WritableDisk::create(opts_.rootfs_size_bytes);
   on_io([&] { start_qemu_io(image, accel, timeout, incoming_state); });
   std::unique_lock lock(boot_mutex_);
@@ -425,6 +436,22 @@ proto::FileResult VmImpl::file_op(const proto::FileOp& op) {
   if (r.error_number != 0)
     throw Error(ErrorKind::Io, "guest file " + op.path + ": " + std::strerror(r.error_number));
   return r;
+}
+
+void VmImpl::install_mitm_ca(const std::string& pem) {
+  auto op = [this](proto::FileOpKind kind, const std::string& path, std::string data = {}, std::uint32_t flags = 0) {
+    proto::FileOp f;
+    f.op = kind;
+    f.path = path;
+    f.mode = kind == proto::FileOpKind::Mkdir ? 0755 : 0644;
+    f.flags = flags;
+    f.data = std::move(data);
+    file_op(f);
+  };
+  op(proto::FileOpKind::Mkdir, "/etc/gondolin/mitm", {}, proto::kFileParents);
+  op(proto::FileOpKind::Write, "/etc/gondolin/mitm/ca.crt", pem, proto::kFileTruncate);
+  op(proto::FileOpKind::Mkdir, "/etc/ssl/certs", {}, proto::kFileParents);
+  op(proto::FileOpKind::Write, "/etc/ssl/certs/ca-certificates.crt", "\n" + pem, proto::kFileAppend);
 }
 
 void VmImpl::kill_and_wait() {

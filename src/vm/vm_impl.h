@@ -66,6 +66,21 @@ class VmImpl : public session::SessionHost {
   // Before boot() of a resume: the snapshot's writable root disk, copied
   // (reflinked where possible) so each resume writes its own. Throws.
   void restore_disk(const std::filesystem::path& snapshot_disk) { disk_ = vm::WritableDisk::copy_of(snapshot_disk); }
+  // Before boot(): guest RAM in `file` (see vm::QemuLaunch::memory_file).
+  void use_memory_file(const std::filesystem::path& file, bool shared) { memory_file_ = {file, shared}; }
+  // Before boot() with a template's state: this start resumes a boot template
+  // (a new session, not a continued one). `disk` is the template's root disk.
+  void start_from_template(const std::filesystem::path& ram, const std::filesystem::path& disk) {
+    from_template_ = true;
+    use_memory_file(ram, false);
+    if (!disk.empty()) restore_disk(disk);
+  }
+  // After boot(): pauses the guest at its ready point and saves it as a boot
+  // template into `dir` (state, root disk), then stops the VM. Throws.
+  void save_template(const std::filesystem::path& dir);
+  // After boot(): the guest trusts the host's MITM CA (the certificate, never
+  // the key): its own copy, plus the system bundle curl, git and python read.
+  void install_mitm_ca(const std::string& pem);
   // Puts the VM in the session registry (after a successful boot).
   void register_session();
 
@@ -116,6 +131,9 @@ class VmImpl : public session::SessionHost {
   // Runs one QMP command on the io thread and waits for its reply.
   nlohmann::json qmp(const std::string& command, nlohmann::json arguments = nullptr);
   void save_state(const std::filesystem::path& state_file);
+  // Quiets the agent, pauses QEMU, writes its state and the root disk into
+  // `dir`; on failure the guest runs on and this throws. Returns the pause.
+  double freeze_into(const std::filesystem::path& dir);
 
   VmOptions opts_;
   VmInfo info_;
@@ -144,6 +162,11 @@ class VmImpl : public session::SessionHost {
   std::shared_future<void> qemu_gone_future_ = qemu_gone_.get_future().share();
   bool qemu_gone_set_ = false;
   bool resumed_ = false;
+  bool from_template_ = false;
+  struct MemoryFile {
+    std::filesystem::path path;
+    bool shared = false;
+  } memory_file_;
 
   std::mutex boot_mutex_;
   std::condition_variable boot_cv_;

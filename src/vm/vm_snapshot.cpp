@@ -56,6 +56,12 @@ void VmImpl::save_state(const fs::path& state_file) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     qmp("stop");
   }
+  // A template's RAM is its file: the state leaves it out. A VM resumed from
+  // a template maps that file privately: a snapshot of it carries all of its
+  // RAM, like any other.
+  if (!memory_file_.path.empty())
+    qmp("migrate-set-capabilities",
+        {{"capabilities", {{{"capability", "x-ignore-shared"}, {"state", memory_file_.shared}}}}});
   // zstd -1 keeps the pause short; zero pages are already elided by QEMU.
   // The guest's RAM holds its keys, tokens and files: the file is the
   // owner's alone whatever our umask (zstd creates it after `umask 077`).
@@ -70,6 +76,43 @@ void VmImpl::save_state(const fs::path& state_file) {
     if (std::chrono::steady_clock::now() > deadline) throw Error(ErrorKind::Qemu, "writing the snapshot took too long");
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+}
+
+double VmImpl::freeze_into(const fs::path& dir) {
+  // 1. The agent finishes the frame it is writing and goes silent.
+  std::promise<void> ready;
+  auto ready_future = ready.get_future();
+  on_io([&] { control_->prepare_snapshot([&ready] { ready.set_value(); }); });
+  if (ready_future.wait_for(kPrepareTimeout) != std::future_status::ready) {
+    on_io([&] { control_->abort_snapshot(); });
+    throw Error(ErrorKind::Guest, "the guest agent did not get ready for the snapshot");
+  }
+  // 2. QEMU pauses and writes RAM + device state.
+  auto started = std::chrono::steady_clock::now();
+  try {
+    save_state(dir / session::SnapshotManifest::kStateFile);
+    // The migration flushed the disk and QEMU writes nothing until `cont`:
+    // the copy matches the memory image.
+    if (disk_) disk_->copy_to(dir / session::SnapshotManifest::kDiskFile);
+  } catch (const Error&) {
+    try {
+      qmp("cont");
+    } catch (const Error&) {
+    }
+    on_io([&] { control_->abort_snapshot(); });
+    throw;
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+}
+
+void VmImpl::save_template(const fs::path& dir) {
+  if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
+  if (memory_file_.path.empty() || !memory_file_.shared || !mounts_->empty())
+    throw Error(ErrorKind::Internal, "a boot template needs shared file-backed RAM and no mounts");
+  freeze_into(dir);
+  death_reason_ = "saved as a boot template";
+  on_io([&] { control_->fail_all(Error(ErrorKind::Guest, death_reason_)); });
+  kill_and_wait();
 }
 
 SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, const std::function<void(const SnapshotInfo&)>& saved) {
@@ -88,34 +131,12 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, const std::function
   fs::create_directories(dir);
   ::chmod(dir.c_str(), 0700);  // guest memory may hold anything the session saw
   fs::path state = dir / session::SnapshotManifest::kStateFile;
-
-  // 1. The agent finishes the frame it is writing and goes silent.
-  std::promise<void> ready;
-  auto ready_future = ready.get_future();
-  on_io([&] { control_->prepare_snapshot([&ready] { ready.set_value(); }); });
-  if (ready_future.wait_for(kPrepareTimeout) != std::future_status::ready) {
-    on_io([&] { control_->abort_snapshot(); });
-    fs::remove_all(dir, ec);
-    throw Error(ErrorKind::Guest, "the guest agent did not get ready for the snapshot");
-  }
-
-  // 2. QEMU pauses and writes RAM + device state.
-  auto started = std::chrono::steady_clock::now();
   try {
-    save_state(state);
-    // The migration flushed the disk and QEMU writes nothing until `cont`:
-    // the copy matches the memory image.
-    if (disk_) disk_->copy_to(dir / session::SnapshotManifest::kDiskFile);
+    m.save_seconds = freeze_into(dir);
   } catch (const Error&) {
-    try {
-      qmp("cont");
-    } catch (const Error&) {
-    }
-    on_io([&] { control_->abort_snapshot(); });
     fs::remove_all(dir, ec);
     throw;
   }
-  m.save_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   // The guest kernel keeps its FUSE node ids and open files across the resume; the new process must know them.
   std::vector<std::string> mount_states = on_io([&] { return mounts_->save_states(); });
   for (std::size_t i = 0; i < mount_states.size(); ++i)

@@ -1,12 +1,19 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "cli/vm_flags.h"
 #include "gondolin/error.h"
+#include "gondolin/image.h"
+#include "proto/control_protocol.h"
+#include "util/files.h"
+#include "vfs/temp_dir.h"
 #include "vm/accel.h"
+#include "vm/boot_template.h"
 #include "vm/qemu_command.h"
 #include "vm/qemu_version.h"
+#include "vm/vm_internals.h"
 
 using namespace gondolin;
 
@@ -28,6 +35,33 @@ vm::QemuLaunch base_launch() {
   l.control_fd = 10;
   l.console_fd = 11;
   return l;
+}
+
+// ---- Boot templates ----------------------------------------------------------
+
+vm::QemuLaunch launch_with_ram(bool shared) {
+  vm::QemuLaunch l;
+  l.qemu_binary = "/usr/bin/qemu-system-x86_64";
+  l.kernel = "/img/kernel";
+  l.initrd = "/img/initramfs.cpio";
+  l.rootfs = "/img/rootfs.ext4";
+  l.control_fd = 10;
+  l.console_fd = 11;
+  l.memory_file = "/cache/t,1/ram";
+  l.memory_file_shared = shared;
+  return l;
+}
+
+Image fake_image(const std::filesystem::path& dir, const std::string& manifest_text) {
+  write_file_atomic(dir / "manifest.json", manifest_text);
+  Image image;
+  image.dir = dir;
+  image.manifest.id = "0123456789abcdef";
+  image.manifest.kernel.file = "vmlinux";
+  image.manifest.initramfs.file = "initramfs.cpio";
+  image.manifest.rootfs.file = "rootfs.ext4";
+  image.manifest.cmdline = "console=ttyS0";
+  return image;
 }
 
 }  // namespace
@@ -180,4 +214,94 @@ TEST(CliFlags, GuestUsers) {
   EXPECT_EQ(cli::parse_guest_user("1000:50"), (GuestUser{1000, 50}));
   for (const char* bad : {"", "app", "1000:", ":5", "-1", "4294967295", "1:2:3", "99999999999"})
     EXPECT_THROW(cli::parse_guest_user(bad), Error) << bad;
+}
+
+// Boot templates without a VM: which starts may use one, what their key
+// depends on, how their RAM reaches QEMU, and the identity a start gets.
+
+TEST(BootTemplate, RamIsTheTemplateFileSharedWhenMadePrivateWhenResumed) {
+  auto made = vm::build_qemu_command(launch_with_ram(true)).argv;
+  EXPECT_TRUE(has_pair(made, "-object", "memory-backend-file,id=ram,size=512M,mem-path=/cache/t,,1/ram,share=on"));
+  EXPECT_TRUE(has_pair(made, "-machine", "memory-backend=ram"));
+  auto resumed = vm::build_qemu_command(launch_with_ram(false)).argv;
+  EXPECT_TRUE(has_pair(resumed, "-object", "memory-backend-file,id=ram,size=512M,mem-path=/cache/t,,1/ram,share=off"))
+      << "clones map the template copy-on-write and never write it";
+  auto both = launch_with_ram(false);
+  both.shared_memory = true;
+  EXPECT_THROW(vm::build_qemu_command(both), Error) << "a vhost-user back-end cannot see private RAM";
+}
+
+TEST(BootTemplate, OnlyStartsAsTheTemplateWasMadeUseIt) {
+  VmOptions o;
+  EXPECT_EQ(vm::template_unsuitable(o, VmHooks{}), "");
+  VmOptions cold = o;
+  cold.cold = true;
+  EXPECT_NE(vm::template_unsuitable(cold, VmHooks{}), "");
+  VmOptions mounted = o;
+  mounted.mounts.push_back(vfs::Mount{"/data", vfs::memory(), {}});
+  EXPECT_NE(vm::template_unsuitable(mounted, VmHooks{}), "");
+  VmHooks bench;
+  bench.qemu_extra_args = {"-device", "virtio-9p-device"};
+  EXPECT_NE(vm::template_unsuitable(o, bench), "");
+  VmHooks mtu;
+  mtu.mtu = 1500;
+  EXPECT_NE(vm::template_unsuitable(o, mtu), "") << "the MTU is given at boot, by DHCP";
+  ::setenv("GONDOLIN_COLD", "1", 1);
+  EXPECT_NE(vm::template_unsuitable(o, VmHooks{}), "");
+  ::unsetenv("GONDOLIN_COLD");
+}
+
+// Anything the saved machine depends on changes the key; per-start identity does not.
+TEST(BootTemplate, KeyFollowsTheShapeNotTheIdentity) {
+  vfs::testing::TempDir dir;
+  Image image = fake_image(dir.path(), "{\"a\":1}");
+  VmOptions o;
+  const auto base = vm::template_key(image, o, Accel::Tcg, "CA").id;
+  EXPECT_EQ(base.size(), 16u);
+  auto key_with = [&](auto change) {
+    VmOptions c = o;
+    change(c);
+    return vm::template_key(image, c, Accel::Tcg, "CA").id;
+  };
+  EXPECT_EQ(key_with([](VmOptions& c) {
+              c.hostname = "other";
+              c.env.emplace_back("A", "b");
+              c.network.allow_hosts = {"example.com"};
+            }),
+            base);
+  EXPECT_NE(key_with([](VmOptions& c) { c.memory_mib = 1024; }), base);
+  EXPECT_NE(key_with([](VmOptions& c) { c.cpus = 2; }), base);
+  EXPECT_NE(key_with([](VmOptions& c) { c.machine = "q35"; }), base);
+  EXPECT_NE(key_with([](VmOptions& c) { c.rootfs_mode = RootfsMode::Memory; }), base);
+  EXPECT_NE(key_with([](VmOptions& c) { c.rootfs_size_bytes *= 2; }), base);
+  EXPECT_NE(key_with([](VmOptions& c) { c.network.enabled = false; }), base);
+  EXPECT_NE(vm::template_key(image, o, Accel::Kvm, "CA").id, base);
+  EXPECT_NE(vm::template_key(image, o, Accel::Tcg, "another CA").id, base);
+  Image rebuilt = fake_image(dir.path(), "{\"a\":2}");
+  EXPECT_NE(vm::template_key(rebuilt, o, Accel::Tcg, "CA").id, base) << "another build of the image";
+}
+
+TEST(BootTemplate, ConfigCarriesTheStartsIdentity) {
+  proto::Config c;
+  c.realtime_ns = 1;
+  c.hostname = "h";
+  c.mac = std::string("\x52\x54\x00\x01\x02\x03", 6);
+  c.machine_id = std::string(32, 'a');
+  proto::PayloadWriter w;
+  c.encode(w);
+  proto::PayloadReader r(w.data().data(), w.data().size());
+  auto back = proto::Config::decode(r);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->mac, c.mac);
+  EXPECT_EQ(back->machine_id, c.machine_id);
+  for (auto bad : {std::make_pair(std::string(5, 'x'), std::string()), std::make_pair(std::string(), std::string(31, 'a')),
+                   std::make_pair(std::string(), std::string(32, 'A')), std::make_pair(std::string(), "../" + std::string(29, 'a'))}) {
+    proto::Config b = c;
+    b.mac = bad.first;
+    b.machine_id = bad.second;
+    proto::PayloadWriter bw;
+    b.encode(bw);
+    proto::PayloadReader br(bw.data().data(), bw.data().size());
+    EXPECT_FALSE(proto::Config::decode(br)) << "mac " << bad.first.size() << " bytes, machine id '" << bad.second << "'";
+  }
 }

@@ -1,0 +1,97 @@
+#include "start_identity.h"
+
+#include <fcntl.h>
+#include <linux/random.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "klog.h"
+#include "root_layers.h"
+
+namespace gondolin::agent {
+namespace {
+
+void set_clock(std::uint64_t realtime_ns) {
+  if (!realtime_ns) return;
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(realtime_ns / 1000000000ull);
+  ts.tv_nsec = static_cast<long>(realtime_ns % 1000000000ull);
+  if (::clock_settime(CLOCK_REALTIME, &ts) != 0) klog("cannot set the clock: %s", std::strerror(errno));
+}
+
+void reseed_rng(const std::string& entropy) {
+  if (entropy.empty()) return;
+  int fd = ::open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  std::vector<std::uint8_t> storage(sizeof(rand_pool_info) + entropy.size());
+  auto* info = reinterpret_cast<rand_pool_info*>(storage.data());
+  info->entropy_count = static_cast<int>(entropy.size() * 8);
+  info->buf_size = static_cast<int>(entropy.size());
+  std::memcpy(storage.data() + sizeof(rand_pool_info), entropy.data(), entropy.size());
+  if (::ioctl(fd, RNDADDENTROPY, info) != 0) klog("cannot seed rng: %s", std::strerror(errno));
+  // Fold it into the CRNG now, not at the next periodic reseed: two VMs
+  // resumed from one template must not hand out the same random bytes.
+  if (::ioctl(fd, RNDRESEEDCRNG) != 0) klog("cannot reseed the crng: %s", std::strerror(errno));
+  ::close(fd);
+}
+
+// virtio-net changes its address live (the control queue tells QEMU, whose
+// receive filter follows), so open sockets and the lease stay valid.
+void set_mac(const std::string& mac) {
+  if (mac.size() != 6) return;
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, "eth0", IFNAMSIZ - 1);
+  if (::ioctl(fd, SIOCGIFHWADDR, &ifr) == 0 && std::memcmp(ifr.ifr_hwaddr.sa_data, mac.data(), 6) != 0) {
+    ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    std::memcpy(ifr.ifr_hwaddr.sa_data, mac.data(), 6);
+    if (::ioctl(fd, SIOCSIFHWADDR, &ifr) != 0) klog("cannot set eth0's MAC address: %s", std::strerror(errno));
+  }
+  ::close(fd);
+}
+
+int write_machine_id_file(const std::string& id) {
+  int fd = ::open("/etc/machine-id.gondolin", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
+  if (fd < 0) return errno;
+  std::string line = id + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  if (!ok || ::rename("/etc/machine-id.gondolin", "/etc/machine-id") != 0) {
+    int e = ok ? errno : EIO;
+    ::unlink("/etc/machine-id.gondolin");
+    return e;
+  }
+  return 0;
+}
+
+void set_machine_id(const std::string& id) {
+  if (id.empty()) return;
+  int e = write_machine_id_file(id);
+  // A read-only root is the guest programs' limit, not the agent's.
+  if (e == EROFS && root_read_only() && set_root_read_only(false) == 0) {
+    e = write_machine_id_file(id);
+    set_root_read_only(true);
+  }
+  if (e != 0) klog("cannot write /etc/machine-id: %s", std::strerror(e));
+}
+
+}  // namespace
+
+void apply_start_identity(const proto::Config& cfg) {
+  set_clock(cfg.realtime_ns);
+  reseed_rng(cfg.entropy);
+  if (!cfg.hostname.empty()) ::sethostname(cfg.hostname.data(), cfg.hostname.size());
+  set_mac(cfg.mac);
+  set_machine_id(cfg.machine_id);
+}
+
+}  // namespace gondolin::agent

@@ -1,0 +1,71 @@
+// Boot templates: a VM booted once per image and machine shape and saved at
+// the agent's ready point; later starts resume it instead of booting.
+//
+// Theory of operation. The template VM boots with its RAM in a file mapped
+// shared (`<image>/templates/<key>/ram`): every guest write lands in the
+// file. At the ready point the agent goes quiet, QEMU pauses and migrates
+// with x-ignore-shared, so the state file holds only devices and ROMs (a
+// few hundred KiB); a cow root's disk is copied beside it. A start maps the
+// same file *privately*: the guest sees the template's memory, pages come
+// from the host's page cache on first touch and are shared by every clone
+// until one writes them (copy-on-write). Nothing is read up front.
+//
+// What differs per start is applied after the resume, never baked in: the
+// Config frame (clock, entropy forced into the CRNG, hostname, MAC,
+// machine-id), then everything host-side (network stack and policy, secret
+// placeholders in the environment, session id). The user's MITM CA
+// certificate is long-lived and public: the template has it installed, and
+// its hash is part of the key.
+//
+// The key hashes everything the saved state depends on: gondolin and agent
+// protocol, the image build, QEMU's version and binary, accelerator,
+// machine, memory, CPUs, root mode and size, whether there is a network
+// device, the host's TSC rate. A changed input means another key, so a stale
+// template is never resumed; a damaged one is removed with one log line and
+// made again. One process makes a given template at a time (flock); others
+// boot cold meanwhile rather than wait.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "gondolin/image.h"
+#include "gondolin/vm.h"
+#include "vm/accel.h"
+
+namespace gondolin {
+class VmImpl;
+struct VmHooks;
+}  // namespace gondolin
+
+namespace gondolin::vm {
+
+struct TemplateKey {
+  std::string shape;  // the inputs, as canonical JSON
+  std::string id;     // 16 hex digits of its sha256: the directory name
+};
+
+// Why `o` must boot cold ("" if a template can serve it).
+std::string template_unsuitable(const VmOptions& o, const VmHooks& hooks);
+
+// `mitm_ca_pem`: the certificate the guest is to trust ("" without network);
+// the template has it installed.
+TemplateKey template_key(const Image& image, const VmOptions& o, Accel accel, const std::string& mitm_ca_pem);
+
+struct TemplateStart {
+  std::unique_ptr<VmImpl> vm;  // ready; null: boot cold
+  // Why a template was wanted but not used: worth a warning once the cold
+  // boot has worked (if it fails too, its own error says it all).
+  std::string failure;
+};
+
+// A VM started from the template for `o`, or why not. Makes the template
+// first if there is none. Throws only what a cold boot would throw too
+// (bad options).
+TemplateStart start_from_template(const Image& image, const VmOptions& o, const VmHooks& hooks,
+                                  const AccelChoice& accel, std::chrono::milliseconds timeout);
+
+}  // namespace gondolin::vm
