@@ -97,6 +97,8 @@ struct GuestFileInfo {
   bool is_symlink() const { return (mode & 0170000) == 0120000; }
 };
 
+enum class AfterSnapshot { Stop, KeepRunning };
+
 class VmImpl;
 struct VmInternals;  // src/vm/vm_internals.h: hooks for tests and benchmarks
 
@@ -144,8 +146,10 @@ class Vm {
   void mkdir(const std::string& path, bool parents = false, std::uint32_t mode = 0755);
 
   // Pauses the VM, saves its memory and device state under `dir` (default:
-  // the snapshot store) and stops it. The VM is not usable afterwards.
-  SnapshotInfo snapshot(const std::filesystem::path& dir = {});
+  // the snapshot store) and stops it: the VM is not usable afterwards. With
+  // AfterSnapshot::KeepRunning it continues instead, so one live session can
+  // be forked into any number of resumed copies.
+  SnapshotInfo snapshot(const std::filesystem::path& dir = {}, AfterSnapshot after = AfterSnapshot::Stop);
   // This VM's session id (empty if not registered).
   std::string session_id() const;
 

@@ -104,19 +104,24 @@ void add_session_commands(CLI::App& app, Outcome& outcome) {
     std::string id;
     std::string output;
     std::string rm_ref;
+    bool keep_running = false;
   };
   auto sf = std::make_shared<SnapshotFlags>();
-  auto* snap = app.add_subcommand("snapshot", "Save a running session (memory included) and stop it; or: snapshot ls|rm");
+  auto* snap = app.add_subcommand("snapshot",
+                                  "Save a running session (memory included) and stop it (or --keep-running); or: snapshot ls|rm");
   snap->add_option("session", sf->id, "Session id or unique prefix");
   snap->add_option("-o,--output", sf->output, "Snapshot directory (default: the snapshot store)");
+  snap->add_flag("--keep-running", sf->keep_running,
+                 "The session continues after the snapshot (fork a live session: resume the snapshot N times)");
   snap->callback([sf, snap, &outcome] {
     if (!snap->get_subcommands().empty()) return;
     if (sf->id.empty()) throw Error(ErrorKind::Usage, "snapshot needs a session id (see gondolin list)");
     SessionInfo s = Session::find(sf->id);
-    SnapshotInfo info = session::request_snapshot(s, sf->output);
+    SnapshotInfo info = session::request_snapshot(s, sf->output, sf->keep_running);
     std::printf("%s\n", info.id.c_str());
-    std::fprintf(stderr, "gondolin: saved session %s as snapshot %s in %s (%s, paused %.2f s)\n", s.id.substr(0, 12).c_str(),
-                 info.id.c_str(), info.dir.c_str(), human_size(info.state_bytes).c_str(), info.save_seconds);
+    std::fprintf(stderr, "gondolin: saved session %s as snapshot %s in %s (%s, paused %.2f s)%s\n",
+                 s.id.substr(0, 12).c_str(), info.id.c_str(), info.dir.c_str(), human_size(info.state_bytes).c_str(),
+                 info.save_seconds, sf->keep_running ? "; the session keeps running" : "");
     outcome.exit_code = 0;
   });
   snap->add_subcommand("ls", "List snapshots")->callback([&outcome] {

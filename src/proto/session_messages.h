@@ -14,12 +14,17 @@ namespace gondolin::proto {
 // ---- Session socket (between gondolin processes of one user) -----------------
 
 struct SessionSnapshotRequest {
-  std::string output_dir;  // empty: the snapshot store
-  void encode(PayloadWriter& w) const { w.bytes(output_dir); }
+  std::string output_dir;        // empty: the snapshot store
+  std::uint8_t keep_running = 0;  // 1: the session continues after the snapshot
+  void encode(PayloadWriter& w) const {
+    w.bytes(output_dir);
+    w.u8(keep_running);
+  }
   static std::optional<SessionSnapshotRequest> decode(PayloadReader& r) {
     SessionSnapshotRequest q;
     q.output_dir = r.c_string(kMaxPathLength);
-    if (!r.at_end()) return std::nullopt;
+    q.keep_running = r.u8();
+    if (!r.at_end() || q.keep_running > 1) return std::nullopt;
     return q;
   }
 };

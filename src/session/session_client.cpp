@@ -79,9 +79,9 @@ ExitStatus AttachedCommand::wait() {
   return *status_;
 }
 
-SnapshotInfo request_snapshot(const SessionInfo& session, const std::filesystem::path& output_dir) {
+SnapshotInfo request_snapshot(const SessionInfo& session, const std::filesystem::path& output_dir, bool keep_running) {
   FrameSocket s(connect_unix(session.socket_path.string()));
-  s.write(proto::make_frame(FrameType::SessionSnapshot, 1, proto::SessionSnapshotRequest{output_dir.string()}));
+  s.write(proto::make_frame(FrameType::SessionSnapshot, 1, proto::SessionSnapshotRequest{output_dir.string(), keep_running ? std::uint8_t{1} : std::uint8_t{0}}));
   auto reply = s.read();
   if (!reply) throw Error(ErrorKind::Guest, "the session ended without confirming the snapshot");
   if (reply->header.type == FrameType::Error) remote_error(*reply);

@@ -36,7 +36,9 @@ class AttachedCommand {
   std::optional<ExitStatus> status_;
 };
 
-// Asks the session's owner to snapshot and stop it; returns the snapshot.
-SnapshotInfo request_snapshot(const SessionInfo& session, const std::filesystem::path& output_dir);
+// Asks the session's owner to snapshot and stop it (or keep it running);
+// returns the snapshot.
+SnapshotInfo request_snapshot(const SessionInfo& session, const std::filesystem::path& output_dir,
+                              bool keep_running = false);
 
 }  // namespace gondolin::session

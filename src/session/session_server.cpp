@@ -113,7 +113,7 @@ void SessionServer::serve(Connection& c) {
     if (first->header.type == FrameType::SessionSnapshot) {
       auto req = proto::SessionSnapshotRequest::decode(r);
       if (!req) return send_error(s, "malformed snapshot request");
-      host_.snapshot(req->output_dir, [&s](const SnapshotInfo& info) {
+      host_.snapshot(req->output_dir, req->keep_running != 0, [&s](const SnapshotInfo& info) {
         s.write(proto::make_frame(FrameType::SessionSnapshotDone, 1,
                                   proto::SessionSnapshotDoneMsg{info.id, info.dir.string()}));
       });

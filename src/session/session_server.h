@@ -26,10 +26,11 @@ class SessionHost {
  public:
   virtual ~SessionHost() = default;
   virtual Process attach(const proto::ExecStart& request) = 0;
-  // Saves the VM and stops it. `saved` runs once the snapshot is complete
-  // and before the session ends, so a requester hears back even though the
-  // owner's process may exit as soon as its VM stops. Throws gondolin::Error.
-  virtual SnapshotInfo snapshot(const std::filesystem::path& dir,
+  // Saves the VM and stops it (or, with `keep_running`, lets it continue).
+  // `saved` runs once the snapshot is complete and before the session ends,
+  // so a requester hears back even though the owner's process may exit as
+  // soon as its VM stops. Throws gondolin::Error.
+  virtual SnapshotInfo snapshot(const std::filesystem::path& dir, bool keep_running,
                                 const std::function<void(const SnapshotInfo&)>& saved) = 0;
 };
 

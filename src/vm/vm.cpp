@@ -242,7 +242,9 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   return Vm(std::move(impl));
 }
 
-SnapshotInfo Vm::snapshot(const std::filesystem::path& dir) { return impl_->snapshot(dir); }
+SnapshotInfo Vm::snapshot(const std::filesystem::path& dir, AfterSnapshot after) {
+  return impl_->snapshot(dir, after == AfterSnapshot::KeepRunning, {});
+}
 
 std::string Vm::session_id() const { return impl_ ? impl_->session_id() : std::string(); }
 

@@ -92,8 +92,7 @@ class VmImpl : public session::SessionHost {
 
   // session::SessionHost
   Process attach(const proto::ExecStart& request) override;
-  SnapshotInfo snapshot(const std::filesystem::path& dir) { return snapshot(dir, {}); }
-  SnapshotInfo snapshot(const std::filesystem::path& dir,
+  SnapshotInfo snapshot(const std::filesystem::path& dir, bool keep_running,
                         const std::function<void(const SnapshotInfo&)>& saved) override;
 
   const VmInfo& info() const { return info_; }

@@ -115,7 +115,8 @@ void VmImpl::save_template(const fs::path& dir) {
   kill_and_wait();
 }
 
-SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, const std::function<void(const SnapshotInfo&)>& saved) {
+SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
+                              const std::function<void(const SnapshotInfo&)>& saved) {
   if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
   session::SnapshotManifest m;
   // Refused before anything is paused: every mount must be rebuildable on resume.
@@ -195,7 +196,14 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, const std::function
     }
   }
 
-  // 4. The session ends here: its state now lives in the snapshot.
+  // 4. The session continues, or ends here: its state now lives in the snapshot.
+  if (keep_running) {
+    qmp("cont");  // takes the disks back from the finished migration
+    on_io([&] { control_->abort_snapshot(); });
+    log().info("snapshot {} written to {} ({} bytes, paused {:.2f} s); the session continues", m.id, dir.string(),
+               m.state_size, m.save_seconds);
+    return info;
+  }
   death_reason_ = "session saved as snapshot " + m.id + "; resume it with `gondolin bash --resume " + m.id + "`";
   on_io([&] { control_->fail_all(Error(ErrorKind::Guest, death_reason_)); });
   kill_and_wait();

@@ -212,6 +212,27 @@ TEST(Snapshots, CliSnapshotOfARunningSession) {
   EXPECT_EQ(run_gondolin({"exec", "--resume", id, "--", "true"}).exit_code, 125);
 }
 
+// `snapshot --keep-running`: the owner's session carries on (attach still
+// reaches it), and the snapshot resumes as a copy of it.
+TEST(Snapshots, CliKeepRunningForksTheSession) {
+  Owner owner("echo cli > /tmp/cli-file; sleep 600");
+  ASSERT_FALSE(owner.session.empty());
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  auto snap = run_gondolin({"snapshot", owner.session.substr(0, 10), "--keep-running"});
+  ASSERT_EQ(snap.exit_code, 0) << snap.err;
+  EXPECT_NE(snap.err.find("keeps running"), std::string::npos) << snap.err;
+  std::string id = snap.out.substr(0, snap.out.find('\n'));
+  EXPECT_TRUE(process_alive(owner.pid));
+  EXPECT_TRUE(listed(owner.session));
+  auto attached = run_gondolin({"attach", owner.session, "--", "sh", "-c", "echo more >> /tmp/cli-file; cat /tmp/cli-file"});
+  EXPECT_EQ(attached.exit_code, 0) << attached.err;
+  EXPECT_EQ(attached.out, "cli\nmore\n");
+  auto resumed = run_gondolin({"exec", "--resume", id, "--", "cat", "/tmp/cli-file"});
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(resumed.out, "cli\n");
+  EXPECT_EQ(run_gondolin({"snapshot", "rm", id}).exit_code, 0);
+}
+
 // The snapshot holds the guest's whole RAM (keys, tokens, file contents):
 // every file in it is the owner's alone, whatever the umask.
 TEST(Snapshots, FilesAreTheOwnersAloneWhateverTheUmask) {

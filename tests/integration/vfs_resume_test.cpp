@@ -299,3 +299,33 @@ TEST(VfsVirtiofsResume, DamagedDeviceStateIsAOneLineError) {
 }
 
 }  // namespace
+
+// snapshot --keep-running forks a live session: the original carries on
+// (its processes, its mount, its own writes) and the snapshot resumes as a
+// second copy that shares everything up to the snapshot and nothing after.
+TEST(VfsVirtiofsResume, KeepRunningForksALiveSession) {
+  TempDir dir, tmp;
+  fs::path snap = tmp.path() / "snap";
+  VmOptions o;
+  o.mounts.push_back({"/v", vfs::host_dir(dir.path()), virtiofs()});
+  Vm original = Vm::create(o);
+  ASSERT_EQ(original.exec(std::string("echo base > /tmp/mem; echo base > /v/shared;"
+                                      "(while true; do echo t >> /tmp/ticks; sleep 0.2; done) > /dev/null 2>&1 &"))
+                .exit_code,
+            0);
+  SnapshotInfo info = original.snapshot(snap, AfterSnapshot::KeepRunning);
+  EXPECT_EQ(info.dir, snap);
+  ASSERT_TRUE(original.running());
+  auto r = original.exec(std::string("echo original >> /tmp/mem; echo original >> /v/shared; cat /tmp/mem"));
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "base\noriginal\n");
+
+  Vm copy = Vm::resume(snap.string(), {});
+  r = copy.exec(std::string("cat /tmp/mem; echo copy >> /v/shared; n=$(wc -l < /tmp/ticks); sleep 1;"
+                            "[ $(wc -l < /tmp/ticks) -gt $n ] && echo ticking"));
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "base\nticking\n") << "the copy has the memory of the snapshot and its processes";
+  r = original.exec(std::string("n=$(wc -l < /tmp/ticks); sleep 1; [ $(wc -l < /tmp/ticks) -gt $n ] && echo ticking"));
+  EXPECT_EQ(r.stdout_data, "ticking\n");
+  EXPECT_EQ(slurp(dir.path() / "shared"), "base\noriginal\ncopy\n") << "both write the host directory";
+}
