@@ -90,7 +90,7 @@ double floor_boot(const Image& img, const std::filesystem::path& initrd, const F
     std::vector<std::string> trimmed;
     for (std::size_t i = 0; i < cmd.argv.size(); ++i) {
       const std::string& a = cmd.argv[i];
-      if ((a == "-drive" || a == "-object") || (a == "-device" && i + 1 < cmd.argv.size() &&
+      if (a == "-drive" || (a == "-device" && i + 1 < cmd.argv.size() &&
                                                  (cmd.argv[i + 1].find("virtio-blk") == 0 ||
                                                   cmd.argv[i + 1].find("virtio-rng") == 0))) {
         ++i;
@@ -169,13 +169,16 @@ long kib(pid_t pid, const std::string& field) {
   return 0;
 }
 
-// RSS and PSS of gondolin plus its QEMU, in MiB.
+// RSS and PSS of gondolin plus its QEMU (a child of its io thread), in MiB.
 std::pair<double, double> vm_memory(pid_t gondolin) {
   long rss = kib(gondolin, "VmRSS"), pss = kib(gondolin, "Pss");
-  std::ifstream children("/proc/" + std::to_string(gondolin) + "/task/" + std::to_string(gondolin) + "/children");
-  for (pid_t child; children >> child;) {
-    rss += kib(child, "VmRSS");
-    pss += kib(child, "Pss");
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(gondolin) + "/task", ec)) {
+    std::ifstream children(task.path() / "children");
+    for (pid_t child; children >> child;) {
+      rss += kib(child, "VmRSS");
+      pss += kib(child, "Pss");
+    }
   }
   return {static_cast<double>(rss) / 1024.0, static_cast<double>(pss) / 1024.0};
 }
