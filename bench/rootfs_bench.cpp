@@ -39,6 +39,7 @@ ModeResult measure(RootfsMode mode, int runs, int mb, const std::filesystem::pat
   opts.memory_mib = 2048;  // the tmpfs (half of RAM) must hold the file too
   opts.register_session = false;
   opts.rootfs_mode = mode;
+  opts.cold = true;  // boot to first exec, as the modes were compared before boot templates
   ModeResult m;
   const std::string n = std::to_string(mb);
   for (int i = 0; i < runs; ++i) {

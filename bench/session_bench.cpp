@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   VmOptions opts;
   opts.memory_mib = 512;
   opts.register_session = false;
+  opts.cold = true;  // the baseline is a kernel boot, not a boot template
   auto tmp = paths::make_private_temp_dir("gondolin-bench-snap");
   measure("no mounts", opts, runs, tmp);
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -160,6 +161,12 @@ void write_meta(const fs::path& dir, const TemplateKey& key, const VmOptions& o,
 std::optional<fs::path> make_template(const Image& image, const TemplateKey& key, const VmOptions& o,
                                       const AccelChoice& accel, std::chrono::milliseconds timeout) {
   const fs::path root = templates_dir(image);
+  // An image in a store this user cannot write (another user's, read-only
+  // media) boots cold, quietly: that is a setup, not a fault.
+  if (::access(image.dir.c_str(), W_OK) != 0 && !fs::exists(root)) {
+    log().debug("booting cold: cannot write {} for a boot template", image.dir.string());
+    return std::nullopt;
+  }
   fs::create_directories(root);
   ::chmod(root.c_str(), 0700);  // template RAM may hold whatever the image's init_extra saw
   UniqueFd lock(::open((root / (key.id + ".lock")).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
