@@ -30,15 +30,14 @@ EgressContext::EgressContext(boost::asio::io_context& io_context, const NetworkO
       log(o.egress_log_path),
       hooks(o.http_hooks),
       ca(std::move(authority)),
-      upstream_tls(boost::asio::ssl::context::tls_client),
-      guest_tls(boost::asio::ssl::context::tls_server) {
-  SSL_CTX* up = upstream_tls.native_handle();
+      guest_tls(boost::asio::ssl::context::tls_server),
+      upstream_tls_(boost::asio::ssl::context::tls_client) {
+  SSL_CTX* up = upstream_tls_.native_handle();
   SSL_CTX_set_min_proto_version(up, TLS1_2_VERSION);
-  upstream_tls.set_verify_mode(boost::asio::ssl::verify_peer);
+  upstream_tls_.set_verify_mode(boost::asio::ssl::verify_peer);
   boost::system::error_code ec;
-  upstream_tls.set_default_verify_paths(ec);
   if (!o.extra_upstream_ca_file.empty()) {
-    upstream_tls.load_verify_file(o.extra_upstream_ca_file, ec);
+    upstream_tls_.load_verify_file(o.extra_upstream_ca_file, ec);
     if (ec)
       throw Error(ErrorKind::Usage, "cannot load upstream CA file '" + o.extra_upstream_ca_file + "': " + ec.message());
   }
@@ -49,6 +48,15 @@ EgressContext::EgressContext(boost::asio::io_context& io_context, const NetworkO
   SSL_CTX_set_alpn_select_cb(g, select_http11, nullptr);
   if (o.max_upstream_connections == 0) throw Error(ErrorKind::Usage, "max_upstream_connections must be at least 1");
   if (o.max_guest_connections == 0) throw Error(ErrorKind::Usage, "max_guest_connections must be at least 1");
+}
+
+boost::asio::ssl::context& EgressContext::upstream_tls() {
+  if (!upstream_trust_loaded_) {
+    upstream_trust_loaded_ = true;
+    boost::system::error_code ec;
+    upstream_tls_.set_default_verify_paths(ec);  // no system store: only the extra CA, if any, is trusted
+  }
+  return upstream_tls_;
 }
 
 }  // namespace gondolin::egress

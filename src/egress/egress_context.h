@@ -26,13 +26,21 @@ struct EgressContext {
   EgressLog log;
   std::shared_ptr<HttpHooks> hooks;
   std::shared_ptr<CertificateAuthority> ca;
-  boost::asio::ssl::context upstream_tls;  // client side: verifies upstream servers
+  // Client side: verifies upstream servers. The system trust store is read
+  // on the first upstream TLS connection (io thread), not at start: parsing
+  // it costs ~25 ms, a tenth of a templated start, and most sessions never
+  // make an HTTPS request.
+  boost::asio::ssl::context& upstream_tls();
   boost::asio::ssl::context guest_tls;     // server side: the guest's TLS, answered with minted leaves
   std::size_t upstream_connections = 0;    // open right now, capped by options.max_upstream_connections
   // HTTP/TLS guest connections being served right now, capped by
   // options.max_guest_connections: each holds ~130 KiB of fixed buffers.
   std::size_t guest_connections = 0;
   bool guest_cap_reported = false;  // one warning per episode of hitting the cap
+
+ private:
+  boost::asio::ssl::context upstream_tls_;
+  bool upstream_trust_loaded_ = false;
 };
 
 // Holds one unit of a capped count in the context (an upstream connection,

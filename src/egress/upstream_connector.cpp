@@ -119,7 +119,7 @@ class UpstreamAttempt : public std::enable_shared_from_this<UpstreamAttempt> {
       succeed(make_plain_stream(std::move(socket_)));
       return;
     }
-    tls_ = std::make_unique<TlsTcp>(std::move(socket_), ctx_->upstream_tls);
+    tls_ = std::make_unique<TlsTcp>(std::move(socket_), ctx_->upstream_tls());
     SSL* ssl = tls_->native_handle();
     boost::system::error_code lit;
     ip::make_address(target_.host, lit);

@@ -108,7 +108,8 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
 
   std::string cmdline = l.cmdline + " gondolin.rootfs=" + l.rootfs_mode;
   if (!kvm && microvm && l.tsc_khz) cmdline += " tsc_early_khz=" + std::to_string(*l.tsc_khz);
-  a.insert(a.end(), {"-kernel", l.kernel.string(), "-initrd", l.initrd.string(), "-append", cmdline});
+  if (!l.kernel.empty())
+    a.insert(a.end(), {"-kernel", l.kernel.string(), "-initrd", l.initrd.string(), "-append", cmdline});
 
   // The agent finds its disks by serial: device order differs between buses.
   a.insert(a.end(), {"-drive", "file=" + qemu_escape(l.rootfs.string()) + ",format=raw,if=none,id=root,readonly=on",

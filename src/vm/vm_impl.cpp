@@ -158,6 +158,7 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   launch.shared_memory = mounts_->uses_virtiofs();
   launch.memory_file = memory_file_.path;
   launch.memory_file_shared = memory_file_.shared;
+  if (from_template_) launch.kernel.clear();
   for (const auto& port : fs_ports) {
     std::string id = "c" + port.port_name.substr(sizeof("gondolin.") - 1);
     std::string device = port.transport == vfs::FsTransport::Virtiofs

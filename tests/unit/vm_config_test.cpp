@@ -226,6 +226,11 @@ TEST(BootTemplate, RamIsTheTemplateFileSharedWhenMadePrivateWhenResumed) {
   auto resumed = vm::build_qemu_command(launch_with_ram(false)).argv;
   EXPECT_TRUE(has_pair(resumed, "-object", "memory-backend-file,id=ram,size=512M,mem-path=/cache/t,,1/ram,share=off"))
       << "clones map the template copy-on-write and never write it";
+  auto resumed_launch = launch_with_ram(false);
+  resumed_launch.kernel.clear();
+  auto nothing_to_boot = vm::build_qemu_command(resumed_launch).argv;
+  EXPECT_EQ(std::count(nothing_to_boot.begin(), nothing_to_boot.end(), "-kernel"), 0)
+      << "a template's RAM holds the booted kernel; QEMU need not load one";
   auto both = launch_with_ram(false);
   both.shared_memory = true;
   EXPECT_THROW(vm::build_qemu_command(both), Error) << "a vhost-user back-end cannot see private RAM";
