@@ -69,8 +69,8 @@ std::string binary_identity(const fs::path& binary) {
 }
 
 // "" if `dir` holds a template this start may resume, else what is wrong.
-std::string check_template(const fs::path& dir, const TemplateKey& key, const VmOptions& o,
-                           const std::string& qemu_line) {
+std::string check_template(const fs::path& dir, const TemplateKey& key, const VmOptions& o) {
+  const std::string& qemu_line = key.qemu_line;
   std::error_code ec;
   auto meta_size = fs::file_size(dir / kMetaFile, ec);
   if (ec || meta_size > kMaxMetaBytes) return "has no readable template.json";
@@ -95,7 +95,7 @@ std::optional<fs::path> find_template(const Image& image, const TemplateKey& key
   const fs::path dir = templates_dir(image) / key.id;
   std::error_code ec;
   if (!fs::exists(dir, ec)) return std::nullopt;
-  std::string why = check_template(dir, key, o, qemu_version_line(resolve_qemu_binary(o)));
+  std::string why = check_template(dir, key, o);
   if (why.empty()) {
     ::utimensat(AT_FDCWD, dir.c_str(), nullptr, 0);  // its last use, for keep_recent_templates
     return dir;
@@ -139,12 +139,12 @@ VmOptions template_options(const VmOptions& o) {
   return t;
 }
 
-void write_meta(const fs::path& dir, const TemplateKey& key, const VmOptions& o, const std::string& qemu_line) {
+void write_meta(const fs::path& dir, const TemplateKey& key, const VmOptions& o) {
   const fs::path state = dir / SnapshotManifest::kStateFile;
   nlohmann::json meta{{"format", kTemplateFormat},
                       {"key", key.id},
                       {"shape", key.shape},
-                      {"qemu_version", qemu_line},
+                      {"qemu_version", key.qemu_line},
                       {"memory_mib", o.memory_mib},
                       {"cpus", o.cpus},
                       {"machine", o.machine},
@@ -183,16 +183,15 @@ std::optional<fs::path> make_template(const Image& image, const TemplateKey& key
   ::chmod(staging.c_str(), 0700);
   log().info("making boot template {} ({} MiB, {} CPU(s), root {}); later starts resume it", key.id, o.memory_mib,
              o.cpus, to_string(o.rootfs_mode));
-  const std::string qemu_line = qemu_version_line(resolve_qemu_binary(o));
   try {
     VmImpl vm(template_options(o));
     vm.use_memory_file(staging / kRamFile, /*shared=*/true);
     vm.boot(image, accel.accel, accel.reason, timeout);
     // The CA is the user's, kept across sessions (its hash is in the key).
-    if (vm.egress()) vm.install_mitm_ca(vm.egress()->ca_certificate_pem());
+    if (vm.egress()) install_mitm_ca(vm, vm.egress()->ca_certificate_pem());
     vm.save_template(staging);
     ::chmod((staging / kRamFile).c_str(), 0600);
-    write_meta(staging, key, o, qemu_line);
+    write_meta(staging, key, o);
   } catch (...) {
     fs::remove_all(staging, ec);
     throw;
@@ -216,16 +215,17 @@ std::string template_unsuitable(const VmOptions& o, const VmHooks& hooks) {
 
 TemplateKey template_key(const Image& image, const VmOptions& o, Accel accel, const std::string& mitm_ca_pem) {
   const fs::path qemu = resolve_qemu_binary(o);
+  TemplateKey key;
+  key.qemu_line = qemu_version_line(qemu);
   nlohmann::json shape{{"format", kTemplateFormat},
                        {"agent_protocol", proto::kProtocolVersion},
                        {"image", image.manifest.id},
                        {"image_manifest_sha256", sha256_file_hex(image.dir / "manifest.json")},
-                       {"qemu_version", qemu_version_line(qemu)},
+                       {"qemu_version", key.qemu_line},
                        {"qemu_binary", binary_identity(qemu)},
                        {"qemu_line", normalized_qemu_line(image, o, accel)},
                        {"rootfs_size", o.rootfs_mode == RootfsMode::Cow ? o.rootfs_size_bytes : 0},
                        {"mitm_ca_sha256", mitm_ca_pem.empty() ? "" : sha256_hex(mitm_ca_pem)}};
-  TemplateKey key;
   key.shape = shape.dump();
   key.id = sha256_hex(key.shape).substr(0, 16);
   return key;

@@ -65,9 +65,29 @@ std::string read_mount_state(const std::filesystem::path& file, const std::strin
   return read_file(file);
 }
 
-}  // namespace
+void write_chunks(VmImpl& impl, const std::string& path, std::string_view data, std::uint32_t mode, bool append) {
+  std::size_t off = 0;
+  do {
+    proto::FileOp op;
+    op.op = proto::FileOpKind::Write;
+    op.path = path;
+    op.mode = mode;
+    op.offset = off;
+    op.flags = append ? proto::kFileAppend : (off == 0 ? proto::kFileTruncate : 0);
+    op.data = std::string(data.substr(off, proto::kMaxDataChunk));
+    impl.file_op(op);
+    off += op.data.size();
+  } while (off < data.size());
+}
 
-namespace {
+void make_dir(VmImpl& impl, const std::string& path, bool parents, std::uint32_t mode) {
+  proto::FileOp op;
+  op.op = proto::FileOpKind::Mkdir;
+  op.path = path;
+  op.mode = mode;
+  op.flags = parents ? proto::kFileParents : 0;
+  impl.file_op(op);
+}
 
 // A kernel boot. An auto-chosen KVM (`probation`) that does not bring the
 // guest up in `timeout` is broken here: the boot is retried under TCG.
@@ -91,6 +111,13 @@ std::unique_ptr<VmImpl> boot_cold(const Image& image, const VmOptions& options, 
 }
 
 }  // namespace
+
+void install_mitm_ca(VmImpl& vm, const std::string& pem) {
+  make_dir(vm, "/etc/gondolin/mitm", true, 0755);
+  write_chunks(vm, "/etc/gondolin/mitm/ca.crt", pem, 0644, false);
+  make_dir(vm, "/etc/ssl/certs", true, 0755);
+  write_chunks(vm, "/etc/ssl/certs/ca-certificates.crt", "\n" + pem, 0644, true);
+}
 
 Vm::Vm(std::unique_ptr<VmImpl> impl) : impl_(std::move(impl)) {}
 Vm::Vm(Vm&&) noexcept = default;
@@ -119,7 +146,7 @@ Vm VmInternals::create(VmOptions options, VmHooks hooks) {
   Vm vm(std::move(impl));
   if (auto* egress = vm.impl_->egress()) {
     // A template made with this CA already has it.
-    if (!vm.info().from_template) vm.impl_->install_mitm_ca(egress->ca_certificate_pem());
+    if (!vm.info().from_template) install_mitm_ca(*vm.impl_, egress->ca_certificate_pem());
     // The proxy's host key under every allowed SSH name: `git clone
     // git@HOST:...` works without a prompt, and nothing else is trusted.
     std::string known_hosts;
@@ -302,22 +329,6 @@ std::string Vm::read_file(const std::string& path) {
   }
 }
 
-namespace {
-void write_chunks(VmImpl& impl, const std::string& path, std::string_view data, std::uint32_t mode, bool append) {
-  std::size_t off = 0;
-  do {
-    proto::FileOp op;
-    op.op = proto::FileOpKind::Write;
-    op.path = path;
-    op.mode = mode;
-    op.offset = off;
-    op.flags = append ? proto::kFileAppend : (off == 0 ? proto::kFileTruncate : 0);
-    op.data = std::string(data.substr(off, proto::kMaxDataChunk));
-    impl.file_op(op);
-    off += op.data.size();
-  } while (off < data.size());
-}
-}  // namespace
 
 void Vm::write_file(const std::string& path, std::string_view data, std::uint32_t mode) {
   write_chunks(*impl_, path, data, mode, false);
@@ -364,14 +375,7 @@ void Vm::remove(const std::string& path) {
   impl_->file_op(op);
 }
 
-void Vm::mkdir(const std::string& path, bool parents, std::uint32_t mode) {
-  proto::FileOp op;
-  op.op = proto::FileOpKind::Mkdir;
-  op.path = path;
-  op.mode = mode;
-  op.flags = parents ? proto::kFileParents : 0;
-  impl_->file_op(op);
-}
+void Vm::mkdir(const std::string& path, bool parents, std::uint32_t mode) { make_dir(*impl_, path, parents, mode); }
 
 const VmInfo& Vm::info() const { return impl_->info(); }
 std::uint64_t Vm::guest_oom_kills() const { return impl_->guest_oom_kills(); }

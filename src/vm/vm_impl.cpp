@@ -303,8 +303,8 @@ void VmImpl::boot_ready() {
   if (boot_timer_) boot_timer_->cancel();
   running_ = true;
   log().info("guest {} in {:.2f} s (kernel {:.2f} s, agent init {:.3f} s, {} with {})",
-             from_template_ ? "ready from its boot template" : resumed_ ? "resumed" : "ready", info_.boot_seconds, info_.kernel_seconds, info_.agent_init_seconds,
-             info_.kernel_release, to_string(info_.accel));
+             from_template_ ? "ready from its boot template" : resumed_ ? "resumed" : "ready", info_.boot_seconds,
+             info_.kernel_seconds, info_.agent_init_seconds, info_.kernel_release, to_string(info_.accel));
   if (!mounts_->empty())
     log().info("{} file system(s) mounted {:.2f} s after the agent was ready", mounts_->size(),
                std::chrono::duration<double>(std::chrono::steady_clock::now() - boot_started_).count() -
@@ -403,7 +403,7 @@ Process VmImpl::spawn(const Command& cmd, const ExecOptions& o) {
   if (size_check.data().size() > proto::kMaxPayload || req.argv.size() > proto::kMaxArgs ||
       req.env.size() > proto::kMaxEnv)
     throw Error(ErrorKind::Usage, "command line and environment are too large (limit 1 MiB)");
-  if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
+  require_running();
   auto state = on_io([&] { return control_->start_exec(req, o.timeout); });
   return detail::make_process(std::move(state));
 }
@@ -427,7 +427,7 @@ proto::FileResult VmImpl::file_op(const proto::FileOp& op) {
   if (op.path.empty() || op.path[0] != '/' || op.path.find('\0') != std::string::npos ||
       op.path.size() > proto::kMaxPathLength)
     throw Error(ErrorKind::Usage, "guest path must be absolute: '" + op.path + "'");
-  if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
+  require_running();
   auto future = on_io([&] { return control_->file_op(op); });
   // The agent answers file operations at once; silence means it is broken or hostile.
   if (future.wait_for(kFileOpTimeout) != std::future_status::ready)
@@ -439,20 +439,8 @@ proto::FileResult VmImpl::file_op(const proto::FileOp& op) {
   return r;
 }
 
-void VmImpl::install_mitm_ca(const std::string& pem) {
-  auto op = [this](proto::FileOpKind kind, const std::string& path, std::string data = {}, std::uint32_t flags = 0) {
-    proto::FileOp f;
-    f.op = kind;
-    f.path = path;
-    f.mode = kind == proto::FileOpKind::Mkdir ? 0755 : 0644;
-    f.flags = flags;
-    f.data = std::move(data);
-    file_op(f);
-  };
-  op(proto::FileOpKind::Mkdir, "/etc/gondolin/mitm", {}, proto::kFileParents);
-  op(proto::FileOpKind::Write, "/etc/gondolin/mitm/ca.crt", pem, proto::kFileTruncate);
-  op(proto::FileOpKind::Mkdir, "/etc/ssl/certs", {}, proto::kFileParents);
-  op(proto::FileOpKind::Write, "/etc/ssl/certs/ca-certificates.crt", "\n" + pem, proto::kFileAppend);
+void VmImpl::require_running() const {
+  if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
 }
 
 void VmImpl::kill_and_wait() {

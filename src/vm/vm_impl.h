@@ -78,9 +78,6 @@ class VmImpl : public session::SessionHost {
   // After boot(): pauses the guest at its ready point and saves it as a boot
   // template into `dir` (state, root disk), then stops the VM. Throws.
   void save_template(const std::filesystem::path& dir);
-  // After boot(): the guest trusts the host's MITM CA (the certificate, never
-  // the key): its own copy, plus the system bundle curl, git and python read.
-  void install_mitm_ca(const std::string& pem);
   // Puts the VM in the session registry (after a successful boot).
   void register_session();
 
@@ -127,6 +124,8 @@ class VmImpl : public session::SessionHost {
   void kill_and_wait();
   void teardown_io();
 
+  // Throws gondolin::Error (Guest) saying why, unless the VM runs.
+  void require_running() const;
   // Runs one QMP command on the io thread and waits for its reply.
   nlohmann::json qmp(const std::string& command, nlohmann::json arguments = nullptr);
   void save_state(const std::filesystem::path& state_file);
@@ -184,5 +183,9 @@ class VmImpl : public session::SessionHost {
 };
 
 std::filesystem::path resolve_qemu_binary(const VmOptions& o);
+
+// After boot(): the guest trusts the host's MITM CA (the certificate, never
+// the key): its own copy, plus the system bundle curl, git and python read.
+void install_mitm_ca(VmImpl& vm, const std::string& pem);
 
 }  // namespace gondolin

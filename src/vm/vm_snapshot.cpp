@@ -106,7 +106,7 @@ double VmImpl::freeze_into(const fs::path& dir) {
 }
 
 void VmImpl::save_template(const fs::path& dir) {
-  if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
+  require_running();
   if (memory_file_.path.empty() || !memory_file_.shared || !mounts_->empty())
     throw Error(ErrorKind::Internal, "a boot template needs shared file-backed RAM and no mounts");
   freeze_into(dir);
@@ -117,7 +117,7 @@ void VmImpl::save_template(const fs::path& dir) {
 
 SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
                               const std::function<void(const SnapshotInfo&)>& saved) {
-  if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
+  require_running();
   session::SnapshotManifest m;
   // Refused before anything is paused: every mount must be rebuildable on resume.
   m.mounts_json = vfs::describe_mounts(mounts_->mounts());

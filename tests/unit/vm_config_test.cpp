@@ -40,13 +40,7 @@ vm::QemuLaunch base_launch() {
 // ---- Boot templates ----------------------------------------------------------
 
 vm::QemuLaunch launch_with_ram(bool shared) {
-  vm::QemuLaunch l;
-  l.qemu_binary = "/usr/bin/qemu-system-x86_64";
-  l.kernel = "/img/kernel";
-  l.initrd = "/img/initramfs.cpio";
-  l.rootfs = "/img/rootfs.ext4";
-  l.control_fd = 10;
-  l.console_fd = 11;
+  vm::QemuLaunch l = base_launch();
   l.memory_file = "/cache/t,1/ram";
   l.memory_file_shared = shared;
   return l;
