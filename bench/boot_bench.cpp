@@ -189,13 +189,17 @@ void stop_idle(IdleVm& vm) {
   wait_process(vm.pid);
 }
 
-// Host memory of N idle clones of one template against one cold VM.
-void clone_memory(int clones) {
-  IdleVm cold = start_idle({"--cold"});
+// Host memory of N idle clones of one template against one cold VM, both
+// started with `extra`.
+void clone_memory(int clones, const std::vector<std::string>& extra, const std::string& what) {
+  std::vector<std::string> cold_args = extra;
+  cold_args.push_back("--cold");
+  IdleVm cold = start_idle(cold_args);
   std::vector<IdleVm> vms;
-  for (int i = 0; i < clones; ++i) vms.push_back(start_idle({}));
+  for (int i = 0; i < clones; ++i) vms.push_back(start_idle(extra));
   std::this_thread::sleep_for(std::chrono::seconds(2));
   auto [cold_rss, cold_pss] = vm_memory(cold.pid);
+  std::printf("%s\n", what.c_str());
   std::printf("idle cold VM            RSS %6.1f MiB   PSS %6.1f MiB\n", cold_rss, cold_pss);
   double worst_rss = 0, worst_pss = 0;
   for (int i = 0; i < clones; ++i) {
@@ -207,6 +211,50 @@ void clone_memory(int clones) {
               worst_pss / cold_pss);
   stop_idle(cold);
   for (auto& vm : vms) stop_idle(vm);
+}
+
+// Starts with a host directory mount: from the template with mount slots
+// (virtio-fs: the start's own RAM copy; serial: copy-on-write) against cold.
+void mount_starts(int runs, const std::string& dir) {
+  for (const char* transport : {"virtiofs", "serial"}) {
+    const std::vector<std::string> mount{"--mount-hostfs", dir + ":/w:transport=" + transport};
+    std::vector<std::string> cold_args = mount;
+    cold_args.push_back("--cold");
+    gondolin_cold(mount);  // makes this layout's template if there is none
+    std::vector<double> templated, cold;
+    for (int i = 0; i < runs; ++i) {
+      cold.push_back(gondolin_cold(cold_args));
+      templated.push_back(gondolin_cold(mount));
+    }
+    std::printf("exec, %-8s mount   %6.2f s   [%s]  (template)\n", transport, median(templated), list(templated).c_str());
+    std::printf("exec, %-8s --cold  %6.2f s   [%s]\n", transport, median(cold), list(cold).c_str());
+    std::printf("RATIO template/cold   %6.2fx\n\n", median(templated) / median(cold));
+  }
+}
+
+// Exec round trip in a running VM vs a host sandbox.
+void exec_round_trip() {
+  Vm vm = Vm::create({});
+  vm.exec(std::vector<std::string>{"true"});  // warm
+  auto start = Clock::now();
+  for (int i = 0; i < 100; ++i) vm.exec(std::vector<std::string>{"true"});
+  double per_exec = seconds_since(start) / 100;
+  vm.close();
+  double per_bwrap = -1;
+  if (!paths::find_program("bwrap").empty()) {
+    auto bstart = Clock::now();
+    SpawnSpec bwrap;
+    bwrap.argv = {"bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all", "true"};
+    for (int i = 0; i < 100; ++i) wait_process(spawn_process(bwrap));
+    per_bwrap = seconds_since(bstart) / 100;
+  }
+  std::printf("exec round trip       %6.2f ms per `true` (100 in one VM)\n", per_exec * 1000);
+  if (per_bwrap > 0) {
+    std::printf("bwrap true (host)     %6.2f ms\n", per_bwrap * 1000);
+    std::printf("RATIO exec/bwrap      %6.2fx\n", per_exec / per_bwrap);
+  } else {
+    std::printf("bwrap not installed (apt-get install bubblewrap) - no baseline\n");
+  }
 }
 
 }  // namespace
@@ -243,7 +291,11 @@ int main(int argc, char** argv) {
   std::printf("RATIO template/cold   %6.2fx  (goal <= 0.20x)\n", tm / c);
   std::printf("RATIO template/floor  %6.2fx  (goal <= 0.25x)\n", tm / f);
   std::printf("RATIO cold/floor      %6.2fx  (goal <= 1.10x)\n\n", c / f);
-  clone_memory(4);
+  clone_memory(4, {}, "no mounts (clones map the template's RAM copy-on-write):");
+  std::filesystem::create_directories(tmp / "mount");
+  mount_starts(runs, (tmp / "mount").string());
+  clone_memory(4, {"--mount-hostfs", (tmp / "mount").string() + ":/w"},
+               "a virtio-fs mount (each clone has its own copy of the template's RAM):");
 
   // What the knobs buy, measured on the floor so only the knob differs.
   std::vector<FloorVariant> variants{
@@ -264,30 +316,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < runs; ++i) q35.push_back(gondolin_cold({"--cold", "--machine", "q35"}));
   std::printf("cold exec on q35      %6.2f s   (%+.2f s vs microvm)\n\n", median(q35), median(q35) - c);
 
-  // Exec round trip in a running VM vs a host sandbox.
-  {
-    Vm vm = Vm::create({});
-    vm.exec(std::vector<std::string>{"true"});  // warm
-    auto start = Clock::now();
-    for (int i = 0; i < 100; ++i) vm.exec(std::vector<std::string>{"true"});
-    double per_exec = seconds_since(start) / 100;
-    vm.close();
-    double per_bwrap = -1;
-    if (!paths::find_program("bwrap").empty()) {
-      auto bstart = Clock::now();
-      SpawnSpec bwrap;
-      bwrap.argv = {"bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all", "true"};
-      for (int i = 0; i < 100; ++i) wait_process(spawn_process(bwrap));
-      per_bwrap = seconds_since(bstart) / 100;
-    }
-    std::printf("exec round trip       %6.2f ms per `true` (100 in one VM)\n", per_exec * 1000);
-    if (per_bwrap > 0) {
-      std::printf("bwrap true (host)     %6.2f ms\n", per_bwrap * 1000);
-      std::printf("RATIO exec/bwrap      %6.2fx\n", per_exec / per_bwrap);
-    } else {
-      std::printf("bwrap not installed (apt-get install bubblewrap) - no baseline\n");
-    }
-  }
+  exec_round_trip();
   std::filesystem::remove_all(tmp);
   return 0;
 }

@@ -77,6 +77,12 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
   m.save_seconds = get<double>(state, "save_seconds", origin);
   m.network_json = get<json>(doc, "network", origin).dump();
   m.mounts_json = get<json>(doc, "mounts", origin).dump();
+  if (vm.contains("spare_mount_slots")) {
+    m.spare_mount_slots = get<std::vector<std::string>>(vm, "spare_mount_slots", origin);
+    if (m.spare_mount_slots.size() > kMaxMountSlots) bad(origin, "too many spare mount slots");
+    for (const auto& t : m.spare_mount_slots)
+      if (t != "virtiofs" && t != "serial") bad(origin, "unknown mount slot transport " + t);
+  }
   m.secret_names = get<std::vector<std::string>>(doc, "secret_names", origin);
   const json placeholders = get<json>(doc, "secret_placeholders", origin);
   if (!placeholders.is_object()) bad(origin, "secret_placeholders must be an object");
@@ -104,6 +110,7 @@ std::string SnapshotManifest::to_json() const {
         {"accel", accel},
         {"hostname", hostname},
         {"rootfs", {{"mode", rootfs_mode}, {"size", rootfs_size}}},
+        {"spare_mount_slots", spare_mount_slots},
         {"env", env_obj}}},
       {"qemu_version", qemu_version},
       {"gondolin_version", gondolin_version},

@@ -45,6 +45,10 @@ struct SnapshotManifest {
   std::vector<std::pair<std::string, std::string>> env;  // the VM's base environment
   std::string network_json = "{}";                       // description, no secret values
   std::string mounts_json = "[]";
+  // Transports ("virtiofs", "serial") of the file system slots after the
+  // mounts: a VM started from a boot template has the template's slots.
+  std::vector<std::string> spare_mount_slots;
+  static constexpr std::size_t kMaxMountSlots = 16;
   std::vector<std::string> secret_names;
   // Placeholders are random tokens the guest already holds (not secrets): a
   // resume must keep them so the guest's requests still get substituted.

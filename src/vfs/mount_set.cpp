@@ -62,9 +62,9 @@ MountSet::MountSet(std::vector<Mount> mounts, FsTransport auto_transport) : moun
 
 void MountSet::restore_states(const std::vector<std::string>& states, const std::vector<std::string>& files,
                               const std::string& origin) {
-  if (states.size() != servers_.size() || files.size() != servers_.size())
+  if (states.size() != mounts_.size() || files.size() != mounts_.size())
     throw Error(ErrorKind::Usage, origin + ": has file system state for " + std::to_string(states.size()) +
-                                      " mounts, but describes " + std::to_string(servers_.size()));
+                                      " mounts, but describes " + std::to_string(mounts_.size()));
   // Files first: re-opening the guest's open files needs them.
   for (std::size_t i = 0; i < files.size(); ++i) {
     if (files[i].empty()) continue;
@@ -104,28 +104,51 @@ std::vector<std::string> MountSet::save_files() const {
 }
 
 std::string MountSet::unsavable_reason() const {
-  std::size_t next = 0;
-  for (const auto& m : mounts_) {
-    if (m.options.transport != FsTransport::Virtiofs) continue;
+  const std::vector<FsTransport> slots = slot_transports();
+  for (std::size_t i = 0, next = 0; i < slots.size(); ++i) {
+    if (slots[i] != FsTransport::Virtiofs) continue;
     if (next < virtiofs_.size() && !virtiofs_[next++]->state_migratable())
-      return "the mount at " + m.guest_path + " uses virtio-fs, and this QEMU cannot save a vhost-user-fs back-end's "
-             "state (QEMU 8.2 and later can)";
+      return (i < mounts_.size() ? "the mount at " + mounts_[i].guest_path : "spare mount slot " + std::to_string(i)) +
+             " uses virtio-fs, and this QEMU cannot save a vhost-user-fs back-end's state (QEMU 8.2 and later can)";
   }
   return "";
 }
 
 std::string MountSet::state_error() const {
-  for (std::size_t i = 0, next = 0; i < mounts_.size(); ++i) {
-    if (mounts_[i].options.transport != FsTransport::Virtiofs || next >= virtiofs_.size()) continue;
+  const std::vector<FsTransport> slots = slot_transports();
+  for (std::size_t i = 0, next = 0; i < slots.size(); ++i) {
+    if (slots[i] != FsTransport::Virtiofs || next >= virtiofs_.size()) continue;
     if (std::string e = virtiofs_[next++]->state_error(); !e.empty())
-      return "the mount at " + mounts_[i].guest_path + ": " + e;
+      return (i < mounts_.size() ? "the mount at " + mounts_[i].guest_path : "spare mount slot " + std::to_string(i)) +
+             ": " + e;
   }
   return "";
 }
 
 bool MountSet::uses_virtiofs() const {
-  return std::any_of(mounts_.begin(), mounts_.end(),
-                     [](const Mount& m) { return m.options.transport == FsTransport::Virtiofs; });
+  const std::vector<FsTransport> slots = slot_transports();
+  return std::find(slots.begin(), slots.end(), FsTransport::Virtiofs) != slots.end();
+}
+
+void MountSet::add_spare_slots(const std::vector<FsTransport>& transports) {
+  if (mounts_.size() + spare_transports_.size() + transports.size() > kMaxMounts)
+    throw Error(ErrorKind::Usage, "too many mount slots; at most " + std::to_string(kMaxMounts));
+  for (FsTransport t : transports) {
+    if (t != FsTransport::Serial && t != FsTransport::Virtiofs)
+      throw Error(ErrorKind::Internal, "a spare mount slot needs a concrete transport");
+    MountOptions o;
+    o.transport = t;
+    // Never mounted by the agent; a guest that mounts one anyway sees nothing.
+    servers_.push_back(std::make_unique<FuseServer>(read_only(memory()), o));
+    spare_transports_.push_back(t);
+  }
+}
+
+std::vector<FsTransport> MountSet::slot_transports() const {
+  std::vector<FsTransport> out;
+  for (const auto& m : mounts_) out.push_back(m.options.transport);
+  out.insert(out.end(), spare_transports_.begin(), spare_transports_.end());
+  return out;
 }
 
 bool MountSet::quiet() const {
@@ -142,9 +165,10 @@ std::vector<MountPort> MountSet::create_ports() {
   std::vector<MountPort> out;
   host_ends_.clear();
   virtiofs_.clear();
-  for (std::size_t i = 0; i < mounts_.size(); ++i) {
+  const std::vector<FsTransport> slots = slot_transports();
+  for (std::size_t i = 0; i < slots.size(); ++i) {
     const std::string name = std::string(proto::kFsPortPrefix) + std::to_string(i);
-    if (mounts_[i].options.transport == FsTransport::Virtiofs) {
+    if (slots[i] == FsTransport::Virtiofs) {
       // servers_[i] stays null: the virtio-fs server owns it from here on.
       auto server = std::make_unique<vhost::VirtioFsServer>(std::move(servers_[i]), label(i));
       UniqueFd qemu_end = server->create_socket();
@@ -200,7 +224,7 @@ void MountSet::close() {
 }
 
 std::string MountSet::label(std::size_t i) const {
-  return "fs" + std::to_string(i) + " (" + mounts_[i].guest_path + ")";
+  return "fs" + std::to_string(i) + " (" + (i < mounts_.size() ? mounts_[i].guest_path : "spare") + ")";
 }
 
 }  // namespace gondolin::vfs

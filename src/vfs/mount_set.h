@@ -4,6 +4,12 @@
 // tagged so), runs a FUSE server for each (serial: on the VM's io thread;
 // virtio-fs: on a thread per mount), and says what the agent must mount,
 // parents before children.
+//
+// Slots: mount i uses channel "gondolin.fs<i>". A VM may also have spare
+// slots after its mounts: channels the guest has but never mounts, served
+// as an empty read-only directory. A boot template is made with spare slots
+// only; a start from it fills the first ones with its own mounts, so its
+// devices are the template's.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -48,8 +54,15 @@ class MountSet {
   const std::vector<Mount>& mounts() const { return mounts_; }
   // Some mount takes writes: the guest may hold dirty data for it until it syncs.
   bool writable() const;
-  // Some mount uses virtio-fs: QEMU must share guest RAM with us.
+  // Some slot (mount or spare) uses virtio-fs: QEMU must share guest RAM with us.
   bool uses_virtiofs() const;
+
+  // Before create_ports(): one spare slot per entry (Serial or Virtiofs)
+  // after the mounts. Throws gondolin::Error (Usage) past kMaxMounts slots.
+  void add_spare_slots(const std::vector<FsTransport>& transports);
+  const std::vector<FsTransport>& spare_slots() const { return spare_transports_; }
+  // The transport of every slot: the mounts', then the spares'.
+  std::vector<FsTransport> slot_transports() const;
 
   // For a resume: loads each server's saved state (FuseServer::export_state),
   // in mount order, re-opening files the guest holds open. Call before
@@ -72,7 +85,7 @@ class MountSet {
   // Io thread: no FUSE request or reply is in flight on any mount.
   bool quiet() const;
 
-  // Makes the socket pairs; call once, before start().
+  // Makes the socket pairs, one per slot; call once, before start().
   std::vector<MountPort> create_ports();
   // Io thread: serves every mount. A mount whose stream or rings the guest
   // breaks stops alone (one warning naming it); the VM goes on.
@@ -82,13 +95,14 @@ class MountSet {
   void close();
 
  private:
-  std::string label(std::size_t i) const;  // "fs0 (/work)"
+  std::string label(std::size_t i) const;  // "fs0 (/work)", "fs3 (spare)"
 
   std::vector<Mount> mounts_;
+  std::vector<FsTransport> spare_transports_;
   std::vector<UniqueFd> host_ends_;  // invalid for virtio-fs mounts
-  std::vector<std::unique_ptr<FuseServer>> servers_;  // until start() hands them to channels
-  std::vector<std::shared_ptr<FuseChannel>> channels_;  // serial mounts, in mount order
-  std::vector<std::unique_ptr<vhost::VirtioFsServer>> virtiofs_;  // made by create_ports()
+  std::vector<std::unique_ptr<FuseServer>> servers_;  // per slot, until start() hands them to channels
+  std::vector<std::shared_ptr<FuseChannel>> channels_;  // serial slots, in slot order
+  std::vector<std::unique_ptr<vhost::VirtioFsServer>> virtiofs_;  // virtio-fs slots, made by create_ports()
 };
 
 // Checks and normalises an absolute guest path ("/a//b/" -> "/a/b"); throws

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "proto/control_protocol.h"
 #include "proto/wire.h"
 #include "session/snapshot_manifest.h"
 #include "util/files.h"
@@ -27,7 +28,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // Bump when what a template holds changes in a way the key does not show.
-constexpr int kTemplateFormat = 1;
+constexpr int kTemplateFormat = 2;
 constexpr const char* kMetaFile = "template.json";
 constexpr const char* kRamFile = "ram";
 constexpr std::uintmax_t kMaxMetaBytes = 64 * 1024;
@@ -36,6 +37,11 @@ constexpr std::chrono::milliseconds kResumeLimit{60000};
 constexpr std::size_t kKeptTemplates = 4;
 
 using session::SnapshotManifest;
+using vfs::FsTransport;
+
+bool has_virtiofs(const std::vector<FsTransport>& slots) {
+  return std::find(slots.begin(), slots.end(), FsTransport::Virtiofs) != slots.end();
+}
 
 fs::path templates_dir(const Image& image) { return image.dir / "templates"; }
 
@@ -47,7 +53,8 @@ bool cold_requested_by_env() {
 // QEMU's command line for `o` with every per-start value (descriptors,
 // paths of the VM's own files, the MAC) replaced by a fixed name: two starts
 // with equal lines restore into identical machines.
-std::string normalized_qemu_line(const Image& image, const VmOptions& o, Accel accel) {
+std::string normalized_qemu_line(const Image& image, const VmOptions& o, Accel accel,
+                                 const std::vector<FsTransport>& slots) {
   QemuLaunch l = launch_for(image, o, accel);
   l.qemu_binary = "qemu";
   if (o.rootfs_mode == RootfsMode::Cow) l.writable_disk = "DISK";
@@ -55,7 +62,13 @@ std::string normalized_qemu_line(const Image& image, const VmOptions& o, Accel a
   l.console_fd = 101;
   l.qmp_fd = 102;
   l.memory_file = "RAM";
+  l.vhost_user = l.memory_file_shared = has_virtiofs(slots);
+  // Devices in VmImpl's order: the NIC, then the file system slots.
   if (o.network.enabled) l.devices.push_back({network_device_args(o.machine, "MAC"), 103});
+  for (std::size_t i = 0; i < slots.size(); ++i)
+    l.devices.push_back({mount_device_args(o.machine, proto::kFsPortPrefix + std::to_string(i),
+                                           slots[i] == FsTransport::Virtiofs),
+                         static_cast<int>(104 + i)});
   std::string line;
   for (const auto& a : build_qemu_command(l).argv) line += a + '\n';
   return line;
@@ -139,7 +152,13 @@ VmOptions template_options(const VmOptions& o) {
   return t;
 }
 
-void write_meta(const fs::path& dir, const TemplateKey& key, const VmOptions& o) {
+nlohmann::json slot_names(const std::vector<FsTransport>& slots) {
+  nlohmann::json out = nlohmann::json::array();
+  for (FsTransport t : slots) out.push_back(t == FsTransport::Virtiofs ? "virtiofs" : "serial");
+  return out;
+}
+
+void write_meta(const fs::path& dir, const TemplateKey& key, const VmOptions& o, const std::vector<FsTransport>& slots) {
   const fs::path state = dir / SnapshotManifest::kStateFile;
   nlohmann::json meta{{"format", kTemplateFormat},
                       {"key", key.id},
@@ -150,6 +169,7 @@ void write_meta(const fs::path& dir, const TemplateKey& key, const VmOptions& o)
                       {"machine", o.machine},
                       {"rootfs_mode", to_string(o.rootfs_mode)},
                       {"network", o.network.enabled},
+                      {"mount_slots", slot_names(slots)},
                       {"state_size", fs::file_size(state)},
                       {"state_sha256", sha256_file_hex(state)},
                       {"created", now_rfc3339()}};
@@ -159,7 +179,8 @@ void write_meta(const fs::path& dir, const TemplateKey& key, const VmOptions& o)
 // Boots the template VM and saves it; nullopt if another process holds the
 // lock (it is making this template right now).
 std::optional<fs::path> make_template(const Image& image, const TemplateKey& key, const VmOptions& o,
-                                      const AccelChoice& accel, std::chrono::milliseconds timeout) {
+                                      const std::vector<FsTransport>& slots, const AccelChoice& accel,
+                                      std::chrono::milliseconds timeout) {
   const fs::path root = templates_dir(image);
   // An image in a store this user cannot write (another user's, read-only
   // media) boots cold, quietly: that is a setup, not a fault.
@@ -181,17 +202,18 @@ std::optional<fs::path> make_template(const Image& image, const TemplateKey& key
   fs::remove_all(staging, ec);
   fs::create_directories(staging);
   ::chmod(staging.c_str(), 0700);
-  log().info("making boot template {} ({} MiB, {} CPU(s), root {}); later starts resume it", key.id, o.memory_mib,
-             o.cpus, to_string(o.rootfs_mode));
+  log().info("making boot template {} ({} MiB, {} CPU(s), root {}, {} mount slot(s)); later starts resume it", key.id,
+             o.memory_mib, o.cpus, to_string(o.rootfs_mode), slots.size());
   try {
     VmImpl vm(template_options(o));
+    vm.add_spare_mount_slots(slots);
     vm.use_memory_file(staging / kRamFile, /*shared=*/true);
     vm.boot(image, accel.accel, accel.reason, timeout);
     // The CA is the user's, kept across sessions (its hash is in the key).
     if (vm.egress()) install_mitm_ca(vm, vm.egress()->ca_certificate_pem());
     vm.save_template(staging);
     ::chmod((staging / kRamFile).c_str(), 0600);
-    write_meta(staging, key, o);
+    write_meta(staging, key, o, slots);
   } catch (...) {
     fs::remove_all(staging, ec);
     throw;
@@ -204,16 +226,26 @@ std::optional<fs::path> make_template(const Image& image, const TemplateKey& key
 
 }  // namespace
 
+std::vector<FsTransport> template_mount_slots(const std::vector<FsTransport>& mounts) {
+  if (mounts.empty() || mounts.size() > kTemplateMountSlots) return {};
+  std::vector<FsTransport> slots = mounts;
+  slots.resize(kTemplateMountSlots, has_virtiofs(mounts) ? FsTransport::Virtiofs : FsTransport::Serial);
+  return slots;
+}
+
 std::string template_unsuitable(const VmOptions& o, const VmHooks& hooks) {
   if (o.cold) return "a cold start was asked for";
   if (cold_requested_by_env()) return "GONDOLIN_COLD is set";
-  if (!o.mounts.empty()) return "file system mounts are not part of boot templates yet";
+  if (o.mounts.size() > kTemplateMountSlots)
+    return "more than " + std::to_string(kTemplateMountSlots) + " file system mounts (a boot template has " +
+           std::to_string(kTemplateMountSlots) + " slots)";
   if (!hooks.qemu_network_args.empty() || !hooks.qemu_extra_args.empty() || hooks.mtu)
     return "the VM has test or benchmark devices";
   return "";
 }
 
-TemplateKey template_key(const Image& image, const VmOptions& o, Accel accel, const std::string& mitm_ca_pem) {
+TemplateKey template_key(const Image& image, const VmOptions& o, Accel accel, const std::string& mitm_ca_pem,
+                         const std::vector<FsTransport>& slots) {
   const fs::path qemu = resolve_qemu_binary(o);
   TemplateKey key;
   key.qemu_line = qemu_version_line(qemu);
@@ -223,7 +255,7 @@ TemplateKey template_key(const Image& image, const VmOptions& o, Accel accel, co
                        {"image_manifest_sha256", sha256_file_hex(image.dir / "manifest.json")},
                        {"qemu_version", key.qemu_line},
                        {"qemu_binary", binary_identity(qemu)},
-                       {"qemu_line", normalized_qemu_line(image, o, accel)},
+                       {"qemu_line", normalized_qemu_line(image, o, accel, slots)},
                        {"rootfs_size", o.rootfs_mode == RootfsMode::Cow ? o.rootfs_size_bytes : 0},
                        {"mitm_ca_sha256", mitm_ca_pem.empty() ? "" : sha256_hex(mitm_ca_pem)}};
   key.shape = shape.dump();
@@ -238,19 +270,30 @@ TemplateStart start_from_template(const Image& image, const VmOptions& o, const 
     return {};
   }
   auto impl = std::make_unique<VmImpl>(o, hooks);  // bad options throw here, as for a cold start
+  // The mounts (their transports now resolved) take the first slots.
+  const std::vector<FsTransport> slots = template_mount_slots(impl->mount_slots());
   TemplateKey key;
   std::optional<fs::path> dir;
   try {
-    key = template_key(image, o, accel.accel, impl->egress() ? impl->egress()->ca_certificate_pem() : "");
+    if (has_virtiofs(slots)) {
+      const auto version = parse_qemu_version(qemu_version_line(resolve_qemu_binary(o)));
+      if (!version || !qemu_migrates_virtiofs(*version)) {
+        log().debug("booting cold: this QEMU cannot save virtio-fs state into a boot template");
+        return {};
+      }
+    }
+    key = template_key(image, o, accel.accel, impl->egress() ? impl->egress()->ca_certificate_pem() : "", slots);
     dir = find_template(image, key, o);
-    if (!dir) dir = make_template(image, key, o, accel, timeout);
+    if (!dir) dir = make_template(image, key, o, slots, accel, timeout);
+    if (!dir) return {};
+    impl->add_spare_mount_slots(std::vector<FsTransport>(slots.begin() + static_cast<std::ptrdiff_t>(o.mounts.size()),
+                                                          slots.end()));
+    impl->start_from_template(*dir / kRamFile,
+                              o.rootfs_mode == RootfsMode::Cow ? *dir / SnapshotManifest::kDiskFile : fs::path());
   } catch (const std::exception& e) {
     return {nullptr, std::string("no boot template: ") + e.what()};
   }
-  if (!dir) return {};
   try {
-    impl->start_from_template(*dir / kRamFile,
-                              o.rootfs_mode == RootfsMode::Cow ? *dir / SnapshotManifest::kDiskFile : fs::path());
     impl->boot(image, accel.accel, accel.reason, std::min(timeout, kResumeLimit), *dir / SnapshotManifest::kStateFile);
   } catch (const std::exception& e) {
     std::error_code ec;

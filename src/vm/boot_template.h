@@ -10,6 +10,14 @@
 // from the host's page cache on first touch and are shared by every clone
 // until one writes them (copy-on-write). Nothing is read up front.
 //
+// Mounts: a start with mounts resumes a template made with
+// kTemplateMountSlots file system channels (virtio-fs devices or
+// virtio-serial ports named gondolin.fs<N>, none mounted); its mounts take
+// the first slots, the rest stay spare (vfs::MountSet). A vhost-user
+// back-end must map guest RAM itself, which it cannot do with a private
+// mapping: a start with virtio-fs slots gets its own copy of the RAM file
+// (vm/ram_copy.h), mapped shared, instead.
+//
 // What differs per start is applied after the resume, never baked in: the
 // Config frame (clock, entropy forced into the CRNG, hostname, MAC,
 // machine-id), then everything host-side (network stack and policy, secret
@@ -31,6 +39,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "gondolin/image.h"
 #include "gondolin/vm.h"
@@ -49,12 +58,22 @@ struct TemplateKey {
   std::string qemu_line;   // this host's QEMU version line (one of the inputs)
 };
 
+// File system slots of a template: a start with mounts uses a template
+// with this many, its mounts in the first ones.
+constexpr std::size_t kTemplateMountSlots = 4;
+
 // Why `o` must boot cold ("" if a template can serve it).
 std::string template_unsuitable(const VmOptions& o, const VmHooks& hooks);
 
+// The slots of the template for mounts of these (resolved) transports: none
+// without mounts; else kTemplateMountSlots, the mounts' transports first,
+// then virtio-fs if any mount uses it, else virtio-serial.
+std::vector<vfs::FsTransport> template_mount_slots(const std::vector<vfs::FsTransport>& mounts);
+
 // `mitm_ca_pem`: the certificate the guest is to trust ("" without network);
-// the template has it installed.
-TemplateKey template_key(const Image& image, const VmOptions& o, Accel accel, const std::string& mitm_ca_pem);
+// the template has it installed. `slots`: template_mount_slots.
+TemplateKey template_key(const Image& image, const VmOptions& o, Accel accel, const std::string& mitm_ca_pem,
+                         const std::vector<vfs::FsTransport>& slots = {});
 
 struct TemplateStart {
   std::unique_ptr<VmImpl> vm;  // ready; null: boot cold

@@ -38,6 +38,16 @@ std::vector<std::string> network_device_args(const std::string& machine, const s
           virtio_device(machine, "virtio-net") + ",netdev=net0,mac=" + mac};
 }
 
+std::vector<std::string> mount_device_args(const std::string& machine, const std::string& port_name, bool virtiofs) {
+  const std::string id = "c" + port_name.substr(port_name.rfind('.') + 1);
+  std::string device = virtiofs
+                           // 1024 descriptors: the guest driver caps a request at ring size - 4 pages.
+                           ? virtio_device(machine, "vhost-user-fs") + ",chardev=" + id + ",tag=" + port_name +
+                                 ",queue-size=1024"
+                           : "virtserialport,chardev=" + id + ",name=" + port_name;
+  return {"-chardev", "socket,id=" + id + ",fd={fd}", "-device", device};
+}
+
 QemuLaunch launch_for(const Image& image, const VmOptions& o, Accel accel) {
   QemuLaunch l;
   l.accel = accel;
@@ -66,8 +76,8 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
   const bool kvm = l.accel == Accel::Kvm;
   auto dev = [&](const std::string& base) { return virtio_device(l.machine, base); };
   QemuCommand cmd;
-  // QEMU sees the control socket as fd 3, the console as 4, QMP as 5,
-  // devices from 6 on.
+  // QEMU sees the control socket as fd 3, the console as 4, QMP as 5, the
+  // RAM file's descriptor (if any) and devices from 6 on.
   cmd.fds = {{l.control_fd, 3}, {l.console_fd, 4}};
 
   std::vector<std::string> a{l.qemu_binary.string(), "-nodefaults", "-no-user-config", "-display", "none",
@@ -88,23 +98,30 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
   a.insert(a.end(), {"-sandbox", "on,obsolete=deny,elevateprivileges=deny,resourcecontrol=deny"});
   a.insert(a.end(), {"-m", std::to_string(l.memory_mib), "-smp", std::to_string(l.cpus)});
   const std::string size = "size=" + std::to_string(l.memory_mib) + "M";
-  if (l.shared_memory && !l.memory_file.empty())
-    throw Error(ErrorKind::Internal, "guest RAM cannot be both a memfd and a file");
-  if (l.shared_memory) {
-    a.insert(a.end(), {"-object", "memory-backend-memfd,id=ram," + size + ",share=on", "-machine", "memory-backend=ram"});
-    // vhost-user back-ends refuse legacy (version 1) virtio-mmio devices.
-    if (microvm) a.insert(a.end(), {"-global", "virtio-mmio.force-legacy=false"});
-  }
+  const bool file_ram = !l.memory_file.empty() || l.memory_fd >= 0;
+  if (l.shared_memory && file_ram) throw Error(ErrorKind::Internal, "guest RAM cannot be both a memfd and a file");
+  if (l.vhost_user && !l.shared_memory && !(file_ram && (l.memory_file_shared || l.memory_fd >= 0)))
+    throw Error(ErrorKind::Internal, "a vhost-user device needs guest RAM shared with its back-end");
   // Always a backend named "ram": the migration stream names RAM blocks, so
   // a snapshot of any of these layouts loads into any other.
-  if (!l.shared_memory && l.memory_file.empty())
+  if (l.shared_memory)
+    a.insert(a.end(), {"-object", "memory-backend-memfd,id=ram," + size + ",share=on", "-machine", "memory-backend=ram"});
+  else if (!file_ram)
     a.insert(a.end(), {"-object", "memory-backend-ram,id=ram," + size, "-machine", "memory-backend=ram"});
-  if (!l.memory_file.empty()) {
+  int next_fd = 6;
+  if (file_ram) {
+    std::string path = qemu_escape(l.memory_file.string());
+    if (l.memory_fd >= 0) {
+      cmd.fds.emplace_back(l.memory_fd, next_fd);
+      path = "/proc/self/fd/" + std::to_string(next_fd++);
+    }
+    const bool shared = l.memory_file_shared || l.memory_fd >= 0;
     a.insert(a.end(), {"-object",
-                       "memory-backend-file,id=ram," + size + ",mem-path=" + qemu_escape(l.memory_file.string()) +
-                           ",share=" + (l.memory_file_shared ? "on" : "off"),
+                       "memory-backend-file,id=ram," + size + ",mem-path=" + path + ",share=" + (shared ? "on" : "off"),
                        "-machine", "memory-backend=ram"});
   }
+  // vhost-user back-ends refuse legacy (version 1) virtio-mmio devices.
+  if (l.vhost_user && microvm) a.insert(a.end(), {"-global", "virtio-mmio.force-legacy=false"});
 
   std::string cmdline = l.cmdline + " gondolin.rootfs=" + l.rootfs_mode;
   if (!kvm && microvm && l.tsc_khz) cmdline += " tsc_early_khz=" + std::to_string(*l.tsc_khz);
@@ -125,7 +142,6 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
     cmd.fds.emplace_back(l.qmp_fd, 5);
     a.insert(a.end(), {"-chardev", "socket,id=qmp,fd=5", "-mon", "chardev=qmp,mode=control"});
   }
-  int next_fd = 6;
   for (const auto& d : l.devices) {
     if (d.parent_fd < 0) throw Error(ErrorKind::Internal, "device without a descriptor");
     int child_fd = next_fd++;

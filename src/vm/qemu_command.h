@@ -35,16 +35,23 @@ struct QemuLaunch {
   int control_fd = -1;  // our ends of the control, console and QMP sockets
   int console_fd = -1;
   int qmp_fd = -1;
-  // Guest RAM in a shared memfd, and modern virtio-mmio: what a vhost-user
-  // back-end (our virtio-fs mounts) needs to reach the rings and buffers.
+  // Some device is served by a vhost-user back-end (our virtio-fs mounts):
+  // virtio-mmio devices must be modern, and guest RAM shared with us (a
+  // shared memfd or a shared memory file).
+  bool vhost_user = false;
+  // Guest RAM in a shared memfd.
   bool shared_memory = false;
   // Guest RAM in this file instead (boot templates): shared, the guest writes
-  // the file (a template being made); private, the guest sees the file's
-  // contents and its writes stay its own, copy-on-write (a template resumed).
-  // Either way migrations use x-ignore-shared, which leaves shared RAM out of
-  // the state: set over QMP (an incoming one waits with `-incoming defer`).
+  // the file (a template being made, or a start's own copy of one);
+  // private, the guest sees the file's contents and its writes stay its
+  // own, copy-on-write (a template resumed). Migrations from or into a
+  // template set x-ignore-shared over QMP, which leaves its RAM out of the
+  // state (an incoming one waits with `-incoming defer`).
   std::filesystem::path memory_file;
   bool memory_file_shared = false;
+  // Our descriptor of the RAM file, when it has no name (a memfd copy):
+  // QEMU opens it as /proc/self/fd/N; memory_file is then ignored.
+  int memory_fd = -1;
   std::string incoming_uri;  // restore a snapshot: start paused, load state from here
   std::vector<FdDevice> devices;  // network, file systems, ...
   std::vector<std::string> extra_args;  // appended as given (benchmark baselines)
@@ -72,5 +79,9 @@ std::string virtio_device(const std::string& machine, const std::string& base);
 
 // The guest's NIC, attached to our network stack through descriptor {fd}.
 std::vector<std::string> network_device_args(const std::string& machine, const std::string& mac);
+
+// File system channel `port_name` ("gondolin.fs<N>"): a vhost-user-fs device
+// of that tag, or a virtio-serial port of that name, whose other end is {fd}.
+std::vector<std::string> mount_device_args(const std::string& machine, const std::string& port_name, bool virtiofs);
 
 }  // namespace gondolin::vm

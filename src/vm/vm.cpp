@@ -244,6 +244,10 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   Accel accel = m.accel == "kvm" ? Accel::Kvm : Accel::Tcg;
   vm::AccelChoice choice = vm::decide_accel(accel, vm::gather_accel_facts(false));
   auto impl = std::make_unique<VmImpl>(options);
+  std::vector<vfs::FsTransport> spares;
+  for (const auto& t : m.spare_mount_slots)
+    spares.push_back(t == "virtiofs" ? vfs::FsTransport::Virtiofs : vfs::FsTransport::Serial);
+  impl->add_spare_mount_slots(spares);
   impl->restore_mount_states(mount_states, mount_files, what);
   if (options.rootfs_mode == RootfsMode::Cow) {
     std::filesystem::path disk = snap.dir / session::SnapshotManifest::kDiskFile;

@@ -21,6 +21,7 @@
 #include "util/subprocess.h"
 #include "vm/accel.h"
 #include "vm/qemu_command.h"
+#include "vm/ram_copy.h"
 
 namespace gondolin {
 namespace {
@@ -97,6 +98,13 @@ VmImpl::VmImpl(VmOptions opts, VmHooks hooks)
 
 VmImpl::~VmImpl() { close(); }
 
+void VmImpl::start_from_template(const std::filesystem::path& ram, const std::filesystem::path& disk) {
+  from_template_ = true;
+  if (mounts_->uses_virtiofs()) memory_file_.copy = vm::copy_ram_to_memfd(ram);
+  else use_memory_file(ram, false);
+  if (!disk.empty()) restore_disk(disk);
+}
+
 void VmImpl::finish_boot(BootOutcome outcome, std::optional<Error> error) {
   std::lock_guard lock(boot_mutex_);
   if (boot_outcome_ != BootOutcome::Pending) return;
@@ -152,23 +160,19 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
     launch.devices.push_back({vm::network_device_args(opts_.machine, mac), net_qemu.get()});
   }
   launch.extra_args.insert(launch.extra_args.end(), hooks_.qemu_extra_args.begin(), hooks_.qemu_extra_args.end());
-  // One virtio-serial port per mount, next to the control port, or a
-  // vhost-user-fs device whose back-end is us.
+  // One virtio-serial port per file system slot, next to the control port,
+  // or a vhost-user-fs device whose back-end is us.
   std::vector<vfs::MountPort> fs_ports = mounts_->create_ports();
-  launch.shared_memory = mounts_->uses_virtiofs();
+  launch.vhost_user = mounts_->uses_virtiofs();
   launch.memory_file = memory_file_.path;
   launch.memory_file_shared = memory_file_.shared;
+  launch.memory_fd = memory_file_.copy.get();
+  launch.shared_memory = launch.vhost_user && launch.memory_file.empty() && launch.memory_fd < 0;
   if (from_template_) launch.kernel.clear();
-  for (const auto& port : fs_ports) {
-    std::string id = "c" + port.port_name.substr(sizeof("gondolin.") - 1);
-    std::string device = port.transport == vfs::FsTransport::Virtiofs
-                             // 1024 descriptors: the guest driver caps a request at ring size - 4 pages.
-                             ? vm::virtio_device(opts_.machine, "vhost-user-fs") + ",chardev=" + id + ",tag=" +
-                                   port.port_name + ",queue-size=1024"
-                             : "virtserialport,chardev=" + id + ",name=" + port.port_name;
-    launch.devices.push_back(vm::FdDevice{{"-chardev", "socket,id=" + id + ",fd={fd}", "-device", device},
-                                          port.qemu_end.get()});
-  }
+  for (const auto& port : fs_ports)
+    launch.devices.push_back(vm::FdDevice{
+        vm::mount_device_args(opts_.machine, port.port_name, port.transport == vfs::FsTransport::Virtiofs),
+        port.qemu_end.get()});
   vm::QemuCommand command = vm::build_qemu_command(launch);
 
   std::string line;

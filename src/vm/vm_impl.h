@@ -67,14 +67,19 @@ class VmImpl : public session::SessionHost {
   // (reflinked where possible) so each resume writes its own. Throws.
   void restore_disk(const std::filesystem::path& snapshot_disk) { disk_ = vm::WritableDisk::copy_of(snapshot_disk); }
   // Before boot(): guest RAM in `file` (see vm::QemuLaunch::memory_file).
-  void use_memory_file(const std::filesystem::path& file, bool shared) { memory_file_ = {file, shared}; }
+  void use_memory_file(const std::filesystem::path& file, bool shared) {
+    memory_file_.path = file;
+    memory_file_.shared = shared;
+  }
   // Before boot() with a template's state: this start resumes a boot template
   // (a new session, not a continued one). `disk` is the template's root disk.
-  void start_from_template(const std::filesystem::path& ram, const std::filesystem::path& disk) {
-    from_template_ = true;
-    use_memory_file(ram, false);
-    if (!disk.empty()) restore_disk(disk);
-  }
+  // Its RAM maps the template's privately, or, if a vhost-user back-end must
+  // share it (virtio-fs slots), is a copy of its own. Throws.
+  void start_from_template(const std::filesystem::path& ram, const std::filesystem::path& disk);
+  // Before boot(): spare file system slots (vfs::MountSet::add_spare_slots).
+  void add_spare_mount_slots(const std::vector<vfs::FsTransport>& transports) { mounts_->add_spare_slots(transports); }
+  // Every file system slot's transport: the mounts', then the spares'.
+  std::vector<vfs::FsTransport> mount_slots() const { return mounts_->slot_transports(); }
   // After boot(): pauses the guest at its ready point and saves it as a boot
   // template into `dir` (state, root disk), then stops the VM. Throws.
   void save_template(const std::filesystem::path& dir);
@@ -162,8 +167,9 @@ class VmImpl : public session::SessionHost {
   bool resumed_ = false;
   bool from_template_ = false;
   struct MemoryFile {
-    std::filesystem::path path;
+    std::filesystem::path path;  // a template's RAM: the one being made (shared), or resumed (private)
     bool shared = false;
+    UniqueFd copy;  // or a start's own copy of a template's RAM, mapped shared
   } memory_file_;
 
   std::mutex boot_mutex_;

@@ -57,9 +57,10 @@ void VmImpl::save_state(const fs::path& state_file) {
     qmp("stop");
   }
   // A template's RAM is its file: the state leaves it out. A VM resumed from
-  // a template maps that file privately: a snapshot of it carries all of its
-  // RAM, like any other.
-  if (!memory_file_.path.empty())
+  // a template maps that file privately, or has its own copy: a snapshot of
+  // it carries all of its RAM, like any other (the capability its start set
+  // is turned off again).
+  if (!memory_file_.path.empty() || memory_file_.copy)
     qmp("migrate-set-capabilities",
         {{"capabilities", {{{"capability", "x-ignore-shared"}, {"state", memory_file_.shared}}}}});
   // zstd -1 keeps the pause short; zero pages are already elided by QEMU.
@@ -121,6 +122,8 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
   session::SnapshotManifest m;
   // Refused before anything is paused: every mount must be rebuildable on resume.
   m.mounts_json = vfs::describe_mounts(mounts_->mounts());
+  for (vfs::FsTransport t : mounts_->spare_slots())
+    m.spare_mount_slots.push_back(t == vfs::FsTransport::Virtiofs ? "virtiofs" : "serial");
   if (std::string why = mounts_->unsavable_reason(); !why.empty())
     throw Error(ErrorKind::Usage, why + (info_.qemu_version.empty() ? "" : "; this is QEMU " + info_.qemu_version) +
                                       "; mount it with transport=serial to take snapshots");

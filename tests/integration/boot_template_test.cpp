@@ -29,11 +29,14 @@ CliResult exec_logged(const std::vector<std::string>& args, const std::string& l
   return run_gondolin(argv, o);
 }
 
-// Starts VMs of `memory` until one comes from its template (the first makes
-// it; another test may hold the lock for a moment).
-void ensure_template(const std::string& memory) {
+// Starts VMs of `memory` (and `extra` options) until one comes from its
+// template (the first makes it; another test may hold the lock for a moment).
+void ensure_template(const std::string& memory, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args{"--memory", memory};
+  args.insert(args.end(), extra.begin(), extra.end());
+  args.insert(args.end(), {"--", "true"});
   for (int i = 0; i < 5; ++i) {
-    CliResult r = exec_logged({"--memory", memory, "--", "true"});
+    CliResult r = exec_logged(args);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     if (r.err.find(kFromTemplate) != std::string::npos) return;
   }
@@ -128,4 +131,45 @@ TEST(BootTemplate, ColdBootsTheKernel) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("guest ready in"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find(kFromTemplate), std::string::npos) << r.err;
+}
+
+// Mounts take the first of a template's four file system slots: a virtio-fs
+// host directory and a virtio-serial memory mount work on a templated start
+// as on a cold one, the spare slots stay unmounted, and two concurrent starts
+// (each with its own copy of the template's RAM, shared with its virtio-fs
+// server) write the same host directory independently.
+TEST(BootTemplate, MountsFillTheTemplatesSlots) {
+  TempDir host;
+  spit(host.path() / "in", "from the host");
+  const std::vector<std::string> mounts{"--mount-hostfs", host.path().string() + ":/w", "--mount-memfs",
+                                        "/m:transport=serial"};
+  ensure_template("688M", mounts);
+  fs::path dir = template_dir(688);
+  ASSERT_FALSE(dir.empty());
+  EXPECT_NE(slurp(dir / "template.json").find(R"("mount_slots": [
+    "virtiofs",
+    "serial",
+    "virtiofs",
+    "virtiofs"
+  ])"),
+            std::string::npos)
+      << slurp(dir / "template.json");
+  auto start = [&](const std::string& name) {
+    return std::async(std::launch::async, [&, name] {
+      std::vector<std::string> args{"--memory", "688M"};
+      args.insert(args.end(), mounts.begin(), mounts.end());
+      args.insert(args.end(), {"--", "sh", "-c",
+                               "cat /w/in; echo; echo " + name + " > /w/" + name + "; echo mem > /m/f; cat /m/f; "
+                               "grep -c ' virtiofs \\| fuse' /proc/mounts"});
+      return exec_logged(args);
+    });
+  };
+  auto a = start("a"), b = start("b");
+  for (CliResult r : {a.get(), b.get()}) {
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find(kFromTemplate), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "from the host\nmem\n2\n") << "two mounts, no spare slot mounted";
+  }
+  EXPECT_EQ(slurp(host.path() / "a"), "a\n");
+  EXPECT_EQ(slurp(host.path() / "b"), "b\n");
 }

@@ -414,14 +414,15 @@ TEST(VfsVirtiofs, WorksOnQ35) {
 
 // The guest unbinds and binds the driver (a device reset): the mount can be
 // made again and works; files opened before fail instead of reaching
-// something else.
+// something else. (Every virtio-fs device is reset: a start from a boot
+// template has spare ones, and 6.1 does not say which holds which tag.)
 TEST(VfsVirtiofs, DeviceResetStartsANewSession) {
   TempDir dir;
   spit(dir.path() / "old", "old file");
   auto r = gondolin::testing::run_gondolin(
       {"exec", "--mount-hostfs", dir.path().string() + ":/w:transport=virtiofs", "--", "sh", "-c",
        "exec 3</w/old; umount -l /w; drv=/sys/bus/virtio/drivers/virtiofs; "
-       "dev=$(basename $(readlink -f $drv/virtio*)); echo $dev > $drv/unbind; echo $dev > $drv/bind; "
+       "for d in $drv/virtio*; do dev=$(basename $(readlink -f $d)); echo $dev > $drv/unbind; echo $dev > $drv/bind; done; "
        "mount -t virtiofs gondolin.fs0 /w && cat /w/old && echo; echo new > /w/new; "
        "cat <&3 || echo old descriptor refused"});
   EXPECT_EQ(r.exit_code, 0) << r.err;

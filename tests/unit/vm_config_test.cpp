@@ -227,7 +227,40 @@ TEST(BootTemplate, RamIsTheTemplateFileSharedWhenMadePrivateWhenResumed) {
       << "a template's RAM holds the booted kernel; QEMU need not load one";
   auto both = launch_with_ram(false);
   both.shared_memory = true;
-  EXPECT_THROW(vm::build_qemu_command(both), Error) << "a vhost-user back-end cannot see private RAM";
+  EXPECT_THROW(vm::build_qemu_command(both), Error) << "RAM is one memfd or one file";
+  auto private_with_virtiofs = launch_with_ram(false);
+  private_with_virtiofs.vhost_user = true;
+  EXPECT_THROW(vm::build_qemu_command(private_with_virtiofs), Error) << "a vhost-user back-end cannot see private RAM";
+}
+
+// A start with virtio-fs mounts gets its own copy of the template's RAM as
+// an open descriptor, mapped shared, and modern virtio-mmio devices.
+TEST(BootTemplate, ACopyOfTheRamIsHandedOverAsADescriptor) {
+  vm::QemuLaunch l = base_launch();
+  l.vhost_user = true;
+  l.memory_fd = 42;
+  l.devices.push_back({vm::mount_device_args("microvm", "gondolin.fs0", true), 43});
+  auto cmd = vm::build_qemu_command(l);
+  EXPECT_TRUE(has_pair(cmd.argv, "-object", "memory-backend-file,id=ram,size=512M,mem-path=/proc/self/fd/6,share=on"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-global", "virtio-mmio.force-legacy=false"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-device", "vhost-user-fs-device,chardev=cfs0,tag=gondolin.fs0,queue-size=1024"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-chardev", "socket,id=cfs0,fd=7")) << "the RAM descriptor comes before the devices";
+  EXPECT_NE(std::find(cmd.fds.begin(), cmd.fds.end(), std::make_pair(42, 6)), cmd.fds.end());
+  EXPECT_NE(std::find(cmd.fds.begin(), cmd.fds.end(), std::make_pair(43, 7)), cmd.fds.end());
+  EXPECT_EQ(vm::mount_device_args("q35", "gondolin.fs2", false),
+            (std::vector<std::string>{"-chardev", "socket,id=cfs2,fd={fd}", "-device",
+                                      "virtserialport,chardev=cfs2,name=gondolin.fs2"}));
+}
+
+TEST(BootTemplate, MountsTakeTheFirstOfFourSlots) {
+  using vfs::FsTransport;
+  EXPECT_TRUE(vm::template_mount_slots({}).empty()) << "no mounts: no slots, and RAM stays copy-on-write";
+  EXPECT_EQ(vm::template_mount_slots({FsTransport::Virtiofs}), std::vector<FsTransport>(4, FsTransport::Virtiofs));
+  EXPECT_EQ(vm::template_mount_slots({FsTransport::Serial}), std::vector<FsTransport>(4, FsTransport::Serial));
+  EXPECT_EQ(vm::template_mount_slots({FsTransport::Serial, FsTransport::Virtiofs}),
+            (std::vector<FsTransport>{FsTransport::Serial, FsTransport::Virtiofs, FsTransport::Virtiofs,
+                                      FsTransport::Virtiofs}));
+  EXPECT_TRUE(vm::template_mount_slots(std::vector<FsTransport>(5, FsTransport::Serial)).empty());
 }
 
 TEST(BootTemplate, OnlyStartsAsTheTemplateWasMadeUseIt) {
@@ -237,8 +270,10 @@ TEST(BootTemplate, OnlyStartsAsTheTemplateWasMadeUseIt) {
   cold.cold = true;
   EXPECT_NE(vm::template_unsuitable(cold, VmHooks{}), "");
   VmOptions mounted = o;
-  mounted.mounts.push_back(vfs::Mount{"/data", vfs::memory(), {}});
-  EXPECT_NE(vm::template_unsuitable(mounted, VmHooks{}), "");
+  for (int i = 0; i < 4; ++i) mounted.mounts.push_back(vfs::Mount{"/data" + std::to_string(i), vfs::memory(), {}});
+  EXPECT_EQ(vm::template_unsuitable(mounted, VmHooks{}), "") << "mounts fill the template's slots";
+  mounted.mounts.push_back(vfs::Mount{"/data4", vfs::memory(), {}});
+  EXPECT_NE(vm::template_unsuitable(mounted, VmHooks{}), "") << "more mounts than slots";
   VmHooks bench;
   bench.qemu_extra_args = {"-device", "virtio-9p-device"};
   EXPECT_NE(vm::template_unsuitable(o, bench), "");
@@ -276,6 +311,12 @@ TEST(BootTemplate, KeyFollowsTheShapeNotTheIdentity) {
   EXPECT_NE(key_with([](VmOptions& c) { c.network.enabled = false; }), base);
   EXPECT_NE(vm::template_key(image, o, Accel::Kvm, "CA").id, base);
   EXPECT_NE(vm::template_key(image, o, Accel::Tcg, "another CA").id, base);
+  const auto serial_slots = vm::template_key(image, o, Accel::Tcg, "CA", vm::template_mount_slots({vfs::FsTransport::Serial})).id;
+  const auto virtiofs_slots =
+      vm::template_key(image, o, Accel::Tcg, "CA", vm::template_mount_slots({vfs::FsTransport::Virtiofs})).id;
+  EXPECT_NE(serial_slots, base);
+  EXPECT_NE(virtiofs_slots, base);
+  EXPECT_NE(serial_slots, virtiofs_slots);
   Image rebuilt = fake_image(dir.path(), "{\"a\":2}");
   EXPECT_NE(vm::template_key(rebuilt, o, Accel::Tcg, "CA").id, base) << "another build of the image";
 }
