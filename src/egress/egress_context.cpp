@@ -32,6 +32,7 @@ EgressContext::EgressContext(boost::asio::io_context& io_context, const NetworkO
       ca(std::move(authority)),
       guest_tls(boost::asio::ssl::context::tls_server),
       upstream_tls_(boost::asio::ssl::context::tls_client) {
+  filters = std::make_shared<const FilterChain>(*this);
   SSL_CTX* up = upstream_tls_.native_handle();
   SSL_CTX_set_min_proto_version(up, TLS1_2_VERSION);
   upstream_tls_.set_verify_mode(boost::asio::ssl::verify_peer);

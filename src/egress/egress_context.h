@@ -8,9 +8,10 @@
 
 #include <memory>
 
-#include "egress/cert_authority.h"
+#include "egress/tls/cert_authority.h"
 #include "egress/egress_log.h"
-#include "egress/egress_policy.h"
+#include "egress/policy/egress_policy.h"
+#include "egress/http/filter_chain.h"
 #include "gondolin/http_hooks.h"
 #include "gondolin/net_policy.h"
 
@@ -25,6 +26,8 @@ struct EgressContext {
   EgressPolicy policy;
   EgressLog log;
   std::shared_ptr<HttpHooks> hooks;
+  // The decisions on every HTTP exchange (policy, hooks, secrets), in order.
+  std::shared_ptr<const FilterChain> filters;
   std::shared_ptr<CertificateAuthority> ca;
   // Client side: verifies upstream servers. The system trust store is read
   // on the first upstream TLS connection (io thread), not at start: parsing

@@ -2,12 +2,12 @@
 
 #include "egress/byte_stream.h"
 #include "egress/egress_context.h"
-#include "egress/host_pattern.h"
-#include "egress/http_session.h"
+#include "egress/policy/host_pattern.h"
+#include "egress/http/http_session.h"
 #include "egress/ssh/ssh_proxy.h"
 #include "egress/tcp/mapped_tcp.h"
 #include "egress/tcp/tcp_rules.h"
-#include "egress/tls_interceptor.h"
+#include "egress/tls/tls_interceptor.h"
 #include "gondolin/error.h"
 #include "util/logging.h"
 

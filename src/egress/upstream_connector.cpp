@@ -7,7 +7,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "egress/internal_address.h"
+#include "egress/policy/internal_address.h"
 
 namespace gondolin::egress {
 namespace {

@@ -9,7 +9,7 @@
 #include <atomic>
 #include <thread>
 
-#include "egress/base64.h"
+#include "egress/policy/base64.h"
 #include "egress_harness.h"
 #include "gondolin/http_hooks.h"
 

@@ -5,10 +5,10 @@
 #include <cstdint>
 #include <string_view>
 
-#include "egress/base64.h"
-#include "egress/chunked_decoder.h"
-#include "egress/http_parser.h"
-#include "egress/tls_client_hello.h"
+#include "egress/policy/base64.h"
+#include "egress/http/chunked_decoder.h"
+#include "egress/http/http_parser.h"
+#include "egress/tls/tls_client_hello.h"
 
 using namespace gondolin::egress;
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "egress/egress_policy.h"
+#include "egress/policy/egress_policy.h"
 #include "egress/ssh/ssh_option_rules.h"
 #include "gondolin/error.h"
 #include "gondolin/net_policy.h"

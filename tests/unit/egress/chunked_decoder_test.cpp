@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "egress/chunked_decoder.h"
+#include "egress/http/chunked_decoder.h"
 
 using namespace gondolin::egress;
 

@@ -8,10 +8,10 @@
 #include <fstream>
 
 #include "cli/vm_flags.h"
-#include "egress/base64.h"
-#include "egress/egress_policy.h"
-#include "egress/internal_address.h"
-#include "egress/http_parser.h"
+#include "egress/policy/base64.h"
+#include "egress/policy/egress_policy.h"
+#include "egress/policy/internal_address.h"
+#include "egress/http/http_parser.h"
 #include "gondolin/error.h"
 
 using namespace gondolin;

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "egress/flat_buffer.h"
+#include "egress/http/flat_buffer.h"
 
 using gondolin::egress::FlatBuffer;
 

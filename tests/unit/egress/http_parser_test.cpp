@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "egress/http_parser.h"
+#include "egress/http/http_parser.h"
 
 using namespace gondolin::egress;
 

@@ -5,9 +5,9 @@
 
 #include <random>
 
-#include "egress/chunked_decoder.h"
-#include "egress/http_parser.h"
-#include "egress/tls_client_hello.h"
+#include "egress/http/chunked_decoder.h"
+#include "egress/http/http_parser.h"
+#include "egress/tls/tls_client_hello.h"
 
 using namespace gondolin::egress;
 

@@ -8,8 +8,8 @@
 
 #include <filesystem>
 
-#include "egress/cert_authority.h"
-#include "egress/tls_client_hello.h"
+#include "egress/tls/cert_authority.h"
+#include "egress/tls/tls_client_hello.h"
 #include "gondolin/error.h"
 
 using namespace gondolin;

@@ -1,5 +1,5 @@
 // gondolin::HttpHeaders (public, include/gondolin/http_hooks.h).
-#include "egress/http_message.h"
+#include "egress/http/http_message.h"
 
 namespace gondolin {
 

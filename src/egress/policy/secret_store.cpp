@@ -1,11 +1,11 @@
-#include "egress/secret_store.h"
+#include "egress/policy/secret_store.h"
 
 #include <openssl/rand.h>
 
 #include <algorithm>
 
-#include "egress/base64.h"
-#include "egress/http_message.h"
+#include "egress/policy/base64.h"
+#include "egress/http/http_message.h"
 #include "gondolin/error.h"
 
 namespace gondolin::egress {

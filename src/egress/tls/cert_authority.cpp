@@ -1,4 +1,4 @@
-#include "egress/cert_authority.h"
+#include "egress/tls/cert_authority.h"
 
 #include <fcntl.h>
 #include <sys/file.h>

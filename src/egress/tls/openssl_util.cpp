@@ -1,4 +1,4 @@
-#include "egress/openssl_util.h"
+#include "egress/tls/openssl_util.h"
 
 #include <openssl/err.h>
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "egress/http_message.h"
+#include "egress/http/http_message.h"
 
 namespace gondolin::egress {
 

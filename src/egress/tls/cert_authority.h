@@ -9,7 +9,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "egress/openssl_util.h"
+#include "egress/tls/openssl_util.h"
 
 namespace gondolin::egress {
 

@@ -1,4 +1,4 @@
-#include "egress/base64.h"
+#include "egress/policy/base64.h"
 
 #include <cstdint>
 

@@ -1,4 +1,4 @@
-#include "egress/http_serialize.h"
+#include "egress/http/http_serialize.h"
 
 #include "util/logging.h"
 

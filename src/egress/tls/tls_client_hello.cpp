@@ -1,4 +1,4 @@
-#include "egress/tls_client_hello.h"
+#include "egress/tls/tls_client_hello.h"
 
 #include <cstdint>
 

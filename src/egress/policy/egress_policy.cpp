@@ -1,4 +1,4 @@
-#include "egress/egress_policy.h"
+#include "egress/policy/egress_policy.h"
 
 #include "gondolin/error.h"
 

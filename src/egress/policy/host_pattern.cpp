@@ -1,10 +1,10 @@
-#include "egress/host_pattern.h"
+#include "egress/policy/host_pattern.h"
 
 #include <boost/asio/ip/address.hpp>
 
 #include <charconv>
 
-#include "egress/http_message.h"
+#include "egress/http/http_message.h"
 #include "gondolin/error.h"
 
 namespace gondolin::egress {

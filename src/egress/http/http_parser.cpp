@@ -1,4 +1,4 @@
-#include "egress/http_parser.h"
+#include "egress/http/http_parser.h"
 
 #include <charconv>
 

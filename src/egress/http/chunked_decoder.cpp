@@ -1,8 +1,8 @@
-#include "egress/chunked_decoder.h"
+#include "egress/http/chunked_decoder.h"
 
 #include <algorithm>
 
-#include "egress/http_message.h"
+#include "egress/http/http_message.h"
 
 namespace gondolin::egress {
 namespace {

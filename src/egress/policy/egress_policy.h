@@ -9,9 +9,9 @@
 #include <variant>
 #include <vector>
 
-#include "egress/host_pattern.h"
-#include "egress/http_message.h"
-#include "egress/secret_store.h"
+#include "egress/policy/host_pattern.h"
+#include "egress/http/http_message.h"
+#include "egress/policy/secret_store.h"
 #include "gondolin/net_policy.h"
 
 namespace gondolin::egress {

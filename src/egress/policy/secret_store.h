@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "egress/host_pattern.h"
+#include "egress/policy/host_pattern.h"
 #include "gondolin/http_hooks.h"
 #include "gondolin/net_policy.h"
 

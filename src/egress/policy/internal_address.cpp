@@ -1,4 +1,4 @@
-#include "egress/internal_address.h"
+#include "egress/policy/internal_address.h"
 
 #include <array>
 #include <cstdint>

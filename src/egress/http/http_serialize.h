@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "egress/http_message.h"
+#include "egress/http/http_message.h"
 #include "gondolin/http_hooks.h"
 
 namespace gondolin::egress {

@@ -1,12 +1,12 @@
-#include "egress/tls_interceptor.h"
+#include "egress/tls/tls_interceptor.h"
 
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <openssl/ssl.h>
 
-#include "egress/host_pattern.h"
-#include "egress/http_session.h"
-#include "egress/tls_client_hello.h"
+#include "egress/policy/host_pattern.h"
+#include "egress/http/http_session.h"
+#include "egress/tls/tls_client_hello.h"
 #include "gondolin/error.h"
 
 namespace gondolin::egress {

@@ -1,0 +1,127 @@
+#include "egress/http/body_relay.h"
+
+#include <boost/asio/ssl/error.hpp>
+
+namespace gondolin::egress {
+namespace {
+
+constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+bool is_eof(const boost::system::error_code& ec) {
+  return ec == boost::asio::error::eof || ec == boost::asio::ssl::error::stream_truncated ||
+         ec == boost::asio::error::connection_reset;
+}
+
+}  // namespace
+
+void BodyRelay::start(std::weak_ptr<void> owner, std::shared_ptr<void> pin, FlatBuffer& in, ByteStream& source,
+                      ByteStream& sink, BodyFramingPlan plan, BodyRelayEvents events) {
+  ++generation_;
+  owner_ = std::move(owner);
+  pin_ = std::move(pin);
+  in_ = &in;
+  source_ = &source;
+  sink_ = &sink;
+  plan_ = plan;
+  events_ = std::make_shared<const BodyRelayEvents>(std::move(events));
+  remaining_ = plan.length;
+  chunks_ = ChunkedDecoder{};
+  pump();
+}
+
+void BodyRelay::cancel() {
+  ++generation_;
+  pin_.reset();
+  events_.reset();
+}
+
+template <typename F>
+auto BodyRelay::guarded(F f) {
+  return [this, owner = owner_.lock(), pin = pin_, events = events_, generation = generation_, f = std::move(f)](
+             const boost::system::error_code& ec, std::size_t n) mutable {
+    if (!owner || generation != generation_) return;
+    f(*events, ec, n);
+  };
+}
+
+void BodyRelay::pump() {
+  if (plan_.in == BodyFraming::None || (plan_.in == BodyFraming::ContentLength && remaining_ == 0)) return finish();
+  std::string_view data = in_->readable();
+  if (data.empty()) return read_source();
+  switch (plan_.in) {
+    case BodyFraming::ContentLength: {
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, data.size()));
+      data = data.substr(0, n);
+      break;
+    }
+    case BodyFraming::UntilClose:
+      break;
+    case BodyFraming::Chunked: {
+      ChunkStep step = chunks_.step(data);
+      switch (step.kind) {
+        case ChunkStep::Error:
+          return std::shared_ptr<const BodyRelayEvents>(events_)->bad_framing(chunks_.error());
+        case ChunkStep::NeedMore:
+          in_->consume(step.consumed);
+          return read_source();
+        case ChunkStep::Done:
+          in_->consume(step.consumed);
+          return finish();
+        case ChunkStep::Data:
+          break;
+      }
+      if (!plan_.chunked_out) return write({boost::asio::buffer(step.data.data(), step.data.size())}, step.consumed, 0, false);
+      chunk_line_ = chunk_size_line(step.data.size());
+      return write({boost::asio::buffer(chunk_line_), boost::asio::buffer(step.data.data(), step.data.size()),
+                    boost::asio::buffer(kCrlf.data(), kCrlf.size())},
+                   step.consumed, 0, false);
+    }
+    case BodyFraming::None:
+      return;
+  }
+  // Content-Length or until-close data, `data` long.
+  const std::size_t body_bytes = plan_.in == BodyFraming::ContentLength ? data.size() : 0;
+  if (!plan_.chunked_out) return write({boost::asio::buffer(data.data(), data.size())}, data.size(), body_bytes, false);
+  chunk_line_ = chunk_size_line(data.size());
+  write({boost::asio::buffer(chunk_line_), boost::asio::buffer(data.data(), data.size()),
+         boost::asio::buffer(kCrlf.data(), kCrlf.size())},
+        data.size(), body_bytes, false);
+}
+
+void BodyRelay::read_source() {
+  events_->wait_source();
+  source_->read_some(in_->prepare(), guarded([this](const BodyRelayEvents& events, const boost::system::error_code& ec,
+                                                   std::size_t n) {
+    events.source_read();
+    if (!events.current()) return;
+    if (!ec) {
+      in_->commit(n);
+      return pump();
+    }
+    if (is_eof(ec) && plan_.in == BodyFraming::UntilClose) return finish();  // the body ended with the connection
+    events.source_failed(ec.message());
+  }));
+}
+
+void BodyRelay::finish() {
+  // A copy: done() may end the exchange, which drops events_.
+  if (!plan_.chunked_out) return std::shared_ptr<const BodyRelayEvents>(events_)->done();
+  write({boost::asio::buffer(kLastChunk.data(), kLastChunk.size())}, 0, 0, true);
+}
+
+void BodyRelay::write(std::vector<boost::asio::const_buffer> bufs, std::size_t consume, std::size_t body_bytes, bool last) {
+  events_->wait_sink();
+  sink_->write(std::move(bufs), guarded([this, consume, body_bytes, last](const BodyRelayEvents& events,
+                                                                         const boost::system::error_code& ec, std::size_t) {
+    if (!events.current()) return;
+    if (ec) return events.sink_failed();
+    events.sink_wrote();
+    in_->consume(consume);
+    remaining_ -= body_bytes;
+    if (last) return events.done();
+    pump();
+  }));
+}
+
+}  // namespace gondolin::egress
