@@ -29,6 +29,28 @@ bool is_hex(const std::string& s, std::size_t n) {
   return s.size() == n && s.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
+// Every key optional (older snapshots lack some); present ones must fit.
+SnapshotNetwork parse_network(const json& net, const std::string& origin) {
+  if (!net.is_object()) bad(origin, "network must be an object");
+  SnapshotNetwork n;
+  if (net.contains("enabled")) n.enabled = get<bool>(net, "enabled", origin);
+  if (net.contains("allow_hosts")) n.allow_hosts = get<std::vector<std::string>>(net, "allow_hosts", origin);
+  if (net.contains("allow_all_hosts")) n.allow_all_hosts = get<bool>(net, "allow_all_hosts", origin);
+  if (net.contains("dns")) n.dns = get<std::string>(net, "dns", origin);
+  if (n.dns != "synthetic" && n.dns != "trusted" && n.dns != "open") bad(origin, "unknown DNS mode " + n.dns);
+  if (net.contains("ssh_allow_hosts"))
+    n.ssh_allow_hosts = get<std::vector<std::string>>(net, "ssh_allow_hosts", origin);
+  return n;
+}
+
+json network_to_json(const SnapshotNetwork& n) {
+  return json{{"enabled", n.enabled},
+              {"allow_hosts", n.allow_hosts},
+              {"allow_all_hosts", n.allow_all_hosts},
+              {"dns", n.dns},
+              {"ssh_allow_hosts", n.ssh_allow_hosts}};
+}
+
 }  // namespace
 
 SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::string& origin) {
@@ -75,7 +97,7 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
   m.state_sha256 = get<std::string>(state, "sha256", origin);
   if (!is_hex(m.state_sha256, 64)) bad(origin, "bad state hash");
   m.save_seconds = get<double>(state, "save_seconds", origin);
-  m.network_json = get<json>(doc, "network", origin).dump();
+  m.network = parse_network(get<json>(doc, "network", origin), origin);
   m.mounts_json = get<json>(doc, "mounts", origin).dump();
   if (vm.contains("spare_mount_slots")) {
     m.spare_mount_slots = get<std::vector<std::string>>(vm, "spare_mount_slots", origin);
@@ -116,7 +138,7 @@ std::string SnapshotManifest::to_json() const {
       {"gondolin_version", gondolin_version},
       {"agent_protocol", agent_protocol},
       {"state", {{"file", kStateFile}, {"size", state_size}, {"sha256", state_sha256}, {"save_seconds", save_seconds}}},
-      {"network", json::parse(network_json, nullptr, false)},
+      {"network", network_to_json(network)},
       {"mounts", json::parse(mounts_json, nullptr, false)},
       {"secret_names", secret_names},
       {"secret_placeholders", placeholders_obj},

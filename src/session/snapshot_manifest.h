@@ -11,6 +11,16 @@
 
 namespace gondolin::session {
 
+// The session's network as a snapshot records it: what a resumer without
+// flags of its own continues with. Never a secret value or SSH credential.
+struct SnapshotNetwork {
+  bool enabled = false;
+  std::vector<std::string> allow_hosts;
+  bool allow_all_hosts = false;
+  std::string dns = "synthetic";             // "synthetic", "trusted" or "open"
+  std::vector<std::string> ssh_allow_hosts;  // "host:port"
+};
+
 struct SnapshotManifest {
   static constexpr int kSchemaVersion = 1;
   static constexpr const char* kStateFile = "state.zst";
@@ -43,7 +53,7 @@ struct SnapshotManifest {
   std::string state_sha256;
   double save_seconds = 0;
   std::vector<std::pair<std::string, std::string>> env;  // the VM's base environment
-  std::string network_json = "{}";                       // description, no secret values
+  SnapshotNetwork network;
   std::string mounts_json = "[]";
   // Transports ("virtiofs", "serial") of the file system slots after the
   // mounts: a VM started from a boot template has the template's slots.

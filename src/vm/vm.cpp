@@ -2,17 +2,13 @@
 #include "gondolin/vm.h"
 
 #include <csignal>
-#include <future>
 #include <thread>
 
 #include "gondolin/error.h"
 #include "gondolin/image.h"
 #include "proto/control_protocol.h"
-#include "session/snapshot_store.h"
 #include "util/logging.h"
 #include "util/files.h"
-#include "util/sha256.h"
-#include "vfs/mount_description.h"
 #include "vm/accel.h"
 #include "vm/boot_template.h"
 #include "vm/vm_impl.h"
@@ -48,22 +44,6 @@ namespace {
 
 // A KVM guest boots in well under this; if it has not, KVM is broken here.
 constexpr std::chrono::seconds kKvmFirstBootLimit{20};
-
-// A mount's saved node table: a million nodes of long names stay below this.
-constexpr std::uintmax_t kMaxMountStateBytes = 512ull << 20;
-
-// A memory mount's saved files: 1 TiB is the most a description may allow.
-constexpr std::uintmax_t kMaxMountFilesBytes = 1ull << 40;
-
-std::string read_mount_state(const std::filesystem::path& file, const std::string& what, bool optional = false,
-                             std::uintmax_t max_bytes = kMaxMountStateBytes) {
-  std::error_code ec;
-  if (optional && !std::filesystem::exists(file, ec)) return "";
-  auto size = std::filesystem::file_size(file, ec);
-  if (ec || size > max_bytes)
-    throw Error(ErrorKind::Usage, what + " is damaged: " + file.filename().string() + " is missing or too large");
-  return read_file(file);
-}
 
 void write_chunks(VmImpl& impl, const std::string& path, std::string_view data, std::uint32_t mode, bool append) {
   std::size_t off = 0;
@@ -160,118 +140,6 @@ Vm VmInternals::create(VmOptions options, VmHooks hooks) {
 }
 
 Vm Vm::create(VmOptions options) { return VmInternals::create(std::move(options), VmHooks{}); }
-
-Vm Vm::resume(const std::string& snapshot, VmOptions options) {
-  init_logging_from_env();
-  // The state's hash is checked while QEMU starts (it is read again anyway);
-  // a mismatch ends the VM before anyone can use it.
-  session::LoadedSnapshot snap = session::load_snapshot(snapshot, /*verify_state=*/false);
-  auto state_ok = std::async(std::launch::async, [&snap] {
-    return sha256_file_hex(snap.dir / session::SnapshotManifest::kStateFile) == snap.manifest.state_sha256;
-  });
-  const session::SnapshotManifest& m = snap.manifest;
-  std::string what = "snapshot " + m.id;
-  if (m.agent_protocol != proto::kProtocolVersion)
-    throw Error(ErrorKind::Usage, what + " was made by a gondolin with agent protocol " + std::to_string(m.agent_protocol) +
-                                      "; this one speaks " + std::to_string(proto::kProtocolVersion));
-  Image image = [&] {
-    try {
-      return ImageStore::default_store().resolve(m.image_id);
-    } catch (const Error&) {
-      throw Error(ErrorKind::Image, what + " needs image " + m.image_name + " (" + m.image_id +
-                                        "), which is not in the image store");
-    }
-  }();
-  if (sha256_file_hex(image.dir / "manifest.json") != m.image_manifest_sha256)
-    throw Error(ErrorKind::Image, what + " was taken from a different build of image " + m.image_id);
-  // The state only loads into the very same machine: same QEMU, same shape.
-  std::string qemu = qemu_version_line(resolve_qemu_binary(options));
-  if (qemu != m.qemu_version)
-    throw Error(ErrorKind::Qemu, what + " was written by \"" + m.qemu_version + "\", this host has \"" + qemu + "\"");
-  options.memory_mib = m.memory_mib;
-  options.cpus = m.cpus;
-  options.machine = m.machine;
-  options.hostname = m.hostname;
-  // The guest's root writes come back where they were: its memory for a
-  // tmpfs root, a private copy of the saved disk for a cow root.
-  // (Snapshots from before rootfs modes have none: their root was in memory.)
-  options.rootfs_mode = rootfs_mode_from_string(m.rootfs_mode).value_or(RootfsMode::Memory);
-  options.rootfs_size_bytes = m.rootfs_size;
-  // The restored machine must have the devices it was saved with.
-  {
-    auto net = nlohmann::json::parse(m.network_json, nullptr, false);
-    if (net.is_object() && net.contains("enabled") && net["enabled"].is_boolean())
-      options.network.enabled = net["enabled"].get<bool>();
-    // A resumer that names no hosts continues with the allowlist the session
-    // had; one that does replaces it. (Secrets and SSH credentials are never
-    // stored: they come from the resumer's flags.)
-    NetworkOptions& n = options.network;
-    if (n.allow_hosts.empty() && !n.allow_all_hosts && net.is_object()) {
-      if (auto it = net.find("allow_hosts"); it != net.end() && it->is_array())
-        for (const auto& h : *it)
-          if (h.is_string()) n.allow_hosts.push_back(h.get<std::string>());
-      if (auto it = net.find("allow_all_hosts"); it != net.end() && it->is_boolean()) n.allow_all_hosts = it->get<bool>();
-      if (!n.allow_hosts.empty() || n.allow_all_hosts)
-        log().info("resume: continuing with the snapshot's HTTP allowlist ({} pattern(s){})", n.allow_hosts.size(),
-                   n.allow_all_hosts ? ", all hosts" : "");
-    }
-  }
-  for (auto& kv : m.env) options.env.insert(options.env.begin(), kv);
-  // Secrets: the resumer supplies the values again; the guest keeps the
-  // placeholders it already has.
-  for (auto& secret : options.network.secrets)
-    for (const auto& [name, placeholder] : m.secret_placeholders)
-      if (secret.name == name) secret.placeholder = placeholder;
-  for (const auto& name : m.secret_names) {
-    bool supplied = false;
-    for (const auto& secret : options.network.secrets) supplied = supplied || secret.name == name;
-    if (!supplied) log().warn("secret {} of snapshot {} was not supplied; requests using it go out unsubstituted", name, m.id);
-  }
-  // The guest kernel still has its mounts, each bound to a virtio-serial
-  // port: the same mounts come back, rebuilt from their descriptions (host
-  // directories re-opened by path). Others cannot be added to a restored
-  // machine, so the resumer's own mounts are refused rather than ignored.
-  if (!options.mounts.empty())
-    throw Error(ErrorKind::Usage, what + " brings back its own mounts; --mount-hostfs, --mount-memfs and --hide "
-                                         "cannot be combined with --resume");
-  options.mounts = vfs::mounts_from_description(m.mounts_json, what);
-  std::vector<std::string> mount_states, mount_files;
-  for (std::size_t i = 0; i < options.mounts.size(); ++i) {
-    mount_states.push_back(read_mount_state(snap.dir / session::SnapshotManifest::mount_state_file(i), what));
-    mount_files.push_back(read_mount_state(snap.dir / session::SnapshotManifest::mount_files_file(i), what,
-                                           /*optional=*/true, kMaxMountFilesBytes));
-  }
-  Accel accel = m.accel == "kvm" ? Accel::Kvm : Accel::Tcg;
-  vm::AccelChoice choice = vm::decide_accel(accel, vm::gather_accel_facts(false));
-  auto impl = std::make_unique<VmImpl>(options);
-  std::vector<vfs::FsTransport> spares;
-  for (const auto& t : m.spare_mount_slots)
-    spares.push_back(t == "virtiofs" ? vfs::FsTransport::Virtiofs : vfs::FsTransport::Serial);
-  impl->add_spare_mount_slots(spares);
-  impl->restore_mount_states(mount_states, mount_files, what);
-  if (options.rootfs_mode == RootfsMode::Cow) {
-    std::filesystem::path disk = snap.dir / session::SnapshotManifest::kDiskFile;
-    std::error_code ec;
-    if (std::filesystem::file_size(disk, ec) != m.rootfs_size || ec)
-      throw Error(ErrorKind::Usage, "snapshot " + snap.dir.string() + " is damaged: its root disk " +
-                                        session::SnapshotManifest::kDiskFile + " is missing or has the wrong size");
-    impl->restore_disk(disk);
-  }
-  try {
-    impl->boot(image, choice.accel, "the snapshot was taken under " + m.accel, options.boot_timeout,
-               snap.dir / session::SnapshotManifest::kStateFile);
-  } catch (const Error& e) {
-    if (!state_ok.get())
-      throw Error(ErrorKind::Usage, "snapshot " + snap.dir.string() + " is damaged: the state's sha256 does not match");
-    throw Error(e.kind(), e.what());
-  }
-  if (!state_ok.get()) {
-    impl->close();
-    throw Error(ErrorKind::Usage, "snapshot " + snap.dir.string() + " is damaged: the state's sha256 does not match");
-  }
-  impl->register_session();
-  return Vm(std::move(impl));
-}
 
 SnapshotInfo Vm::snapshot(const std::filesystem::path& dir, AfterSnapshot after) {
   return impl_->snapshot(dir, after == AfterSnapshot::KeepRunning, {});

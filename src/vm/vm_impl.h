@@ -36,6 +36,7 @@ namespace gondolin {
 
 namespace session {
 class SessionRecord;
+struct SnapshotManifest;
 }
 namespace net {
 class NetStack;
@@ -137,6 +138,8 @@ class VmImpl : public session::SessionHost {
   // Quiets the agent, pauses QEMU, writes its state and the root disk into
   // `dir`; on failure the guest runs on and this throws. Returns the pause.
   double freeze_into(const std::filesystem::path& dir);
+  // Everything a snapshot's manifest says about this session but its state file.
+  void describe_into(session::SnapshotManifest& m) const;
 
   VmOptions opts_;
   VmInfo info_;

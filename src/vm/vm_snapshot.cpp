@@ -1,31 +1,123 @@
-// Snapshots: the agent goes quiet at a frame boundary, QEMU pauses and
-// migrates its RAM and device state through zstd into a file, and the session
-// stops. Resume starts QEMU with the same machine and devices, paused, loads
-// that state, continues, and tells the agent it has a new host.
+// Snapshots, saved and resumed side by side. Save: the agent goes quiet at a
+// frame boundary, QEMU pauses and migrates its RAM and device state through
+// zstd into a file, and the session stops (or goes on). Resume: the
+// manifest (session/snapshot_manifest.h, one typed record) says which image,
+// QEMU and machine the state needs; QEMU starts with those devices, paused,
+// loads the state, continues, and the agent learns it has a new host.
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <future>
 
 #include "gondolin/version.h"
 #include "session/snapshot_manifest.h"
 #include "session/snapshot_store.h"
 #include "util/files.h"
 #include "util/logging.h"
+#include "util/utc_time.h"
 #include "util/random_hex.h"
 #include "util/sha256.h"
 #include "util/subprocess.h"
 #include "vfs/mount_description.h"
+#include "vm/accel.h"
 #include "vm/vm_impl.h"
 
 namespace gondolin {
 namespace fs = std::filesystem;
 namespace {
 
+using session::SnapshotManifest;
+
 constexpr std::chrono::seconds kPrepareTimeout{10};
 constexpr std::chrono::seconds kMigrateTimeout{300};
 // Pauses tried before giving up on catching every mount between two FUSE requests.
 constexpr int kQuietMountTries = 50;
+
+// A mount's saved node table: a million nodes of long names stay below this.
+constexpr std::uintmax_t kMaxMountStateBytes = 512ull << 20;
+// A memory mount's saved files: 1 TiB is the most a description may allow.
+constexpr std::uintmax_t kMaxMountFilesBytes = 1ull << 40;
+
+std::string read_mount_state(const fs::path& file, const std::string& what, bool optional = false,
+                             std::uintmax_t max_bytes = kMaxMountStateBytes) {
+  std::error_code ec;
+  if (optional && !fs::exists(file, ec)) return "";
+  auto size = fs::file_size(file, ec);
+  if (ec || size > max_bytes)
+    throw Error(ErrorKind::Usage, what + " is damaged: " + file.filename().string() + " is missing or too large");
+  return read_file(file);
+}
+
+// The image the snapshot was taken from, exactly as it was built then.
+Image snapshot_image(const SnapshotManifest& m, const std::string& what) {
+  Image image = [&] {
+    try {
+      return ImageStore::default_store().resolve(m.image_id);
+    } catch (const Error&) {
+      throw Error(ErrorKind::Image, what + " needs image " + m.image_name + " (" + m.image_id +
+                                        "), which is not in the image store");
+    }
+  }();
+  if (sha256_file_hex(image.dir / "manifest.json") != m.image_manifest_sha256)
+    throw Error(ErrorKind::Image, what + " was taken from a different build of image " + m.image_id);
+  return image;
+}
+
+// A resumer that names no hosts continues with the allowlist the session
+// had; one that does replaces it. (Secrets and SSH credentials are never
+// stored: they come from the resumer's flags.)
+void continue_network(const session::SnapshotNetwork& saved, NetworkOptions& n) {
+  n.enabled = saved.enabled;
+  if (!n.allow_hosts.empty() || n.allow_all_hosts) return;
+  n.allow_hosts = saved.allow_hosts;
+  n.allow_all_hosts = saved.allow_all_hosts;
+  if (!n.allow_hosts.empty() || n.allow_all_hosts)
+    log().info("resume: continuing with the snapshot's HTTP allowlist ({} pattern(s){})", n.allow_hosts.size(),
+               n.allow_all_hosts ? ", all hosts" : "");
+}
+
+// Secrets: the resumer supplies the values again; the guest keeps the
+// placeholders it already has.
+void continue_secrets(const SnapshotManifest& m, NetworkOptions& n) {
+  for (auto& secret : n.secrets)
+    for (const auto& [name, placeholder] : m.secret_placeholders)
+      if (secret.name == name) secret.placeholder = placeholder;
+  for (const auto& name : m.secret_names) {
+    bool supplied = false;
+    for (const auto& secret : n.secrets) supplied = supplied || secret.name == name;
+    if (!supplied) log().warn("secret {} of snapshot {} was not supplied; requests using it go out unsubstituted", name, m.id);
+  }
+}
+
+// What the saved state needs of the machine it loads into; `options` keeps
+// only what a resumer may choose (allowlist, secrets, timeouts).
+void restore_options(const SnapshotManifest& m, VmOptions& options, const std::string& what) {
+  // The state only loads into the very same machine: same QEMU, same shape.
+  std::string qemu = qemu_version_line(resolve_qemu_binary(options));
+  if (qemu != m.qemu_version)
+    throw Error(ErrorKind::Qemu, what + " was written by \"" + m.qemu_version + "\", this host has \"" + qemu + "\"");
+  options.memory_mib = m.memory_mib;
+  options.cpus = m.cpus;
+  options.machine = m.machine;
+  options.hostname = m.hostname;
+  // The guest's root writes come back where they were: its memory for a
+  // tmpfs root, a private copy of the saved disk for a cow root.
+  // (Snapshots from before rootfs modes have none: their root was in memory.)
+  options.rootfs_mode = rootfs_mode_from_string(m.rootfs_mode).value_or(RootfsMode::Memory);
+  options.rootfs_size_bytes = m.rootfs_size;
+  continue_network(m.network, options.network);
+  for (auto& kv : m.env) options.env.insert(options.env.begin(), kv);
+  continue_secrets(m, options.network);
+  // The guest kernel still has its mounts, each bound to its channel: the
+  // same mounts come back, rebuilt from their descriptions (host
+  // directories re-opened by path). Others cannot be added to a restored
+  // machine, so the resumer's own mounts are refused rather than ignored.
+  if (!options.mounts.empty())
+    throw Error(ErrorKind::Usage, what + " brings back its own mounts; --mount-hostfs, --mount-memfs and --hide "
+                                         "cannot be combined with --resume");
+  options.mounts = vfs::mounts_from_description(m.mounts_json, what);
+}
 
 }  // namespace
 
@@ -116,6 +208,40 @@ void VmImpl::save_template(const fs::path& dir) {
   kill_and_wait();
 }
 
+// Everything the manifest says about this session but the state file.
+void VmImpl::describe_into(SnapshotManifest& m) const {
+  m.created = now_rfc3339();
+  m.image_id = image_.manifest.id;
+  m.image_name = image_.display_name();
+  m.image_manifest_sha256 = sha256_file_hex(image_.dir / "manifest.json");
+  m.memory_mib = opts_.memory_mib;
+  m.cpus = opts_.cpus;
+  m.machine = opts_.machine;
+  m.accel = to_string(info_.accel);
+  m.hostname = opts_.hostname;
+  m.rootfs_mode = to_string(opts_.rootfs_mode);
+  m.rootfs_size = disk_ ? opts_.rootfs_size_bytes : 0;
+  m.qemu_version = qemu_version_line(resolve_qemu_binary(opts_));
+  m.gondolin_version = kVersion;
+  m.agent_protocol = proto::kProtocolVersion;
+  const NetworkOptions& n = opts_.network;
+  m.network.enabled = n.enabled;
+  m.network.allow_hosts = n.allow_hosts;
+  m.network.allow_all_hosts = n.allow_all_hosts;
+  m.network.dns = n.dns == DnsMode::Synthetic ? "synthetic" : n.dns == DnsMode::Trusted ? "trusted" : "open";
+  for (const auto& h : n.ssh.allowed_hosts) m.network.ssh_allow_hosts.push_back(h.host + ":" + std::to_string(h.port));
+  for (const auto& s : opts_.network.secrets) {
+    m.secret_names.push_back(s.name);
+    for (const auto& [k, v] : opts_.env)
+      if (k == s.name) m.secret_placeholders.emplace_back(k, v);
+  }
+  // The base environment without the placeholders: resume re-adds them from
+  // secret_placeholders, paired with the values the resumer supplies.
+  m.env.clear();
+  for (const auto& kv : opts_.env)
+    if (std::find(m.secret_names.begin(), m.secret_names.end(), kv.first) == m.secret_names.end()) m.env.push_back(kv);
+}
+
 SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
                               const std::function<void(const SnapshotInfo&)>& saved) {
   require_running();
@@ -154,41 +280,9 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
                         fs::perms::owner_read | fs::perms::owner_write);
 
   // 3. The manifest, written last: a directory without one is no snapshot.
-  m.created = now_rfc3339();
-  m.image_id = image_.manifest.id;
-  m.image_name = image_.display_name();
-  m.image_manifest_sha256 = sha256_file_hex(image_.dir / "manifest.json");
-  m.memory_mib = opts_.memory_mib;
-  m.cpus = opts_.cpus;
-  m.machine = opts_.machine;
-  m.accel = to_string(info_.accel);
-  m.hostname = opts_.hostname;
-  m.rootfs_mode = to_string(opts_.rootfs_mode);
-  m.rootfs_size = disk_ ? opts_.rootfs_size_bytes : 0;
-  m.qemu_version = qemu_version_line(resolve_qemu_binary(opts_));
-  m.gondolin_version = kVersion;
-  m.agent_protocol = proto::kProtocolVersion;
+  describe_into(m);
   m.state_size = fs::file_size(state);
   m.state_sha256 = sha256_file_hex(state);
-  const NetworkOptions& n = opts_.network;
-  std::vector<std::string> ssh_hosts;
-  for (const auto& h : n.ssh.allowed_hosts) ssh_hosts.push_back(h.host + ":" + std::to_string(h.port));
-  nlohmann::json net{{"enabled", n.enabled},
-                     {"allow_hosts", n.allow_hosts},
-                     {"allow_all_hosts", n.allow_all_hosts},
-                     {"dns", n.dns == DnsMode::Synthetic ? "synthetic" : n.dns == DnsMode::Trusted ? "trusted" : "open"},
-                     {"ssh_allow_hosts", ssh_hosts}};
-  m.network_json = net.dump();
-  for (const auto& s : opts_.network.secrets) {
-    m.secret_names.push_back(s.name);
-    for (const auto& [k, v] : opts_.env)
-      if (k == s.name) m.secret_placeholders.emplace_back(k, v);
-  }
-  // The base environment without the placeholders: resume re-adds them from
-  // secret_placeholders, paired with the values the resumer supplies.
-  m.env.clear();
-  for (const auto& kv : opts_.env)
-    if (std::find(m.secret_names.begin(), m.secret_names.end(), kv.first) == m.secret_names.end()) m.env.push_back(kv);
   write_file_atomic(dir / "manifest.json", m.to_json(), fs::perms::owner_read | fs::perms::owner_write);
   SnapshotInfo info = session::describe(session::LoadedSnapshot{dir, m});
   if (saved) {
@@ -212,6 +306,61 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
   kill_and_wait();
   log().info("snapshot {} written to {} ({} bytes, paused {:.2f} s)", m.id, dir.string(), m.state_size, m.save_seconds);
   return info;
+}
+
+// ---- resume ----
+
+Vm Vm::resume(const std::string& snapshot, VmOptions options) {
+  init_logging_from_env();
+  // The state's hash is checked while QEMU starts (it is read again anyway);
+  // a mismatch ends the VM before anyone can use it.
+  session::LoadedSnapshot snap = session::load_snapshot(snapshot, /*verify_state=*/false);
+  auto state_ok = std::async(std::launch::async, [&snap] {
+    return sha256_file_hex(snap.dir / SnapshotManifest::kStateFile) == snap.manifest.state_sha256;
+  });
+  const SnapshotManifest& m = snap.manifest;
+  const std::string what = "snapshot " + m.id;
+  const std::string damaged = "snapshot " + snap.dir.string() + " is damaged: ";
+  if (m.agent_protocol != proto::kProtocolVersion)
+    throw Error(ErrorKind::Usage, what + " was made by a gondolin with agent protocol " + std::to_string(m.agent_protocol) +
+                                      "; this one speaks " + std::to_string(proto::kProtocolVersion));
+  Image image = snapshot_image(m, what);
+  restore_options(m, options, what);
+  std::vector<std::string> mount_states, mount_files;
+  for (std::size_t i = 0; i < options.mounts.size(); ++i) {
+    mount_states.push_back(read_mount_state(snap.dir / SnapshotManifest::mount_state_file(i), what));
+    mount_files.push_back(read_mount_state(snap.dir / SnapshotManifest::mount_files_file(i), what,
+                                           /*optional=*/true, kMaxMountFilesBytes));
+  }
+  Accel accel = m.accel == "kvm" ? Accel::Kvm : Accel::Tcg;
+  vm::AccelChoice choice = vm::decide_accel(accel, vm::gather_accel_facts(false));
+  auto impl = std::make_unique<VmImpl>(options);
+  std::vector<vfs::FsTransport> spares;
+  for (const auto& t : m.spare_mount_slots)
+    spares.push_back(t == "virtiofs" ? vfs::FsTransport::Virtiofs : vfs::FsTransport::Serial);
+  impl->add_spare_mount_slots(spares);
+  impl->restore_mount_states(mount_states, mount_files, what);
+  if (options.rootfs_mode == RootfsMode::Cow) {
+    fs::path disk = snap.dir / SnapshotManifest::kDiskFile;
+    std::error_code ec;
+    if (fs::file_size(disk, ec) != m.rootfs_size || ec)
+      throw Error(ErrorKind::Usage, damaged + "its root disk " + SnapshotManifest::kDiskFile +
+                                        " is missing or has the wrong size");
+    impl->restore_disk(disk);
+  }
+  try {
+    impl->boot(image, choice.accel, "the snapshot was taken under " + m.accel, options.boot_timeout,
+               snap.dir / SnapshotManifest::kStateFile);
+  } catch (const Error& e) {
+    if (!state_ok.get()) throw Error(ErrorKind::Usage, damaged + "the state's sha256 does not match");
+    throw Error(e.kind(), e.what());
+  }
+  if (!state_ok.get()) {
+    impl->close();
+    throw Error(ErrorKind::Usage, damaged + "the state's sha256 does not match");
+  }
+  impl->register_session();
+  return Vm(std::move(impl));
 }
 
 }  // namespace gondolin
