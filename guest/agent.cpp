@@ -121,98 +121,110 @@ void Agent::read_port() {
   }
 }
 
-void Agent::handle_frame(proto::FrameDecoder::Frame& frame) {
+// Host frames by type; a type not here is refused with an Error frame.
+void Agent::handle_frame(Frame& frame) {
+  using Handler = void (Agent::*)(std::uint32_t, Frame&, proto::PayloadReader&);
+  static constexpr std::pair<FrameType, Handler> kHandlers[] = {
+      {FrameType::Config, &Agent::on_config_frame},
+      {FrameType::ExecStart, &Agent::on_exec_start_frame},
+      {FrameType::Stdin, &Agent::on_stdin_frame},
+      {FrameType::StdinEof, &Agent::on_stdin_eof_frame},
+      {FrameType::Credit, &Agent::on_credit_frame},
+      {FrameType::Resize, &Agent::on_resize_frame},
+      {FrameType::Signal, &Agent::on_signal_frame},
+      {FrameType::Shutdown, &Agent::on_shutdown_frame},
+      {FrameType::SnapshotPrepare, &Agent::on_snapshot_prepare_frame},
+      {FrameType::SnapshotAbort, &Agent::on_snapshot_abort_frame},
+      {FrameType::Resume, &Agent::on_resume_frame},
+      {FrameType::FileOp, &Agent::on_file_op_frame},
+      {FrameType::MountFs, &Agent::on_mount_frame},
+  };
   proto::PayloadReader r(frame.payload.data(), frame.payload.size());
   const std::uint32_t id = frame.header.stream_id;
-  switch (frame.header.type) {
-    case FrameType::Config: {
-      if (auto cfg = proto::Config::decode(r)) apply_config(*cfg);
-      return;
-    }
-    case FrameType::ExecStart: {
-      auto req = proto::ExecStart::decode(r);
-      if (!req) return send_error(id, proto::ErrorStage::Protocol, EINVAL, "malformed exec request");
-      return start_exec(id, *req);
-    }
-    case FrameType::Stdin: {
-      GuestExec* ex = find(id);
-      if (!ex) return;
-      if (!ex->in.open() || ex->stdin_eof_requested) {
-        // The child stopped reading: return the credit so the host never stalls.
-        if (!frame.payload.empty() && frame.payload.size() <= proto::kInitialWindow)
-          send_frame(proto::make_frame(FrameType::Credit, id,
-                                       proto::CreditGrant{static_cast<std::uint32_t>(frame.payload.size())}));
-        return;
-      }
-      if (ex->stdin_pending.size() + frame.payload.size() > proto::kInitialWindow)
-        return send_error(id, proto::ErrorStage::Protocol, EOVERFLOW, "stdin window exceeded");
-      ex->stdin_pending.append(reinterpret_cast<const char*>(frame.payload.data()), frame.payload.size());
-      write_stdin(*ex);
-      return;
-    }
-    case FrameType::StdinEof: {
-      if (GuestExec* ex = find(id)) {
-        ex->stdin_eof_requested = true;
-        write_stdin(*ex);
-      }
-      return;
-    }
-    case FrameType::Credit: {
-      auto c = proto::CreditGrant::decode(r);
-      GuestExec* ex = find(id);
-      if (!c || !ex) return;
-      ex->output_credit = std::min<std::uint32_t>(proto::kInitialWindow, ex->output_credit + c->bytes);
-      if (ex->exited) {
-        if (ex->out.open()) on_output(*ex, ex->out, FrameType::Stdout);
-        if ((ex = find(id)) && ex->err.open()) on_output(*ex, ex->err, FrameType::Stderr);
-      }
-      return;
-    }
-    case FrameType::Resize: {
-      auto z = proto::Resize::decode(r);
-      GuestExec* ex = find(id);
-      if (!z || !ex || !ex->pty || !ex->out.open()) return;
-      winsize ws{};
-      ws.ws_row = z->rows;
-      ws.ws_col = z->cols;
-      ::ioctl(ex->out.fd, TIOCSWINSZ, &ws);
-      return;
-    }
-    case FrameType::Signal: {
-      auto s = proto::SignalRequest::decode(r);
-      GuestExec* ex = find(id);
-      if (!s || !ex || ex->exited || ex->pid <= 0) return;
-      if (::kill(-ex->pid, s->signo) != 0) ::kill(ex->pid, s->signo);
-      return;
-    }
-    case FrameType::Shutdown:
-      shutdown_requested_ = true;
-      return;
-    case FrameType::SnapshotPrepare:
-      return prepare_snapshot();
-    case FrameType::SnapshotAbort:
-      frozen_ = false;
-      return;
-    case FrameType::Resume:
-      return resume_after_snapshot();
-    case FrameType::FileOp: {
-      auto op = proto::FileOp::decode(r);
-      if (!op) return send_error(id, proto::ErrorStage::Protocol, EINVAL, "malformed file operation");
-      send_frame(proto::make_frame(FrameType::FileResult, id, perform_host_file_op(*op)));
-      return;
-    }
-    case FrameType::MountFs: {
-      auto m = proto::MountRequest::decode(r);
-      if (!m) return send_error(id, proto::ErrorStage::Protocol, EINVAL, "malformed mount request");
-      // Outside a VM (--serve-fd) the agent must never mount on its host.
-      proto::MountResultMsg result = identity_.is_init ? mount_fuse(*m) : proto::MountResultMsg{EPERM, "not running as the guest's init"};
-      send_frame(proto::make_frame(FrameType::MountResult, id, result));
-      return;
-    }
-    default:
-      send_error(id, proto::ErrorStage::Protocol, EPROTO, "unexpected frame type from host");
-      return;
+  for (const auto& [type, handle] : kHandlers)
+    if (type == frame.header.type) return (this->*handle)(id, frame, r);
+  send_error(id, proto::ErrorStage::Protocol, EPROTO, "unexpected frame type from host");
+}
+
+void Agent::on_config_frame(std::uint32_t, Frame&, proto::PayloadReader& r) {
+  if (auto cfg = proto::Config::decode(r)) apply_config(*cfg);
+}
+
+void Agent::on_exec_start_frame(std::uint32_t id, Frame&, proto::PayloadReader& r) {
+  auto req = proto::ExecStart::decode(r);
+  if (!req) return send_error(id, proto::ErrorStage::Protocol, EINVAL, "malformed exec request");
+  start_exec(id, *req);
+}
+
+void Agent::on_stdin_frame(std::uint32_t id, Frame& frame, proto::PayloadReader&) {
+  GuestExec* ex = find(id);
+  if (!ex) return;
+  if (!ex->in.open() || ex->stdin_eof_requested) {
+    // The child stopped reading: return the credit so the host never stalls.
+    if (!frame.payload.empty() && frame.payload.size() <= proto::kInitialWindow)
+      send_frame(proto::make_frame(FrameType::Credit, id,
+                                   proto::CreditGrant{static_cast<std::uint32_t>(frame.payload.size())}));
+    return;
   }
+  if (ex->stdin_pending.size() + frame.payload.size() > proto::kInitialWindow)
+    return send_error(id, proto::ErrorStage::Protocol, EOVERFLOW, "stdin window exceeded");
+  ex->stdin_pending.append(reinterpret_cast<const char*>(frame.payload.data()), frame.payload.size());
+  write_stdin(*ex);
+}
+
+void Agent::on_stdin_eof_frame(std::uint32_t id, Frame&, proto::PayloadReader&) {
+  if (GuestExec* ex = find(id)) {
+    ex->stdin_eof_requested = true;
+    write_stdin(*ex);
+  }
+}
+
+void Agent::on_credit_frame(std::uint32_t id, Frame&, proto::PayloadReader& r) {
+  auto c = proto::CreditGrant::decode(r);
+  GuestExec* ex = find(id);
+  if (!c || !ex) return;
+  ex->output_credit = std::min<std::uint32_t>(proto::kInitialWindow, ex->output_credit + c->bytes);
+  if (ex->exited) {
+    if (ex->out.open()) on_output(*ex, ex->out, FrameType::Stdout);
+    if ((ex = find(id)) && ex->err.open()) on_output(*ex, ex->err, FrameType::Stderr);
+  }
+}
+
+void Agent::on_resize_frame(std::uint32_t id, Frame&, proto::PayloadReader& r) {
+  auto z = proto::Resize::decode(r);
+  GuestExec* ex = find(id);
+  if (!z || !ex || !ex->pty || !ex->out.open()) return;
+  winsize ws{};
+  ws.ws_row = z->rows;
+  ws.ws_col = z->cols;
+  ::ioctl(ex->out.fd, TIOCSWINSZ, &ws);
+}
+
+void Agent::on_signal_frame(std::uint32_t id, Frame&, proto::PayloadReader& r) {
+  auto s = proto::SignalRequest::decode(r);
+  GuestExec* ex = find(id);
+  if (!s || !ex || ex->exited || ex->pid <= 0) return;
+  if (::kill(-ex->pid, s->signo) != 0) ::kill(ex->pid, s->signo);
+}
+
+void Agent::on_shutdown_frame(std::uint32_t, Frame&, proto::PayloadReader&) { shutdown_requested_ = true; }
+void Agent::on_snapshot_prepare_frame(std::uint32_t, Frame&, proto::PayloadReader&) { prepare_snapshot(); }
+void Agent::on_snapshot_abort_frame(std::uint32_t, Frame&, proto::PayloadReader&) { frozen_ = false; }
+void Agent::on_resume_frame(std::uint32_t, Frame&, proto::PayloadReader&) { resume_after_snapshot(); }
+
+void Agent::on_file_op_frame(std::uint32_t id, Frame&, proto::PayloadReader& r) {
+  auto op = proto::FileOp::decode(r);
+  if (!op) return send_error(id, proto::ErrorStage::Protocol, EINVAL, "malformed file operation");
+  send_frame(proto::make_frame(FrameType::FileResult, id, perform_host_file_op(*op)));
+}
+
+void Agent::on_mount_frame(std::uint32_t id, Frame&, proto::PayloadReader& r) {
+  auto m = proto::MountRequest::decode(r);
+  if (!m) return send_error(id, proto::ErrorStage::Protocol, EINVAL, "malformed mount request");
+  // Outside a VM (--serve-fd) the agent must never mount on its host.
+  proto::MountResultMsg result =
+      identity_.is_init ? mount_fuse(*m) : proto::MountResultMsg{EPERM, "not running as the guest's init"};
+  send_frame(proto::make_frame(FrameType::MountResult, id, result));
 }
 
 void Agent::apply_config(const proto::Config& cfg) {

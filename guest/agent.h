@@ -39,7 +39,22 @@ class Agent {
   void flush_port();
   void mark_host_away();
   void read_port();
-  void handle_frame(proto::FrameDecoder::Frame& frame);
+  using Frame = proto::FrameDecoder::Frame;
+  void handle_frame(Frame& frame);
+  // One per host frame type (the table in handle_frame).
+  void on_config_frame(std::uint32_t id, Frame& frame, proto::PayloadReader& r);
+  void on_exec_start_frame(std::uint32_t id, Frame& frame, proto::PayloadReader& r);
+  void on_stdin_frame(std::uint32_t id, Frame& frame, proto::PayloadReader& r);
+  void on_stdin_eof_frame(std::uint32_t id, Frame& frame, proto::PayloadReader& r);
+  void on_credit_frame(std::uint32_t id, Frame& frame, proto::PayloadReader& r);
+  void on_resize_frame(std::uint32_t id, Frame& frame, proto::PayloadReader& r);
+  void on_signal_frame(std::uint32_t id, Frame& frame, proto::PayloadReader& r);
+  void on_shutdown_frame(std::uint32_t id, Frame& frame, proto::PayloadReader& r);
+  void on_snapshot_prepare_frame(std::uint32_t id, Frame& frame, proto::PayloadReader& r);
+  void on_snapshot_abort_frame(std::uint32_t id, Frame& frame, proto::PayloadReader& r);
+  void on_resume_frame(std::uint32_t id, Frame& frame, proto::PayloadReader& r);
+  void on_file_op_frame(std::uint32_t id, Frame& frame, proto::PayloadReader& r);
+  void on_mount_frame(std::uint32_t id, Frame& frame, proto::PayloadReader& r);
   void apply_config(const proto::Config& cfg);
   void send_hello();
   void prepare_snapshot();

@@ -138,118 +138,131 @@ void ControlClient::mount(const proto::MountRequest& request, MountDone done) {
   send_frame(proto::make_frame(FrameType::MountFs, id, request));
 }
 
-void ControlClient::on_frame(proto::FrameDecoder::Frame& frame) {
+// Frames are dispatched by type through two tables: those about the channel
+// (hello, snapshot, file and mount results) and those about one exec. An
+// Error frame belongs to whoever owns its id: the channel (0), a mount, a
+// file operation, or an exec.
+void ControlClient::on_frame(Frame& frame) {
   if (dead_) return;
-  const std::uint32_t id = frame.header.stream_id;
+  const FrameType type = frame.header.type;
   proto::PayloadReader r(frame.payload.data(), frame.payload.size());
+  if (type != FrameType::Hello && !hello_seen_) return violation("frame before hello");
 
-  if (frame.header.type == FrameType::Hello) {
-    auto hello = proto::Hello::decode(r);
-    if (!hello || id != 0 || hello_seen_) return violation("unexpected or malformed hello");
-    hello_seen_ = true;
-    if (hello->agent_version != proto::kProtocolVersion)
-      return die("the image's agent speaks protocol " + std::to_string(hello->agent_version) +
-                 ", this gondolin speaks " + std::to_string(proto::kProtocolVersion) +
-                 "; rebuild the image with `gondolin build`");
-    if (on_hello_) on_hello_(*hello);
-    return;
-  }
-  if (!hello_seen_) return violation("frame before hello");
+  using ChannelHandler = void (ControlClient::*)(Frame&, proto::PayloadReader&);
+  static constexpr std::pair<FrameType, ChannelHandler> kChannelFrames[] = {
+      {FrameType::Hello, &ControlClient::on_hello_frame},
+      {FrameType::SnapshotReady, &ControlClient::on_snapshot_ready},
+      {FrameType::FileResult, &ControlClient::on_file_result},
+      {FrameType::MountResult, &ControlClient::on_mount_result},
+  };
+  for (const auto& [t, handle] : kChannelFrames)
+    if (t == type) return (this->*handle)(frame, r);
+  const std::uint32_t id = frame.header.stream_id;
+  if (type == FrameType::Error && (id == 0 || mounts_.count(id) || file_ops_.count(id))) return on_channel_error(id, r);
 
-  if (frame.header.type == FrameType::Error && id == 0) {
-    auto e = proto::ErrorMsg::decode(r);
-    log().warn("guest agent reports: {}", e ? e->message : std::string("(malformed error)"));
-    return;
-  }
-  if (frame.header.type == FrameType::SnapshotReady) {
-    if (!on_snapshot_ready_ || !frame.payload.empty() || id != 0) return violation("unexpected snapshot-ready");
-    auto ready = std::move(on_snapshot_ready_);
-    on_snapshot_ready_ = nullptr;
-    ready();
-    return;
-  }
-  if (frame.header.type == FrameType::FileResult) {
-    auto op = file_ops_.find(id);
-    auto result = proto::FileResult::decode(r);
-    if (op == file_ops_.end() || !result) return violation("unexpected or malformed file result");
-    op->second.set_value(std::move(*result));
-    file_ops_.erase(op);
-    return;
-  }
-  if (frame.header.type == FrameType::MountResult) {
-    auto m = mounts_.find(id);
-    auto result = proto::MountResultMsg::decode(r);
-    if (m == mounts_.end() || !result) return violation("unexpected or malformed mount result");
-    auto done = std::move(m->second);
-    mounts_.erase(m);
-    done(*result, "");
-    return;
-  }
-  if (frame.header.type == FrameType::Error && mounts_.count(id)) {
-    auto e = proto::ErrorMsg::decode(r);
-    auto done = std::move(mounts_[id]);
-    mounts_.erase(id);
-    done({}, "the guest rejected the mount request: " + (e ? e->message : std::string("?")));
-    return;
-  }
-  if (frame.header.type == FrameType::Error && file_ops_.count(id)) {
-    auto e = proto::ErrorMsg::decode(r);
-    file_ops_[id].set_exception(std::make_exception_ptr(
-        Error(ErrorKind::Guest, "the guest rejected a file operation: " + (e ? e->message : std::string("?")))));
-    file_ops_.erase(id);
-    return;
-  }
   auto it = execs_.find(id);
   if (it == execs_.end()) return violation("frame for unknown exec " + std::to_string(id));
-  Exec& ex = it->second;
+  using ExecHandler = void (ControlClient::*)(std::uint32_t, Exec&, Frame&, proto::PayloadReader&);
+  static constexpr std::pair<FrameType, ExecHandler> kExecFrames[] = {
+      {FrameType::ExecStarted, &ControlClient::on_exec_started}, {FrameType::Stdout, &ControlClient::on_output},
+      {FrameType::Stderr, &ControlClient::on_output},            {FrameType::Credit, &ControlClient::on_credit},
+      {FrameType::Exit, &ControlClient::on_exit},                {FrameType::Error, &ControlClient::on_exec_error},
+  };
+  for (const auto& [t, handle] : kExecFrames)
+    if (t == type) return (this->*handle)(id, it->second, frame, r);
+  violation("frame type " + std::to_string(static_cast<int>(type)) + " is not sent by guests");
+}
 
-  switch (frame.header.type) {
-    case FrameType::ExecStarted: {
-      if (!proto::ExecStarted::decode(r) || ex.started) return violation("bad exec-started");
-      ex.started = true;
-      return;
-    }
-    case FrameType::Stdout:
-    case FrameType::Stderr:
-      return on_output(ex, frame);
-    case FrameType::Credit: {
-      auto c = proto::CreditGrant::decode(r);
-      if (!c) return violation("malformed credit");
-      bool overflow = false;
-      {
-        std::lock_guard lock(ex.state->mutex);
-        overflow = ex.state->stdin_credit + c->bytes > proto::kInitialWindow;
-        if (!overflow) {
-          ex.state->stdin_credit += c->bytes;
-          ex.state->changed.notify_all();
-        }
-      }
-      // Outside the lock: ending the channel fails this very process state.
-      if (overflow) return violation("stdin credit overflow");
-      return;
-    }
-    case FrameType::Exit: {
-      auto e = proto::ExitStatusMsg::decode(r);
-      if (!e || !ex.started) return violation("bad exit");
-      ExitStatus s;
-      s.exit_code = e->exit_code;
-      s.signal = e->signal;
-      s.timed_out = ex.timed_out;
-      return finish(id, s);
-    }
-    case FrameType::Error: {
-      auto e = proto::ErrorMsg::decode(r);
-      if (!e) return violation("malformed error");
-      if (ex.started) return violation("error after start");
-      return finish(id, start_failure_status(*e, ex.program));
-    }
-    default:
-      return violation("frame type " + std::to_string(static_cast<int>(frame.header.type)) +
-                       " is not sent by guests");
+void ControlClient::on_hello_frame(Frame& frame, proto::PayloadReader& r) {
+  auto hello = proto::Hello::decode(r);
+  if (!hello || frame.header.stream_id != 0 || hello_seen_) return violation("unexpected or malformed hello");
+  hello_seen_ = true;
+  if (hello->agent_version != proto::kProtocolVersion)
+    return die("the image's agent speaks protocol " + std::to_string(hello->agent_version) + ", this gondolin speaks " +
+               std::to_string(proto::kProtocolVersion) + "; rebuild the image with `gondolin build`");
+  if (on_hello_) on_hello_(*hello);
+}
+
+void ControlClient::on_snapshot_ready(Frame& frame, proto::PayloadReader&) {
+  if (!on_snapshot_ready_ || !frame.payload.empty() || frame.header.stream_id != 0)
+    return violation("unexpected snapshot-ready");
+  auto ready = std::move(on_snapshot_ready_);
+  on_snapshot_ready_ = nullptr;
+  ready();
+}
+
+void ControlClient::on_file_result(Frame& frame, proto::PayloadReader& r) {
+  auto op = file_ops_.find(frame.header.stream_id);
+  auto result = proto::FileResult::decode(r);
+  if (op == file_ops_.end() || !result) return violation("unexpected or malformed file result");
+  op->second.set_value(std::move(*result));
+  file_ops_.erase(op);
+}
+
+void ControlClient::on_mount_result(Frame& frame, proto::PayloadReader& r) {
+  auto m = mounts_.find(frame.header.stream_id);
+  auto result = proto::MountResultMsg::decode(r);
+  if (m == mounts_.end() || !result) return violation("unexpected or malformed mount result");
+  auto done = std::move(m->second);
+  mounts_.erase(m);
+  done(*result, "");
+}
+
+void ControlClient::on_channel_error(std::uint32_t id, proto::PayloadReader& r) {
+  auto e = proto::ErrorMsg::decode(r);
+  const std::string message = e ? e->message : std::string("?");
+  if (id == 0) {
+    log().warn("guest agent reports: {}", e ? e->message : std::string("(malformed error)"));
+  } else if (auto m = mounts_.find(id); m != mounts_.end()) {
+    auto done = std::move(m->second);
+    mounts_.erase(m);
+    done({}, "the guest rejected the mount request: " + message);
+  } else if (auto op = file_ops_.find(id); op != file_ops_.end()) {
+    op->second.set_exception(
+        std::make_exception_ptr(Error(ErrorKind::Guest, "the guest rejected a file operation: " + message)));
+    file_ops_.erase(op);
   }
 }
 
-void ControlClient::on_output(Exec& ex, proto::FrameDecoder::Frame& frame) {
+void ControlClient::on_exec_started(std::uint32_t, Exec& ex, Frame&, proto::PayloadReader& r) {
+  if (!proto::ExecStarted::decode(r) || ex.started) return violation("bad exec-started");
+  ex.started = true;
+}
+
+void ControlClient::on_credit(std::uint32_t, Exec& ex, Frame&, proto::PayloadReader& r) {
+  auto c = proto::CreditGrant::decode(r);
+  if (!c) return violation("malformed credit");
+  bool overflow = false;
+  {
+    std::lock_guard lock(ex.state->mutex);
+    overflow = ex.state->stdin_credit + c->bytes > proto::kInitialWindow;
+    if (!overflow) {
+      ex.state->stdin_credit += c->bytes;
+      ex.state->changed.notify_all();
+    }
+  }
+  // Outside the lock: ending the channel fails this very process state.
+  if (overflow) violation("stdin credit overflow");
+}
+
+void ControlClient::on_exit(std::uint32_t id, Exec& ex, Frame&, proto::PayloadReader& r) {
+  auto e = proto::ExitStatusMsg::decode(r);
+  if (!e || !ex.started) return violation("bad exit");
+  ExitStatus s;
+  s.exit_code = e->exit_code;
+  s.signal = e->signal;
+  s.timed_out = ex.timed_out;
+  finish(id, s);
+}
+
+void ControlClient::on_exec_error(std::uint32_t id, Exec& ex, Frame&, proto::PayloadReader& r) {
+  auto e = proto::ErrorMsg::decode(r);
+  if (!e) return violation("malformed error");
+  if (ex.started) return violation("error after start");
+  finish(id, start_failure_status(*e, ex.program));
+}
+
+void ControlClient::on_output(std::uint32_t, Exec& ex, Frame& frame, proto::PayloadReader&) {
   std::size_t n = frame.payload.size();
   if (!ex.started || n == 0 || n > proto::kMaxDataChunk) return violation("bad output frame");
   if (ex.output_in_flight + n > proto::kInitialWindow) return violation("output beyond the granted window");

@@ -79,9 +79,21 @@ class ControlClient : public ExecBackend, public std::enable_shared_from_this<Co
     std::unique_ptr<boost::asio::steady_timer> timer;
   };
 
+  using Frame = proto::FrameDecoder::Frame;
   void send_frame(std::vector<std::uint8_t> frame);
-  void on_frame(proto::FrameDecoder::Frame& frame);
-  void on_output(Exec& ex, proto::FrameDecoder::Frame& frame);
+  void on_frame(Frame& frame);
+  // Channel frames (kChannelFrames in on_frame).
+  void on_hello_frame(Frame& frame, proto::PayloadReader& r);
+  void on_snapshot_ready(Frame& frame, proto::PayloadReader& r);
+  void on_file_result(Frame& frame, proto::PayloadReader& r);
+  void on_mount_result(Frame& frame, proto::PayloadReader& r);
+  void on_channel_error(std::uint32_t id, proto::PayloadReader& r);
+  // Exec frames (kExecFrames in on_frame).
+  void on_exec_started(std::uint32_t id, Exec& ex, Frame& frame, proto::PayloadReader& r);
+  void on_output(std::uint32_t id, Exec& ex, Frame& frame, proto::PayloadReader& r);
+  void on_credit(std::uint32_t id, Exec& ex, Frame& frame, proto::PayloadReader& r);
+  void on_exit(std::uint32_t id, Exec& ex, Frame& frame, proto::PayloadReader& r);
+  void on_exec_error(std::uint32_t id, Exec& ex, Frame& frame, proto::PayloadReader& r);
   void finish(std::uint32_t id, const ExitStatus& status);
   void enforce_timeout(std::uint32_t id);
   void violation(const std::string& what);
