@@ -12,27 +12,13 @@
 
 #include "gondolin/error.h"
 #include "util/logging.h"
+#include "util/utc_time.h"
 
 namespace gondolin::egress {
-namespace {
-
-std::string utc_now() {
-  auto now = std::chrono::system_clock::now();
-  std::time_t t = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  return buf;
-}
-
-}  // namespace
 
 std::string to_json_line(const EgressEvent& e) {
   nlohmann::ordered_json j;
-  j["time"] = utc_now();
+  j["time"] = now_rfc3339_ms();
   j["flow"] = e.flow;
   j["kind"] = e.kind;
   if (!e.event.empty()) j["event"] = e.event;

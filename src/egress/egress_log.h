@@ -31,6 +31,26 @@ struct EgressEvent {
   std::string event;
   std::string peer;  // ingress: the host-side client address
   std::optional<std::uint64_t> bytes_from_guest, bytes_to_guest;
+
+  // The one way events are made: the flow first, then what was decided.
+  static EgressEvent for_flow(std::uint64_t flow, std::string kind, std::string host, std::uint16_t port,
+                              std::string rule = {}) {
+    EgressEvent e;
+    e.flow = flow;
+    e.kind = std::move(kind);
+    e.host = std::move(host);
+    e.port = port;
+    e.rule = std::move(rule);
+    return e;
+  }
+  // A copy of this event with its decision (and, for open/close pairs, the event).
+  EgressEvent decided(std::string decision_, std::string reason_ = {}, std::string event_ = {}) const {
+    EgressEvent e = *this;
+    e.decision = std::move(decision_);
+    e.reason = std::move(reason_);
+    e.event = std::move(event_);
+    return e;
+  }
 };
 
 class EgressLog {

@@ -108,16 +108,11 @@ std::vector<boost::asio::ip::tcp::endpoint> EgressService::ingress_endpoints() c
 }
 
 void EgressService::refuse(net::GuestFlow& flow, const char* kind, const std::string& rule, const std::string& reason) {
-  EgressEvent e;
-  e.flow = flow.info.flow_id;
-  e.kind = kind;
-  e.host = flow.info.hostname.value_or(std::to_string(flow.info.dest_ip[0]) + "." + std::to_string(flow.info.dest_ip[1]) + "." +
-                                       std::to_string(flow.info.dest_ip[2]) + "." + std::to_string(flow.info.dest_ip[3]));
-  e.port = flow.info.dest_port;
-  e.decision = "deny";
-  e.rule = rule;
-  e.reason = reason;
-  ctx_->log.record(e);
+  const auto& ip = flow.info.dest_ip;
+  std::string host = flow.info.hostname.value_or(std::to_string(ip[0]) + "." + std::to_string(ip[1]) + "." +
+                                                 std::to_string(ip[2]) + "." + std::to_string(ip[3]));
+  ctx_->log.record(EgressEvent::for_flow(flow.info.flow_id, kind, std::move(host), flow.info.dest_port, rule)
+                       .decided("deny", reason));
   boost::system::error_code ec;
   flow.socket.close(ec);
 }

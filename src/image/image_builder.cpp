@@ -31,6 +31,7 @@
 #include "proto/control_protocol.h"
 #include "util/files.h"
 #include "util/logging.h"
+#include "util/utc_time.h"
 #include "util/paths.h"
 #include "util/sha256.h"
 #include "util/subprocess.h"

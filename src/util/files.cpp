@@ -52,13 +52,5 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view data,
   std::filesystem::rename(tmp, path);
 }
 
-std::string now_rfc3339() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 }  // namespace gondolin

@@ -18,7 +18,5 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view data,
                                                       std::filesystem::perms::owner_write |
                                                       std::filesystem::perms::group_read |
                                                       std::filesystem::perms::others_read);
-// Current UTC time as RFC 3339 ("2026-11-28T23:35:47Z").
-std::string now_rfc3339();
 
 }  // namespace gondolin

@@ -16,6 +16,7 @@
 #include "session/snapshot_manifest.h"
 #include "util/files.h"
 #include "util/logging.h"
+#include "util/utc_time.h"
 #include "util/sha256.h"
 #include "util/unique_fd.h"
 #include "vm/qemu_command.h"

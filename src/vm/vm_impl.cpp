@@ -16,6 +16,7 @@
 #include "session/session_registry.h"
 #include "util/files.h"
 #include "util/logging.h"
+#include "util/utc_time.h"
 #include "util/paths.h"
 #include "util/random_hex.h"
 #include "util/subprocess.h"

@@ -59,18 +59,12 @@ void HttpSession::tick() {
 }
 
 void HttpSession::log_event(const std::string& decision, const std::string& rule, const std::string& reason, int status) {
-  EgressEvent e;
-  e.flow = flow_.flow_id;
-  e.kind = flow_.tls ? "https" : "http";
-  e.host = log_host_;
-  e.port = flow_.port;
+  EgressEvent e = EgressEvent::for_flow(flow_.flow_id, flow_.tls ? "https" : "http", log_host_, flow_.port, rule)
+                      .decided(decision, reason);
   e.method = exchange_.head.method;
   e.path = log_path_;
-  e.decision = decision;
-  e.rule = rule;
   e.secrets = exchange_.secrets;
   e.status = status;
-  e.reason = reason;
   if (upstream_.conn && decision != "deny") e.upstream = upstream_.conn->peer;
   ctx_->log.record(e);
 }

@@ -82,18 +82,12 @@ void IngressListeners::accept_next(const std::shared_ptr<Listener>& l) {
 }
 
 void IngressListeners::forward(const Listener& l, ip::tcp::socket client) {
-  EgressEvent e;
-  e.flow = next_id_++;
-  e.kind = "ingress";
-  e.host = "guest";
-  e.port = l.ingress.guest_port;
-  e.rule = "listen " + describe(l.ingress);
+  EgressEvent e = EgressEvent::for_flow(next_id_++, "ingress", "guest", l.ingress.guest_port, "listen " + describe(l.ingress));
   boost::system::error_code ec;
   e.peer = endpoint_text(client.remote_endpoint(ec));
   if (*open_ >= ctx_->options.max_ingress_connections) {
-    e.decision = "deny";
-    e.reason = "too many ingress connections at once (limit " + std::to_string(ctx_->options.max_ingress_connections) + ")";
-    ctx_->log.record(e);
+    ctx_->log.record(e.decided("deny", "too many ingress connections at once (limit " +
+                                           std::to_string(ctx_->options.max_ingress_connections) + ")"));
     return;  // `client` closes here
   }
   std::string why;
@@ -101,14 +95,11 @@ void IngressListeners::forward(const Listener& l, ip::tcp::socket client) {
   boost::asio::local::stream_protocol::socket guest(ctx_->io);
   if (fd) guest.assign(boost::asio::local::stream_protocol(), fd->release(), ec);
   if (!fd || ec) {
-    e.decision = "error";
-    e.reason = fd ? ec.message() : why;
-    ctx_->log.record(e);
+    ctx_->log.record(e.decided("error", fd ? ec.message() : why));
     return;
   }
   client.set_option(ip::tcp::no_delay(true), ec);
-  e.decision = "allow";
-  e.event = "open";
+  e = e.decided("allow", "", "open");
   ctx_->log.record(e);
   ++*open_;
   ByteRelay::start(make_plain_stream(std::move(client)), make_plain_stream(std::move(guest)), std::string(),

@@ -14,12 +14,8 @@ std::string dotted(const net::Ipv4& a) {
 }  // namespace
 
 void relay_mapped_flow(const std::shared_ptr<EgressContext>& ctx, const TcpMap& rule, net::GuestFlow flow) {
-  EgressEvent base;
-  base.flow = flow.info.flow_id;
-  base.kind = "tcp";
-  base.host = flow.info.hostname.value_or(dotted(flow.info.dest_ip));
-  base.port = flow.info.dest_port;
-  base.rule = "tcp-map " + describe(rule);
+  const EgressEvent base = EgressEvent::for_flow(flow.info.flow_id, "tcp", flow.info.hostname.value_or(dotted(flow.info.dest_ip)),
+                                                 flow.info.dest_port, "tcp-map " + describe(rule));
   // Held while connecting; whatever the guest sends meanwhile waits in the
   // socket (bounded by its buffer and the guest's TCP window).
   auto guest = std::make_shared<GuestSocket>(std::move(flow.socket));
@@ -30,17 +26,12 @@ void relay_mapped_flow(const std::shared_ptr<EgressContext>& ctx, const TcpMap& 
   connect_upstream(ctx, target,
                    [ctx, guest, base](std::unique_ptr<UpstreamConnection> up, const UpstreamFailure& failure) {
                      if (!up) {
-                       EgressEvent e = base;
-                       e.decision = "error";
-                       e.reason = failure.rule + ": " + failure.reason;
-                       ctx->log.record(e);
+                       ctx->log.record(base.decided("error", failure.rule + ": " + failure.reason));
                        boost::system::error_code ignored;
                        guest->close(ignored);
                        return;
                      }
-                     EgressEvent opened = base;
-                     opened.decision = "allow";
-                     opened.event = "open";
+                     EgressEvent opened = base.decided("allow", "", "open");
                      opened.upstream = up->peer;
                      ctx->log.record(opened);
                      // The upstream slot is given back when the relay ends.

@@ -121,15 +121,9 @@ class TlsAccept : public std::enable_shared_from_this<TlsAccept> {
     if (done_) return;
     done_ = true;
     timer_.cancel();
-    EgressEvent e;
-    e.flow = info_.flow_id;
-    e.kind = "https";
-    e.host = host_.empty() ? dns_name_.value_or("") : host_;
-    e.port = info_.dest_port;
-    e.decision = decision;
-    e.rule = rule;
-    e.reason = reason;
-    ctx_->log.record(e);
+    ctx_->log.record(EgressEvent::for_flow(info_.flow_id, "https", host_.empty() ? dns_name_.value_or("") : host_,
+                                           info_.dest_port, rule)
+                         .decided(decision, reason));
     boost::system::error_code ec;
     socket_.close(ec);
     if (stream_) stream_->lowest_layer().close(ec);
