@@ -136,8 +136,12 @@ struct Created {
 // Paths are relative to the mount's root: "" is the root itself, "a/b" a file
 // two levels down. The server guarantees every component is 1-255 bytes without
 // '/' or NUL and is never "." or "..", so a provider never parses guest input.
-// Every call happens on the VM's io thread: keep calls short, and give each
-// mount its own provider instance unless yours is thread-safe.
+// Threads: the calls for one mount come from one thread at a time, in order:
+// the mount's own thread for a virtio-fs mount (the default), the VM's io
+// thread for a virtio-serial one. Mounts are served concurrently, so a
+// provider instance shared by two mounts must be thread-safe; one instance
+// per mount needs no locking. Keep calls short: the guest's file operations
+// wait on them (and, for a serial mount, everything else on the io thread).
 //
 // Unless stated otherwise, a call behaves like the Linux system call of the
 // same name without following a symlink in the last component (the guest

@@ -127,7 +127,19 @@ TEST(HostileControl, HostOnlyFrameTypesFromTheGuest) {
   EXPECT_NE(a.death().find("is not sent by guests"), std::string::npos);
 }
 
-TEST(HostileControl, ExitBeforeStartAndOutOfRangeStatus) {
+// An exit for an exec the agent never said it started.
+TEST(HostileControl, ExitBeforeStart) {
+  LyingAgent a;
+  a.say_hello();
+  a.start_exec();
+  proto::PayloadWriter w;
+  w.i32(0);
+  w.i32(0);
+  a.send(proto::make_frame(FrameType::Exit, 1, w.data().data(), w.data().size()));
+  EXPECT_EQ(a.death(), "the guest agent broke the control protocol: bad exit");
+}
+
+TEST(HostileControl, OutOfRangeExitStatus) {
   LyingAgent a;
   a.say_hello();
   a.start_exec();
@@ -139,10 +151,20 @@ TEST(HostileControl, ExitBeforeStartAndOutOfRangeStatus) {
   EXPECT_EQ(a.death(), "the guest agent broke the control protocol: bad exit");
 }
 
-TEST(HostileControl, SecondHelloAndTrailingBytes) {
+TEST(HostileControl, SecondHello) {
   LyingAgent a;
   a.say_hello();
   a.send(proto::make_frame(FrameType::Hello, 0, proto::Hello{proto::kProtocolVersion, 1, 1, "again", "", ""}));
+  EXPECT_NE(a.death().find("unexpected or malformed hello"), std::string::npos);
+}
+
+// A well-formed Hello followed by bytes its length covers but no field does.
+TEST(HostileControl, HelloWithTrailingBytes) {
+  LyingAgent a;
+  proto::PayloadWriter w;
+  proto::Hello{proto::kProtocolVersion, 1, 1, "x", "", ""}.encode(w);
+  w.u32(0xdeadbeef);
+  a.send(proto::make_frame(FrameType::Hello, 0, w.data().data(), w.data().size()));
   EXPECT_NE(a.death().find("unexpected or malformed hello"), std::string::npos);
 }
 
