@@ -61,8 +61,10 @@ void FuseChannel::read_more() {
                           [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
                             self->reading_ = false;
                             if (self->closed_) return;
-                            // EOF: QEMU closed the port (VM shutting down); not the guest's fault.
-                            if (ec == boost::asio::error::eof) return self->close();
+                            // EOF or a reset: QEMU closed the port (the VM is ending, and
+                            // says why itself); not the guest's fault.
+                            if (ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset)
+                              return self->close();
                             if (ec) return self->fail("port read: " + ec.message());
                             self->on_read(n);
                           });

@@ -123,7 +123,12 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
   // vhost-user back-ends refuse legacy (version 1) virtio-mmio devices.
   if (l.vhost_user && microvm) a.insert(a.end(), {"-global", "virtio-mmio.force-legacy=false"});
 
-  std::string cmdline = l.cmdline + " gondolin.rootfs=" + l.rootfs_mode;
+  // reboot=t: a guest reboot (or a panic, with panic=-1) triple-faults,
+  // which QEMU turns into a reset and, with -no-reboot, an exit. The
+  // default path ends in the firmware's reset vector, and a VM resumed from
+  // a boot template has no kernel for the firmware to boot again: it would
+  // sit there instead of ending.
+  std::string cmdline = l.cmdline + " reboot=t gondolin.rootfs=" + l.rootfs_mode;
   if (!kvm && microvm && l.tsc_khz) cmdline += " tsc_early_khz=" + std::to_string(*l.tsc_khz);
   if (!l.kernel.empty())
     a.insert(a.end(), {"-kernel", l.kernel.string(), "-initrd", l.initrd.string(), "-append", cmdline});

@@ -66,7 +66,7 @@ TEST(QemuCommand, MicrovmTcg) {
   auto cmd = vm::build_qemu_command(l);
   EXPECT_TRUE(has_pair(cmd.argv, "-accel", "tcg"));
   EXPECT_TRUE(has_pair(cmd.argv, "-cpu", "max"));
-  EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet gondolin.rootfs=memory tsc_early_khz=2100000"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet reboot=t gondolin.rootfs=memory tsc_early_khz=2100000"));
   EXPECT_TRUE(has_pair(cmd.argv, "-device", "virtio-blk-device,drive=root,serial=gondolin-root"));
   EXPECT_TRUE(has_pair(cmd.argv, "-drive", "file=/img/a,,b/rootfs.ext4,format=raw,if=none,id=root,readonly=on"))
       << "commas in paths are escaped and the image is attached read-only";
@@ -82,7 +82,7 @@ TEST(QemuCommand, Q35KvmUsesPciAndNoTscHint) {
   auto cmd = vm::build_qemu_command(l);
   EXPECT_TRUE(has_pair(cmd.argv, "-accel", "kvm"));
   EXPECT_TRUE(has_pair(cmd.argv, "-cpu", "host"));
-  EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet gondolin.rootfs=memory"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet reboot=t gondolin.rootfs=memory"));
   EXPECT_TRUE(has_pair(cmd.argv, "-device", "virtio-blk-pci,drive=root,serial=gondolin-root"));
 }
 
@@ -91,7 +91,7 @@ TEST(QemuCommand, CowRootGetsItsOwnWritableDisk) {
   l.rootfs_mode = "cow";
   l.writable_disk = "/cache/disks/1-ab/rootfs-rw.img";
   auto cmd = vm::build_qemu_command(l);
-  EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet gondolin.rootfs=cow"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet reboot=t gondolin.rootfs=cow"));
   EXPECT_TRUE(has_pair(cmd.argv, "-drive", "file=/cache/disks/1-ab/rootfs-rw.img,format=raw,if=none,id=upper,discard=unmap"))
       << "writable (no readonly=on), holes punched on guest discard";
   EXPECT_TRUE(has_pair(cmd.argv, "-device", "virtio-blk-device,drive=upper,serial=gondolin-upper"));
