@@ -14,7 +14,7 @@
 #include "gondolin/image.h"
 #include "gondolin/session.h"
 #include "image/image_prune.h"
-#include "proto/control_protocol.h"
+#include "proto/protocol_version.h"
 
 namespace gondolin::cli {
 namespace {

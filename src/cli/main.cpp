@@ -13,7 +13,7 @@
 #include "gondolin/error.h"
 #include "gondolin/version.h"
 #include "gondolin/vm.h"
-#include "proto/control_protocol.h"
+#include "proto/protocol_version.h"
 #include "util/logging.h"
 
 int main(int argc, char** argv) {

@@ -28,7 +28,7 @@
 #include "image/kernel_image.h"
 #include "image/oci_rootfs.h"
 #include "image/rootfs_tree.h"
-#include "proto/control_protocol.h"
+#include "proto/protocol_version.h"
 #include "util/files.h"
 #include "util/logging.h"
 #include "util/utc_time.h"

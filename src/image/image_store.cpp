@@ -5,7 +5,7 @@
 
 #include "gondolin/error.h"
 #include "gondolin/image.h"
-#include "proto/control_protocol.h"
+#include "proto/protocol_version.h"
 #include "util/files.h"
 #include "util/logging.h"
 #include "util/paths.h"

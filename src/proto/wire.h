@@ -29,9 +29,10 @@
 #include <string_view>
 #include <vector>
 
+#include "proto/protocol_version.h"
+
 namespace gondolin::proto {
 
-inline constexpr std::uint8_t kProtocolVersion = 7;
 inline constexpr std::size_t kHeaderSize = 12;
 // Large enough for one exec request with a big environment, small enough that
 // a lying guest cannot make the host allocate more than this per frame.
