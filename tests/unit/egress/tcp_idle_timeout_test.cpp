@@ -170,10 +170,13 @@ TEST_F(TcpIdleTimeout, SilentMappedFlowIsClosedOnBothSidesAndLogged) {
   std::uint16_t port = 0;
   UniqueFd upstream_listener = listen_loopback(port);
   start(with_tcp_map(port));
+  // The proxy's idle clock starts once it has connected upstream, which is
+  // after this point and may be before our accept() returns: measure from
+  // here, the earliest moment it can start.
+  const auto opened = Clock::now();
   UniqueFd guest = mapped_flow("db.internal", 5432);
   UniqueFd upstream = accept_within(upstream_listener.get(), 5s);
   ASSERT_TRUE(upstream.valid()) << "the mapped flow never reached the upstream";
-  const auto opened = Clock::now();
 
   EXPECT_TRUE(closed_within(upstream.get(), 5s)) << "upstream side still open";
   EXPECT_TRUE(Clock::now() - opened >= kIdle) << "closed before the timeout";
