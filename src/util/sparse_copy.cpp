@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,12 +17,20 @@ namespace gondolin {
 namespace {
 
 // Copies [offset, offset + length) with copy_file_range (in-kernel, no
-// round trip through our memory). Returns false with errno set.
+// round trip through our memory), or sendfile across file systems (EXDEV).
+// Returns false with errno set.
 bool copy_range(int in, int out, off_t offset, off_t length) {
   off_t in_off = offset, out_off = offset;
+  bool same_fs = true;
   while (length > 0) {
-    ssize_t n = ::copy_file_range(in, &in_off, out, &out_off, static_cast<std::size_t>(length), 0);
+    ssize_t n = same_fs ? ::copy_file_range(in, &in_off, out, &out_off, static_cast<std::size_t>(length), 0)
+                        : ::sendfile(out, in, &in_off, static_cast<std::size_t>(length));
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EXDEV && same_fs) {
+      same_fs = false;  // sendfile writes at out's file position
+      if (::lseek(out, out_off, SEEK_SET) < 0) return false;
+      continue;
+    }
     if (n <= 0) {
       if (n == 0) errno = EIO;  // the source shrank under us
       return false;
@@ -31,7 +40,8 @@ bool copy_range(int in, int out, off_t offset, off_t length) {
   return true;
 }
 
-// Every data range of `in`, holes skipped; false with errno set.
+}  // namespace
+
 bool copy_data_ranges(int in, int out, off_t size) {
   off_t pos = 0;
   while (pos < size) {
@@ -44,8 +54,6 @@ bool copy_data_ranges(int in, int out, off_t size) {
   }
   return true;
 }
-
-}  // namespace
 
 bool copy_sparse_file(const std::filesystem::path& from, const std::filesystem::path& to, unsigned mode) {
   auto fail = [&](const std::string& what) {

@@ -3,7 +3,8 @@
 // private copy-on-write mapping of the template, because the back-end would
 // not see the guest's writes. The copy is an unnamed file in memory (memfd),
 // gone with the last descriptor; only the template's data extents are
-// copied (its holes, the RAM the guest never touched, stay holes).
+// copied (util/sparse_copy; its holes, the RAM the guest never touched,
+// stay holes).
 #pragma once
 
 #include <filesystem>
