@@ -4,6 +4,7 @@
 
 #include "gondolin/error.h"
 #include "gondolin/vm.h"
+#include "vfs/mount_description.h"
 
 namespace gondolin::session {
 namespace {
@@ -100,10 +101,13 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
   m.network = parse_network(get<json>(doc, "network", origin), origin);
   m.mounts_json = get<json>(doc, "mounts", origin).dump();
   if (vm.contains("spare_mount_slots")) {
-    m.spare_mount_slots = get<std::vector<std::string>>(vm, "spare_mount_slots", origin);
-    if (m.spare_mount_slots.size() > kMaxMountSlots) bad(origin, "too many spare mount slots");
-    for (const auto& t : m.spare_mount_slots)
-      if (t != "virtiofs" && t != "serial") bad(origin, "unknown mount slot transport " + t);
+    const auto names = get<std::vector<std::string>>(vm, "spare_mount_slots", origin);
+    if (names.size() > kMaxMountSlots) bad(origin, "too many spare mount slots");
+    for (const auto& name : names) {
+      std::optional<vfs::FsTransport> t = vfs::transport_from_name(name);
+      if (!t) bad(origin, "unknown mount slot transport " + name);
+      m.spare_mount_slots.push_back(*t);
+    }
   }
   m.secret_names = get<std::vector<std::string>>(doc, "secret_names", origin);
   const json placeholders = get<json>(doc, "secret_placeholders", origin);
@@ -118,6 +122,8 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
 std::string SnapshotManifest::to_json() const {
   json env_obj = json::object();
   for (const auto& [k, v] : env) env_obj[k] = v;
+  json spare_slots = json::array();
+  for (vfs::FsTransport t : spare_mount_slots) spare_slots.push_back(vfs::transport_name(t));
   json placeholders_obj = json::object();
   for (const auto& [k, v] : secret_placeholders) placeholders_obj[k] = v;
   json doc{
@@ -132,7 +138,7 @@ std::string SnapshotManifest::to_json() const {
         {"accel", accel},
         {"hostname", hostname},
         {"rootfs", {{"mode", rootfs_mode}, {"size", rootfs_size}}},
-        {"spare_mount_slots", spare_mount_slots},
+        {"spare_mount_slots", spare_slots},
         {"env", env_obj}}},
       {"qemu_version", qemu_version},
       {"gondolin_version", gondolin_version},

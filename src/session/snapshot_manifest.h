@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "gondolin/vfs.h"
+
 namespace gondolin::session {
 
 // The session's network as a snapshot records it: what a resumer without
@@ -55,9 +57,10 @@ struct SnapshotManifest {
   std::vector<std::pair<std::string, std::string>> env;  // the VM's base environment
   SnapshotNetwork network;
   std::string mounts_json = "[]";
-  // Transports ("virtiofs", "serial") of the file system slots after the
-  // mounts: a VM started from a boot template has the template's slots.
-  std::vector<std::string> spare_mount_slots;
+  // Transports of the file system slots after the mounts ("virtiofs",
+  // "serial" in the file): a VM started from a boot template has the
+  // template's slots.
+  std::vector<vfs::FsTransport> spare_mount_slots;
   static constexpr std::size_t kMaxMountSlots = 16;
   std::vector<std::string> secret_names;
   // Placeholders are random tokens the guest already holds (not secrets): a

@@ -88,7 +88,7 @@ std::string describe_mounts(const std::vector<Mount>& mounts) {
                    {"keep_cache", m.options.keep_cache},
                    {"writeback_cache", m.options.writeback_cache},
                    {"direct_io", m.options.direct_io},
-                   {"transport", m.options.transport == FsTransport::Virtiofs ? "virtiofs" : "serial"}});
+                   {"transport", transport_name(m.options.transport)}});
   }
   return out.dump();
 }
@@ -109,10 +109,11 @@ std::vector<Mount> mounts_from_description(const std::string& text, const std::s
       m.options.writeback_cache = d.value("writeback_cache", false);
       m.options.direct_io = d.value("direct_io", false);
       const std::string transport = d.value("transport", "serial");  // snapshots before virtio-fs had none
-      if (transport != "serial" && transport != "virtiofs")
+      std::optional<FsTransport> t = transport_from_name(transport);
+      if (!t)
         throw Error(ErrorKind::Usage, origin + ": the mount at " + m.guest_path + " has unknown transport '" +
                                           transport + "'");
-      m.options.transport = transport == "virtiofs" ? FsTransport::Virtiofs : FsTransport::Serial;
+      m.options.transport = *t;
     } catch (const json::exception&) {
       throw Error(ErrorKind::Usage, origin + ": the mount at " + m.guest_path + " has malformed options");
     }
@@ -126,6 +127,16 @@ std::vector<Mount> mounts_from_description(const std::string& text, const std::s
     out.push_back(std::move(m));
   }
   return out;
+}
+
+const char* transport_name(FsTransport transport) {
+  return transport == FsTransport::Virtiofs ? "virtiofs" : "serial";
+}
+
+std::optional<FsTransport> transport_from_name(std::string_view name) {
+  if (name == "virtiofs") return FsTransport::Virtiofs;
+  if (name == "serial") return FsTransport::Serial;
+  return std::nullopt;
 }
 
 }  // namespace gondolin::vfs

@@ -19,6 +19,7 @@
 #include "util/utc_time.h"
 #include "util/sha256.h"
 #include "util/unique_fd.h"
+#include "vfs/mount_description.h"
 #include "vm/qemu_command.h"
 #include "vm/qemu_version.h"
 #include "vm/vm_impl.h"
@@ -155,7 +156,7 @@ VmOptions template_options(const VmOptions& o) {
 
 nlohmann::json slot_names(const std::vector<FsTransport>& slots) {
   nlohmann::json out = nlohmann::json::array();
-  for (FsTransport t : slots) out.push_back(t == FsTransport::Virtiofs ? "virtiofs" : "serial");
+  for (FsTransport t : slots) out.push_back(vfs::transport_name(t));
   return out;
 }
 

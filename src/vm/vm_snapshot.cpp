@@ -248,8 +248,7 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
   session::SnapshotManifest m;
   // Refused before anything is paused: every mount must be rebuildable on resume.
   m.mounts_json = vfs::describe_mounts(mounts_->mounts());
-  for (vfs::FsTransport t : mounts_->spare_slots())
-    m.spare_mount_slots.push_back(t == vfs::FsTransport::Virtiofs ? "virtiofs" : "serial");
+  m.spare_mount_slots = mounts_->spare_slots();
   if (std::string why = mounts_->unsavable_reason(); !why.empty())
     throw Error(ErrorKind::Usage, why + (info_.qemu_version.empty() ? "" : "; this is QEMU " + info_.qemu_version) +
                                       "; mount it with transport=serial to take snapshots");
@@ -335,10 +334,7 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   Accel accel = m.accel == "kvm" ? Accel::Kvm : Accel::Tcg;
   vm::AccelChoice choice = vm::decide_accel(accel, vm::gather_accel_facts(false));
   auto impl = std::make_unique<VmImpl>(options);
-  std::vector<vfs::FsTransport> spares;
-  for (const auto& t : m.spare_mount_slots)
-    spares.push_back(t == "virtiofs" ? vfs::FsTransport::Virtiofs : vfs::FsTransport::Serial);
-  impl->add_spare_mount_slots(spares);
+  impl->add_spare_mount_slots(m.spare_mount_slots);
   impl->restore_mount_states(mount_states, mount_files, what);
   if (options.rootfs_mode == RootfsMode::Cow) {
     fs::path disk = snap.dir / SnapshotManifest::kDiskFile;
