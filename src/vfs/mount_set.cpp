@@ -108,7 +108,7 @@ std::string MountSet::unsavable_reason() const {
   for (std::size_t i = 0, next = 0; i < slots.size(); ++i) {
     if (slots[i] != FsTransport::Virtiofs) continue;
     if (next < virtiofs_.size() && !virtiofs_[next++]->state_migratable())
-      return (i < mounts_.size() ? "the mount at " + mounts_[i].guest_path : "spare mount slot " + std::to_string(i)) +
+      return slot_description(i) +
              " uses virtio-fs, and this QEMU cannot save a vhost-user-fs back-end's state (QEMU 8.2 and later can)";
   }
   return "";
@@ -119,8 +119,7 @@ std::string MountSet::state_error() const {
   for (std::size_t i = 0, next = 0; i < slots.size(); ++i) {
     if (slots[i] != FsTransport::Virtiofs || next >= virtiofs_.size()) continue;
     if (std::string e = virtiofs_[next++]->state_error(); !e.empty())
-      return (i < mounts_.size() ? "the mount at " + mounts_[i].guest_path : "spare mount slot " + std::to_string(i)) +
-             ": " + e;
+      return slot_description(i) + ": " + e;
   }
   return "";
 }
@@ -221,6 +220,10 @@ void MountSet::close() {
     log().debug("vfs {}: {}", server->label(), server->describe_counts());
   }
   virtiofs_.clear();
+}
+
+std::string MountSet::slot_description(std::size_t i) const {
+  return i < mounts_.size() ? "the mount at " + mounts_[i].guest_path : "spare mount slot " + std::to_string(i);
 }
 
 std::string MountSet::label(std::size_t i) const {

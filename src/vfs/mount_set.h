@@ -96,6 +96,7 @@ class MountSet {
 
  private:
   std::string label(std::size_t i) const;  // "fs0 (/work)", "fs3 (spare)"
+  std::string slot_description(std::size_t i) const;  // "the mount at /work", "spare mount slot 3"
 
   std::vector<Mount> mounts_;
   std::vector<FsTransport> spare_transports_;
