@@ -5,6 +5,11 @@
 #include <boost/asio/write.hpp>
 
 namespace gondolin::egress {
+
+bool is_peer_close(const boost::system::error_code& ec) {
+  return ec == boost::asio::error::eof || ec == boost::asio::ssl::error::stream_truncated ||
+         ec == boost::asio::error::connection_reset;
+}
 namespace {
 
 constexpr std::chrono::seconds kTlsShutdownGrace{2};

@@ -34,6 +34,10 @@ class ByteStream {
   virtual bool is_open() const = 0;
 };
 
+// The peer ended its side (FIN, TLS close or truncation, reset): how a
+// close-delimited body or a stale keep-alive connection ends.
+bool is_peer_close(const boost::system::error_code& ec);
+
 std::unique_ptr<ByteStream> make_plain_stream(GuestSocket socket);
 std::unique_ptr<ByteStream> make_plain_stream(TcpSocket socket);
 std::unique_ptr<ByteStream> make_tls_stream(std::unique_ptr<boost::asio::ssl::stream<GuestSocket>> stream);

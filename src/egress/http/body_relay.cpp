@@ -1,17 +1,10 @@
 #include "egress/http/body_relay.h"
 
-#include <boost/asio/ssl/error.hpp>
-
 namespace gondolin::egress {
 namespace {
 
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
-
-bool is_eof(const boost::system::error_code& ec) {
-  return ec == boost::asio::error::eof || ec == boost::asio::ssl::error::stream_truncated ||
-         ec == boost::asio::error::connection_reset;
-}
 
 }  // namespace
 
@@ -71,22 +64,21 @@ void BodyRelay::pump() {
         case ChunkStep::Data:
           break;
       }
-      if (!plan_.chunked_out) return write({boost::asio::buffer(step.data.data(), step.data.size())}, step.consumed, 0, false);
-      chunk_line_ = chunk_size_line(step.data.size());
-      return write({boost::asio::buffer(chunk_line_), boost::asio::buffer(step.data.data(), step.data.size()),
-                    boost::asio::buffer(kCrlf.data(), kCrlf.size())},
-                   step.consumed, 0, false);
+      return write_data(step.data, step.consumed, 0);
     }
     case BodyFraming::None:
       return;
   }
-  // Content-Length or until-close data, `data` long.
-  const std::size_t body_bytes = plan_.in == BodyFraming::ContentLength ? data.size() : 0;
-  if (!plan_.chunked_out) return write({boost::asio::buffer(data.data(), data.size())}, data.size(), body_bytes, false);
+  // Content-Length or until-close data: all of it is body.
+  write_data(data, data.size(), plan_.in == BodyFraming::ContentLength ? data.size() : 0);
+}
+
+void BodyRelay::write_data(std::string_view data, std::size_t consume, std::size_t body_bytes) {
+  if (!plan_.chunked_out) return write({boost::asio::buffer(data.data(), data.size())}, consume, body_bytes, false);
   chunk_line_ = chunk_size_line(data.size());
   write({boost::asio::buffer(chunk_line_), boost::asio::buffer(data.data(), data.size()),
          boost::asio::buffer(kCrlf.data(), kCrlf.size())},
-        data.size(), body_bytes, false);
+        consume, body_bytes, false);
 }
 
 void BodyRelay::read_source() {
@@ -99,7 +91,7 @@ void BodyRelay::read_source() {
       in_->commit(n);
       return pump();
     }
-    if (is_eof(ec) && plan_.in == BodyFraming::UntilClose) return finish();  // the body ended with the connection
+    if (is_peer_close(ec) && plan_.in == BodyFraming::UntilClose) return finish();  // the body ended with the connection
     events.source_failed(ec.message());
   }));
 }

@@ -55,6 +55,8 @@ class BodyRelay {
   void pump();
   void read_source();
   void finish();  // the terminator if any, then done
+  // Body bytes to the sink, framed per plan_.chunked_out (see write()).
+  void write_data(std::string_view data, std::size_t consume, std::size_t body_bytes);
   // Writes `bufs`, then consumes `consume` input bytes; `body_bytes` of the
   // body left the source (ContentLength), `last` ends the body.
   void write(std::vector<boost::asio::const_buffer> bufs, std::size_t consume, std::size_t body_bytes, bool last);

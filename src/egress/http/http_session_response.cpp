@@ -8,11 +8,6 @@
 namespace gondolin::egress {
 namespace {
 
-bool is_eof(const boost::system::error_code& ec) {
-  return ec == boost::asio::error::eof || ec == boost::asio::ssl::error::stream_truncated ||
-         ec == boost::asio::error::connection_reset;
-}
-
 // The end-to-end headers of a response, for filters and the guest.
 HttpHeaders end_to_end_headers(const ResponseHead& head) {
   HttpHeaders out;
@@ -48,7 +43,7 @@ void HttpSession::read_response_head() {
       // A reused keep-alive connection the server had already closed: one
       // fresh try for requests without a body (nothing was consumed).
       Progress& p = self->progress_;
-      if (is_eof(ec) && self->upstream_in_.empty() && self->upstream_.reused && !p.retried &&
+      if (is_peer_close(ec) && self->upstream_in_.empty() && self->upstream_.reused && !p.retried &&
           self->exchange_.head.framing == BodyFraming::None && !p.response_started) {
         p.retried = true;
         self->upstream_.conn->stream->close();
