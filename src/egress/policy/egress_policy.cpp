@@ -9,7 +9,9 @@ Denial deny(int status, std::string rule, std::string reason) {
   return Denial{status, std::move(rule), std::move(reason)};
 }
 
-std::string quoted(std::string_view s) { return "\"" + std::string(s.substr(0, 200)) + "\""; }
+// A guest-supplied name for a message, cut at 200 bytes. (Not `quoted`: ADL would
+// find std::quoted for std::string arguments wherever <iomanip> is included.)
+std::string in_quotes(std::string_view s) { return "\"" + std::string(s.substr(0, 200)) + "\""; }
 
 }  // namespace
 
@@ -38,7 +40,7 @@ std::variant<HttpRequest, Denial> EgressPolicy::interpret(const RequestHead& hea
   std::optional<HostPort> host;
   if (auto h = head.headers.get("host")) {
     host = parse_authority(*h);
-    if (!host) return deny(400, "bad-request", "invalid Host header " + quoted(*h));
+    if (!host) return deny(400, "bad-request", "invalid Host header " + in_quotes(*h));
   } else if (flow.dns_name) {  // HTTP/1.0 without Host: the name the guest resolved
     host = HostPort{*flow.dns_name, std::nullopt};
   } else if (flow.sni) {
@@ -59,15 +61,15 @@ std::variant<HttpRequest, Denial> EgressPolicy::interpret(const RequestHead& hea
     if (sep == std::string::npos) return deny(400, "bad-request", "invalid request target");
     std::string scheme = to_lower(std::string_view(t).substr(0, sep));
     if (scheme != r.scheme)
-      return deny(400, "bad-request", "request target scheme " + quoted(scheme) + " on an " + r.scheme + " connection");
+      return deny(400, "bad-request", "request target scheme " + in_quotes(scheme) + " on an " + r.scheme + " connection");
     std::size_t path = t.find_first_of("/?", sep + 3);
     std::string_view authority = std::string_view(t).substr(sep + 3, path == std::string::npos ? std::string::npos : path - sep - 3);
     if (authority.find('@') != std::string_view::npos) return deny(400, "bad-request", "user info in the request target");
     auto target_host = parse_authority(authority);
     if (!target_host) return deny(400, "bad-request", "invalid host in the request target");
     if (target_host->host != host->host || target_host->port.value_or(flow.port) != host->port.value_or(flow.port))
-      return deny(403, "host-mismatch", "request target names host " + quoted(target_host->host) +
-                                            " but the Host header says " + quoted(host->host));
+      return deny(403, "host-mismatch", "request target names host " + in_quotes(target_host->host) +
+                                            " but the Host header says " + in_quotes(host->host));
     r.target = path == std::string::npos ? "/" : (t[path] == '?' ? "/" + t.substr(path) : t.substr(path));
   }
 
@@ -75,10 +77,10 @@ std::variant<HttpRequest, Denial> EgressPolicy::interpret(const RequestHead& hea
     return deny(403, "host-mismatch", "Host header names port " + std::to_string(*host->port) + " but the connection is to port " +
                                           std::to_string(flow.port));
   if (flow.sni && *flow.sni != host->host)
-    return deny(403, "sni-mismatch", "TLS server name " + quoted(*flow.sni) + " does not match Host " + quoted(host->host));
+    return deny(403, "sni-mismatch", "TLS server name " + in_quotes(*flow.sni) + " does not match Host " + in_quotes(host->host));
   if (flow.dns_name && *flow.dns_name != host->host)
-    return deny(403, "host-mismatch", "Host " + quoted(host->host) + " does not match the name the guest connected to (" +
-                                          quoted(*flow.dns_name) + ")");
+    return deny(403, "host-mismatch", "Host " + in_quotes(host->host) + " does not match the name the guest connected to (" +
+                                          in_quotes(*flow.dns_name) + ")");
   if (head.websocket_upgrade && !websockets_)
     return deny(403, "websockets-disabled", "WebSocket upgrades are disabled");
   r.host = host->host;
@@ -104,18 +106,18 @@ std::optional<Denial> EgressPolicy::check_host(const std::string& host, std::str
     rule = "allow-all-hosts";
     return std::nullopt;
   }
-  return deny(403, "not-in-allowlist", "host " + quoted(host) + " is not in the allowlist");
+  return deny(403, "not-in-allowlist", "host " + in_quotes(host) + " is not in the allowlist");
 }
 
 std::variant<Authorization, Denial> EgressPolicy::authorize(HttpRequest& request) const {
   Authorization a;
   auto normalized = normalize_host(request.host);
-  if (!normalized) return deny(400, "bad-request", "invalid host " + quoted(request.host));
+  if (!normalized) return deny(400, "bad-request", "invalid host " + in_quotes(request.host));
   request.host = *normalized;
   if (auto d = check_host(request.host, a.rule)) return *d;
   SubstitutionResult s = secrets_.substitute(request, secrets_in_query_);
   if (s.blocked)
-    return deny(403, "secret-host", "secret " + s.blocked_secret + " may not be sent to host " + quoted(request.host));
+    return deny(403, "secret-host", "secret " + s.blocked_secret + " may not be sent to host " + in_quotes(request.host));
   a.secrets = std::move(s.substituted);
   return a;
 }
