@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "config/test_knobs.h"
 #include "egress_harness.h"
 #include "util/paths.h"
 #include "util/subprocess.h"
@@ -221,8 +222,8 @@ int main(int argc, char** argv) {
     Nginx nginx(dir / "nginx", pki);
     NetworkOptions o;
     o.allow_hosts = {"bench.test"};
-    o.test_loopback_hosts = {"bench.test"};
-    o.extra_upstream_ca_file = pki.ca_cert.string();
+    config::test_knobs(o).loopback_hosts = {"bench.test"};
+    config::test_knobs(o).extra_upstream_ca_file = pki.ca_cert.string();
     EgressHarness plain_proxy(o), tls_proxy(o);
     plain_proxy.set_destination(nginx.http_port);
     tls_proxy.set_destination(nginx.https_port);

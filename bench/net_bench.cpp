@@ -39,6 +39,7 @@
 #include <thread>
 
 #include "bench_util.h"
+#include "config/test_knobs.h"
 #include "gondolin/error.h"
 #include "gondolin/vm.h"
 #include "net/guest_flow.h"
@@ -294,7 +295,7 @@ int main(int argc, char** argv) {
     paths[3].name = "gondolin HTTP proxy";
     VmOptions proxied;
     proxied.network.allow_hosts = {"bench.test"};
-    proxied.network.test_loopback_hosts = {"bench.test"};
+    config::test_knobs(proxied.network).loopback_hosts = {"bench.test"};
     paths[3].vm = std::make_unique<Vm>(VmInternals::create(proxied, VmHooks{}));
     paths[3].http_host = paths[0].http_host;
     paths[3].stack_in_this_process = true;

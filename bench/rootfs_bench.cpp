@@ -10,6 +10,7 @@
 #include <string>
 
 #include "bench_util.h"
+#include "gondolin/session.h"
 #include "gondolin/vm.h"
 #include "util/paths.h"
 

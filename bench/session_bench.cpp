@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "bench_util.h"
+#include "gondolin/session.h"
 #include "gondolin/vm.h"
 #include "util/paths.h"
 

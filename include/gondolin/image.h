@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -78,6 +79,11 @@ class ImageStore {
   // the recorded sizes. Throws gondolin::Error (kind Image) with a hint.
   Image resolve(const std::string& reference) const;
   std::vector<Image> list() const;
+  // What `gondolin image prune` deletes: the builds no name:tag resolves to
+  // any more (for each name:tag the newest build, and the newest one this
+  // build's agent protocol can talk to, are kept), minus every id in `in_use`
+  // (snapshots, running sessions). Newest first; deletes nothing itself.
+  std::vector<Image> prunable(const std::set<std::string>& in_use) const;
 
   // Moves a finished image directory into the store (atomically) and returns it.
   Image install(const std::filesystem::path& staged_dir) const;

@@ -62,6 +62,10 @@ struct Ingress {
   std::uint16_t guest_port = 0;
 };
 
+namespace detail {
+struct NetworkTestKnobs;  // src/config/test_knobs.h
+}  // namespace detail
+
 class HttpHooks;  // include/gondolin/http_hooks.h (request/response interception)
 
 struct NetworkOptions {
@@ -83,12 +87,10 @@ struct NetworkOptions {
   // synthetic DNS; a VM turns on per-host mapping for it.
   SshOptions ssh;
 
-  // TEST ONLY, off by default: these host names resolve to 127.0.0.1 on the
-  // host and are exempt from the internal-address check, so tests can use
-  // servers on loopback. Never set in normal use.
-  std::vector<std::string> test_loopback_hosts;
-  // Extra CA certificate (PEM file) the host trusts for upstream TLS, e.g. a test CA.
-  std::string extra_upstream_ca_file;
+  // Internal: settings only gondolin's own tests use (loopback stand-ins for
+  // upstream hosts, a test CA). Null in normal use; not settable through
+  // this header.
+  std::shared_ptr<const detail::NetworkTestKnobs> test_knobs;
 
   // Limits of the HTTP/HTTPS proxy.
   std::chrono::milliseconds upstream_connect_timeout{10000};   // resolve + connect + TLS handshake

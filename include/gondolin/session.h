@@ -9,10 +9,22 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "gondolin/exec.h"
+
 namespace gondolin {
+
+namespace session {
+class FrameSocket;
+}  // namespace session
+namespace proto {
+struct ExecStart;
+}  // namespace proto
 
 struct SessionInfo {
   std::string id;  // uuid
@@ -29,6 +41,32 @@ struct SessionInfo {
   std::filesystem::path socket_path;
 };
 
+struct SnapshotInfo;
+
+// A command running in another process's session, driven through its socket
+// (what `gondolin attach` uses). The same calls as Process, plus detach().
+class AttachedProcess {
+ public:
+  AttachedProcess(AttachedProcess&&) noexcept;
+  AttachedProcess& operator=(AttachedProcess&&) noexcept;
+  ~AttachedProcess();  // the session's owner ends the command when it sees us gone
+
+  std::optional<OutputChunk> read();  // nullopt at the end; throws if the session ends
+  void write_stdin(std::string_view data);
+  void close_stdin();
+  void resize(std::uint16_t rows, std::uint16_t cols);
+  void send_signal(int signo);
+  ExitStatus wait();
+  // Stops talking to the command without ending it; a blocked read() wakes and throws.
+  void detach();
+
+ private:
+  friend class Session;
+  AttachedProcess(const SessionInfo& session, const proto::ExecStart& request);  // connects, starts
+  std::unique_ptr<session::FrameSocket> socket_;
+  std::optional<ExitStatus> status_;
+};
+
 class Session {
  public:
   // Live sessions of this user, newest first. Entries of dead processes are removed.
@@ -36,6 +74,15 @@ class Session {
   // By uuid or unique prefix; throws gondolin::Error (Usage) naming the
   // candidates when the prefix is ambiguous, or when nothing matches.
   static SessionInfo find(const std::string& id_or_prefix);
+
+  // Starts `command` in the session's VM. ExecOptions as for Vm::spawn,
+  // except timeout and stdin_data, which the session's owner does not take
+  // (gondolin::Error, Usage). Throws gondolin::Error if the session refuses.
+  static AttachedProcess attach(const SessionInfo& session, const Command& command, const ExecOptions& options);
+  // Asks the session's owner to save it (memory included) under output_dir
+  // (empty: the snapshot store) and to stop it, or to keep it running.
+  static SnapshotInfo snapshot(const SessionInfo& session, const std::filesystem::path& output_dir = {},
+                               bool keep_running = false);
 };
 
 struct SnapshotInfo {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <optional>
@@ -15,9 +16,10 @@
 #include <utility>
 #include <vector>
 
+// What Vm's signatures need whole: commands and their results (exec.h),
+// and VmOptions' members (net_policy.h, vfs.h). The rest is declared below.
 #include "gondolin/exec.h"
 #include "gondolin/net_policy.h"
-#include "gondolin/session.h"
 #include "gondolin/vfs.h"
 
 namespace gondolin {
@@ -99,6 +101,7 @@ struct GuestFileInfo {
 
 enum class AfterSnapshot { Stop, KeepRunning };
 
+struct SnapshotInfo;  // gondolin/session.h
 class VmImpl;
 struct VmInternals;  // src/vm/vm_internals.h: hooks for tests and benchmarks
 
@@ -167,8 +170,5 @@ class Vm {
   explicit Vm(std::unique_ptr<VmImpl> impl);
   std::unique_ptr<VmImpl> impl_;
 };
-
-// Library-wide log level: trace, debug, info, warn, error, off.
-void set_log_level(const std::string& level);
 
 }  // namespace gondolin

@@ -13,7 +13,6 @@
 #include "cli/vm_flags.h"
 #include "gondolin/error.h"
 #include "gondolin/vm.h"
-#include "util/logging.h"
 
 namespace gondolin::cli {
 namespace {

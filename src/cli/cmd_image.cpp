@@ -13,8 +13,6 @@
 #include "gondolin/error.h"
 #include "gondolin/image.h"
 #include "gondolin/session.h"
-#include "image/image_prune.h"
-#include "proto/protocol_version.h"
 
 namespace gondolin::cli {
 namespace {
@@ -145,7 +143,7 @@ void add_image_command(CLI::App& app, Outcome& outcome) {
     ImageStore store = ImageStore::default_store();
     std::set<std::string> keep;
     for (const auto& [id, why] : images_in_use()) keep.insert(id);
-    auto doomed = image::images_to_prune(store.list(), keep, proto::kProtocolVersion);
+    auto doomed = store.prunable(keep);
     std::vector<std::filesystem::path> dirs;
     for (const auto& img : doomed) dirs.push_back(img.dir);
     const std::uintmax_t freed = disk_bytes_freed(dirs);

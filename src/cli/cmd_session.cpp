@@ -12,7 +12,6 @@
 #include "cli/vm_flags.h"
 #include "gondolin/error.h"
 #include "gondolin/session.h"
-#include "session/session_client.h"
 
 namespace gondolin::cli {
 namespace {
@@ -72,27 +71,22 @@ void add_session_commands(CLI::App& app, Outcome& outcome) {
   attach->add_option("-e,--env", af->env, "Environment variable KEY=VALUE")->allow_extra_args(false);
   attach->callback([af, &outcome] {
     SessionInfo s = Session::find(af->id);
-    proto::ExecStart req;
-    req.argv = outcome.trailing && !outcome.trailing->empty() ? *outcome.trailing : login_shell_argv();
+    Command command = Command::argv(outcome.trailing && !outcome.trailing->empty() ? *outcome.trailing
+                                                                                  : login_shell_argv());
     // As `bash`: a pty for a terminal, stdin read to its end otherwise.
     const bool tty = ::isatty(STDIN_FILENO) != 0;
-    req.flags = proto::kExecFlagStdin | (tty ? proto::kExecFlagPty : 0);
+    ExecOptions options;
+    options.stdin = true;
+    options.pty = tty;
     WindowSize size = terminal_size(STDOUT_FILENO).value_or(terminal_size(STDIN_FILENO).value_or(WindowSize{}));
-    req.rows = size.rows;
-    req.cols = size.cols;
-    req.cwd = af->workdir;
-    if (!af->user.empty()) {
-      GuestUser user = parse_guest_user(af->user);
-      req.run_as(user.uid, user.gid);
-    }
-    if (const char* term = std::getenv("TERM"); tty && term && *term) req.env.push_back(std::string("TERM=") + term);
-    for (const auto& e : af->env) {
-      if (e.find('=') == std::string::npos || e.front() == '=')
-        throw Error(ErrorKind::Usage, "invalid -e '" + e + "': expected KEY=VALUE");
-      req.env.push_back(e);
-    }
-    session::AttachedCommand cmd(s, req);
-    CommandAdapter<session::AttachedCommand> handle(cmd);
+    options.rows = size.rows;
+    options.cols = size.cols;
+    options.cwd = af->workdir;
+    if (!af->user.empty()) options.user = parse_guest_user(af->user);
+    if (const char* term = std::getenv("TERM"); tty && term && *term) options.env.emplace_back("TERM", term);
+    for (const auto& e : af->env) options.env.push_back(parse_env_assignment(e));
+    AttachedProcess attached = Session::attach(s, command, options);
+    CommandAdapter<AttachedProcess> handle(attached);
     DriveOptions drive;
     drive.forward_stdin = true;
     drive.tty = tty;
@@ -117,7 +111,7 @@ void add_session_commands(CLI::App& app, Outcome& outcome) {
     if (!snap->get_subcommands().empty()) return;
     if (sf->id.empty()) throw Error(ErrorKind::Usage, "snapshot needs a session id (see gondolin list)");
     SessionInfo s = Session::find(sf->id);
-    SnapshotInfo info = session::request_snapshot(s, sf->output, sf->keep_running);
+    SnapshotInfo info = Session::snapshot(s, sf->output, sf->keep_running);
     std::printf("%s\n", info.id.c_str());
     std::fprintf(stderr, "gondolin: saved session %s as snapshot %s in %s (%s, paused %.2f s)%s\n",
                  s.id.substr(0, 12).c_str(), info.id.c_str(), info.dir.c_str(), human_size(info.state_bytes).c_str(),

@@ -11,10 +11,9 @@
 #include "cli/signal_watch.h"
 #include "cli/unknown_option.h"
 #include "gondolin/error.h"
+#include "gondolin/log.h"
 #include "gondolin/version.h"
 #include "gondolin/vm.h"
-#include "proto/protocol_version.h"
-#include "util/logging.h"
 
 int main(int argc, char** argv) {
   using namespace gondolin;
@@ -27,7 +26,7 @@ int main(int argc, char** argv) {
   app.name("gondolin");
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("gondolin ") + kVersion + " (agent protocol " +
-                                        std::to_string(proto::kProtocolVersion) + ")");
+                                        std::to_string(agent_protocol_version()) + ")");
   std::string log_level;
   const char* log_help = "trace, debug, info, warn (default), error or off; also $GONDOLIN_LOG";
   app.add_option("--log-level", log_level, log_help);
@@ -53,7 +52,7 @@ int main(int argc, char** argv) {
     std::printf("%s", app.get_formatter()->make_help(target, target->get_name(), CLI::AppFormatMode::Normal).c_str());
   });
   app.add_subcommand("version", "Show the version")->callback([] {
-    std::printf("gondolin %s (agent protocol %u)\n", kVersion, static_cast<unsigned>(proto::kProtocolVersion));
+    std::printf("gondolin %s (agent protocol %u)\n", kVersion, agent_protocol_version());
   });
   // --log-level is accepted before or after the subcommand name.
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))

@@ -1,7 +1,7 @@
 #include "cli/net_flags.h"
 
 #include "gondolin/error.h"
-#include "net/dns_forwarder.h"
+#include "config/dns_rules.h"
 
 namespace gondolin::cli {
 
@@ -40,7 +40,7 @@ void NetFlags::apply(NetworkOptions& o) const {
   if (!trusted_servers.empty()) {
     if (o.dns == DnsMode::Synthetic)
       throw Error(ErrorKind::Usage, "--dns-trusted-server needs --dns trusted (or open); synthetic DNS never forwards");
-    net::parse_dns_servers(trusted_servers);  // names the bad one
+    config::parse_dns_servers(trusted_servers);  // names the bad one
     o.trusted_dns_servers = trusted_servers;
   }
 }

@@ -14,7 +14,6 @@
 #include "cli/exit_codes.h"
 #include "cli/signal_watch.h"
 #include "cli/terminal.h"
-#include "util/logging.h"
 #include "util/unique_fd.h"
 
 namespace gondolin::cli {

@@ -1,6 +1,6 @@
 #include "cli/ssh_flags.h"
 
-#include "egress/ssh/ssh_option_rules.h"
+#include "config/ssh_rules.h"
 #include "gondolin/error.h"
 
 namespace gondolin::cli {
@@ -31,19 +31,19 @@ SshOptions SshFlags::to_options() const {
       throw Error(ErrorKind::Usage, "--ssh-agent, --ssh-key, --ssh-user and --ssh-known-hosts need at least one --ssh-allow-host");
     return o;
   }
-  for (const auto& h : allow_hosts) o.allowed_hosts.push_back(egress::parse_ssh_allowed_host(h));
+  for (const auto& h : allow_hosts) o.allowed_hosts.push_back(config::parse_ssh_allowed_host(h));
   o.use_agent = agent_given;
   o.agent_socket = agent;
   for (const auto& k : keys) {
-    auto [host, path] = egress::parse_ssh_host_assignment("--ssh-key", k);
+    auto [host, path] = config::parse_ssh_host_assignment("--ssh-key", k);
     if (!o.key_files.emplace(host, path).second) throw Error(ErrorKind::Usage, "--ssh-key: " + host + " given twice");
   }
   for (const auto& u : users) {
-    auto [host, user] = egress::parse_ssh_host_assignment("--ssh-user", u);
+    auto [host, user] = config::parse_ssh_host_assignment("--ssh-user", u);
     if (!o.users.emplace(host, user).second) throw Error(ErrorKind::Usage, "--ssh-user: " + host + " given twice");
   }
   o.known_hosts_file = known_hosts;
-  egress::validate_ssh_options(o);
+  config::validate_ssh_options(o);
   return o;
 }
 

@@ -7,11 +7,11 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "cli/mount_flags.h"
-#include "egress/tcp/tcp_rules.h"
+#include "config/host_secret_rules.h"
+#include "config/mount_rules.h"
+#include "config/tcp_rules.h"
+#include "config/test_knobs.h"
 #include "gondolin/error.h"
-#include "util/files.h"
-#include "util/logging.h"
 
 namespace gondolin::cli {
 
@@ -51,11 +51,12 @@ void VmFlags::add_to(CLI::App& cmd) {
       ->type_name("FILE")->group(egress_group);
   cmd.add_option("--policy", policy_file, "Read network policy from a JSON file (same settings as these flags)")
       ->type_name("FILE")->group(egress_group);
+  // Test-only knobs (config/test_knobs.h): accepted, not listed in --help.
   cmd.add_option("--test-loopback-host", test_loopback_hosts,
                  "TESTING ONLY: NAME resolves to 127.0.0.1 on the host and may reach loopback (repeatable)")
-      ->type_name("NAME")->allow_extra_args(false)->group(egress_group);
-  cmd.add_option("--upstream-ca", upstream_ca, "TESTING: also trust this CA (PEM) for upstream HTTPS")
-      ->type_name("FILE")->group(egress_group);
+      ->type_name("NAME")->allow_extra_args(false)->group("");
+  cmd.add_option("--upstream-ca", upstream_ca, "TESTING ONLY: also trust this CA (PEM) for upstream HTTPS")
+      ->type_name("FILE")->group("");
   cmd.add_option("--tcp-map", tcp_maps,
                  "Forward the guest's TCP connections to NAME (any port, or just PORT) as raw bytes to "
                  "UPSTREAM_HOST:PORT, chosen here on the host; loopback allowed. The only way raw TCP leaves. "
@@ -93,73 +94,6 @@ void VmFlags::add_listen_to(CLI::App& cmd) {
                  "Listen on a host TCP port and forward each connection to GUEST_PORT (default: PORT) inside the "
                  "guest. Binds 127.0.0.1 unless HOST (an IP address) is given (repeatable; also \"listen\" in --policy)")
       ->type_name("[HOST:]PORT[:GUEST_PORT]")->allow_extra_args(false)->group("Ingress");
-}
-
-namespace {
-
-constexpr std::size_t kMaxSecretBytes = 64 * 1024;
-
-// What follows NAME@HOSTS=: "@FILE" (the file's contents), "@-" (one line of
-// stdin; the rest stays for -i), or the value itself, which every local user
-// can read in `ps` while we run: that one is taken, with a warning.
-template <typename Bad>
-std::string secret_value_from(const std::string& written, const Bad& bad) {
-  auto strip_newline = [](std::string v) {
-    if (!v.empty() && v.back() == '\n') v.pop_back();
-    if (!v.empty() && v.back() == '\r') v.pop_back();
-    return v;
-  };
-  if (written == "@-") {
-    std::string line;
-    char c = 0;
-    while (line.size() < kMaxSecretBytes && ::read(STDIN_FILENO, &c, 1) == 1 && c != '\n') line.push_back(c);
-    return strip_newline(line);
-  }
-  if (written.rfind('@', 0) == 0) {
-    const std::string path = written.substr(1);
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(path, ec);
-    if (ec) throw bad("cannot read the value from " + path + ": " + ec.message());
-    if (size > kMaxSecretBytes) throw bad(path + " is larger than " + std::to_string(kMaxSecretBytes) + " bytes");
-    auto data = read_file_if_exists(path);
-    if (!data) throw bad("cannot read the value from " + path);
-    return strip_newline(*data);
-  }
-  log().warn("the value of a --host-secret given on the command line is visible to every local user (ps); "
-             "prefer the host's $NAME, =@FILE or =@- (one line of stdin)");
-  return written;
-}
-
-}  // namespace
-
-HostSecret parse_host_secret(const std::string& text) {
-  auto bad = [&](const std::string& why) {
-    return Error(ErrorKind::Usage, "invalid --host-secret '" + text.substr(0, text.find('=')) + "': " + why);
-  };
-  std::size_t at = text.find('@');
-  if (at == std::string::npos || at == 0) throw bad("expected NAME@HOST[,HOST...][=VALUE]");
-  HostSecret s;
-  s.name = text.substr(0, at);
-  std::size_t eq = text.find('=', at);
-  std::string hosts = text.substr(at + 1, eq == std::string::npos ? std::string::npos : eq - at - 1);
-  std::size_t start = 0;
-  while (start <= hosts.size()) {
-    std::size_t comma = hosts.find(',', start);
-    if (comma == std::string::npos) comma = hosts.size();
-    std::string h = hosts.substr(start, comma - start);
-    if (h.empty()) throw bad("empty host");
-    s.hosts.push_back(h);
-    start = comma + 1;
-  }
-  if (eq != std::string::npos) {
-    s.value = secret_value_from(text.substr(eq + 1), bad);
-  } else {
-    const char* env = std::getenv(s.name.c_str());
-    if (!env || !*env) throw bad("no =VALUE given and $" + s.name + " is not set on the host");
-    s.value = env;
-  }
-  if (s.value.empty()) throw bad("empty value");
-  return s;
 }
 
 std::pair<std::string, std::string> parse_env_assignment(const std::string& text) {
@@ -243,29 +177,32 @@ VmOptions VmFlags::to_options() const {
   if (!policy_file.empty()) load_network_policy_file(policy_file, n);
   for (const auto& h : allow_hosts) n.allow_hosts.push_back(h);
   n.allow_all_hosts = n.allow_all_hosts || allow_all_hosts;
-  for (const auto& spec : host_secrets) n.secrets.push_back(parse_host_secret(spec));
+  for (const auto& spec : host_secrets) n.secrets.push_back(config::parse_host_secret(spec));
   n.secrets_in_query = n.secrets_in_query || secrets_in_query;
   if (disable_websockets) n.websockets = false;
   if (!egress_log.empty()) n.egress_log_path = egress_log;
-  for (const auto& h : test_loopback_hosts) n.test_loopback_hosts.push_back(h);
-  if (!upstream_ca.empty()) n.extra_upstream_ca_file = upstream_ca;
-  for (const auto& spec : tcp_maps) n.tcp_maps.push_back(egress::parse_tcp_map("--tcp-map", spec));
-  for (const auto& spec : listen) n.ingress.push_back(egress::parse_ingress("--listen", spec));
+  if (!test_loopback_hosts.empty() || !upstream_ca.empty()) {
+    auto& knobs = config::test_knobs(n);
+    knobs.loopback_hosts.insert(knobs.loopback_hosts.end(), test_loopback_hosts.begin(), test_loopback_hosts.end());
+    if (!upstream_ca.empty()) knobs.extra_upstream_ca_file = upstream_ca;
+  }
+  for (const auto& spec : tcp_maps) n.tcp_maps.push_back(config::parse_tcp_map("--tcp-map", spec));
+  for (const auto& spec : listen) n.ingress.push_back(config::parse_ingress("--listen", spec));
   if (!tcp_idle_timeout.empty())
-    n.tcp_idle_timeout = egress::parse_tcp_idle_timeout("--tcp-idle-timeout", tcp_idle_timeout);
+    n.tcp_idle_timeout = config::parse_tcp_idle_timeout("--tcp-idle-timeout", tcp_idle_timeout);
   net.apply(n);
   if (!n.tcp_maps.empty()) {
     if (!n.enabled) throw Error(ErrorKind::Usage, "--tcp-map (or the policy file's \"tcp_map\") has no effect with --no-network");
     if (!net.host_mapping.empty() && n.host_mapping != SyntheticHostMapping::PerHost)
       throw Error(ErrorKind::Usage, "--tcp-map needs --dns-synthetic-host-mapping per-host (it finds flows by name)");
-    egress::require_per_host_dns_for_tcp_maps(n);  // names a non-synthetic --dns
-    egress::validate_tcp_maps(n.tcp_maps);
+    config::require_per_host_dns_for_tcp_maps(n);  // names a non-synthetic --dns
+    config::validate_tcp_maps(n.tcp_maps);
     if (net.host_mapping.empty())
       std::fprintf(stderr, "gondolin: --tcp-map turns on --dns-synthetic-host-mapping per-host\n");
   }
   if (!n.ingress.empty()) {
     if (!n.enabled) throw Error(ErrorKind::Usage, "--listen (or the policy file's \"listen\") has no effect with --no-network");
-    egress::validate_ingress(n.ingress);
+    config::validate_ingress(n.ingress);
   }
   n.ssh = ssh.to_options();
   if (!n.ssh.allowed_hosts.empty()) {
@@ -283,7 +220,7 @@ VmOptions VmFlags::to_options() const {
   if (mount_transport == "virtiofs") mount_defaults.transport = vfs::FsTransport::Virtiofs;
   if (mount_transport == "serial") mount_defaults.transport = vfs::FsTransport::Serial;
   mount_defaults.direct_io = mount_cache == "direct";
-  o.mounts = build_mounts(mount_hostfs, mount_memfs, hide, mount_defaults);
+  o.mounts = config::build_mounts(mount_hostfs, mount_memfs, hide, mount_defaults);
   return o;
 }
 

@@ -63,7 +63,5 @@ RootfsMode parse_rootfs_mode(const std::string& text);
 // --user: "UID[:GID]" (numbers; GID defaults to UID) or "root".
 GuestUser parse_guest_user(const std::string& text);
 Accel parse_accel(const std::string& text);
-// NAME@HOST[,HOST...][=VALUE]; without =VALUE the value is the host's $NAME.
-HostSecret parse_host_secret(const std::string& text);
 
 }  // namespace gondolin::cli

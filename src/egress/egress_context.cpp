@@ -2,6 +2,7 @@
 
 #include <openssl/ssl.h>
 
+#include "config/test_knobs.h"
 #include "gondolin/error.h"
 
 namespace gondolin::egress {
@@ -37,10 +38,9 @@ EgressContext::EgressContext(boost::asio::io_context& io_context, const NetworkO
   SSL_CTX_set_min_proto_version(up, TLS1_2_VERSION);
   upstream_tls_.set_verify_mode(boost::asio::ssl::verify_peer);
   boost::system::error_code ec;
-  if (!o.extra_upstream_ca_file.empty()) {
-    upstream_tls_.load_verify_file(o.extra_upstream_ca_file, ec);
-    if (ec)
-      throw Error(ErrorKind::Usage, "cannot load upstream CA file '" + o.extra_upstream_ca_file + "': " + ec.message());
+  if (const std::string& test_ca = config::test_knobs(o).extra_upstream_ca_file; !test_ca.empty()) {
+    upstream_tls_.load_verify_file(test_ca, ec);
+    if (ec) throw Error(ErrorKind::Usage, "cannot load upstream CA file '" + test_ca + "': " + ec.message());
   }
   SSL_CTX_set_alpn_protos(up, kAlpnHttp11, sizeof kAlpnHttp11);
 

@@ -1,12 +1,13 @@
 #include "egress/egress_service.h"
 
+#include "config/test_knobs.h"
 #include "egress/byte_stream.h"
 #include "egress/egress_context.h"
 #include "egress/policy/host_pattern.h"
 #include "egress/http/http_session.h"
 #include "egress/ssh/ssh_proxy.h"
 #include "egress/tcp/mapped_tcp.h"
-#include "egress/tcp/tcp_rules.h"
+#include "config/tcp_rules.h"
 #include "egress/tls/tls_interceptor.h"
 #include "gondolin/error.h"
 #include "util/logging.h"
@@ -28,9 +29,9 @@ class EgressLogSshSink final : public SshAuditSink {
 
 EgressService::EgressService(boost::asio::io_context& io, const NetworkOptions& options) {
   EgressPolicy{options};  // bad patterns or secrets fail before anything touches the CA directory
-  validate_tcp_maps(options.tcp_maps);
-  validate_ingress(options.ingress);
-  validate_tcp_idle_timeout(options.tcp_idle_timeout);
+  config::validate_tcp_maps(options.tcp_maps);
+  config::validate_ingress(options.ingress);
+  config::validate_tcp_idle_timeout(options.tcp_idle_timeout);
   if (!options.tcp_maps.empty() &&
       (options.dns != DnsMode::Synthetic || options.host_mapping != SyntheticHostMapping::PerHost))
     throw Error(ErrorKind::Usage, "mapped TCP needs synthetic DNS with per-host mapping (NetworkOptions::host_mapping = PerHost)");
@@ -38,11 +39,11 @@ EgressService::EgressService(boost::asio::io_context& io, const NetworkOptions& 
   ctx_ = std::make_shared<EgressContext>(io, options, CertificateAuthority::load_or_create(dir));
   if (!options.ingress.empty()) ingress_ = std::make_unique<IngressListeners>(ctx_, options.ingress);
   if (!options.ssh.allowed_hosts.empty()) {
-    SshProxyConfig config;
-    config.options = options.ssh;
-    config.audit = std::make_shared<EgressLogSshSink>(ctx_);
-    config.test_loopback_hosts = options.test_loopback_hosts;
-    ssh_ = std::make_unique<SshProxy>(io, std::move(config));
+    SshProxyConfig ssh_config;
+    ssh_config.options = options.ssh;
+    ssh_config.audit = std::make_shared<EgressLogSshSink>(ctx_);
+    ssh_config.test_loopback_hosts = config::test_knobs(options).loopback_hosts;
+    ssh_ = std::make_unique<SshProxy>(io, std::move(ssh_config));
   }
 }
 
@@ -90,11 +91,11 @@ void EgressService::on_other(net::GuestFlow flow) {
 }
 
 bool EgressService::is_mapped(const net::GuestFlowInfo& info) const {
-  return info.hostname && find_tcp_map(ctx_->options.tcp_maps, *info.hostname, info.dest_port);
+  return info.hostname && config::find_tcp_map(ctx_->options.tcp_maps, *info.hostname, info.dest_port);
 }
 
 void EgressService::on_mapped(net::GuestFlow flow) {
-  const TcpMap* rule = flow.info.hostname ? find_tcp_map(ctx_->options.tcp_maps, *flow.info.hostname, flow.info.dest_port) : nullptr;
+  const TcpMap* rule = flow.info.hostname ? config::find_tcp_map(ctx_->options.tcp_maps, *flow.info.hostname, flow.info.dest_port) : nullptr;
   if (!rule) return refuse(flow, "tcp", "not-mapped", "no --tcp-map rule for this name and port");
   relay_mapped_flow(ctx_, *rule, std::move(flow));
 }

@@ -5,6 +5,7 @@
 
 #include "gondolin/error.h"
 #include "gondolin/image.h"
+#include "image/image_prune.h"
 #include "proto/protocol_version.h"
 #include "util/files.h"
 #include "util/logging.h"
@@ -172,6 +173,10 @@ void ImageStore::verify(const Image& img) {
       throw Error(ErrorKind::Image, "image " + img.display_name() + ": " + f->file + " has sha256 " + actual +
                                         ", the manifest says " + f->sha256);
   }
+}
+
+std::vector<Image> ImageStore::prunable(const std::set<std::string>& in_use) const {
+  return image::images_to_prune(list(), in_use, proto::kProtocolVersion);
 }
 
 }  // namespace gondolin

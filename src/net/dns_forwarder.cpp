@@ -40,18 +40,6 @@ std::vector<DnsServer> resolv_conf_servers(const std::string& path) {
   return out;
 }
 
-std::vector<DnsServer> parse_dns_servers(const std::vector<std::string>& addresses) {
-  std::vector<DnsServer> out;
-  for (const auto& a : addresses) {
-    boost::system::error_code ec;
-    auto addr = asio::ip::make_address(a, ec);
-    if (ec || addr.is_unspecified() || addr.is_multicast())
-      throw Error(ErrorKind::Usage, "invalid --dns-trusted-server '" + a + "': expected an IPv4 or IPv6 address");
-    out.emplace_back(addr, kDnsPort);
-  }
-  return out;
-}
-
 struct DnsForwarder::Query {
   Query(asio::io_context& io) : socket(io), timer(io) {}
   udp::socket socket;

@@ -23,9 +23,6 @@ using DnsServer = boost::asio::ip::udp::endpoint;
 
 // The `nameserver` lines of a resolv.conf (at most three, as libc uses).
 std::vector<DnsServer> resolv_conf_servers(const std::string& path = "/etc/resolv.conf");
-// Addresses given by the user (IPv4 or IPv6, port 53). Throws gondolin::Error
-// (Usage) naming a bad entry.
-std::vector<DnsServer> parse_dns_servers(const std::vector<std::string>& addresses);
 
 class DnsForwarder {
  public:

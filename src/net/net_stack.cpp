@@ -10,6 +10,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "config/dns_rules.h"
 #include "gondolin/error.h"
 #include "net/arp.h"
 #include "net/dhcp_server.h"
@@ -33,7 +34,7 @@ namespace {
 constexpr auto kGcInterval = std::chrono::seconds(10);
 
 std::vector<DnsServer> upstream_dns_servers(const NetworkOptions& o) {
-  if (!o.trusted_dns_servers.empty()) return parse_dns_servers(o.trusted_dns_servers);
+  if (!o.trusted_dns_servers.empty()) return config::parse_dns_servers(o.trusted_dns_servers);
   auto servers = resolv_conf_servers();
   if (servers.empty())
     throw Error(ErrorKind::Usage, "DNS mode '" + std::string(o.dns == DnsMode::Open ? "open" : "trusted") +

@@ -1,6 +1,9 @@
-#include "session/session_client.h"
+// The client end of a session socket (`gondolin attach`, `gondolin snapshot`):
+// AttachedProcess, Session::attach and Session::snapshot of gondolin/session.h.
+#include "gondolin/session.h"
 
 #include "gondolin/error.h"
+#include "proto/control_protocol.h"
 #include "session/frame_socket.h"
 
 namespace gondolin::session {
@@ -14,21 +17,45 @@ using proto::FrameType;
   throw Error(ErrorKind::Guest, e ? e->message : "the session refused the request");
 }
 
-}  // namespace
+proto::ExecStart exec_request(const Command& command, const ExecOptions& o) {
+  if (command.args().empty() || command.args().front().empty()) throw Error(ErrorKind::Usage, "no command given");
+  if (o.timeout || !o.stdin_data.empty())
+    throw Error(ErrorKind::Usage, "an attached command takes no timeout or stdin_data (write_stdin instead)");
+  proto::ExecStart req;
+  req.argv = command.args();
+  for (const auto& [key, value] : o.env) req.env.push_back(key + "=" + value);
+  req.cwd = o.cwd;
+  req.flags = (o.pty ? proto::kExecFlagPty : 0) | (o.stdin ? proto::kExecFlagStdin : 0);
+  if (o.user) req.run_as(o.user->uid, o.user->gid);
+  req.rows = o.rows;
+  req.cols = o.cols;
+  return req;
+}
 
-AttachedCommand::AttachedCommand(const SessionInfo& session, const proto::ExecStart& request)
+}  // namespace
+}  // namespace gondolin::session
+
+namespace gondolin {
+
+using session::FrameSocket;
+using session::connect_unix;
+using proto::FrameType;
+
+AttachedProcess::AttachedProcess(const SessionInfo& session, const proto::ExecStart& request)
     : socket_(std::make_unique<FrameSocket>(connect_unix(session.socket_path.string()))) {
   if (!socket_->write(proto::make_frame(FrameType::ExecStart, 1, request)))
     throw Error(ErrorKind::Io, "the session closed its socket");
   auto reply = socket_->read();
   if (!reply) throw Error(ErrorKind::Guest, "the session ended before the command started");
-  if (reply->header.type == FrameType::Error) remote_error(*reply);
+  if (reply->header.type == FrameType::Error) session::remote_error(*reply);
   if (reply->header.type != FrameType::ExecStarted) throw Error(ErrorKind::Guest, "unexpected reply from the session");
 }
 
-AttachedCommand::~AttachedCommand() = default;
+AttachedProcess::AttachedProcess(AttachedProcess&&) noexcept = default;
+AttachedProcess& AttachedProcess::operator=(AttachedProcess&&) noexcept = default;
+AttachedProcess::~AttachedProcess() = default;
 
-std::optional<OutputChunk> AttachedCommand::read() {
+std::optional<OutputChunk> AttachedProcess::read() {
   if (status_) return std::nullopt;
   auto f = socket_->read();
   if (!f) throw Error(ErrorKind::Guest, "the session ended (its VM stopped or its owner exited)");
@@ -49,42 +76,47 @@ std::optional<OutputChunk> AttachedCommand::read() {
       status_ = s;
       return std::nullopt;
     }
-    case FrameType::Error: remote_error(*f);
+    case FrameType::Error: session::remote_error(*f);
     default: throw Error(ErrorKind::Guest, "unexpected frame from the session");
   }
 }
 
-void AttachedCommand::write_stdin(std::string_view data) {
+void AttachedProcess::write_stdin(std::string_view data) {
   for (std::size_t off = 0; off < data.size(); off += proto::kMaxDataChunk) {
     std::size_t n = std::min<std::size_t>(proto::kMaxDataChunk, data.size() - off);
     socket_->write(proto::make_frame(FrameType::Stdin, 1, reinterpret_cast<const std::uint8_t*>(data.data() + off), n));
   }
 }
 
-void AttachedCommand::close_stdin() { socket_->write(proto::make_empty_frame(FrameType::StdinEof, 1)); }
+void AttachedProcess::close_stdin() { socket_->write(proto::make_empty_frame(FrameType::StdinEof, 1)); }
 
-void AttachedCommand::resize(std::uint16_t rows, std::uint16_t cols) {
+void AttachedProcess::resize(std::uint16_t rows, std::uint16_t cols) {
   socket_->write(proto::make_frame(FrameType::Resize, 1, proto::Resize{rows, cols}));
 }
 
-void AttachedCommand::send_signal(int signo) {
+void AttachedProcess::send_signal(int signo) {
   socket_->write(proto::make_frame(FrameType::Signal, 1, proto::SignalRequest{signo}));
 }
 
-void AttachedCommand::detach() { socket_->shutdown(); }
+void AttachedProcess::detach() { socket_->shutdown(); }
 
-ExitStatus AttachedCommand::wait() {
+ExitStatus AttachedProcess::wait() {
   while (read()) {
   }
   return *status_;
 }
 
-SnapshotInfo request_snapshot(const SessionInfo& session, const std::filesystem::path& output_dir, bool keep_running) {
+AttachedProcess Session::attach(const SessionInfo& session, const Command& command, const ExecOptions& options) {
+  return AttachedProcess(session, session::exec_request(command, options));
+}
+
+SnapshotInfo Session::snapshot(const SessionInfo& session, const std::filesystem::path& output_dir,
+                               bool keep_running) {
   FrameSocket s(connect_unix(session.socket_path.string()));
   s.write(proto::make_frame(FrameType::SessionSnapshot, 1, proto::SessionSnapshotRequest{output_dir.string(), keep_running ? std::uint8_t{1} : std::uint8_t{0}}));
   auto reply = s.read();
   if (!reply) throw Error(ErrorKind::Guest, "the session ended without confirming the snapshot");
-  if (reply->header.type == FrameType::Error) remote_error(*reply);
+  if (reply->header.type == FrameType::Error) session::remote_error(*reply);
   proto::PayloadReader r(reply->payload.data(), reply->payload.size());
   auto done = proto::SessionSnapshotDoneMsg::decode(r);
   if (reply->header.type != FrameType::SessionSnapshotDone || !done)
@@ -92,4 +124,4 @@ SnapshotInfo request_snapshot(const SessionInfo& session, const std::filesystem:
   return find_snapshot(done->dir);
 }
 
-}  // namespace gondolin::session
+}  // namespace gondolin

@@ -5,7 +5,7 @@
 #include <cstdlib>
 
 #include "gondolin/error.h"
-#include "gondolin/vm.h"
+#include "gondolin/log.h"
 
 namespace gondolin {
 

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <set>
 
+#include "config/mount_rules.h"
 #include "gondolin/error.h"
 #include "util/logging.h"
 #include "vfs/fuse_channel.h"
@@ -18,28 +19,6 @@
 
 namespace gondolin::vfs {
 
-std::string normalize_mount_path(const std::string& path, const std::string& what) {
-  auto bad = [&](const std::string& why) { return Error(ErrorKind::Usage, what + " '" + path + "': " + why); };
-  if (path.empty() || path[0] != '/') throw bad("guest path must be absolute");
-  if (path.find('\0') != std::string::npos) throw bad("guest path contains a NUL byte");
-  if (path.size() >= proto::kMaxPathLength) throw bad("guest path is too long");
-  std::string out;
-  std::size_t pos = 0;
-  while (pos < path.size()) {
-    std::size_t end = path.find('/', pos);
-    if (end == std::string::npos) end = path.size();
-    std::string part = path.substr(pos, end - pos);
-    if (part == "." || part == "..") throw bad("guest path must not contain '.' or '..'");
-    if (!part.empty()) out += "/" + part;
-    pos = end + 1;
-  }
-  if (out.empty()) throw bad("cannot mount over the guest's root directory");
-  for (const char* reserved : {"/proc", "/sys", "/dev"})
-    if (out == reserved || out.rfind(std::string(reserved) + "/", 0) == 0)
-      throw bad(std::string("cannot mount inside ") + reserved);
-  return out;
-}
-
 MountSet::MountSet(std::vector<Mount> mounts, FsTransport auto_transport) : mounts_(std::move(mounts)) {
   if (auto_transport == FsTransport::Auto) auto_transport = FsTransport::Serial;
   if (mounts_.size() > kMaxMounts)
@@ -47,7 +26,7 @@ MountSet::MountSet(std::vector<Mount> mounts, FsTransport auto_transport) : moun
                                       std::to_string(kMaxMounts));
   std::set<std::string> seen;
   for (auto& m : mounts_) {
-    m.guest_path = normalize_mount_path(m.guest_path, "mount");
+    m.guest_path = config::normalize_mount_path(m.guest_path, "mount");
     if (!m.provider) throw Error(ErrorKind::Usage, "mount " + m.guest_path + " has no provider");
     if (!seen.insert(m.guest_path).second) throw Error(ErrorKind::Usage, "two mounts at " + m.guest_path);
     if (m.options.transport == FsTransport::Auto) m.options.transport = auto_transport;

@@ -106,8 +106,4 @@ class MountSet {
   std::vector<std::unique_ptr<vhost::VirtioFsServer>> virtiofs_;  // virtio-fs slots, made by create_ports()
 };
 
-// Checks and normalises an absolute guest path ("/a//b/" -> "/a/b"); throws
-// gondolin::Error (Usage) naming `what` if it cannot be a mount point.
-std::string normalize_mount_path(const std::string& path, const std::string& what);
-
 }  // namespace gondolin::vfs

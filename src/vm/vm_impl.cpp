@@ -11,7 +11,7 @@
 #include <ctime>
 #include <openssl/rand.h>
 
-#include "egress/tcp/tcp_rules.h"
+#include "config/tcp_rules.h"
 #include "net/net_stack.h"
 #include "session/session_registry.h"
 #include "util/files.h"
@@ -89,7 +89,7 @@ VmImpl::VmImpl(VmOptions opts, VmHooks hooks)
       n.host_mapping = SyntheticHostMapping::PerHost;
     }
     // Mapped TCP finds its flows by name: each name gets its own address.
-    if (egress::require_per_host_dns_for_tcp_maps(opts_.network))
+    if (config::require_per_host_dns_for_tcp_maps(opts_.network))
       log().info("mapped TCP: synthetic DNS now gives each name its own address (per-host mapping)");
     egress_ = std::make_unique<egress::EgressService>(io_, opts_.network);
     for (auto& kv : egress_->guest_env()) opts_.env.push_back(std::move(kv));

@@ -9,6 +9,8 @@
 #include <atomic>
 #include <thread>
 
+#include "config/test_knobs.h"
+#include "config/test_knobs.h"
 #include "egress/policy/base64.h"
 #include "egress_harness.h"
 #include "gondolin/http_hooks.h"
@@ -63,8 +65,8 @@ class EgressProxyTest : public ::testing::Test {
 
   static NetworkOptions options() {
     NetworkOptions o;
-    o.test_loopback_hosts = {"upstream.test", "other.test", "badcert.test"};
-    o.extra_upstream_ca_file = pki_->ca_cert.string();
+    config::test_knobs(o).loopback_hosts = {"upstream.test", "other.test", "badcert.test"};
+    config::test_knobs(o).extra_upstream_ca_file = pki_->ca_cert.string();
     return o;
   }
   static std::string http_url(const std::string& host, const std::string& path) {
@@ -236,7 +238,7 @@ TEST_F(EgressProxyTest, UpstreamWithBadCertificateIs502) {
 TEST_F(EgressProxyTest, UpstreamNotTrustedWithoutTheTestCa) {
   auto o = options();
   o.allow_hosts = {"upstream.test"};
-  o.extra_upstream_ca_file.clear();
+  config::test_knobs(o).extra_upstream_ca_file.clear();
   EgressHarness h(o);
   h.set_destination(tls_->port());
   auto r = fetch(h, {https_url("upstream.test", "/echo")});

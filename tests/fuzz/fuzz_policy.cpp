@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "egress/policy/egress_policy.h"
-#include "egress/ssh/ssh_option_rules.h"
+#include "config/ssh_rules.h"
 #include "gondolin/error.h"
 #include "gondolin/net_policy.h"
 
@@ -38,14 +38,14 @@ void policy_file(std::string_view text) {
 
 void ssh_flags(std::string_view text) {
   try {
-    (void)egress::parse_ssh_allowed_host(text);
+    (void)config::parse_ssh_allowed_host(text);
   } catch (const Error&) {
   }
   try {
-    (void)egress::parse_ssh_host_assignment("--ssh-user", text);
+    (void)config::parse_ssh_host_assignment("--ssh-user", text);
   } catch (const Error&) {
   }
-  (void)egress::normalize_host_name(text);
+  (void)config::normalize_host_name(text);
 }
 
 }  // namespace

@@ -9,8 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "config/test_knobs.h"
 #include "egress_harness.h"
 #include "test_support.h"
+#include "gondolin/session.h"
 #include "gondolin/vm.h"
 #include "util/files.h"
 
@@ -147,8 +149,8 @@ TEST_F(EgressE2e, ResumedSessionKeepsItsAllowlistAndReachesTheHostAgain) {
   auto options = [&](bool with_allowlist) {
     VmOptions o;
     if (with_allowlist) o.network.allow_hosts = {kHost};
-    o.network.test_loopback_hosts = {kHost};
-    o.network.extra_upstream_ca_file = pki_.ca_cert.string();
+    config::test_knobs(o.network).loopback_hosts = {kHost};
+    config::test_knobs(o.network).extra_upstream_ca_file = pki_.ca_cert.string();
     return o;
   };
   const std::string curl = "curl -sS -o /dev/null -w '%{http_code}\\n' " + url("/echo");

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "config/test_knobs.h"
 #include "gondolin/vm.h"
 #include "recording_upstream.h"
 #include "test_support.h"
@@ -60,7 +61,7 @@ class HostileNetwork : public ::testing::Test {
     upstream_ = std::make_unique<RecordingUpstream>();
     VmOptions o;
     o.network.allow_all_hosts = true;
-    o.network.test_loopback_hosts = {"upstream.test", "foreign.test"};
+    config::test_knobs(o.network).loopback_hosts = {"upstream.test", "foreign.test"};
     o.network.secrets = {HostSecret{"TOKEN", {"upstream.test"}, kSecretValue, {}}};
     o.network.egress_log_path = (dir_->path() / "egress.jsonl").string();
     o.network.mitm_ca_dir = (dir_->path() / "mitm").string();

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 
+#include "gondolin/session.h"
 #include "gondolin/vm.h"
 #include "net/flow_classifier.h"
 #include "test_support.h"

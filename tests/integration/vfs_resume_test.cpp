@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gondolin/error.h"
+#include "gondolin/session.h"
 #include "gondolin/vm.h"
 #include "test_support.h"
 

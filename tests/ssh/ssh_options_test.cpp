@@ -10,7 +10,7 @@
 #include "cli/ssh_flags.h"
 #include "egress/ssh/ssh_audit.h"
 #include "egress/ssh/ssh_host_key.h"
-#include "egress/ssh/ssh_option_rules.h"
+#include "config/ssh_rules.h"
 #include "egress/ssh/ssh_request_rules.h"
 #include "gondolin/error.h"
 #include "ssh_test_harness.h"
@@ -20,9 +20,9 @@
 namespace gondolin::ssh_test {
 namespace {
 
-using egress::parse_ssh_allowed_host;
-using egress::parse_ssh_host_assignment;
-using egress::validate_ssh_options;
+using config::parse_ssh_allowed_host;
+using config::parse_ssh_host_assignment;
+using config::validate_ssh_options;
 
 std::string usage_error(const std::function<void()>& f) {
   try {
@@ -192,7 +192,7 @@ TEST_F(SshValidateTest, BareSshAgentFlagUsesSshAuthSock) {
   ::setenv("SSH_AUTH_SOCK", agent.path.c_str(), 1);
   auto o = parse_flags({"--ssh-allow-host", "git.example.com", "--ssh-agent"});
   EXPECT_TRUE(o.use_agent);
-  EXPECT_EQ(egress::effective_agent_socket(o), agent.path.string());
+  EXPECT_EQ(config::effective_agent_socket(o), agent.path.string());
   ::unsetenv("SSH_AUTH_SOCK");
   EXPECT_NE(usage_error([&] { parse_flags({"--ssh-allow-host", "git.example.com", "--ssh-agent"}); }).find("SSH_AUTH_SOCK is not set"),
             std::string::npos);
@@ -279,12 +279,12 @@ TEST(SshRequestRules, CommandsEnvAndUsers) {
   EXPECT_FALSE(egress::forwardable_env("GIT_PROTOCOL", "version=2; rm -rf /"));
   EXPECT_FALSE(egress::forwardable_env("LD_PRELOAD", "/tmp/x.so"));
   EXPECT_FALSE(egress::forwardable_env("GIT_PROTOCOL", ""));
-  EXPECT_TRUE(egress::valid_remote_user("git"));
-  EXPECT_TRUE(egress::valid_remote_user("deploy.bot_1"));
-  EXPECT_FALSE(egress::valid_remote_user(""));
-  EXPECT_FALSE(egress::valid_remote_user("-oProxyCommand"));
-  EXPECT_FALSE(egress::valid_remote_user("root@evil"));
-  EXPECT_FALSE(egress::valid_remote_user(std::string(65, 'a')));
+  EXPECT_TRUE(config::valid_remote_user("git"));
+  EXPECT_TRUE(config::valid_remote_user("deploy.bot_1"));
+  EXPECT_FALSE(config::valid_remote_user(""));
+  EXPECT_FALSE(config::valid_remote_user("-oProxyCommand"));
+  EXPECT_FALSE(config::valid_remote_user("root@evil"));
+  EXPECT_FALSE(config::valid_remote_user(std::string(65, 'a')));
 }
 
 TEST(SshAudit, OneJsonLinePerDecision) {

@@ -1,5 +1,6 @@
 #include "egress/policy/egress_policy.h"
 
+#include "config/test_knobs.h"
 #include "gondolin/error.h"
 
 namespace gondolin::egress {
@@ -19,7 +20,7 @@ EgressPolicy::EgressPolicy(const NetworkOptions& o)
     : allow_all_(o.allow_all_hosts), secrets_in_query_(o.secrets_in_query), websockets_(o.websockets),
       secrets_(o.secrets) {
   for (const auto& p : o.allow_hosts) allow_.add(p);
-  for (const auto& h : o.test_loopback_hosts) {
+  for (const auto& h : config::test_knobs(o).loopback_hosts) {
     auto n = normalize_host(h);
     if (!n) throw Error(ErrorKind::Usage, "invalid test loopback host '" + h + "'");
     test_loopback_.insert(*n);

@@ -11,7 +11,6 @@ target_sources(gondolin_core PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/ssh_guest_connection.cpp
   ${CMAKE_CURRENT_LIST_DIR}/ssh_guest_relay.cpp
   ${CMAKE_CURRENT_LIST_DIR}/ssh_host_key.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/ssh_option_rules.cpp
   ${CMAKE_CURRENT_LIST_DIR}/ssh_proxy.cpp
   ${CMAKE_CURRENT_LIST_DIR}/ssh_request_rules.cpp
   ${CMAKE_CURRENT_LIST_DIR}/ssh_stream_relay.cpp

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <exception>
 
-#include "egress/ssh/ssh_option_rules.h"
+#include "config/ssh_rules.h"
 #include "egress/ssh/ssh_request_rules.h"
 #include "util/logging.h"
 
@@ -27,7 +27,7 @@ std::string without_prefix(const std::string& message) {
 GuestConnection::GuestConnection(std::shared_ptr<const SshProxyState> state, SshFlowFacts flow, UniqueFd fd,
                                  SocketAbortSwitch& abort)
     : state_(std::move(state)), flow_(std::move(flow)), fd_(std::move(fd)), abort_(abort) {
-  host_ = flow_.hostname ? normalize_host_name(*flow_.hostname) : flow_.dest_address;
+  host_ = flow_.hostname ? config::normalize_host_name(*flow_.hostname) : flow_.dest_address;
   watch_ = abort_.watch(fd_.get());
 }
 
@@ -52,7 +52,7 @@ void GuestConnection::run() noexcept {
 std::string GuestConnection::policy_denial() const {
   if (!flow_.hostname)
     return "the guest dialled " + flow_.dest_address + " by address; SSH egress needs the host name (use gondolin's DNS)";
-  const SshAllowedHost* allowed = find_allowed_host(state_->options, host_);
+  const SshAllowedHost* allowed = config::find_allowed_host(state_->options, host_);
   if (!allowed) return "SSH to " + host_ + " is not allowed (not an --ssh-allow-host)";
   if (flow_.dest_port != 22)
     return "SSH egress serves port 22 only; the guest dialled " + host_ + ":" + std::to_string(flow_.dest_port);
@@ -206,10 +206,10 @@ void GuestConnection::run_exec(ChannelBridge& b) {
   if (auto why = exec_command_problem(b.request_text); !why.empty())
     return deny(b, logged, why, "gondolin: refused SSH command: " + why);
 
-  const SshAllowedHost& allowed = *find_allowed_host(state_->options, host_);
+  const SshAllowedHost& allowed = *config::find_allowed_host(state_->options, host_);
   const auto& users = state_->options.users;
   std::string user = users.count(host_) ? users.at(host_) : guest_user_;
-  if (!valid_remote_user(user))
+  if (!config::valid_remote_user(user))
     return deny(b, logged, "invalid user name", "gondolin: refused SSH user name (use letters, digits, '.', '_', '-')");
 
   auto slot = state_->sessions.try_acquire();

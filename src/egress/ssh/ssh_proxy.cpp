@@ -10,7 +10,7 @@
 #include "egress/ssh/socket_abort_switch.h"
 #include "egress/ssh/ssh_guest_connection.h"
 #include "egress/ssh/ssh_guest_relay.h"
-#include "egress/ssh/ssh_option_rules.h"
+#include "config/ssh_rules.h"
 #include "egress/ssh/ssh_proxy_state.h"
 #include "gondolin/error.h"
 #include "util/logging.h"
@@ -35,11 +35,11 @@ void SshProxyState::record(const SshAuditEvent& event) const {
 }
 
 SshProxy::SshProxy(boost::asio::io_context& io, SshProxyConfig config) : io_(io) {
-  validate_ssh_options(config.options);
+  config::validate_ssh_options(config.options);
   ssh_init();  // idempotent; libssh's global state before any thread uses it
   std::set<std::string> loopback;
-  for (const auto& h : config.test_loopback_hosts) loopback.insert(normalize_host_name(h));
-  std::string agent = effective_agent_socket(config.options);
+  for (const auto& h : config.test_loopback_hosts) loopback.insert(config::normalize_host_name(h));
+  std::string agent = config::effective_agent_socket(config.options);
   ProxyHostKey key = load_host_key(config.options);
   state_ = std::make_shared<SshProxyState>(std::move(config.options), std::move(key), std::move(config.audit),
                                            std::move(agent), std::move(loopback));
@@ -74,7 +74,7 @@ void SshProxy::handle(net::GuestFlow flow) {
   auto refuse = [&](const std::string& decision, const std::string& reason) {
     SshAuditEvent e;
     e.flow = facts.flow_id;
-    e.host = facts.hostname ? normalize_host_name(*facts.hostname) : facts.dest_address;
+    e.host = facts.hostname ? config::normalize_host_name(*facts.hostname) : facts.dest_address;
     e.port = facts.dest_port;
     e.decision = decision;
     e.reason = reason;

@@ -81,11 +81,4 @@ bool forwardable_env(std::string_view name, std::string_view value) {
   return true;
 }
 
-bool valid_remote_user(std::string_view user) {
-  if (user.empty() || user.size() > 64 || user.front() == '-') return false;
-  for (char c : user)
-    if (!(is_alnum(c) || c == '.' || c == '_' || c == '-')) return false;
-  return true;
-}
-
 }  // namespace gondolin::egress

@@ -25,7 +25,4 @@ std::string exec_command_problem(std::string_view command);
 // can use protocol v2), with a value made of the characters git uses.
 bool forwardable_env(std::string_view name, std::string_view value);
 
-// A user name we pass upstream: 1-64 of [A-Za-z0-9._-], not starting with '-'.
-bool valid_remote_user(std::string_view user);
-
 }  // namespace gondolin::egress

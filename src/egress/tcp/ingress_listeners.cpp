@@ -3,7 +3,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 
 #include "egress/tcp/byte_relay.h"
-#include "egress/tcp/tcp_rules.h"
+#include "config/tcp_rules.h"
 #include "gondolin/error.h"
 #include "util/logging.h"
 
@@ -39,10 +39,10 @@ IngressListeners::IngressListeners(std::shared_ptr<EgressContext> ctx, const std
     if (!ec) l->acceptor.bind(at, ec);
     if (!ec) l->acceptor.listen(ip::tcp::socket::max_listen_connections, ec);
     if (ec)
-      throw Error(ErrorKind::Io, "--listen " + describe(in) + ": cannot listen on " + endpoint_text(at) + ": " +
+      throw Error(ErrorKind::Io, "--listen " + config::describe(in) + ": cannot listen on " + endpoint_text(at) + ": " +
                                      ec.message());
     if (!at.address().is_loopback())
-      log().warn("--listen {}: reachable from other machines (bound to {})", describe(in), endpoint_text(at));
+      log().warn("--listen {}: reachable from other machines (bound to {})", config::describe(in), endpoint_text(at));
     listeners_.push_back(std::move(l));
   }
 }
@@ -76,13 +76,13 @@ void IngressListeners::accept_next(const std::shared_ptr<Listener>& l) {
                                                                           ip::tcp::socket client) {
     if (alive.expired() || ec == boost::asio::error::operation_aborted) return;
     if (!ec) forward(*l, std::move(client));
-    else log().debug("ingress: accept on {} failed: {}", describe(l->ingress), ec.message());
+    else log().debug("ingress: accept on {} failed: {}", config::describe(l->ingress), ec.message());
     accept_next(l);
   });
 }
 
 void IngressListeners::forward(const Listener& l, ip::tcp::socket client) {
-  EgressEvent e = EgressEvent::for_flow(next_id_++, "ingress", "guest", l.ingress.guest_port, "listen " + describe(l.ingress));
+  EgressEvent e = EgressEvent::for_flow(next_id_++, "ingress", "guest", l.ingress.guest_port, "listen " + config::describe(l.ingress));
   boost::system::error_code ec;
   e.peer = endpoint_text(client.remote_endpoint(ec));
   if (*open_ >= ctx_->options.max_ingress_connections) {

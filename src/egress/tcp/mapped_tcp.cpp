@@ -1,7 +1,7 @@
 #include "egress/tcp/mapped_tcp.h"
 
 #include "egress/tcp/byte_relay.h"
-#include "egress/tcp/tcp_rules.h"
+#include "config/tcp_rules.h"
 #include "egress/upstream_connector.h"
 
 namespace gondolin::egress {
@@ -15,7 +15,7 @@ std::string dotted(const net::Ipv4& a) {
 
 void relay_mapped_flow(const std::shared_ptr<EgressContext>& ctx, const TcpMap& rule, net::GuestFlow flow) {
   const EgressEvent base = EgressEvent::for_flow(flow.info.flow_id, "tcp", flow.info.hostname.value_or(dotted(flow.info.dest_ip)),
-                                                 flow.info.dest_port, "tcp-map " + describe(rule));
+                                                 flow.info.dest_port, "tcp-map " + config::describe(rule));
   // Held while connecting; whatever the guest sends meanwhile waits in the
   // socket (bounded by its buffer and the guest's TCP window).
   auto guest = std::make_shared<GuestSocket>(std::move(flow.socket));

@@ -3,5 +3,4 @@
 target_sources(gondolin_core PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/byte_relay.cpp
   ${CMAKE_CURRENT_LIST_DIR}/ingress_listeners.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/mapped_tcp.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/tcp_rules.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/mapped_tcp.cpp)

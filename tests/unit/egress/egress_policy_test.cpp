@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "cli/vm_flags.h"
+#include "config/host_secret_rules.h"
 #include "egress/policy/base64.h"
 #include "egress/policy/egress_policy.h"
 #include "egress/policy/internal_address.h"
@@ -239,16 +240,16 @@ TEST(SecretStore, RejectsBadSecrets) {
 }
 
 TEST(HostSecretFlag, Parses) {
-  auto s = cli::parse_host_secret("TOKEN@api.example.com,*.example.org=abc=def@x");
+  auto s = config::parse_host_secret("TOKEN@api.example.com,*.example.org=abc=def@x");
   EXPECT_EQ(s.name, "TOKEN");
   EXPECT_EQ(s.hosts, (std::vector<std::string>{"api.example.com", "*.example.org"}));
   EXPECT_EQ(s.value, "abc=def@x");
   ::setenv("GONDOLIN_TEST_SECRET_FROM_ENV", "from-env", 1);
-  EXPECT_EQ(cli::parse_host_secret("GONDOLIN_TEST_SECRET_FROM_ENV@h").value, "from-env");
+  EXPECT_EQ(config::parse_host_secret("GONDOLIN_TEST_SECRET_FROM_ENV@h").value, "from-env");
   ::unsetenv("GONDOLIN_TEST_SECRET_FROM_ENV");
-  EXPECT_THROW(cli::parse_host_secret("GONDOLIN_TEST_SECRET_FROM_ENV@h"), Error);
-  EXPECT_THROW(cli::parse_host_secret("NOHOST"), Error);
-  EXPECT_THROW(cli::parse_host_secret("A@h,,b=v"), Error);
+  EXPECT_THROW(config::parse_host_secret("GONDOLIN_TEST_SECRET_FROM_ENV@h"), Error);
+  EXPECT_THROW(config::parse_host_secret("NOHOST"), Error);
+  EXPECT_THROW(config::parse_host_secret("A@h,,b=v"), Error);
 }
 
 // Ways to hand over a value that never shows in `ps`: a file, or one line of stdin.
@@ -256,9 +257,9 @@ TEST(HostSecretFlag, ValueFromAFileOrOneLineOfStdin) {
   auto dir = std::filesystem::temp_directory_path() / ("gondolin-secret-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "token") << "from-file\n";
-  EXPECT_EQ(cli::parse_host_secret("T@h=@" + (dir / "token").string()).value, "from-file");
+  EXPECT_EQ(config::parse_host_secret("T@h=@" + (dir / "token").string()).value, "from-file");
   try {
-    cli::parse_host_secret("T@h=@" + (dir / "missing").string());
+    config::parse_host_secret("T@h=@" + (dir / "missing").string());
     ADD_FAILURE() << "a missing file was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("missing"), std::string::npos) << e.what();
@@ -271,7 +272,7 @@ TEST(HostSecretFlag, ValueFromAFileOrOneLineOfStdin) {
   ::close(fds[1]);
   const int saved = ::dup(STDIN_FILENO);
   ::dup2(fds[0], STDIN_FILENO);
-  EXPECT_EQ(cli::parse_host_secret("T@h=@-").value, "line-one");
+  EXPECT_EQ(config::parse_host_secret("T@h=@-").value, "line-one");
   char rest[64] = {};
   EXPECT_EQ(::read(STDIN_FILENO, rest, sizeof rest - 1), 18);
   EXPECT_STREQ(rest, "rest stays for -i\n");

@@ -6,12 +6,12 @@
 #include <fstream>
 
 #include "cli/vm_flags.h"
-#include "egress/tcp/tcp_rules.h"
+#include "config/tcp_rules.h"
 #include "gondolin/error.h"
 
 using namespace gondolin;
-using egress::parse_ingress;
-using egress::parse_tcp_map;
+using config::parse_ingress;
+using config::parse_tcp_map;
 
 namespace {
 
@@ -53,8 +53,8 @@ TEST(TcpMapRules, ParsesNamePortAndUpstream) {
 
   TcpMap v6 = parse_tcp_map("--tcp-map", "cache=[::1]:11211");
   EXPECT_EQ(v6.upstream_host, "::1");
-  EXPECT_EQ(egress::describe(v6), "cache=[::1]:11211");
-  EXPECT_EQ(egress::describe(p), "db:5432=db.example.com:15432");
+  EXPECT_EQ(config::describe(v6), "cache=[::1]:11211");
+  EXPECT_EQ(config::describe(p), "db:5432=db.example.com:15432");
 }
 
 TEST(TcpMapRules, BadSpecsNameTheFlagAndTheProblem) {
@@ -88,25 +88,25 @@ TEST(TcpMapRules, BadSpecsNameTheFlagAndTheProblem) {
 TEST(TcpMapRules, PortSpecificRuleWinsOverPortless) {
   std::vector<TcpMap> maps{parse_tcp_map("f", "db=127.0.0.1:6379"), parse_tcp_map("f", "db:5432=127.0.0.1:15432"),
                            parse_tcp_map("f", "other:80=127.0.0.1:8080")};
-  ASSERT_NE(egress::find_tcp_map(maps, "db", 5432), nullptr);
-  EXPECT_EQ(egress::find_tcp_map(maps, "db", 5432)->upstream_port, 15432);
-  EXPECT_EQ(egress::find_tcp_map(maps, "DB.", 6379)->upstream_port, 6379);
-  EXPECT_EQ(egress::find_tcp_map(maps, "db", 1)->upstream_port, 6379);
-  EXPECT_EQ(egress::find_tcp_map(maps, "other", 80)->upstream_port, 8080);
-  EXPECT_EQ(egress::find_tcp_map(maps, "other", 81), nullptr);
-  EXPECT_EQ(egress::find_tcp_map(maps, "db.example", 5432), nullptr);
+  ASSERT_NE(config::find_tcp_map(maps, "db", 5432), nullptr);
+  EXPECT_EQ(config::find_tcp_map(maps, "db", 5432)->upstream_port, 15432);
+  EXPECT_EQ(config::find_tcp_map(maps, "DB.", 6379)->upstream_port, 6379);
+  EXPECT_EQ(config::find_tcp_map(maps, "db", 1)->upstream_port, 6379);
+  EXPECT_EQ(config::find_tcp_map(maps, "other", 80)->upstream_port, 8080);
+  EXPECT_EQ(config::find_tcp_map(maps, "other", 81), nullptr);
+  EXPECT_EQ(config::find_tcp_map(maps, "db.example", 5432), nullptr);
 }
 
 TEST(TcpMapRules, DuplicatesAreRejected) {
   std::vector<TcpMap> maps{parse_tcp_map("f", "db=127.0.0.1:1"), parse_tcp_map("f", "DB=127.0.0.1:2")};
-  EXPECT_NE(error_of([&] { egress::validate_tcp_maps(maps); }).find("db is mapped twice"), std::string::npos);
+  EXPECT_NE(error_of([&] { config::validate_tcp_maps(maps); }).find("db is mapped twice"), std::string::npos);
   maps = {parse_tcp_map("f", "db:1=127.0.0.1:1"), parse_tcp_map("f", "db=127.0.0.1:2")};
-  EXPECT_NO_THROW(egress::validate_tcp_maps(maps));
+  EXPECT_NO_THROW(config::validate_tcp_maps(maps));
   // The API path gets the same checks as the flag.
   maps = {TcpMap{"Upper", 0, "127.0.0.1", 1}};
-  EXPECT_THROW(egress::validate_tcp_maps(maps), Error);
+  EXPECT_THROW(config::validate_tcp_maps(maps), Error);
   maps = {TcpMap{"db", 0, "127.0.0.1", 0}};
-  EXPECT_THROW(egress::validate_tcp_maps(maps), Error);
+  EXPECT_THROW(config::validate_tcp_maps(maps), Error);
 }
 
 TEST(IngressRules, ParsesTheThreeForms) {
@@ -128,7 +128,7 @@ TEST(IngressRules, ParsesTheThreeForms) {
   Ingress e = parse_ingress("--listen", "[::1]:8080:80");
   EXPECT_EQ(e.host_address, "::1");
   EXPECT_EQ(e.host_port, 8080);
-  EXPECT_EQ(egress::describe(e), "[::1]:8080:80");
+  EXPECT_EQ(config::describe(e), "[::1]:8080:80");
   EXPECT_EQ(parse_ingress("--listen", "localhost:9000").host_address, "127.0.0.1");
 }
 
@@ -139,9 +139,9 @@ TEST(IngressRules, BadSpecsNameTheFlag) {
     EXPECT_EQ(msg.rfind(std::string("invalid --listen '") + bad + "': ", 0), 0u) << bad << " -> " << msg;
   }
   std::vector<Ingress> twice{parse_ingress("f", "8000"), parse_ingress("f", "127.0.0.1:8000:9000")};
-  EXPECT_NE(error_of([&] { egress::validate_ingress(twice); }).find("listened on twice"), std::string::npos);
+  EXPECT_NE(error_of([&] { config::validate_ingress(twice); }).find("listened on twice"), std::string::npos);
   std::vector<Ingress> distinct{parse_ingress("f", "8000"), parse_ingress("f", "127.0.0.2:8000")};
-  EXPECT_NO_THROW(egress::validate_ingress(distinct));
+  EXPECT_NO_THROW(config::validate_ingress(distinct));
 }
 
 TEST(TcpMapCli, TurnsOnPerHostDnsAndRejectsConflicts) {
@@ -198,9 +198,9 @@ TEST(IngressPolicyFile, ListenKeyTakesTheSameRules) {
   NetworkOptions o;
   load_network_policy_file(path, o);
   ASSERT_EQ(o.ingress.size(), 3u);
-  EXPECT_EQ(egress::describe(o.ingress[0]), "127.0.0.1:8000:8000");
-  EXPECT_EQ(egress::describe(o.ingress[1]), "127.0.0.1:8080:80");
-  EXPECT_EQ(egress::describe(o.ingress[2]), "[::1]:9000:9000");
+  EXPECT_EQ(config::describe(o.ingress[0]), "127.0.0.1:8000:8000");
+  EXPECT_EQ(config::describe(o.ingress[1]), "127.0.0.1:8080:80");
+  EXPECT_EQ(config::describe(o.ingress[2]), "[::1]:9000:9000");
 
   for (const char* bad : {"8000:", "0", "example.com:80", "1:2:3:4", ""}) {
     write_policy("listen_policy.json", std::string(R"({"listen": ["8000", ")") + bad + R"("]})");
@@ -244,19 +244,19 @@ TEST(IngressPolicyFile, MergesWithListenFlagsLikeTcpMap) {
 TEST(TcpIdleTimeoutOption, ParsesSecondsAndRejectsTheRest) {
   using std::chrono::milliseconds;
   EXPECT_EQ(NetworkOptions().tcp_idle_timeout, std::chrono::minutes(10));
-  EXPECT_EQ(egress::parse_tcp_idle_timeout("--tcp-idle-timeout", "0"), milliseconds(0));
-  EXPECT_EQ(egress::parse_tcp_idle_timeout("--tcp-idle-timeout", "0.2"), milliseconds(200));
-  EXPECT_EQ(egress::parse_tcp_idle_timeout("--tcp-idle-timeout", "0.0001"), milliseconds(1));  // never 0 by rounding
-  EXPECT_EQ(egress::parse_tcp_idle_timeout("--tcp-idle-timeout", "3600"), milliseconds(3600000));
-  EXPECT_EQ(egress::parse_tcp_idle_timeout("--tcp-idle-timeout", "604800"), std::chrono::hours(24 * 7));
+  EXPECT_EQ(config::parse_tcp_idle_timeout("--tcp-idle-timeout", "0"), milliseconds(0));
+  EXPECT_EQ(config::parse_tcp_idle_timeout("--tcp-idle-timeout", "0.2"), milliseconds(200));
+  EXPECT_EQ(config::parse_tcp_idle_timeout("--tcp-idle-timeout", "0.0001"), milliseconds(1));  // never 0 by rounding
+  EXPECT_EQ(config::parse_tcp_idle_timeout("--tcp-idle-timeout", "3600"), milliseconds(3600000));
+  EXPECT_EQ(config::parse_tcp_idle_timeout("--tcp-idle-timeout", "604800"), std::chrono::hours(24 * 7));
   for (const char* bad : {"", "abc", "-1", "10s", " 5", "604801", "1e300", "nan", "inf"}) {
-    std::string msg = error_of([&] { egress::parse_tcp_idle_timeout("--tcp-idle-timeout", bad); });
+    std::string msg = error_of([&] { config::parse_tcp_idle_timeout("--tcp-idle-timeout", bad); });
     EXPECT_EQ(msg.rfind(std::string("invalid --tcp-idle-timeout '") + bad + "': ", 0), 0u) << bad << " -> " << msg;
   }
   // The API path.
-  EXPECT_NO_THROW(egress::validate_tcp_idle_timeout(milliseconds(0)));
-  EXPECT_THROW(egress::validate_tcp_idle_timeout(milliseconds(-1)), Error);
-  EXPECT_THROW(egress::validate_tcp_idle_timeout(std::chrono::hours(24 * 8)), Error);
+  EXPECT_NO_THROW(config::validate_tcp_idle_timeout(milliseconds(0)));
+  EXPECT_THROW(config::validate_tcp_idle_timeout(milliseconds(-1)), Error);
+  EXPECT_THROW(config::validate_tcp_idle_timeout(std::chrono::hours(24 * 8)), Error);
 }
 
 TEST(TcpIdleTimeoutOption, PolicyFileKeyAndFlagOverride) {

@@ -6,6 +6,7 @@
 #include <boost/asio/ip/udp.hpp>
 
 #include "gondolin/error.h"
+#include "config/dns_rules.h"
 #include "net/dns_forwarder.h"
 #include "test_frames.h"
 
@@ -65,9 +66,9 @@ TEST(NetDnsForwarder, ReadsResolvConf) {
   EXPECT_EQ(servers[0].address().to_string(), "192.0.2.53");
   EXPECT_EQ(servers[1].address().to_string(), "::1");
   EXPECT_EQ(servers[2].port(), 53);
-  EXPECT_THROW(parse_dns_servers({"1.2.3"}), gondolin::Error);
-  EXPECT_THROW(parse_dns_servers({"0.0.0.0"}), gondolin::Error);
-  EXPECT_EQ(parse_dns_servers({"2001:db8::53"}).size(), 1u);
+  EXPECT_THROW(config::parse_dns_servers({"1.2.3"}), gondolin::Error);
+  EXPECT_THROW(config::parse_dns_servers({"0.0.0.0"}), gondolin::Error);
+  EXPECT_EQ(config::parse_dns_servers({"2001:db8::53"}).size(), 1u);
 }
 
 TEST(NetDnsForwarder, TrustedModeSendsAFreshQueryAndRelaysOnlyTheMatchingAnswer) {

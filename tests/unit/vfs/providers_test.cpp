@@ -7,7 +7,7 @@
 #include <fstream>
 #include <set>
 
-#include "cli/mount_flags.h"
+#include "config/mount_rules.h"
 #include "gondolin/error.h"
 #include "gondolin/vfs.h"
 #include "temp_dir.h"
@@ -279,35 +279,35 @@ TEST(NodeTable, SerializeRoundTripAndBounds) {
 
 TEST(MountFlags, ParsesHostfsSpecs) {
   TempDir tmp;
-  auto spec = cli::parse_hostfs_spec(tmp.path().string() + ":/work:ro");
+  auto spec = config::parse_hostfs_spec(tmp.path().string() + ":/work:ro");
   EXPECT_EQ(spec.guest_path, "/work");
   EXPECT_TRUE(spec.suffix.read_only);
-  EXPECT_FALSE(cli::parse_hostfs_spec(tmp.path().string() + ":/a//b/").suffix.read_only);
-  EXPECT_EQ(cli::parse_hostfs_spec(tmp.path().string() + ":/a//b/").guest_path, "/a/b");
+  EXPECT_FALSE(config::parse_hostfs_spec(tmp.path().string() + ":/a//b/").suffix.read_only);
+  EXPECT_EQ(config::parse_hostfs_spec(tmp.path().string() + ":/a//b/").guest_path, "/a/b");
   std::ofstream(tmp.path() / "file") << "x";
   for (std::string bad : {tmp.path().string() + "/missing:/w", (tmp.path() / "file").string() + ":/w",
                           tmp.path().string(), tmp.path().string() + ":relative", tmp.path().string() + ":/",
                           tmp.path().string() + ":/proc/x", tmp.path().string() + ":/a/../b"})
-    EXPECT_THROW(cli::parse_hostfs_spec(bad), Error) << bad;
+    EXPECT_THROW(config::parse_hostfs_spec(bad), Error) << bad;
 }
 
 // Options after the paths override --mount-transport / --mount-cache for that mount.
 TEST(MountFlags, PerMountOptionsOverrideTheDefaults) {
   TempDir tmp;
   const std::string dir = tmp.path().string();
-  auto spec = cli::parse_hostfs_spec(dir + ":/data:ro,transport=virtiofs,cache=direct");
+  auto spec = config::parse_hostfs_spec(dir + ":/data:ro,transport=virtiofs,cache=direct");
   EXPECT_EQ(spec.guest_path, "/data");
   EXPECT_TRUE(spec.suffix.read_only);
   EXPECT_EQ(spec.suffix.transport, vfs::FsTransport::Virtiofs);
   EXPECT_EQ(spec.suffix.direct_io, true);
-  spec = cli::parse_hostfs_spec(dir + ":/work:rw");
+  spec = config::parse_hostfs_spec(dir + ":/work:rw");
   EXPECT_FALSE(spec.suffix.read_only);
   EXPECT_FALSE(spec.suffix.transport);
 
   vfs::MountOptions defaults;
   defaults.transport = vfs::FsTransport::Virtiofs;
   defaults.direct_io = true;
-  auto mounts = cli::build_mounts({dir + ":/work:transport=serial", dir + ":/data"},
+  auto mounts = config::build_mounts({dir + ":/work:transport=serial", dir + ":/data"},
                                   {"/scratch:cache=auto", "/tmp2"}, {}, defaults);
   ASSERT_EQ(mounts.size(), 4u);
   EXPECT_EQ(mounts[0].options.transport, vfs::FsTransport::Serial);
@@ -319,26 +319,26 @@ TEST(MountFlags, PerMountOptionsOverrideTheDefaults) {
 
   for (std::string bad : {dir + ":/w:fast", dir + ":/w:ro,", dir + ":/w:transport=9p", dir + ":/w:cache="}) {
     try {
-      cli::parse_hostfs_spec(bad);
+      config::parse_hostfs_spec(bad);
       ADD_FAILURE() << bad << " was accepted";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("unknown option"), std::string::npos) << e.what();
     }
   }
-  EXPECT_THROW(cli::parse_memfs_spec("/scratch:ro"), Error);
-  EXPECT_THROW(cli::parse_memfs_spec("/scratch:bogus"), Error);
-  EXPECT_EQ(cli::parse_memfs_spec("/scratch").guest_path, "/scratch");
+  EXPECT_THROW(config::parse_memfs_spec("/scratch:ro"), Error);
+  EXPECT_THROW(config::parse_memfs_spec("/scratch:bogus"), Error);
+  EXPECT_EQ(config::parse_memfs_spec("/scratch").guest_path, "/scratch");
 }
 
 TEST(MountFlags, HideGlobsGoToTheirMount) {
   TempDir tmp;
   std::ofstream(tmp.path() / ".env") << "x";
-  auto mounts = cli::build_mounts({tmp.path().string() + ":/work"}, {"/scratch"}, {"/work/.env", "/**/*.key"});
+  auto mounts = config::build_mounts({tmp.path().string() + ":/work"}, {"/scratch"}, {"/work/.env", "/**/*.key"});
   ASSERT_EQ(mounts.size(), 2u);
   EXPECT_EQ(mounts[0].provider->getattr(".env").error(), ENOENT);
-  EXPECT_THROW(cli::build_mounts({}, {"/scratch"}, {"/elsewhere/x"}), Error);
-  EXPECT_THROW(cli::build_mounts({}, {"/scratch"}, {"relative"}), Error);
-  EXPECT_THROW(cli::build_mounts({}, {"/scratch"}, {"/scratch"}), Error);
+  EXPECT_THROW(config::build_mounts({}, {"/scratch"}, {"/elsewhere/x"}), Error);
+  EXPECT_THROW(config::build_mounts({}, {"/scratch"}, {"relative"}), Error);
+  EXPECT_THROW(config::build_mounts({}, {"/scratch"}, {"/scratch"}), Error);
 }
 
 // ---- Snapshot descriptions ----------------------------------------------------------

@@ -1,4 +1,4 @@
-#include "egress/tcp/tcp_rules.h"
+#include "config/tcp_rules.h"
 
 #include <boost/asio/ip/address.hpp>
 
@@ -8,45 +8,19 @@
 #include <set>
 #include <utility>
 
+#include "config/host_name_rules.h"
+#include "config/setting_error.h"
 #include "gondolin/error.h"
 
-namespace gondolin::egress {
+namespace gondolin::config {
 namespace {
-
-Error usage(std::string_view flag, std::string_view text, std::string_view why) {
-  return Error(ErrorKind::Usage, "invalid " + std::string(flag) + " '" + std::string(text) + "': " + std::string(why));
-}
-
-std::string lower_without_trailing_dot(std::string_view host) {
-  std::string h(host);
-  if (!h.empty() && h.back() == '.') h.pop_back();
-  for (char& c : h)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return h;
-}
 
 // Empty if `host` is a DNS name the synthetic resolver answers, else why not.
 std::string guest_name_problem(const std::string& host) {
-  if (host.empty()) return "missing host name";
-  if (host.size() > 253) return "host name longer than 253 characters";
-  bool numeric_last_label = true;
-  std::size_t label_start = 0;
-  for (std::size_t i = 0; i <= host.size(); ++i) {
-    if (i == host.size() || host[i] == '.') {
-      std::string_view label(host.data() + label_start, i - label_start);
-      if (label.empty()) return "empty label in host name";
-      if (label.size() > 63) return "label longer than 63 characters";
-      numeric_last_label = label.find_first_not_of("0123456789") == std::string_view::npos;
-      label_start = i + 1;
-      continue;
-    }
-    const char c = host[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
-      return "host names may only contain letters, digits, '-', '_' and '.'";
-  }
+  if (auto why = dns_name_problem(host); !why.empty()) return why;
   // Flows are matched by the name behind a synthetic address: an address
   // literal never gets one, and localhost stays inside the guest.
-  if (numeric_last_label) return "give the name the guest dials, not an address";
+  if (ends_in_numeric_label(host)) return "give the name the guest dials, not an address";
   if (host == "localhost" || host.ends_with(".localhost")) return "localhost never leaves the guest";
   return {};
 }
@@ -92,21 +66,21 @@ bool split_host_port(std::string_view text, std::string& host, std::string_view&
 
 TcpMap parse_tcp_map(std::string_view flag, std::string_view text) {
   const auto eq = text.find('=');
-  if (eq == std::string_view::npos) throw usage(flag, text, "expected GUEST_HOST[:PORT]=UPSTREAM_HOST:PORT");
+  if (eq == std::string_view::npos) throw invalid_setting(flag, text, "expected GUEST_HOST[:PORT]=UPSTREAM_HOST:PORT");
   const std::string_view guest = text.substr(0, eq);
   const std::string_view upstream = text.substr(eq + 1);
   TcpMap m;
   const auto colon = guest.find(':');
-  m.guest_host = lower_without_trailing_dot(guest.substr(0, colon));
-  if (auto why = guest_name_problem(m.guest_host); !why.empty()) throw usage(flag, text, why);
+  m.guest_host = normalize_host_name(guest.substr(0, colon));
+  if (auto why = guest_name_problem(m.guest_host); !why.empty()) throw invalid_setting(flag, text, why);
   if (colon != std::string_view::npos && !parse_port(guest.substr(colon + 1), m.guest_port))
-    throw usage(flag, text, "the guest port must be 1..65535");
+    throw invalid_setting(flag, text, "the guest port must be 1..65535");
   std::string host;
   std::string_view port;
-  if (!split_host_port(upstream, host, port)) throw usage(flag, text, "the upstream must be HOST:PORT");
-  m.upstream_host = lower_without_trailing_dot(host);
-  if (auto why = upstream_host_problem(m.upstream_host); !why.empty()) throw usage(flag, text, why);
-  if (!parse_port(port, m.upstream_port)) throw usage(flag, text, "the upstream port must be 1..65535");
+  if (!split_host_port(upstream, host, port)) throw invalid_setting(flag, text, "the upstream must be HOST:PORT");
+  m.upstream_host = normalize_host_name(host);
+  if (auto why = upstream_host_problem(m.upstream_host); !why.empty()) throw invalid_setting(flag, text, why);
+  if (!parse_port(port, m.upstream_port)) throw invalid_setting(flag, text, "the upstream port must be 1..65535");
   return m;
 }
 
@@ -118,7 +92,7 @@ Ingress parse_ingress(std::string_view flag, std::string_view text) {
   if (!rest.empty() && rest.front() == '[') {
     const auto close = rest.find(']');
     if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
-      throw usage(flag, text, "expected [HOST:]PORT[:GUEST_PORT]");
+      throw invalid_setting(flag, text, "expected [HOST:]PORT[:GUEST_PORT]");
     host = std::string(rest.substr(1, close - 1));
     rest = rest.substr(close + 2);
   } else if (const auto colon = rest.find(':'); colon != std::string_view::npos) {
@@ -132,21 +106,21 @@ Ingress parse_ingress(std::string_view flag, std::string_view text) {
     if (*host == "localhost") host = "127.0.0.1";
     boost::system::error_code ec;
     auto address = boost::asio::ip::make_address(*host, ec);
-    if (ec) throw usage(flag, text, "HOST must be an IP address to listen on (e.g. 127.0.0.1 or 0.0.0.0)");
+    if (ec) throw invalid_setting(flag, text, "HOST must be an IP address to listen on (e.g. 127.0.0.1 or 0.0.0.0)");
     in.host_address = address.to_string();
   }
   const auto colon = rest.find(':');
-  if (!parse_port(rest.substr(0, colon), in.host_port)) throw usage(flag, text, "the host port must be 1..65535");
+  if (!parse_port(rest.substr(0, colon), in.host_port)) throw invalid_setting(flag, text, "the host port must be 1..65535");
   in.guest_port = in.host_port;
   if (colon != std::string_view::npos && !parse_port(rest.substr(colon + 1), in.guest_port))
-    throw usage(flag, text, "the guest port must be 1..65535");
+    throw invalid_setting(flag, text, "the guest port must be 1..65535");
   return in;
 }
 
 std::chrono::milliseconds tcp_idle_timeout_from_seconds(std::string_view flag, std::string_view text, double seconds) {
   const auto max = static_cast<double>(kMaxTcpIdleTimeout.count());
   if (!std::isfinite(seconds) || seconds < 0 || seconds > max)
-    throw usage(flag, text, "the idle timeout must be 0 (never) to " + std::to_string(kMaxTcpIdleTimeout.count()) +
+    throw invalid_setting(flag, text, "the idle timeout must be 0 (never) to " + std::to_string(kMaxTcpIdleTimeout.count()) +
                                 " seconds (a week)");
   return std::chrono::milliseconds(static_cast<long long>(std::ceil(seconds * 1000)));
 }
@@ -155,13 +129,13 @@ std::chrono::milliseconds parse_tcp_idle_timeout(std::string_view flag, std::str
   double seconds = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size())
-    throw usage(flag, text, "expected a number of seconds (0: never)");
+    throw invalid_setting(flag, text, "expected a number of seconds (0: never)");
   return tcp_idle_timeout_from_seconds(flag, text, seconds);
 }
 
 void validate_tcp_idle_timeout(std::chrono::milliseconds timeout) {
   if (timeout.count() < 0 || timeout > kMaxTcpIdleTimeout)
-    throw usage("tcp idle timeout", std::to_string(timeout.count()) + " ms",
+    throw invalid_setting("tcp idle timeout", std::to_string(timeout.count()) + " ms",
                 "must be 0 (never) to " + std::to_string(kMaxTcpIdleTimeout.count()) + " seconds (a week)");
 }
 
@@ -169,13 +143,13 @@ void validate_tcp_maps(const std::vector<TcpMap>& maps) {
   std::set<std::pair<std::string, std::uint16_t>> seen;
   for (const auto& m : maps) {
     const std::string text = describe(m);
-    if (m.guest_host != lower_without_trailing_dot(m.guest_host))
-      throw usage("tcp map", text, "the guest host must be lower case without a trailing dot");
-    if (auto why = guest_name_problem(m.guest_host); !why.empty()) throw usage("tcp map", text, why);
-    if (auto why = upstream_host_problem(m.upstream_host); !why.empty()) throw usage("tcp map", text, why);
-    if (m.upstream_port == 0) throw usage("tcp map", text, "the upstream port must be 1..65535");
+    if (m.guest_host != normalize_host_name(m.guest_host))
+      throw invalid_setting("tcp map", text, "the guest host must be lower case without a trailing dot");
+    if (auto why = guest_name_problem(m.guest_host); !why.empty()) throw invalid_setting("tcp map", text, why);
+    if (auto why = upstream_host_problem(m.upstream_host); !why.empty()) throw invalid_setting("tcp map", text, why);
+    if (m.upstream_port == 0) throw invalid_setting("tcp map", text, "the upstream port must be 1..65535");
     if (!seen.emplace(m.guest_host, m.guest_port).second)
-      throw usage("tcp map", text, m.guest_host + (m.guest_port ? ":" + std::to_string(m.guest_port) : "") +
+      throw invalid_setting("tcp map", text, m.guest_host + (m.guest_port ? ":" + std::to_string(m.guest_port) : "") +
                                         " is mapped twice");
   }
 }
@@ -186,15 +160,15 @@ void validate_ingress(const std::vector<Ingress>& ingress) {
     const std::string text = describe(in);
     boost::system::error_code ec;
     boost::asio::ip::make_address(in.host_address, ec);
-    if (ec) throw usage("listen", text, "the host address must be an IP address");
-    if (in.host_port == 0 || in.guest_port == 0) throw usage("listen", text, "ports must be 1..65535");
+    if (ec) throw invalid_setting("listen", text, "the host address must be an IP address");
+    if (in.host_port == 0 || in.guest_port == 0) throw invalid_setting("listen", text, "ports must be 1..65535");
     if (!seen.emplace(in.host_address, in.host_port).second)
-      throw usage("listen", text, "host port " + std::to_string(in.host_port) + " is listened on twice");
+      throw invalid_setting("listen", text, "host port " + std::to_string(in.host_port) + " is listened on twice");
   }
 }
 
 const TcpMap* find_tcp_map(const std::vector<TcpMap>& maps, std::string_view host, std::uint16_t port) {
-  const std::string name = lower_without_trailing_dot(host);
+  const std::string name = normalize_host_name(host);
   const TcpMap* any_port = nullptr;
   for (const auto& m : maps) {
     if (m.guest_host != name) continue;
@@ -226,4 +200,4 @@ std::string describe(const Ingress& in) {
          std::to_string(in.guest_port);
 }
 
-}  // namespace gondolin::egress
+}  // namespace gondolin::config

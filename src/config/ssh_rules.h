@@ -7,9 +7,10 @@
 #include <string_view>
 #include <utility>
 
+#include "config/host_name_rules.h"
 #include "gondolin/ssh_options.h"
 
-namespace gondolin::egress {
+namespace gondolin::config {
 
 // --ssh-allow-host HOST[:PORT]: a DNS name (lower-cased) and the real upstream port.
 SshAllowedHost parse_ssh_allowed_host(std::string_view text);
@@ -29,7 +30,8 @@ std::string effective_agent_socket(const SshOptions& options);
 // The allowed-host entry for a name the guest dialled (case-insensitive), or nullptr.
 const SshAllowedHost* find_allowed_host(const SshOptions& options, std::string_view host);
 
-// Lower case, no trailing dot.
-std::string normalize_host_name(std::string_view host);
+// An upstream user name: 1-64 of letters, digits, '.', '_', '-', not starting with '-'.
+bool valid_remote_user(std::string_view user);
 
-}  // namespace gondolin::egress
+
+}  // namespace gondolin::config

@@ -1,4 +1,4 @@
-#include "cli/mount_flags.h"
+#include "config/mount_rules.h"
 
 #include <sys/stat.h>
 
@@ -7,10 +7,11 @@
 #include <functional>
 #include <map>
 
+#include "config/setting_error.h"
 #include "gondolin/error.h"
-#include "vfs/mount_set.h"
+#include "proto/file_messages.h"
 
-namespace gondolin::cli {
+namespace gondolin::config {
 
 namespace {
 
@@ -51,24 +52,51 @@ vfs::MountOptions with_suffix(vfs::MountOptions options, const MountSuffix& suff
 
 // The one-line error for a bad flag value: "invalid FLAG 'TEXT': WHY".
 std::function<Error(const std::string&)> flag_error(const char* flag, const std::string& text) {
-  return [flag, &text](const std::string& why) {
-    return Error(ErrorKind::Usage, std::string("invalid ") + flag + " '" + text + "': " + why);
-  };
+  return [flag, &text](const std::string& why) { return invalid_setting(flag, text, why); };
+}
+
+// A spec's paths and its parsed options suffix.
+std::pair<std::string, MountSuffix> split_spec(const std::string& text,
+                                               const std::function<Error(const std::string&)>& bad) {
+  auto [paths, options] = split_suffix(text);
+  return {paths, options.empty() ? MountSuffix{} : parse_suffix(options, bad)};
 }
 
 }  // namespace
 
+std::string normalize_mount_path(const std::string& path, const std::string& what) {
+  auto bad = [&](const std::string& why) { return Error(ErrorKind::Usage, what + " '" + path + "': " + why); };
+  if (path.empty() || path[0] != '/') throw bad("guest path must be absolute");
+  if (path.find('\0') != std::string::npos) throw bad("guest path contains a NUL byte");
+  if (path.size() >= proto::kMaxPathLength) throw bad("guest path is too long");
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < path.size()) {
+    std::size_t end = path.find('/', pos);
+    if (end == std::string::npos) end = path.size();
+    std::string part = path.substr(pos, end - pos);
+    if (part == "." || part == "..") throw bad("guest path must not contain '.' or '..'");
+    if (!part.empty()) out += "/" + part;
+    pos = end + 1;
+  }
+  if (out.empty()) throw bad("cannot mount over the guest's root directory");
+  for (const char* reserved : {"/proc", "/sys", "/dev"})
+    if (out == reserved || out.rfind(std::string(reserved) + "/", 0) == 0)
+      throw bad(std::string("cannot mount inside ") + reserved);
+  return out;
+}
+
 HostfsSpec parse_hostfs_spec(const std::string& text) {
   auto bad = flag_error("--mount-hostfs", text);
   HostfsSpec spec;
-  auto [rest, options] = split_suffix(text);
-  if (!options.empty()) spec.suffix = parse_suffix(options, bad);
+  auto [rest, suffix] = split_spec(text, bad);
+  spec.suffix = suffix;
   // The guest path is absolute and has no ':', so the last ':' separates it.
   auto colon = rest.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 >= rest.size())
     throw bad("expected HOST_DIR:GUEST_PATH[:OPTIONS]");
   std::string host = rest.substr(0, colon);
-  spec.guest_path = vfs::normalize_mount_path(rest.substr(colon + 1), "--mount-hostfs");
+  spec.guest_path = normalize_mount_path(rest.substr(colon + 1), "--mount-hostfs");
   struct stat st{};
   if (::stat(host.c_str(), &st) != 0)
     throw bad("host path " + host + (errno == ENOENT ? " does not exist" : ": " + std::string(std::strerror(errno))));
@@ -81,12 +109,9 @@ HostfsSpec parse_hostfs_spec(const std::string& text) {
 
 MemfsSpec parse_memfs_spec(const std::string& text) {
   auto bad = flag_error("--mount-memfs", text);
-  MemfsSpec spec;
-  auto [path, options] = split_suffix(text);
-  if (!options.empty()) spec.suffix = parse_suffix(options, bad);
-  if (spec.suffix.read_only) throw bad("an in-memory mount starts empty, so it cannot be read-only");
-  spec.guest_path = vfs::normalize_mount_path(path, "--mount-memfs");
-  return spec;
+  auto [path, suffix] = split_spec(text, bad);
+  if (suffix.read_only) throw bad("an in-memory mount starts empty, so it cannot be read-only");
+  return MemfsSpec{normalize_mount_path(path, "--mount-memfs"), suffix};
 }
 
 std::vector<vfs::Mount> build_mounts(const std::vector<std::string>& hostfs, const std::vector<std::string>& memfs,
@@ -127,4 +152,4 @@ std::vector<vfs::Mount> build_mounts(const std::vector<std::string>& hostfs, con
   return mounts;
 }
 
-}  // namespace gondolin::cli
+}  // namespace gondolin::config

@@ -1,4 +1,4 @@
-#include "egress/ssh/ssh_option_rules.h"
+#include "config/ssh_rules.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,45 +7,26 @@
 #include <cstdlib>
 #include <set>
 
-#include "egress/ssh/libssh_handles.h"
-#include "egress/ssh/ssh_request_rules.h"
+#include <libssh/libssh.h>
+
+#include "config/host_name_rules.h"
+#include "config/setting_error.h"
 #include "gondolin/error.h"
 
-namespace gondolin::egress {
+namespace gondolin::config {
 namespace {
-
-Error usage(std::string_view flag, std::string_view text, std::string_view why) {
-  return Error(ErrorKind::Usage, "invalid " + std::string(flag) + " '" + std::string(text) + "': " + std::string(why));
-}
 
 // Empty if `host` is an acceptable DNS name, else why not.
 std::string host_name_problem(std::string_view host) {
-  if (host.empty()) return "missing host name";
-  if (host.size() > 253) return "host name longer than 253 characters";
-  bool all_numeric_last_label = true;
-  std::size_t label_start = 0;
-  for (std::size_t i = 0; i <= host.size(); ++i) {
-    if (i == host.size() || host[i] == '.') {
-      std::string_view label = host.substr(label_start, i - label_start);
-      if (label.empty()) return "empty label in host name";
-      if (label.size() > 63) return "label longer than 63 characters";
-      if (label.front() == '-' || label.back() == '-') return "a label starts or ends with '-'";
-      all_numeric_last_label = label.find_first_not_of("0123456789") == std::string_view::npos;
-      label_start = i + 1;
-      continue;
-    }
-    char c = host[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-    if (!ok) return "host names may only contain letters, digits, '-', '_' and '.'";
-  }
-  if (all_numeric_last_label)
+  if (auto why = dns_name_problem(host); !why.empty()) return why;
+  if (ends_in_numeric_label(host))
     return "give a host name, not an address (the guest's SSH connections are matched by the name it dialled)";
   return {};
 }
 
 std::string normalized_or_throw(std::string_view flag, std::string_view text, std::string_view host) {
   std::string h = normalize_host_name(host);
-  if (auto why = host_name_problem(h); !why.empty()) throw usage(flag, text, why);
+  if (auto why = host_name_problem(h); !why.empty()) throw invalid_setting(flag, text, why);
   return h;
 }
 
@@ -73,18 +54,19 @@ void check_private_key(const std::string& host, const std::string& path) {
 
 }  // namespace
 
-std::string normalize_host_name(std::string_view host) {
-  std::string h(host);
-  if (!h.empty() && h.back() == '.') h.pop_back();
-  for (char& c : h)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return h;
+bool valid_remote_user(std::string_view user) {
+  if (user.empty() || user.size() > 64 || user.front() == '-') return false;
+  for (char c : user)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+          c == '-'))
+      return false;
+  return true;
 }
 
 SshAllowedHost parse_ssh_allowed_host(std::string_view text) {
   constexpr std::string_view flag = "--ssh-allow-host";
   if (text.find('[') != std::string_view::npos || text.find('@') != std::string_view::npos)
-    throw usage(flag, text, "expected HOST[:PORT] with a host name");
+    throw invalid_setting(flag, text, "expected HOST[:PORT] with a host name");
   SshAllowedHost out;
   std::string_view host = text;
   if (auto colon = text.find(':'); colon != std::string_view::npos) {
@@ -93,7 +75,7 @@ SshAllowedHost parse_ssh_allowed_host(std::string_view text) {
     unsigned value = 0;
     auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
     if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value == 0 || value > 65535)
-      throw usage(flag, text, "PORT must be a number from 1 to 65535");
+      throw invalid_setting(flag, text, "PORT must be a number from 1 to 65535");
     out.port = static_cast<std::uint16_t>(value);
   }
   out.host = normalized_or_throw(flag, text, host);
@@ -102,7 +84,7 @@ SshAllowedHost parse_ssh_allowed_host(std::string_view text) {
 
 std::pair<std::string, std::string> parse_ssh_host_assignment(std::string_view flag, std::string_view text) {
   auto eq = text.find('=');
-  if (eq == std::string_view::npos || eq == 0 || eq + 1 == text.size()) throw usage(flag, text, "expected HOST=VALUE");
+  if (eq == std::string_view::npos || eq == 0 || eq + 1 == text.size()) throw invalid_setting(flag, text, "expected HOST=VALUE");
   std::string host = normalized_or_throw(flag, text, text.substr(0, eq));
   return {host, std::string(text.substr(eq + 1))};
 }
@@ -125,10 +107,10 @@ void validate_ssh_options(const SshOptions& o) {
   std::set<std::string> hosts;
   for (const auto& a : o.allowed_hosts) {
     std::string text = a.host + ":" + std::to_string(a.port);
-    if (auto why = host_name_problem(a.host); !why.empty()) throw usage("--ssh-allow-host", text, why);
-    if (a.host != normalize_host_name(a.host)) throw usage("--ssh-allow-host", text, "host names must be lower case");
-    if (a.port == 0) throw usage("--ssh-allow-host", text, "PORT must be a number from 1 to 65535");
-    if (!hosts.insert(a.host).second) throw usage("--ssh-allow-host", a.host, "host listed twice");
+    if (auto why = host_name_problem(a.host); !why.empty()) throw invalid_setting("--ssh-allow-host", text, why);
+    if (a.host != normalize_host_name(a.host)) throw invalid_setting("--ssh-allow-host", text, "host names must be lower case");
+    if (a.port == 0) throw invalid_setting("--ssh-allow-host", text, "PORT must be a number from 1 to 65535");
+    if (!hosts.insert(a.host).second) throw invalid_setting("--ssh-allow-host", a.host, "host listed twice");
   }
   for (const auto& [host, path] : o.key_files) {
     if (!hosts.count(host)) throw Error(ErrorKind::Usage, "--ssh-key " + host + "=" + path + ": " + host + " is not an --ssh-allow-host");
@@ -154,4 +136,4 @@ void validate_ssh_options(const SshOptions& o) {
     throw Error(ErrorKind::Usage, "SSH timeouts must be positive");
 }
 
-}  // namespace gondolin::egress
+}  // namespace gondolin::config

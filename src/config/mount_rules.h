@@ -1,4 +1,6 @@
-// --mount-hostfs, --mount-memfs and --hide: from flag text to vfs::Mount list.
+// The grammar of mounts: --mount-hostfs, --mount-memfs and --hide, from text
+// to a vfs::Mount list, and the rule for a guest mount point. Every failure is
+// a gondolin::Error (Usage) with one line naming the flag and what is wrong.
 #pragma once
 
 #include <filesystem>
@@ -8,7 +10,7 @@
 
 #include "gondolin/vfs.h"
 
-namespace gondolin::cli {
+namespace gondolin::config {
 
 // What may follow a mount's paths after ':' — a comma-separated list that
 // overrides --mount-transport / --mount-cache for that mount:
@@ -42,4 +44,8 @@ MemfsSpec parse_memfs_spec(const std::string& text);
 std::vector<vfs::Mount> build_mounts(const std::vector<std::string>& hostfs, const std::vector<std::string>& memfs,
                                      const std::vector<std::string>& hide, const vfs::MountOptions& defaults = {});
 
-}  // namespace gondolin::cli
+// Checks and normalises an absolute guest path ("/a//b/" -> "/a/b"); throws
+// gondolin::Error (Usage) naming `what` if it cannot be a mount point.
+std::string normalize_mount_path(const std::string& path, const std::string& what);
+
+}  // namespace gondolin::config

@@ -11,7 +11,7 @@
 
 #include "gondolin/net_policy.h"
 
-namespace gondolin::egress {
+namespace gondolin::config {
 
 // GUEST_HOST[:PORT]=UPSTREAM_HOST:PORT, as --tcp-map takes it. `flag` names
 // the source in errors ("--tcp-map", "policy file x: tcp_map").
@@ -49,4 +49,4 @@ bool require_per_host_dns_for_tcp_maps(NetworkOptions& options);
 std::string describe(const TcpMap& map);
 std::string describe(const Ingress& ingress);
 
-}  // namespace gondolin::egress
+}  // namespace gondolin::config
