@@ -1,7 +1,7 @@
 // The guest side of the host's file API: one request, one answer, no state.
 #pragma once
 
-#include "proto/control_protocol.h"
+#include "proto/file_messages.h"
 
 namespace gondolin::agent {
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "klog.h"
-#include "proto/control_protocol.h"
+#include "proto/mount_messages.h"
 
 namespace gondolin::agent {
 namespace {

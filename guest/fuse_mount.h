@@ -7,7 +7,7 @@
 // kernel reaches the host's server through the vhost-user-fs device.
 #pragma once
 
-#include "proto/control_protocol.h"
+#include "proto/mount_messages.h"
 
 namespace gondolin::agent {
 

@@ -16,6 +16,8 @@
 #include "control/control_channel.h"
 #include "control/process_state.h"
 #include "proto/control_protocol.h"
+#include "proto/file_messages.h"
+#include "proto/mount_messages.h"
 
 namespace gondolin::control {
 

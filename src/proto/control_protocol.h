@@ -1,17 +1,16 @@
 // Control-channel messages for running commands in the guest (hello,
 // config, exec and its streams). Shared verbatim by the host and the static
-// guest agent; header-only. Framing is in wire.h; the file, mount and
-// session messages have headers of their own, included here so that a
-// dispatcher over every frame type needs one include.
+// guest agent; header-only. Framing is in wire.h, the field-list scheme of
+// every message in message_fields.h; the file, mount and session messages
+// have headers of their own, included only where they are used (the guest
+// never compiles the session messages).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "proto/file_messages.h"
-#include "proto/mount_messages.h"
-#include "proto/session_messages.h"
+#include "proto/message_fields.h"
 #include "proto/wire.h"
 
 namespace gondolin::proto {
@@ -24,25 +23,16 @@ struct Hello {
   std::string boot_report;  // phase timings, e.g. "modules=0.310s root-device=0.002s"
   std::string init_extra_error;  // the image's init_extra failed: how (empty: ran fine or none)
 
-  void encode(PayloadWriter& w) const {
-    w.u32(agent_version);
-    w.u64(uptime_at_start_ns);
-    w.u64(init_duration_ns);
-    w.bytes(kernel_release);
-    w.bytes(boot_report);
-    w.bytes(init_extra_error);
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.u32(m.agent_version);
+    f.u64(m.uptime_at_start_ns);
+    f.u64(m.init_duration_ns);
+    f.text(m.kernel_release, 256);
+    f.text(m.boot_report, 1024);
+    f.text(m.init_extra_error, 1024);
   }
-  static std::optional<Hello> decode(PayloadReader& r) {
-    Hello h;
-    h.agent_version = r.u32();
-    h.uptime_at_start_ns = r.u64();
-    h.init_duration_ns = r.u64();
-    h.kernel_release = r.c_string(256);
-    h.boot_report = r.c_string(1024);
-    h.init_extra_error = r.c_string(1024);
-    if (!r.at_end()) return std::nullopt;
-    return h;
-  }
+  GONDOLIN_WIRE_MESSAGE(Hello)
 };
 
 struct Config {
@@ -55,26 +45,22 @@ struct Config {
   std::string mac;
   std::string machine_id;
 
-  void encode(PayloadWriter& w) const {
-    w.u64(realtime_ns);
-    w.bytes(entropy);
-    w.bytes(hostname);
-    w.bytes(mac);
-    w.bytes(machine_id);
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.u64(m.realtime_ns);
+    f.blob(m.entropy, 4096);
+    f.text(m.hostname, 64);
+    f.blob(m.mac, 6);
+    f.text(m.machine_id, 32);
   }
-  static std::optional<Config> decode(PayloadReader& r) {
-    Config c;
-    c.realtime_ns = r.u64();
-    c.entropy = r.bytes(4096);
-    c.hostname = r.c_string(64);
-    c.mac = r.bytes(6);
-    c.machine_id = r.c_string(32);
-    if (!r.at_end() || (!c.mac.empty() && c.mac.size() != 6)) return std::nullopt;
-    if (!c.machine_id.empty() && c.machine_id.size() != 32) return std::nullopt;
-    for (char ch : c.machine_id)
-      if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return std::nullopt;
-    return c;
+  bool valid() const {
+    if (!mac.empty() && mac.size() != 6) return false;
+    if (!machine_id.empty() && machine_id.size() != 32) return false;
+    for (char ch : machine_id)
+      if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return false;
+    return true;
   }
+  GONDOLIN_WIRE_MESSAGE(Config)
 };
 
 inline constexpr std::uint32_t kExecFlagPty = 1u << 0;
@@ -97,97 +83,76 @@ struct ExecStart {
     gid = group;
   }
 
-  void encode(PayloadWriter& w) const {
-    w.strings(argv);
-    w.strings(env);
-    w.bytes(cwd);
-    w.u32(flags);
-    w.u16(rows);
-    w.u16(cols);
-    w.u32(uid);
-    w.u32(gid);
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.texts(m.argv, kMaxArgs);
+    f.texts(m.env, kMaxEnv);
+    f.text(m.cwd, 4096);
+    f.u32(m.flags);
+    f.u16(m.rows);
+    f.u16(m.cols);
+    f.u32(m.uid);
+    f.u32(m.gid);
   }
-  static std::optional<ExecStart> decode(PayloadReader& r) {
-    ExecStart e;
-    e.argv = r.c_strings(kMaxArgs);
-    e.env = r.c_strings(kMaxEnv);
-    e.cwd = r.c_string(4096);
-    e.flags = r.u32();
-    e.rows = r.u16();
-    e.cols = r.u16();
-    e.uid = r.u32();
-    e.gid = r.u32();
-    if (!r.at_end() || e.argv.empty() || (e.flags & ~kExecKnownFlags) != 0) return std::nullopt;
-    for (const auto& kv : e.env)
-      if (kv.empty() || kv.front() == '=' || kv.find('=') == std::string::npos) return std::nullopt;
-    return e;
+  bool valid() const {
+    if (argv.empty() || (flags & ~kExecKnownFlags) != 0) return false;
+    for (const auto& kv : env)
+      if (kv.empty() || kv.front() == '=' || kv.find('=') == std::string::npos) return false;
+    return true;
   }
+  GONDOLIN_WIRE_MESSAGE(ExecStart)
 };
 
 struct ExecStarted {
   std::int32_t pid = 0;
-  void encode(PayloadWriter& w) const { w.i32(pid); }
-  static std::optional<ExecStarted> decode(PayloadReader& r) {
-    ExecStarted s;
-    s.pid = r.i32();
-    if (!r.at_end()) return std::nullopt;
-    return s;
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.i32(m.pid);
   }
+  GONDOLIN_WIRE_MESSAGE(ExecStarted)
 };
 
 struct CreditGrant {
   std::uint32_t bytes = 0;
-  void encode(PayloadWriter& w) const { w.u32(bytes); }
-  static std::optional<CreditGrant> decode(PayloadReader& r) {
-    CreditGrant c;
-    c.bytes = r.u32();
-    if (!r.at_end() || c.bytes == 0 || c.bytes > kInitialWindow) return std::nullopt;
-    return c;
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.u32(m.bytes);
   }
+  bool valid() const { return bytes != 0 && bytes <= kInitialWindow; }
+  GONDOLIN_WIRE_MESSAGE(CreditGrant)
 };
 
 struct Resize {
   std::uint16_t rows = 0;
   std::uint16_t cols = 0;
-  void encode(PayloadWriter& w) const {
-    w.u16(rows);
-    w.u16(cols);
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.u16(m.rows);
+    f.u16(m.cols);
   }
-  static std::optional<Resize> decode(PayloadReader& r) {
-    Resize z;
-    z.rows = r.u16();
-    z.cols = r.u16();
-    if (!r.at_end()) return std::nullopt;
-    return z;
-  }
+  GONDOLIN_WIRE_MESSAGE(Resize)
 };
 
 struct SignalRequest {
   std::int32_t signo = 0;
-  void encode(PayloadWriter& w) const { w.i32(signo); }
-  static std::optional<SignalRequest> decode(PayloadReader& r) {
-    SignalRequest s;
-    s.signo = r.i32();
-    if (!r.at_end() || s.signo <= 0 || s.signo > 64) return std::nullopt;
-    return s;
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.i32(m.signo);
   }
+  bool valid() const { return signo > 0 && signo <= 64; }
+  GONDOLIN_WIRE_MESSAGE(SignalRequest)
 };
 
 struct ExitStatusMsg {
   std::int32_t exit_code = 0;  // valid when signal == 0
   std::int32_t signal = 0;     // terminating signal, 0 if it exited normally
-  void encode(PayloadWriter& w) const {
-    w.i32(exit_code);
-    w.i32(signal);
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.i32(m.exit_code);
+    f.i32(m.signal);
   }
-  static std::optional<ExitStatusMsg> decode(PayloadReader& r) {
-    ExitStatusMsg e;
-    e.exit_code = r.i32();
-    e.signal = r.i32();
-    if (!r.at_end() || e.exit_code < 0 || e.exit_code > 255 || e.signal < 0 || e.signal > 64)
-      return std::nullopt;
-    return e;
-  }
+  bool valid() const { return exit_code >= 0 && exit_code <= 255 && signal >= 0 && signal <= 64; }
+  GONDOLIN_WIRE_MESSAGE(ExitStatusMsg)
 };
 
 // Why a request failed. `stage` says which step; `error_number` is the guest errno.
@@ -197,20 +162,17 @@ struct ErrorMsg {
   ErrorStage stage = ErrorStage::Protocol;
   std::int32_t error_number = 0;
   std::string message;
-  void encode(PayloadWriter& w) const {
-    w.u8(static_cast<std::uint8_t>(stage));
-    w.i32(error_number);
-    w.bytes(message);
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.enum_u8(m.stage);
+    f.i32(m.error_number);
+    f.blob(m.message, 1024);
   }
-  static std::optional<ErrorMsg> decode(PayloadReader& r) {
-    ErrorMsg e;
-    std::uint8_t stage = r.u8();
-    e.error_number = r.i32();
-    e.message = r.bytes(1024);
-    if (!r.at_end() || stage < 1 || stage > 5) return std::nullopt;
-    e.stage = static_cast<ErrorStage>(stage);
-    return e;
+  bool valid() const {
+    const auto s = static_cast<std::uint8_t>(stage);
+    return s >= 1 && s <= 5;
   }
+  GONDOLIN_WIRE_MESSAGE(ErrorMsg)
 };
 
 }  // namespace gondolin::proto

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "proto/message_fields.h"
 #include "proto/wire.h"
 
 namespace gondolin::proto {
@@ -31,33 +32,25 @@ struct FileOp {
   std::uint32_t flags = 0;
   std::string data;  // Write: at most kMaxDataChunk bytes
 
-  void encode(PayloadWriter& w) const {
-    w.u8(static_cast<std::uint8_t>(op));
-    w.bytes(path);
-    w.bytes(path2);
-    w.u64(offset);
-    w.u32(length);
-    w.u32(mode);
-    w.u32(flags);
-    w.bytes(data);
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.enum_u8(m.op);
+    f.text(m.path, kMaxPathLength);
+    f.text(m.path2, kMaxPathLength);
+    f.u64(m.offset);
+    f.u32(m.length);
+    f.u32(m.mode);
+    f.u32(m.flags);
+    f.blob(m.data, kMaxDataChunk);
   }
-  static std::optional<FileOp> decode(PayloadReader& r) {
-    FileOp f;
-    std::uint8_t op = r.u8();
-    f.path = r.c_string(kMaxPathLength);
-    f.path2 = r.c_string(kMaxPathLength);
-    f.offset = r.u64();
-    f.length = r.u32();
-    f.mode = r.u32();
-    f.flags = r.u32();
-    f.data = r.bytes(kMaxDataChunk);
-    if (!r.at_end() || op < 1 || op > 7 || f.path.empty() || f.path[0] != '/' || f.length > kMaxDataChunk ||
-        (f.flags & ~kFileKnownFlags) != 0 || f.mode > 07777)
-      return std::nullopt;
-    f.op = static_cast<FileOpKind>(op);
-    if (f.op == FileOpKind::Rename && (f.path2.empty() || f.path2[0] != '/')) return std::nullopt;
-    return f;
+  bool valid() const {
+    const auto kind = static_cast<std::uint8_t>(op);
+    if (kind < 1 || kind > 7 || path.empty() || path[0] != '/' || length > kMaxDataChunk ||
+        (flags & ~kFileKnownFlags) != 0 || mode > 07777)
+      return false;
+    return op != FileOpKind::Rename || (!path2.empty() && path2[0] == '/');
   }
+  GONDOLIN_WIRE_MESSAGE(FileOp)
 };
 
 struct FileStatInfo {
@@ -78,29 +71,19 @@ struct FileResult {
   std::string data;               // Read: bytes; List: encoded entries
   std::uint8_t eof = 0;           // Read: end of file reached; List: no more entries
 
-  void encode(PayloadWriter& w) const {
-    w.i32(error_number);
-    w.u32(stat.mode);
-    w.u64(stat.size);
-    w.u64(static_cast<std::uint64_t>(stat.mtime_ns));
-    w.u32(stat.uid);
-    w.u32(stat.gid);
-    w.bytes(data);
-    w.u8(eof);
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.i32(m.error_number);
+    f.u32(m.stat.mode);
+    f.u64(m.stat.size);
+    f.i64(m.stat.mtime_ns);
+    f.u32(m.stat.uid);
+    f.u32(m.stat.gid);
+    f.blob(m.data, kMaxPayload - 64);
+    f.u8(m.eof);
   }
-  static std::optional<FileResult> decode(PayloadReader& r) {
-    FileResult f;
-    f.error_number = r.i32();
-    f.stat.mode = r.u32();
-    f.stat.size = r.u64();
-    f.stat.mtime_ns = static_cast<std::int64_t>(r.u64());
-    f.stat.uid = r.u32();
-    f.stat.gid = r.u32();
-    f.data = r.bytes(kMaxPayload - 64);
-    f.eof = r.u8();
-    if (!r.at_end() || f.error_number < 0 || f.error_number > 4095 || f.eof > 1) return std::nullopt;
-    return f;
-  }
+  bool valid() const { return error_number >= 0 && error_number <= 4095 && eof <= 1; }
+  GONDOLIN_WIRE_MESSAGE(FileResult)
 };
 
 // List results: entries packed into FileResult::data.

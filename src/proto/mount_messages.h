@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "proto/file_messages.h"  // kMaxPathLength
+#include "proto/message_fields.h"
 #include "proto/wire.h"
 
 namespace gondolin::proto {
@@ -35,39 +36,30 @@ struct MountRequest {
   std::uint32_t flags = 0;
   std::uint32_t max_read = 0;  // bytes per FUSE read (also the guest's readahead)
 
-  void encode(PayloadWriter& w) const {
-    w.bytes(port_name);
-    w.bytes(guest_path);
-    w.u32(flags);
-    w.u32(max_read);
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.text(m.port_name, 64);
+    f.text(m.guest_path, kMaxPathLength);
+    f.u32(m.flags);
+    f.u32(m.max_read);
   }
-  static std::optional<MountRequest> decode(PayloadReader& r) {
-    MountRequest m;
-    m.port_name = r.c_string(64);
-    m.guest_path = r.c_string(kMaxPathLength);
-    m.flags = r.u32();
-    m.max_read = r.u32();
-    if (!r.at_end() || m.port_name.rfind(kFsPortPrefix, 0) != 0 || m.guest_path.empty() || m.guest_path[0] != '/' ||
-        (m.flags & ~kMountKnownFlags) != 0 || m.max_read < 4096 || m.max_read > (1u << 24))
-      return std::nullopt;
-    return m;
+  bool valid() const {
+    return port_name.rfind(kFsPortPrefix, 0) == 0 && !guest_path.empty() && guest_path[0] == '/' &&
+           (flags & ~kMountKnownFlags) == 0 && max_read >= 4096 && max_read <= (1u << 24);
   }
+  GONDOLIN_WIRE_MESSAGE(MountRequest)
 };
 
 struct MountResultMsg {
   std::int32_t error_number = 0;  // 0: mounted
   std::string message;            // which step failed
-  void encode(PayloadWriter& w) const {
-    w.i32(error_number);
-    w.bytes(message);
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.i32(m.error_number);
+    f.blob(m.message, 1024);
   }
-  static std::optional<MountResultMsg> decode(PayloadReader& r) {
-    MountResultMsg m;
-    m.error_number = r.i32();
-    m.message = r.bytes(1024);
-    if (!r.at_end() || m.error_number < 0 || m.error_number > 4095) return std::nullopt;
-    return m;
-  }
+  bool valid() const { return error_number >= 0 && error_number <= 4095; }
+  GONDOLIN_WIRE_MESSAGE(MountResultMsg)
 };
 
 }  // namespace gondolin::proto

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "proto/file_messages.h"  // kMaxPathLength
+#include "proto/message_fields.h"
 #include "proto/wire.h"
 
 namespace gondolin::proto {
@@ -16,33 +18,24 @@ namespace gondolin::proto {
 struct SessionSnapshotRequest {
   std::string output_dir;        // empty: the snapshot store
   std::uint8_t keep_running = 0;  // 1: the session continues after the snapshot
-  void encode(PayloadWriter& w) const {
-    w.bytes(output_dir);
-    w.u8(keep_running);
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.text(m.output_dir, kMaxPathLength);
+    f.u8(m.keep_running);
   }
-  static std::optional<SessionSnapshotRequest> decode(PayloadReader& r) {
-    SessionSnapshotRequest q;
-    q.output_dir = r.c_string(kMaxPathLength);
-    q.keep_running = r.u8();
-    if (!r.at_end() || q.keep_running > 1) return std::nullopt;
-    return q;
-  }
+  bool valid() const { return keep_running <= 1; }
+  GONDOLIN_WIRE_MESSAGE(SessionSnapshotRequest)
 };
 
 struct SessionSnapshotDoneMsg {
   std::string id;
   std::string dir;
-  void encode(PayloadWriter& w) const {
-    w.bytes(id);
-    w.bytes(dir);
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.text(m.id, 64);
+    f.text(m.dir, kMaxPathLength);
   }
-  static std::optional<SessionSnapshotDoneMsg> decode(PayloadReader& r) {
-    SessionSnapshotDoneMsg d;
-    d.id = r.c_string(64);
-    d.dir = r.c_string(kMaxPathLength);
-    if (!r.at_end()) return std::nullopt;
-    return d;
-  }
+  GONDOLIN_WIRE_MESSAGE(SessionSnapshotDoneMsg)
 };
 
 struct AttachExitMsg {
@@ -50,21 +43,15 @@ struct AttachExitMsg {
   std::int32_t signal = 0;
   std::uint8_t timed_out = 0;
   std::string start_error;
-  void encode(PayloadWriter& w) const {
-    w.i32(exit_code);
-    w.i32(signal);
-    w.u8(timed_out);
-    w.bytes(start_error);
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.i32(m.exit_code);
+    f.i32(m.signal);
+    f.u8(m.timed_out);
+    f.blob(m.start_error, 4096);
   }
-  static std::optional<AttachExitMsg> decode(PayloadReader& r) {
-    AttachExitMsg e;
-    e.exit_code = r.i32();
-    e.signal = r.i32();
-    e.timed_out = r.u8();
-    e.start_error = r.bytes(4096);
-    if (!r.at_end() || e.exit_code < 0 || e.exit_code > 255 || e.signal < 0 || e.signal > 64) return std::nullopt;
-    return e;
-  }
+  bool valid() const { return exit_code >= 0 && exit_code <= 255 && signal >= 0 && signal <= 64; }
+  GONDOLIN_WIRE_MESSAGE(AttachExitMsg)
 };
 
 }  // namespace gondolin::proto

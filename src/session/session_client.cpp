@@ -4,6 +4,7 @@
 
 #include "gondolin/error.h"
 #include "proto/control_protocol.h"
+#include "proto/session_messages.h"
 #include "session/frame_socket.h"
 
 namespace gondolin::session {

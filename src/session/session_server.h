@@ -15,6 +15,7 @@
 #include "gondolin/exec.h"
 #include "gondolin/session.h"
 #include "proto/control_protocol.h"
+#include "proto/session_messages.h"
 #include "util/unique_fd.h"
 
 namespace gondolin::session {

@@ -21,6 +21,7 @@
 
 #include "gondolin/vfs.h"
 #include "proto/control_protocol.h"
+#include "proto/mount_messages.h"
 #include "util/unique_fd.h"
 
 namespace gondolin::vfs {

@@ -4,6 +4,8 @@
 #include <cstdint>
 
 #include "proto/control_protocol.h"
+#include "proto/file_messages.h"
+#include "proto/session_messages.h"
 
 using namespace gondolin::proto;
 

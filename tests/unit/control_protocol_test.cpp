@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "proto/control_protocol.h"
+#include "proto/file_messages.h"
 
 using namespace gondolin::proto;
 

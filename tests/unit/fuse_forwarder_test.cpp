@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "../../guest/fuse_forwarder.h"
-#include "proto/control_protocol.h"
+#include "proto/mount_messages.h"
 
 namespace gondolin::agent {
 // The agent logs to /dev/kmsg; here, nowhere.
