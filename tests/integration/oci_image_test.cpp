@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "cli_expect.h"
 #include "oci_fixture.h"
@@ -46,8 +47,10 @@ fs::path write_spec(const fs::path& dir, const std::string& oci) {
   return spec;
 }
 
-CliResult build(const fs::path& spec, const std::string& tag) {
-  return run_gondolin({"build", spec.string(), "--tag", tag, "--quiet"}, CliOptions{"", {}, {}, std::chrono::seconds(600), {}});
+CliResult build(const fs::path& spec, const std::string& tag, const fs::path& work_dir = {}) {
+  std::vector<std::string> args{"build", spec.string(), "--tag", tag, "--quiet"};
+  if (!work_dir.empty()) args.insert(args.end(), {"--work-dir", work_dir.string()});
+  return run_gondolin(args, CliOptions{"", {}, {}, std::chrono::seconds(600), {}});
 }
 
 const char* kProbe =
@@ -55,12 +58,6 @@ const char* kProbe =
     "test -e /etc/removed || echo removed; stat -c '%u %a' /home/app; echo x > /home/app/f && echo writable";
 const char* kExpected =
     "from-oci spec /home/app\n/home/app\n1000\n1000\nshared\n2\nnew\nremoved\n1000 755\nwritable\n";
-
-fs::path build_work_dir() {
-  const char* xdg = std::getenv("XDG_CACHE_HOME");
-  fs::path cache = xdg && *xdg ? fs::path(xdg) : fs::path(std::getenv("HOME")) / ".cache";
-  return cache / "gondolin/build";
-}
 
 }  // namespace
 
@@ -105,9 +102,12 @@ TEST(OciImage, HostileOrDamagedImagesAreRefusedAndLeaveNothing) {
   evil.layers.push_back({TarEntry::symlink("escape", (tmp.path() / "outside").string())});
   evil.layers.push_back({TarEntry::file("escape/pwned", "from a layer\n")});
   evil.write_layout(tmp.path() / "layout");
-  auto images_before = run_gondolin({"image", "ls"}).out;
+  // Other tests build images into the same store meanwhile (ctest -j2): this
+  // one checks what it could have left, in a work directory of its own.
+  const fs::path work = tmp.path() / "work";
+  const std::string images_before = run_gondolin({"image", "ls"}).out;
   fs::path spec = write_spec(tmp.path(), R"({"layout": "layout"})");
-  expect_one_line_error(build(spec, "gondolin-test-oci:evil"), "goes through the symlink \"escape\"");
+  expect_one_line_error(build(spec, "gondolin-test-oci:evil", work), "goes through the symlink \"escape\"");
   EXPECT_TRUE(fs::is_empty(tmp.path() / "outside"));
 
   OciFixture device = layered_busybox_image();
@@ -116,7 +116,7 @@ TEST(OciImage, HostileOrDamagedImagesAreRefusedAndLeaveNothing) {
   device.layers.push_back({node});
   fs::remove_all(tmp.path() / "layout");
   device.write_layout(tmp.path() / "layout");
-  expect_one_line_error(build(spec, "gondolin-test-oci:evil"), "device node \"dev/sda\"");
+  expect_one_line_error(build(spec, "gondolin-test-oci:evil", work), "device node \"dev/sda\"");
 
   // A layer changed after its digest was written.
   OciFixture plain = layered_busybox_image();
@@ -128,11 +128,15 @@ TEST(OciImage, HostileOrDamagedImagesAreRefusedAndLeaveNothing) {
       f.seekp(5000);
       f << "tampered";  // same size, other bytes
     }
-  expect_one_line_error(build(spec, "gondolin-test-oci:evil"), "does not match its digest");
+  expect_one_line_error(build(spec, "gondolin-test-oci:evil", work), "does not match its digest");
 
-  EXPECT_EQ(run_gondolin({"image", "ls"}).out, images_before);
+  const std::string images_after = run_gondolin({"image", "ls"}).out;
+  EXPECT_EQ(images_after.find("gondolin-test-oci:evil"), std::string::npos) << images_after;
+  std::istringstream before(images_before);
+  for (std::string line; std::getline(before, line);)
+    EXPECT_NE(images_after.find(line), std::string::npos) << "gone from the store: " << line;
   // No half-built root or unpacked archive is left in the work directory.
-  for (const auto& e : fs::directory_iterator(build_work_dir())) {
+  for (const auto& e : fs::directory_iterator(fs::exists(work) ? work : tmp.path())) {
     std::string name = e.path().filename().string();
     bool scratch = name.ends_with(".tree") || name.ends_with(".tmp") || name.rfind("oci-", 0) == 0;
     EXPECT_FALSE(scratch) << "left behind: " << e.path();
