@@ -234,15 +234,22 @@ bool parse_header_lines(std::string_view block, const HeadLimits& limits, HttpHe
   return true;
 }
 
+// A complete head split at its first line: the start line, and the header
+// lines without the blank line that ends them.
+struct SplitHead {
+  std::string_view start_line;
+  std::string_view header_lines;
+  std::size_t size = 0;  // bytes of the input the head used, skipped empty lines included
+};
+
 // Runs the scanner over `data`: the complete head (without skipped leading
-// empty lines) and in `end` its size with them, or nothing with `r` set to
-// NeedMore or Error.
+// empty lines) split at its first line; or nothing, with `r` set to NeedMore
+// or Error. r.state stays Error until the caller sets it.
 template <typename Head>
-std::optional<std::string_view> complete_head(HeadScanner& scanner, std::string_view data, HeadResult<Head>& r,
-                                              std::size_t& end) {
+std::optional<SplitHead> complete_head(HeadScanner& scanner, std::string_view data, HeadResult<Head>& r) {
   r.state = ParseState::Error;
   HeadError err;
-  end = scanner.scan(data, err);
+  const std::size_t end = scanner.scan(data, err);
   if (!err.reason.empty()) {
     r.error = std::move(err);
     return std::nullopt;
@@ -251,17 +258,16 @@ std::optional<std::string_view> complete_head(HeadScanner& scanner, std::string_
     r.state = ParseState::NeedMore;
     return std::nullopt;
   }
-  return data.substr(scanner.head_start(), end - scanner.head_start());
+  const std::string_view head = data.substr(scanner.head_start(), end - scanner.head_start());
+  const std::size_t eol = head.find("\r\n");
+  return SplitHead{head.substr(0, eol), head.substr(eol + 2, head.size() - eol - 4), end};
 }
 
 HeadResult<RequestHead> HttpRequestParser::parse(std::string_view data) {
   HeadResult<RequestHead> r;
-  std::size_t end = 0;
-  auto complete = complete_head(scanner_, data, r, end);
+  const auto complete = complete_head(scanner_, data, r);
   if (!complete) return r;
-  std::string_view head = *complete;
-  std::size_t eol = head.find("\r\n");
-  std::string_view line = head.substr(0, eol);
+  const std::string_view line = complete->start_line;
   RequestHead& h = r.head;
 
   std::size_t sp1 = line.find(' ');
@@ -302,7 +308,7 @@ HeadResult<RequestHead> HttpRequestParser::parse(std::string_view data) {
   h.method = std::string(method);
   h.target = std::string(target);
   h.minor_version = minor;
-  if (!parse_header_lines(head.substr(eol + 2, head.size() - eol - 4), limits_, h.headers, r.error)) return r;
+  if (!parse_header_lines(complete->header_lines, limits_, h.headers, r.error)) return r;
 
   Framing f;
   if (!resolve_framing(h.headers, true, f, r.error)) return r;
@@ -333,7 +339,7 @@ HeadResult<RequestHead> HttpRequestParser::parse(std::string_view data) {
     std::vector<std::string> protos;
     if (split_tokens(*up, protos)) h.websocket_upgrade = has_token(protos, "websocket");
   }
-  r.head_size = end;
+  r.head_size = complete->size;
   r.state = ParseState::Done;
   return r;
 }
@@ -347,12 +353,9 @@ HeadResult<ResponseHead> HttpResponseParser::parse(std::string_view data) {
 
 HeadResult<ResponseHead> HttpResponseParser::parse_head(std::string_view data) {
   HeadResult<ResponseHead> r;
-  std::size_t end = 0;
-  auto complete = complete_head(scanner_, data, r, end);
+  const auto complete = complete_head(scanner_, data, r);
   if (!complete) return r;
-  std::string_view head = *complete;
-  std::size_t eol = head.find("\r\n");
-  std::string_view line = head.substr(0, eol);
+  const std::string_view line = complete->start_line;
   ResponseHead& h = r.head;
   int minor = parse_version(line.substr(0, 8));
   if (minor < 0 || line.size() < 12 || line[8] != ' ' || (line.size() > 12 && line[12] != ' ')) {
@@ -380,7 +383,7 @@ HeadResult<ResponseHead> HttpResponseParser::parse_head(std::string_view data) {
   h.minor_version = minor;
   h.status = status;
   h.reason = std::string(reason);
-  if (!parse_header_lines(head.substr(eol + 2, head.size() - eol - 4), limits_, h.headers, r.error)) {
+  if (!parse_header_lines(complete->header_lines, limits_, h.headers, r.error)) {
     r.error.status = 502;
     return r;
   }
@@ -397,7 +400,7 @@ HeadResult<ResponseHead> HttpResponseParser::parse_head(std::string_view data) {
       return r;
     }
   h.keep_alive = minor == 1 ? !has_token(h.connection_tokens, "close") : has_token(h.connection_tokens, "keep-alive");
-  r.head_size = end;
+  r.head_size = complete->size;
   r.state = ParseState::Done;
   return r;
 }
