@@ -278,8 +278,7 @@ TemplateStart start_from_template(const Image& image, const VmOptions& o, const 
   std::optional<fs::path> dir;
   try {
     if (has_virtiofs(slots)) {
-      const auto version = parse_qemu_version(qemu_version_line(resolve_qemu_binary(o)));
-      if (!version || !qemu_migrates_virtiofs(*version)) {
+      if (!binary_migrates_virtiofs(resolve_qemu_binary(o))) {
         log().debug("booting cold: this QEMU cannot save virtio-fs state into a boot template");
         return {};
       }

@@ -56,4 +56,12 @@ std::optional<QemuVersion> parse_qemu_version(const std::string& line) {
 
 bool qemu_migrates_virtiofs(const QemuVersion& v) { return v.major > 8 || (v.major == 8 && v.minor >= 2); }
 
+bool binary_migrates_virtiofs(const std::filesystem::path& qemu_binary, std::string* which) {
+  const std::string line = qemu_version_line(qemu_binary);
+  const auto version = parse_qemu_version(line);
+  if (version && qemu_migrates_virtiofs(*version)) return true;
+  if (which) *which = version ? "QEMU " + version->text() : "\"" + line + "\"";
+  return false;
+}
+
 }  // namespace gondolin

@@ -23,5 +23,8 @@ std::optional<QemuVersion> parse_qemu_version(const std::string& line);
 // QEMU 8.2 added vhost-user-fs migration with the back-end's internal state
 // (VHOST_USER_PROTOCOL_F_DEVICE_STATE): virtio-fs mounts can be snapshotted.
 bool qemu_migrates_virtiofs(const QemuVersion& v);
+// The same asked of a binary. When it cannot, `which` (if given) is set to
+// how to name that QEMU in a message ("QEMU 7.2.0", or its version line).
+bool binary_migrates_virtiofs(const std::filesystem::path& qemu_binary, std::string* which = nullptr);
 
 }  // namespace gondolin

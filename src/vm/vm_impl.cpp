@@ -62,11 +62,9 @@ static vfs::FsTransport auto_mount_transport(const VmOptions& o) {
   const bool wanted = std::any_of(o.mounts.begin(), o.mounts.end(),
                                   [](const vfs::Mount& m) { return m.options.transport == vfs::FsTransport::Auto; });
   if (!wanted) return vfs::FsTransport::Serial;
-  const std::string line = qemu_version_line(resolve_qemu_binary(o));
-  const auto version = parse_qemu_version(line);
-  if (version && qemu_migrates_virtiofs(*version)) return vfs::FsTransport::Virtiofs;
-  log().info("mounts use virtio-serial: {} cannot snapshot virtio-fs mounts (QEMU 8.2 and later can)",
-             version ? "QEMU " + version->text() : "\"" + line + "\"");
+  std::string which;
+  if (binary_migrates_virtiofs(resolve_qemu_binary(o), &which)) return vfs::FsTransport::Virtiofs;
+  log().info("mounts use virtio-serial: {} cannot snapshot virtio-fs mounts (QEMU 8.2 and later can)", which);
   return vfs::FsTransport::Serial;
 }
 
