@@ -75,7 +75,7 @@ NetStack::NetStack(asio::io_context& io, const NetworkOptions& options, const Eg
   int buf = 1 << 20;
   ::setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
   ::setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-  link_ = std::make_unique<QemuNetLink>(io_, UniqueFd(sv[0]));
+  link_ = std::make_shared<QemuNetLink>(io_, UniqueFd(sv[0]));
   engine_ = std::make_unique<SlirpTcpEngine>(io_, layout_, [this](Bytes f) { on_slirp_frame(f); });
   for (const auto& in : options_.ingress) engine_->open_guest_port(in.guest_port);
   flows_ = std::make_unique<TcpFlowTable>(TcpFlowTable::Limits{},

@@ -91,7 +91,7 @@ class NetStack {
   NetLayout layout_;
   NetStackStats stats_;
   UniqueFd qemu_end_;
-  std::unique_ptr<QemuNetLink> link_;
+  std::shared_ptr<QemuNetLink> link_;  // shared: its pending handlers hold it
   std::unique_ptr<SlirpTcpEngine> engine_;
   std::unique_ptr<TcpFlowTable> flows_;
   std::unique_ptr<EgressHandlers> egress_;

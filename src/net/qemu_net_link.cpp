@@ -1,46 +1,35 @@
 #include "net/qemu_net_link.h"
 
-#include <boost/asio/write.hpp>
-
 #include "util/logging.h"
 
 namespace gondolin::net {
 
 namespace asio = boost::asio;
 
-QemuNetLink::QemuNetLink(asio::io_context& io, UniqueFd socket) : socket_(io) {
-  socket_.assign(asio::local::stream_protocol(), socket.release());
-  socket_.non_blocking(true);
-}
+QemuNetLink::QemuNetLink(asio::io_context& io, UniqueFd socket) : StreamChannel(io, std::move(socket)) {}
 
 void QemuNetLink::start(FrameHandler on_frame, Callback on_batch_end, Callback on_drained) {
   on_frame_ = std::move(on_frame);
   on_batch_end_ = std::move(on_batch_end);
   on_drained_ = std::move(on_drained);
   partial_.reserve(kMaxFrame + 4);
-  read();
+  start_reading();
 }
 
-void QemuNetLink::close() {
-  closed_ = true;
-  boost::system::error_code ignored;
-  socket_.close(ignored);
+void QemuNetLink::on_read_error(const boost::system::error_code& ec) {
+  if (ec != asio::error::operation_aborted) log().debug("net: link to QEMU closed: {}", ec.message());
 }
 
-void QemuNetLink::read() {
-  socket_.async_read_some(asio::buffer(read_buf_), [this](const boost::system::error_code& ec, std::size_t n) {
-    if (closed_) return;
-    if (ec) {
-      if (ec != asio::error::operation_aborted) log().debug("net: link to QEMU closed: {}", ec.message());
-      return;
-    }
-    parse_input(n);
-    if (on_batch_end_) on_batch_end_();
-    if (!closed_) read();
-  });
+void QemuNetLink::on_write_error(const boost::system::error_code& ec) {
+  log().debug("net: writing to QEMU failed: {}", ec.message());
 }
 
-void QemuNetLink::parse_input(std::size_t n) {
+void QemuNetLink::on_written(std::size_t size) {
+  const bool was_congested = queued_bytes() + size > kCongestedAbove;
+  if (was_congested && !congested() && on_drained_) on_drained_();
+}
+
+void QemuNetLink::on_received(std::size_t n) {
   Bytes in(read_buf_.data(), n);
   while (!in.empty()) {
     if (skip_ > 0) {
@@ -87,42 +76,21 @@ void QemuNetLink::parse_input(std::size_t n) {
       partial_.clear();
     }
   }
+  if (on_batch_end_) on_batch_end_();
 }
 
 bool QemuNetLink::send(Bytes frame) {
-  if (closed_ || frame.size() > kMaxFrame) return false;
-  if (queued_ + frame.size() + 4 > kQueueLimit) {
+  if (closed() || frame.size() > kMaxFrame) return false;
+  if (queued_bytes() + frame.size() + 4 > kQueueLimit) {
     ++dropped_;
     return false;
   }
   const auto len = static_cast<std::uint32_t>(frame.size());
   const std::uint8_t prefix[4] = {static_cast<std::uint8_t>(len >> 24), static_cast<std::uint8_t>(len >> 16),
                                   static_cast<std::uint8_t>(len >> 8), static_cast<std::uint8_t>(len)};
-  pending_.insert(pending_.end(), prefix, prefix + 4);
-  pending_.insert(pending_.end(), frame.begin(), frame.end());
-  queued_ += frame.size() + 4;
-  if (!write_in_flight_) flush();
+  append(prefix, sizeof prefix);
+  append(frame.data(), frame.size());
   return true;
-}
-
-void QemuNetLink::flush() {
-  if (pending_.empty() || closed_) return;
-  writing_.swap(pending_);
-  pending_.clear();
-  write_in_flight_ = true;
-  asio::async_write(socket_, asio::buffer(writing_), [this](const boost::system::error_code& ec, std::size_t) {
-    write_in_flight_ = false;
-    if (closed_) return;
-    const bool was_congested = congested();
-    queued_ -= writing_.size();
-    writing_.clear();
-    if (ec) {
-      log().debug("net: writing to QEMU failed: {}", ec.message());
-      return;
-    }
-    flush();
-    if (was_congested && !congested() && on_drained_) on_drained_();
-  });
 }
 
 }  // namespace gondolin::net

@@ -1,6 +1,9 @@
 // Blocking frame I/O on a unix socket between two gondolin processes of the
 // same user (session attach and snapshot requests). Writes may come from
-// several threads; reads from one.
+// several threads; reads from one. Not a util/stream_channel: those are
+// served by an io thread's event loop, while this one is read and written
+// by the caller's own (user) threads; the framing (proto::FrameDecoder) is
+// the same.
 #pragma once
 
 #include <mutex>

@@ -9,20 +9,20 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
 
 #include <array>
-#include <deque>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "util/stream_channel.h"
 #include "util/unique_fd.h"
 #include "vfs/fuse_server.h"
 
 namespace gondolin::vfs {
 
-class FuseChannel : public std::enable_shared_from_this<FuseChannel> {
+class FuseChannel final : public StreamChannel {
  public:
   static constexpr std::size_t kMaxQueuedReplyBytes = 8u << 20;
 
@@ -30,8 +30,7 @@ class FuseChannel : public std::enable_shared_from_this<FuseChannel> {
 
   // Serves until close(). If the guest breaks the stream the mount stops
   // alone (one warning; the guest's forwarder answers EIO), the VM goes on.
-  void start();
-  void close();
+  void start() { start_reading(); }
 
   FuseServer& server() { return *server_; }
   // Nothing in flight either way: no partial request, no reply waiting, and
@@ -44,23 +43,21 @@ class FuseChannel : public std::enable_shared_from_this<FuseChannel> {
   std::string describe_counts() const;
 
  private:
-  void read_more();
-  void on_read(std::size_t n);
-  void queue_reply(std::vector<std::uint8_t> reply);
-  void write_more();
-  void fail(const std::string& why);
+  boost::asio::mutable_buffer read_space() override {
+    return boost::asio::buffer(in_.data() + filled_, in_.size() - filled_);
+  }
+  void on_received(std::size_t size) override;
+  void on_read_error(const boost::system::error_code& ec) override;
+  void on_write_error(const boost::system::error_code& ec) override;
+  void on_written(std::size_t size) override;
+  void on_failure(const std::string& why) override;
+  // Back-pressure: while this many reply bytes wait, the guest's requests do too.
+  bool reading_paused() const override { return failed() || queued_bytes() > kMaxQueuedReplyBytes; }
 
-  boost::asio::local::stream_protocol::socket socket_;
   std::unique_ptr<FuseServer> server_;
   std::string label_;
   std::vector<std::uint8_t> in_;
   std::size_t filled_ = 0;
-  std::deque<std::vector<std::uint8_t>> queued_;
-  std::deque<std::vector<std::uint8_t>> writing_;
-  std::size_t queued_bytes_ = 0;
-  bool reading_ = false;
-  bool closed_ = false;
-  bool failing_ = false;  // fail(): no more reading; close once the goodbye is out
   std::array<std::uint64_t, 64> counts_{};
 };
 

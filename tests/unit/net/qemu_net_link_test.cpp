@@ -23,13 +23,13 @@ std::vector<std::uint8_t> framed(std::size_t len, std::uint8_t fill) {
 struct LinkFixture {
   boost::asio::io_context io;
   UniqueFd peer;
-  std::unique_ptr<QemuNetLink> link;
+  std::shared_ptr<QemuNetLink> link;
   std::vector<std::vector<std::uint8_t>> received;
   LinkFixture() {
     int sv[2];
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     peer.reset(sv[1]);
-    link = std::make_unique<QemuNetLink>(io, UniqueFd(sv[0]));
+    link = std::make_shared<QemuNetLink>(io, UniqueFd(sv[0]));
     link->start([this](Bytes f) { received.emplace_back(f.begin(), f.end()); }, nullptr, nullptr);
   }
   void write_peer(const std::vector<std::uint8_t>& bytes, std::size_t chunk) {
