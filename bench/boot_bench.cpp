@@ -50,8 +50,8 @@ std::string read_file(const std::string& p) {
 struct FloorVariant {
   std::string name;
   std::string machine = "microvm";
-  std::string drop;   // a word removed from the image's kernel command line
-  std::string add;    // words added to it
+  std::string drop;                  // a word removed from the image's kernel command line
+  std::string add;                   // words added to it
   bool with_rootfs_and_rng = false;  // gondolin's full device set
 
   FloorVariant(std::string n, std::string m = "microvm", std::string d = "", std::string a = "", bool full = false)
@@ -91,8 +91,7 @@ double floor_boot(const Image& img, const std::filesystem::path& initrd, const F
     for (std::size_t i = 0; i < cmd.argv.size(); ++i) {
       const std::string& a = cmd.argv[i];
       if (a == "-drive" || (a == "-device" && i + 1 < cmd.argv.size() &&
-                                                 (cmd.argv[i + 1].find("virtio-blk") == 0 ||
-                                                  cmd.argv[i + 1].find("virtio-rng") == 0))) {
+                            (cmd.argv[i + 1].find("virtio-blk") == 0 || cmd.argv[i + 1].find("virtio-rng") == 0))) {
         ++i;
         continue;
       }
@@ -113,8 +112,7 @@ double floor_boot(const Image& img, const std::filesystem::path& initrd, const F
   // Keep the console flowing: a full console socket would stall the guest.
   std::thread console([fd = con_host.get()] {
     char buf[4096];
-    while (::read(fd, buf, sizeof buf) > 0) {
-    }
+    while (::read(fd, buf, sizeof buf) > 0) {}
   });
   char b = 0;
   pollfd p{host.get(), POLLIN, 0};
@@ -226,7 +224,8 @@ void mount_starts(int runs, const std::string& dir) {
       cold.push_back(gondolin_cold(cold_args));
       templated.push_back(gondolin_cold(mount));
     }
-    std::printf("exec, %-8s mount   %6.2f s   [%s]  (template)\n", transport, median(templated), list(templated).c_str());
+    std::printf("exec, %-8s mount   %6.2f s   [%s]  (template)\n", transport, median(templated),
+                list(templated).c_str());
     std::printf("exec, %-8s --cold  %6.2f s   [%s]\n", transport, median(cold), list(cold).c_str());
     std::printf("RATIO template/cold   %6.2fx\n\n", median(templated) / median(cold));
   }

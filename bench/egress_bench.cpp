@@ -77,16 +77,22 @@ class Nginx {
       std::filesystem::resize_file(www / "big", kBigFile);
     }
     std::string d = dir.string();
-    std::ofstream(dir / "nginx.conf")
-        << "worker_processes 1; daemon off; master_process off; error_log " << d << "/error.log; pid " << d << "/nginx.pid;\n"
-        << "events { worker_connections 1024; }\n"
-        << "http { access_log off; client_body_temp_path " << d << "/tmp; proxy_temp_path " << d << "/tmp;\n"
-        << "  fastcgi_temp_path " << d << "/tmp; uwsgi_temp_path " << d << "/tmp; scgi_temp_path " << d << "/tmp;\n"
-        << "  keepalive_requests 10000000; keepalive_timeout 300s; sendfile on; default_type application/octet-stream;\n"
-        << "  server { listen 127.0.0.1:" << http_port << "; root " << www.string() << "; }\n"
-        << "  server { listen 127.0.0.1:" << https_port << " ssl; root " << www.string() << ";\n"
-        << "    ssl_certificate " << pki.server_cert.string() << "; ssl_certificate_key " << pki.server_key.string() << "; }\n"
-        << "}\n";
+    std::ofstream(dir / "nginx.conf") << "worker_processes 1; daemon off; master_process off; error_log " << d
+                                      << "/error.log; pid " << d << "/nginx.pid;\n"
+                                      << "events { worker_connections 1024; }\n"
+                                      << "http { access_log off; client_body_temp_path " << d
+                                      << "/tmp; proxy_temp_path " << d << "/tmp;\n"
+                                      << "  fastcgi_temp_path " << d << "/tmp; uwsgi_temp_path " << d
+                                      << "/tmp; scgi_temp_path " << d << "/tmp;\n"
+                                      << "  keepalive_requests 10000000; keepalive_timeout 300s; sendfile on; "
+                                         "default_type application/octet-stream;\n"
+                                      << "  server { listen 127.0.0.1:" << http_port << "; root " << www.string()
+                                      << "; }\n"
+                                      << "  server { listen 127.0.0.1:" << https_port << " ssl; root " << www.string()
+                                      << ";\n"
+                                      << "    ssl_certificate " << pki.server_cert.string() << "; ssl_certificate_key "
+                                      << pki.server_key.string() << "; }\n"
+                                      << "}\n";
     auto nginx = paths::find_program("nginx");
     if (nginx.empty()) nginx = "/usr/sbin/nginx";
     SpawnSpec spec;
@@ -241,8 +247,9 @@ int main(int argc, char** argv) {
     Setup http_direct{nullptr, false, nginx.http_port, nullptr};
     Setup https_direct{nullptr, true, nginx.https_port, direct_ctx};
 
-    std::printf("egress proxy benchmark: client over socketpairs -> EgressService -> nginx on loopback (%.1f s per run)\n\n",
-                seconds);
+    std::printf(
+        "egress proxy benchmark: client over socketpairs -> EgressService -> nginx on loopback (%.1f s per run)\n\n",
+        seconds);
     for (int conns : {1, 8}) {
       double hd = requests_per_second(http_direct, conns, seconds);
       double hp = requests_per_second(http_proxy, conns, seconds);

@@ -11,9 +11,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-static const char* const wanted[] = {"/virtio.ko",          "/virtio_ring.ko",           "/virtio_mmio.ko",
-                                     "/virtio_pci_legacy_dev.ko", "/virtio_pci_modern_dev.ko", "/virtio_pci.ko",
-                                     "/virtio_console.ko"};
+static const char* const wanted[] = {
+    "/virtio.ko",     "/virtio_ring.ko",   "/virtio_mmio.ko", "/virtio_pci_legacy_dev.ko", "/virtio_pci_modern_dev.ko",
+    "/virtio_pci.ko", "/virtio_console.ko"};
 
 int main(void) {
   mount("proc", "/proc", "proc", 0, NULL);

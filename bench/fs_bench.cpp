@@ -120,8 +120,8 @@ int main(int argc, char** argv) {
       std::string dir;   // in the guest
       std::vector<double> seconds;
     };
-    std::vector<Side> sides = {{"default", "/def", {}}, {"serial", "/ser", {}}, {"vfs-direct", "/vfd", {}},
-                               {"9p", "/p9", {}}};
+    std::vector<Side> sides = {
+        {"default", "/def", {}}, {"serial", "/ser", {}}, {"vfs-direct", "/vfd", {}}, {"9p", "/p9", {}}};
     const fs::path first_repo = root / ("repo-" + std::string(sides[0].name));
     make_tree(first_repo);
     run_host({"git", "-C", first_repo.string(), "init", "-q"});
@@ -148,8 +148,9 @@ int main(int argc, char** argv) {
     hooks.qemu_extra_args = {"-fsdev", "local,id=bench9p,path=" + root.string() + ",security_model=none", "-device",
                              vm::virtio_device(o.machine, "virtio-9p") + ",fsdev=bench9p,mount_tag=bench9p"};
     Vm vm = VmInternals::create(o, hooks);
-    auto m = vm.exec(std::string("mkdir -p /p9 && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 "
-                                 "bench9p /p9 && git config --global --add safe.directory '*'"));
+    auto m =
+        vm.exec(std::string("mkdir -p /p9 && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 "
+                            "bench9p /p9 && git config --global --add safe.directory '*'"));
     if (m.exit_code != 0) {
       std::fprintf(stderr, "cannot mount virtio-9p in the guest (is this a kernel with 9p? see the header):\n%s",
                    m.stderr_data.c_str());
@@ -163,7 +164,8 @@ int main(int argc, char** argv) {
 
     std::printf("%-11s", "workload");
     for (const auto& side : sides) std::printf(" %10s", side.name);
-    for (std::size_t i = 0; i + 1 < sides.size(); ++i) std::printf(" %9s", ("9p/" + std::string(sides[i].name)).substr(0, 9).c_str());
+    for (std::size_t i = 0; i + 1 < sides.size(); ++i)
+      std::printf(" %9s", ("9p/" + std::string(sides[i].name)).substr(0, 9).c_str());
     std::printf("   (median of %d; seconds in the guest)\n", runs);
     for (const char* name : kWorkloads) {
       if (!only.empty() && ("," + only + ",").find("," + std::string(name) + ",") == std::string::npos) continue;
@@ -187,7 +189,8 @@ int main(int argc, char** argv) {
         std::printf(" %8.2fx", t > 0 ? p9 / t : 0);
       }
       std::string all;
-      for (const auto& side : sides) all += std::string(all.empty() ? "" : " | ") + side.name + " " + list(side.seconds);
+      for (const auto& side : sides)
+        all += std::string(all.empty() ? "" : " | ") + side.name + " " + list(side.seconds);
       std::printf("   [%s]\n", all.c_str());
       std::fflush(stdout);
     }

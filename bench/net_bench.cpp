@@ -21,8 +21,8 @@
 //
 // Usage: gondolin-bench-net [MB] [RUNS] [BOOTS]
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -70,9 +70,7 @@ std::uint16_t free_port() {
 class Nginx {
  public:
   explicit Nginx(std::size_t mb) : dir_(paths::make_private_temp_dir("gondolin-bench-nginx")), port_(free_port()) {
-    {
-      std::ofstream blob(dir_ / "blob");
-    }
+    { std::ofstream blob(dir_ / "blob"); }
     std::filesystem::resize_file(dir_ / "blob", mb << 20);
     std::ofstream conf(dir_ / "nginx.conf");
     conf << "daemon off; worker_processes 1; pid " << (dir_ / "nginx.pid").string() << ";\n"
@@ -128,8 +126,7 @@ class Sink {
         UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!c) return;
         static char buf[1 << 16];
-        while (::read(c.get(), buf, sizeof buf) > 0) {
-        }
+        while (::read(c.get(), buf, sizeof buf) > 0) {}
       }
     });
   }
@@ -154,9 +151,10 @@ void pump(std::shared_ptr<From> from, std::shared_ptr<To> to, std::shared_ptr<st
       to->shutdown(asio::socket_base::shutdown_send, ignored);
       return;
     }
-    asio::async_write(*to, asio::buffer(buf->data(), n), [from, to, buf](const boost::system::error_code& wec, std::size_t) {
-      if (!wec) pump(from, to, buf);
-    });
+    asio::async_write(*to, asio::buffer(buf->data(), n),
+                      [from, to, buf](const boost::system::error_code& wec, std::size_t) {
+                        if (!wec) pump(from, to, buf);
+                      });
   });
 }
 
@@ -171,12 +169,13 @@ class BenchEgress : public net::EgressHandlers {
     upstream->async_connect(tcp::endpoint(asio::ip::address_v4::loopback(), port_),
                             [guest, upstream, prefix](const boost::system::error_code& ec) {
                               if (ec) return;
-                              asio::async_write(*upstream, asio::buffer(*prefix),
-                                                [guest, upstream, prefix](const boost::system::error_code& wec, std::size_t) {
-                                                  if (wec) return;
-                                                  pump(guest, upstream, std::make_shared<std::vector<char>>(1 << 16));
-                                                  pump(upstream, guest, std::make_shared<std::vector<char>>(1 << 16));
-                                                });
+                              asio::async_write(
+                                  *upstream, asio::buffer(*prefix),
+                                  [guest, upstream, prefix](const boost::system::error_code& wec, std::size_t) {
+                                    if (wec) return;
+                                    pump(guest, upstream, std::make_shared<std::vector<char>>(1 << 16));
+                                    pump(upstream, guest, std::make_shared<std::vector<char>>(1 << 16));
+                                  });
                             });
   }
   void on_tls(net::GuestFlow f) override { f.socket.close(); }
@@ -247,8 +246,8 @@ double download_mb_s(Vm& vm, const std::string& url, std::size_t mb) {
 
 double upload_mb_s(Vm& vm, const std::string& host_port, std::size_t mb) {
   auto r = vm.exec(Command::argv({"bash", "-c",
-                                  "s=$(date +%s.%N); head -c " + std::to_string(mb) + "M /dev/zero > /dev/tcp/" + host_port +
-                                      " && e=$(date +%s.%N) && echo $s $e"}));
+                                  "s=$(date +%s.%N); head -c " + std::to_string(mb) + "M /dev/zero > /dev/tcp/" +
+                                      host_port + " && e=$(date +%s.%N) && echo $s $e"}));
   double s = 0, e = 0;
   if (r.exit_code != 0 || std::sscanf(r.stdout_data.c_str(), "%lf %lf", &s, &e) != 2 || e <= s)
     throw Error(ErrorKind::Guest, "upload failed: " + r.stdout_data + r.stderr_data);

@@ -79,8 +79,8 @@ int main(int argc, char** argv) {
   row("boot -> first exec", cow.boot, memory.boot, "(goal <= 1.05x)");
   row(("write " + std::to_string(mb) + " MB + sync").c_str(), cow.write, memory.write, "");
   row(("read " + std::to_string(mb) + " MB cold").c_str(), cow.read, memory.read, "");
-  std::printf("snapshot with %d MB in /root: cow paused %.2f s, %.2f s in all; memory paused %.2f s, %.2f s in all\n", mb,
-              cow.snapshot_pause, cow.snapshot_total, memory.snapshot_pause, memory.snapshot_total);
+  std::printf("snapshot with %d MB in /root: cow paused %.2f s, %.2f s in all; memory paused %.2f s, %.2f s in all\n",
+              mb, cow.snapshot_pause, cow.snapshot_total, memory.snapshot_pause, memory.snapshot_total);
   std::filesystem::remove_all(tmp);
   return 0;
 }

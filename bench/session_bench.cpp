@@ -32,7 +32,8 @@ void measure(const char* label, const VmOptions& opts, int runs, const std::file
       // A mount in use: the guest knows a file there when the snapshot is taken.
       if (!opts.mounts.empty())
         transport = vm.exec(std::string("cat /work/file >/dev/null; awk '$2 == \"/work\" {printf \"%s\", $3}' "
-                                        "/proc/mounts")).stdout_data;
+                                        "/proc/mounts"))
+                        .stdout_data;
       SnapshotInfo s = vm.snapshot(snap);
       save.push_back(s.save_seconds);
       bytes = s.state_bytes;

@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
   c.options.key_files = {{kHost, sshd.user_key().string()}};
   c.options.users = {{kHost, "root"}};
   fs::path kh = dir.path() / "upstream_known_hosts";
-  write_file_atomic(kh, "[" + std::string(kHost) + "]:" + std::to_string(sshd.port()) + " " + sshd.host_key_line() + "\n");
+  write_file_atomic(kh,
+                    "[" + std::string(kHost) + "]:" + std::to_string(sshd.port()) + " " + sshd.host_key_line() + "\n");
   c.options.known_hosts_file = kh.string();
   c.options.host_key_dir = (dir.path() / "config").string();
   c.test_loopback_hosts = {kHost};
@@ -54,11 +55,13 @@ int main(int argc, char** argv) {
 
   // The baseline: the same client straight to sshd with the key itself.
   fs::path direct_cfg = dir.path() / "direct_ssh_config";
-  write_file_atomic(dir.path() / "direct_known_hosts", "[127.0.0.1]:" + std::to_string(sshd.port()) + " " + sshd.host_key_line() + "\n");
-  write_file_atomic(direct_cfg, "Host " + std::string(kHost) + "\n  HostName 127.0.0.1\n  Port " + std::to_string(sshd.port()) +
-                                    "\n  User root\n  IdentityFile " + sshd.user_key().string() +
-                                    "\n  IdentitiesOnly yes\n  IdentityAgent none\n  BatchMode yes\n  UserKnownHostsFile " +
-                                    (dir.path() / "direct_known_hosts").string() + "\n  GlobalKnownHostsFile /dev/null\n");
+  write_file_atomic(dir.path() / "direct_known_hosts",
+                    "[127.0.0.1]:" + std::to_string(sshd.port()) + " " + sshd.host_key_line() + "\n");
+  write_file_atomic(direct_cfg,
+                    "Host " + std::string(kHost) + "\n  HostName 127.0.0.1\n  Port " + std::to_string(sshd.port()) +
+                        "\n  User root\n  IdentityFile " + sshd.user_key().string() +
+                        "\n  IdentitiesOnly yes\n  IdentityAgent none\n  BatchMode yes\n  UserKnownHostsFile " +
+                        (dir.path() / "direct_known_hosts").string() + "\n  GlobalKnownHostsFile /dev/null\n");
 
   struct Path {
     const char* user;  // the proxy maps the guest's git@ to root upstream
@@ -92,7 +95,8 @@ int main(int argc, char** argv) {
     for (int p = 0; p < 2; ++p) {
       std::string cfg = paths[p].config.string();
       exec[p].push_back(timed({"ssh", "-F", cfg, kHost, "true"}));
-      down[p].push_back(200.0 / timed({"sh", "-c", "ssh -F " + cfg + " " + kHost + " 'head -c 200000000 /dev/zero' >/dev/null"}));
+      down[p].push_back(
+          200.0 / timed({"sh", "-c", "ssh -F " + cfg + " " + kHost + " 'head -c 200000000 /dev/zero' >/dev/null"}));
       ProgramOptions o;
       o.stdin_data = upload;
       up[p].push_back(200.0 / timed({"ssh", "-F", cfg, kHost, "cat >/dev/null"}, o));
@@ -100,8 +104,8 @@ int main(int argc, char** argv) {
       fs::remove_all(work);
       ProgramOptions g = genv;
       g.env["GIT_SSH_COMMAND"] = "ssh -F " + cfg;
-      clone[p].push_back(
-          timed({"git", "clone", "-q", std::string(paths[p].user) + "@" + kHost + ":" + repo.string(), work.string()}, g));
+      clone[p].push_back(timed(
+          {"git", "clone", "-q", std::string(paths[p].user) + "@" + kHost + ":" + repo.string(), work.string()}, g));
     }
   }
   row("connect+exec", median(exec[0]) * 1000, median(exec[1]) * 1000, "ms", false);

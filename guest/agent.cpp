@@ -31,9 +31,7 @@ using proto::FrameType;
 constexpr std::size_t kOutgoingLimit = 1u << 20;
 constexpr auto kPtyDrainGrace = std::chrono::milliseconds(100);
 
-std::uint64_t tag(std::uint32_t id, std::uint8_t kind) {
-  return (static_cast<std::uint64_t>(id) << 8) | kind;
-}
+std::uint64_t tag(std::uint32_t id, std::uint8_t kind) { return (static_cast<std::uint64_t>(id) << 8) | kind; }
 
 }  // namespace
 
@@ -234,8 +232,8 @@ void Agent::apply_config(const proto::Config& cfg) {
 void Agent::send_hello() {
   utsname uts{};
   ::uname(&uts);
-  proto::Hello hello{proto::kProtocolVersion, identity_.uptime_at_start_ns, identity_.init_duration_ns,
-                     uts.release, identity_.boot_report, identity_.init_extra_error};
+  proto::Hello hello{proto::kProtocolVersion, identity_.uptime_at_start_ns, identity_.init_duration_ns, uts.release,
+                     identity_.boot_report,   identity_.init_extra_error};
   send_frame(proto::make_frame(FrameType::Hello, 0, hello));
 }
 
@@ -378,8 +376,7 @@ void Agent::write_stdin(GuestExec& ex) {
 
 void Agent::reap_children() {
   signalfd_siginfo si;
-  while (::read(signal_fd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-  }
+  while (::read(signal_fd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {}
   for (;;) {
     int status = 0;
     pid_t pid = ::waitpid(-1, &status, WNOHANG);
@@ -406,8 +403,10 @@ void Agent::finish_if_done(GuestExec& ex) {
   if (ex.failed) return erase(ex.id);
   if (!ex.started || ex.out.open() || ex.err.open()) return;
   proto::ExitStatusMsg msg;
-  if (WIFSIGNALED(ex.wait_status)) msg.signal = WTERMSIG(ex.wait_status);
-  else msg.exit_code = WEXITSTATUS(ex.wait_status);
+  if (WIFSIGNALED(ex.wait_status))
+    msg.signal = WTERMSIG(ex.wait_status);
+  else
+    msg.exit_code = WEXITSTATUS(ex.wait_status);
   send_frame(proto::make_frame(FrameType::Exit, ex.id, msg));
   erase(ex.id);
 }
@@ -446,8 +445,7 @@ GuestExec* Agent::find(std::uint32_t id) {
 void Agent::erase(std::uint32_t id) {
   auto it = execs_.find(id);
   if (it == execs_.end()) return;
-  for (WatchedFd* w : {&it->second->out, &it->second->err, &it->second->in, &it->second->status})
-    close_watched(*w);
+  for (WatchedFd* w : {&it->second->out, &it->second->err, &it->second->in, &it->second->status}) close_watched(*w);
   if (!it->second->exited) exec_by_pid_.erase(it->second->pid);
   execs_.erase(it);
 }

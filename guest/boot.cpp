@@ -31,8 +31,8 @@ std::uint64_t clock_ns(clockid_t id) {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-bool do_mount(const char* src, const char* target, const char* type, unsigned long flags,
-              const char* data, std::string& error) {
+bool do_mount(const char* src, const char* target, const char* type, unsigned long flags, const char* data,
+              std::string& error) {
   ::mkdir(target, 0755);
   if (::mount(src, target, type, flags, data) == 0) return true;
   error = std::string("mount ") + target + " (" + (type ? type : "bind") + "): " + std::strerror(errno);
@@ -45,8 +45,10 @@ std::map<std::string, std::string> kernel_parameters() {
   std::string word;
   while (f >> word) {
     auto eq = word.find('=');
-    if (eq == std::string::npos) params[word] = "";
-    else params[word.substr(0, eq)] = word.substr(eq + 1);
+    if (eq == std::string::npos)
+      params[word] = "";
+    else
+      params[word.substr(0, eq)] = word.substr(eq + 1);
   }
   return params;
 }
@@ -67,7 +69,7 @@ void bring_up_loopback() {
 
 bool wait_for_path(const std::string& path, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  struct stat st{};
+  struct stat st {};
   while (::stat(path.c_str(), &st) != 0) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -84,7 +86,8 @@ BootResult boot_as_init() {
   auto mark = [&](const char* phase) {
     std::uint64_t now = monotonic_ns();
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%s%s=%.3fs", r.report.empty() ? "" : " ", phase, static_cast<double>(now - t0) / 1e9);
+    std::snprintf(buf, sizeof buf, "%s%s=%.3fs", r.report.empty() ? "" : " ", phase,
+                  static_cast<double>(now - t0) / 1e9);
     r.report += buf;
     t0 = now;
   };
@@ -101,7 +104,7 @@ BootResult boot_as_init() {
   kernel_modules() = KernelModules::from_list(std::string("/lib/modules/") + uts.release + "/gondolin.modules");
   kernel_modules().load("boot");
   // Bus drivers only for the bus this machine has (microvm: virtio-mmio, q35: PCI).
-  struct stat st{};
+  struct stat st {};
   bool has_pci = ::stat("/sys/bus/pci/devices/0000:00:00.0", &st) == 0;
   kernel_modules().load(has_pci ? "pci" : "mmio");
   // The host adds a network device only when the VM has a network.
@@ -144,8 +147,8 @@ BootResult boot_as_init() {
       return r;
     }
   }
-  if (::chdir("/newroot") != 0 || ::mount(".", "/", nullptr, MS_MOVE, nullptr) != 0 ||
-      ::chroot(".") != 0 || ::chdir("/") != 0) {
+  if (::chdir("/newroot") != 0 || ::mount(".", "/", nullptr, MS_MOVE, nullptr) != 0 || ::chroot(".") != 0 ||
+      ::chdir("/") != 0) {
     err = std::string("switch root: ") + std::strerror(errno);
     return r;
   }

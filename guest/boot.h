@@ -12,11 +12,11 @@ namespace gondolin::agent {
 
 struct BootResult {
   bool ok = false;
-  std::string error;   // what failed, for the kernel log
-  std::string report;  // how long each boot phase took, for the host's logs
-  bool network = false;  // a virtio-net device is present (its driver is loaded)
+  std::string error;            // what failed, for the kernel log
+  std::string report;           // how long each boot phase took, for the host's logs
+  bool network = false;         // a virtio-net device is present (its driver is loaded)
   bool read_only_root = false;  // make / read-only once the agent's boot files are written
-  DhcpRun dhcp;          // when `network`: the DHCP client started during boot
+  DhcpRun dhcp;                 // when `network`: the DHCP client started during boot
 };
 
 // Mounts the pseudo filesystems, loads modules, mounts the read-only root with

@@ -59,8 +59,8 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
   Pipe status, in, outp, errp;
   int master = -1, slave = -1;
   auto cleanup = [&] {
-    for (int* fd : {&status.read, &status.write, &in.read, &in.write, &outp.read, &outp.write,
-                    &errp.read, &errp.write, &master, &slave})
+    for (int* fd : {&status.read, &status.write, &in.read, &in.write, &outp.read, &outp.write, &errp.read, &errp.write,
+                    &master, &slave})
       close_fd(*fd);
   };
   if (!status.open()) {

@@ -23,10 +23,10 @@ struct SpawnRequest {
 
 struct SpawnedChild {
   pid_t pid = -1;
-  int stdin_fd = -1;   // pipe write end, or the pty master (dup) when pty
-  int stdout_fd = -1;  // pipe read end, or the pty master
-  int stderr_fd = -1;  // pipe read end; -1 with a pty
-  int status_fd = -1;  // EOF: exec succeeded; 8 bytes {stage, errno}: failed
+  int stdin_fd = -1;     // pipe write end, or the pty master (dup) when pty
+  int stdout_fd = -1;    // pipe read end, or the pty master
+  int stderr_fd = -1;    // pipe read end; -1 with a pty
+  int status_fd = -1;    // EOF: exec succeeded; 8 bytes {stage, errno}: failed
   int error_number = 0;  // set when pid == -1
 };
 

@@ -60,10 +60,9 @@ int do_write(const proto::FileOp& op) {
   if (fd.get() < 0) return errno;
   std::size_t done = 0;
   while (done < op.data.size()) {
-    ssize_t n = (op.flags & proto::kFileAppend)
-                    ? ::write(fd.get(), op.data.data() + done, op.data.size() - done)
-                    : ::pwrite(fd.get(), op.data.data() + done, op.data.size() - done,
-                               static_cast<off_t>(op.offset + done));
+    ssize_t n = (op.flags & proto::kFileAppend) ? ::write(fd.get(), op.data.data() + done, op.data.size() - done)
+                                                : ::pwrite(fd.get(), op.data.data() + done, op.data.size() - done,
+                                                           static_cast<off_t>(op.offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return errno;
     done += static_cast<std::size_t>(n);
@@ -78,7 +77,7 @@ int do_list(const proto::FileOp& op, proto::FileResult& res) {
   while (dirent* e = ::readdir(dir)) {
     std::string name = e->d_name;
     if (name == "." || name == "..") continue;
-    struct stat st{};
+    struct stat st {};
     std::uint32_t mode = 0;
     if (::fstatat(::dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) mode = st.st_mode & S_IFMT;
     all.push_back({std::move(name), mode});
@@ -105,7 +104,7 @@ int do_mkdir(const proto::FileOp& op) {
     std::string prefix = op.path.substr(0, pos);
     if (::mkdir(prefix.c_str(), op.mode) != 0 && errno != EEXIST) return errno;
   }
-  struct stat st{};
+  struct stat st {};
   if (::stat(op.path.c_str(), &st) != 0) return errno;
   return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
 }
@@ -132,7 +131,7 @@ proto::FileResult perform_file_op(const proto::FileOp& op) {
     case proto::FileOpKind::Read: err = do_read(op, res); break;
     case proto::FileOpKind::Write: err = do_write(op); break;
     case proto::FileOpKind::Stat: {
-      struct stat st{};
+      struct stat st {};
       if (::lstat(op.path.c_str(), &st) != 0) {
         err = errno;
         break;
@@ -147,10 +146,13 @@ proto::FileResult perform_file_op(const proto::FileOp& op) {
     case proto::FileOpKind::List: err = do_list(op, res); break;
     case proto::FileOpKind::Rename: err = ::rename(op.path.c_str(), op.path2.c_str()) == 0 ? 0 : errno; break;
     case proto::FileOpKind::Remove: {
-      struct stat st{};
-      if (::lstat(op.path.c_str(), &st) != 0) err = errno;
-      else if (S_ISDIR(st.st_mode)) err = ::rmdir(op.path.c_str()) == 0 ? 0 : errno;
-      else err = ::unlink(op.path.c_str()) == 0 ? 0 : errno;
+      struct stat st {};
+      if (::lstat(op.path.c_str(), &st) != 0)
+        err = errno;
+      else if (S_ISDIR(st.st_mode))
+        err = ::rmdir(op.path.c_str()) == 0 ? 0 : errno;
+      else
+        err = ::unlink(op.path.c_str()) == 0 ? 0 : errno;
       break;
     }
     case proto::FileOpKind::Mkdir: err = do_mkdir(op); break;

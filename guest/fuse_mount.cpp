@@ -42,7 +42,7 @@ int make_directories(const std::string& path) {
     set_root_read_only(true);
     if (err && err != EEXIST) return err;
   }
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return errno;
   return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
 }
@@ -81,7 +81,7 @@ int open_fuse_device() {
 // Lets sequential reads come in requests as large as the mount allows
 // (the default readahead is 128 KiB).
 void raise_readahead(const std::string& path, std::uint32_t max_read) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return;
   char bdi[96];
   std::snprintf(bdi, sizeof bdi, "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev), minor(st.st_dev));
@@ -104,8 +104,9 @@ proto::MountResultMsg mount_virtiofs(const proto::MountRequest& req) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   if (err) return failure(err, "mount -t virtiofs " + req.port_name + " " + req.guest_path);
-  struct stat st{};
-  if (::stat(req.guest_path.c_str(), &st) != 0) return failure(errno, "the new mount " + req.guest_path + " does not answer");
+  struct stat st {};
+  if (::stat(req.guest_path.c_str(), &st) != 0)
+    return failure(errno, "the new mount " + req.guest_path + " does not answer");
   raise_readahead(req.guest_path, req.max_read);
   return proto::MountResultMsg{0, ""};
 }
@@ -146,8 +147,9 @@ proto::MountResultMsg mount_fuse(const proto::MountRequest& req) {
   }
   // The first access waits for the host's answer to FUSE_INIT, so success
   // here means the mount really works.
-  struct stat st{};
-  if (::stat(req.guest_path.c_str(), &st) != 0) return failure(errno, "the new mount " + req.guest_path + " does not answer");
+  struct stat st {};
+  if (::stat(req.guest_path.c_str(), &st) != 0)
+    return failure(errno, "the new mount " + req.guest_path + " does not answer");
   raise_readahead(req.guest_path, req.max_read);
   return proto::MountResultMsg{0, ""};
 }

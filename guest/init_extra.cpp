@@ -46,7 +46,7 @@ std::string last_line_of_log() {
 }  // namespace
 
 std::string run_init_extra() {
-  struct stat st{};
+  struct stat st {};
   if (::stat(kScript, &st) != 0) return "";
   ::mkdir("/run/gondolin", 0700);
   pid_t pid = ::fork();
@@ -64,8 +64,10 @@ std::string run_init_extra() {
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
   std::ostringstream why;
-  if (WIFEXITED(status)) why << "exit status " << WEXITSTATUS(status);
-  else why << "killed by signal " << WTERMSIG(status);
+  if (WIFEXITED(status))
+    why << "exit status " << WEXITSTATUS(status);
+  else
+    why << "killed by signal " << WTERMSIG(status);
   std::string last = last_line_of_log();
   if (!last.empty()) why << ": " << last;
   why << " (full output: " << kLog << ")";

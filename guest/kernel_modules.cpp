@@ -59,8 +59,10 @@ int KernelModules::load(const std::string& cls) {
     long rc = ::syscall(SYS_finit_module, fd, "", 0);
     int err = errno;
     ::close(fd);
-    if (rc == 0) ++count;
-    else if (err != EEXIST) klog("cannot load module %s: %s", path.c_str(), std::strerror(err));
+    if (rc == 0)
+      ++count;
+    else if (err != EEXIST)
+      klog("cannot load module %s: %s", path.c_str(), std::strerror(err));
   }
   return count;
 }

@@ -19,8 +19,8 @@
 #include "init_extra.h"
 #include "klog.h"
 #include "network_setup.h"
-#include "root_layers.h"
 #include "proto/control_protocol.h"
+#include "root_layers.h"
 
 using namespace gondolin::agent;
 
@@ -41,7 +41,8 @@ int run_as_init() {
   std::uint64_t runtime_start = monotonic_ns();
   mount_runtime_filesystems();
   char runtime[48];
-  std::snprintf(runtime, sizeof runtime, " runtime-fs=%.3fs", static_cast<double>(monotonic_ns() - runtime_start) / 1e9);
+  std::snprintf(runtime, sizeof runtime, " runtime-fs=%.3fs",
+                static_cast<double>(monotonic_ns() - runtime_start) / 1e9);
   std::string net_report;
   if (boot.network) {
     // Before the agent answers, so the first command already has a network.

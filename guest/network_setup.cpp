@@ -4,13 +4,13 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <net/route.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -118,7 +118,8 @@ std::string apply_lease(int initramfs_root, const char* ifname) {
   if (lease_fd < 0) return "udhcpc left no lease";
   std::string text;
   char buf[512];
-  for (ssize_t n; (n = ::read(lease_fd, buf, sizeof buf)) > 0 && text.size() < 4096;) text.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = ::read(lease_fd, buf, sizeof buf)) > 0 && text.size() < 4096;)
+    text.append(buf, static_cast<std::size_t>(n));
   ::close(lease_fd);
   std::istringstream f(text);
   std::string ip, router, dns_server;
@@ -129,9 +130,11 @@ std::string apply_lease(int initramfs_root, const char* ifname) {
   in_addr netmask{};
   netmask.s_addr = htonl(~((1u << (32 - prefix)) - 1));
   Ioctls io;
-  if (mtu >= 576 && mtu <= 65535 && !io.set_mtu(ifname, mtu)) return std::string("cannot set MTU: ") + std::strerror(errno);
+  if (mtu >= 576 && mtu <= 65535 && !io.set_mtu(ifname, mtu))
+    return std::string("cannot set MTU: ") + std::strerror(errno);
   if (!io.set_address(ifname, address, netmask)) return std::string("cannot set address: ") + std::strerror(errno);
-  if (::inet_pton(AF_INET, router.c_str(), &gateway) == 1 && gateway.s_addr != 0 && !io.add_default_route(ifname, gateway))
+  if (::inet_pton(AF_INET, router.c_str(), &gateway) == 1 && gateway.s_addr != 0 &&
+      !io.add_default_route(ifname, gateway))
     return std::string("cannot add the default route: ") + std::strerror(errno);
   std::ostringstream resolv;
   while (f >> dns_server) resolv << "nameserver " << dns_server << "\n";
@@ -185,8 +188,8 @@ DhcpRun start_dhcp() {
     for (int fd = 0; fd < 3; ++fd) ::close(fd);
     // -f foreground, -q quit once bound, -n give up instead of backgrounding;
     // discover at once and retry every second.
-    const char* argv[] = {"udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "6", "-T", "1", "-O", "mtu",
-                          "-s", kScriptPath, nullptr};
+    const char* argv[] = {"udhcpc", "-i", "eth0", "-f",  "-q", "-n",        "-t",   "6",
+                          "-T",     "1",  "-O",   "mtu", "-s", kScriptPath, nullptr};
     ::execv(kBusybox, const_cast<char* const*>(argv));
     ::_exit(127);
   }
@@ -203,7 +206,7 @@ std::string finish_dhcp(DhcpRun& run) {
     pid_t r = ::waitpid(run.pid, &status, WNOHANG);
     if (r == run.pid) {
       result = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? apply_lease(run.initramfs_root, "eth0")
-                                                              : "udhcpc failed (status " + std::to_string(status) + ")";
+                                                             : "udhcpc failed (status " + std::to_string(status) + ")";
       break;
     }
     if (std::chrono::steady_clock::now() >= deadline) {

@@ -43,10 +43,14 @@ std::string mount_error(const char* target, const char* type) {
 }  // namespace
 
 bool parse_root_writes(const std::string& text, RootWrites& out) {
-  if (text == "cow") out = RootWrites::Cow;
-  else if (text.empty() || text == "memory") out = RootWrites::Memory;
-  else if (text == "readonly") out = RootWrites::Readonly;
-  else return false;
+  if (text == "cow")
+    out = RootWrites::Cow;
+  else if (text.empty() || text == "memory")
+    out = RootWrites::Memory;
+  else if (text == "readonly")
+    out = RootWrites::Readonly;
+  else
+    return false;
   return true;
 }
 

@@ -30,12 +30,12 @@ class Command {
 
 struct ExecOptions {
   std::vector<std::pair<std::string, std::string>> env;  // added to the VM's environment
-  std::string cwd;  // default: the image's working directory (OCI WorkingDir), else "/"
-  std::optional<GuestUser> user;  // default: the image's user (OCI User), else root
-  bool pty = false;                                       // run on a pseudo-terminal
-  std::uint16_t rows = 24, cols = 80;                     // initial pty size
-  bool stdin = false;  // open a stdin pipe (Process::write_stdin); otherwise /dev/null
-  std::string stdin_data;  // for Vm::exec: written to stdin, then closed
+  std::string cwd;                     // default: the image's working directory (OCI WorkingDir), else "/"
+  std::optional<GuestUser> user;       // default: the image's user (OCI User), else root
+  bool pty = false;                    // run on a pseudo-terminal
+  std::uint16_t rows = 24, cols = 80;  // initial pty size
+  bool stdin = false;                  // open a stdin pipe (Process::write_stdin); otherwise /dev/null
+  std::string stdin_data;              // for Vm::exec: written to stdin, then closed
   std::optional<std::chrono::milliseconds> timeout;  // SIGKILL the command after this
 };
 

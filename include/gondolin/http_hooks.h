@@ -61,7 +61,7 @@ struct HttpRequest {
   std::uint64_t flow_id = 0;
   std::string scheme;  // "http" or "https"
   std::string method;
-  std::string host;    // lower case, no port, no trailing dot
+  std::string host;  // lower case, no port, no trailing dot
   std::uint16_t port = 0;
   std::string target;  // origin form: /path?query
   HttpHeaders headers;

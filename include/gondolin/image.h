@@ -27,18 +27,18 @@ struct ImageFile {
 struct ImageManifest {
   static constexpr int kSchemaVersion = 1;
 
-  std::string id;    // 16 hex digits, derived from the contents
-  std::string name;  // e.g. debian-base
-  std::string tag;   // e.g. latest
-  std::string arch;  // x86_64
+  std::string id;       // 16 hex digits, derived from the contents
+  std::string name;     // e.g. debian-base
+  std::string tag;      // e.g. latest
+  std::string arch;     // x86_64
   std::string created;  // RFC 3339
   std::string kernel_release;
   std::string kernel_format;  // "elf" (vmlinux, PVH-bootable) or "bzimage"
   std::string rootfs_format;  // "ext4"
   ImageFile kernel, initramfs, rootfs;
-  std::string cmdline;      // kernel command line the image needs
+  std::string cmdline;  // kernel command line the image needs
   std::uint32_t agent_protocol = 0;
-  std::string spec_json;    // the build spec it came from, verbatim JSON
+  std::string spec_json;  // the build spec it came from, verbatim JSON
   // The guest's base environment (the spec's "env"): every exec starts with
   // it; VmOptions::env and ExecOptions::env override it.
   std::vector<std::pair<std::string, std::string>> env;
@@ -115,8 +115,8 @@ struct BuildProgress {
   int total = 0;
   std::string title;
   bool done = false;
-  bool cached = false;   // finished instantly from the work-dir cache
-  double seconds = 0;    // when done
+  bool cached = false;  // finished instantly from the work-dir cache
+  double seconds = 0;   // when done
 };
 
 struct BuildOptions {

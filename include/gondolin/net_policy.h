@@ -79,9 +79,9 @@ struct NetworkOptions {
   std::vector<HostSecret> secrets;
   bool secrets_in_query = false;  // also substitute placeholders in URL query strings
   bool websockets = true;
-  std::string egress_log_path;  // one JSON line per decision; empty: none
-  std::vector<TcpMap> tcp_maps;   // raw TCP exceptions, see TcpMap
-  std::vector<Ingress> ingress;   // host ports forwarded into the guest, see Ingress
+  std::string egress_log_path;   // one JSON line per decision; empty: none
+  std::vector<TcpMap> tcp_maps;  // raw TCP exceptions, see TcpMap
+  std::vector<Ingress> ingress;  // host ports forwarded into the guest, see Ingress
   std::shared_ptr<HttpHooks> http_hooks;
   // SSH egress (docs/ssh.md): off unless ssh.allowed_hosts is set. Needs
   // synthetic DNS; a VM turns on per-host mapping for it.

@@ -27,15 +27,15 @@ struct ExecStart;
 }  // namespace proto
 
 struct SessionInfo {
-  std::string id;  // uuid
-  int pid = 0;     // the gondolin process that owns the VM
+  std::string id;        // uuid
+  int pid = 0;           // the gondolin process that owns the VM
   std::string image;     // name:tag (id)
   std::string image_id;  // the store id alone
-  std::string started;  // RFC 3339
+  std::string started;   // RFC 3339
   double age_seconds = 0;
   std::string command;  // what the owner runs, for humans
   std::string accel;
-  std::string state;    // "running"
+  std::string state;                // "running"
   std::vector<std::string> mounts;  // descriptions
   std::string network;              // policy description, no secret values
   std::filesystem::path socket_path;
@@ -89,8 +89,8 @@ struct SnapshotInfo {
   std::string id;  // 16 hex digits
   std::filesystem::path dir;
   std::string created;
-  std::string image;        // name:tag (id)
-  std::string image_id;     // the store id alone
+  std::string image;              // name:tag (id)
+  std::string image_id;           // the store id alone
   std::uint64_t state_bytes = 0;  // size of the compressed memory and device state
   double save_seconds = 0;        // how long the VM was paused to write it
 };

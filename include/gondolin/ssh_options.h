@@ -40,8 +40,8 @@ struct SshOptions {
   // (default ~/.config/gondolin).
   std::string host_key_dir;
 
-  unsigned max_connections = 16;  // concurrent guest SSH connections
-  unsigned max_sessions = 8;      // concurrent upstream sessions (one per exec)
+  unsigned max_connections = 16;                        // concurrent guest SSH connections
+  unsigned max_sessions = 8;                            // concurrent upstream sessions (one per exec)
   std::chrono::milliseconds handshake_timeout{20'000};  // guest and upstream, each
   std::chrono::milliseconds idle_timeout{600'000};      // no byte either way
 };

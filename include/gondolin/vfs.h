@@ -36,7 +36,7 @@ struct Errno {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}                     // NOLINT: implicit by design
   Result(Errno e) : error_(e.value > 0 ? e.value : 5 /* EIO */) {}  // NOLINT
   bool ok() const { return error_ == 0; }
   explicit operator bool() const { return ok(); }

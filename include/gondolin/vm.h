@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <string>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -47,8 +47,8 @@ struct VmOptions {
   std::uint32_t memory_mib = 512;
   std::uint32_t cpus = 1;
   Accel accel = Accel::Auto;
-  std::string machine = "microvm";  // or "q35"
-  std::string qemu_binary;          // default: $GONDOLIN_QEMU, else qemu-system-x86_64 in PATH
+  std::string machine = "microvm";                       // or "q35"
+  std::string qemu_binary;                               // default: $GONDOLIN_QEMU, else qemu-system-x86_64 in PATH
   std::vector<std::pair<std::string, std::string>> env;  // every exec starts with these
   std::string hostname = "gondolin";
   RootfsMode rootfs_mode = RootfsMode::Cow;
@@ -74,10 +74,10 @@ struct VmInfo {
   std::string image_id;
   std::string image_name;  // name:tag, if the image has one
   Accel accel = Accel::Tcg;
-  std::string accel_reason;      // why this accelerator was chosen
-  std::string kernel_release;    // as reported by the guest
-  double boot_seconds = 0;       // QEMU start to agent ready (host wall clock)
-  double kernel_seconds = 0;     // guest uptime when the agent started
+  std::string accel_reason;       // why this accelerator was chosen
+  std::string kernel_release;     // as reported by the guest
+  double boot_seconds = 0;        // QEMU start to agent ready (host wall clock)
+  double kernel_seconds = 0;      // guest uptime when the agent started
   double agent_init_seconds = 0;  // the agent's own boot work
   int qemu_pid = 0;
   // QEMU's own "major.minor.micro", asked over QMP at start (features that
@@ -89,7 +89,7 @@ struct VmInfo {
 
 // A file or directory inside the guest, as seen by the host file API.
 struct GuestFileInfo {
-  std::string name;  // list_dir: entry name; stat: the path asked for
+  std::string name;        // list_dir: entry name; stat: the path asked for
   std::uint32_t mode = 0;  // st_mode: type and permission bits (list_dir: type only)
   std::uint64_t size = 0;
   std::int64_t mtime_ns = 0;

@@ -48,8 +48,10 @@ class ProgressDisplay {
       current_ = p;
       started_ = std::chrono::steady_clock::now();
       running_ = true;
-      if (!tty_) std::fprintf(stderr, "[%d/%d] %s ...\n", p.step, p.total, p.title.c_str());
-      else draw(0);
+      if (!tty_)
+        std::fprintf(stderr, "[%d/%d] %s ...\n", p.step, p.total, p.title.c_str());
+      else
+        draw(0);
       return;
     }
     running_ = false;
@@ -60,15 +62,15 @@ class ProgressDisplay {
 
  private:
   void draw(double seconds) {
-    std::fprintf(stderr, "\r\033[K[%d/%d] %s ... %.0f s", current_.step, current_.total, current_.title.c_str(), seconds);
+    std::fprintf(stderr, "\r\033[K[%d/%d] %s ... %.0f s", current_.step, current_.total, current_.title.c_str(),
+                 seconds);
     std::fflush(stderr);
   }
   void tick() {
     std::unique_lock lock(mutex_);
     while (!done_) {
       cv_.wait_for(lock, std::chrono::seconds(1));
-      if (running_ && !done_)
-        draw(std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+      if (running_ && !done_) draw(std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
     }
   }
 
@@ -109,12 +111,14 @@ void write_output_dir(const Image& img, const std::filesystem::path& out) {
 
 void add_build_command(CLI::App& app, Outcome& outcome) {
   auto flags = std::make_shared<BuildFlags>();
-  CLI::App* cmd = app.add_subcommand("build", "Build a guest image from a JSON spec (default: images/debian-base.json, built in)");
+  CLI::App* cmd =
+      app.add_subcommand("build", "Build a guest image from a JSON spec (default: images/debian-base.json, built in)");
   cmd->add_option("spec", flags->spec, "Image spec (JSON)");
   cmd->add_option("--work-dir", flags->work_dir, "Cache for downloads and root filesystems (default: <cache>/build)");
   cmd->add_flag("--force", flags->force, "Rebuild even if an identical image exists");
   cmd->add_option("--tag", flags->tag, "Name the image NAME:TAG instead of the spec's name and tag");
-  cmd->add_option("--output", flags->output, "Also write the image's files to DIR (new or empty), usable as --image DIR");
+  cmd->add_option("--output", flags->output,
+                  "Also write the image's files to DIR (new or empty), usable as --image DIR");
   cmd->add_flag("-q,--quiet", flags->quiet, "No progress lines; print only the result (or the error)");
   cmd->callback([flags, &outcome] {
     std::optional<ProgressDisplay> display;

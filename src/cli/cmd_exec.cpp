@@ -51,7 +51,8 @@ void report_if_out_of_memory(const Vm& vm, std::uint64_t before, std::uint32_t m
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   if (vm.guest_oom_kills() == before) return;
   std::string size = memory_mib ? " (" + std::to_string(memory_mib) + " MiB)" : "";
-  std::fprintf(stderr, "gondolin: the guest ran out of memory%s and its kernel killed the command; try a larger --memory\n",
+  std::fprintf(stderr,
+               "gondolin: the guest ran out of memory%s and its kernel killed the command; try a larger --memory\n",
                size.c_str());
 }
 
@@ -96,7 +97,8 @@ int run(const RunFlags& f, const Command& command, bool tty, bool forward_stdin,
 
 void add_exec_command(CLI::App& app, Outcome& outcome) {
   auto flags = std::make_shared<RunFlags>();
-  CLI::App* cmd = app.add_subcommand("exec", "Run a command in a fresh VM: exec [OPTIONS] -- CMD [ARG...] or exec -c 'SCRIPT'");
+  CLI::App* cmd =
+      app.add_subcommand("exec", "Run a command in a fresh VM: exec [OPTIONS] -- CMD [ARG...] or exec -c 'SCRIPT'");
   add_run_flags(*cmd, *flags, true);
   // `exec ls -la` works too: option parsing stops at the first non-option.
   cmd->prefix_command();

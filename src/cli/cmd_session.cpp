@@ -20,16 +20,21 @@ constexpr char kDetachKey = 0x1d;  // Ctrl-]
 
 std::string human_age(double seconds) {
   char buf[32];
-  if (seconds < 120) std::snprintf(buf, sizeof buf, "%.0fs", seconds);
-  else if (seconds < 7200) std::snprintf(buf, sizeof buf, "%.0fm", seconds / 60);
-  else std::snprintf(buf, sizeof buf, "%.1fh", seconds / 3600);
+  if (seconds < 120)
+    std::snprintf(buf, sizeof buf, "%.0fs", seconds);
+  else if (seconds < 7200)
+    std::snprintf(buf, sizeof buf, "%.0fm", seconds / 60);
+  else
+    std::snprintf(buf, sizeof buf, "%.1fh", seconds / 3600);
   return buf;
 }
 
 std::string human_size(std::uint64_t bytes) {
   char buf[32];
-  if (bytes < (1u << 20)) std::snprintf(buf, sizeof buf, "%.0f KiB", static_cast<double>(bytes) / 1024);
-  else std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  if (bytes < (1u << 20))
+    std::snprintf(buf, sizeof buf, "%.0f KiB", static_cast<double>(bytes) / 1024);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
   return buf;
 }
 
@@ -44,9 +49,16 @@ void add_session_commands(CLI::App& app, Outcome& outcome) {
     if (*json_out) {
       nlohmann::json arr = nlohmann::json::array();
       for (const auto& s : sessions)
-        arr.push_back({{"id", s.id},         {"pid", s.pid},       {"image", s.image},     {"started", s.started},
-                       {"age_seconds", s.age_seconds}, {"command", s.command}, {"accel", s.accel}, {"state", s.state},
-                       {"mounts", s.mounts}, {"network", s.network}});
+        arr.push_back({{"id", s.id},
+                       {"pid", s.pid},
+                       {"image", s.image},
+                       {"started", s.started},
+                       {"age_seconds", s.age_seconds},
+                       {"command", s.command},
+                       {"accel", s.accel},
+                       {"state", s.state},
+                       {"mounts", s.mounts},
+                       {"network", s.network}});
       std::printf("%s\n", arr.dump(2).c_str());
     } else {
       std::printf("%-14s %-6s %-8s %-36s %s\n", "ID", "AGE", "STATE", "IMAGE", "COMMAND");
@@ -71,8 +83,8 @@ void add_session_commands(CLI::App& app, Outcome& outcome) {
   attach->add_option("-e,--env", af->env, "Environment variable KEY=VALUE")->allow_extra_args(false);
   attach->callback([af, &outcome] {
     SessionInfo s = Session::find(af->id);
-    Command command = Command::argv(outcome.trailing && !outcome.trailing->empty() ? *outcome.trailing
-                                                                                  : login_shell_argv());
+    Command command =
+        Command::argv(outcome.trailing && !outcome.trailing->empty() ? *outcome.trailing : login_shell_argv());
     // As `bash`: a pty for a terminal, stdin read to its end otherwise.
     const bool tty = ::isatty(STDIN_FILENO) != 0;
     ExecOptions options;
@@ -101,8 +113,8 @@ void add_session_commands(CLI::App& app, Outcome& outcome) {
     bool keep_running = false;
   };
   auto sf = std::make_shared<SnapshotFlags>();
-  auto* snap = app.add_subcommand("snapshot",
-                                  "Save a running session (memory included) and stop it (or --keep-running); or: snapshot ls|rm");
+  auto* snap = app.add_subcommand(
+      "snapshot", "Save a running session (memory included) and stop it (or --keep-running); or: snapshot ls|rm");
   snap->add_option("session", sf->id, "Session id or unique prefix");
   snap->add_option("-o,--output", sf->output, "Snapshot directory (default: the snapshot store)");
   snap->add_flag("--keep-running", sf->keep_running,

@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <string_view>
 #include <exception>
+#include <string_view>
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"

@@ -1,7 +1,7 @@
 #include "cli/net_flags.h"
 
-#include "gondolin/error.h"
 #include "config/dns_rules.h"
+#include "gondolin/error.h"
 
 namespace gondolin::cli {
 
@@ -25,17 +25,25 @@ void NetFlags::apply(NetworkOptions& o) const {
     o.enabled = false;
     return;
   }
-  if (dns.empty() || dns == "synthetic") o.dns = DnsMode::Synthetic;
-  else if (dns == "trusted") o.dns = DnsMode::Trusted;
-  else if (dns == "open") o.dns = DnsMode::Open;
-  else throw Error(ErrorKind::Usage, "invalid --dns '" + dns + "': use synthetic, trusted or open");
+  if (dns.empty() || dns == "synthetic")
+    o.dns = DnsMode::Synthetic;
+  else if (dns == "trusted")
+    o.dns = DnsMode::Trusted;
+  else if (dns == "open")
+    o.dns = DnsMode::Open;
+  else
+    throw Error(ErrorKind::Usage, "invalid --dns '" + dns + "': use synthetic, trusted or open");
 
   if (!host_mapping.empty()) {
     if (o.dns != DnsMode::Synthetic)
       throw Error(ErrorKind::Usage, "--dns-synthetic-host-mapping applies to --dns synthetic only");
-    if (host_mapping == "single") o.host_mapping = SyntheticHostMapping::Single;
-    else if (host_mapping == "per-host") o.host_mapping = SyntheticHostMapping::PerHost;
-    else throw Error(ErrorKind::Usage, "invalid --dns-synthetic-host-mapping '" + host_mapping + "': use single or per-host");
+    if (host_mapping == "single")
+      o.host_mapping = SyntheticHostMapping::Single;
+    else if (host_mapping == "per-host")
+      o.host_mapping = SyntheticHostMapping::PerHost;
+    else
+      throw Error(ErrorKind::Usage,
+                  "invalid --dns-synthetic-host-mapping '" + host_mapping + "': use single or per-host");
   }
   if (!trusted_servers.empty()) {
     if (o.dns == DnsMode::Synthetic)

@@ -33,8 +33,7 @@ bool write_all(int fd, const std::string& data) {
 
 // Copies this process's stdin to the command until EOF, `stop`, or the detach
 // key (only in raw mode, where it cannot be part of a line being typed).
-void pump_stdin(InteractiveCommand& process, int stop_fd, std::optional<char> detach_key,
-                std::atomic<bool>& detached) {
+void pump_stdin(InteractiveCommand& process, int stop_fd, std::optional<char> detach_key, std::atomic<bool>& detached) {
   std::string buf(64 * 1024, '\0');
   try {
     for (;;) {
@@ -75,9 +74,10 @@ int drive_process(InteractiveCommand& process, const DriveOptions& options) {
 
   SignalRoute route;
   route.forward = [&process](int sig) { process.send_signal(sig); };
-  if (options.tty) route.resize = [&process] {
-    if (auto size = terminal_size(STDOUT_FILENO)) process.resize(size->rows, size->cols);
-  };
+  if (options.tty)
+    route.resize = [&process] {
+      if (auto size = terminal_size(STDOUT_FILENO)) process.resize(size->rows, size->cols);
+    };
   route.force_stop = options.force_stop;
   SignalWatch::set_route(std::move(route));
 

@@ -15,7 +15,7 @@ namespace gondolin::cli {
 
 struct DriveOptions {
   bool forward_stdin = false;
-  bool tty = false;  // the guest side is a pty: raw mode here, resize follows
+  bool tty = false;      // the guest side is a pty: raw mode here, resize follows
   double timeout_s = 0;  // only for the "timed out" message
   // A stop signal's grace ran out: kill what runs the command (see signal_watch.h).
   std::function<void()> force_stop;
@@ -50,7 +50,7 @@ class CommandAdapter : public InteractiveCommand {
   void send_signal(int signo) override { t_.send_signal(signo); }
   ExitStatus wait() override { return t_.wait(); }
   void detach() override {
-    if constexpr (requires(T& t) { t.detach(); }) t_.detach();
+    if constexpr (requires(T & t) { t.detach(); }) t_.detach();
   }
 
  private:

@@ -32,7 +32,7 @@ struct WatchState {
   std::atomic<int> stop_signal{0};
   std::optional<Clock::time_point> force_at;  // step 2
   std::optional<Clock::time_point> exit_at;   // step 3
-  bool vm_killed = false;  // step 2 ran
+  bool vm_killed = false;                     // step 2 ran
   bool terminal_saved = false;
   int terminal_fd = -1;
   termios terminal{};
@@ -80,8 +80,7 @@ void on_signal(WatchState& s, int sig) {
   if (call) {
     try {
       call();
-    } catch (...) {
-    }
+    } catch (...) {}
   }
 }
 
@@ -104,8 +103,7 @@ void on_tick(WatchState& s) {
   if (!force) emergency_exit(s);
   try {
     force();
-  } catch (...) {
-  }
+  } catch (...) {}
 }
 
 }  // namespace

@@ -7,10 +7,12 @@ namespace gondolin::cli {
 
 void SshFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--ssh-allow-host", allow_hosts,
-                 "Let the guest ssh to HOST (port 22); the host connects to HOST:PORT (default 22) and authenticates (repeatable)")
+                 "Let the guest ssh to HOST (port 22); the host connects to HOST:PORT (default 22) and authenticates "
+                 "(repeatable)")
       ->type_name("HOST[:PORT]")
       ->allow_extra_args(false);
-  agent_option_ = cmd.add_option("--ssh-agent", agent, "Authenticate SSH upstream with this ssh-agent socket (default $SSH_AUTH_SOCK)")
+  agent_option_ = cmd.add_option("--ssh-agent", agent,
+                                 "Authenticate SSH upstream with this ssh-agent socket (default $SSH_AUTH_SOCK)")
                       ->type_name("[SOCK]")
                       ->expected(0, 1);
   cmd.add_option("--ssh-key", keys, "Authenticate SSH upstream to HOST with this private key file (repeatable)")
@@ -19,7 +21,8 @@ void SshFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--ssh-user", users, "Upstream SSH user for HOST instead of the one the guest names (repeatable)")
       ->type_name("HOST=USER")
       ->allow_extra_args(false);
-  cmd.add_option("--ssh-known-hosts", known_hosts, "Upstream SSH host keys (default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)")
+  cmd.add_option("--ssh-known-hosts", known_hosts,
+                 "Upstream SSH host keys (default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)")
       ->type_name("FILE");
 }
 
@@ -28,7 +31,8 @@ SshOptions SshFlags::to_options() const {
   bool agent_given = agent_option_ && agent_option_->count() > 0;
   if (allow_hosts.empty()) {
     if (agent_given || !keys.empty() || !users.empty() || !known_hosts.empty())
-      throw Error(ErrorKind::Usage, "--ssh-agent, --ssh-key, --ssh-user and --ssh-known-hosts need at least one --ssh-allow-host");
+      throw Error(ErrorKind::Usage,
+                  "--ssh-agent, --ssh-key, --ssh-user and --ssh-known-hosts need at least one --ssh-allow-host");
     return o;
   }
   for (const auto& h : allow_hosts) o.allowed_hosts.push_back(config::parse_ssh_allowed_host(h));

@@ -16,7 +16,8 @@
 namespace gondolin::cli {
 
 void VmFlags::add_to(CLI::App& cmd) {
-  cmd.add_option("--image", image, "Image: name:tag, id, or path (default $GONDOLIN_DEFAULT_IMAGE or debian-base:latest)");
+  cmd.add_option("--image", image,
+                 "Image: name:tag, id, or path (default $GONDOLIN_DEFAULT_IMAGE or debian-base:latest)");
   cmd.add_option("-e,--env", env, "Set an environment variable in the guest (KEY=VALUE, repeatable)")
       ->allow_extra_args(false);
   cmd.add_option("--memory", memory, "Guest memory, e.g. 512M or 2G")->capture_default_str();
@@ -38,39 +39,55 @@ void VmFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--allow-host", allow_hosts,
                  "Allow HTTP/HTTPS requests to hosts matching PATTERN ('*' wildcards, case-insensitive; repeatable). "
                  "Without --allow-host every HTTP request is denied, unless --allow-all-hosts")
-      ->type_name("PATTERN")->allow_extra_args(false)->group(egress_group);
-  cmd.add_flag("--allow-all-hosts", allow_all_hosts, "Allow HTTP/HTTPS requests to any public host")->group(egress_group);
-  cmd.add_option("--host-secret", host_secrets,
-                 "NAME@HOST[,HOST...][=@FILE|=@-|=VALUE]: the guest gets $NAME as a placeholder; the host substitutes the "
-                 "real value (the host's $NAME by default; =@FILE reads a file, =@- one line of stdin; a literal =VALUE "
-                 "shows in `ps`) in request headers sent to those hosts only (repeatable)")
-      ->type_name("SPEC")->allow_extra_args(false)->group(egress_group);
-  cmd.add_flag("--secrets-in-query", secrets_in_query, "Also substitute secret placeholders in URL query strings")->group(egress_group);
+      ->type_name("PATTERN")
+      ->allow_extra_args(false)
+      ->group(egress_group);
+  cmd.add_flag("--allow-all-hosts", allow_all_hosts, "Allow HTTP/HTTPS requests to any public host")
+      ->group(egress_group);
+  cmd.add_option(
+         "--host-secret", host_secrets,
+         "NAME@HOST[,HOST...][=@FILE|=@-|=VALUE]: the guest gets $NAME as a placeholder; the host substitutes the "
+         "real value (the host's $NAME by default; =@FILE reads a file, =@- one line of stdin; a literal =VALUE "
+         "shows in `ps`) in request headers sent to those hosts only (repeatable)")
+      ->type_name("SPEC")
+      ->allow_extra_args(false)
+      ->group(egress_group);
+  cmd.add_flag("--secrets-in-query", secrets_in_query, "Also substitute secret placeholders in URL query strings")
+      ->group(egress_group);
   cmd.add_flag("--disable-websockets", disable_websockets, "Refuse WebSocket upgrades")->group(egress_group);
   cmd.add_option("--egress-log", egress_log, "Append one JSON line per allow/deny decision to FILE")
-      ->type_name("FILE")->group(egress_group);
+      ->type_name("FILE")
+      ->group(egress_group);
   cmd.add_option("--policy", policy_file, "Read network policy from a JSON file (same settings as these flags)")
-      ->type_name("FILE")->group(egress_group);
+      ->type_name("FILE")
+      ->group(egress_group);
   // Test-only knobs (config/test_knobs.h): accepted, not listed in --help.
   cmd.add_option("--test-loopback-host", test_loopback_hosts,
                  "TESTING ONLY: NAME resolves to 127.0.0.1 on the host and may reach loopback (repeatable)")
-      ->type_name("NAME")->allow_extra_args(false)->group("");
+      ->type_name("NAME")
+      ->allow_extra_args(false)
+      ->group("");
   cmd.add_option("--upstream-ca", upstream_ca, "TESTING ONLY: also trust this CA (PEM) for upstream HTTPS")
-      ->type_name("FILE")->group("");
+      ->type_name("FILE")
+      ->group("");
   cmd.add_option("--tcp-map", tcp_maps,
                  "Forward the guest's TCP connections to NAME (any port, or just PORT) as raw bytes to "
                  "UPSTREAM_HOST:PORT, chosen here on the host; loopback allowed. The only way raw TCP leaves. "
                  "Turns on per-host synthetic DNS (repeatable; a rule with a port wins)")
-      ->type_name("NAME[:PORT]=UPSTREAM_HOST:PORT")->allow_extra_args(false)->group(egress_group);
+      ->type_name("NAME[:PORT]=UPSTREAM_HOST:PORT")
+      ->allow_extra_args(false)
+      ->group(egress_group);
   cmd.add_option("--tcp-idle-timeout", tcp_idle_timeout,
                  "Close a --tcp-map or --listen connection after this many seconds with no bytes either way, "
                  "logged in the egress log (default 600; 0: never)")
-      ->type_name("SECONDS")->group(egress_group);
+      ->type_name("SECONDS")
+      ->group(egress_group);
   cmd.add_option("--mount-hostfs", mount_hostfs,
                  "Mount a host directory in the guest: HOST_DIR:GUEST_PATH[:OPTIONS], OPTIONS a comma list of ro, "
                  "transport=serial|virtiofs, cache=auto|direct (repeatable)")
       ->allow_extra_args(false);
-  cmd.add_option("--mount-memfs", mount_memfs, "Mount an empty in-memory file system: GUEST_PATH[:OPTIONS], OPTIONS as for --mount-hostfs without ro "
+  cmd.add_option("--mount-memfs", mount_memfs,
+                 "Mount an empty in-memory file system: GUEST_PATH[:OPTIONS], OPTIONS as for --mount-hostfs without ro "
                  "(repeatable)")
       ->allow_extra_args(false);
   cmd.add_option("--hide", hide,
@@ -90,15 +107,21 @@ void VmFlags::add_to(CLI::App& cmd) {
 }
 
 void VmFlags::add_listen_to(CLI::App& cmd) {
-  cmd.add_option("--listen", listen,
-                 "Listen on a host TCP port and forward each connection to GUEST_PORT (default: PORT) inside the "
-                 "guest. Binds 127.0.0.1 unless HOST (an IP address) is given (repeatable; also \"listen\" in --policy)")
-      ->type_name("[HOST:]PORT[:GUEST_PORT]")->allow_extra_args(false)->group("Ingress");
+  cmd.add_option(
+         "--listen", listen,
+         "Listen on a host TCP port and forward each connection to GUEST_PORT (default: PORT) inside the "
+         "guest. Binds 127.0.0.1 unless HOST (an IP address) is given (repeatable; also \"listen\" in --policy)")
+      ->type_name("[HOST:]PORT[:GUEST_PORT]")
+      ->allow_extra_args(false)
+      ->group("Ingress");
 }
 
 std::pair<std::string, std::string> parse_env_assignment(const std::string& text) {
   auto eq = text.find('=');
-  auto bad = [&] { return Error(ErrorKind::Usage, "invalid -e '" + text + "': expected KEY=VALUE with KEY made of letters, digits and _"); };
+  auto bad = [&] {
+    return Error(ErrorKind::Usage,
+                 "invalid -e '" + text + "': expected KEY=VALUE with KEY made of letters, digits and _");
+  };
   if (eq == std::string::npos || eq == 0) throw bad();
   std::string key = text.substr(0, eq);
   if (std::isdigit(static_cast<unsigned char>(key[0]))) throw bad();
@@ -115,10 +138,14 @@ std::uint64_t parse_size_bytes(const std::string& flag, const std::string& text)
   unsigned long long n = std::strtoull(text.c_str(), &end, 10);
   std::string unit(end);
   int shift;
-  if (unit.empty() || unit == "M" || unit == "m" || unit == "MiB" || unit == "MB") shift = 20;
-  else if (unit == "G" || unit == "g" || unit == "GiB" || unit == "GB") shift = 30;
-  else if (unit == "T" || unit == "t" || unit == "TiB" || unit == "TB") shift = 40;
-  else throw bad();
+  if (unit.empty() || unit == "M" || unit == "m" || unit == "MiB" || unit == "MB")
+    shift = 20;
+  else if (unit == "G" || unit == "g" || unit == "GiB" || unit == "GB")
+    shift = 30;
+  else if (unit == "T" || unit == "t" || unit == "TiB" || unit == "TB")
+    shift = 40;
+  else
+    throw bad();
   if (n > (~0ull >> shift)) throw bad();
   return static_cast<std::uint64_t>(n) << shift;
 }
@@ -192,7 +219,8 @@ VmOptions VmFlags::to_options() const {
     n.tcp_idle_timeout = config::parse_tcp_idle_timeout("--tcp-idle-timeout", tcp_idle_timeout);
   net.apply(n);
   if (!n.tcp_maps.empty()) {
-    if (!n.enabled) throw Error(ErrorKind::Usage, "--tcp-map (or the policy file's \"tcp_map\") has no effect with --no-network");
+    if (!n.enabled)
+      throw Error(ErrorKind::Usage, "--tcp-map (or the policy file's \"tcp_map\") has no effect with --no-network");
     if (!net.host_mapping.empty() && n.host_mapping != SyntheticHostMapping::PerHost)
       throw Error(ErrorKind::Usage, "--tcp-map needs --dns-synthetic-host-mapping per-host (it finds flows by name)");
     config::require_per_host_dns_for_tcp_maps(n);  // names a non-synthetic --dns
@@ -201,7 +229,8 @@ VmOptions VmFlags::to_options() const {
       std::fprintf(stderr, "gondolin: --tcp-map turns on --dns-synthetic-host-mapping per-host\n");
   }
   if (!n.ingress.empty()) {
-    if (!n.enabled) throw Error(ErrorKind::Usage, "--listen (or the policy file's \"listen\") has no effect with --no-network");
+    if (!n.enabled)
+      throw Error(ErrorKind::Usage, "--listen (or the policy file's \"listen\") has no effect with --no-network");
     config::validate_ingress(n.ingress);
   }
   n.ssh = ssh.to_options();

@@ -46,7 +46,7 @@ struct VmFlags {
   std::vector<std::string> mount_memfs;
   std::vector<std::string> hide;
   std::string mount_transport = "auto";  // auto | serial | virtiofs, for every mount above
-  std::string mount_cache = "auto";        // auto | direct
+  std::string mount_cache = "auto";      // auto | direct
 
   void add_to(CLI::App& cmd);
   // --listen, for the subcommands that run a command (exec, bash).

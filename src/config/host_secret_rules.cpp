@@ -41,8 +41,9 @@ std::string secret_value_from(const std::string& written, const Bad& bad) {
     if (!data) throw bad("cannot read the value from " + path);
     return strip_newline(*data);
   }
-  log().warn("the value of a --host-secret given on the command line is visible to every local user (ps); "
-             "prefer the host's $NAME, =@FILE or =@- (one line of stdin)");
+  log().warn(
+      "the value of a --host-secret given on the command line is visible to every local user (ps); "
+      "prefer the host's $NAME, =@FILE or =@- (one line of stdin)");
   return written;
 }
 

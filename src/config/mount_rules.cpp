@@ -31,13 +31,20 @@ MountSuffix parse_suffix(const std::string& options, const std::function<Error(c
     if (end == std::string::npos) end = options.size();
     const std::string item = options.substr(pos, end - pos);
     pos = end + 1;
-    if (item == "ro") out.read_only = true;
-    else if (item == "rw") out.read_only = false;
-    else if (item == "transport=auto") out.transport = vfs::FsTransport::Auto;
-    else if (item == "transport=serial") out.transport = vfs::FsTransport::Serial;
-    else if (item == "transport=virtiofs") out.transport = vfs::FsTransport::Virtiofs;
-    else if (item == "cache=auto") out.direct_io = false;
-    else if (item == "cache=direct") out.direct_io = true;
+    if (item == "ro")
+      out.read_only = true;
+    else if (item == "rw")
+      out.read_only = false;
+    else if (item == "transport=auto")
+      out.transport = vfs::FsTransport::Auto;
+    else if (item == "transport=serial")
+      out.transport = vfs::FsTransport::Serial;
+    else if (item == "transport=virtiofs")
+      out.transport = vfs::FsTransport::Virtiofs;
+    else if (item == "cache=auto")
+      out.direct_io = false;
+    else if (item == "cache=direct")
+      out.direct_io = true;
     else
       throw bad("unknown option '" + item + "' (use ro, rw, transport=auto|serial|virtiofs, cache=auto|direct)");
   }
@@ -97,7 +104,7 @@ HostfsSpec parse_hostfs_spec(const std::string& text) {
     throw bad("expected HOST_DIR:GUEST_PATH[:OPTIONS]");
   std::string host = rest.substr(0, colon);
   spec.guest_path = normalize_mount_path(rest.substr(colon + 1), "--mount-hostfs");
-  struct stat st{};
+  struct stat st {};
   if (::stat(host.c_str(), &st) != 0)
     throw bad("host path " + host + (errno == ENOENT ? " does not exist" : ": " + std::string(std::strerror(errno))));
   if (!S_ISDIR(st.st_mode)) throw bad("host path " + host + " is not a directory");
@@ -144,8 +151,7 @@ std::vector<vfs::Mount> build_mounts(const std::vector<std::string>& hostfs, con
           (best == mounts.size() || m.size() > mounts[best].guest_path.size()))
         best = i;
     }
-    if (best == mounts.size())
-      throw bad("only paths inside a --mount-hostfs or --mount-memfs mount can be hidden");
+    if (best == mounts.size()) throw bad("only paths inside a --mount-hostfs or --mount-memfs mount can be hidden");
     globs[best].push_back(glob.substr(mounts[best].guest_path.size() + 1));
   }
   for (auto& [index, list] : globs) mounts[index].provider = vfs::hide(mounts[index].provider, list);

@@ -100,8 +100,9 @@ void read_secrets(const Value& v, NetworkOptions& o) {
 
 void read_tcp_idle_timeout(const Value& v, NetworkOptions& o) {
   if (!v.json.is_number()) bad(v.path, "\"tcp_idle_timeout\" must be a number of seconds (0: never)");
-  o.tcp_idle_timeout = v.parsed(
-      [&] { return config::tcp_idle_timeout_from_seconds("\"tcp_idle_timeout\"", v.json.dump(), v.json.get<double>()); });
+  o.tcp_idle_timeout = v.parsed([&] {
+    return config::tcp_idle_timeout_from_seconds("\"tcp_idle_timeout\"", v.json.dump(), v.json.get<double>());
+  });
 }
 
 using KeyReader = void (*)(const Value&, NetworkOptions&);
@@ -110,10 +111,15 @@ using KeyReader = void (*)(const Value&, NetworkOptions&);
 // asked-for setting; lists add to the flags' lists (duplicates are found when
 // the whole list is validated); strings replace.
 const std::pair<std::string_view, KeyReader> kKeys[] = {
-    {"allow_hosts", [](const Value& v, NetworkOptions& o) { for (auto& h : v.strings()) o.allow_hosts.push_back(h); }},
-    {"allow_all_hosts", [](const Value& v, NetworkOptions& o) { o.allow_all_hosts = o.allow_all_hosts || v.boolean(); }},
+    {"allow_hosts",
+     [](const Value& v, NetworkOptions& o) {
+       for (auto& h : v.strings()) o.allow_hosts.push_back(h);
+     }},
+    {"allow_all_hosts",
+     [](const Value& v, NetworkOptions& o) { o.allow_all_hosts = o.allow_all_hosts || v.boolean(); }},
     {"secrets", read_secrets},
-    {"secrets_in_query", [](const Value& v, NetworkOptions& o) { o.secrets_in_query = o.secrets_in_query || v.boolean(); }},
+    {"secrets_in_query",
+     [](const Value& v, NetworkOptions& o) { o.secrets_in_query = o.secrets_in_query || v.boolean(); }},
     {"websockets", [](const Value& v, NetworkOptions& o) { o.websockets = o.websockets && v.boolean(); }},
     {"egress_log", [](const Value& v, NetworkOptions& o) { o.egress_log_path = v.string(); }},
     {"tcp_map", [](const Value& v, NetworkOptions& o) { v.each(config::parse_tcp_map, o.tcp_maps); }},
@@ -125,7 +131,8 @@ const std::pair<std::string_view, KeyReader> kKeys[] = {
        auto& knobs = config::test_knobs(o);
        knobs.loopback_hosts.insert(knobs.loopback_hosts.end(), hosts.begin(), hosts.end());
      }},
-    {"upstream_ca", [](const Value& v, NetworkOptions& o) { config::test_knobs(o).extra_upstream_ca_file = v.string(); }},
+    {"upstream_ca",
+     [](const Value& v, NetworkOptions& o) { config::test_knobs(o).extra_upstream_ca_file = v.string(); }},
 };
 
 nlohmann::json read_json_object(const std::string& path) {

@@ -39,7 +39,8 @@ void check_readable_file(std::string_view flag, const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
     throw Error(ErrorKind::Usage, std::string(flag) + ": " + path + " is not a file");
-  if (::access(path.c_str(), R_OK) != 0) throw Error(ErrorKind::Usage, std::string(flag) + ": " + path + " is not readable");
+  if (::access(path.c_str(), R_OK) != 0)
+    throw Error(ErrorKind::Usage, std::string(flag) + ": " + path + " is not readable");
 }
 
 void check_private_key(const std::string& host, const std::string& path) {
@@ -48,7 +49,9 @@ void check_private_key(const std::string& host, const std::string& path) {
   ssh_key raw = nullptr;
   // No passphrase callback: an encrypted key fails here rather than prompting later.
   if (ssh_pki_import_privkey_file(path.c_str(), nullptr, nullptr, nullptr, &raw) != SSH_OK || !raw)
-    throw Error(ErrorKind::Usage, flag + ": not an unencrypted private key (for an encrypted key, add it to ssh-agent and use --ssh-agent)");
+    throw Error(
+        ErrorKind::Usage,
+        flag + ": not an unencrypted private key (for an encrypted key, add it to ssh-agent and use --ssh-agent)");
   ssh_key_free(raw);
 }
 
@@ -84,7 +87,8 @@ SshAllowedHost parse_ssh_allowed_host(std::string_view text) {
 
 std::pair<std::string, std::string> parse_ssh_host_assignment(std::string_view flag, std::string_view text) {
   auto eq = text.find('=');
-  if (eq == std::string_view::npos || eq == 0 || eq + 1 == text.size()) throw invalid_setting(flag, text, "expected HOST=VALUE");
+  if (eq == std::string_view::npos || eq == 0 || eq + 1 == text.size())
+    throw invalid_setting(flag, text, "expected HOST=VALUE");
   std::string host = normalized_or_throw(flag, text, text.substr(0, eq));
   return {host, std::string(text.substr(eq + 1))};
 }
@@ -108,29 +112,36 @@ void validate_ssh_options(const SshOptions& o) {
   for (const auto& a : o.allowed_hosts) {
     std::string text = a.host + ":" + std::to_string(a.port);
     if (auto why = host_name_problem(a.host); !why.empty()) throw invalid_setting("--ssh-allow-host", text, why);
-    if (a.host != normalize_host_name(a.host)) throw invalid_setting("--ssh-allow-host", text, "host names must be lower case");
+    if (a.host != normalize_host_name(a.host))
+      throw invalid_setting("--ssh-allow-host", text, "host names must be lower case");
     if (a.port == 0) throw invalid_setting("--ssh-allow-host", text, "PORT must be a number from 1 to 65535");
     if (!hosts.insert(a.host).second) throw invalid_setting("--ssh-allow-host", a.host, "host listed twice");
   }
   for (const auto& [host, path] : o.key_files) {
-    if (!hosts.count(host)) throw Error(ErrorKind::Usage, "--ssh-key " + host + "=" + path + ": " + host + " is not an --ssh-allow-host");
+    if (!hosts.count(host))
+      throw Error(ErrorKind::Usage, "--ssh-key " + host + "=" + path + ": " + host + " is not an --ssh-allow-host");
     check_private_key(host, path);
   }
   for (const auto& [host, user] : o.users) {
-    if (!hosts.count(host)) throw Error(ErrorKind::Usage, "--ssh-user " + host + "=" + user + ": " + host + " is not an --ssh-allow-host");
+    if (!hosts.count(host))
+      throw Error(ErrorKind::Usage, "--ssh-user " + host + "=" + user + ": " + host + " is not an --ssh-allow-host");
     if (!valid_remote_user(user))
-      throw Error(ErrorKind::Usage, "--ssh-user " + host + "=" + user + ": user names are 1-64 of letters, digits, '.', '_', '-'");
+      throw Error(ErrorKind::Usage,
+                  "--ssh-user " + host + "=" + user + ": user names are 1-64 of letters, digits, '.', '_', '-'");
   }
   if (o.use_agent) {
     std::string sock = effective_agent_socket(o);
     if (sock.empty()) throw Error(ErrorKind::Usage, "--ssh-agent: no socket given and SSH_AUTH_SOCK is not set");
-    if (!is_socket(sock)) throw Error(ErrorKind::Usage, "--ssh-agent: " + sock + " is not a socket (is ssh-agent running?)");
+    if (!is_socket(sock))
+      throw Error(ErrorKind::Usage, "--ssh-agent: " + sock + " is not a socket (is ssh-agent running?)");
   }
   for (const auto& a : o.allowed_hosts)
     if (!o.use_agent && !o.key_files.count(a.host))
-      throw Error(ErrorKind::Usage, "--ssh-allow-host " + a.host + " has no credentials: give --ssh-agent or --ssh-key " + a.host + "=PATH");
+      throw Error(ErrorKind::Usage, "--ssh-allow-host " + a.host +
+                                        " has no credentials: give --ssh-agent or --ssh-key " + a.host + "=PATH");
   if (!o.known_hosts_file.empty()) check_readable_file("--ssh-known-hosts", o.known_hosts_file);
-  if (o.max_connections < 1 || o.max_connections > 1024) throw Error(ErrorKind::Usage, "SSH max_connections must be 1..1024");
+  if (o.max_connections < 1 || o.max_connections > 1024)
+    throw Error(ErrorKind::Usage, "SSH max_connections must be 1..1024");
   if (o.max_sessions < 1 || o.max_sessions > 1024) throw Error(ErrorKind::Usage, "SSH max_sessions must be 1..1024");
   if (o.handshake_timeout.count() <= 0 || o.idle_timeout.count() <= 0)
     throw Error(ErrorKind::Usage, "SSH timeouts must be positive");

@@ -33,5 +33,4 @@ const SshAllowedHost* find_allowed_host(const SshOptions& options, std::string_v
 // An upstream user name: 1-64 of letters, digits, '.', '_', '-', not starting with '-'.
 bool valid_remote_user(std::string_view user);
 
-
 }  // namespace gondolin::config

@@ -110,7 +110,8 @@ Ingress parse_ingress(std::string_view flag, std::string_view text) {
     in.host_address = address.to_string();
   }
   const auto colon = rest.find(':');
-  if (!parse_port(rest.substr(0, colon), in.host_port)) throw invalid_setting(flag, text, "the host port must be 1..65535");
+  if (!parse_port(rest.substr(0, colon), in.host_port))
+    throw invalid_setting(flag, text, "the host port must be 1..65535");
   in.guest_port = in.host_port;
   if (colon != std::string_view::npos && !parse_port(rest.substr(colon + 1), in.guest_port))
     throw invalid_setting(flag, text, "the guest port must be 1..65535");
@@ -120,8 +121,9 @@ Ingress parse_ingress(std::string_view flag, std::string_view text) {
 std::chrono::milliseconds tcp_idle_timeout_from_seconds(std::string_view flag, std::string_view text, double seconds) {
   const auto max = static_cast<double>(kMaxTcpIdleTimeout.count());
   if (!std::isfinite(seconds) || seconds < 0 || seconds > max)
-    throw invalid_setting(flag, text, "the idle timeout must be 0 (never) to " + std::to_string(kMaxTcpIdleTimeout.count()) +
-                                " seconds (a week)");
+    throw invalid_setting(
+        flag, text,
+        "the idle timeout must be 0 (never) to " + std::to_string(kMaxTcpIdleTimeout.count()) + " seconds (a week)");
   return std::chrono::milliseconds(static_cast<long long>(std::ceil(seconds * 1000)));
 }
 
@@ -136,7 +138,7 @@ std::chrono::milliseconds parse_tcp_idle_timeout(std::string_view flag, std::str
 void validate_tcp_idle_timeout(std::chrono::milliseconds timeout) {
   if (timeout.count() < 0 || timeout > kMaxTcpIdleTimeout)
     throw invalid_setting("tcp idle timeout", std::to_string(timeout.count()) + " ms",
-                "must be 0 (never) to " + std::to_string(kMaxTcpIdleTimeout.count()) + " seconds (a week)");
+                          "must be 0 (never) to " + std::to_string(kMaxTcpIdleTimeout.count()) + " seconds (a week)");
 }
 
 void validate_tcp_maps(const std::vector<TcpMap>& maps) {
@@ -149,8 +151,9 @@ void validate_tcp_maps(const std::vector<TcpMap>& maps) {
     if (auto why = upstream_host_problem(m.upstream_host); !why.empty()) throw invalid_setting("tcp map", text, why);
     if (m.upstream_port == 0) throw invalid_setting("tcp map", text, "the upstream port must be 1..65535");
     if (!seen.emplace(m.guest_host, m.guest_port).second)
-      throw invalid_setting("tcp map", text, m.guest_host + (m.guest_port ? ":" + std::to_string(m.guest_port) : "") +
-                                        " is mapped twice");
+      throw invalid_setting(
+          "tcp map", text,
+          m.guest_host + (m.guest_port ? ":" + std::to_string(m.guest_port) : "") + " is mapped twice");
   }
 }
 

@@ -55,8 +55,10 @@ void ControlClient::start(HelloHandler on_hello, DeadHandler on_dead) {
 }
 
 void ControlClient::send_frame(std::vector<std::uint8_t> frame) {
-  if (frozen_) held_.push_back(std::move(frame));
-  else channel_->send(std::move(frame));
+  if (frozen_)
+    held_.push_back(std::move(frame));
+  else
+    channel_->send(std::move(frame));
 }
 
 void ControlClient::prepare_snapshot(std::function<void()> on_ready) {
@@ -164,9 +166,12 @@ void ControlClient::on_frame(Frame& frame) {
   if (it == execs_.end()) return violation("frame for unknown exec " + std::to_string(id));
   using ExecHandler = void (ControlClient::*)(std::uint32_t, Exec&, Frame&, proto::PayloadReader&);
   static constexpr std::pair<FrameType, ExecHandler> kExecFrames[] = {
-      {FrameType::ExecStarted, &ControlClient::on_exec_started}, {FrameType::Stdout, &ControlClient::on_output},
-      {FrameType::Stderr, &ControlClient::on_output},            {FrameType::Credit, &ControlClient::on_credit},
-      {FrameType::Exit, &ControlClient::on_exit},                {FrameType::Error, &ControlClient::on_exec_error},
+      {FrameType::ExecStarted, &ControlClient::on_exec_started},
+      {FrameType::Stdout, &ControlClient::on_output},
+      {FrameType::Stderr, &ControlClient::on_output},
+      {FrameType::Credit, &ControlClient::on_credit},
+      {FrameType::Exit, &ControlClient::on_exit},
+      {FrameType::Error, &ControlClient::on_exec_error},
   };
   for (const auto& [t, handle] : kExecFrames)
     if (t == type) return (this->*handle)(id, it->second, frame, r);
@@ -271,7 +276,7 @@ void ControlClient::on_output(std::uint32_t, Exec& ex, Frame& frame, proto::Payl
     // Nobody reads this any more; keep the guest flowing until it exits.
     ex.output_in_flight -= static_cast<std::uint32_t>(n);
     send_frame(proto::make_frame(FrameType::Credit, frame.header.stream_id,
-                                     proto::CreditGrant{static_cast<std::uint32_t>(n)}));
+                                 proto::CreditGrant{static_cast<std::uint32_t>(n)}));
     return;
   }
   OutputChunk chunk;
@@ -379,8 +384,7 @@ void ControlClient::resize(std::uint32_t id, std::uint16_t rows, std::uint16_t c
 
 void ControlClient::send_signal(std::uint32_t id, int signo) {
   on_io([id, signo](ControlClient& self) {
-    if (self.execs_.count(id))
-      self.send_frame(proto::make_frame(FrameType::Signal, id, proto::SignalRequest{signo}));
+    if (self.execs_.count(id)) self.send_frame(proto::make_frame(FrameType::Signal, id, proto::SignalRequest{signo}));
   });
 }
 
@@ -392,8 +396,7 @@ void ControlClient::abandon(std::uint32_t id) {
     self.send_frame(proto::make_frame(FrameType::Signal, id, proto::SignalRequest{SIGKILL}));
     if (it->second.output_in_flight > 0) {
       // Queued output will never be read: credit it all back at once.
-      self.send_frame(
-          proto::make_frame(FrameType::Credit, id, proto::CreditGrant{it->second.output_in_flight}));
+      self.send_frame(proto::make_frame(FrameType::Credit, id, proto::CreditGrant{it->second.output_in_flight}));
       it->second.output_in_flight = 0;
     }
   });

@@ -73,7 +73,7 @@ class ControlClient : public ExecBackend, public std::enable_shared_from_this<Co
  private:
   struct Exec {
     std::shared_ptr<detail::ProcessState> state;
-    std::string program;  // argv[0], for start-failure messages
+    std::string program;                 // argv[0], for start-failure messages
     std::uint32_t output_in_flight = 0;  // bytes the guest sent that we have not credited back
     bool started = false;
     bool abandoned = false;

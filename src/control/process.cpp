@@ -49,7 +49,8 @@ std::optional<OutputChunk> Process::read_for(std::chrono::milliseconds timeout, 
   state_->output.pop_front();
   state_->unreturned_credit += static_cast<std::uint32_t>(chunk.data.size());
   std::uint32_t credit = 0;
-  if (state_->unreturned_credit >= kCreditBatch || state_->output.empty()) credit = std::exchange(state_->unreturned_credit, 0);
+  if (state_->unreturned_credit >= kCreditBatch || state_->output.empty())
+    credit = std::exchange(state_->unreturned_credit, 0);
   lock.unlock();
   if (credit)
     if (auto b = backend_of(*state_)) b->return_output_credit(state_->id, credit);
@@ -100,8 +101,7 @@ void Process::send_signal(int signo) {
 }
 
 ExitStatus Process::wait() {
-  while (read()) {
-  }
+  while (read()) {}
   std::lock_guard lock(state_->mutex);
   if (state_->failure) throw *state_->failure;
   return state_->status;

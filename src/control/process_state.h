@@ -38,13 +38,13 @@ struct ProcessState {
 
   std::mutex mutex;
   std::condition_variable changed;
-  std::deque<OutputChunk> output;      // bounded by the protocol window
+  std::deque<OutputChunk> output;       // bounded by the protocol window
   std::uint32_t unreturned_credit = 0;  // consumed bytes not yet credited back
-  std::uint32_t stdin_credit = 0;      // bytes the guest will accept now
+  std::uint32_t stdin_credit = 0;       // bytes the guest will accept now
   bool stdin_open = false;
-  bool finished = false;               // exit status (or failure) known, output complete
+  bool finished = false;  // exit status (or failure) known, output complete
   ExitStatus status;
-  std::optional<Error> failure;        // the VM went away, or the command could not start
+  std::optional<Error> failure;  // the VM went away, or the command could not start
 };
 
 }  // namespace gondolin::detail

@@ -8,10 +8,10 @@
 
 #include <memory>
 
-#include "egress/tls/cert_authority.h"
 #include "egress/egress_log.h"
-#include "egress/policy/egress_policy.h"
 #include "egress/http/filter_chain.h"
+#include "egress/policy/egress_policy.h"
+#include "egress/tls/cert_authority.h"
 #include "gondolin/http_hooks.h"
 #include "gondolin/net_policy.h"
 
@@ -34,8 +34,8 @@ struct EgressContext {
   // it costs ~25 ms, a tenth of a templated start, and most sessions never
   // make an HTTPS request.
   boost::asio::ssl::context& upstream_tls();
-  boost::asio::ssl::context guest_tls;     // server side: the guest's TLS, answered with minted leaves
-  std::size_t upstream_connections = 0;    // open right now, capped by options.max_upstream_connections
+  boost::asio::ssl::context guest_tls;   // server side: the guest's TLS, answered with minted leaves
+  std::size_t upstream_connections = 0;  // open right now, capped by options.max_upstream_connections
   // HTTP/TLS guest connections being served right now, capped by
   // options.max_guest_connections: each holds ~130 KiB of fixed buffers.
   std::size_t guest_connections = 0;

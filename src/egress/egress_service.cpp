@@ -1,13 +1,13 @@
 #include "egress/egress_service.h"
 
+#include "config/tcp_rules.h"
 #include "config/test_knobs.h"
 #include "egress/byte_stream.h"
 #include "egress/egress_context.h"
-#include "egress/policy/host_pattern.h"
 #include "egress/http/http_session.h"
+#include "egress/policy/host_pattern.h"
 #include "egress/ssh/ssh_proxy.h"
 #include "egress/tcp/mapped_tcp.h"
-#include "config/tcp_rules.h"
 #include "egress/tls/tls_interceptor.h"
 #include "gondolin/error.h"
 #include "util/logging.h"
@@ -34,8 +34,10 @@ EgressService::EgressService(boost::asio::io_context& io, const NetworkOptions& 
   config::validate_tcp_idle_timeout(options.tcp_idle_timeout);
   if (!options.tcp_maps.empty() &&
       (options.dns != DnsMode::Synthetic || options.host_mapping != SyntheticHostMapping::PerHost))
-    throw Error(ErrorKind::Usage, "mapped TCP needs synthetic DNS with per-host mapping (NetworkOptions::host_mapping = PerHost)");
-  auto dir = options.mitm_ca_dir.empty() ? CertificateAuthority::default_dir() : std::filesystem::path(options.mitm_ca_dir);
+    throw Error(ErrorKind::Usage,
+                "mapped TCP needs synthetic DNS with per-host mapping (NetworkOptions::host_mapping = PerHost)");
+  auto dir =
+      options.mitm_ca_dir.empty() ? CertificateAuthority::default_dir() : std::filesystem::path(options.mitm_ca_dir);
   ctx_ = std::make_shared<EgressContext>(io, options, CertificateAuthority::load_or_create(dir));
   if (!options.ingress.empty()) ingress_ = std::make_unique<IngressListeners>(ctx_, options.ingress);
   if (!options.ssh.allowed_hosts.empty()) {
@@ -55,11 +57,13 @@ std::optional<GuestSlot> EgressService::admit(net::GuestFlow& flow, const char* 
   if (ctx_->guest_connections < limit / 2) ctx_->guest_cap_reported = false;
   if (ctx_->guest_connections < limit) return GuestSlot(ctx_);
   if (!ctx_->guest_cap_reported) {
-    log().warn("egress: the guest has {} HTTP/HTTPS connections open at once (the limit); closing new ones until some end",
-               limit);
+    log().warn(
+        "egress: the guest has {} HTTP/HTTPS connections open at once (the limit); closing new ones until some end",
+        limit);
     ctx_->guest_cap_reported = true;
   }
-  refuse(flow, kind, "guest-connection-cap", "too many guest connections at once (limit " + std::to_string(limit) + ")");
+  refuse(flow, kind, "guest-connection-cap",
+         "too many guest connections at once (limit " + std::to_string(limit) + ")");
   return std::nullopt;
 }
 
@@ -95,7 +99,9 @@ bool EgressService::is_mapped(const net::GuestFlowInfo& info) const {
 }
 
 void EgressService::on_mapped(net::GuestFlow flow) {
-  const TcpMap* rule = flow.info.hostname ? config::find_tcp_map(ctx_->options.tcp_maps, *flow.info.hostname, flow.info.dest_port) : nullptr;
+  const TcpMap* rule = flow.info.hostname
+                           ? config::find_tcp_map(ctx_->options.tcp_maps, *flow.info.hostname, flow.info.dest_port)
+                           : nullptr;
   if (!rule) return refuse(flow, "tcp", "not-mapped", "no --tcp-map rule for this name and port");
   relay_mapped_flow(ctx_, *rule, std::move(flow));
 }
@@ -118,7 +124,9 @@ void EgressService::refuse(net::GuestFlow& flow, const char* kind, const std::st
   flow.socket.close(ec);
 }
 
-std::vector<std::pair<std::string, std::string>> EgressService::guest_env() const { return ctx_->policy.secrets().guest_env(); }
+std::vector<std::pair<std::string, std::string>> EgressService::guest_env() const {
+  return ctx_->policy.secrets().guest_env();
+}
 
 std::vector<std::string> EgressService::guest_ssh_known_hosts() const {
   return ssh_ ? ssh_->guest_known_hosts() : std::vector<std::string>{};

@@ -1,11 +1,11 @@
 #include "egress/upstream_connector.h"
 
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "egress/policy/internal_address.h"
 
@@ -23,13 +23,18 @@ std::string endpoint_text(const ip::tcp::endpoint& e) {
 class UpstreamAttempt : public std::enable_shared_from_this<UpstreamAttempt> {
  public:
   UpstreamAttempt(std::shared_ptr<EgressContext> ctx, UpstreamTarget target, UpstreamCallback done)
-      : ctx_(std::move(ctx)), target_(std::move(target)), done_(std::move(done)), resolver_(ctx_->io),
-        socket_(ctx_->io), timer_(ctx_->io) {}
+      : ctx_(std::move(ctx)),
+        target_(std::move(target)),
+        done_(std::move(done)),
+        resolver_(ctx_->io),
+        socket_(ctx_->io),
+        timer_(ctx_->io) {}
 
   void start() {
     if (ctx_->upstream_connections >= ctx_->options.max_upstream_connections) {
-      fail(503, "connection-cap", "too many upstream connections at once (limit " +
-                                      std::to_string(ctx_->options.max_upstream_connections) + ")");
+      fail(503, "connection-cap",
+           "too many upstream connections at once (limit " + std::to_string(ctx_->options.max_upstream_connections) +
+               ")");
       return;
     }
     slot_ = UpstreamSlot(ctx_);
@@ -51,18 +56,18 @@ class UpstreamAttempt : public std::enable_shared_from_this<UpstreamAttempt> {
       connect_checked({ip::tcp::endpoint(literal, target_.port)});
       return;
     }
-    resolver_.async_resolve(target_.host, std::to_string(target_.port),
-                            [self = shared_from_this()](const boost::system::error_code& rec,
-                                                        ip::tcp::resolver::results_type results) {
-                              if (self->finished_) return;
-                              if (rec) {
-                                self->fail(502, "dns", "cannot resolve " + self->target_.host + ": " + rec.message());
-                                return;
-                              }
-                              std::vector<ip::tcp::endpoint> eps;
-                              for (const auto& r : results) eps.push_back(r.endpoint());
-                              self->connect_checked(std::move(eps));
-                            });
+    resolver_.async_resolve(
+        target_.host, std::to_string(target_.port),
+        [self = shared_from_this()](const boost::system::error_code& rec, ip::tcp::resolver::results_type results) {
+          if (self->finished_) return;
+          if (rec) {
+            self->fail(502, "dns", "cannot resolve " + self->target_.host + ": " + rec.message());
+            return;
+          }
+          std::vector<ip::tcp::endpoint> eps;
+          for (const auto& r : results) eps.push_back(r.endpoint());
+          self->connect_checked(std::move(eps));
+        });
   }
 
  private:
@@ -80,22 +85,24 @@ class UpstreamAttempt : public std::enable_shared_from_this<UpstreamAttempt> {
     }
     if (allowed.empty()) {
       fail(403, "internal-address",
-           "host \"" + target_.host + "\" resolves to an internal address (" + (refused.empty() ? "none" : refused) + ")");
+           "host \"" + target_.host + "\" resolves to an internal address (" + (refused.empty() ? "none" : refused) +
+               ")");
       return;
     }
     connect(std::move(allowed));
   }
 
   void connect(std::vector<ip::tcp::endpoint> endpoints) {
-    boost::asio::async_connect(socket_, endpoints,
-                               [self = shared_from_this()](const boost::system::error_code& ec, const ip::tcp::endpoint& e) {
-                                 if (self->finished_) return;
-                                 if (ec) {
-                                   self->fail(502, "connect", "cannot connect to " + self->target_.host + ": " + ec.message());
-                                   return;
-                                 }
-                                 self->connected(e);
-                               });
+    boost::asio::async_connect(
+        socket_, endpoints,
+        [self = shared_from_this()](const boost::system::error_code& ec, const ip::tcp::endpoint& e) {
+          if (self->finished_) return;
+          if (ec) {
+            self->fail(502, "connect", "cannot connect to " + self->target_.host + ": " + ec.message());
+            return;
+          }
+          self->connected(e);
+        });
   }
 
   void connected(const ip::tcp::endpoint& e) {
@@ -108,8 +115,9 @@ class UpstreamAttempt : public std::enable_shared_from_this<UpstreamAttempt> {
     }
     if (!exempt_) {
       if (auto kind = internal_address_kind(remote.address())) {
-        fail(403, "internal-address", "host \"" + target_.host + "\" connected to an internal address (" +
-                                          remote.address().to_string() + ", " + *kind + ")");
+        fail(403, "internal-address",
+             "host \"" + target_.host + "\" connected to an internal address (" + remote.address().to_string() + ", " +
+                 *kind + ")");
         return;
       }
     }
@@ -131,22 +139,22 @@ class UpstreamAttempt : public std::enable_shared_from_this<UpstreamAttempt> {
     } else {
       X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), target_.host.c_str());
     }
-    tls_->async_handshake(boost::asio::ssl::stream_base::client,
-                          [self = shared_from_this()](const boost::system::error_code& hec) {
-                            if (self->finished_) return;
-                            if (hec) {
-                              long v = SSL_get_verify_result(self->tls_->native_handle());
-                              if (v != X509_V_OK) {
-                                self->fail(502, "tls-verify", "upstream certificate for \"" + self->target_.host +
-                                                                  "\" failed verification: " +
-                                                                  X509_verify_cert_error_string(v));
-                              } else {
-                                self->fail(502, "tls", "TLS handshake with " + self->target_.host + " failed: " + hec.message());
-                              }
-                              return;
-                            }
-                            self->succeed(make_tls_stream(std::move(self->tls_)));
-                          });
+    tls_->async_handshake(
+        boost::asio::ssl::stream_base::client, [self = shared_from_this()](const boost::system::error_code& hec) {
+          if (self->finished_) return;
+          if (hec) {
+            long v = SSL_get_verify_result(self->tls_->native_handle());
+            if (v != X509_V_OK) {
+              self->fail(502, "tls-verify",
+                         "upstream certificate for \"" + self->target_.host +
+                             "\" failed verification: " + X509_verify_cert_error_string(v));
+            } else {
+              self->fail(502, "tls", "TLS handshake with " + self->target_.host + " failed: " + hec.message());
+            }
+            return;
+          }
+          self->succeed(make_tls_stream(std::move(self->tls_)));
+        });
   }
 
   void succeed(std::unique_ptr<ByteStream> stream) {
@@ -169,9 +177,10 @@ class UpstreamAttempt : public std::enable_shared_from_this<UpstreamAttempt> {
     if (tls_) tls_->lowest_layer().close(ec);
     slot_ = UpstreamSlot();
     // Always complete asynchronously, so callers never re-enter themselves.
-    boost::asio::post(ctx_->io, [done = std::move(done_), f = UpstreamFailure{status, std::move(rule), std::move(reason)}] {
-      done(nullptr, f);
-    });
+    boost::asio::post(ctx_->io,
+                      [done = std::move(done_), f = UpstreamFailure{status, std::move(rule), std::move(reason)}] {
+                        done(nullptr, f);
+                      });
   }
 
   std::shared_ptr<EgressContext> ctx_;

@@ -32,8 +32,8 @@ struct UpstreamConnection {
 };
 
 struct UpstreamFailure {
-  int status = 502;   // 403 (policy: internal address), 502, 503 (cap), 504 (timeout)
-  std::string rule;   // log rule: internal-address, dns, connect, tls-verify, tls, timeout, connection-cap
+  int status = 502;  // 403 (policy: internal address), 502, 503 (cap), 504 (timeout)
+  std::string rule;  // log rule: internal-address, dns, connect, tls-verify, tls, timeout, connection-cap
   std::string reason;
 };
 

@@ -53,7 +53,6 @@ std::vector<std::string> get_strings(const json& doc, const char* key, const std
   return out;
 }
 
-
 // "env": {"NAME": "value"}; names as a shell would accept them.
 std::vector<std::pair<std::string, std::string>> get_env(const json& doc, const std::string& origin) {
   std::vector<std::pair<std::string, std::string>> out;
@@ -95,7 +94,8 @@ void get_post_build(const json& doc, const std::string& origin, const std::files
     BuildSpec::Copy entry{c["src"].get<std::string>(), c["dest"].get<std::string>()};
     if (entry.src.empty()) bad(origin, "a \"post_build.copy\" src is empty");
     if (entry.src.is_relative()) entry.src = base_dir / entry.src;
-    if (!safe_guest_path(entry.dest)) bad(origin, "copy dest \"" + entry.dest + "\" must be an absolute guest path without ..");
+    if (!safe_guest_path(entry.dest))
+      bad(origin, "copy dest \"" + entry.dest + "\" must be an absolute guest path without ..");
     std::error_code ec;
     if (!std::filesystem::exists(entry.src, ec)) bad(origin, "copy src " + entry.src.string() + " does not exist");
     s.copies.push_back(std::move(entry));
@@ -109,12 +109,15 @@ void get_oci(const json& doc, const std::string& origin, const std::filesystem::
   if (!it->is_object()) bad(origin, "\"oci\" must be {\"layout\": DIR, \"ref\": NAME} or {\"archive\": FILE}");
   for (const auto& [key, value] : it->items()) {
     if (key != "layout" && key != "archive" && key != "ref") bad(origin, "unknown key \"oci." + key + "\"");
-    if (!value.is_string() || value.get<std::string>().empty()) bad(origin, "\"oci." + key + "\" must be a non-empty string");
+    if (!value.is_string() || value.get<std::string>().empty())
+      bad(origin, "\"oci." + key + "\" must be a non-empty string");
   }
-  if (it->contains("layout") == it->contains("archive")) bad(origin, "\"oci\" needs exactly one of \"layout\" and \"archive\"");
+  if (it->contains("layout") == it->contains("archive"))
+    bad(origin, "\"oci\" needs exactly one of \"layout\" and \"archive\"");
   BuildSpec::Oci oci;
   oci.ref = get_string(*it, "ref", origin, "");
-  if (oci.ref.size() > 512 || oci.ref.find_first_of("\n\r") != std::string::npos) bad(origin, "\"oci.ref\" is not a name");
+  if (oci.ref.size() > 512 || oci.ref.find_first_of("\n\r") != std::string::npos)
+    bad(origin, "\"oci.ref\" is not a name");
   std::filesystem::path& p = it->contains("layout") ? oci.layout : oci.archive;
   p = (*it)[it->contains("layout") ? "layout" : "archive"].get<std::string>();
   if (p.is_relative()) p = base_dir / p;
@@ -125,7 +128,8 @@ void get_oci(const json& doc, const std::string& origin, const std::filesystem::
     bad(origin, "oci archive " + oci.archive.string() + " does not exist");
   for (const char* key : {"suite", "variant", "packages", "apt_sources", "post_build"})
     if (doc.contains(key))
-      bad(origin, std::string("\"") + key + "\" cannot be used with \"oci\" (the root comes from the OCI image; change it there)");
+      bad(origin, std::string("\"") + key +
+                      "\" cannot be used with \"oci\" (the root comes from the OCI image; change it there)");
   s.oci = std::move(oci);
 }
 
@@ -135,9 +139,9 @@ BuildSpec BuildSpec::parse(const std::string& text, const std::string& origin, c
   json doc = json::parse(text, nullptr, false, true);
   if (doc.is_discarded()) bad(origin, "not valid JSON");
   if (!doc.is_object()) bad(origin, "top level must be an object");
-  static const std::set<std::string> known{"name",    "tag",         "suite",   "variant",         "kernel_package",
-                                           "packages", "modules",    "apt_sources", "cmdline", "rootfs_free_mib",
-                                           "description", "env",  "post_build", "init_extra", "oci"};
+  static const std::set<std::string> known{"name",        "tag",     "suite",       "variant",    "kernel_package",
+                                           "packages",    "modules", "apt_sources", "cmdline",    "rootfs_free_mib",
+                                           "description", "env",     "post_build",  "init_extra", "oci"};
   for (const auto& [key, value] : doc.items())
     if (!known.count(key)) bad(origin, "unknown key \"" + key + "\"");
 
@@ -159,7 +163,8 @@ BuildSpec BuildSpec::parse(const std::string& text, const std::string& origin, c
   get_post_build(doc, origin, base_dir, s);
   get_oci(doc, origin, base_dir, s);
   if (auto it = doc.find("rootfs_free_mib"); it != doc.end()) {
-    if (!it->is_number_unsigned() || it->get<unsigned>() > 1024 * 1024) bad(origin, "\"rootfs_free_mib\" must be 0..1048576");
+    if (!it->is_number_unsigned() || it->get<unsigned>() > 1024 * 1024)
+      bad(origin, "\"rootfs_free_mib\" must be 0..1048576");
     s.rootfs_free_mib = it->get<unsigned>();
   }
   for (const std::string* n : {&s.name, &s.tag, &s.suite, &s.variant, &s.kernel_package})

@@ -26,8 +26,8 @@ struct BuildSpec {
   // VM needs (buses, console, disks, network, overlay, FUSE, virtio-fs).
   std::vector<std::string> modules = {"virtio_mmio", "virtio_pci", "virtio_console", "virtio_blk", "virtio_net",
                                       "ext4",        "overlay",    "fuse",           "virtiofs"};
-  std::vector<std::string> apt_sources;    // files; empty: the host's own sources
-  std::string cmdline;                     // appended to the kernel command line
+  std::vector<std::string> apt_sources;  // files; empty: the host's own sources
+  std::string cmdline;                   // appended to the kernel command line
   // Every command in the guest starts with these (flags and API override them).
   std::vector<std::pair<std::string, std::string>> env;
   // post_build.copy: host files or directories put into the root, in order,
@@ -52,8 +52,8 @@ struct BuildSpec {
     std::string ref;                // which image in it (empty: the only one)
   };
   std::optional<Oci> oci;
-  unsigned rootfs_free_mib = 256;          // free space in the image's root fs
-  std::string source_text;                 // the JSON as read, recorded in the manifest
+  unsigned rootfs_free_mib = 256;  // free space in the image's root fs
+  std::string source_text;         // the JSON as read, recorded in the manifest
 
   // Strict: unknown keys, wrong types and unsafe package names are errors.
   // Relative copy sources are resolved against `base_dir` (the spec's directory).

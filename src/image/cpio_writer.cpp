@@ -21,8 +21,8 @@ void hex8(std::string& s, std::uint32_t v) {
 
 }  // namespace
 
-void CpioWriter::add_entry(std::string_view path, std::uint32_t mode, std::string_view data,
-                           std::uint32_t rdev_major, std::uint32_t rdev_minor) {
+void CpioWriter::add_entry(std::string_view path, std::uint32_t mode, std::string_view data, std::uint32_t rdev_major,
+                           std::uint32_t rdev_minor) {
   if (path.empty() || path.front() == '/' || path.find('\0') != std::string_view::npos)
     throw Error(ErrorKind::Internal, "cpio: bad path '" + std::string(path) + "'");
   if (data.size() > 0xffffffffu) throw Error(ErrorKind::Internal, "cpio: file too large");
@@ -57,8 +57,7 @@ void CpioWriter::add_symlink(std::string_view path, std::string_view target) {
   add_entry(path, S_IFLNK | 0777, target);
 }
 
-void CpioWriter::add_char_device(std::string_view path, std::uint32_t major, std::uint32_t minor,
-                                 std::uint32_t mode) {
+void CpioWriter::add_char_device(std::string_view path, std::uint32_t major, std::uint32_t minor, std::uint32_t mode) {
   add_entry(path, S_IFCHR | mode, {}, major, minor);
 }
 

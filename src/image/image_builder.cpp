@@ -31,11 +31,11 @@
 #include "proto/protocol_version.h"
 #include "util/files.h"
 #include "util/logging.h"
-#include "util/utc_time.h"
 #include "util/paths.h"
 #include "util/sha256.h"
 #include "util/subprocess.h"
 #include "util/unique_fd.h"
+#include "util/utc_time.h"
 
 namespace gondolin {
 namespace fs = std::filesystem;
@@ -230,7 +230,8 @@ std::vector<std::string> post_build_hooks(const BuildSpec& spec) {
   for (const auto& c : spec.copies) {
     std::string dest = "\"$1\"" + shell_quote(c.dest);
     std::string parent = "\"$1\"" + shell_quote(fs::path(c.dest).parent_path().string());
-    hooks.push_back("--customize-hook=mkdir -p " + parent + " && cp -R --no-preserve=ownership --preserve=mode,timestamps,links " +
+    hooks.push_back("--customize-hook=mkdir -p " + parent +
+                    " && cp -R --no-preserve=ownership --preserve=mode,timestamps,links " +
                     shell_quote(c.src.string()) + " " + dest);
   }
   for (const auto& cmd : spec.commands)
@@ -297,8 +298,8 @@ std::pair<std::string, std::string> Builder::build_kernel(const fs::path& kernel
   std::optional<std::string> elf;
   if (payload && payload->compression == "lz4") {
     elf = lz4_legacy_decompress(payload->data, 512u << 20);
-  } else if (payload && (payload->compression == "gzip" || payload->compression == "xz" ||
-                         payload->compression == "zstd")) {
+  } else if (payload &&
+             (payload->compression == "gzip" || payload->compression == "xz" || payload->compression == "zstd")) {
     fs::path in = work_ / "kernel.payload", out = work_ / "kernel.elf";
     write_file_atomic(in, payload->data);
     UniqueFd in_fd(::open(in.c_str(), O_RDONLY | O_CLOEXEC));
@@ -343,8 +344,9 @@ Image Builder::run(const ImageStore& store) {
 
   // The root's file name carries its own inputs' key (an OCI image's digest).
   std::ostringstream key_input;
-  key_input << "v" << kBuilderVersion << "|" << spec_.name << ":" << spec_.tag << "|" << spec_.source_text << "|" << agent_sha << "|"
-            << kernel_deb.filename().string() << "|" << busybox_deb.filename().string() << "|" << rootfs.filename().string();
+  key_input << "v" << kBuilderVersion << "|" << spec_.name << ":" << spec_.tag << "|" << spec_.source_text << "|"
+            << agent_sha << "|" << kernel_deb.filename().string() << "|" << busybox_deb.filename().string() << "|"
+            << rootfs.filename().string();
   std::string build_key = sha256_hex(key_input.str()).substr(0, 16);
   fs::path key_file = work_ / "built" / build_key;
 
@@ -366,7 +368,8 @@ Image Builder::run(const ImageStore& store) {
     fs::create_directories(stage);
     auto [kernel, kernel_format] = build_kernel(kernel_tree, release);
     write_file_atomic(stage / "kernel", kernel);
-    write_file_atomic(stage / "initramfs.cpio", build_initramfs(kernel_tree, release, busybox_tree / "bin/busybox", spec_.modules, runner()));
+    write_file_atomic(stage / "initramfs.cpio",
+                      build_initramfs(kernel_tree, release, busybox_tree / "bin/busybox", spec_.modules, runner()));
     // Link the cached root filesystem when possible: both copies are read-only.
     fs::create_hard_link(rootfs, stage / "rootfs.ext4", ec);
     if (ec) fs::copy_file(rootfs, stage / "rootfs.ext4");
@@ -391,8 +394,9 @@ Image Builder::run(const ImageStore& store) {
     // Every word here is on the boot path of every VM (see bench/README.md for
     // what each buys). mitigations=off only affects isolation between processes
     // inside one guest, which is a single trust domain anyway.
-    m.cmdline = "console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check 8250.nr_uarts=1 mitigations=off "
-                "rdinit=/init gondolin.root=/dev/vda gondolin.rootfstype=ext4";
+    m.cmdline =
+        "console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check 8250.nr_uarts=1 mitigations=off "
+        "rdinit=/init gondolin.root=/dev/vda gondolin.rootfstype=ext4";
     if (!spec_.cmdline.empty()) m.cmdline += " " + spec_.cmdline;
     m.agent_protocol = proto::kProtocolVersion;
     m.spec_json = spec_.source_text;
@@ -407,10 +411,11 @@ Image Builder::run(const ImageStore& store) {
 }
 
 std::pair<fs::path, std::optional<OciRootfs>> Builder::make_root() {
-  if (!spec_.oci) return {step("Building the root filesystem (mmdebstrap, about a minute)", [&] { return build_rootfs(); }), std::nullopt};
-  OciRootfs r = step("Building the root filesystem from the OCI image", [&] {
-    return build_oci_rootfs(spec_, work_, runner(), cached_);
-  });
+  if (!spec_.oci)
+    return {step("Building the root filesystem (mmdebstrap, about a minute)", [&] { return build_rootfs(); }),
+            std::nullopt};
+  OciRootfs r = step("Building the root filesystem from the OCI image",
+                     [&] { return build_oci_rootfs(spec_, work_, runner(), cached_); });
   return {r.image, std::move(r)};
 }
 
@@ -424,8 +429,10 @@ void Builder::fill_manifest(ImageManifest& m, const std::optional<OciRootfs>& oc
   }
   for (const auto& kv : spec_.env) {
     auto same = std::find_if(m.env.begin(), m.env.end(), [&](const auto& e) { return e.first == kv.first; });
-    if (same != m.env.end()) same->second = kv.second;
-    else m.env.push_back(kv);
+    if (same != m.env.end())
+      same->second = kv.second;
+    else
+      m.env.push_back(kv);
   }
   if (m.env.size() > 256) throw Error(ErrorKind::Image, "the image would have more than 256 environment variables");
 }
@@ -445,12 +452,13 @@ Image build_image(const BuildOptions& opts) {
     text = read_file(opts.spec_path);
     origin = opts.spec_path.string();
   }
-  BuildSpec spec = BuildSpec::parse(text, origin, opts.spec_path.empty() ? fs::path() : fs::absolute(opts.spec_path).parent_path());
+  BuildSpec spec =
+      BuildSpec::parse(text, origin, opts.spec_path.empty() ? fs::path() : fs::absolute(opts.spec_path).parent_path());
   if (!opts.name_tag.empty()) std::tie(spec.name, spec.tag) = parse_name_tag(opts.name_tag, "--tag");
   for (const char* tool : {"apt-get", "apt-cache", "dpkg-deb", "mmdebstrap", "mke2fs", "depmod"})
     if (paths::find_program(tool).empty() && !(spec.oci && std::string(tool) == "mmdebstrap"))
-      throw Error(ErrorKind::Image, std::string("image build needs ") + tool +
-                                        " (apt-get install mmdebstrap e2fsprogs kmod dpkg apt)");
+      throw Error(ErrorKind::Image,
+                  std::string("image build needs ") + tool + " (apt-get install mmdebstrap e2fsprogs kmod dpkg apt)");
   fs::path work = opts.work_dir.empty() ? paths::cache_dir() / "build" : opts.work_dir;
   ImageStore store = opts.store ? *opts.store : ImageStore::default_store();
   Builder builder(opts, std::move(spec), fs::absolute(work));

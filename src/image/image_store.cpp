@@ -45,8 +45,8 @@ void check_files(const Image& img) {
                                         " is missing; rebuild it with `gondolin build`");
     if (size != f->size)
       throw Error(ErrorKind::Image, "image " + img.display_name() + " is damaged: " + p.string() + " has " +
-                                        std::to_string(size) + " bytes, the manifest says " +
-                                        std::to_string(f->size) + "; rebuild it with `gondolin build`");
+                                        std::to_string(size) + " bytes, the manifest says " + std::to_string(f->size) +
+                                        "; rebuild it with `gondolin build`");
   }
   if (img.manifest.agent_protocol != proto::kProtocolVersion)
     throw Error(ErrorKind::Image, "image " + img.display_name() + " carries agent protocol " +

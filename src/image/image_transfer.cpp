@@ -94,7 +94,7 @@ ImageManifest check_staged(const fs::path& dir, const std::string& origin) {
   if (ec || size > kMaxManifestBytes) throw Error(ErrorKind::Image, origin + ": manifest.json is missing or too large");
   ImageManifest m = ImageManifest::parse(read_file(dir / "manifest.json"), origin);
   for (const auto& name : image_file_names(m)) {
-    struct stat st{};
+    struct stat st {};
     if (::lstat((dir / name).c_str(), &st) != 0 || !S_ISREG(st.st_mode))
       throw Error(ErrorKind::Image, origin + ": " + name + " is missing or not a regular file");
   }
@@ -124,8 +124,8 @@ void ImageStore::export_to(const std::string& reference, const fs::path& archive
   if (fs::exists(archive, ec)) throw Error(ErrorKind::Usage, archive.string() + " exists; refusing to overwrite it");
   fs::path tmp = archive;
   tmp += ".partial";
-  std::vector<std::string> argv{"tar", "--zstd", "--sparse", "--owner=0", "--group=0", "--numeric-owner",
-                                "-cf", tmp.string(), "-C", img.dir.string()};
+  std::vector<std::string> argv{"tar", "--zstd",     "--sparse", "--owner=0",     "--group=0", "--numeric-owner",
+                                "-cf", tmp.string(), "-C",       img.dir.string()};
   for (const auto& name : image_file_names(img.manifest)) argv.push_back(name);
   CommandResult r = run_command(argv);
   if (!r.ok()) {
@@ -147,8 +147,8 @@ Image ImageStore::import_from(const fs::path& source, const std::string& name_ta
     for (const auto& name : image_file_names(m)) fs::copy_file(source / name, staging.dir() / name);
   } else {
     check_listing(source, {"manifest.json", "kernel", "initramfs.cpio", "rootfs.ext4"});
-    CommandResult r = run_command({"tar", "--zstd", "--no-same-owner", "--no-same-permissions", "-xf",
-                                   source.string(), "-C", staging.dir().string()});
+    CommandResult r = run_command({"tar", "--zstd", "--no-same-owner", "--no-same-permissions", "-xf", source.string(),
+                                   "-C", staging.dir().string()});
     if (!r.ok()) throw Error(ErrorKind::Image, "cannot unpack " + source.string() + ": " + r.output.substr(0, 300));
   }
   ImageManifest staged = check_staged(staging.dir(), source.string());

@@ -95,7 +95,10 @@ std::vector<std::pair<std::string, std::string>> module_load_order(const fs::pat
 std::string decompress_module(const fs::path& file, const std::string& ext) {
   const char* tool = ext == ".xz" ? "xz" : ext == ".zst" ? "zstd" : "gzip";
   CommandResult r = run_command({tool, "-dc", file.string()}, {}, 64u << 20);
-  if (!r.ok() || r.output.size() < 4 || r.output.compare(0, 4, "\x7f" "ELF") != 0)
+  if (!r.ok() || r.output.size() < 4 ||
+      r.output.compare(0, 4,
+                       "\x7f"
+                       "ELF") != 0)
     throw Error(ErrorKind::Image, "cannot decompress kernel module " + file.string() + " with " + tool);
   return r.output;
 }
@@ -129,7 +132,8 @@ std::string build_initramfs(const fs::path& kernel_tree, const std::string& rele
     // in-kernel decompression, and the initramfs is not compressed anyway.
     std::string ext = module_compression(rel);
     std::string stored = rel.substr(0, rel.size() - ext.size());
-    cpio.add_file(base + "/" + stored, ext.empty() ? read_file(modules_dir / rel) : decompress_module(modules_dir / rel, ext));
+    cpio.add_file(base + "/" + stored,
+                  ext.empty() ? read_file(modules_dir / rel) : decompress_module(modules_dir / rel, ext));
     list += cls + " /" + base + "/" + stored + "\n";
   }
   cpio.add_file(base + "/gondolin.modules", list);

@@ -82,14 +82,22 @@ std::optional<BzImagePayload> find_bzimage_payload(std::string_view img) {
   if (start > img.size() || len > img.size() - start) return std::nullopt;
   BzImagePayload p;
   p.data = img.substr(start, len);
-  if (starts_with_bytes(p.data, {0x02, 0x21, 0x4c, 0x18})) p.compression = "lz4";
-  else if (starts_with_bytes(p.data, {0x1f, 0x8b})) p.compression = "gzip";
-  else if (starts_with_bytes(p.data, {0xfd, '7', 'z', 'X', 'Z', 0x00})) p.compression = "xz";
-  else if (starts_with_bytes(p.data, {0x28, 0xb5, 0x2f, 0xfd})) p.compression = "zstd";
-  else if (starts_with_bytes(p.data, {0x5d, 0x00, 0x00})) p.compression = "lzma";
-  else if (starts_with_bytes(p.data, {'B', 'Z', 'h'})) p.compression = "bzip2";
-  else if (starts_with_bytes(p.data, {0x89, 'L', 'Z', 'O'})) p.compression = "lzo";
-  else p.compression = "unknown";
+  if (starts_with_bytes(p.data, {0x02, 0x21, 0x4c, 0x18}))
+    p.compression = "lz4";
+  else if (starts_with_bytes(p.data, {0x1f, 0x8b}))
+    p.compression = "gzip";
+  else if (starts_with_bytes(p.data, {0xfd, '7', 'z', 'X', 'Z', 0x00}))
+    p.compression = "xz";
+  else if (starts_with_bytes(p.data, {0x28, 0xb5, 0x2f, 0xfd}))
+    p.compression = "zstd";
+  else if (starts_with_bytes(p.data, {0x5d, 0x00, 0x00}))
+    p.compression = "lzma";
+  else if (starts_with_bytes(p.data, {'B', 'Z', 'h'}))
+    p.compression = "bzip2";
+  else if (starts_with_bytes(p.data, {0x89, 'L', 'Z', 'O'}))
+    p.compression = "lzo";
+  else
+    p.compression = "unknown";
   return p;
 }
 
@@ -116,7 +124,11 @@ std::optional<std::string> lz4_legacy_decompress(std::string_view in, std::size_
 }
 
 bool is_pvh_elf(std::string_view elf) {
-  if (elf.size() < 64 || std::memcmp(elf.data(), "\x7f" "ELF", 4) != 0) return false;
+  if (elf.size() < 64 || std::memcmp(elf.data(),
+                                     "\x7f"
+                                     "ELF",
+                                     4) != 0)
+    return false;
   if (elf[4] != 2 || elf[5] != 1 || le16(elf.data() + 18) != 62) return false;  // ELF64, LE, x86-64
   std::uint64_t phoff = le64(elf.data() + 32);
   std::uint16_t phentsize = le16(elf.data() + 54);

@@ -23,7 +23,7 @@ struct LayerUnpacker::Entry {
   mode_t type = 0;                 // AE_IF*
   mode_t perm = 0;                 // 07777 bits
   std::uint32_t uid = 0, gid = 0;
-  std::string symlink;                    // target text, as stored
+  std::string symlink;                               // target text, as stored
   std::optional<std::vector<std::string>> hardlink;  // the linked path's components
   std::int64_t size = 0;
   struct timespec times[2] = {};  // atime, mtime
@@ -84,7 +84,7 @@ std::optional<std::string> parse_entry(struct archive_entry* ent, LayerUnpacker:
 
 // Removes whatever `name` is in `dirfd`, a directory with all it holds.
 void remove_at(int dirfd, const std::string& name) {
-  struct stat st{};
+  struct stat st {};
   if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;
   if (!S_ISDIR(st.st_mode)) {
     ::unlinkat(dirfd, name.c_str(), 0);
@@ -157,7 +157,8 @@ std::optional<std::string> LayerUnpacker::apply_archive(struct archive* a, const
     int r = archive_read_next_header(a, &ent);
     if (r == ARCHIVE_EOF) break;
     if (r < ARCHIVE_WARN) return unreadable(a, label);
-    if (++entries_ > limits_.max_entries) return label + ": more than " + std::to_string(limits_.max_entries) + " entries";
+    if (++entries_ > limits_.max_entries)
+      return label + ": more than " + std::to_string(limits_.max_entries) + " entries";
     Entry e;
     if (auto bad = parse_entry(ent, e)) return label + ": " + *bad;
     if (e.size > 0 && (bytes_ += static_cast<std::uint64_t>(e.size)) > limits_.max_bytes)
@@ -183,10 +184,12 @@ std::optional<std::string> parse_entry(struct archive_entry* ent, LayerUnpacker:
   e.type = archive_entry_filetype(ent);
   e.perm = archive_entry_perm(ent) & 07777;
   la_int64_t uid = archive_entry_uid(ent), gid = archive_entry_gid(ent);
-  if (uid < 0 || gid < 0 || uid > 0xfffffffe || gid > 0xfffffffe) return "entry " + shown(e.path) + " has an invalid owner";
+  if (uid < 0 || gid < 0 || uid > 0xfffffffe || gid > 0xfffffffe)
+    return "entry " + shown(e.path) + " has an invalid owner";
   e.uid = static_cast<std::uint32_t>(uid);
   e.gid = static_cast<std::uint32_t>(gid);
-  if (const char* link = archive_entry_hardlink_utf8(ent) ? archive_entry_hardlink_utf8(ent) : archive_entry_hardlink(ent)) {
+  if (const char* link =
+          archive_entry_hardlink_utf8(ent) ? archive_entry_hardlink_utf8(ent) : archive_entry_hardlink(ent)) {
     std::vector<std::string> target;
     if (auto bad = split_path(link, target)) return "hard link " + shown(e.path) + ": " + *bad;
     if (target.empty()) return "hard link " + shown(e.path) + " points at the root";
@@ -221,7 +224,8 @@ std::optional<std::string> parse_entry(struct archive_entry* ent, LayerUnpacker:
 // Opens the directory holding the last component of `parts`, one component at
 // a time, never following a symlink. With `create`, missing directories are
 // made (0755, owned by root) as a runtime would.
-std::optional<std::string> LayerUnpacker::open_parent(const std::vector<std::string>& parts, bool create, UniqueFd& out) {
+std::optional<std::string> LayerUnpacker::open_parent(const std::vector<std::string>& parts, bool create,
+                                                      UniqueFd& out) {
   UniqueFd cur(::fcntl(root_.get(), F_DUPFD_CLOEXEC, 0));
   for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
     const char* comp = parts[i].c_str();
@@ -237,7 +241,7 @@ std::optional<std::string> LayerUnpacker::open_parent(const std::vector<std::str
     if (fd < 0) {
       int err = errno;
       std::string where = join(parts, parts.size());
-      struct stat st{};
+      struct stat st {};
       if (::fstatat(cur.get(), comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
         return "path " + shown(where) + " goes through the symlink " + shown(join(parts, i + 1));
       if (err == ENOENT && !create) return std::string(kNoSuchParent);
@@ -303,7 +307,7 @@ void LayerUnpacker::remove_lower(int dirfd, const std::string& dir_path) {
 
 std::optional<std::string> LayerUnpacker::make_node(struct archive* a, const Entry& e, int parent) {
   const char* name = e.parts.back().c_str();
-  struct stat st{};
+  struct stat st {};
   bool exists = ::fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
   laid_this_layer_.insert(e.path);
   if (e.hardlink) {
@@ -366,9 +370,10 @@ std::optional<std::string> LayerUnpacker::hard_link(const Entry& e, int parent) 
   std::string target_path = join(target, target.size());
   UniqueFd target_dir;
   auto bad = open_parent(target, false, target_dir);
-  if (bad && *bad == kNoSuchParent) return "hard link " + shown(e.path) + " points at " + shown(target_path) + ", which does not exist";
+  if (bad && *bad == kNoSuchParent)
+    return "hard link " + shown(e.path) + " points at " + shown(target_path) + ", which does not exist";
   if (bad) return "hard link " + shown(e.path) + ": " + *bad;
-  struct stat st{};
+  struct stat st {};
   if (::fstatat(target_dir.get(), target.back().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
     return "hard link " + shown(e.path) + " points at " + shown(target_path) + ", which does not exist";
   if (S_ISDIR(st.st_mode)) return "hard link " + shown(e.path) + " points at a directory";

@@ -50,8 +50,8 @@ struct XattrFixup {
 };
 
 struct LayerLimits {
-  std::uint64_t max_bytes = 64ull << 30;    // file data over all layers
-  std::uint64_t max_entries = 4u << 20;     // entries over all layers
+  std::uint64_t max_bytes = 64ull << 30;  // file data over all layers
+  std::uint64_t max_entries = 4u << 20;   // entries over all layers
 };
 
 class LayerUnpacker {
@@ -83,7 +83,7 @@ class LayerUnpacker {
   UniqueFd root_;
   LayerLimits limits_;
   std::uint64_t bytes_ = 0, entries_ = 0;
-  std::set<std::string> laid_this_layer_;  // normalised paths this layer created
+  std::set<std::string> laid_this_layer_;                                        // normalised paths this layer created
   std::vector<std::pair<std::vector<std::string>, struct timespec>> dir_times_;  // set when a layer ends
   std::vector<OwnershipFixup> owner_fixups_;
   std::vector<XattrFixup> xattr_fixups_;

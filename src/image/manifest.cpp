@@ -92,7 +92,8 @@ ImageManifest ImageManifest::parse(const std::string& text, const std::string& o
     }
   }
   m.workdir = doc.contains("workdir") ? string_field(doc, "workdir", origin) : "";
-  if (!m.workdir.empty() && (m.workdir[0] != '/' || m.workdir.size() > 4096 || m.workdir.find('\0') != std::string::npos))
+  if (!m.workdir.empty() &&
+      (m.workdir[0] != '/' || m.workdir.size() > 4096 || m.workdir.find('\0') != std::string::npos))
     bad(origin, "workdir must be an absolute guest path");
   if (auto it = doc.find("user"); it != doc.end()) {
     if (!it->is_object() || !it->contains("uid") || !it->contains("gid") || !(*it)["uid"].is_number_unsigned() ||

@@ -42,7 +42,7 @@ bool is_sha256_hex(const std::string& s) { return s.size() == 64 && is_lower_hex
 // `rel` under the directory `dirfd`, resolved as if that were "/": no name,
 // "..", or symlink (absolute or relative) leads out of it.
 UniqueFd open_in_root(int dirfd, const std::string& rel, int flags) {
-  struct open_how how{};
+  struct open_how how {};
   how.flags = static_cast<__u64>(static_cast<unsigned>(flags | O_CLOEXEC));
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   return UniqueFd(static_cast<int>(::syscall(SYS_openat2, dirfd, rel.c_str(), &how, sizeof how)));
@@ -59,7 +59,7 @@ class ConfinedDir {
 
   UniqueFd open(const std::string& rel, bool required = true) const {
     UniqueFd fd = open_in_root(fd_.get(), rel, O_RDONLY);
-    struct stat st{};
+    struct stat st {};
     if (fd && (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))) fd.reset();
     if (!fd && required) fail("no file " + rel);
     return fd;
@@ -101,7 +101,7 @@ class ConfinedDir {
       fail(what + " has digest \"" + digest.substr(0, 80) + "\" (only sha256 digests are accepted)");
     std::string rel = "blobs/sha256/" + digest.substr(7);
     UniqueFd fd = open(rel);
-    struct stat st{};
+    struct stat st {};
     ::fstat(fd.get(), &st);
     if (static_cast<std::uint64_t>(st.st_size) != desc["size"].get<std::uint64_t>())
       fail(what + " " + rel + " is " + std::to_string(st.st_size) + " bytes, its descriptor says " +
@@ -175,7 +175,8 @@ json pick_from_index(const ConfinedDir& dir, const json& index, const std::strin
     }
   }
   if (hits.empty()) dir.fail("no image named \"" + ref + "\"" + (names.empty() ? "" : " (it has: " + names + ")"));
-  if (hits.size() > 1) dir.fail("holds " + std::to_string(hits.size()) + " images; name one with \"ref\" (" + names + ")");
+  if (hits.size() > 1)
+    dir.fail("holds " + std::to_string(hits.size()) + " images; name one with \"ref\" (" + names + ")");
   return hits.front();
 }
 
@@ -335,7 +336,8 @@ OciImage read_oci_layout(const fs::path& dir, const std::string& ref) {
 
 OciImage read_image_archive(const fs::path& archive, const fs::path& staging, const std::string& ref) {
   std::error_code ec;
-  if (!fs::is_regular_file(archive, ec)) throw Error(ErrorKind::Image, "image archive " + archive.string() + " does not exist");
+  if (!fs::is_regular_file(archive, ec))
+    throw Error(ErrorKind::Image, "image archive " + archive.string() + " does not exist");
   LayerUnpacker unpack(staging);
   if (auto bad = unpack.apply_file(archive, "image archive " + archive.string())) throw Error(ErrorKind::Image, *bad);
   ConfinedDir dir(staging, "image archive " + archive.string());

@@ -22,8 +22,8 @@
 namespace gondolin {
 
 struct OciLayer {
-  UniqueFd fd;          // the blob, verified
-  std::string digest;   // "sha256:…"
+  UniqueFd fd;         // the blob, verified
+  std::string digest;  // "sha256:…"
   std::string path() const { return "/proc/self/fd/" + std::to_string(fd.get()); }
 };
 

@@ -37,7 +37,8 @@ std::optional<OciRootfs> from_sidecar(const fs::path& image, const fs::path& sid
     r.digest = doc.at("digest").get<std::string>();
     for (const auto& kv : doc.at("env")) r.env.emplace_back(kv.at(0).get<std::string>(), kv.at(1).get<std::string>());
     r.workdir = doc.at("workdir").get<std::string>();
-    if (doc.contains("user")) r.user = GuestUser{doc["user"].at(0).get<std::uint32_t>(), doc["user"].at(1).get<std::uint32_t>()};
+    if (doc.contains("user"))
+      r.user = GuestUser{doc["user"].at(0).get<std::uint32_t>(), doc["user"].at(1).get<std::uint32_t>()};
     return r;
   } catch (const json::exception&) {
     return std::nullopt;  // damaged: build again

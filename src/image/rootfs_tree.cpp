@@ -23,7 +23,8 @@ void apply_fixups(const fs::path& image, const LayerUnpacker& unpacker, const Co
   std::string script;
   auto say = [&](const std::string& path) {
     auto q = debugfs_quoted(path);
-    if (!q) throw Error(ErrorKind::Image, "cannot set the owner of " + path + " without root: build this image as root");
+    if (!q)
+      throw Error(ErrorKind::Image, "cannot set the owner of " + path + " without root: build this image as root");
     return *q;
   };
   for (const auto& f : unpacker.ownership_fixups()) {
@@ -38,7 +39,8 @@ void apply_fixups(const fs::path& image, const LayerUnpacker& unpacker, const Co
   }
   fs::path script_file = image.string() + ".debugfs";
   write_file_atomic(script_file, script);
-  run({"debugfs", "-w", "-f", script_file.string(), image.string()}, "setting owners in the root filesystem with debugfs");
+  run({"debugfs", "-w", "-f", script_file.string(), image.string()},
+      "setting owners in the root filesystem with debugfs");
   std::error_code ec;
   fs::remove(script_file, ec);
   fs::remove_all(values, ec);
@@ -48,12 +50,20 @@ void apply_fixups(const fs::path& image, const LayerUnpacker& unpacker, const Co
 
 std::string gondolin_root_layer(const std::string& init_extra) {
   TarWriter tar;
-  for (const auto& [dir, perm] : std::vector<std::pair<std::string, mode_t>>{
-           {"etc", 0755}, {"proc", 0555}, {"sys", 0555}, {"dev", 0755}, {"tmp", 01777}, {"run", 0755},
-           {"root", 0700}, {"lower", 0755}, {"rw", 0755}, {"newroot", 0755}})
+  for (const auto& [dir, perm] : std::vector<std::pair<std::string, mode_t>>{{"etc", 0755},
+                                                                             {"proc", 0555},
+                                                                             {"sys", 0555},
+                                                                             {"dev", 0755},
+                                                                             {"tmp", 01777},
+                                                                             {"run", 0755},
+                                                                             {"root", 0700},
+                                                                             {"lower", 0755},
+                                                                             {"rw", 0755},
+                                                                             {"newroot", 0755}})
     tar.add(TarEntry::dir(dir, perm));
   tar.add(TarEntry::file("etc/hostname", "gondolin\n"));
-  tar.add(TarEntry::file("etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\tgondolin\n::1\tlocalhost ip6-localhost ip6-loopback\n"));
+  tar.add(TarEntry::file("etc/hosts",
+                         "127.0.0.1\tlocalhost\n127.0.1.1\tgondolin\n::1\tlocalhost ip6-localhost ip6-loopback\n"));
   tar.add(TarEntry::file("etc/.wh.resolv.conf", ""));
   if (!init_extra.empty()) {
     tar.add(TarEntry::dir("etc/gondolin"));

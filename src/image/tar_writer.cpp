@@ -15,7 +15,8 @@ la_ssize_t append(struct archive*, void* client, const void* buf, std::size_t n)
 
 }  // namespace
 
-TarWriter::TarWriter(Compression c) : a_(archive_write_new(), archive_write_free), out_(std::make_unique<std::string>()) {
+TarWriter::TarWriter(Compression c)
+    : a_(archive_write_new(), archive_write_free), out_(std::make_unique<std::string>()) {
   archive_write_set_format_pax_restricted(a_.get());
   if (c == Compression::Gzip) archive_write_add_filter_gzip(a_.get());
   if (c == Compression::Zstd) archive_write_add_filter_zstd(a_.get());
@@ -35,9 +36,12 @@ TarWriter& TarWriter::add(const TarEntry& t) {
   archive_entry_set_mtime(e.get(), 1700000000, 0);
   bool has_data = t.type == S_IFREG && !t.hardlink;
   archive_entry_set_size(e.get(), has_data ? static_cast<la_int64_t>(t.data.size()) : 0);
-  if (t.hardlink) archive_entry_set_hardlink(e.get(), t.link.c_str());
-  else if (t.type == S_IFLNK) archive_entry_set_symlink(e.get(), t.link.c_str());
-  for (const auto& [name, value] : t.xattrs) archive_entry_xattr_add_entry(e.get(), name.c_str(), value.data(), value.size());
+  if (t.hardlink)
+    archive_entry_set_hardlink(e.get(), t.link.c_str());
+  else if (t.type == S_IFLNK)
+    archive_entry_set_symlink(e.get(), t.link.c_str());
+  for (const auto& [name, value] : t.xattrs)
+    archive_entry_xattr_add_entry(e.get(), name.c_str(), value.data(), value.size());
   if (archive_write_header(a_.get(), e.get()) < ARCHIVE_WARN ||
       (has_data && !t.data.empty() &&
        archive_write_data(a_.get(), t.data.data(), t.data.size()) != static_cast<la_ssize_t>(t.data.size())))

@@ -18,8 +18,8 @@ struct TarEntry {
   std::string path;
   mode_t type = S_IFREG;  // S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFCHR...
   mode_t perm = 0644;
-  std::string data;       // a regular file's contents
-  std::string link;       // symlink target, or with `hardlink` the linked path
+  std::string data;  // a regular file's contents
+  std::string link;  // symlink target, or with `hardlink` the linked path
   bool hardlink = false;
   std::uint32_t uid = 0, gid = 0;
   std::vector<std::pair<std::string, std::string>> xattrs;

@@ -10,7 +10,8 @@ Parsed<ArpPacket> parse_arp(Bytes payload) {
   std::uint16_t htype = 0, ptype = 0;
   std::uint8_t hlen = 0, plen = 0;
   ArpPacket p;
-  if (!r.u16(htype) || !r.u16(ptype) || !r.u8(hlen) || !r.u8(plen) || !r.u16(p.operation)) return P::fail("short ARP packet");
+  if (!r.u16(htype) || !r.u16(ptype) || !r.u8(hlen) || !r.u8(plen) || !r.u16(p.operation))
+    return P::fail("short ARP packet");
   if (htype != 1 || ptype != kEtherTypeIpv4 || hlen != 6 || plen != 4) return P::fail("not Ethernet/IPv4 ARP");
   if (!r.array(p.sender_mac) || !r.array(p.sender_ip) || !r.array(p.target_mac) || !r.array(p.target_ip))
     return P::fail("short ARP packet");

@@ -70,9 +70,7 @@ std::optional<DhcpReply> answer_dhcp(const DhcpMessage& m, const DhcpLease& leas
   if (m.chaddr != lease.client_mac) return std::nullopt;
   DhcpReply reply;
   switch (m.type) {
-    case DhcpType::Discover:
-      reply.type = DhcpType::Offer;
-      break;
+    case DhcpType::Discover: reply.type = DhcpType::Offer; break;
     case DhcpType::Request: {
       if (m.server_id && *m.server_id != lease.server) return std::nullopt;  // it chose another server
       // SELECTING/INIT-REBOOT name the address in option 50; RENEWING/REBINDING in ciaddr.
@@ -80,8 +78,7 @@ std::optional<DhcpReply> answer_dhcp(const DhcpMessage& m, const DhcpLease& leas
       reply.type = wanted == lease.client ? DhcpType::Ack : DhcpType::Nak;
       break;
     }
-    default:
-      return std::nullopt;  // DECLINE, RELEASE, INFORM: nothing to hand out
+    default: return std::nullopt;  // DECLINE, RELEASE, INFORM: nothing to hand out
   }
 
   std::vector<std::uint8_t>& p = reply.payload;
@@ -110,10 +107,9 @@ std::optional<DhcpReply> answer_dhcp(const DhcpMessage& m, const DhcpLease& leas
   option(kMessageType, Bytes(&type, 1));
   option(kServerId, lease.server);
   if (reply.type != DhcpType::Nak) {
-    const std::uint8_t lease_time[4] = {static_cast<std::uint8_t>(lease.lease_seconds >> 24),
-                                        static_cast<std::uint8_t>(lease.lease_seconds >> 16),
-                                        static_cast<std::uint8_t>(lease.lease_seconds >> 8),
-                                        static_cast<std::uint8_t>(lease.lease_seconds)};
+    const std::uint8_t lease_time[4] = {
+        static_cast<std::uint8_t>(lease.lease_seconds >> 24), static_cast<std::uint8_t>(lease.lease_seconds >> 16),
+        static_cast<std::uint8_t>(lease.lease_seconds >> 8), static_cast<std::uint8_t>(lease.lease_seconds)};
     const std::uint8_t mtu[2] = {static_cast<std::uint8_t>(lease.mtu >> 8), static_cast<std::uint8_t>(lease.mtu)};
     option(kLeaseTime, lease_time);
     option(kSubnetMask, lease.netmask);

@@ -56,7 +56,8 @@ struct DnsForwarder::Query {
   ReplySink sink;
 };
 
-DnsForwarder::DnsForwarder(asio::io_context& io, std::vector<DnsServer> servers) : io_(io), servers_(std::move(servers)) {
+DnsForwarder::DnsForwarder(asio::io_context& io, std::vector<DnsServer> servers)
+    : io_(io), servers_(std::move(servers)) {
   if (servers_.empty()) throw Error(ErrorKind::Usage, "no DNS server to forward to");
 }
 
@@ -78,7 +79,8 @@ void DnsForwarder::forward_checked(const DnsQuery& query, ReplySink sink) {
   q->guest_header = query.header;
   q->question = query.question;
   // Keep the guest's EDNS buffer size (bounded) so the answer fits what it reads.
-  std::uint16_t edns = query.edns ? std::min<std::uint16_t>(std::max<std::uint16_t>(query.edns_udp_size, 512), 1232) : 0;
+  std::uint16_t edns =
+      query.edns ? std::min<std::uint16_t>(std::max<std::uint16_t>(query.edns_udp_size, 512), 1232) : 0;
   q->request = build_dns_query(q->sent_id, query.question, edns);
   q->sink = std::move(sink);
   start(std::move(q));

@@ -157,9 +157,9 @@ Parsed<DnsResponseHead> parse_dns_response_head(Bytes message) {
 std::vector<std::uint8_t> build_dns_response(const DnsQuery& q, DnsRcode rcode, std::span<const DnsRecord> answers) {
   std::vector<std::uint8_t> out;
   ByteWriter w(out);
-  const std::uint16_t flags = static_cast<std::uint16_t>(0x8000 | (q.header.flags & 0x7800) | 0x0400 |
-                                                         (q.header.flags & 0x0100) | 0x0080 |
-                                                         static_cast<std::uint16_t>(rcode));
+  const std::uint16_t flags =
+      static_cast<std::uint16_t>(0x8000 | (q.header.flags & 0x7800) | 0x0400 | (q.header.flags & 0x0100) | 0x0080 |
+                                 static_cast<std::uint16_t>(rcode));
   write_header(w, q.header.id, flags, 1, static_cast<std::uint16_t>(answers.size()), 0);
   write_name(w, q.question.name);
   w.u16(q.question.type);

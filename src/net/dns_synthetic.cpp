@@ -4,7 +4,8 @@ namespace gondolin::net {
 
 bool is_localhost_name(const std::string& n) {
   static const std::string suffix = ".localhost";
-  return n == "localhost" || (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0);
+  return n == "localhost" ||
+         (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0);
 }
 
 SyntheticDns::SyntheticDns(SyntheticHostMapping mapping, const NetLayout& layout, std::size_t max_names)

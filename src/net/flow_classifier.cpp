@@ -33,7 +33,8 @@ PrefixVerdict classify_http(Bytes p) {
   ++i;
   const std::size_t target_start = i;
   while (i < p.size() && is_visible(p[i])) ++i;
-  if (i == p.size()) return p.size() >= kMaxClassifyPrefix && i > target_start ? PrefixVerdict::Http : PrefixVerdict::NeedMore;
+  if (i == p.size())
+    return p.size() >= kMaxClassifyPrefix && i > target_start ? PrefixVerdict::Http : PrefixVerdict::NeedMore;
   if (i == target_start || p[i] != ' ') return PrefixVerdict::Other;
   ++i;
   constexpr std::string_view version = "HTTP/1.";
@@ -73,8 +74,10 @@ PrefixVerdict classify_prefix(Bytes prefix) {
   bool undecided = false;
   for (auto classify : {classify_tls, classify_ssh, classify_http}) {
     PrefixVerdict v = classify(prefix);
-    if (v == PrefixVerdict::NeedMore) undecided = true;
-    else if (v != PrefixVerdict::Other) return v;
+    if (v == PrefixVerdict::NeedMore)
+      undecided = true;
+    else if (v != PrefixVerdict::Other)
+      return v;
   }
   if (undecided && prefix.size() < kMaxClassifyPrefix) return PrefixVerdict::NeedMore;
   return PrefixVerdict::Other;

@@ -60,23 +60,23 @@ void FlowDispatcher::dispatch(GuestFlowInfo info, asio::local::stream_protocol::
 
 void FlowDispatcher::read_more(const std::shared_ptr<Pending>& p) {
   const std::size_t room = std::min(p->chunk.size(), limits_.max_prefix - p->prefix.size());
-  p->socket.async_read_some(asio::buffer(p->chunk.data(), room), [this, p](const boost::system::error_code& ec,
-                                                                           std::size_t n) {
-    if (p->done) return;
-    p->prefix.append(p->chunk.data(), n);
-    const Bytes bytes(reinterpret_cast<const std::uint8_t*>(p->prefix.data()), p->prefix.size());
-    const bool finished = ec == asio::error::eof || p->out_of_time || p->prefix.size() >= limits_.max_prefix;
-    if (ec && ec != asio::error::eof && ec != asio::error::operation_aborted) {
-      // The guest reset the connection before saying anything usable.
-      log().debug("net: flow {} failed while classifying: {}", p->info.flow_id, ec.message());
-      p->done = true;
-      p->timer.cancel();
-      pending_.erase(p);
-      return;
-    }
-    if (!finished && classify_prefix(bytes) == PrefixVerdict::NeedMore) return read_more(p);
-    hand_over(p);
-  });
+  p->socket.async_read_some(
+      asio::buffer(p->chunk.data(), room), [this, p](const boost::system::error_code& ec, std::size_t n) {
+        if (p->done) return;
+        p->prefix.append(p->chunk.data(), n);
+        const Bytes bytes(reinterpret_cast<const std::uint8_t*>(p->prefix.data()), p->prefix.size());
+        const bool finished = ec == asio::error::eof || p->out_of_time || p->prefix.size() >= limits_.max_prefix;
+        if (ec && ec != asio::error::eof && ec != asio::error::operation_aborted) {
+          // The guest reset the connection before saying anything usable.
+          log().debug("net: flow {} failed while classifying: {}", p->info.flow_id, ec.message());
+          p->done = true;
+          p->timer.cancel();
+          pending_.erase(p);
+          return;
+        }
+        if (!finished && classify_prefix(bytes) == PrefixVerdict::NeedMore) return read_more(p);
+        hand_over(p);
+      });
 }
 
 void FlowDispatcher::hand_over(const std::shared_ptr<Pending>& p) {

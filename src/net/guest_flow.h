@@ -21,7 +21,7 @@ struct GuestFlowInfo {
   std::uint64_t flow_id = 0;  // unique per VM, for logs
   Ipv4 guest_ip{};
   std::uint16_t guest_port = 0;
-  Ipv4 dest_ip{};             // the (synthetic) address the guest dialled
+  Ipv4 dest_ip{};  // the (synthetic) address the guest dialled
   std::uint16_t dest_port = 0;
   std::optional<std::string> hostname;  // the name behind dest_ip (synthetic per-host DNS)
 };
@@ -31,7 +31,7 @@ enum class FlowKind { Http, Tls, Ssh, Other };
 struct GuestFlow {
   GuestFlowInfo info;
   FlowKind kind = FlowKind::Other;
-  std::string prefix;  // bytes already read from the guest while classifying
+  std::string prefix;                                  // bytes already read from the guest while classifying
   boost::asio::local::stream_protocol::socket socket;  // the guest side of the connection
 };
 

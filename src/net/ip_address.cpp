@@ -41,8 +41,8 @@ bool parse_ipv4(const std::string& text, Ipv4& out) {
 }
 
 bool is_unicast(const Ipv4& a) {
-  if (a[0] == 0) return false;           // "this network"
-  if (a[0] >= 224) return false;         // multicast, reserved, broadcast
+  if (a[0] == 0) return false;    // "this network"
+  if (a[0] >= 224) return false;  // multicast, reserved, broadcast
   return true;
 }
 

@@ -36,7 +36,8 @@ Parsed<UdpDatagram> parse_udp(const Ipv4Packet& ip) {
   ByteReader r(ip.payload);
   UdpDatagram d;
   std::uint16_t length = 0, checksum = 0;
-  if (!r.u16(d.src_port) || !r.u16(d.dst_port) || !r.u16(length) || !r.u16(checksum)) return P::fail("short UDP header");
+  if (!r.u16(d.src_port) || !r.u16(d.dst_port) || !r.u16(length) || !r.u16(checksum))
+    return P::fail("short UDP header");
   if (length < kUdpHeaderSize || length > ip.payload.size()) return P::fail("bad UDP length");
   if (checksum != 0) {
     std::uint32_t s = pseudo_header_sum(ip.src, ip.dst, kIpProtoUdp, length);

@@ -94,7 +94,8 @@ NetStack::~NetStack() {
       "{} DHCP replies, {} DNS queries, {} pings, {} flows, {} SYNs refused, {} refusals reset",
       stats_.frames_from_guest, stats_.frames_to_guest, stats_.dropped_malformed, stats_.dropped_spoofed,
       stats_.dropped_ipv6, stats_.dropped_fragments, stats_.dropped_udp, stats_.dropped_other, stats_.dhcp_replies,
-      stats_.dns_queries, stats_.icmp_echo_replies, stats_.tcp_flows, stats_.tcp_refused, stats_.tcp_resets_for_refusal);
+      stats_.dns_queries, stats_.icmp_echo_replies, stats_.tcp_flows, stats_.tcp_refused,
+      stats_.tcp_resets_for_refusal);
   // Flows being classified, then egress, then slirp (which closes its
   // sockets through callbacks into objects that must still exist).
   dispatcher_.reset();
@@ -179,8 +180,10 @@ void NetStack::on_arp(Bytes payload) {
 void NetStack::on_ipv4(Bytes frame, Bytes payload) {
   auto ip = parse_ipv4(payload);
   if (!ip) {
-    if (std::strcmp(ip.error(), "IPv4 fragment") == 0) ++stats_.dropped_fragments;
-    else ++stats_.dropped_malformed;
+    if (std::strcmp(ip.error(), "IPv4 fragment") == 0)
+      ++stats_.dropped_fragments;
+    else
+      ++stats_.dropped_malformed;
     return;
   }
   if (ip->protocol == kIpProtoUdp) {
@@ -225,7 +228,9 @@ void NetStack::on_dhcp(Bytes payload) {
   auto reply = answer_dhcp(msg.value(), lease);
   if (!reply) return;
   ++stats_.dhcp_replies;
-  log().debug("net: DHCP {} for the guest", reply->type == DhcpType::Offer ? "offer" : reply->type == DhcpType::Ack ? "ack" : "nak");
+  log().debug("net: DHCP {} for the guest", reply->type == DhcpType::Offer ? "offer"
+                                            : reply->type == DhcpType::Ack ? "ack"
+                                                                           : "nak");
   FrameAddresses a{layout_.guest_mac, layout_.gateway_mac, layout_.gateway, kIpv4Broadcast};
   send_to_guest(build_udp_frame(a, kDhcpServerPort, kDhcpClientPort, reply->payload));
 }
@@ -301,10 +306,11 @@ void NetStack::on_tcp(Bytes frame, const Ipv4Packet& ip) {
     switch (flows_->on_guest_syn(key, now)) {
       case TcpFlowTable::SynVerdict::Refuse:
         if (!flow_cap_reported_) {
-          log().warn("net: the guest has {} TCP handshakes in flight and {} flows open (limits {} and {}); "
-                     "refusing new connections until some end",
-                     flows_->handshakes(), flows_->size(), TcpFlowTable::Limits{}.max_handshakes,
-                     TcpFlowTable::Limits{}.max_flows);
+          log().warn(
+              "net: the guest has {} TCP handshakes in flight and {} flows open (limits {} and {}); "
+              "refusing new connections until some end",
+              flows_->handshakes(), flows_->size(), TcpFlowTable::Limits{}.max_handshakes,
+              TcpFlowTable::Limits{}.max_flows);
           flow_cap_reported_ = true;
         }
         return refuse_syn(ip, seg.value());
@@ -376,11 +382,11 @@ void NetStack::on_slirp_frame(Bytes frame) {
           // reset where slirp said FIN, and slirp gets one from "the guest"
           // (at the sequence number it expects next) so it forgets the flow.
           ++stats_.tcp_resets_for_refusal;
-          TcpEndpoints to_guest{layout_.gateway_mac, layout_.guest_mac, ip->src, layout_.guest, seg->src_port,
-                                seg->dst_port};
+          TcpEndpoints to_guest{layout_.gateway_mac, layout_.guest_mac, ip->src,
+                                layout_.guest,       seg->src_port,     seg->dst_port};
           send_to_guest(build_tcp_frame(to_guest, seg->seq, seg->ack, kTcpRst | kTcpAck));
-          TcpEndpoints to_slirp{layout_.guest_mac, layout_.gateway_mac, layout_.guest, ip->src, seg->dst_port,
-                                seg->src_port};
+          TcpEndpoints to_slirp{layout_.guest_mac, layout_.gateway_mac, layout_.guest,
+                                ip->src,           seg->dst_port,       seg->src_port};
           slirp_injections_.push_back(build_tcp_frame(to_slirp, seg->ack, 0, kTcpRst));
           // Not from inside slirp's own callback.
           asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {

@@ -39,13 +39,13 @@ struct NetStackStats {
   std::uint64_t dropped_spoofed = 0;  // wrong source MAC or IP
   std::uint64_t dropped_ipv6 = 0;
   std::uint64_t dropped_fragments = 0;
-  std::uint64_t dropped_udp = 0;   // UDP other than DHCP and DNS
+  std::uint64_t dropped_udp = 0;    // UDP other than DHCP and DNS
   std::uint64_t dropped_other = 0;  // other ethertypes, protocols, ICMP
   std::uint64_t dhcp_replies = 0;
   std::uint64_t dns_queries = 0;
   std::uint64_t icmp_echo_replies = 0;
-  std::uint64_t tcp_refused = 0;   // SYNs answered with a reset by the stack itself
-  std::uint64_t tcp_flows = 0;     // flows handed to egress
+  std::uint64_t tcp_refused = 0;  // SYNs answered with a reset by the stack itself
+  std::uint64_t tcp_flows = 0;    // flows handed to egress
   std::uint64_t tcp_resets_for_refusal = 0;
 };
 

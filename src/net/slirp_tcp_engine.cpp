@@ -1,10 +1,10 @@
 #include "net/slirp_tcp_engine.h"
 
+#include <netinet/in.h>
 #include <slirp/libslirp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
@@ -104,8 +104,10 @@ struct SlirpCallbacks {
     t->timer.expires_after(std::chrono::milliseconds(delay_ms));
     t->timer.async_wait([&e, t, alive = std::weak_ptr<bool>(e.alive_)](const boost::system::error_code& ec) {
       if (ec || alive.expired()) return;
-      if (t->opaque_style) slirp_handle_timer(e.slirp_, t->id, t->cb_opaque);
-      else if (t->cb) t->cb(t->cb_opaque);
+      if (t->opaque_style)
+        slirp_handle_timer(e.slirp_, t->id, t->cb_opaque);
+      else if (t->cb)
+        t->cb(t->cb_opaque);
       e.schedule_pump();
     });
   }
@@ -155,7 +157,8 @@ SlirpTcpEngine::SlirpTcpEngine(asio::io_context& io, const NetLayout& layout, Fr
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   const std::string path = socket_path_.string();
-  if (!listener_ || path.size() >= sizeof sa.sun_path) throw Error(ErrorKind::Io, "cannot create the network flow socket");
+  if (!listener_ || path.size() >= sizeof sa.sun_path)
+    throw Error(ErrorKind::Io, "cannot create the network flow socket");
   std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
   if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(listener_.get(), 64) != 0)
     throw Error(ErrorKind::Io, "cannot listen on " + path + ": " + std::strerror(errno));

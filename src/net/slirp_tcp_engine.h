@@ -82,9 +82,7 @@ class SlirpTcpEngine {
     int pending = 0;
     std::list<std::uint64_t>::iterator lru;
   };
-  static std::uint64_t key(const Ipv4& dst, std::uint16_t port) {
-    return (std::uint64_t{to_u32(dst)} << 16) | port;
-  }
+  static std::uint64_t key(const Ipv4& dst, std::uint16_t port) { return (std::uint64_t{to_u32(dst)} << 16) | port; }
 
   void pump();
   void collect_revents();
@@ -109,10 +107,10 @@ class SlirpTcpEngine {
     int fd;
     std::uint32_t events;
   };
-  std::vector<PollFd> poll_fds_;         // from the last slirp_pollfds_fill
-  std::vector<int> revents_;             // per poll_fds_ index, for slirp_pollfds_poll
-  std::vector<epoll_event> epoll_events_;  // one epoll_wait's results: sized to registered_
-  std::unordered_map<int, std::uint32_t> ready_;  // fd -> ready events, rebuilt each pass
+  std::vector<PollFd> poll_fds_;                       // from the last slirp_pollfds_fill
+  std::vector<int> revents_;                           // per poll_fds_ index, for slirp_pollfds_poll
+  std::vector<epoll_event> epoll_events_;              // one epoll_wait's results: sized to registered_
+  std::unordered_map<int, std::uint32_t> ready_;       // fd -> ready events, rebuilt each pass
   std::unordered_map<int, std::uint32_t> registered_;  // fd -> events in the epoll set
   bool filled_ = false;
   bool pump_posted_ = false;

@@ -20,7 +20,9 @@ struct FlowKey {
   std::uint16_t guest_port = 0;
   Ipv4 dst{};
   std::uint16_t dst_port = 0;
-  std::uint64_t packed() const { return (std::uint64_t{to_u32(dst)} << 32) | (std::uint64_t{dst_port} << 16) | guest_port; }
+  std::uint64_t packed() const {
+    return (std::uint64_t{to_u32(dst)} << 32) | (std::uint64_t{dst_port} << 16) | guest_port;
+  }
 };
 
 class TcpFlowTable {

@@ -16,11 +16,11 @@
 namespace gondolin::proto {
 
 struct Hello {
-  std::uint32_t agent_version = 0;  // kProtocolVersion of the agent
+  std::uint32_t agent_version = 0;       // kProtocolVersion of the agent
   std::uint64_t uptime_at_start_ns = 0;  // kernel boot time until the agent ran
   std::uint64_t init_duration_ns = 0;    // agent's own boot work
   std::string kernel_release;
-  std::string boot_report;  // phase timings, e.g. "modules=0.310s root-device=0.002s"
+  std::string boot_report;       // phase timings, e.g. "modules=0.310s root-device=0.002s"
   std::string init_extra_error;  // the image's init_extra failed: how (empty: ran fine or none)
 
   template <class Msg, class Fields>

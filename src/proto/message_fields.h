@@ -80,11 +80,11 @@ std::optional<Msg> decode_fields(PayloadReader& r) {
 }  // namespace gondolin::proto
 
 // encode() and decode() of a message with a fields() list (see above).
-#define GONDOLIN_WIRE_MESSAGE(Type)                   \
-  void encode(::gondolin::proto::PayloadWriter& w) const { \
-    ::gondolin::proto::FieldWriter f(w);              \
-    fields(*this, f);                                 \
-  }                                                   \
+#define GONDOLIN_WIRE_MESSAGE(Type)                                        \
+  void encode(::gondolin::proto::PayloadWriter& w) const {                 \
+    ::gondolin::proto::FieldWriter f(w);                                   \
+    fields(*this, f);                                                      \
+  }                                                                        \
   static std::optional<Type> decode(::gondolin::proto::PayloadReader& r) { \
-    return ::gondolin::proto::decode_fields<Type>(r); \
+    return ::gondolin::proto::decode_fields<Type>(r);                      \
   }

@@ -16,7 +16,7 @@ namespace gondolin::proto {
 // ---- Session socket (between gondolin processes of one user) -----------------
 
 struct SessionSnapshotRequest {
-  std::string output_dir;        // empty: the snapshot store
+  std::string output_dir;         // empty: the snapshot store
   std::uint8_t keep_running = 0;  // 1: the session continues after the snapshot
   template <class Msg, class Fields>
   static void fields(Msg& m, Fields& f) {

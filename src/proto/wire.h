@@ -18,7 +18,6 @@
 // which refuses to read past the end and bounds every string and list.
 #pragma once
 
-
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -73,10 +72,10 @@ enum class FrameType : std::uint8_t {
   MountResult = 41,  // guest -> host: its outcome
 
   // 50-59: sessions and snapshots.
-  SnapshotPrepare = 50,  // host -> guest: finish the frame in flight, then stay silent
-  SnapshotReady = 51,    // guest -> host: last frame before the snapshot
-  SnapshotAbort = 52,    // host -> guest: no snapshot after all; carry on
-  Resume = 53,           // host -> guest (new host): drop old exec streams, say Hello again
+  SnapshotPrepare = 50,      // host -> guest: finish the frame in flight, then stay silent
+  SnapshotReady = 51,        // guest -> host: last frame before the snapshot
+  SnapshotAbort = 52,        // host -> guest: no snapshot after all; carry on
+  Resume = 53,               // host -> guest (new host): drop old exec streams, say Hello again
   SessionSnapshot = 56,      // session client -> owner: save and stop this session
   SessionSnapshotDone = 57,  // owner -> session client: snapshot id and directory
   AttachExit = 58,           // owner -> attach client: the attached command's full exit status
@@ -86,7 +85,8 @@ inline constexpr bool is_known_frame_type(std::uint8_t t) {
   return (t >= static_cast<std::uint8_t>(FrameType::Hello) && t <= static_cast<std::uint8_t>(FrameType::Shutdown)) ||
          t == static_cast<std::uint8_t>(FrameType::FileOp) || t == static_cast<std::uint8_t>(FrameType::FileResult) ||
          t == static_cast<std::uint8_t>(FrameType::MountFs) || t == static_cast<std::uint8_t>(FrameType::MountResult) ||
-         (t >= static_cast<std::uint8_t>(FrameType::SnapshotPrepare) && t <= static_cast<std::uint8_t>(FrameType::Resume)) ||
+         (t >= static_cast<std::uint8_t>(FrameType::SnapshotPrepare) &&
+          t <= static_cast<std::uint8_t>(FrameType::Resume)) ||
          (t >= static_cast<std::uint8_t>(FrameType::SessionSnapshot) &&
           t <= static_cast<std::uint8_t>(FrameType::AttachExit));
 }
@@ -106,9 +106,7 @@ inline void put_u16(std::uint8_t* p, std::uint16_t v) {
 inline void put_u32(std::uint8_t* p, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
 }
-inline std::uint16_t get_u16(const std::uint8_t* p) {
-  return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
-}
+inline std::uint16_t get_u16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] | (p[1] << 8)); }
 inline std::uint32_t get_u32(const std::uint8_t* p) {
   std::uint32_t v = 0;
   for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
@@ -264,8 +262,8 @@ class PayloadReader {
 };
 
 // Encodes one complete frame (header + payload) ready to write.
-inline std::vector<std::uint8_t> make_frame(FrameType type, std::uint32_t stream_id,
-                                            const std::uint8_t* payload, std::size_t size) {
+inline std::vector<std::uint8_t> make_frame(FrameType type, std::uint32_t stream_id, const std::uint8_t* payload,
+                                            std::size_t size) {
   std::vector<std::uint8_t> out(kHeaderSize + size);
   FrameHeader h{static_cast<std::uint32_t>(size), kProtocolVersion, type, stream_id};
   auto hdr = encode_header(h);

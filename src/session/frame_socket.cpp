@@ -16,8 +16,8 @@ std::optional<proto::FrameDecoder::Frame> FrameSocket::read() {
     while (pending_offset_ < pending_.size()) {
       pending_offset_ += decoder_.feed(pending_.data() + pending_offset_, pending_.size() - pending_offset_);
       if (decoder_.error() != proto::HeaderError::None)
-        throw Error(ErrorKind::Guest, std::string("malformed frame on the session socket: ") +
-                                          proto::describe(decoder_.error()));
+        throw Error(ErrorKind::Guest,
+                    std::string("malformed frame on the session socket: ") + proto::describe(decoder_.error()));
       if (decoder_.has_frame()) return decoder_.take();
     }
     pending_.resize(64 * 1024);

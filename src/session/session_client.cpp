@@ -38,9 +38,9 @@ proto::ExecStart exec_request(const Command& command, const ExecOptions& o) {
 
 namespace gondolin {
 
-using session::FrameSocket;
-using session::connect_unix;
 using proto::FrameType;
+using session::connect_unix;
+using session::FrameSocket;
 
 AttachedProcess::AttachedProcess(const SessionInfo& session, const proto::ExecStart& request)
     : socket_(std::make_unique<FrameSocket>(connect_unix(session.socket_path.string()))) {
@@ -102,8 +102,7 @@ void AttachedProcess::send_signal(int signo) {
 void AttachedProcess::detach() { socket_->shutdown(); }
 
 ExitStatus AttachedProcess::wait() {
-  while (read()) {
-  }
+  while (read()) {}
   return *status_;
 }
 
@@ -111,10 +110,11 @@ AttachedProcess Session::attach(const SessionInfo& session, const Command& comma
   return AttachedProcess(session, session::exec_request(command, options));
 }
 
-SnapshotInfo Session::snapshot(const SessionInfo& session, const std::filesystem::path& output_dir,
-                               bool keep_running) {
+SnapshotInfo Session::snapshot(const SessionInfo& session, const std::filesystem::path& output_dir, bool keep_running) {
   FrameSocket s(connect_unix(session.socket_path.string()));
-  s.write(proto::make_frame(FrameType::SessionSnapshot, 1, proto::SessionSnapshotRequest{output_dir.string(), keep_running ? std::uint8_t{1} : std::uint8_t{0}}));
+  s.write(proto::make_frame(
+      FrameType::SessionSnapshot, 1,
+      proto::SessionSnapshotRequest{output_dir.string(), keep_running ? std::uint8_t{1} : std::uint8_t{0}}));
   auto reply = s.read();
   if (!reply) throw Error(ErrorKind::Guest, "the session ended without confirming the snapshot");
   if (reply->header.type == FrameType::Error) session::remote_error(*reply);

@@ -4,12 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
 #include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <openssl/rand.h>
 #include <sstream>
 
 #include "gondolin/error.h"
@@ -86,8 +86,7 @@ unsigned long long process_start_time(pid_t pid) {
   std::istringstream rest(line.substr(close + 2));
   std::string field;
   // Fields after the command: state is field 3; starttime is field 22.
-  for (int i = 3; i < 22 && rest >> field; ++i) {
-  }
+  for (int i = 3; i < 22 && rest >> field; ++i) {}
   unsigned long long start = 0;
   rest >> start;
   return start;

@@ -148,8 +148,7 @@ void SessionServer::serve_attach(FrameSocket& s, const proto::ExecStart& request
           default: return;
         }
       }
-    } catch (const Error&) {
-    }
+    } catch (const Error&) {}
     // The client went away: its command goes with it.
     p.send_signal(SIGHUP);
   });
@@ -164,8 +163,8 @@ void SessionServer::serve_attach(FrameSocket& s, const proto::ExecStart& request
     }
     ExitStatus st = p.wait();
     s.write(proto::make_frame(FrameType::AttachExit, 1,
-                              proto::AttachExitMsg{st.exit_code, st.signal, st.timed_out ? std::uint8_t{1} : std::uint8_t{0},
-                                                   st.start_error}));
+                              proto::AttachExitMsg{st.exit_code, st.signal,
+                                                   st.timed_out ? std::uint8_t{1} : std::uint8_t{0}, st.start_error}));
   } catch (const Error& e) {
     send_error(s, e.what());
   }

@@ -25,7 +25,9 @@ LoadedSnapshot load_dir(const fs::path& dir, bool verify_state) {
   fs::path state = dir / SnapshotManifest::kStateFile;
   std::error_code ec;
   auto size = fs::file_size(state, ec);
-  if (ec) throw Error(ErrorKind::Usage, "snapshot " + dir.string() + " is incomplete: " + state.filename().string() + " is missing");
+  if (ec)
+    throw Error(ErrorKind::Usage,
+                "snapshot " + dir.string() + " is incomplete: " + state.filename().string() + " is missing");
   if (size != s.manifest.state_size)
     throw Error(ErrorKind::Usage, "snapshot " + dir.string() + " is truncated or damaged: state is " +
                                       std::to_string(size) + " bytes, the manifest says " +

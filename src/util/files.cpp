@@ -52,5 +52,4 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view data,
   std::filesystem::rename(tmp, path);
 }
 
-
 }  // namespace gondolin

@@ -59,11 +59,12 @@ bool copy_sparse_file(const std::filesystem::path& from, const std::filesystem::
   auto fail = [&](const std::string& what) {
     int err = errno;
     ::unlink(to.c_str());
-    return Error(ErrorKind::Io, "cannot copy " + from.string() + " to " + to.string() + ": " + what + ": " + std::strerror(err));
+    return Error(ErrorKind::Io,
+                 "cannot copy " + from.string() + " to " + to.string() + ": " + what + ": " + std::strerror(err));
   };
   UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) throw Error(ErrorKind::Io, "cannot open " + from.string() + ": " + std::strerror(errno));
-  struct stat st{};
+  struct stat st {};
   if (::fstat(in.get(), &st) != 0 || !S_ISREG(st.st_mode))
     throw Error(ErrorKind::Io, from.string() + " is not a regular file");
   UniqueFd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));

@@ -32,14 +32,14 @@ void StreamChannel::start_reading() {
 void StreamChannel::read_more() {
   if (closed_ || !read_loop_on_ || reading_ || reading_paused()) return;
   reading_ = true;
-  socket_.async_read_some(read_space(), [self = shared_from_this()](const boost::system::error_code& ec,
-                                                                    std::size_t n) {
-    self->reading_ = false;
-    if (self->closed_) return;
-    if (ec) return self->on_read_error(ec);
-    self->on_received(n);
-    self->read_more();
-  });
+  socket_.async_read_some(read_space(),
+                          [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                            self->reading_ = false;
+                            if (self->closed_) return;
+                            if (ec) return self->on_read_error(ec);
+                            self->on_received(n);
+                            self->read_more();
+                          });
 }
 
 void StreamChannel::send(std::vector<std::uint8_t> chunk) {
@@ -65,18 +65,18 @@ void StreamChannel::write_more() {
     pending_.pop_front();
   }
   for (const auto& chunk : writing_) buffers.emplace_back(boost::asio::buffer(chunk));
-  boost::asio::async_write(socket_, buffers, [self = shared_from_this()](const boost::system::error_code& ec,
-                                                                         std::size_t) {
-    if (self->closed_) return;
-    std::size_t done = 0;
-    for (const auto& chunk : self->writing_) done += chunk.size();
-    self->queued_bytes_ -= done;
-    self->writing_.clear();
-    if (ec) return self->on_write_error(ec);
-    self->on_written(done);
-    self->write_more();
-    self->read_more();  // resumes a loop the subclass had paused
-  });
+  boost::asio::async_write(socket_, buffers,
+                           [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                             if (self->closed_) return;
+                             std::size_t done = 0;
+                             for (const auto& chunk : self->writing_) done += chunk.size();
+                             self->queued_bytes_ -= done;
+                             self->writing_.clear();
+                             if (ec) return self->on_write_error(ec);
+                             self->on_written(done);
+                             self->write_more();
+                             self->read_more();  // resumes a loop the subclass had paused
+                           });
 }
 
 }  // namespace gondolin

@@ -76,7 +76,7 @@ class StreamChannel : public std::enable_shared_from_this<StreamChannel> {
   void write_more();
 
   boost::asio::local::stream_protocol::socket socket_;
-  std::deque<std::vector<std::uint8_t>> pending_;  // queued, not yet being written
+  std::deque<std::vector<std::uint8_t>> pending_;   // queued, not yet being written
   std::vector<std::vector<std::uint8_t>> writing_;  // the write in flight
   std::size_t queued_bytes_ = 0;
   bool read_loop_on_ = false;  // start_reading() was called

@@ -18,10 +18,10 @@ struct SpawnSpec {
   // Descriptors the child gets: {parent_fd, child_fd}. Everything else except
   // 0-2 is closed in the child.
   std::vector<std::pair<int, int>> fds;
-  int stdin_fd = -1;   // -1: /dev/null
-  int stdout_fd = -1;  // -1: inherit
-  int stderr_fd = -1;  // -1: inherit
-  bool die_with_parent = true;  // SIGKILL the child when this thread's process dies
+  int stdin_fd = -1;                            // -1: /dev/null
+  int stdout_fd = -1;                           // -1: inherit
+  int stderr_fd = -1;                           // -1: inherit
+  bool die_with_parent = true;                  // SIGKILL the child when this thread's process dies
   std::optional<std::vector<std::string>> env;  // nullopt: inherit
   std::filesystem::path cwd;
 };
@@ -46,8 +46,7 @@ struct CommandResult {
 };
 
 // Runs a program to completion, optionally appending its output to a log file.
-CommandResult run_command(const std::vector<std::string>& argv,
-                          const std::filesystem::path& log_file = {}, std::size_t keep_output = 64 * 1024,
-                          const std::filesystem::path& cwd = {});
+CommandResult run_command(const std::vector<std::string>& argv, const std::filesystem::path& log_file = {},
+                          std::size_t keep_output = 64 * 1024, const std::filesystem::path& cwd = {});
 
 }  // namespace gondolin

@@ -21,8 +21,8 @@ Result<UniqueFd> open_beneath(int root, std::string_view rel, int flags, unsigne
 
 // A directory and one name in it: what *at() system calls need.
 struct ParentAndName {
-  UniqueFd dir;       // O_PATH directory descriptor
-  std::string name;   // last component
+  UniqueFd dir;      // O_PATH directory descriptor
+  std::string name;  // last component
 };
 // Splits `rel` into its parent directory (opened beneath `root`) and last
 // name. The root itself has no parent: EBUSY.

@@ -84,7 +84,9 @@ bool FuseChannel::quiet() {
 std::string FuseChannel::describe_counts() const {
   std::string out;
   for (std::size_t op = 0; op < counts_.size(); ++op)
-    if (counts_[op]) out += (out.empty() ? "" : " ") + std::string(fuse::opcode_name(static_cast<std::uint32_t>(op))) + "=" + std::to_string(counts_[op]);
+    if (counts_[op])
+      out += (out.empty() ? "" : " ") + std::string(fuse::opcode_name(static_cast<std::uint32_t>(op))) + "=" +
+             std::to_string(counts_[op]);
   return out;
 }
 

@@ -35,7 +35,7 @@ class FuseServer {
     // Sent before the reply, so they are in effect when the caller's system call returns.
     std::vector<std::vector<std::uint8_t>> notifications;
     std::optional<std::vector<std::uint8_t>> reply;  // some requests (FORGET) get none
-    std::string fatal;  // non-empty: the stream is broken beyond answering; end the mount
+    std::string fatal;                               // non-empty: the stream is broken beyond answering; end the mount
     // Payload bytes of `reply` already in DataBuffers::read_into (the reply
     // holds the header only, its length counting them).
     std::size_t data_in_place = 0;
@@ -84,20 +84,20 @@ class FuseServer {
   Bytes readlink(fuse::Request& req);
   Bytes make_node(fuse::Request& req);  // MKNOD, MKDIR, SYMLINK
   Bytes link(fuse::Request& req);
-  Bytes remove(fuse::Request& req);     // UNLINK, RMDIR
-  Bytes rename(fuse::Request& req);     // RENAME, RENAME2
-  Bytes open(fuse::Request& req);       // OPEN, OPENDIR
+  Bytes remove(fuse::Request& req);  // UNLINK, RMDIR
+  Bytes rename(fuse::Request& req);  // RENAME, RENAME2
+  Bytes open(fuse::Request& req);    // OPEN, OPENDIR
   Bytes create(fuse::Request& req);
   Bytes read(fuse::Request& req);
   Bytes write(fuse::Request& req);
-  Bytes release(fuse::Request& req);    // RELEASE, RELEASEDIR
-  Bytes sync(fuse::Request& req);       // FLUSH, FSYNC, FSYNCDIR
-  Bytes readdir(fuse::Request& req);    // READDIR, READDIRPLUS
+  Bytes release(fuse::Request& req);  // RELEASE, RELEASEDIR
+  Bytes sync(fuse::Request& req);     // FLUSH, FSYNC, FSYNCDIR
+  Bytes readdir(fuse::Request& req);  // READDIR, READDIRPLUS
   Bytes statfs(fuse::Request& req);
-  Bytes xattr(fuse::Request& req);      // SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR
+  Bytes xattr(fuse::Request& req);  // SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR
   Bytes fallocate(fuse::Request& req);
   Bytes lseek(fuse::Request& req);
-  void forget(fuse::Request& req);      // FORGET, BATCH_FORGET
+  void forget(fuse::Request& req);  // FORGET, BATCH_FORGET
 
   // The path of the request's node; nullopt (and `error` set) if it has none.
   std::optional<std::string> node_path(std::uint64_t nodeid, int& error) const;

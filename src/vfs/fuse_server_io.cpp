@@ -51,8 +51,10 @@ FuseServer::Bytes FuseServer::open(Request& req) {
   if (!h) return error_reply(req.unique(), h.error() == ENOSYS ? EOPNOTSUPP : h.error());
   auto fh = add_handle(OpenFile{*h, req.nodeid(), flags, dir});
   if (!fh) {
-    if (dir) provider_->releasedir(*h);
-    else provider_->release(*h);
+    if (dir)
+      provider_->releasedir(*h);
+    else
+      provider_->release(*h);
     return error_reply(req.unique(), EMFILE);
   }
   fuse_open_out out{};
@@ -167,8 +169,10 @@ FuseServer::Bytes FuseServer::release(Request& req) {
   auto it = handles_.find(in->fh);
   if (it == handles_.end() || it->second.directory != dir) return error_reply(req.unique(), EBADF);
   if (it->second.live) {
-    if (dir) provider_->releasedir(it->second.provider_handle);
-    else provider_->release(it->second.provider_handle);
+    if (dir)
+      provider_->releasedir(it->second.provider_handle);
+    else
+      provider_->release(it->second.provider_handle);
   }
   handles_.erase(it);
   return fuse::empty_reply(req.unique());
@@ -253,7 +257,8 @@ FuseServer::Bytes FuseServer::xattr(Request& req) {
     case FUSE_SETXATTR: {
       auto in = req.take<SetxattrIn>();
       auto name = req.c_string(fuse::kMaxXattrName);
-      if (!in || !name || in->size > fuse::kMaxXattrValue || !valid_xattr_name(*name)) return error_reply(unique, req.parse_error());
+      if (!in || !name || in->size > fuse::kMaxXattrValue || !valid_xattr_name(*name))
+        return error_reply(unique, req.parse_error());
       auto value = req.bytes(in->size);
       if (!value || !req.at_end() || (in->flags & ~static_cast<std::uint32_t>(XATTR_CREATE | XATTR_REPLACE)))
         return error_reply(unique, req.parse_error());
@@ -306,7 +311,8 @@ FuseServer::Bytes FuseServer::xattr(Request& req) {
 FuseServer::Bytes FuseServer::fallocate(Request& req) {
   auto in = req.take<fuse_fallocate_in>();
   if (!in || !req.at_end()) return error_reply(req.unique(), req.parse_error());
-  if (in->offset > static_cast<std::uint64_t>(INT64_MAX) || in->length > static_cast<std::uint64_t>(INT64_MAX) - in->offset)
+  if (in->offset > static_cast<std::uint64_t>(INT64_MAX) ||
+      in->length > static_cast<std::uint64_t>(INT64_MAX) - in->offset)
     return error_reply(req.unique(), EFBIG);
   OpenFile* f = find_handle(in->fh, false);
   if (!f) return error_reply(req.unique(), handle_errno(in->fh));

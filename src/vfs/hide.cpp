@@ -22,7 +22,8 @@ constexpr std::size_t kMaxRenameWalk = 100000;
 
 class Hide final : public Provider {
  public:
-  Hide(std::shared_ptr<Provider> inner, std::vector<PathGlob> globs) : inner_(std::move(inner)), globs_(std::move(globs)) {}
+  Hide(std::shared_ptr<Provider> inner, std::vector<PathGlob> globs)
+      : inner_(std::move(inner)), globs_(std::move(globs)) {}
 
   Result<Attr> getattr(const std::string& path) override {
     if (hidden(path)) return Errno{ENOENT};

@@ -37,9 +37,11 @@ Timespec to_timespec(const struct timespec& t) {
 }
 
 struct timespec to_host_time(const std::optional<TimeChange>& t) {
-  struct timespec out{};
-  if (!t) out.tv_nsec = UTIME_OMIT;
-  else if (t->now) out.tv_nsec = UTIME_NOW;
+  struct timespec out {};
+  if (!t)
+    out.tv_nsec = UTIME_OMIT;
+  else if (t->now)
+    out.tv_nsec = UTIME_NOW;
   else {
     out.tv_sec = static_cast<time_t>(t->time.sec);
     out.tv_nsec = static_cast<long>(t->time.nsec);
@@ -71,7 +73,7 @@ class HostDir final : public Provider {
         options_(options),
         host_uid_(::geteuid()),
         host_gid_(::getegid()) {
-    struct stat st{};
+    struct stat st {};
     ::fstat(root_.get(), &st);
     root_dev_ = st.st_dev;
   }
@@ -80,7 +82,7 @@ class HostDir final : public Provider {
     if (path.empty()) return fstat_attr(root_.get());
     auto p = open_parent(root_.get(), path);
     if (!p) return Errno{p.error()};
-    struct stat st{};
+    struct stat st {};
     if (::fstatat(p->dir.get(), p->name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Errno{errno};
     return to_attr(st);
   }
@@ -88,7 +90,7 @@ class HostDir final : public Provider {
   Result<Attr> setattr(const std::string& path, const SetAttr& c) override {
     auto fd = open_beneath(root_.get(), path, O_PATH);
     if (!fd) return Errno{fd.error()};
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd->get(), &st) != 0) return Errno{errno};
     const bool symlink = S_ISLNK(st.st_mode);
     const std::string proc = proc_fd_path(fd->get());
@@ -122,7 +124,7 @@ class HostDir final : public Provider {
   Result<Attr> fsetattr(Handle h, const SetAttr& c) override {
     int fd = file_fd(h);
     if (fd < 0) return Errno{EBADF};
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd, &st) != 0) return Errno{errno};
     if (c.uid || c.gid) {
       auto ids = host_owner(st, c);
@@ -202,7 +204,7 @@ class HostDir final : public Provider {
   Result<Handle> open(const std::string& path, int flags) override {
     auto pinned = open_beneath(root_.get(), path, O_PATH);
     if (!pinned) return Errno{pinned.error()};
-    struct stat st{};
+    struct stat st {};
     if (::fstat(pinned->get(), &st) != 0) return Errno{errno};
     if (S_ISDIR(st.st_mode)) return Errno{EISDIR};
     if (!S_ISREG(st.st_mode)) return Errno{EACCES};
@@ -217,8 +219,8 @@ class HostDir final : public Provider {
     if (!p) return Errno{p.error()};
     // O_EXCL: we only ever create a new regular file, never open whatever
     // (FIFO, symlink) might have appeared under that name.
-    int fd = ::openat(p->dir.get(), p->name.c_str(), (flags & ~O_TRUNC) | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-                      safe_mode(mode));
+    int fd = ::openat(p->dir.get(), p->name.c_str(),
+                      (flags & ~O_TRUNC) | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, safe_mode(mode));
     if (fd < 0) return Errno{errno};
     UniqueFd owned(fd);
     auto attr = fstat_attr(fd);
@@ -295,7 +297,7 @@ class HostDir final : public Provider {
   }
 
   Result<StatFs> statfs() override {
-    struct statfs s{};
+    struct statfs s {};
     if (::fstatfs(root_.get(), &s) != 0) return Errno{errno};
     StatFs out;
     out.blocks = s.f_blocks;
@@ -319,7 +321,7 @@ class HostDir final : public Provider {
     UniqueFd fd;
     std::vector<char> buf;
     std::size_t pos = 0, len = 0;
-    std::uint64_t at = 0;    // listing offset of the entry at buf[pos]
+    std::uint64_t at = 0;     // listing offset of the entry at buf[pos]
     bool positioned = false;  // the descriptor's position matches `at` + the buffer
   };
 
@@ -368,13 +370,13 @@ class HostDir final : public Provider {
   }
 
   Result<Attr> fstat_attr(int fd) const {
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd, &st) != 0) return Errno{errno};
     return to_attr(st);
   }
 
   Result<Attr> stat_at(const ParentAndName& p) const {
-    struct stat st{};
+    struct stat st {};
     if (::fstatat(p.dir.get(), p.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Errno{errno};
     return to_attr(st);
   }
@@ -444,7 +446,7 @@ class HostDir final : public Provider {
     if (name.compare(0, kUserXattrPrefix.size(), kUserXattrPrefix) != 0) return Errno{not_allowed};
     auto fd = open_beneath(root_.get(), path, O_PATH);
     if (!fd) return Errno{fd.error()};
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd->get(), &st) != 0) return Errno{errno};
     if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return Errno{not_allowed};
     return std::move(*fd);
@@ -524,7 +526,7 @@ Result<std::string> HostDir::getxattr(const std::string& path, const std::string
 Result<std::vector<std::string>> HostDir::listxattr(const std::string& path) {
   auto fd = open_beneath(root_.get(), path, O_PATH);
   if (!fd) return Errno{fd.error()};
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd->get(), &st) != 0) return Errno{errno};
   std::vector<std::string> out;
   if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return out;

@@ -30,7 +30,7 @@ using memory_tree::Node;
 using memory_tree::NodePtr;
 
 Timespec now() {
-  struct timespec t{};
+  struct timespec t {};
   ::clock_gettime(CLOCK_REALTIME, &t);
   return Timespec{static_cast<std::int64_t>(t.tv_sec), static_cast<std::uint32_t>(t.tv_nsec)};
 }
@@ -168,8 +168,10 @@ class Memory final : public Provider, public SavableContents {
       std::size_t in_chunk = static_cast<std::size_t>(pos % kChunk);
       std::size_t n_bytes = std::min<std::size_t>(total - done, kChunk - in_chunk);
       auto c = n.chunks.find(pos / kChunk);
-      if (c == n.chunks.end()) std::memset(into.data() + done, 0, n_bytes);
-      else std::memcpy(into.data() + done, c->second.data() + in_chunk, n_bytes);
+      if (c == n.chunks.end())
+        std::memset(into.data() + done, 0, n_bytes);
+      else
+        std::memcpy(into.data() + done, c->second.data() + in_chunk, n_bytes);
       done += n_bytes;
     }
     return total;

@@ -29,7 +29,7 @@ inline constexpr std::uint64_t kFirstEntryOffset = 3;  // 1 and 2 are "." and ".
 struct Node {
   Attr attr;
   std::map<std::uint64_t, std::string> chunks;  // regular files: chunk index -> kChunk bytes
-  std::string target;                            // symlinks
+  std::string target;                           // symlinks
   // Directories: name -> (node, serial); serial order is listing order, and a
   // serial never changes, so removing an entry never shifts a listing in progress.
   std::map<std::string, std::pair<std::shared_ptr<Node>, std::uint64_t>> entries;

@@ -111,8 +111,8 @@ std::vector<Mount> mounts_from_description(const std::string& text, const std::s
       const std::string transport = d.value("transport", "serial");  // snapshots before virtio-fs had none
       std::optional<FsTransport> t = transport_from_name(transport);
       if (!t)
-        throw Error(ErrorKind::Usage, origin + ": the mount at " + m.guest_path + " has unknown transport '" +
-                                          transport + "'");
+        throw Error(ErrorKind::Usage,
+                    origin + ": the mount at " + m.guest_path + " has unknown transport '" + transport + "'");
       m.options.transport = *t;
     } catch (const json::exception&) {
       throw Error(ErrorKind::Usage, origin + ": the mount at " + m.guest_path + " has malformed options");
@@ -129,9 +129,7 @@ std::vector<Mount> mounts_from_description(const std::string& text, const std::s
   return out;
 }
 
-const char* transport_name(FsTransport transport) {
-  return transport == FsTransport::Virtiofs ? "virtiofs" : "serial";
-}
+const char* transport_name(FsTransport transport) { return transport == FsTransport::Virtiofs ? "virtiofs" : "serial"; }
 
 std::optional<FsTransport> transport_from_name(std::string_view name) {
   if (name == "virtiofs") return FsTransport::Virtiofs;

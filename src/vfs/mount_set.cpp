@@ -22,8 +22,8 @@ namespace gondolin::vfs {
 MountSet::MountSet(std::vector<Mount> mounts, FsTransport auto_transport) : mounts_(std::move(mounts)) {
   if (auto_transport == FsTransport::Auto) auto_transport = FsTransport::Serial;
   if (mounts_.size() > kMaxMounts)
-    throw Error(ErrorKind::Usage, "too many mounts (" + std::to_string(mounts_.size()) + "); at most " +
-                                      std::to_string(kMaxMounts));
+    throw Error(ErrorKind::Usage,
+                "too many mounts (" + std::to_string(mounts_.size()) + "); at most " + std::to_string(kMaxMounts));
   std::set<std::string> seen;
   for (auto& m : mounts_) {
     m.guest_path = config::normalize_mount_path(m.guest_path, "mount");
@@ -50,15 +50,15 @@ void MountSet::restore_states(const std::vector<std::string>& states, const std:
     auto* savable = dynamic_cast<SavableContents*>(mounts_[i].provider.get());
     std::string why = savable ? savable->load_contents(files[i]) : "the mount keeps no files of its own";
     if (!why.empty())
-      throw Error(ErrorKind::Usage, origin + ": the saved files of the mount at " + mounts_[i].guest_path +
-                                        " are damaged: " + why);
+      throw Error(ErrorKind::Usage,
+                  origin + ": the saved files of the mount at " + mounts_[i].guest_path + " are damaged: " + why);
   }
   for (std::size_t i = 0; i < states.size(); ++i) {
     const bool virtiofs = mounts_[i].options.transport == FsTransport::Virtiofs;
     if (virtiofs && states[i].empty()) continue;  // QEMU brings it to the device
     if (virtiofs || !servers_[i]->import_state(states[i]))
-      throw Error(ErrorKind::Usage, origin + ": the file system state of the mount at " + mounts_[i].guest_path +
-                                        " is damaged");
+      throw Error(ErrorKind::Usage,
+                  origin + ": the file system state of the mount at " + mounts_[i].guest_path + " is damaged");
   }
 }
 
@@ -66,9 +66,12 @@ std::vector<std::string> MountSet::save_states() const {
   std::vector<std::string> out;
   std::size_t next_channel = 0;
   for (std::size_t i = 0; i < mounts_.size(); ++i) {
-    if (mounts_[i].options.transport == FsTransport::Virtiofs) out.emplace_back();
-    else if (!servers_.empty() && servers_[i]) out.push_back(servers_[i]->export_state());  // never started
-    else out.push_back(channels_.at(next_channel++)->server().export_state());
+    if (mounts_[i].options.transport == FsTransport::Virtiofs)
+      out.emplace_back();
+    else if (!servers_.empty() && servers_[i])
+      out.push_back(servers_[i]->export_state());  // never started
+    else
+      out.push_back(channels_.at(next_channel++)->server().export_state());
   }
   return out;
 }
@@ -97,8 +100,7 @@ std::string MountSet::state_error() const {
   const std::vector<FsTransport> slots = slot_transports();
   for (std::size_t i = 0, next = 0; i < slots.size(); ++i) {
     if (slots[i] != FsTransport::Virtiofs || next >= virtiofs_.size()) continue;
-    if (std::string e = virtiofs_[next++]->state_error(); !e.empty())
-      return slot_description(i) + ": " + e;
+    if (std::string e = virtiofs_[next++]->state_error(); !e.empty()) return slot_description(i) + ": " + e;
   }
   return "";
 }

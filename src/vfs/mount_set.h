@@ -96,14 +96,14 @@ class MountSet {
   void close();
 
  private:
-  std::string label(std::size_t i) const;  // "fs0 (/work)", "fs3 (spare)"
+  std::string label(std::size_t i) const;             // "fs0 (/work)", "fs3 (spare)"
   std::string slot_description(std::size_t i) const;  // "the mount at /work", "spare mount slot 3"
 
   std::vector<Mount> mounts_;
   std::vector<FsTransport> spare_transports_;
-  std::vector<UniqueFd> host_ends_;  // invalid for virtio-fs mounts
-  std::vector<std::unique_ptr<FuseServer>> servers_;  // per slot, until start() hands them to channels
-  std::vector<std::shared_ptr<FuseChannel>> channels_;  // serial slots, in slot order
+  std::vector<UniqueFd> host_ends_;                               // invalid for virtio-fs mounts
+  std::vector<std::unique_ptr<FuseServer>> servers_;              // per slot, until start() hands them to channels
+  std::vector<std::shared_ptr<FuseChannel>> channels_;            // serial slots, in slot order
   std::vector<std::unique_ptr<vhost::VirtioFsServer>> virtiofs_;  // virtio-fs slots, made by create_ports()
 };
 

@@ -176,8 +176,10 @@ std::string NodeTable::serialize() const {
   std::vector<std::uint64_t> detached;
   for (const auto& [id, n] : nodes_) {
     if (id == kRootId) continue;
-    if (n.parent == 0) detached.push_back(id);
-    else kids[n.parent].push_back(id);
+    if (n.parent == 0)
+      detached.push_back(id);
+    else
+      kids[n.parent].push_back(id);
   }
   std::vector<std::uint64_t> stack{kRootId};
   while (!stack.empty()) {

@@ -45,8 +45,10 @@ std::vector<bool> PathGlob::advance(const std::vector<bool>& state, std::string_
   std::vector<bool> next(parts_.size() + 1, false);
   for (std::size_t i = 0; i < parts_.size(); ++i) {
     if (!state[i]) continue;
-    if (parts_[i] == "**") next[i] = true;  // "**" swallows this component and stays
-    else if (component_matches(parts_[i], name)) next[i + 1] = true;
+    if (parts_[i] == "**")
+      next[i] = true;  // "**" swallows this component and stays
+    else if (component_matches(parts_[i], name))
+      next[i + 1] = true;
   }
   // "**" may also match nothing: reaching it means reaching past it.
   for (std::size_t i = 0; i < parts_.size(); ++i)

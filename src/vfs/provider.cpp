@@ -41,7 +41,8 @@ Result<std::size_t> piece_by_piece(std::span<const Piece> pieces, std::uint64_t 
 }
 }  // namespace
 
-Result<std::size_t> Provider::read_vectored(Handle handle, std::uint64_t offset, std::span<const std::span<char>> into) {
+Result<std::size_t> Provider::read_vectored(Handle handle, std::uint64_t offset,
+                                            std::span<const std::span<char>> into) {
   return piece_by_piece(into, offset, [&](std::uint64_t at, std::span<char> piece) { return read(handle, at, piece); });
 }
 Result<std::size_t> Provider::write_vectored(Handle handle, std::uint64_t offset,

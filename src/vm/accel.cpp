@@ -85,8 +85,7 @@ bool run_kvm_probe() {
   }
   if (!done) ::kill(pid, SIGKILL);
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
   return done && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 

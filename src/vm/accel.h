@@ -19,7 +19,7 @@ struct AccelChoice {
 struct AccelFacts {
   bool kvm_device_usable = false;  // /dev/kvm opens read-write
   std::string kvm_device_error;
-  bool pvm_host = false;                 // /sys/module/kvm_pvm exists
+  bool pvm_host = false;                // /sys/module/kvm_pvm exists
   std::optional<bool> probe_ran_guest;  // a tiny KVM guest reached HLT (nullopt: not probed)
 };
 

@@ -16,9 +16,9 @@
 #include "session/snapshot_manifest.h"
 #include "util/files.h"
 #include "util/logging.h"
-#include "util/utc_time.h"
 #include "util/sha256.h"
 #include "util/unique_fd.h"
+#include "util/utc_time.h"
 #include "vfs/mount_description.h"
 #include "vm/qemu_command.h"
 #include "vm/qemu_version.h"
@@ -68,16 +68,16 @@ std::string normalized_qemu_line(const Image& image, const VmOptions& o, Accel a
   // Devices in VmImpl's order: the NIC, then the file system slots.
   if (o.network.enabled) l.devices.push_back({network_device_args(o.machine, "MAC"), 103});
   for (std::size_t i = 0; i < slots.size(); ++i)
-    l.devices.push_back({mount_device_args(o.machine, proto::kFsPortPrefix + std::to_string(i),
-                                           slots[i] == FsTransport::Virtiofs),
-                         static_cast<int>(104 + i)});
+    l.devices.push_back(
+        {mount_device_args(o.machine, proto::kFsPortPrefix + std::to_string(i), slots[i] == FsTransport::Virtiofs),
+         static_cast<int>(104 + i)});
   std::string line;
   for (const auto& a : build_qemu_command(l).argv) line += a + '\n';
   return line;
 }
 
 std::string binary_identity(const fs::path& binary) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(binary.c_str(), &st) != 0) return binary.string();
   return binary.string() + " " + std::to_string(st.st_size) + " " + std::to_string(st.st_ino) + " " +
          std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
@@ -97,7 +97,8 @@ std::string check_template(const fs::path& dir, const TemplateKey& key, const Vm
   const fs::path state = dir / SnapshotManifest::kStateFile;
   if (fs::file_size(state, ec) != meta.value("state_size", std::uint64_t{0}) || ec) return "has a truncated state file";
   if (sha256_file_hex(state) != meta.value("state_sha256", "")) return "has a damaged state file (sha256 mismatch)";
-  if (fs::file_size(dir / kRamFile, ec) != std::uint64_t{o.memory_mib} << 20 || ec) return "has a RAM file of the wrong size";
+  if (fs::file_size(dir / kRamFile, ec) != std::uint64_t{o.memory_mib} << 20 || ec)
+    return "has a RAM file of the wrong size";
   if (o.rootfs_mode == RootfsMode::Cow &&
       (fs::file_size(dir / SnapshotManifest::kDiskFile, ec) != o.rootfs_size_bytes || ec))
     return "has a root disk of the wrong size";
@@ -126,7 +127,8 @@ void keep_recent_templates(const fs::path& root) {
   std::vector<std::pair<fs::file_time_type, fs::path>> dirs;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(root, ec))
-    if (e.is_directory(ec) && e.path().extension().empty()) dirs.emplace_back(fs::last_write_time(e.path(), ec), e.path());
+    if (e.is_directory(ec) && e.path().extension().empty())
+      dirs.emplace_back(fs::last_write_time(e.path(), ec), e.path());
   if (dirs.size() <= kKeptTemplates) return;
   std::sort(dirs.begin(), dirs.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   for (std::size_t i = kKeptTemplates; i < dirs.size(); ++i) {
@@ -160,7 +162,8 @@ nlohmann::json slot_names(const std::vector<FsTransport>& slots) {
   return out;
 }
 
-void write_meta(const fs::path& dir, const TemplateKey& key, const VmOptions& o, const std::vector<FsTransport>& slots) {
+void write_meta(const fs::path& dir, const TemplateKey& key, const VmOptions& o,
+                const std::vector<FsTransport>& slots) {
   const fs::path state = dir / SnapshotManifest::kStateFile;
   nlohmann::json meta{{"format", kTemplateFormat},
                       {"key", key.id},
@@ -193,7 +196,8 @@ std::optional<fs::path> make_template(const Image& image, const TemplateKey& key
   fs::create_directories(root);
   ::chmod(root.c_str(), 0700);  // template RAM may hold whatever the image's init_extra saw
   UniqueFd lock(::open((root / (key.id + ".lock")).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock) throw Error(ErrorKind::Io, "cannot create " + (root / (key.id + ".lock")).string() + ": " + std::strerror(errno));
+  if (!lock)
+    throw Error(ErrorKind::Io, "cannot create " + (root / (key.id + ".lock")).string() + ": " + std::strerror(errno));
   if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
     log().info("boot template {} is being made by another gondolin; booting cold", key.id);
     return std::nullopt;
@@ -287,8 +291,8 @@ TemplateStart start_from_template(const Image& image, const VmOptions& o, const 
     dir = find_template(image, key, o);
     if (!dir) dir = make_template(image, key, o, slots, accel, timeout);
     if (!dir) return {};
-    impl->add_spare_mount_slots(std::vector<FsTransport>(slots.begin() + static_cast<std::ptrdiff_t>(o.mounts.size()),
-                                                          slots.end()));
+    impl->add_spare_mount_slots(
+        std::vector<FsTransport>(slots.begin() + static_cast<std::ptrdiff_t>(o.mounts.size()), slots.end()));
     impl->start_from_template(*dir / kRamFile,
                               o.rootfs_mode == RootfsMode::Cow ? *dir / SnapshotManifest::kDiskFile : fs::path());
   } catch (const std::exception& e) {

@@ -53,9 +53,9 @@ struct VmHooks;
 namespace gondolin::vm {
 
 struct TemplateKey {
-  std::string shape;       // the inputs, as canonical JSON
-  std::string id;          // 16 hex digits of its sha256: the directory name
-  std::string qemu_line;   // this host's QEMU version line (one of the inputs)
+  std::string shape;      // the inputs, as canonical JSON
+  std::string id;         // 16 hex digits of its sha256: the directory name
+  std::string qemu_line;  // this host's QEMU version line (one of the inputs)
 };
 
 // File system slots of a template: a start with mounts uses a template

@@ -21,7 +21,8 @@ std::string qemu_escape(const std::string& s) {
 
 std::filesystem::path microvm_firmware(const std::filesystem::path& qemu_binary) {
   std::error_code ec;
-  for (const auto& dir : {qemu_binary.parent_path().parent_path() / "share/qemu", std::filesystem::path("/usr/share/qemu")}) {
+  for (const auto& dir :
+       {qemu_binary.parent_path().parent_path() / "share/qemu", std::filesystem::path("/usr/share/qemu")}) {
     std::filesystem::path rom = dir / "qboot.rom";
     if (std::filesystem::is_regular_file(rom, ec)) return rom;
   }
@@ -40,11 +41,11 @@ std::vector<std::string> network_device_args(const std::string& machine, const s
 
 std::vector<std::string> mount_device_args(const std::string& machine, const std::string& port_name, bool virtiofs) {
   const std::string id = "c" + port_name.substr(port_name.rfind('.') + 1);
-  std::string device = virtiofs
-                           // 1024 descriptors: the guest driver caps a request at ring size - 4 pages.
-                           ? virtio_device(machine, "vhost-user-fs") + ",chardev=" + id + ",tag=" + port_name +
-                                 ",queue-size=1024"
-                           : "virtserialport,chardev=" + id + ",name=" + port_name;
+  std::string device =
+      virtiofs
+          // 1024 descriptors: the guest driver caps a request at ring size - 4 pages.
+          ? virtio_device(machine, "vhost-user-fs") + ",chardev=" + id + ",tag=" + port_name + ",queue-size=1024"
+          : "virtserialport,chardev=" + id + ",name=" + port_name;
   return {"-chardev", "socket,id=" + id + ",fd={fd}", "-device", device};
 }
 
@@ -68,7 +69,8 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
   if (l.machine != "microvm" && l.machine != "q35")
     throw Error(ErrorKind::Usage, "unknown machine type '" + l.machine + "' (use microvm or q35)");
   if (l.memory_mib < 128 || l.memory_mib > 1024 * 1024)
-    throw Error(ErrorKind::Usage, "memory must be between 128 MiB and 1 TiB, got " + std::to_string(l.memory_mib) + " MiB");
+    throw Error(ErrorKind::Usage,
+                "memory must be between 128 MiB and 1 TiB, got " + std::to_string(l.memory_mib) + " MiB");
   if (l.cpus < 1 || l.cpus > 255) throw Error(ErrorKind::Usage, "cpus must be between 1 and 255");
   if (l.control_fd < 0 || l.console_fd < 0) throw Error(ErrorKind::Internal, "QEMU launch without channels");
 
@@ -80,14 +82,15 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
   // RAM file's descriptor (if any) and devices from 6 on.
   cmd.fds = {{l.control_fd, 3}, {l.console_fd, 4}};
 
-  std::vector<std::string> a{l.qemu_binary.string(), "-nodefaults", "-no-user-config", "-display", "none",
-                             "-no-reboot"};
+  std::vector<std::string> a{
+      l.qemu_binary.string(), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"};
   if (microvm) {
     a.insert(a.end(), {"-machine", "microvm,x-option-roms=off,isa-serial=on,rtc=on,pic=off,pit=off"});
     // qboot: the firmware made for microvm. (Backports' SeaBIOS 1.16.3
     // bios-microvm.bin, QEMU's default, never hands over to the kernel under
     // QEMU 10 with TCG.)
-    if (std::filesystem::path rom = microvm_firmware(l.qemu_binary); !rom.empty()) a.insert(a.end(), {"-bios", rom.string()});
+    if (std::filesystem::path rom = microvm_firmware(l.qemu_binary); !rom.empty())
+      a.insert(a.end(), {"-bios", rom.string()});
   } else {
     a.insert(a.end(), {"-machine", "q35"});
   }
@@ -105,7 +108,8 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
   // Always a backend named "ram": the migration stream names RAM blocks, so
   // a snapshot of any of these layouts loads into any other.
   if (l.shared_memory)
-    a.insert(a.end(), {"-object", "memory-backend-memfd,id=ram," + size + ",share=on", "-machine", "memory-backend=ram"});
+    a.insert(a.end(),
+             {"-object", "memory-backend-memfd,id=ram," + size + ",share=on", "-machine", "memory-backend=ram"});
   else if (!file_ram)
     a.insert(a.end(), {"-object", "memory-backend-ram,id=ram," + size, "-machine", "memory-backend=ram"});
   int next_fd = 6;
@@ -137,10 +141,10 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
   a.insert(a.end(), {"-drive", "file=" + qemu_escape(l.rootfs.string()) + ",format=raw,if=none,id=root,readonly=on",
                      "-device", dev("virtio-blk") + ",drive=root,serial=gondolin-root"});
   if (!l.writable_disk.empty())
-    a.insert(a.end(), {"-drive", "file=" + qemu_escape(l.writable_disk.string()) + ",format=raw,if=none,id=upper,discard=unmap",
-                       "-device", dev("virtio-blk") + ",drive=upper,serial=gondolin-upper"});
-  a.insert(a.end(), {"-device", dev("virtio-serial"), "-chardev",
-                     "socket,id=control,fd=3", "-device",
+    a.insert(a.end(),
+             {"-drive", "file=" + qemu_escape(l.writable_disk.string()) + ",format=raw,if=none,id=upper,discard=unmap",
+              "-device", dev("virtio-blk") + ",drive=upper,serial=gondolin-upper"});
+  a.insert(a.end(), {"-device", dev("virtio-serial"), "-chardev", "socket,id=control,fd=3", "-device",
                      std::string("virtserialport,chardev=control,name=") + proto::kControlPortName});
   a.insert(a.end(), {"-chardev", "socket,id=console,fd=4", "-serial", "chardev:console"});
   if (l.qmp_fd >= 0) {

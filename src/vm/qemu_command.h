@@ -32,7 +32,7 @@ struct QemuLaunch {
   std::string rootfs_mode = "memory";    // the agent's gondolin.rootfs= boot parameter
   std::string cmdline;                   // from the image manifest
   std::optional<std::uint64_t> tsc_khz;  // microvm under TCG needs it to boot
-  int control_fd = -1;  // our ends of the control, console and QMP sockets
+  int control_fd = -1;                   // our ends of the control, console and QMP sockets
   int console_fd = -1;
   int qmp_fd = -1;
   // Some device is served by a vhost-user back-end (our virtio-fs mounts):
@@ -52,8 +52,8 @@ struct QemuLaunch {
   // Our descriptor of the RAM file, when it has no name (a memfd copy):
   // QEMU opens it as /proc/self/fd/N; memory_file is then ignored.
   int memory_fd = -1;
-  std::string incoming_uri;  // restore a snapshot: start paused, load state from here
-  std::vector<FdDevice> devices;  // network, file systems, ...
+  std::string incoming_uri;             // restore a snapshot: start paused, load state from here
+  std::vector<FdDevice> devices;        // network, file systems, ...
   std::vector<std::string> extra_args;  // appended as given (benchmark baselines)
 };
 

@@ -26,8 +26,7 @@ QemuProcess::QemuProcess(boost::asio::io_context& io) : io_(io), pidfd_(io), std
 std::shared_ptr<QemuProcess> QemuProcess::start(boost::asio::io_context& io, const std::vector<std::string>& argv,
                                                 const std::vector<std::pair<int, int>>& fds, ExitHandler on_exit) {
   int err_pipe[2];
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0)
-    throw Error(ErrorKind::Io, std::string("pipe: ") + std::strerror(errno));
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) throw Error(ErrorKind::Io, std::string("pipe: ") + std::strerror(errno));
   UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
 
   std::shared_ptr<QemuProcess> p(new QemuProcess(io));

@@ -49,7 +49,8 @@ std::optional<QemuVersion> parse_qemu_version(const std::string& line) {
   if (at == std::string::npos) return std::nullopt;
   QemuVersion v;
   int used = 0;
-  if (std::sscanf(line.c_str() + at + marker.size(), "%u.%u.%u%n", &v.major, &v.minor, &v.micro, &used) != 3 || used == 0)
+  if (std::sscanf(line.c_str() + at + marker.size(), "%u.%u.%u%n", &v.major, &v.minor, &v.micro, &used) != 3 ||
+      used == 0)
     return std::nullopt;
   return v;
 }

@@ -14,11 +14,12 @@ namespace gondolin::vm {
 
 UniqueFd copy_ram_to_memfd(const std::filesystem::path& file) {
   auto fail = [&](const std::string& what) {
-    return Error(ErrorKind::Io, "cannot copy boot template RAM " + file.string() + ": " + what + ": " + std::strerror(errno));
+    return Error(ErrorKind::Io,
+                 "cannot copy boot template RAM " + file.string() + ": " + what + ": " + std::strerror(errno));
   };
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) throw fail("open");
-  struct stat st{};
+  struct stat st {};
   if (::fstat(in.get(), &st) != 0) throw fail("stat");
   UniqueFd out(::memfd_create("gondolin-ram", MFD_CLOEXEC));
   if (!out) throw fail("memfd_create");

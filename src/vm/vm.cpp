@@ -7,8 +7,8 @@
 #include "gondolin/error.h"
 #include "gondolin/image.h"
 #include "proto/control_protocol.h"
-#include "util/logging.h"
 #include "util/files.h"
+#include "util/logging.h"
 #include "vm/accel.h"
 #include "vm/boot_template.h"
 #include "vm/vm_impl.h"
@@ -113,8 +113,8 @@ Vm VmInternals::create(VmOptions options, VmHooks hooks) {
 
   // Auto-chosen KVM gets a bounded first boot; a hang means KVM is broken here.
   const bool probation = options.accel == Accel::Auto && choice.accel == Accel::Kvm;
-  auto timeout = probation ? std::min<std::chrono::milliseconds>(options.boot_timeout, kKvmFirstBootLimit)
-                           : options.boot_timeout;
+  auto timeout =
+      probation ? std::min<std::chrono::milliseconds>(options.boot_timeout, kKvmFirstBootLimit) : options.boot_timeout;
   // Most starts resume the image's boot template; the rest boot.
   vm::TemplateStart templated = vm::start_from_template(image, options, hooks, choice, timeout);
   std::unique_ptr<VmImpl> impl = std::move(templated.vm);
@@ -200,7 +200,6 @@ std::string Vm::read_file(const std::string& path) {
     if (r.eof || r.data.empty()) return out;
   }
 }
-
 
 void Vm::write_file(const std::string& path, std::string_view data, std::uint32_t mode) {
   write_chunks(*impl_, path, data, mode, false);

@@ -3,23 +3,23 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <openssl/rand.h>
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <openssl/rand.h>
 
 #include "config/tcp_rules.h"
 #include "net/net_stack.h"
 #include "session/session_registry.h"
 #include "util/files.h"
 #include "util/logging.h"
-#include "util/utc_time.h"
 #include "util/paths.h"
 #include "util/random_hex.h"
 #include "util/subprocess.h"
+#include "util/utc_time.h"
 #include "vm/accel.h"
 #include "vm/qemu_command.h"
 #include "vm/ram_copy.h"
@@ -53,7 +53,8 @@ std::filesystem::path resolve_qemu_binary(const VmOptions& o) {
   if (name.empty()) name = "qemu-system-x86_64";
   auto found = paths::find_program(name);
   if (found.empty())
-    throw Error(ErrorKind::Qemu, "QEMU binary '" + name + "' not found (apt-get install qemu-system-x86, or set GONDOLIN_QEMU)");
+    throw Error(ErrorKind::Qemu,
+                "QEMU binary '" + name + "' not found (apt-get install qemu-system-x86, or set GONDOLIN_QEMU)");
   return found;
 }
 
@@ -99,8 +100,10 @@ VmImpl::~VmImpl() { close(); }
 
 void VmImpl::start_from_template(const std::filesystem::path& ram, const std::filesystem::path& disk) {
   from_template_ = true;
-  if (mounts_->uses_virtiofs()) memory_file_.copy = vm::copy_ram_to_memfd(ram);
-  else use_memory_file(ram, false);
+  if (mounts_->uses_virtiofs())
+    memory_file_.copy = vm::copy_ram_to_memfd(ram);
+  else
+    use_memory_file(ram, false);
   if (!disk.empty()) restore_disk(disk);
 }
 
@@ -142,7 +145,8 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
     if (hooks_.mtu) layout.mtu = hooks_.mtu;
     // Every start its own MAC (QEMU's 52:54:00 prefix): a resumed guest is
     // told it in Config, and the stack accepts only frames from it.
-    if (RAND_bytes(layout.guest_mac.data() + 3, 3) != 1) throw Error(ErrorKind::Internal, "no randomness for a MAC address");
+    if (RAND_bytes(layout.guest_mac.data() + 3, 3) != 1)
+      throw Error(ErrorKind::Internal, "no randomness for a MAC address");
     net::EgressFactory egress = hooks_.egress;
     if (!egress && egress_) egress = net::borrowed_egress(*egress_);
     net_ = std::make_unique<net::NetStack>(io_, opts_.network, egress, layout);
@@ -169,9 +173,9 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   launch.shared_memory = launch.vhost_user && launch.memory_file.empty() && launch.memory_fd < 0;
   if (from_template_) launch.kernel.clear();
   for (const auto& port : fs_ports)
-    launch.devices.push_back(vm::FdDevice{
-        vm::mount_device_args(opts_.machine, port.port_name, port.transport == vfs::FsTransport::Virtiofs),
-        port.qemu_end.get()});
+    launch.devices.push_back(
+        vm::FdDevice{vm::mount_device_args(opts_.machine, port.port_name, port.transport == vfs::FsTransport::Virtiofs),
+                     port.qemu_end.get()});
   vm::QemuCommand command = vm::build_qemu_command(launch);
 
   std::string line;
@@ -216,7 +220,8 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
     control_->start_resumed(on_hello, on_dead);
     if (from_template_) {
       auto refused = [this](bool ok, const nlohmann::json& r) {
-        if (!ok) finish_boot(BootOutcome::Failed, Error(ErrorKind::Qemu, "QEMU cannot load the boot template: " + r.dump()));
+        if (!ok)
+          finish_boot(BootOutcome::Failed, Error(ErrorKind::Qemu, "QEMU cannot load the boot template: " + r.dump()));
       };
       qmp_->execute("migrate-set-capabilities",
                     {{"capabilities", {{{"capability", "x-ignore-shared"}, {"state", true}}}}}, refused);
@@ -230,10 +235,11 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   boot_timer_ = std::make_unique<boost::asio::steady_timer>(io_, timeout);
   boot_timer_->async_wait([this, timeout](const boost::system::error_code& ec) {
     if (ec) return;
-    finish_boot(BootOutcome::TimedOut,
-                Error(ErrorKind::Guest, "the guest did not start within " +
-                                            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) +
-                                            " s" + console_hint()));
+    finish_boot(
+        BootOutcome::TimedOut,
+        Error(ErrorKind::Guest, "the guest did not start within " +
+                                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) +
+                                    " s" + console_hint()));
   });
 }
 
@@ -245,17 +251,20 @@ void VmImpl::continue_after_restore() {
     if (status == "completed") {
       qmp_->execute("cont", nullptr, [this](bool cont_ok, const nlohmann::json& cr) {
         if (!cont_ok)
-          finish_boot(BootOutcome::Failed, Error(ErrorKind::Qemu, "QEMU cannot continue the restored VM: " + cr.dump()));
+          finish_boot(BootOutcome::Failed,
+                      Error(ErrorKind::Qemu, "QEMU cannot continue the restored VM: " + cr.dump()));
       });
       return;
     }
     if (status == "failed" || !ok) {
       // A mount that refused its saved state says why better than QEMU does.
       if (std::string why = mounts_->state_error(); !why.empty())
-        finish_boot(BootOutcome::Failed, Error(ErrorKind::Usage, "the snapshot's file system state is damaged: " + why));
+        finish_boot(BootOutcome::Failed,
+                    Error(ErrorKind::Usage, "the snapshot's file system state is damaged: " + why));
       else
-        finish_boot(BootOutcome::Failed, Error(ErrorKind::Qemu, "QEMU could not load the snapshot state" +
-                                                                    (qemu_ ? ": " + qemu_->error_text() : std::string())));
+        finish_boot(BootOutcome::Failed,
+                    Error(ErrorKind::Qemu, "QEMU could not load the snapshot state" +
+                                               (qemu_ ? ": " + qemu_->error_text() : std::string())));
       if (qemu_) qemu_->kill(SIGKILL);
       return;
     }
@@ -306,12 +315,15 @@ void VmImpl::boot_ready() {
   if (boot_timer_) boot_timer_->cancel();
   running_ = true;
   log().info("guest {} in {:.2f} s (kernel {:.2f} s, agent init {:.3f} s, {} with {})",
-             from_template_ ? "ready from its boot template" : resumed_ ? "resumed" : "ready", info_.boot_seconds,
-             info_.kernel_seconds, info_.agent_init_seconds, info_.kernel_release, to_string(info_.accel));
+             from_template_ ? "ready from its boot template"
+             : resumed_     ? "resumed"
+                            : "ready",
+             info_.boot_seconds, info_.kernel_seconds, info_.agent_init_seconds, info_.kernel_release,
+             to_string(info_.accel));
   if (!mounts_->empty())
-    log().info("{} file system(s) mounted {:.2f} s after the agent was ready", mounts_->size(),
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - boot_started_).count() -
-                   info_.boot_seconds);
+    log().info(
+        "{} file system(s) mounted {:.2f} s after the agent was ready", mounts_->size(),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - boot_started_).count() - info_.boot_seconds);
   finish_boot(BootOutcome::Ready);
 }
 
@@ -323,9 +335,8 @@ void VmImpl::on_qemu_exit(int status) {
     // With -no-reboot, a guest reboot or power-off is QEMU exiting 0 unasked.
     const bool guest_stopped = !stop_requested_ && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     why = !death_reason_.empty() ? Error(ErrorKind::Guest, death_reason_ + console_hint())
-          : guest_stopped
-              ? Error(ErrorKind::Guest, "the guest rebooted or powered off (a gondolin VM does not reboot)")
-              : Error(ErrorKind::Qemu, "QEMU " + describe_wait_status(status) + console_hint());
+          : guest_stopped ? Error(ErrorKind::Guest, "the guest rebooted or powered off (a gondolin VM does not reboot)")
+                          : Error(ErrorKind::Qemu, "QEMU " + describe_wait_status(status) + console_hint());
   }
   if (death_reason_.empty()) death_reason_ = why.what();
   if (control_) control_->fail_all(Error(ErrorKind::Guest, "the VM stopped: " + death_reason_));
@@ -350,7 +361,8 @@ void VmImpl::boot(const Image& image, Accel accel, const std::string& accel_reas
   info_.from_template = from_template_;
   // The image's environment comes first, so the VM's and each exec's win.
   // (A resumed VM's options already hold it, from the snapshot.)
-  if (incoming_state.empty() || from_template_) opts_.env.insert(opts_.env.begin(), image.manifest.env.begin(), image.manifest.env.end());
+  if (incoming_state.empty() || from_template_)
+    opts_.env.insert(opts_.env.begin(), image.manifest.env.begin(), image.manifest.env.end());
   if (opts_.rootfs_mode == RootfsMode::Cow && !disk_) disk_ = vm::WritableDisk::create(opts_.rootfs_size_bytes);
   on_io([&] { start_qemu_io(image, accel, timeout, incoming_state); });
   std::unique_lock lock(boot_mutex_);
@@ -437,13 +449,13 @@ proto::FileResult VmImpl::file_op(const proto::FileOp& op) {
     throw Error(ErrorKind::Guest, "the guest did not answer a file operation on " + op.path + " within " +
                                       std::to_string(kFileOpTimeout.count()) + " s");
   proto::FileResult r = future.get();
-  if (r.error_number != 0)
-    throw Error(ErrorKind::Io, "guest file " + op.path + ": " + std::strerror(r.error_number));
+  if (r.error_number != 0) throw Error(ErrorKind::Io, "guest file " + op.path + ": " + std::strerror(r.error_number));
   return r;
 }
 
 void VmImpl::require_running() const {
-  if (!running_) throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
+  if (!running_)
+    throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
 }
 
 void VmImpl::kill_and_wait() {
@@ -454,8 +466,10 @@ void VmImpl::kill_and_wait() {
     // Everything the guest wrote lives in its overlay (tmpfs or the VM's own
     // disk) and dies with it, so killing QEMU loses nothing. Host-backed state that may sit dirty in
     // the guest (graceful_shutdown_) gets a sync and power-off first.
-    if (running_ && graceful_shutdown_) control_->request_shutdown();
-    else qemu_->kill(SIGKILL);
+    if (running_ && graceful_shutdown_)
+      control_->request_shutdown();
+    else
+      qemu_->kill(SIGKILL);
     shutdown_timer_ = std::make_unique<boost::asio::steady_timer>(io_, kShutdownGrace);
     shutdown_timer_->async_wait([this](const boost::system::error_code& ec) {
       if (!ec && qemu_) qemu_->kill(SIGKILL);

@@ -23,21 +23,21 @@
 #include "gondolin/image.h"
 #include "gondolin/vm.h"
 #include "net/egress_factory.h"
-#include "vm/vm_internals.h"
 #include "session/session_server.h"
+#include "vfs/mount_set.h"
 #include "vm/guest_console.h"
 #include "vm/qemu_process.h"
 #include "vm/qemu_version.h"
 #include "vm/qmp_client.h"
+#include "vm/vm_internals.h"
 #include "vm/writable_disk.h"
-#include "vfs/mount_set.h"
 
 namespace gondolin {
 
 namespace session {
 class SessionRecord;
 struct SnapshotManifest;
-}
+}  // namespace session
 namespace net {
 class NetStack;
 }

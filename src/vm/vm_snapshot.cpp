@@ -15,10 +15,10 @@
 #include "session/snapshot_store.h"
 #include "util/files.h"
 #include "util/logging.h"
-#include "util/utc_time.h"
 #include "util/random_hex.h"
 #include "util/sha256.h"
 #include "util/subprocess.h"
+#include "util/utc_time.h"
 #include "vfs/mount_description.h"
 #include "vm/accel.h"
 #include "vm/vm_impl.h"
@@ -55,8 +55,8 @@ Image snapshot_image(const SnapshotManifest& m, const std::string& what) {
     try {
       return ImageStore::default_store().resolve(m.image_id);
     } catch (const Error&) {
-      throw Error(ErrorKind::Image, what + " needs image " + m.image_name + " (" + m.image_id +
-                                        "), which is not in the image store");
+      throw Error(ErrorKind::Image,
+                  what + " needs image " + m.image_name + " (" + m.image_id + "), which is not in the image store");
     }
   }();
   if (sha256_file_hex(image.dir / "manifest.json") != m.image_manifest_sha256)
@@ -86,7 +86,8 @@ void continue_secrets(const SnapshotManifest& m, NetworkOptions& n) {
   for (const auto& name : m.secret_names) {
     bool supplied = false;
     for (const auto& secret : n.secrets) supplied = supplied || secret.name == name;
-    if (!supplied) log().warn("secret {} of snapshot {} was not supplied; requests using it go out unsubstituted", name, m.id);
+    if (!supplied)
+      log().warn("secret {} of snapshot {} was not supplied; requests using it go out unsubstituted", name, m.id);
   }
 }
 
@@ -114,8 +115,9 @@ void restore_options(const SnapshotManifest& m, VmOptions& options, const std::s
   // directories re-opened by path). Others cannot be added to a restored
   // machine, so the resumer's own mounts are refused rather than ignored.
   if (!options.mounts.empty())
-    throw Error(ErrorKind::Usage, what + " brings back its own mounts; --mount-hostfs, --mount-memfs and --hide "
-                                         "cannot be combined with --resume");
+    throw Error(ErrorKind::Usage, what +
+                                      " brings back its own mounts; --mount-hostfs, --mount-memfs and --hide "
+                                      "cannot be combined with --resume");
   options.mounts = vfs::mounts_from_description(m.mounts_json, what);
 }
 
@@ -126,8 +128,9 @@ nlohmann::json VmImpl::qmp(const std::string& command, nlohmann::json arguments)
   auto fut = reply.get_future();
   boost::asio::post(io_, [&] {
     if (!qmp_) return reply.set_value({false, nlohmann::json{{"error", {{"desc", "no QMP connection"}}}}});
-    qmp_->execute(command, std::move(arguments),
-                  [&reply](bool ok, const nlohmann::json& r) { reply.set_value({ok, r}); });
+    qmp_->execute(command, std::move(arguments), [&reply](bool ok, const nlohmann::json& r) {
+      reply.set_value({ok, r});
+    });
   });
   auto [ok, r] = fut.get();
   if (!ok) {
@@ -190,8 +193,7 @@ double VmImpl::freeze_into(const fs::path& dir) {
   } catch (const Error&) {
     try {
       qmp("cont");
-    } catch (const Error&) {
-    }
+    } catch (const Error&) {}
     on_io([&] { control_->abort_snapshot(); });
     throw;
   }
@@ -321,8 +323,9 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   const std::string what = "snapshot " + m.id;
   const std::string damaged = "snapshot " + snap.dir.string() + " is damaged: ";
   if (m.agent_protocol != proto::kProtocolVersion)
-    throw Error(ErrorKind::Usage, what + " was made by a gondolin with agent protocol " + std::to_string(m.agent_protocol) +
-                                      "; this one speaks " + std::to_string(proto::kProtocolVersion));
+    throw Error(ErrorKind::Usage, what + " was made by a gondolin with agent protocol " +
+                                      std::to_string(m.agent_protocol) + "; this one speaks " +
+                                      std::to_string(proto::kProtocolVersion));
   Image image = snapshot_image(m, what);
   restore_options(m, options, what);
   std::vector<std::string> mount_states, mount_files;
@@ -340,8 +343,8 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
     fs::path disk = snap.dir / SnapshotManifest::kDiskFile;
     std::error_code ec;
     if (fs::file_size(disk, ec) != m.rootfs_size || ec)
-      throw Error(ErrorKind::Usage, damaged + "its root disk " + SnapshotManifest::kDiskFile +
-                                        " is missing or has the wrong size");
+      throw Error(ErrorKind::Usage,
+                  damaged + "its root disk " + SnapshotManifest::kDiskFile + " is missing or has the wrong size");
     impl->restore_disk(disk);
   }
   try {

@@ -63,7 +63,8 @@ WritableDisk WritableDisk::create(std::uint64_t size_bytes) {
       throw Error(ErrorKind::Io, "cannot create the VM's disk " + file.string() + ": " + std::strerror(errno));
   }
   fs::path mkfs = paths::find_program("mkfs.ext4");
-  if (mkfs.empty()) throw Error(ErrorKind::Usage, "mkfs.ext4 not found (apt-get install e2fsprogs), needed for --rootfs-mode cow");
+  if (mkfs.empty())
+    throw Error(ErrorKind::Usage, "mkfs.ext4 not found (apt-get install e2fsprogs), needed for --rootfs-mode cow");
   // No journal: the disk dies with the VM (a snapshot copies it while QEMU
   // is stopped and flushed). Lazy inode tables, never zeroed (the guest
   // mounts with noinit_itable): the file stays sparse.

@@ -72,17 +72,26 @@ TestPki TestPki::create(const std::filesystem::path& dir, const std::vector<std:
   std::string san;
   for (const auto& n : names) san += (san.empty() ? "DNS:" : ",DNS:") + n;
   std::string d = dir.string();
-  must(run_shell("cd '" + d + "' && "
-                 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj '/CN=gondolin test CA' "
-                 "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign "
-                 "-keyout test-ca.key -out test-ca.crt 2>/dev/null && "
-                 "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj '/CN=" + names.front() + "' "
-                 "-keyout server.key -out server.csr 2>/dev/null && "
-                 "printf 'subjectAltName=" + san + "\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext.cnf && "
-                 "openssl x509 -req -in server.csr -CA test-ca.crt -CAkey test-ca.key -CAcreateserial -days 2 "
-                 "-extfile ext.cnf -out server.crt 2>/dev/null && "
-                 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj '/CN=" + names.front() + "' "
-                 "-addext subjectAltName=" + san + " -keyout untrusted.key -out untrusted.crt 2>/dev/null"),
+  must(run_shell(
+           "cd '" + d +
+           "' && "
+           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj '/CN=gondolin test CA' "
+           "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign "
+           "-keyout test-ca.key -out test-ca.crt 2>/dev/null && "
+           "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj '/CN=" +
+           names.front() +
+           "' "
+           "-keyout server.key -out server.csr 2>/dev/null && "
+           "printf 'subjectAltName=" +
+           san +
+           "\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext.cnf && "
+           "openssl x509 -req -in server.csr -CA test-ca.crt -CAkey test-ca.key -CAcreateserial -days 2 "
+           "-extfile ext.cnf -out server.crt 2>/dev/null && "
+           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj '/CN=" +
+           names.front() +
+           "' "
+           "-addext subjectAltName=" +
+           san + " -keyout untrusted.key -out untrusted.crt 2>/dev/null"),
        "making the test PKI");
   return p;
 }
@@ -153,17 +162,23 @@ void EgressHarness::accept_next() {
     // Classify like the stack does: by the first bytes the client sends.
     auto sock = std::make_shared<boost::asio::local::stream_protocol::socket>(std::move(s));
     auto buf = std::make_shared<std::array<char, 16>>();
-    sock->async_read_some(boost::asio::buffer(*buf), [this, sock, buf](const boost::system::error_code& rec, std::size_t n) {
-      if (rec) return;
-      std::string prefix(buf->data(), n);
-      net::FlowKind kind = net::FlowKind::Other;
-      if (static_cast<unsigned char>(prefix[0]) == 0x16) kind = net::FlowKind::Tls;
-      else if (prefix.rfind("SSH-", 0) == 0) kind = net::FlowKind::Ssh;
-      else if (std::isupper(static_cast<unsigned char>(prefix[0]))) kind = net::FlowKind::Http;
-      net::GuestFlow flow{{next_flow_++, {10, 0, 2, 15}, 40000, {10, 0, 2, 100}, dest_port_, dest_host_}, kind,
-                          std::move(prefix), std::move(*sock)};
-      dispatch(std::move(flow));
-    });
+    sock->async_read_some(
+        boost::asio::buffer(*buf), [this, sock, buf](const boost::system::error_code& rec, std::size_t n) {
+          if (rec) return;
+          std::string prefix(buf->data(), n);
+          net::FlowKind kind = net::FlowKind::Other;
+          if (static_cast<unsigned char>(prefix[0]) == 0x16)
+            kind = net::FlowKind::Tls;
+          else if (prefix.rfind("SSH-", 0) == 0)
+            kind = net::FlowKind::Ssh;
+          else if (std::isupper(static_cast<unsigned char>(prefix[0])))
+            kind = net::FlowKind::Http;
+          net::GuestFlow flow{{next_flow_++, {10, 0, 2, 15}, 40000, {10, 0, 2, 100}, dest_port_, dest_host_},
+                              kind,
+                              std::move(prefix),
+                              std::move(*sock)};
+          dispatch(std::move(flow));
+        });
     accept_next();
   });
 }
@@ -186,8 +201,10 @@ UniqueFd EgressHarness::raw_flow(net::FlowKind kind, std::string prefix) {
   boost::asio::post(io_, [&, theirs] {
     boost::asio::local::stream_protocol::socket s(io_);
     s.assign(boost::asio::local::stream_protocol(), theirs);
-    net::GuestFlow flow{{next_flow_++, {10, 0, 2, 15}, 40000, {10, 0, 2, 100}, dest_port_, dest_host_}, kind,
-                        std::move(prefix), std::move(s)};
+    net::GuestFlow flow{{next_flow_++, {10, 0, 2, 15}, 40000, {10, 0, 2, 100}, dest_port_, dest_host_},
+                        kind,
+                        std::move(prefix),
+                        std::move(s)};
     dispatch(std::move(flow));
     done.set_value();
   });
@@ -211,8 +228,8 @@ std::string EgressHarness::placeholder(const std::string& secret) const {
 }
 
 CommandOutput EgressHarness::curl(const std::vector<std::string>& curl_args) {
-  std::vector<std::string> argv = {"curl", "-sS", "--unix-socket", socket_path_.string(), "--cacert",
-                                   mitm_ca_file().string(), "--max-time", "120"};
+  std::vector<std::string> argv = {
+      "curl", "-sS", "--unix-socket", socket_path_.string(), "--cacert", mitm_ca_file().string(), "--max-time", "120"};
   argv.insert(argv.end(), curl_args.begin(), curl_args.end());
   return run(argv);
 }
@@ -221,7 +238,8 @@ std::string read_until(int fd, const std::string& needle, int timeout_ms) {
   std::string got;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (got.find(needle) == std::string::npos) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
     if (left <= 0) break;
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left)) <= 0) break;

@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "config/test_knobs.h"
-#include "config/test_knobs.h"
 #include "egress/policy/base64.h"
 #include "egress_harness.h"
 #include "gondolin/http_hooks.h"
@@ -135,7 +134,8 @@ TEST_F(EgressProxyTest, ConnectIsRefused) {
   EgressHarness h(o);
   h.set_destination(443);
   UniqueFd fd = h.raw_flow(net::FlowKind::Http);
-  std::string reply = send_and_read_all(fd.get(), "CONNECT upstream.test:443 HTTP/1.1\r\nHost: upstream.test:443\r\n\r\n");
+  std::string reply =
+      send_and_read_all(fd.get(), "CONNECT upstream.test:443 HTTP/1.1\r\nHost: upstream.test:443\r\n\r\n");
   EXPECT_EQ(reply.rfind("HTTP/1.1 405 ", 0), 0u) << reply;
   EXPECT_NE(reply.find("gondolin: CONNECT is not allowed"), std::string::npos);
   EXPECT_NE(reply.find("Connection: close"), std::string::npos);
@@ -198,7 +198,8 @@ TEST_F(EgressProxyTest, HttpsThroughTheMitmWithMintedCertificate) {
   o.secrets = {HostSecret{"TOKEN", {"upstream.test"}, "tls-secret", {}}};
   EgressHarness h(o);
   h.set_destination(tls_->port());
-  auto r = fetch(h, {"-v", "-H", "Authorization: Bearer " + h.placeholder("TOKEN"), https_url("upstream.test", "/echo")});
+  auto r =
+      fetch(h, {"-v", "-H", "Authorization: Bearer " + h.placeholder("TOKEN"), https_url("upstream.test", "/echo")});
   ASSERT_EQ(r.status, 200) << r.curl_err;
   EXPECT_EQ(json_of(r)["headers"]["Authorization"], "Bearer tls-secret");
   EXPECT_NE(r.curl_err.find("issuer: O=Gondolin; CN=Gondolin MITM CA"), std::string::npos) << r.curl_err;
@@ -226,8 +227,9 @@ TEST_F(EgressProxyTest, UpstreamWithBadCertificateIs502) {
   h.set_destination(untrusted_->port());
   auto r = fetch(h, {"https://badcert.test:" + std::to_string(untrusted_->port()) + "/echo"});
   EXPECT_EQ(r.status, 502);
-  EXPECT_NE(r.body.find("gondolin: upstream certificate for \"badcert.test\" failed verification: self-signed certificate"),
-            std::string::npos)
+  EXPECT_NE(
+      r.body.find("gondolin: upstream certificate for \"badcert.test\" failed verification: self-signed certificate"),
+      std::string::npos)
       << r.body;
   auto lines = h.log_lines();
   ASSERT_FALSE(lines.empty());
@@ -253,7 +255,8 @@ TEST_F(EgressProxyTest, InternalAddressesRefusedUnlessTestListed) {
   h.set_destination(plain_->port());
   auto literal = fetch(h, {"http://127.0.0.1:" + std::to_string(plain_->port()) + "/echo"});
   EXPECT_EQ(literal.status, 403);
-  EXPECT_NE(literal.body.find("resolves to an internal address (127.0.0.1, loopback)"), std::string::npos) << literal.body;
+  EXPECT_NE(literal.body.find("resolves to an internal address (127.0.0.1, loopback)"), std::string::npos)
+      << literal.body;
   auto named = fetch(h, {"http://localhost:" + std::to_string(plain_->port()) + "/echo"});
   EXPECT_EQ(named.status, 403);
   EXPECT_NE(named.body.find("internal address"), std::string::npos);
@@ -284,10 +287,13 @@ TEST_F(EgressProxyTest, SmugglingAttemptsRefused) {
   const Case cases[] = {
       {"POST /upload HTTP/1.1\r\n" + host + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
        "both Content-Length and Transfer-Encoding"},
-      {"POST /upload HTTP/1.1\r\n" + host + "Content-Length: 4\r\nContent-Length: 40\r\n\r\nabcd", "duplicate Content-Length"},
-      {"POST /upload HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n , identity\r\n\r\n", "obsolete line folding"},
+      {"POST /upload HTTP/1.1\r\n" + host + "Content-Length: 4\r\nContent-Length: 40\r\n\r\nabcd",
+       "duplicate Content-Length"},
+      {"POST /upload HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n , identity\r\n\r\n",
+       "obsolete line folding"},
       {"GET /echo HTTP/1.1\n" + host + "\n", "bare LF"},
-      {"POST /upload HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked, identity\r\n\r\n", "unsupported Transfer-Encoding"},
+      {"POST /upload HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked, identity\r\n\r\n",
+       "unsupported Transfer-Encoding"},
       {"POST /upload HTTP/1.1\r\n" + host + "Transfer-Encoding : chunked\r\n\r\n", "whitespace before a header colon"},
   };
   for (const auto& c : cases) {
@@ -298,8 +304,8 @@ TEST_F(EgressProxyTest, SmugglingAttemptsRefused) {
   }
   // An invalid chunk size in the body: the exchange is cut, never forwarded as valid.
   UniqueFd fd = h.raw_flow(net::FlowKind::Http);
-  std::string reply =
-      send_and_read_all(fd.get(), "POST /upload HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n");
+  std::string reply = send_and_read_all(
+      fd.get(), "POST /upload HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n");
   EXPECT_EQ(reply.find("\"bytes\""), std::string::npos) << reply;
   auto lines = h.log_lines();
   ASSERT_FALSE(lines.empty());
@@ -314,7 +320,8 @@ TEST_F(EgressProxyTest, KeepAliveAndPipelining) {
   const std::string host = "Host: upstream.test:" + std::to_string(plain_->port()) + "\r\n";
   UniqueFd fd = h.raw_flow(net::FlowKind::Http);
   std::string three = "GET /echo?1 HTTP/1.1\r\n" + host + "\r\n" + "POST /upload HTTP/1.1\r\n" + host +
-                      "Content-Length: 5\r\n\r\nhello" + "GET /echo?3 HTTP/1.1\r\n" + host + "Connection: close\r\n\r\n";
+                      "Content-Length: 5\r\n\r\nhello" + "GET /echo?3 HTTP/1.1\r\n" + host +
+                      "Connection: close\r\n\r\n";
   std::string reply = send_and_read_all(fd.get(), three);
   auto p1 = reply.find("/echo?1"), p2 = reply.find("\"bytes\": 5"), p3 = reply.find("/echo?3");
   ASSERT_NE(p1, std::string::npos) << reply;
@@ -445,9 +452,7 @@ TEST_F(EgressProxyTest, HooksInspectRewriteAndAnswer) {
     r.headers.set("X-Added-By-Hook", "yes");
     return RequestVerdict::forward();
   };
-  hooks->on_response = [](const HttpRequest& req, HttpResponse& resp) {
-    resp.headers.set("X-Seen-Path", req.path());
-  };
+  hooks->on_response = [](const HttpRequest& req, HttpResponse& resp) { resp.headers.set("X-Seen-Path", req.path()); };
   o.http_hooks = hooks;
   EgressHarness h(o);
   h.set_destination(plain_->port());

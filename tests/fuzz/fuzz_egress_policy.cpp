@@ -12,8 +12,8 @@
 #include <string_view>
 #include <variant>
 
-#include "egress/policy/egress_policy.h"
 #include "egress/http/http_parser.h"
+#include "egress/policy/egress_policy.h"
 #include "gondolin/error.h"
 
 using namespace gondolin;

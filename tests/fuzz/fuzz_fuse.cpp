@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path g_base;  // <tmp>/gondolin-fuzz-fuse-XXXXXX: root/ and outside/canary
+fs::path g_base;                             // <tmp>/gondolin-fuzz-fuse-XXXXXX: root/ and outside/canary
 std::vector<char> g_read_space(256 * 1024);  // READ data "in guest pages"
 
 void check(bool ok) {

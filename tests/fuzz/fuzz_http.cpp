@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <string_view>
 
-#include "egress/policy/base64.h"
 #include "egress/http/chunked_decoder.h"
 #include "egress/http/http_parser.h"
+#include "egress/policy/base64.h"
 #include "egress/tls/tls_client_hello.h"
 
 using namespace gondolin::egress;

@@ -27,7 +27,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       }
     }
-  } catch (const gondolin::Error&) {
-  }
+  } catch (const gondolin::Error&) {}
   return 0;
 }

@@ -54,8 +54,8 @@ void ipv4(Bytes data) {
       if (!udp) return;
       if (udp->dst_port == kDhcpServerPort) {
         if (auto m = parse_dhcp_request(udp->payload)) {
-          DhcpLease lease{NetLayout{}.guest_mac, NetLayout{}.guest, NetLayout{}.gateway, NetLayout{}.netmask,
-                          NetLayout{}.gateway, NetLayout{}.gateway};
+          DhcpLease lease{NetLayout{}.guest_mac, NetLayout{}.guest,   NetLayout{}.gateway,
+                          NetLayout{}.netmask,   NetLayout{}.gateway, NetLayout{}.gateway};
           (void)answer_dhcp(*m, lease);
         }
       } else {

@@ -41,8 +41,7 @@ struct Harness {
   // What the stack sends back is read and thrown away, as a guest would.
   void drain_to_guest() {
     std::uint8_t buf[65536];
-    while (::read(qemu.get(), buf, sizeof buf) > 0) {
-    }
+    while (::read(qemu.get(), buf, sizeof buf) > 0) {}
   }
 
   void settle() {

@@ -11,8 +11,8 @@
 #include <string>
 #include <string_view>
 
-#include "egress/policy/egress_policy.h"
 #include "config/ssh_rules.h"
+#include "egress/policy/egress_policy.h"
 #include "gondolin/error.h"
 #include "gondolin/net_policy.h"
 
@@ -32,19 +32,16 @@ void policy_file(std::string_view text) {
     load_network_policy_file(g_policy_path, o);
     egress::EgressPolicy policy(o);  // what Vm::create does with it next
     (void)policy;
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
 }
 
 void ssh_flags(std::string_view text) {
   try {
     (void)config::parse_ssh_allowed_host(text);
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
   try {
     (void)config::parse_ssh_host_assignment("--ssh-user", text);
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
   (void)config::normalize_host_name(text);
 }
 
@@ -52,7 +49,9 @@ void ssh_flags(std::string_view text) {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   ::setenv("GONDOLIN_FUZZ_SECRET", "value", 1);
-  g_policy_path = (std::filesystem::temp_directory_path() / ("gondolin-fuzz-policy-" + std::to_string(::getpid()) + ".json")).string();
+  g_policy_path =
+      (std::filesystem::temp_directory_path() / ("gondolin-fuzz-policy-" + std::to_string(::getpid()) + ".json"))
+          .string();
   std::atexit([] { std::filesystem::remove(g_policy_path); });
   return 0;
 }

@@ -70,11 +70,13 @@ TEST(BootTemplate, ClonesOfOneTemplateShareNoIdentity) {
       "cat /proc/sys/kernel/random/uuid /proc/sys/kernel/random/boot_id; "
       "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; "
       "cat /sys/class/net/eth0/address /etc/machine-id; date +%s";
-  auto start = [&] { return std::async(std::launch::async, [&] { return exec_logged({"--memory", "704M", "--", "sh", "-c", probe}); }); };
+  auto start = [&] {
+    return std::async(std::launch::async, [&] { return exec_logged({"--memory", "704M", "--", "sh", "-c", probe}); });
+  };
   auto a = start(), b = start();
   CliResult ra = a.get(), rb = b.get();
-  const auto host_now = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto host_now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   ASSERT_EQ(ra.exit_code, 0) << ra.err;
   ASSERT_EQ(rb.exit_code, 0) << rb.err;
   EXPECT_NE(ra.err.find(kFromTemplate), std::string::npos) << ra.err;
@@ -159,8 +161,9 @@ TEST(BootTemplate, MountsFillTheTemplatesSlots) {
       std::vector<std::string> args{"--memory", "688M"};
       args.insert(args.end(), mounts.begin(), mounts.end());
       args.insert(args.end(), {"--", "sh", "-c",
-                               "cat /w/in; echo; echo " + name + " > /w/" + name + "; echo mem > /m/f; cat /m/f; "
-                               "grep -c ' virtiofs \\| fuse' /proc/mounts"});
+                               "cat /w/in; echo; echo " + name + " > /w/" + name +
+                                   "; echo mem > /m/f; cat /m/f; "
+                                   "grep -c ' virtiofs \\| fuse' /proc/mounts"});
       return exec_logged(args);
     });
   };

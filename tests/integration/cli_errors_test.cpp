@@ -19,7 +19,8 @@ fs::path copy_default_image(const fs::path& into) {
   auto id_pos = r.out.find("\"id\": \"");
   std::string id = r.out.substr(id_pos + 7, 16);
   const char* xdg = std::getenv("XDG_CACHE_HOME");
-  fs::path store = xdg && *xdg ? fs::path(xdg) / "gondolin/images" : fs::path(std::getenv("HOME")) / ".cache/gondolin/images";
+  fs::path store =
+      xdg && *xdg ? fs::path(xdg) / "gondolin/images" : fs::path(std::getenv("HOME")) / ".cache/gondolin/images";
   fs::path src = store / id;
   fs::path dst = into / "image";
   fs::create_directories(dst);
@@ -32,7 +33,8 @@ fs::path copy_default_image(const fs::path& into) {
 }  // namespace
 
 TEST(CliErrors, UnknownImage) {
-  expect_one_line_error(run_gondolin({"exec", "--image", "no-such-image:v9", "--", "true"}), "image 'no-such-image:v9' not found");
+  expect_one_line_error(run_gondolin({"exec", "--image", "no-such-image:v9", "--", "true"}),
+                        "image 'no-such-image:v9' not found");
 }
 
 TEST(CliErrors, DefaultImageFromEnvironment) {
@@ -44,13 +46,9 @@ TEST(CliErrors, DefaultImageFromEnvironment) {
 TEST(CliErrors, CorruptManifest) {
   TempDir tmp;
   fs::path img = copy_default_image(tmp.path());
-  {
-    std::ofstream(img / "manifest.json", std::ios::trunc) << "{\"schema\": 1, \"id\": ";
-  }
+  { std::ofstream(img / "manifest.json", std::ios::trunc) << "{\"schema\": 1, \"id\": "; }
   expect_one_line_error(run_gondolin({"exec", "--image", img.string(), "--", "true"}), "not valid JSON");
-  {
-    std::ofstream(img / "manifest.json", std::ios::trunc) << "{\"schema\": 1}";
-  }
+  { std::ofstream(img / "manifest.json", std::ios::trunc) << "{\"schema\": 1}"; }
   expect_one_line_error(run_gondolin({"exec", "--image", img.string(), "--", "true"}), "missing field");
 }
 
@@ -73,7 +71,8 @@ TEST(CliErrors, ImageOfThisVersionRunsFromAPath) {
 TEST(CliErrors, MissingQemuBinary) {
   CliOptions o;
   o.env["GONDOLIN_QEMU"] = "/nonexistent/qemu-system-x86_64";
-  expect_one_line_error(run_gondolin({"exec", "--", "true"}, o), "QEMU binary '/nonexistent/qemu-system-x86_64' not found");
+  expect_one_line_error(run_gondolin({"exec", "--", "true"}, o),
+                        "QEMU binary '/nonexistent/qemu-system-x86_64' not found");
 }
 
 TEST(CliErrors, QemuFailureShowsQemusOwnText) {
@@ -113,14 +112,22 @@ TEST(CliErrors, UnknownOptionsAreRefusedForEverySubcommand) {
   expect_one_line_error(run_gondolin({"exec", "--memory", "1G", "--nonsense", "--", "echo", "hi"}),
                         "unknown option '--nonsense'");
   expect_one_line_error(run_gondolin({"exec", "--no-netwrok", "--", "true"}), "did you mean --no-network?");
-  expect_one_line_error(run_gondolin({"exec", "--alow-host", "example.com", "--", "true"}), "did you mean --allow-host?");
+  expect_one_line_error(run_gondolin({"exec", "--alow-host", "example.com", "--", "true"}),
+                        "did you mean --allow-host?");
   expect_one_line_error(run_gondolin({"exec", "--mount-hostfs", "/tmp:/w:r0", "--", "true"}), "unknown option 'r0'");
   expect_one_line_error(run_gondolin({"exec", "ls", "--", "-la"}), "unexpected argument 'ls'");
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"bash", "--bogus"}, {"attach", "--bogus", "x"}, {"list", "--bogus"},
-        {"build", "--bogus"}, {"image", "ls", "--bogus"}, {"image", "rm", "--bogus", "x"},
-        {"image", "inspect", "--bogus", "x"}, {"image", "prune", "--bogus"}, {"snapshot", "--bogus", "x"},
-        {"snapshot", "ls", "--bogus"}, {"snapshot", "rm", "--bogus", "x"}, {"version", "--bogus"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"bash", "--bogus"},
+                                               {"attach", "--bogus", "x"},
+                                               {"list", "--bogus"},
+                                               {"build", "--bogus"},
+                                               {"image", "ls", "--bogus"},
+                                               {"image", "rm", "--bogus", "x"},
+                                               {"image", "inspect", "--bogus", "x"},
+                                               {"image", "prune", "--bogus"},
+                                               {"snapshot", "--bogus", "x"},
+                                               {"snapshot", "ls", "--bogus"},
+                                               {"snapshot", "rm", "--bogus", "x"},
+                                               {"version", "--bogus"}}) {
     SCOPED_TRACE(args.front());
     expect_one_line_error(run_gondolin(args), "unknown option '--bogus'");
   }
@@ -131,7 +138,8 @@ TEST(CliErrors, BadBuildSpec) {
   TempDir tmp;
   fs::path spec = tmp.path() / "spec.json";
   { std::ofstream(spec) << R"({"packages": ["curl"], "kernel": "x"})"; }
-  expect_one_line_error(run_gondolin({"build", spec.string(), "--work-dir", (tmp.path() / "w").string()}), "unknown key \"kernel\"");
+  expect_one_line_error(run_gondolin({"build", spec.string(), "--work-dir", (tmp.path() / "w").string()}),
+                        "unknown key \"kernel\"");
   expect_one_line_error(run_gondolin({"build", (tmp.path() / "missing.json").string()}), "does not exist");
 }
 

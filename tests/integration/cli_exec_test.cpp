@@ -1,6 +1,6 @@
 // `gondolin exec` as a user sees it: real VMs under TCG, the real binary.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -44,7 +44,8 @@ TEST(CliExec, ArgvIsPassedVerbatimAndShellFormWorks) {
 
 TEST(CliExec, AllByteValuesRoundTrip) {
   auto r = run_gondolin({"exec", "--", "python3", "-c",
-                         "import sys; sys.stdout.buffer.write(bytes(range(256))*1000); sys.stderr.buffer.write(bytes(range(255,-1,-1)))"});
+                         "import sys; sys.stdout.buffer.write(bytes(range(256))*1000); "
+                         "sys.stderr.buffer.write(bytes(range(255,-1,-1)))"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_EQ(r.out.size(), 256000u);
   for (std::size_t i = 0; i < r.out.size(); ++i) ASSERT_EQ(static_cast<unsigned char>(r.out[i]), i % 256) << i;
@@ -109,8 +110,9 @@ TEST(CliExec, GuestRebootOrPowerOffEndsTheVmWithOneLine) {
       EXPECT_EQ(r.exit_code, 125);
       // Which side notices first (the control channel's end or QEMU's exit)
       // is a race; either way the line says what happened.
-      EXPECT_TRUE(r.err == "gondolin: the guest closed the control channel (it rebooted, powered off or crashed; a "
-                           "gondolin VM does not reboot)\n" ||
+      EXPECT_TRUE(r.err ==
+                      "gondolin: the guest closed the control channel (it rebooted, powered off or crashed; a "
+                      "gondolin VM does not reboot)\n" ||
                   r.err == "gondolin: the guest rebooted or powered off (a gondolin VM does not reboot)\n")
           << r.err;
       EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60));
@@ -126,9 +128,10 @@ TEST(CliExec, ImageIsUnchangedAndWritesVanish) {
 }
 
 TEST(CliExec, GuestHasTheBasics) {
-  auto r = run_gondolin({"exec", "-c",
-                         "command -v bash curl git ssh python3 >/dev/null && . /etc/os-release && echo $ID $VERSION_ID && "
-                         "test -c /dev/null && test -d /dev/pts && test -w /tmp && hostname"});
+  auto r =
+      run_gondolin({"exec", "-c",
+                    "command -v bash curl git ssh python3 >/dev/null && . /etc/os-release && echo $ID $VERSION_ID && "
+                    "test -c /dev/null && test -d /dev/pts && test -w /tmp && hostname"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "debian 12\ngondolin\n");
 }

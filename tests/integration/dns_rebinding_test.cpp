@@ -17,8 +17,8 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "test_support.h"
@@ -72,7 +72,8 @@ class RebindNetwork {
 // request log goes to `log`.
 class NamespacedHttpServer {
  public:
-  NamespacedHttpServer(const std::string& ns_prefix, const fs::path& root, const std::string& bind, const fs::path& log) {
+  NamespacedHttpServer(const std::string& ns_prefix, const fs::path& root, const std::string& bind,
+                       const fs::path& log) {
     pid_ = std::stoi(host_sh(ns_prefix + " sh -c 'cd " + root.string() + " && exec python3 -m http.server 80 --bind " +
                              bind + " >" + log.string() + " 2>&1 & echo $!'"));
     for (int i = 0; i < 100; ++i) {
@@ -87,7 +88,6 @@ class NamespacedHttpServer {
  private:
   pid_t pid_ = -1;
 };
-
 
 std::vector<nlohmann::json> log_lines(const fs::path& p) {
   std::vector<nlohmann::json> out;
@@ -118,7 +118,8 @@ TEST(DnsRebinding, AnAllowedNameThatRebindsToLoopbackIsRefusedOnTheSecondRequest
   }
   RebindNetwork& net = *net_holder;
   NamespacedHttpServer public_server(net.in_srv(""), dir.path() / "public", kPublicAddress, dir.path() / "public.log");
-  NamespacedHttpServer internal_server(net.in_vm(""), dir.path() / "internal", "127.0.0.1", dir.path() / "internal.log");
+  NamespacedHttpServer internal_server(net.in_vm(""), dir.path() / "internal", "127.0.0.1",
+                                       dir.path() / "internal.log");
 
   const fs::path egress_log = dir.path() / "egress.jsonl";
   // The guest waits between its two requests; the host rebinds the name in that window.

@@ -11,9 +11,9 @@
 
 #include "config/test_knobs.h"
 #include "egress_harness.h"
-#include "test_support.h"
 #include "gondolin/session.h"
 #include "gondolin/vm.h"
+#include "test_support.h"
 #include "util/files.h"
 
 namespace gondolin::testing {
@@ -30,10 +30,14 @@ class EgressE2e : public ::testing::Test {
     pki_ = egress::testing::TestPki::create(dir_.path(), {kHost});
     repo_root_ = dir_.path() / "www";
     fs::create_directories(repo_root_);
-    host_sh("cd '" + dir_.path().string() + "' && git init -q -b main seed && cd seed && echo 'over https' > README && "
+    host_sh("cd '" + dir_.path().string() +
+            "' && git init -q -b main seed && cd seed && echo 'over https' > README && "
             "git add README && git -c user.name=Seed -c user.email=s@example.test commit -qm initial && "
-            "git clone -q --bare . '" + (repo_root_ / "repo.git").string() + "' && "
-            "git -C '" + (repo_root_ / "repo.git").string() + "' update-server-info");
+            "git clone -q --bare . '" +
+            (repo_root_ / "repo.git").string() +
+            "' && "
+            "git -C '" +
+            (repo_root_ / "repo.git").string() + "' update-server-info");
     upstream_ = std::make_unique<egress::testing::PythonUpstream>(pki_.server_cert, pki_.server_key, repo_root_);
   }
 
@@ -42,9 +46,15 @@ class EgressE2e : public ::testing::Test {
   }
 
   CliResult run_in_guest(const std::string& script, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"exec",           "--allow-host",    kHost,
-                                     "--test-loopback-host", kHost,       "--upstream-ca",
-                                     pki_.ca_cert.string(), "--egress-log", (dir_.path() / "egress.log").string()};
+    std::vector<std::string> args = {"exec",
+                                     "--allow-host",
+                                     kHost,
+                                     "--test-loopback-host",
+                                     kHost,
+                                     "--upstream-ca",
+                                     pki_.ca_cert.string(),
+                                     "--egress-log",
+                                     (dir_.path() / "egress.log").string()};
     args.insert(args.end(), extra.begin(), extra.end());
     args.insert(args.end(), {"--", "sh", "-c", script});
     return run_gondolin(args);
@@ -72,11 +82,16 @@ class EgressE2e : public ::testing::Test {
 };
 
 TEST_F(EgressE2e, CurlGitAndPythonReachAnAllowedHttpsHost) {
-  auto r = run_in_guest("set -e; curl -sSf " + url("/echo") + " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"method\"])'; "
-                        "git clone -q " + url("/static/repo.git") + " /tmp/r; cat /tmp/r/README; "
-                        "python3 -c 'import urllib.request; print(len(urllib.request.urlopen(\"" + url("/bytes?n=12345") +
+  auto r = run_in_guest("set -e; curl -sSf " + url("/echo") +
+                        " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"method\"])'; "
+                        "git clone -q " +
+                        url("/static/repo.git") +
+                        " /tmp/r; cat /tmp/r/README; "
+                        "python3 -c 'import urllib.request; print(len(urllib.request.urlopen(\"" +
+                        url("/bytes?n=12345") +
                         "\").read()))'; "
-                        "curl -sS -o /dev/null -w '%{http_code}\\n' " + url("/chunked?n=100000"));
+                        "curl -sS -o /dev/null -w '%{http_code}\\n' " +
+                        url("/chunked?n=100000"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "GET\nover https\n12345\n200\n");
   bool saw_allow = false;
@@ -86,8 +101,9 @@ TEST_F(EgressE2e, CurlGitAndPythonReachAnAllowedHttpsHost) {
 }
 
 TEST_F(EgressE2e, HostsOutsideTheAllowlistGetAClearRefusal) {
-  auto r = run_in_guest("curl -sS -w '\\n%{http_code}\\n' https://denied.example.test/; "
-                        "curl -sS -w '\\n%{http_code}\\n' http://denied.example.test/");
+  auto r = run_in_guest(
+      "curl -sS -w '\\n%{http_code}\\n' https://denied.example.test/; "
+      "curl -sS -w '\\n%{http_code}\\n' http://denied.example.test/");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("\"denied.example.test\" is not in the allowlist"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\n403\n"), std::string::npos) << r.out;
@@ -102,8 +118,11 @@ TEST_F(EgressE2e, SecretsAreSubstitutedOnTheWayOutAndOnlyForTheirHost) {
   // whether the value arrived, and what its own variable holds.
   auto r = run_in_guest(
       "case \"$TOKEN\" in GONDOLIN_SECRET_*) echo placeholder;; *) echo LEAK;; esac; "
-      "curl -sSf -H \"Authorization: Bearer $TOKEN\" " + url("/echo") + " | grep -c '" + kSecret + "'; "
-      "grep -rlF '" + kSecret + "' /etc /tmp /root /run 2>/dev/null | wc -l; env | grep -cF '" + kSecret + "' || true",
+      "curl -sSf -H \"Authorization: Bearer $TOKEN\" " +
+          url("/echo") + " | grep -c '" + kSecret +
+          "'; "
+          "grep -rlF '" +
+          kSecret + "' /etc /tmp /root /run 2>/dev/null | wc -l; env | grep -cF '" + kSecret + "' || true",
       {"--host-secret", std::string("TOKEN@") + kHost + "=" + kSecret});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "placeholder\n1\n0\n0\n");
@@ -121,12 +140,18 @@ TEST_F(EgressE2e, BasicAuthForeignHostsAndQueryStrings) {
   const std::string other_url = "https://" + other + ":" + std::to_string(upstream_->port()) + "/echo";
   auto r = run_in_guest(
       // Basic: user:placeholder is decoded, substituted and re-encoded.
-      "curl -sSf -u \"user:$TOKEN\" " + url("/echo") + " | grep -c '" + host_sh("printf 'user:%s' " + std::string(kSecret) + " | base64 -w0") + "'; "
-      // The placeholder aimed at a host the secret is not for: blocked.
-      "curl -sS -w '\\n%{http_code}\\n' -H \"Authorization: Bearer $TOKEN\" " + other_url + "; "
-      // Query strings are left alone without --secrets-in-query.
-      "curl -sSf \"" + url("/echo") + "?t=$TOKEN\" | grep -c GONDOLIN_SECRET_",
-      {"--host-secret", std::string("TOKEN@") + kHost + "=" + kSecret, "--allow-host", other, "--test-loopback-host", other});
+      "curl -sSf -u \"user:$TOKEN\" " + url("/echo") + " | grep -c '" +
+          host_sh("printf 'user:%s' " + std::string(kSecret) + " | base64 -w0") +
+          "'; "
+          // The placeholder aimed at a host the secret is not for: blocked.
+          "curl -sS -w '\\n%{http_code}\\n' -H \"Authorization: Bearer $TOKEN\" " +
+          other_url +
+          "; "
+          // Query strings are left alone without --secrets-in-query.
+          "curl -sSf \"" +
+          url("/echo") + "?t=$TOKEN\" | grep -c GONDOLIN_SECRET_",
+      {"--host-secret", std::string("TOKEN@") + kHost + "=" + kSecret, "--allow-host", other, "--test-loopback-host",
+       other});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.rfind("1\n", 0), 0u) << r.out;
   EXPECT_NE(r.out.find("secret TOKEN may not be sent to host \"" + other + "\"\n\n403\n"), std::string::npos) << r.out;
@@ -140,7 +165,8 @@ TEST_F(EgressE2e, BasicAuthForeignHostsAndQueryStrings) {
 
 TEST_F(EgressE2e, ChunkedUploadOf100MbStreamsThrough) {
   auto r = run_in_guest("head -c 100000000 /dev/zero | curl -sSf -T - " + url("/upload") +
-                        " | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"bytes\"], d[\"headers\"].get(\"Transfer-Encoding\"))'");
+                        " | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"bytes\"], "
+                        "d[\"headers\"].get(\"Transfer-Encoding\"))'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "100000000 chunked\n");
 }
@@ -165,14 +191,15 @@ TEST_F(EgressE2e, ResumedSessionKeepsItsAllowlistAndReachesTheHostAgain) {
   Vm resumed = Vm::resume((dir_.path() / "snap").string(), options(false));
   auto after = resumed.exec(Command::shell(curl));
   EXPECT_EQ(after.stdout_data, "200\n") << after.stderr_data;
-  auto denied = resumed.exec(Command::shell("curl -sS -o /dev/null -w '%{http_code}\\n' https://elsewhere.example.test/"));
+  auto denied =
+      resumed.exec(Command::shell("curl -sS -o /dev/null -w '%{http_code}\\n' https://elsewhere.example.test/"));
   EXPECT_EQ(denied.stdout_data, "403\n") << denied.stderr_data;
 }
 
 TEST_F(EgressE2e, UpstreamCertificateFailureIsA502ForTheGuest) {
   // Without --upstream-ca the host does not trust the test server.
-  std::vector<std::string> args = {"exec", "--allow-host", kHost, "--test-loopback-host", kHost, "--",
-                                   "curl", "-sS", "-w", "\n%{http_code}\n", url("/echo")};
+  std::vector<std::string> args = {"exec", "--allow-host", kHost, "--test-loopback-host", kHost,       "--",
+                                   "curl", "-sS",          "-w",  "\n%{http_code}\n",     url("/echo")};
   auto r = run_gondolin(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("failed verification"), std::string::npos) << r.out;

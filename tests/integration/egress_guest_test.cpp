@@ -27,23 +27,25 @@ TEST(EgressGuest, CaInstalledAndSecretsArePlaceholders) {
   EXPECT_GT(bundle.size(), pem.size() * 10) << "appended to the distribution bundle, not replacing it";
 
   // python's default context (what urllib uses) trusts it.
-  auto py = vm.exec(std::string(
-      "python3 -c \"import ssl; print(any('Gondolin MITM CA' in str(c['subject']) for c in "
-      "ssl.create_default_context().get_ca_certs()))\""));
+  auto py =
+      vm.exec(std::string("python3 -c \"import ssl; print(any('Gondolin MITM CA' in str(c['subject']) for c in "
+                          "ssl.create_default_context().get_ca_certs()))\""));
   EXPECT_EQ(py.stdout_data, "True\n") << py.stderr_data;
 
   auto env = vm.exec(std::string("echo \"$API_TOKEN\""));
   EXPECT_EQ(env.stdout_data.rfind("GONDOLIN_SECRET_", 0), 0u) << env.stdout_data;
   EXPECT_EQ(env.stdout_data.size(), std::string("GONDOLIN_SECRET_").size() + 32 + 1);
   // The value is nowhere in the guest: environment, /proc, files gondolin wrote.
-  auto grep = vm.exec(std::string("env; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'; cat /etc/gondolin/mitm/ca.crt"));
+  auto grep =
+      vm.exec(std::string("env; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'; cat /etc/gondolin/mitm/ca.crt"));
   EXPECT_EQ(grep.stdout_data.find("the-real-secret-value"), std::string::npos);
   EXPECT_NE(grep.stdout_data.find("API_TOKEN=GONDOLIN_SECRET_"), std::string::npos);
   EXPECT_EQ(vm.read_file("/etc/gondolin/mitm/ca.crt").find("PRIVATE KEY"), std::string::npos);
 }
 
 TEST(EgressGuest, CliHostSecretGivesThePlaceholder) {
-  auto r = run_gondolin({"exec", "--host-secret", "TOKEN@api.example.com=s3cr3t-value", "--", "sh", "-c", "echo $TOKEN"});
+  auto r =
+      run_gondolin({"exec", "--host-secret", "TOKEN@api.example.com=s3cr3t-value", "--", "sh", "-c", "echo $TOKEN"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.rfind("GONDOLIN_SECRET_", 0), 0u) << r.out;
   EXPECT_EQ(r.out.find("s3cr3t-value"), std::string::npos);

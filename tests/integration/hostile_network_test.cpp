@@ -13,9 +13,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <thread>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "config/test_knobs.h"
 #include "gondolin/vm.h"
@@ -83,20 +83,25 @@ class HostileNetwork : public ::testing::Test {
   // upstream.test:<port> (a synthetic address: the flow goes to egress) and
   // returns what came back.
   static std::string raw_request(const std::string& request) {
-    const std::string script = "python3 - <<'EOF'\n"
-                               "import socket, sys\n"
-                               "s = socket.create_connection(('upstream.test', " + port() + "), timeout=20)\n"
-                               "s.sendall(bytes.fromhex('" + hex(request) + "'))\n"
-                               "out = b''\n"
-                               "try:\n"
-                               "    while True:\n"
-                               "        b = s.recv(65536)\n"
-                               "        if not b: break\n"
-                               "        out += b\n"
-                               "except Exception as e:\n"
-                               "    out += ('[' + type(e).__name__ + ']').encode()\n"
-                               "sys.stdout.write(out.decode('latin-1'))\n"
-                               "EOF";
+    const std::string script =
+        "python3 - <<'EOF'\n"
+        "import socket, sys\n"
+        "s = socket.create_connection(('upstream.test', " +
+        port() +
+        "), timeout=20)\n"
+        "s.sendall(bytes.fromhex('" +
+        hex(request) +
+        "'))\n"
+        "out = b''\n"
+        "try:\n"
+        "    while True:\n"
+        "        b = s.recv(65536)\n"
+        "        if not b: break\n"
+        "        out += b\n"
+        "except Exception as e:\n"
+        "    out += ('[' + type(e).__name__ + ']').encode()\n"
+        "sys.stdout.write(out.decode('latin-1'))\n"
+        "EOF";
     auto r = vm_->exec(script);
     return r.stdout_data + r.stderr_data;
   }
@@ -134,8 +139,8 @@ TEST_F(HostileNetwork, AllowedRequestReachesTheRecordingUpstream) {
 }
 
 TEST_F(HostileNetwork, SniThatDoesNotMatchHostIsRefused) {
-  auto r = vm_->exec("curl -s -o /dev/null -w '%{http_code}' -H 'Host: foreign.test:" + port() + "' https://upstream.test:" +
-                     port() + "/sni");
+  auto r = vm_->exec("curl -s -o /dev/null -w '%{http_code}' -H 'Host: foreign.test:" + port() +
+                     "' https://upstream.test:" + port() + "/sni");
   EXPECT_EQ(r.stdout_data, "403") << r.stderr_data;
   EXPECT_EQ(upstream_->connections(), 0);
   auto lines = new_log_lines();
@@ -149,11 +154,29 @@ TEST_F(HostileNetwork, InternalAddressSpellingsInHostAreRefused) {
   ::gethostname(hostname, sizeof hostname - 1);
   // Decimal, hex, octal, short forms, IPv6-mapped and compatible, names that
   // resolve to loopback on the host, the metadata and gateway addresses.
-  const std::vector<std::string> hosts = {"127.0.0.1", "2130706433", "0x7f.1", "0x7f000001", "0177.0.0.1", "127.1",
-                                          "017700000001", "0", "0.0.0.0", "[::1]", "[::ffff:127.0.0.1]",
-                                          "[::ffff:7f00:1]", "[0:0:0:0:0:ffff:127.0.0.1]", "[::127.0.0.1]",
-                                          "localhost", "LOCALHOST.", "localhost.localdomain", "ip6-localhost",
-                                          "169.254.169.254", "10.0.2.2", "192.168.0.1", "[fc00::1]", hostname};
+  const std::vector<std::string> hosts = {"127.0.0.1",
+                                          "2130706433",
+                                          "0x7f.1",
+                                          "0x7f000001",
+                                          "0177.0.0.1",
+                                          "127.1",
+                                          "017700000001",
+                                          "0",
+                                          "0.0.0.0",
+                                          "[::1]",
+                                          "[::ffff:127.0.0.1]",
+                                          "[::ffff:7f00:1]",
+                                          "[0:0:0:0:0:ffff:127.0.0.1]",
+                                          "[::127.0.0.1]",
+                                          "localhost",
+                                          "LOCALHOST.",
+                                          "localhost.localdomain",
+                                          "ip6-localhost",
+                                          "169.254.169.254",
+                                          "10.0.2.2",
+                                          "192.168.0.1",
+                                          "[fc00::1]",
+                                          hostname};
   for (const auto& host : hosts) {
     upstream_->clear();
     auto reply = raw_request("GET /internal HTTP/1.1\r\nHost: " + host + p + "\r\nConnection: close\r\n\r\n");
@@ -179,14 +202,16 @@ TEST_F(HostileNetwork, NamesReachLoopbackOnlyWhenListed) {
   }
   for (std::string host : {"upstream.test.localhost", "localhost.upstream.test", "upstream.tes", "xupstream.test"}) {
     upstream_->clear();
-    auto reply = raw_request("GET /unlisted HTTP/1.1\r\nHost: " + host + ":" + port() + "\r\nConnection: close\r\n\r\n");
+    auto reply =
+        raw_request("GET /unlisted HTTP/1.1\r\nHost: " + host + ":" + port() + "\r\nConnection: close\r\n\r\n");
     EXPECT_NE(reply.rfind("HTTP/1.1 200 ", 0), 0u) << host << ": " << reply;
     EXPECT_EQ(upstream_->connections(), 0) << host;
   }
 }
 
 TEST_F(HostileNetwork, ConnectIsRefusedBeforeAnyUpstream) {
-  auto reply = raw_request("CONNECT upstream.test:" + port() + " HTTP/1.1\r\nHost: upstream.test:" + port() + "\r\n\r\n");
+  auto reply =
+      raw_request("CONNECT upstream.test:" + port() + " HTTP/1.1\r\nHost: upstream.test:" + port() + "\r\n\r\n");
   EXPECT_EQ(reply.rfind("HTTP/1.1 405 ", 0), 0u) << reply;
   EXPECT_NE(reply.find("CONNECT is not allowed"), std::string::npos);
   EXPECT_EQ(upstream_->connections(), 0);
@@ -199,12 +224,14 @@ TEST_F(HostileNetwork, SmugglingNeverReachesTheUpstream) {
   const std::string host = "Host: upstream.test:" + port() + "\r\n";
   const std::string smuggled = "GET /smuggled HTTP/1.1\r\n" + host + "\r\n";
   const std::vector<std::string> cases = {
-      "POST /a HTTP/1.1\r\n" + host + "Content-Length: 0\r\nContent-Length: " + std::to_string(smuggled.size()) + "\r\n\r\n" + smuggled,
+      "POST /a HTTP/1.1\r\n" + host + "Content-Length: 0\r\nContent-Length: " + std::to_string(smuggled.size()) +
+          "\r\n\r\n" + smuggled,
       "POST /a HTTP/1.1\r\n" + host + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
       "POST /a HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n" + smuggled,
       "POST /a HTTP/1.1\r\n" + host + "Transfer-Encoding: identity\r\n , chunked\r\n\r\n0\r\n\r\n" + smuggled,
       "POST /a HTTP/1.1\r\n" + host + "X-Folded: a\r\n\tContent-Length: 99\r\n\r\n" + smuggled,
-      "POST /a HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n" + smuggled,
+      "POST /a HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n" +
+          smuggled,
       "POST /a HTTP/1.1\r\n" + host + "Content-Length: +5\r\n\r\nhello" + smuggled,
       "POST /a HTTP/1.1\r\n" + host + "Content-Length: 5, 5\r\n\r\nhello" + smuggled,
       "GET /a HTTP/1.1\r\n" + host + "\n" + smuggled,
@@ -300,7 +327,8 @@ EOF)");
   EXPECT_LT(after - before, 64 * 1024) << "host RSS grew by " << (after - before) << " KiB";
   // The stack is not wedged: a normal request still goes through.
   upstream_->clear();
-  auto ok = raw_request("GET /after-syn-flood HTTP/1.1\r\nHost: upstream.test:" + port() + "\r\nConnection: close\r\n\r\n");
+  auto ok =
+      raw_request("GET /after-syn-flood HTTP/1.1\r\nHost: upstream.test:" + port() + "\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(ok.rfind("HTTP/1.1 200 ", 0), 0u) << ok;
 }
 
@@ -312,7 +340,8 @@ TEST_F(HostileNetwork, StalledConnectionFloodIsCapped) {
 import socket, time
 socks = []
 for i in range(600):
-    s = socket.create_connection(("upstream.test", )" + port() + R"(), timeout=20)
+    s = socket.create_connection(("upstream.test", )" +
+                     port() + R"(), timeout=20)
     s.sendall(b"GET /stall HTTP/1.1\r\n")
     socks.append(s)
 time.sleep(3)
@@ -346,11 +375,14 @@ TEST_F(HostileNetwork, OneByteSegmentFloodStreamsWithBoundedMemory) {
   constexpr int kBytes = 60000;
   auto r = vm_->exec(R"(python3 - <<'EOF'
 import socket
-s = socket.create_connection(("upstream.test", )" + port() + R"(), timeout=60)
+s = socket.create_connection(("upstream.test", )" +
+                     port() + R"(), timeout=60)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-s.sendall(b"POST /drip HTTP/1.1\r\nHost: upstream.test:)" + port() + R"(\r\nContent-Length: )" + std::to_string(kBytes) +
+s.sendall(b"POST /drip HTTP/1.1\r\nHost: upstream.test:)" +
+                     port() + R"(\r\nContent-Length: )" + std::to_string(kBytes) +
                      R"(\r\n\r\n")
-for i in range()" + std::to_string(kBytes) + R"():
+for i in range()" + std::to_string(kBytes) +
+                     R"():
     s.send(b"x")
 print(s.recv(100).split(b"\r\n")[0].decode())
 EOF)");
@@ -387,11 +419,15 @@ sys.stdin.readline()
 for s in socks:
     s.close()
 print("closed", flush=True)
-EOF)"), held);
+EOF)"),
+                         held);
   std::string out;
   auto read_line = [&] {
     while (out.find('\n') == std::string::npos)
-      if (auto c = p.read()) out += c->data; else break;
+      if (auto c = p.read())
+        out += c->data;
+      else
+        break;
     std::string line = out.substr(0, out.find('\n'));
     out.erase(0, line.size() + 1);
     return line;

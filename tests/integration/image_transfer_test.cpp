@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "gondolin/image.h"
 #include "cli_expect.h"
+#include "gondolin/image.h"
 #include "test_support.h"
 
 using namespace gondolin::testing;
@@ -61,7 +61,8 @@ TEST(ImageTransfer, HostileOrDamagedArchivesAreRefusedAndLeaveNothing) {
   fs::create_directories(unpacked);
   const fs::path image = gondolin::ImageStore::default_store().resolve("debian-base:latest").dir;
   host_sh("cd " + unpacked.string() + " && cp " + image.string() + "/manifest.json " + image.string() + "/kernel " +
-          image.string() + "/initramfs.cpio . && truncate -r " + image.string() + "/rootfs.ext4 rootfs.ext4 && chmod u+w *");
+          image.string() + "/initramfs.cpio . && truncate -r " + image.string() +
+          "/rootfs.ext4 rootfs.ext4 && chmod u+w *");
   auto pack = [&](const std::string& name, const std::string& prepare) {
     fs::path dir = tmp.path() / name;
     host_sh("cp -a " + unpacked.string() + " " + dir.string() + " && cd " + dir.string() + " && " + prepare);
@@ -69,11 +70,9 @@ TEST(ImageTransfer, HostileOrDamagedArchivesAreRefusedAndLeaveNothing) {
     host_sh("cd " + dir.string() + " && tar --zstd --sparse -cf " + archive.string() + " *");
     return archive.string();
   };
-  expect_one_line_error(import(pack("symlink", "rm kernel && ln -s /etc/passwd kernel")),
+  expect_one_line_error(import(pack("symlink", "rm kernel && ln -s /etc/passwd kernel")), "unexpected member");
+  expect_one_line_error(import(pack("extra", "mkdir -p sub && echo x > sub/evil && echo y > extra")),
                         "unexpected member");
-  expect_one_line_error(
-      import(pack("extra", "mkdir -p sub && echo x > sub/evil && echo y > extra")),
-      "unexpected member");
   const fs::path dotdot = tmp.path() / "dotdot.tar.zst";
   host_sh("cd " + unpacked.string() + " && tar --zstd -cf " + dotdot.string() +
           " manifest.json --transform='s,^manifest.json$,../manifest.json,' manifest.json");
@@ -86,8 +85,7 @@ TEST(ImageTransfer, HostileOrDamagedArchivesAreRefusedAndLeaveNothing) {
       "does not match its contents");
   expect_one_line_error(import(pack("no-manifest", "rm manifest.json")), "no manifest.json");
   { std::ofstream(tmp.path() / "junk.tar.zst") << "not an archive"; }
-  expect_one_line_error(import((tmp.path() / "junk.tar.zst").string()),
-                        "is not a gondolin image archive");
+  expect_one_line_error(import((tmp.path() / "junk.tar.zst").string()), "is not a gondolin image archive");
   expect_one_line_error(run_gondolin({"image", "tag", "debian-base:latest", "bad name"}), "invalid tag 'bad name'");
   expect_no_staging_left(tmp.path() / "cache" / "gondolin" / "images");
 }

@@ -176,6 +176,7 @@ for labels, qtype in cases:
     except socket.timeout:
         print("silence")
 EOF)"));
-  EXPECT_EQ(r.stdout_data, "rcode 0 answers 1\nrcode 0 answers 0\nrcode 0 answers 0\nrcode 1 answers 0\n") << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "rcode 0 answers 1\nrcode 0 answers 0\nrcode 0 answers 0\nrcode 1 answers 0\n")
+      << r.stderr_data;
   EXPECT_TRUE(resolver.received().empty()) << resolver.received().size() << " queries reached the resolver";
 }

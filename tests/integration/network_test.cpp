@@ -46,9 +46,9 @@ class TestEgress : public net::EgressHandlers {
   void on_http(net::GuestFlow f) override {
     record(f);
     auto s = std::make_shared<asio::local::stream_protocol::socket>(std::move(f.socket));
-    auto text = std::make_shared<std::string>(std::string("HTTP/1.1 200 OK\r\nContent-Length: ") +
-                                              std::to_string(std::strlen(kBody)) + "\r\nConnection: close\r\n\r\n" +
-                                              kBody);
+    auto text =
+        std::make_shared<std::string>(std::string("HTTP/1.1 200 OK\r\nContent-Length: ") +
+                                      std::to_string(std::strlen(kBody)) + "\r\nConnection: close\r\n\r\n" + kBody);
     asio::async_write(*s, asio::buffer(*text), [s, text](const boost::system::error_code&, std::size_t) {
       boost::system::error_code ignored;
       s->shutdown(asio::socket_base::shutdown_both, ignored);
@@ -156,11 +156,12 @@ TEST_F(GuestNetwork, SyntheticDnsGivesEachHostItsOwnAddress) {
   // localhost (and names under it) is the guest's own loopback.
   EXPECT_EQ(sh(*vm_, "python3 -c 'import socket; print(socket.gethostbyname(\"app.localhost\"))'"), "127.0.0.1\n");
   // No AAAA records: nothing tempts a client into IPv6.
-  EXPECT_EQ(sh(*vm_, "python3 -c 'import socket\n"
-                     "try:\n"
-                     "    print(socket.getaddrinfo(\"example.com\", 80, socket.AF_INET6))\n"
-                     "except socket.gaierror:\n"
-                     "    print(\"no IPv6 address\")'"),
+  EXPECT_EQ(sh(*vm_,
+               "python3 -c 'import socket\n"
+               "try:\n"
+               "    print(socket.getaddrinfo(\"example.com\", 80, socket.AF_INET6))\n"
+               "except socket.gaierror:\n"
+               "    print(\"no IPv6 address\")'"),
             "no IPv6 address\n");
 }
 
@@ -233,16 +234,19 @@ EOF)");
 TEST_F(GuestNetwork, UdpOtherThanDnsGoesNowhere) {
   HostUdpListener host;
   const std::string port = std::to_string(host.port);
-  std::string out = sh(*vm_, "python3 -c '\n"
-                             "import socket\n"
-                             "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-                             "s.settimeout(1)\n"
-                             "for dst in (\"10.0.2.2\", \"198.18.0.1\", \"203.0.113.9\"):\n"
-                             "    s.sendto(b\"leak\", (dst, " + port + "))\n"
-                             "try:\n"
-                             "    print(\"answer\", s.recvfrom(100))\n"
-                             "except socket.timeout:\n"
-                             "    print(\"silence\")\n'");
+  std::string out = sh(*vm_,
+                       "python3 -c '\n"
+                       "import socket\n"
+                       "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                       "s.settimeout(1)\n"
+                       "for dst in (\"10.0.2.2\", \"198.18.0.1\", \"203.0.113.9\"):\n"
+                       "    s.sendto(b\"leak\", (dst, " +
+                           port +
+                           "))\n"
+                           "try:\n"
+                           "    print(\"answer\", s.recvfrom(100))\n"
+                           "except socket.timeout:\n"
+                           "    print(\"silence\")\n'");
   EXPECT_EQ(out, "silence\n");
   EXPECT_FALSE(host.received_anything());
 }
@@ -274,9 +278,9 @@ TEST(GuestNetworkCli, NoNetworkMeansNoInterface) {
 }
 
 TEST(GuestNetworkCli, SingleMappingAnswersOneAddressAndUnlistedHostsAreRefused) {
-  auto r = gondolin::testing::run_gondolin(
-      {"exec", "--", "sh", "-c",
-       "getent hosts a.test b.test | cut -d' ' -f1; curl -sS -m 10 -w '\\n%{http_code}\\n' http://a.test/; echo rc=$?"});
+  auto r = gondolin::testing::run_gondolin({"exec", "--", "sh", "-c",
+                                            "getent hosts a.test b.test | cut -d' ' -f1; curl -sS -m 10 -w "
+                                            "'\\n%{http_code}\\n' http://a.test/; echo rc=$?"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.rfind("198.18.0.1\n198.18.0.1\n", 0), 0u) << r.out;
   // No --allow-host: gondolin answers for the host, which is never contacted.
@@ -288,10 +292,12 @@ TEST(GuestNetworkCli, BadNetworkFlagsFailBeforeBooting) {
   auto bad_mode = gondolin::testing::run_gondolin({"exec", "--dns", "magic", "--", "true"});
   EXPECT_EQ(bad_mode.exit_code, 125);
   EXPECT_NE(bad_mode.err.find("invalid --dns 'magic'"), std::string::npos) << bad_mode.err;
-  auto mapping = gondolin::testing::run_gondolin({"exec", "--dns", "trusted", "--dns-synthetic-host-mapping", "per-host", "--", "true"});
+  auto mapping = gondolin::testing::run_gondolin(
+      {"exec", "--dns", "trusted", "--dns-synthetic-host-mapping", "per-host", "--", "true"});
   EXPECT_EQ(mapping.exit_code, 125);
   EXPECT_NE(mapping.err.find("applies to --dns synthetic only"), std::string::npos) << mapping.err;
-  auto server = gondolin::testing::run_gondolin({"exec", "--dns", "trusted", "--dns-trusted-server", "300.1.1.1", "--", "true"});
+  auto server =
+      gondolin::testing::run_gondolin({"exec", "--dns", "trusted", "--dns-trusted-server", "300.1.1.1", "--", "true"});
   EXPECT_EQ(server.exit_code, 125);
   EXPECT_NE(server.err.find("invalid --dns-trusted-server '300.1.1.1'"), std::string::npos) << server.err;
   auto both = gondolin::testing::run_gondolin({"exec", "--no-network", "--dns", "open", "--", "true"});

@@ -22,10 +22,12 @@ namespace {
 // Two layers: a busybox root with a user, then changes to it.
 OciFixture layered_busybox_image() {
   OciFixture img;
-  std::vector<TarEntry> base{TarEntry::dir("bin"), TarEntry::file("bin/busybox", gondolin::read_file("/bin/busybox"), 0755)};
+  std::vector<TarEntry> base{TarEntry::dir("bin"),
+                             TarEntry::file("bin/busybox", gondolin::read_file("/bin/busybox"), 0755)};
   for (const char* applet : {"sh", "id", "pwd", "cat", "ls", "stat", "test", "echo", "env", "mkdir", "sleep"})
     base.push_back(TarEntry::symlink(std::string("bin/") + applet, "busybox"));
-  base.push_back(TarEntry::file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:App:/home/app:/bin/sh\n"));
+  base.push_back(
+      TarEntry::file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:App:/home/app:/bin/sh\n"));
   base.push_back(TarEntry::file("etc/group", "root:x:0:\napp:x:1000:\n"));
   base.push_back(TarEntry::file("etc/removed", "lower layer\n"));
   base.push_back(TarEntry::file("opt/old/stale", "lower layer\n"));
@@ -37,7 +39,8 @@ OciFixture layered_busybox_image() {
   img.layers.push_back({TarEntry::file("etc/.wh.removed", ""), TarEntry::file("opt/old/.wh..wh..opq", ""),
                         TarEntry::file("opt/old/new", "upper layer\n"), TarEntry::file("data/a", "shared\n"),
                         TarEntry::hard_link("data/b", "data/a")});
-  img.config = {{"Env", {"PATH=/bin", "GREETING=from-oci", "FROM_SPEC=image"}}, {"WorkingDir", "/home/app"}, {"User", "app"}};
+  img.config = {
+      {"Env", {"PATH=/bin", "GREETING=from-oci", "FROM_SPEC=image"}}, {"WorkingDir", "/home/app"}, {"User", "app"}};
   return img;
 }
 
@@ -56,8 +59,7 @@ CliResult build(const fs::path& spec, const std::string& tag, const fs::path& wo
 const char* kProbe =
     "echo \"$GREETING $FROM_SPEC $HOME\"; pwd; id -u; id -g; cat /data/a; stat -c %h /data/b; ls /opt/old; "
     "test -e /etc/removed || echo removed; stat -c '%u %a' /home/app; echo x > /home/app/f && echo writable";
-const char* kExpected =
-    "from-oci spec /home/app\n/home/app\n1000\n1000\nshared\n2\nnew\nremoved\n1000 755\nwritable\n";
+const char* kExpected = "from-oci spec /home/app\n/home/app\n1000\n1000\nshared\n2\nnew\nremoved\n1000 755\nwritable\n";
 
 }  // namespace
 
@@ -71,8 +73,8 @@ TEST(OciImage, LayoutBootsWithItsConfigEnvWorkdirAndUser) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, kExpected);
   // Flags override the image's defaults.
-  auto root = run_gondolin({"exec", "--image", "gondolin-test-oci:layout", "--user", "root", "-w", "/tmp", "--", "sh", "-c",
-                            "id -u; pwd"});
+  auto root = run_gondolin(
+      {"exec", "--image", "gondolin-test-oci:layout", "--user", "root", "-w", "/tmp", "--", "sh", "-c", "id -u; pwd"});
   ASSERT_EQ(root.exit_code, 0) << root.err;
   EXPECT_EQ(root.out, "0\n/tmp\n");
   // The manifest records which OCI image the root came from.
@@ -89,8 +91,9 @@ TEST(OciImage, DockerSaveArchiveBoots) {
   gondolin::write_file_atomic(tmp.path() / "app.tar", img.docker_save("app:1"));
   auto b = build(write_spec(tmp.path(), R"({"archive": "app.tar", "ref": "app:1"})"), "gondolin-test-oci:archive");
   ASSERT_EQ(b.exit_code, 0) << b.err;
-  auto r = run_gondolin({"exec", "--image", "gondolin-test-oci:archive", "--", "sh", "-c",
-                         "echo \"$GREETING $FROM_SPEC $HOME\"; pwd; id -u; id -g; cat /data/a; stat -c '%u %a' /srv/app"});
+  auto r =
+      run_gondolin({"exec", "--image", "gondolin-test-oci:archive", "--", "sh", "-c",
+                    "echo \"$GREETING $FROM_SPEC $HOME\"; pwd; id -u; id -g; cat /data/a; stat -c '%u %a' /srv/app"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "from-oci spec /home/app\n/srv/app\n1000\n1000\nshared\n0 755\n");
 }

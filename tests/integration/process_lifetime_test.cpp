@@ -74,7 +74,8 @@ struct WatchedGondolin {
   std::string line(std::chrono::seconds limit) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (pending.find('\n') == std::string::npos) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       pollfd pfd{out, POLLIN, 0};
       if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) != 1) return "";
       char buf[4096];

@@ -74,7 +74,8 @@ class RecordingUpstream {
     const auto body = seen.size() - end - 4;
     if (auto cl = head.find("\r\ncontent-length:"); cl != std::string::npos)
       return body >= std::stoull(head.substr(cl + 18));
-    if (head.find("\r\ntransfer-encoding:") != std::string::npos) return seen.find("\r\n0\r\n\r\n", end) != std::string::npos;
+    if (head.find("\r\ntransfer-encoding:") != std::string::npos)
+      return seen.find("\r\n0\r\n\r\n", end) != std::string::npos;
     return true;
   }
 
@@ -106,7 +107,8 @@ class RecordingUpstream {
           received_.append(buf, static_cast<std::size_t>(n));
         }
         if (!c.answered && request_complete(c.seen)) {
-          static constexpr char kReply[] = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nrecorded\n";
+          static constexpr char kReply[] =
+              "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nrecorded\n";
           (void)!::write(c.fd, kReply, sizeof kReply - 1);
           c.answered = true;
         }

@@ -64,13 +64,15 @@ TEST(Rootfs, AJobWritesMoreThanGuestMemoryToTheRootDisk) {
 
 TEST(Rootfs, MemoryReadonlyAndASmallDisk) {
   // memory: today's tmpfs overlay, bounded by RAM.
-  auto memory = run_gondolin({"exec", "--rootfs-mode", "memory", "--", "sh", "-c", "df -k / | tail -1 | awk '{print $2}'"});
+  auto memory =
+      run_gondolin({"exec", "--rootfs-mode", "memory", "--", "sh", "-c", "df -k / | tail -1 | awk '{print $2}'"});
   ASSERT_EQ(memory.exit_code, 0) << memory.err;
   EXPECT_LT(std::stol(memory.out), 512L * 1024);
 
   // readonly: EROFS for the guest's programs; /tmp and the mounts still work.
-  auto ro = run_gondolin({"exec", "--rootfs-mode", "readonly", "--mount-memfs", "/scratch", "--", "sh", "-c",
-                          "touch /root/x 2>&1; touch /var/x 2>&1; echo t > /tmp/t && echo s > /scratch/s && cat /tmp/t /scratch/s"});
+  auto ro = run_gondolin(
+      {"exec", "--rootfs-mode", "readonly", "--mount-memfs", "/scratch", "--", "sh", "-c",
+       "touch /root/x 2>&1; touch /var/x 2>&1; echo t > /tmp/t && echo s > /scratch/s && cat /tmp/t /scratch/s"});
   EXPECT_EQ(ro.exit_code, 0) << ro.err;
   EXPECT_EQ(ro.out,
             "touch: cannot touch '/root/x': Read-only file system\n"

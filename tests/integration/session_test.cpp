@@ -1,6 +1,6 @@
 // Sessions: list, attach, snapshot and resume, as users and scripts see them.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -224,7 +224,8 @@ TEST(Snapshots, CliKeepRunningForksTheSession) {
   std::string id = snap.out.substr(0, snap.out.find('\n'));
   EXPECT_TRUE(process_alive(owner.pid));
   EXPECT_TRUE(listed(owner.session));
-  auto attached = run_gondolin({"attach", owner.session, "--", "sh", "-c", "echo more >> /tmp/cli-file; cat /tmp/cli-file"});
+  auto attached =
+      run_gondolin({"attach", owner.session, "--", "sh", "-c", "echo more >> /tmp/cli-file; cat /tmp/cli-file"});
   EXPECT_EQ(attached.exit_code, 0) << attached.err;
   EXPECT_EQ(attached.out, "cli\nmore\n");
   auto resumed = run_gondolin({"exec", "--resume", id, "--", "cat", "/tmp/cli-file"});
@@ -241,7 +242,7 @@ TEST(Snapshots, FilesAreTheOwnersAloneWhateverTheUmask) {
   Owner owner("echo secret > /tmp/s; sleep 600");
   ::umask(old_umask);
   ASSERT_FALSE(owner.session.empty());
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((session::sessions_dir() / (owner.session + ".json")).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u) << "the session record";
   std::this_thread::sleep_for(std::chrono::seconds(1));

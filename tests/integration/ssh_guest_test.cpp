@@ -24,9 +24,9 @@ class SshGuest : public ::testing::Test {
     repo_ = dir_.path() / "repos" / "project.git";
     fs::create_directories(repo_.parent_path());
     ProgramOptions env;
-    env.env = {{"HOME", dir_.path().string()},     {"GIT_CONFIG_NOSYSTEM", "1"},
-               {"GIT_AUTHOR_NAME", "Seed"},        {"GIT_AUTHOR_EMAIL", "seed@example.test"},
-               {"GIT_COMMITTER_NAME", "Seed"},     {"GIT_COMMITTER_EMAIL", "seed@example.test"}};
+    env.env = {{"HOME", dir_.path().string()}, {"GIT_CONFIG_NOSYSTEM", "1"},
+               {"GIT_AUTHOR_NAME", "Seed"},    {"GIT_AUTHOR_EMAIL", "seed@example.test"},
+               {"GIT_COMMITTER_NAME", "Seed"}, {"GIT_COMMITTER_EMAIL", "seed@example.test"}};
     git_env_ = env;
     run_ok({"git", "init", "-q", "--bare", "-b", "main", repo_.string()}, env);
     fs::path seed = dir_.path() / "seed";
@@ -38,18 +38,25 @@ class SshGuest : public ::testing::Test {
   }
 
   void write_known_hosts(const std::string& key_line) {
-    write_file_atomic(known_hosts_, "[" + std::string(kHost) + "]:" + std::to_string(sshd_->port()) + " " + key_line + "\n");
+    write_file_atomic(known_hosts_,
+                      "[" + std::string(kHost) + "]:" + std::to_string(sshd_->port()) + " " + key_line + "\n");
   }
 
   // `gondolin exec` with SSH egress to the test server, key on the host only.
   testing::CliResult run_in_guest(const std::string& script, std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"exec",
-                                     "--ssh-allow-host", std::string(kHost) + ":" + std::to_string(sshd_->port()),
-                                     "--ssh-key", std::string(kHost) + "=" + sshd_->user_key().string(),
-                                     "--ssh-user", std::string(kHost) + "=root",
-                                     "--ssh-known-hosts", known_hosts_.string(),
-                                     "--test-loopback-host", kHost,
-                                     "--egress-log", (dir_.path() / "egress.log").string()};
+                                     "--ssh-allow-host",
+                                     std::string(kHost) + ":" + std::to_string(sshd_->port()),
+                                     "--ssh-key",
+                                     std::string(kHost) + "=" + sshd_->user_key().string(),
+                                     "--ssh-user",
+                                     std::string(kHost) + "=root",
+                                     "--ssh-known-hosts",
+                                     known_hosts_.string(),
+                                     "--test-loopback-host",
+                                     kHost,
+                                     "--egress-log",
+                                     (dir_.path() / "egress.log").string()};
     args.insert(args.end(), extra.begin(), extra.end());
     args.insert(args.end(), {"--", "sh", "-c", script});
     return testing::run_gondolin(args);
@@ -70,12 +77,15 @@ TEST_F(SshGuest, GitCloneCommitPushFromTheGuest) {
   std::string url = "git@" + std::string(kHost) + ":" + repo_.string();
   auto r = run_in_guest(
       "set -e; export GIT_SSH_COMMAND='ssh -o BatchMode=yes'; git config --global user.name Guest; "
-      "git config --global user.email guest@example.test; git clone -q " + url + " /tmp/p; cat /tmp/p/README; "
+      "git config --global user.email guest@example.test; git clone -q " +
+      url +
+      " /tmp/p; cat /tmp/p/README; "
       "cd /tmp/p; echo 'written in the guest' > guest.txt; git add guest.txt; git commit -qm 'from the guest'; "
       "git push -q origin main; echo pushed");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "hello from upstream\npushed\n");
-  EXPECT_EQ(run_ok({"git", "--git-dir", repo_.string(), "log", "-1", "--format=%s", "main"}, git_env_), "from the guest\n");
+  EXPECT_EQ(run_ok({"git", "--git-dir", repo_.string(), "log", "-1", "--format=%s", "main"}, git_env_),
+            "from the guest\n");
   EXPECT_EQ(run_ok({"git", "--git-dir", repo_.string(), "show", "main:guest.txt"}, git_env_), "written in the guest\n");
   EXPECT_EQ(sshd_->accepted_logins(), 2);
   std::string log = egress_log();
@@ -88,12 +98,19 @@ TEST_F(SshGuest, ShellAndSftpAreRefusedAndTheKeyIsNowhereInTheGuest) {
   std::string key = read_file(sshd_->user_key());
   // A base64 run from the middle of the private key: any copy would contain it.
   std::string needle = key.substr(key.find('\n') + 1, 40);
-  auto r = run_in_guest(
-      "ssh -o BatchMode=yes root@" + std::string(kHost) + " </dev/null; echo shell=$?; "
-      "echo ls | sftp -b - -o BatchMode=yes root@" + std::string(kHost) + " >/dev/null 2>&1; echo sftp=$?; "
-      "ssh -o BatchMode=yes root@" + std::string(kHost) + " echo exec-works; "
-      "echo agent=${SSH_AUTH_SOCK:-none}; env | grep -c -- '" + needle + "'; "
-      "grep -rlF -- '" + needle + "' /etc /root /tmp /run /home /var 2>/dev/null | wc -l");
+  auto r = run_in_guest("ssh -o BatchMode=yes root@" + std::string(kHost) +
+                        " </dev/null; echo shell=$?; "
+                        "echo ls | sftp -b - -o BatchMode=yes root@" +
+                        std::string(kHost) +
+                        " >/dev/null 2>&1; echo sftp=$?; "
+                        "ssh -o BatchMode=yes root@" +
+                        std::string(kHost) +
+                        " echo exec-works; "
+                        "echo agent=${SSH_AUTH_SOCK:-none}; env | grep -c -- '" +
+                        needle +
+                        "'; "
+                        "grep -rlF -- '" +
+                        needle + "' /etc /root /tmp /run /home /var 2>/dev/null | wc -l");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("shell=255\n"), std::string::npos) << r.out << r.err;
   EXPECT_EQ(r.out.find("sftp=0\n"), std::string::npos) << r.out;
@@ -122,8 +139,8 @@ TEST_F(SshGuest, HostsNotAllowedAndTheWrongDnsMappingAreRefused) {
   EXPECT_EQ(sshd_->accepted_logins(), 0);
 
   auto bad = testing::run_gondolin({"exec", "--ssh-allow-host", kHost, "--ssh-key",
-                                     std::string(kHost) + "=" + sshd_->user_key().string(),
-                                     "--dns-synthetic-host-mapping", "single", "--", "true"});
+                                    std::string(kHost) + "=" + sshd_->user_key().string(),
+                                    "--dns-synthetic-host-mapping", "single", "--", "true"});
   EXPECT_EQ(bad.exit_code, 125);
   EXPECT_NE(bad.err.find("per-host"), std::string::npos) << bad.err;
 }

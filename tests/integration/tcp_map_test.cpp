@@ -278,7 +278,8 @@ TEST_F(TcpMapGuest, UnmappedNamesAndPortsStayRefused) {
   for (const char* target : {"('banner.test', 2526)", "('other.test', 6379)"}) {
     std::string out = sh(*vm_, std::string(R"(python3 - <<'EOF'
 import socket
-s = socket.create_connection()") + target + R"(, timeout=10)
+s = socket.create_connection()") + target +
+                                   R"(, timeout=10)
 s.sendall(b"PING\r\n")
 try:
     print("data", s.recv(100))
@@ -348,8 +349,8 @@ TEST(TcpMapCli, ListenForwardsToTheGuestAndSaysSoForTcpMap) {
   const std::uint16_t port = free_port();
   auto run = std::async(std::launch::async, [port] {
     // Serves exactly one request, then the command (and the VM) ends.
-    return run_gondolin({"exec", "--listen", std::to_string(port) + ":8080", "--tcp-map", "db.test=127.0.0.1:1",
-                         "--", "python3", "-c",
+    return run_gondolin({"exec", "--listen", std::to_string(port) + ":8080", "--tcp-map", "db.test=127.0.0.1:1", "--",
+                         "python3", "-c",
                          "import http.server as h, os; os.chdir('/etc'); "
                          "h.HTTPServer(('', 8080), h.SimpleHTTPRequestHandler).handle_request()"});
   });
@@ -374,7 +375,8 @@ TEST(TcpMapCli, BusyPortAndBadSpecsFailBeforeBooting) {
       << r.err;
   auto bad_map = run_gondolin({"exec", "--tcp-map", "redis", "--", "true"});
   EXPECT_EQ(bad_map.exit_code, 125);
-  EXPECT_NE(bad_map.err.find("invalid --tcp-map 'redis': expected GUEST_HOST[:PORT]=UPSTREAM_HOST:PORT"), std::string::npos)
+  EXPECT_NE(bad_map.err.find("invalid --tcp-map 'redis': expected GUEST_HOST[:PORT]=UPSTREAM_HOST:PORT"),
+            std::string::npos)
       << bad_map.err;
   auto bad_listen = run_gondolin({"bash", "--listen", "example.com:80"});
   EXPECT_EQ(bad_listen.exit_code, 125);
@@ -391,7 +393,8 @@ TEST(TcpMapCli, IdleMappedAndIngressConnectionsAreClosed) {
   const auto policy = tmp.path() / "policy.json";
   const auto log = tmp.path() / "egress.jsonl";
   std::ofstream(policy) << R"({"listen": [")" << port << R"(:8080"], "tcp_idle_timeout": 1, "egress_log": ")"
-                        << log.string() << R"(", "tcp_map": ["banner.test:2525=127.0.0.1:)" << banner.port() << R"("]})";
+                        << log.string() << R"(", "tcp_map": ["banner.test:2525=127.0.0.1:)" << banner.port()
+                        << R"("]})";
   auto run = std::async(std::launch::async, [&] {
     return run_gondolin({"exec", "--policy", policy.string(), "--", "python3", "-c", R"(
 import socket, time
@@ -450,7 +453,8 @@ print("mapped closed after %.1f s" % (time.time() - t))
   EXPECT_LT(mapped_idle_s, 10) << r.out;
   bool mapped_logged = false, ingress_logged = false;
   for (const auto& j : read_log(log)) {
-    if (j.value("event", "") != "close" || j.value("reason", "") != "idle timeout: no bytes either way for 1 s") continue;
+    if (j.value("event", "") != "close" || j.value("reason", "") != "idle timeout: no bytes either way for 1 s")
+      continue;
     if (j.value("kind", "") == "tcp" && j.value("host", "") == "banner.test") mapped_logged = true;
     if (j.value("kind", "") == "ingress" && j.value("bytes_from_guest", 0) == 2) ingress_logged = true;
   }

@@ -93,8 +93,10 @@ CliResult run_gondolin(const std::vector<std::string>& args, const CliOptions& o
   in_thread.join();
   out_thread.join();
   err_thread.join();
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) r.term_signal = WTERMSIG(status);
+  if (WIFEXITED(status))
+    r.exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    r.term_signal = WTERMSIG(status);
   return r;
 }
 

@@ -64,8 +64,8 @@ TEST(Tty, InteractiveBashInATerminal) {
   std::string status_file = (tmp.path() / "status").string();
   std::string stty_file = (tmp.path() / "stty").string();
   // After gondolin exits, record its status and the host terminal's mode.
-  std::string cmd = gondolin_binary().string() + " bash; echo $? > " + status_file + "; stty -a > " + stty_file +
-                    "; sleep 30";
+  std::string cmd =
+      gondolin_binary().string() + " bash; echo $? > " + status_file + "; stty -a > " + stty_file + "; sleep 30";
   Tmux t(cmd, 100, 30);
   ASSERT_TRUE(t.wait_for("root@gondolin")) << t.screen();
 
@@ -116,7 +116,8 @@ TEST(Tty, AttachedShellInATerminal) {
   ASSERT_FALSE(id.empty());
   TempDir tmp;
   std::string status_file = (tmp.path() / "status").string();
-  Tmux t(gondolin_binary().string() + " attach " + id.substr(0, 8) + "; echo $? > " + status_file + "; sleep 30", 90, 25);
+  Tmux t(gondolin_binary().string() + " attach " + id.substr(0, 8) + "; echo $? > " + status_file + "; sleep 30", 90,
+         25);
   ASSERT_TRUE(t.wait_for("root@gondolin")) << t.screen();
   t.type("cat /tmp/mark; echo $((6*7))");
   t.keys("Enter");
@@ -150,7 +151,8 @@ TEST(Tty, AttachedShellInATerminal) {
   EXPECT_EQ(wait_for_status(status_file), "130");
   EXPECT_TRUE(process_alive(owner));
   // Without a terminal, attach reads stdin to its end instead of waiting on a pty.
-  auto piped = run_gondolin({"attach", id.substr(0, 8)}, CliOptions{"cat /tmp/mark; exit 4\n", {}, {}, std::chrono::seconds(60), {}});
+  auto piped = run_gondolin({"attach", id.substr(0, 8)},
+                            CliOptions{"cat /tmp/mark; exit 4\n", {}, {}, std::chrono::seconds(60), {}});
   EXPECT_EQ(piped.exit_code, 4) << piped.err;
   EXPECT_EQ(piped.out, "owner-was-here\n");
   ::kill(owner, SIGKILL);
@@ -160,8 +162,9 @@ TEST(Tty, AttachedShellInATerminal) {
 TEST(Tty, BashRunsTheGivenCommandOnAPty) {
   TempDir tmp;
   std::string status_file = (tmp.path() / "status").string();
-  Tmux t(gondolin_binary().string() + " bash --cwd /tmp -- sh -c \"pwd; tty; python3 -c \\\"print(6*7)\\\"; exit 5\"; echo $? > " +
-             status_file + "; sleep 30",
+  Tmux t(gondolin_binary().string() +
+             " bash --cwd /tmp -- sh -c \"pwd; tty; python3 -c \\\"print(6*7)\\\"; exit 5\"; echo $? > " + status_file +
+             "; sleep 30",
          100, 30);
   ASSERT_TRUE(t.wait_for("\n42")) << t.screen();
   std::string screen = t.screen();
@@ -174,7 +177,8 @@ TEST(Tty, BashWithoutATerminalReadsStdinToItsEnd) {
   auto empty = run_gondolin({"bash"}, CliOptions{"", {}, {}, std::chrono::seconds(120), {}});
   EXPECT_EQ(empty.exit_code, 0) << empty.err;
   // A script on stdin runs in bash, without a terminal.
-  auto script = run_gondolin({"bash"}, CliOptions{"echo \"$BASH_VERSION\" | cut -c1; tty; exit 4\n", {}, {}, std::chrono::seconds(120), {}});
+  auto script = run_gondolin(
+      {"bash"}, CliOptions{"echo \"$BASH_VERSION\" | cut -c1; tty; exit 4\n", {}, {}, std::chrono::seconds(120), {}});
   EXPECT_EQ(script.exit_code, 4) << script.err;
   EXPECT_EQ(script.out, "5\nnot a tty\n");
   // A command after -- gets stdin too.

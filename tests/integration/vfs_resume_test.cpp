@@ -24,7 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-
 // ---- Snapshot and resume ----------------------------------------------------------
 
 // The guest keeps its FUSE mounts (node ids, open files) across a snapshot;
@@ -47,11 +46,11 @@ TEST_P(VfsResumeOver, HostfsMountKeepsWorkingAfterResume) {
     o.mounts.push_back({"/work", vfs::hide(vfs::host_dir(host.path()), {"**/.env"}), mo});
     o.mounts.push_back({"/ro", vfs::read_only(vfs::host_dir(host.path())), mo});
     Vm vm = Vm::create(o);
-    auto r = vm.exec(std::string(
-        "set -e; echo before > /work/written.txt; cat /work/from-host.txt; mkfifo /tmp/go;"
-        "(exec 3>>/work/held.txt; echo held-before >&3; read x < /tmp/go; echo held-after >&3;"
-        " exec 3>&-; touch /work/done) > /dev/null 2>&1 &"
-        "for i in $(seq 100); do [ -s /work/held.txt ] && break; sleep 0.1; done"));
+    auto r =
+        vm.exec(std::string("set -e; echo before > /work/written.txt; cat /work/from-host.txt; mkfifo /tmp/go;"
+                            "(exec 3>>/work/held.txt; echo held-before >&3; read x < /tmp/go; echo held-after >&3;"
+                            " exec 3>&-; touch /work/done) > /dev/null 2>&1 &"
+                            "for i in $(seq 100); do [ -s /work/held.txt ] && break; sleep 0.1; done"));
     ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
     EXPECT_EQ(r.stdout_data, "host\n");
     vm.snapshot(snap);
@@ -61,11 +60,11 @@ TEST_P(VfsResumeOver, HostfsMountKeepsWorkingAfterResume) {
   spit(host.path() / ".env", "TOKEN=1");
 
   Vm resumed = Vm::resume(snap.string(), {});
-  auto r = resumed.exec(std::string(
-      "set -e; cat /work/written.txt /work/later.txt; echo resumed >> /work/written.txt;"
-      "echo go > /tmp/go; for i in $(seq 100); do [ -e /work/done ] && break; sleep 0.1; done;"
-      "cat /work/held.txt; ls -A /work | sort | tr '\\n' ' '; echo; cat /ro/written.txt;"
-      "if touch /ro/x 2>/dev/null; then echo ro-writable; fi; cat /work/.env 2>&1 || true"));
+  auto r =
+      resumed.exec(std::string("set -e; cat /work/written.txt /work/later.txt; echo resumed >> /work/written.txt;"
+                               "echo go > /tmp/go; for i in $(seq 100); do [ -e /work/done ] && break; sleep 0.1; done;"
+                               "cat /work/held.txt; ls -A /work | sort | tr '\\n' ' '; echo; cat /ro/written.txt;"
+                               "if touch /ro/x 2>/dev/null; then echo ro-writable; fi; cat /work/.env 2>&1 || true"));
   ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
   EXPECT_EQ(r.stdout_data,
             "before\nafter the snapshot\nheld-before\nheld-after\n"
@@ -104,8 +103,8 @@ TEST(VfsResume, MovedHostDirIsAClearErrorAndChangesNothing) {
   }
   EXPECT_EQ(slurp(snap / "manifest.json"), manifest_before);
 
-  auto extra = gondolin::testing::run_gondolin(
-      {"exec", "--resume", snap.string(), "--mount-memfs", "/m", "--", "true"});
+  auto extra =
+      gondolin::testing::run_gondolin({"exec", "--resume", snap.string(), "--mount-memfs", "/m", "--", "true"});
   EXPECT_EQ(extra.exit_code, 125);
   EXPECT_NE(extra.err.find("cannot be combined with --resume"), std::string::npos) << extra.err;
 
@@ -125,10 +124,10 @@ TEST_P(VfsResumeOver, MemfsMountComesBackWithItsFiles) {
     VmOptions o;
     o.mounts.push_back({"/mem", vfs::memory(), mo});
     Vm vm = Vm::create(o);
-    auto r = vm.exec(std::string(
-        "set -e; mkdir -p /mem/d; echo one > /mem/d/f; ln -s d/f /mem/l; mkfifo /tmp/go;"
-        "(exec 3>>/mem/held; echo before >&3; read x < /tmp/go; echo after >&3; exec 3>&-; touch /mem/done)"
-        " > /dev/null 2>&1 & for i in $(seq 100); do [ -s /mem/held ] && break; sleep 0.1; done"));
+    auto r = vm.exec(
+        std::string("set -e; mkdir -p /mem/d; echo one > /mem/d/f; ln -s d/f /mem/l; mkfifo /tmp/go;"
+                    "(exec 3>>/mem/held; echo before >&3; read x < /tmp/go; echo after >&3; exec 3>&-; touch /mem/done)"
+                    " > /dev/null 2>&1 & for i in $(seq 100); do [ -s /mem/held ] && break; sleep 0.1; done"));
     ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
     vm.snapshot(tmp.path() / "snap");
   }
@@ -136,7 +135,8 @@ TEST_P(VfsResumeOver, MemfsMountComesBackWithItsFiles) {
     Vm vm = Vm::resume((tmp.path() / "snap").string(), {});
     auto r = vm.exec(std::string("set -e; cat /mem/l; echo go > /tmp/go;"
                                  "for i in $(seq 100); do [ -e /mem/done ] && break; sleep 0.1; done;"
-                                 "cat /mem/held; echo ") + clone + " > /mem/d/f; cat /mem/d/f");
+                                 "cat /mem/held; echo ") +
+                     clone + " > /mem/d/f; cat /mem/d/f");
     ASSERT_EQ(r.exit_code, 0) << clone << ": " << r.stderr_data;
     EXPECT_EQ(r.stdout_data, std::string("one\nbefore\nafter\n") + clone + "\n") << clone;
   }
@@ -219,9 +219,10 @@ TEST(VfsVirtiofsResume, TwoClonesContinueWithOpenFiles) {
     o.mounts.push_back({"/v", vfs::host_dir(dir.path()), virtiofs()});
     Vm vm = Vm::create(o);
     vm.write_file("/tmp/holder.py", kHolder);
-    auto r = vm.exec(std::string("grep -q 'gondolin.fs0 /v virtiofs' /proc/mounts;"
-                                 "(python3 /tmp/holder.py > /tmp/holder.log 2>&1 &);"
-                                 "for i in $(seq 100); do [ -s /v/log.txt ] && break; sleep 0.1; done; test -s /tmp/r1"));
+    auto r =
+        vm.exec(std::string("grep -q 'gondolin.fs0 /v virtiofs' /proc/mounts;"
+                            "(python3 /tmp/holder.py > /tmp/holder.log 2>&1 &);"
+                            "for i in $(seq 100); do [ -s /v/log.txt ] && break; sleep 0.1; done; test -s /tmp/r1"));
     ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
     vm.snapshot(snap);
   }
@@ -231,7 +232,8 @@ TEST(VfsVirtiofsResume, TwoClonesContinueWithOpenFiles) {
   Vm a = Vm::resume(snap.string(), {});
   Vm b = Vm::resume(snap.string(), {});
   for (auto [vm, name] : {std::pair<Vm*, std::string>{&a, "a"}, {&b, "b"}}) {
-    auto r = vm->exec(std::string("echo " + name + " > /tmp/clone;"
+    auto r = vm->exec(std::string("echo " + name +
+                                  " > /tmp/clone;"
                                   "for i in $(seq 100); do [ -e /tmp/done ] && break; sleep 0.1; done;"
                                   "cat /tmp/holder.log; cmp /tmp/r1 /tmp/r2 >/dev/null || echo moved; cat /tmp/r2"));
     ASSERT_EQ(r.exit_code, 0) << name << ": " << r.stderr_data;
@@ -285,8 +287,8 @@ TEST(VfsVirtiofsResume, DamagedDeviceStateIsAOneLineError) {
   };
   fs::path new_format = damaged("new-format", 4, std::string("\x09\0\0\0", 4));
   fs::path truncated = damaged("truncated", 8, std::string("\xff\xff\0\0", 4));
-  for (const auto& [copy, why] : {std::pair{new_format, std::string("has format 9")},
-                                  {truncated, std::string("truncated")}}) {
+  for (const auto& [copy, why] :
+       {std::pair{new_format, std::string("has format 9")}, {truncated, std::string("truncated")}}) {
     std::string before = slurp(copy / "state.zst");
     auto r = gondolin::testing::run_gondolin({"exec", "--resume", copy.string(), "--", "true"});
     EXPECT_EQ(r.exit_code, 125) << r.err;
@@ -310,8 +312,9 @@ TEST(VfsVirtiofsResume, KeepRunningForksALiveSession) {
   VmOptions o;
   o.mounts.push_back({"/v", vfs::host_dir(dir.path()), virtiofs()});
   Vm original = Vm::create(o);
-  ASSERT_EQ(original.exec(std::string("echo base > /tmp/mem; echo base > /v/shared;"
-                                      "(while true; do echo t >> /tmp/ticks; sleep 0.2; done) > /dev/null 2>&1 &"))
+  ASSERT_EQ(original
+                .exec(std::string("echo base > /tmp/mem; echo base > /v/shared;"
+                                  "(while true; do echo t >> /tmp/ticks; sleep 0.2; done) > /dev/null 2>&1 &"))
                 .exit_code,
             0);
   SnapshotInfo info = original.snapshot(snap, AfterSnapshot::KeepRunning);
@@ -322,7 +325,8 @@ TEST(VfsVirtiofsResume, KeepRunningForksALiveSession) {
   EXPECT_EQ(r.stdout_data, "base\noriginal\n");
 
   Vm copy = Vm::resume(snap.string(), {});
-  r = copy.exec(std::string("cat /tmp/mem; echo copy >> /v/shared; n=$(wc -l < /tmp/ticks); sleep 1;"
+  r =
+      copy.exec(std::string("cat /tmp/mem; echo copy >> /v/shared; n=$(wc -l < /tmp/ticks); sleep 1;"
                             "[ $(wc -l < /tmp/ticks) -gt $n ] && echo ticking"));
   ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
   EXPECT_EQ(r.stdout_data, "base\nticking\n") << "the copy has the memory of the snapshot and its processes";

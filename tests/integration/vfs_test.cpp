@@ -102,14 +102,15 @@ TEST_F(VfsVm, PosixCasesOnMemory) {
 // What a guest may leave in a read-write host directory: no setgid
 // directory, no FIFO to hang a host program; a socket node stays inert.
 TEST_F(VfsVm, SetgidDirectoriesAndFifosNeverReachTheHost) {
-  std::string out = guest("cd /work && mkdir -m 2775 sgid-dir && chmod g+s sgid-dir; stat -c %a sgid-dir; "
-                          "mkfifo planted-fifo 2>&1 || true; "
-                          "python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind(\"planted.sock\")'; "
-                          "test -S planted.sock && echo socket-made");
+  std::string out = guest(
+      "cd /work && mkdir -m 2775 sgid-dir && chmod g+s sgid-dir; stat -c %a sgid-dir; "
+      "mkfifo planted-fifo 2>&1 || true; "
+      "python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind(\"planted.sock\")'; "
+      "test -S planted.sock && echo socket-made");
   EXPECT_NE(out.find("775\n"), std::string::npos) << out;
   EXPECT_NE(out.find("Operation not permitted"), std::string::npos) << out;
   EXPECT_NE(out.find("socket-made"), std::string::npos) << out;
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((work_->path() / "sgid-dir").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & S_ISGID, 0u);
   EXPECT_FALSE(fs::exists(work_->path() / "planted-fifo"));
@@ -120,11 +121,13 @@ TEST_F(VfsVm, SetgidDirectoriesAndFifosNeverReachTheHost) {
 TEST_F(VfsVm, GitCloneIntoTheMountAndStatusIsClean) {
   // A bare repository made on the host, cloned by the guest into the mount.
   TempDir src;
-  host_sh("cd " + quote(src.path()) + " && git init -q && mkdir -p a/b && for i in $(seq 200); do echo line$i > a/b/f$i.txt; done"
+  host_sh("cd " + quote(src.path()) +
+          " && git init -q && mkdir -p a/b && for i in $(seq 200); do echo line$i > a/b/f$i.txt; done"
           " && printf '#!/bin/sh\\necho run\\n' > run.sh && chmod 755 run.sh && ln -s a/b/f1.txt link"
           " && head -c 100000 /dev/urandom > blob.bin"
           " && git add -A && git -c user.name=t -c user.email=t@e commit -qm one"
-          " && git clone -q --bare . " + quote(work_->path() / "origin.git"));
+          " && git clone -q --bare . " +
+          quote(work_->path() / "origin.git"));
   std::string out = guest(
       "cd /work && git clone -q origin.git clone && cd clone && git status --porcelain && git log --oneline | wc -l"
       " && echo changed >> a/b/f2.txt && git status --porcelain && git checkout -q -- a/b/f2.txt"
@@ -135,7 +138,7 @@ TEST_F(VfsVm, GitCloneIntoTheMountAndStatusIsClean) {
   EXPECT_EQ(slurp(clone / "blob.bin"), slurp(src.path() / "blob.bin"));
   EXPECT_TRUE(fs::is_symlink(clone / "link"));
   EXPECT_EQ(fs::read_symlink(clone / "link"), "a/b/f1.txt");
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((clone / "run.sh").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, ::geteuid());
   EXPECT_EQ(st.st_gid, ::getegid());
@@ -151,7 +154,8 @@ TEST_F(VfsVm, TarRoundTripWithLinksLongUnicodeNamesAndASparseGigabyte) {
     ln /tmp/src/dir/file /tmp/src/dir/hardlink
     ln -s file /tmp/src/dir/symlink
     ln -s ../../nowhere /tmp/src/dir/dangling
-    echo long > /tmp/src/dir/)SH" + long_name + R"SH(
+    echo long > /tmp/src/dir/)SH" +
+        long_name + R"SH(
     echo uni > "/tmp/src/dir/ünïcødé-日本-файл"
     truncate -s 1G /tmp/src/sparse
     printf START | dd of=/tmp/src/sparse conv=notrunc status=none
@@ -175,7 +179,7 @@ TEST_F(VfsVm, TarRoundTripWithLinksLongUnicodeNamesAndASparseGigabyte) {
   EXPECT_EQ(slurp(x / long_name), "long\n");
   EXPECT_EQ(slurp(x / "ünïcødé-日本-файл"), "uni\n");
   fs::path sparse = work_->path() / "x/sparse";
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(sparse.c_str(), &st), 0);
   EXPECT_EQ(st.st_size, 1073741824);
   EXPECT_LT(st.st_blocks * 512, 16 << 20);  // the holes stayed holes on the host
@@ -186,12 +190,15 @@ TEST_F(VfsVm, TarRoundTripWithLinksLongUnicodeNamesAndASparseGigabyte) {
 }
 
 TEST_F(VfsVm, PythonCompileallWritesBytecodeToTheHost) {
-  for (int i = 0; i < 20; ++i) spit(work_->path() / ("py/pkg/mod" + std::to_string(i) + ".py"), "X = " + std::to_string(i) + "\n");
+  for (int i = 0; i < 20; ++i)
+    spit(work_->path() / ("py/pkg/mod" + std::to_string(i) + ".py"), "X = " + std::to_string(i) + "\n");
   spit(work_->path() / "py/pkg/__init__.py", "");
-  std::string out = guest("python3 -m compileall -q /work/py && cd /work/py && python3 -c 'import pkg.mod7; print(pkg.mod7.X)'");
+  std::string out =
+      guest("python3 -m compileall -q /work/py && cd /work/py && python3 -c 'import pkg.mod7; print(pkg.mod7.X)'");
   EXPECT_EQ(out, "7\n");
   int pyc = 0;
-  for (const auto& e : fs::directory_iterator(work_->path() / "py/pkg/__pycache__")) pyc += e.path().extension() == ".pyc";
+  for (const auto& e : fs::directory_iterator(work_->path() / "py/pkg/__pycache__"))
+    pyc += e.path().extension() == ".pyc";
   EXPECT_EQ(pyc, 21);
 }
 
@@ -253,15 +260,22 @@ TEST_F(VfsVm, HiddenPathsAreAbsentAndCannotBeCreated) {
 TEST_F(VfsVm, EscapeAttemptsNeverTouchTheHostOutsideTheRoot) {
   std::string shadow_before = slurp("/etc/shadow");
   const std::string outside = outside_->path().string();
-  guest("cd /work && mkdir -p esc && cd esc\n"
-        "ln -s " + outside + "/secret abs && ln -s ../../../../../../../../.." + outside + "/secret rel\n"
-        "ln -s /etc/shadow shadow && ln -s " + outside + " dirlink\n"
-        "for l in abs rel dirlink/secret; do cat $l 2>/dev/null || true; echo pwned > $l 2>/dev/null || true; done\n"
-        "echo pwned >> shadow || true\n"
-        "cat /work/../../../../etc/passwd > /dev/null\n"
-        "mkdir race\n"
-        "(for i in $(seq 200); do mv race race.d; ln -s " + outside + " race; rm race; mv race.d race; done) &\n"
-        "for i in $(seq 400); do echo pwned > race/f$((i % 5)) 2>/dev/null || true; done; wait\n");
+  guest(
+      "cd /work && mkdir -p esc && cd esc\n"
+      "ln -s " +
+      outside + "/secret abs && ln -s ../../../../../../../../.." + outside +
+      "/secret rel\n"
+      "ln -s /etc/shadow shadow && ln -s " +
+      outside +
+      " dirlink\n"
+      "for l in abs rel dirlink/secret; do cat $l 2>/dev/null || true; echo pwned > $l 2>/dev/null || true; done\n"
+      "echo pwned >> shadow || true\n"
+      "cat /work/../../../../etc/passwd > /dev/null\n"
+      "mkdir race\n"
+      "(for i in $(seq 200); do mv race race.d; ln -s " +
+      outside +
+      " race; rm race; mv race.d race; done) &\n"
+      "for i in $(seq 400); do echo pwned > race/f$((i % 5)) 2>/dev/null || true; done; wait\n");
   expect_outside_untouched();
   EXPECT_EQ(slurp("/etc/shadow"), shadow_before);
   // The guest's links exist on the host as the links they are.
@@ -274,7 +288,7 @@ TEST_F(VfsVm, OwnershipStaysInsideTheMapping) {
   std::string out = guest("cd /work/own && stat -c %u:%g f && chown 0:0 f && (chown 1234 f 2>&1 || true)");
   EXPECT_NE(out.find("0:0\n"), std::string::npos) << out;
   EXPECT_NE(out.find("Operation not permitted"), std::string::npos) << out;
-  struct stat st{};
+  struct stat st {};
   ::stat((work_->path() / "own/f").c_str(), &st);
   EXPECT_EQ(st.st_uid, ::geteuid());
 }
@@ -315,9 +329,9 @@ TEST_F(VfsVm, HostSideChangesBecomeVisible) {
 TEST(VfsCli, MountFlagsWorkAndBadOnesAreClear) {
   TempDir dir;
   spit(dir.path() / "in.txt", "from host");
-  auto r = gondolin::testing::run_gondolin(
-      {"exec", "--mount-hostfs", dir.path().string() + ":/w", "--mount-memfs", "/m", "--hide", "/w/in.txt", "--",
-       "sh", "-c", "ls -A /w | wc -l; echo hi > /w/out.txt; echo mem > /m/f; cat /m/f"});
+  auto r = gondolin::testing::run_gondolin({"exec", "--mount-hostfs", dir.path().string() + ":/w", "--mount-memfs",
+                                            "/m", "--hide", "/w/in.txt", "--", "sh", "-c",
+                                            "ls -A /w | wc -l; echo hi > /w/out.txt; echo mem > /m/f; cat /m/f"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "0\nmem\n");
   EXPECT_EQ(slurp(dir.path() / "out.txt"), "hi\n");
@@ -336,7 +350,8 @@ TEST(VfsCli, MountFlagsWorkAndBadOnesAreClear) {
   auto missing = gondolin::testing::run_gondolin({"exec", "--mount-hostfs", "/nonexistent/dir:/w", "--", "true"});
   EXPECT_EQ(missing.exit_code, 125);
   EXPECT_NE(missing.err.find("/nonexistent/dir does not exist"), std::string::npos) << missing.err;
-  auto file = gondolin::testing::run_gondolin({"exec", "--mount-hostfs", (dir.path() / "in.txt").string() + ":/w", "--", "true"});
+  auto file = gondolin::testing::run_gondolin(
+      {"exec", "--mount-hostfs", (dir.path() / "in.txt").string() + ":/w", "--", "true"});
   EXPECT_EQ(file.exit_code, 125);
   EXPECT_NE(file.err.find("is not a directory"), std::string::npos) << file.err;
   auto root = gondolin::testing::run_gondolin({"exec", "--mount-memfs", "/", "--", "true"});
@@ -422,7 +437,8 @@ TEST(VfsVirtiofs, DeviceResetStartsANewSession) {
   auto r = gondolin::testing::run_gondolin(
       {"exec", "--mount-hostfs", dir.path().string() + ":/w:transport=virtiofs", "--", "sh", "-c",
        "exec 3</w/old; umount -l /w; drv=/sys/bus/virtio/drivers/virtiofs; "
-       "for d in $drv/virtio*; do dev=$(basename $(readlink -f $d)); echo $dev > $drv/unbind; echo $dev > $drv/bind; done; "
+       "for d in $drv/virtio*; do dev=$(basename $(readlink -f $d)); echo $dev > $drv/unbind; echo $dev > $drv/bind; "
+       "done; "
        "mount -t virtiofs gondolin.fs0 /w && cat /w/old && echo; echo new > /w/new; "
        "cat <&3 || echo old descriptor refused"});
   EXPECT_EQ(r.exit_code, 0) << r.err;

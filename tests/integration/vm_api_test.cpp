@@ -51,7 +51,8 @@ TEST_F(VmApi, EightConcurrentExecsInOneVm) {
     procs.push_back(vm_->spawn(Command::shell(
         "touch /tmp/barrier/" + std::to_string(i) +
         "; n=0; while [ $(ls /tmp/barrier | wc -l) -lt 8 ]; do n=$((n+1)); [ $n -gt 600 ] && exit 99; sleep 0.1; done; "
-        "echo job" + std::to_string(i) + "; exit " + std::to_string(i))));
+        "echo job" +
+        std::to_string(i) + "; exit " + std::to_string(i))));
   for (int i = 0; i < 8; ++i) {
     std::string out;
     while (auto c = procs[static_cast<std::size_t>(i)].read()) out += c->data;

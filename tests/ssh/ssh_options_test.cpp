@@ -2,15 +2,15 @@
 // line format: everything that needs no server.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <nlohmann/json.hpp>
 
 #include "cli/ssh_flags.h"
+#include "config/ssh_rules.h"
 #include "egress/ssh/ssh_audit.h"
 #include "egress/ssh/ssh_host_key.h"
-#include "config/ssh_rules.h"
 #include "egress/ssh/ssh_request_rules.h"
 #include "gondolin/error.h"
 #include "ssh_test_harness.h"
@@ -80,9 +80,11 @@ TEST(SshHostAssignment, SplitsHostAndValue) {
   auto [host, path] = parse_ssh_host_assignment("--ssh-key", "GitHub.com=/keys/id=1");
   EXPECT_EQ(host, "github.com");
   EXPECT_EQ(path, "/keys/id=1");
-  EXPECT_NE(usage_error([] { parse_ssh_host_assignment("--ssh-key", "github.com"); }).find("--ssh-key"), std::string::npos);
+  EXPECT_NE(usage_error([] { parse_ssh_host_assignment("--ssh-key", "github.com"); }).find("--ssh-key"),
+            std::string::npos);
   EXPECT_NE(usage_error([] { parse_ssh_host_assignment("--ssh-key", "=/k"); }).find("HOST=VALUE"), std::string::npos);
-  EXPECT_NE(usage_error([] { parse_ssh_host_assignment("--ssh-key", "h.com="); }).find("HOST=VALUE"), std::string::npos);
+  EXPECT_NE(usage_error([] { parse_ssh_host_assignment("--ssh-key", "h.com="); }).find("HOST=VALUE"),
+            std::string::npos);
 }
 
 class SshValidateTest : public ::testing::Test {
@@ -115,7 +117,8 @@ TEST_F(SshValidateTest, AcceptsAKeyPerHostOrAnAgent) {
 TEST_F(SshValidateTest, NamesWhatIsWrong) {
   auto o = with_key();
   o.allowed_hosts.push_back({"other.example.com", 22});
-  EXPECT_NE(usage_error([&] { validate_ssh_options(o); }).find("other.example.com has no credentials"), std::string::npos);
+  EXPECT_NE(usage_error([&] { validate_ssh_options(o); }).find("other.example.com has no credentials"),
+            std::string::npos);
 
   o = with_key();
   o.key_files["stray.example.com"] = key_.string();
@@ -170,9 +173,9 @@ TEST_F(SshValidateTest, CliFlagsBecomeOptions) {
   FakeSocket agent(dir_.path() / "agent.sock");
   fs::path kh = dir_.path() / "known_hosts";
   write_file_atomic(kh, "");
-  auto o = parse_flags({"--ssh-allow-host", "git.example.com", "--ssh-allow-host", "Mirror.Example.com:2222", "--ssh-agent",
-                        agent.path.string(), "--ssh-key", "mirror.example.com=" + key_.string(), "--ssh-user",
-                        "mirror.example.com=deploy", "--ssh-known-hosts", kh.string()});
+  auto o = parse_flags({"--ssh-allow-host", "git.example.com", "--ssh-allow-host", "Mirror.Example.com:2222",
+                        "--ssh-agent", agent.path.string(), "--ssh-key", "mirror.example.com=" + key_.string(),
+                        "--ssh-user", "mirror.example.com=deploy", "--ssh-known-hosts", kh.string()});
   ASSERT_EQ(o.allowed_hosts.size(), 2u);
   EXPECT_EQ(o.allowed_hosts[1].host, "mirror.example.com");
   EXPECT_EQ(o.allowed_hosts[1].port, 2222);
@@ -194,20 +197,27 @@ TEST_F(SshValidateTest, BareSshAgentFlagUsesSshAuthSock) {
   EXPECT_TRUE(o.use_agent);
   EXPECT_EQ(config::effective_agent_socket(o), agent.path.string());
   ::unsetenv("SSH_AUTH_SOCK");
-  EXPECT_NE(usage_error([&] { parse_flags({"--ssh-allow-host", "git.example.com", "--ssh-agent"}); }).find("SSH_AUTH_SOCK is not set"),
+  EXPECT_NE(usage_error([&] {
+              parse_flags({"--ssh-allow-host", "git.example.com", "--ssh-agent"});
+            }).find("SSH_AUTH_SOCK is not set"),
             std::string::npos);
   if (old) ::setenv("SSH_AUTH_SOCK", saved.c_str(), 1);
 }
 
 TEST_F(SshValidateTest, CliFlagErrors) {
-  EXPECT_NE(usage_error([&] { parse_flags({"--ssh-key", "git.example.com=" + key_.string()}); }).find("need at least one --ssh-allow-host"),
+  EXPECT_NE(usage_error([&] {
+              parse_flags({"--ssh-key", "git.example.com=" + key_.string()});
+            }).find("need at least one --ssh-allow-host"),
             std::string::npos);
   EXPECT_NE(usage_error([&] {
-              parse_flags({"--ssh-allow-host", "git.example.com", "--ssh-key", "git.example.com=" + key_.string(), "--ssh-key",
-                           "git.example.com=" + key_.string()});
+              parse_flags({"--ssh-allow-host", "git.example.com", "--ssh-key", "git.example.com=" + key_.string(),
+                           "--ssh-key", "git.example.com=" + key_.string()});
             }).find("given twice"),
             std::string::npos);
-  EXPECT_NE(usage_error([&] { parse_flags({"--ssh-allow-host", "1.2.3.4"}); }).find("not an address"), std::string::npos);
+  EXPECT_NE(usage_error([&] {
+              parse_flags({"--ssh-allow-host", "1.2.3.4"});
+            }).find("not an address"),
+            std::string::npos);
 }
 
 TEST(SshHostKey, CreatedOncePrivateAndReused) {
@@ -229,7 +239,8 @@ TEST(SshHostKey, CreatedOncePrivateAndReused) {
 TEST(SshHostKey, RefusesAKeyOthersCanRead) {
   TempDir dir;
   egress::ProxyHostKey::load_or_create(dir.path());
-  fs::permissions(dir.path() / "ssh_host_ed25519_key", fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  fs::permissions(dir.path() / "ssh_host_ed25519_key",
+                  fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
   try {
     egress::ProxyHostKey::load_or_create(dir.path());
     ADD_FAILURE() << "no error";
@@ -258,7 +269,8 @@ TEST(SshRequestRules, GitCommandsAreLoggedWholePlainCommandsByTheirFirstWord) {
   auto up = summarize_exec_command("git-upload-pack 'org/repo.git'");
   EXPECT_TRUE(up.is_git);
   EXPECT_EQ(up.logged, "git-upload-pack 'org/repo.git'");
-  EXPECT_EQ(summarize_exec_command("git-receive-pack '/srv/it'\\''s.git'").logged, "git-receive-pack '/srv/it'\\''s.git'");
+  EXPECT_EQ(summarize_exec_command("git-receive-pack '/srv/it'\\''s.git'").logged,
+            "git-receive-pack '/srv/it'\\''s.git'");
   EXPECT_EQ(summarize_exec_command("git-lfs-authenticate 'org/repo.git' download").logged,
             "git-lfs-authenticate 'org/repo.git' download");
   // Anything past git's own form is a plain command: only the first word is logged.

@@ -84,9 +84,9 @@ class SshProxyTest : public ::testing::Test {
 
   ProgramOptions git_env() const {
     ProgramOptions o;
-    o.env = {{"HOME", home_.string()},           {"GIT_CONFIG_NOSYSTEM", "1"},
-             {"GIT_AUTHOR_NAME", "Guest"},        {"GIT_AUTHOR_EMAIL", "guest@example.test"},
-             {"GIT_COMMITTER_NAME", "Guest"},     {"GIT_COMMITTER_EMAIL", "guest@example.test"}};
+    o.env = {{"HOME", home_.string()},        {"GIT_CONFIG_NOSYSTEM", "1"},
+             {"GIT_AUTHOR_NAME", "Guest"},    {"GIT_AUTHOR_EMAIL", "guest@example.test"},
+             {"GIT_COMMITTER_NAME", "Guest"}, {"GIT_COMMITTER_EMAIL", "guest@example.test"}};
     if (!guest_config_.empty()) o.env["GIT_SSH_COMMAND"] = "ssh -F " + guest_config_.string();
     return o;
   }
@@ -173,8 +173,10 @@ TEST_F(SshProxyTest, GitCloneCommitPushThroughTheProxyWithAKeyFile) {
   auto push = run_program({"git", "-C", work.string(), "push", "-q", "origin", "main"}, git_env());
   ASSERT_EQ(push.exit_code, 0) << push.err;
 
-  EXPECT_EQ(run_ok({"git", "--git-dir", repo_.string(), "log", "-1", "--format=%s", "main"}, git_env()), "from the guest\n");
-  EXPECT_EQ(run_ok({"git", "--git-dir", repo_.string(), "show", "main:guest.txt"}, git_env()), "written in the guest\n");
+  EXPECT_EQ(run_ok({"git", "--git-dir", repo_.string(), "log", "-1", "--format=%s", "main"}, git_env()),
+            "from the guest\n");
+  EXPECT_EQ(run_ok({"git", "--git-dir", repo_.string(), "show", "main:guest.txt"}, git_env()),
+            "written in the guest\n");
 
   auto allowed = events_with("allow");
   ASSERT_EQ(allowed.size(), 2u);
@@ -357,7 +359,8 @@ TEST_F(SshProxyTest, ChangedUpstreamHostKeyIsRefusedAndNothingIsSent) {
 
 TEST_F(SshProxyTest, RevokedUpstreamHostKeyIsRefused) {
   std::string name = "[" + std::string(kHost) + "]:" + std::to_string(sshd_->port());
-  write_file_atomic(known_hosts_, name + " " + sshd_->host_key_line() + "\n@revoked * " + sshd_->host_key_line() + "\n");
+  write_file_atomic(known_hosts_,
+                    name + " " + sshd_->host_key_line() + "\n@revoked * " + sshd_->host_key_line() + "\n");
   start(key_file_config());
   auto r = guest_ssh({kHost, "true"});
   EXPECT_EQ(r.exit_code, 255);
@@ -397,8 +400,8 @@ TEST_F(SshProxyTest, TheGuestOnlyEverSeesTheProxysPublicHostKey) {
   // A guest that asks for agent forwarding (offering an agent of its own) gets none upstream.
   ProgramOptions with_agent;
   with_agent.env["SSH_AUTH_SOCK"] = agent.socket().string();
-  auto r = run_program({"ssh", "-F", guest_config_.string(), "-v", "-A", "-o", "IdentityAgent=" + agent.socket().string(),
-                        kHost, "echo ${SSH_AUTH_SOCK:-no-agent}"},
+  auto r = run_program({"ssh", "-F", guest_config_.string(), "-v", "-A", "-o",
+                        "IdentityAgent=" + agent.socket().string(), kHost, "echo ${SSH_AUTH_SOCK:-no-agent}"},
                        with_agent);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "no-agent\n");
@@ -432,7 +435,8 @@ TEST_F(SshProxyTest, UpstreamSessionsAreCapped) {
   ASSERT_TRUE(wait_for_allow(20s));
   auto second = guest_ssh({kHost, "echo second"});
   EXPECT_EQ(second.exit_code, 255);
-  EXPECT_NE(gondolin_line(second.err).find("too many concurrent SSH sessions (limit 1)"), std::string::npos) << second.err;
+  EXPECT_NE(gondolin_line(second.err).find("too many concurrent SSH sessions (limit 1)"), std::string::npos)
+      << second.err;
   auto done = first.get();
   EXPECT_EQ(done.exit_code, 0) << done.err;
   EXPECT_EQ(done.out, "first\n");
@@ -455,8 +459,7 @@ TEST_F(SshProxyTest, AGuestThatStallsTheHandshakeIsDisconnected) {
   ASSERT_EQ(::send(fd, banner.data(), banner.size(), MSG_NOSIGNAL), static_cast<ssize_t>(banner.size()));
   auto started = std::chrono::steady_clock::now();
   char buf[4096];
-  while (::recv(fd, buf, sizeof buf, 0) > 0) {
-  }
+  while (::recv(fd, buf, sizeof buf, 0) > 0) {}
   auto took = std::chrono::steady_clock::now() - started;
   ::close(fd);
   EXPECT_LT(took, 10s);

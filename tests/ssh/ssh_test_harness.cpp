@@ -99,7 +99,8 @@ ProgramResult run_program(const std::vector<std::string>& argv, const ProgramOpt
     if (out_r) fds.push_back({out_r.get(), POLLIN, 0});
     if (err_r) fds.push_back({err_r.get(), POLLIN, 0});
     if (in_w) fds.push_back({in_w.get(), POLLOUT, 0});
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
     if (left <= 0 && !killed) {
       ::kill(pid, SIGKILL);
       killed = true;
@@ -116,8 +117,10 @@ ProgramResult run_program(const std::vector<std::string>& argv, const ProgramOpt
       char buf[65536];
       ssize_t n = ::read(p.fd, buf, sizeof buf);
       if (n <= 0) {
-        if (out_r && p.fd == out_r.get()) out_r.reset();
-        else if (err_r && p.fd == err_r.get()) err_r.reset();
+        if (out_r && p.fd == out_r.get())
+          out_r.reset();
+        else if (err_r && p.fd == err_r.get())
+          err_r.reset();
         continue;
       }
       (p.fd == out_r.get() ? r.out : r.err).append(buf, static_cast<std::size_t>(n));
@@ -144,7 +147,9 @@ TempDir::~TempDir() {
   fs::remove_all(path_, ec);
 }
 
-void make_key(const fs::path& path) { run_ok({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", path}); }
+void make_key(const fs::path& path) {
+  run_ok({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", path});
+}
 
 std::string public_key_line(const fs::path& private_key) {
   std::istringstream in(run_ok({"ssh-keygen", "-y", "-f", private_key}));

@@ -17,7 +17,7 @@ namespace gondolin::testing {
 struct OciFixture {
   std::vector<std::vector<TarEntry>> layers;
   TarWriter::Compression compression = TarWriter::Compression::Gzip;  // the layout's blobs
-  nlohmann::json config = nlohmann::json::object();  // "config": Env, WorkingDir, User
+  nlohmann::json config = nlohmann::json::object();                   // "config": Env, WorkingDir, User
   std::string architecture = "amd64";
   std::string ref = "latest";
 
@@ -30,7 +30,9 @@ struct OciFixture {
   nlohmann::json config_json() const {
     nlohmann::json diff_ids = nlohmann::json::array();
     for (const auto& l : layers) diff_ids.push_back("sha256:" + sha256_hex(tar(l, TarWriter::Compression::None)));
-    return {{"architecture", architecture}, {"os", "linux"}, {"config", config},
+    return {{"architecture", architecture},
+            {"os", "linux"},
+            {"config", config},
             {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}};
   }
 
@@ -74,8 +76,8 @@ struct OciFixture {
     std::string config_text = config_json().dump();
     std::string config_name = sha256_hex(config_text) + ".json";
     out.add(TarEntry::file(config_name, config_text));
-    nlohmann::json manifest = nlohmann::json::array(
-        {{{"Config", config_name}, {"RepoTags", {repo_tag}}, {"Layers", layer_paths}}});
+    nlohmann::json manifest =
+        nlohmann::json::array({{{"Config", config_name}, {"RepoTags", {repo_tag}}, {"Layers", layer_paths}}});
     out.add(TarEntry::file("manifest.json", manifest.dump()));
     return out.finish();
   }

@@ -4,7 +4,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-
 #include <future>
 #include <thread>
 
@@ -37,8 +36,7 @@ class AgentHarness {
     run_on_io([&] {
       auto channel = std::make_shared<control::ControlChannel>(io_.io(), UniqueFd(sv[0]));
       client_ = std::make_shared<control::ControlClient>(io_.io(), channel);
-      client_->start([&](const proto::Hello&) { hello.set_value(); },
-                     [this](const std::string& why) { death_ = why; });
+      client_->start([&](const proto::Hello&) { hello.set_value(); }, [this](const std::string& why) { death_ = why; });
     });
     EXPECT_EQ(hello_future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   }

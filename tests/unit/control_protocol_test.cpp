@@ -142,7 +142,8 @@ TEST(ControlProtocol, ExecStartValidation) {
 }
 
 TEST(ControlProtocol, ExitStatusBounds) {
-  for (auto [code, sig, ok] : {std::tuple{0, 0, true}, {255, 0, true}, {256, 0, false}, {-1, 0, false}, {0, 65, false}}) {
+  for (auto [code, sig, ok] :
+       {std::tuple{0, 0, true}, {255, 0, true}, {256, 0, false}, {-1, 0, false}, {0, 65, false}}) {
     PayloadWriter w;
     w.i32(code);
     w.i32(sig);

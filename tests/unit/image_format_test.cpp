@@ -34,8 +34,10 @@ std::string manifest_json(const std::string& override_key = "", const std::strin
       {"agent_protocol", "1"},
   };
   if (!override_key.empty()) {
-    if (override_value.empty()) fields.erase(override_key);
-    else fields[override_key] = override_value;
+    if (override_value.empty())
+      fields.erase(override_key);
+    else
+      fields[override_key] = override_value;
   }
   std::string out = "{";
   for (const auto& [k, v] : fields) out += (out.size() > 1 ? "," : "") + std::string("\"") + k + "\":" + v;
@@ -88,7 +90,8 @@ TEST(ImageManifest, ErrorsNameTheProblem) {
 TEST(ImageManifest, FileNamesCannotLeaveTheImageDirectory) {
   std::string sha(64, 'a');
   for (const char* name : {"../../etc/passwd", "/etc/passwd", "..", "a/b"}) {
-    auto json = manifest_json("rootfs", std::string("{\"file\":\"") + name + "\",\"sha256\":\"" + sha + "\",\"size\":1}");
+    auto json =
+        manifest_json("rootfs", std::string("{\"file\":\"") + name + "\",\"sha256\":\"" + sha + "\",\"size\":1}");
     EXPECT_NE(error_of(json).find("plain file name"), std::string::npos) << name;
   }
 }
@@ -140,8 +143,9 @@ TEST(BuildSpec, OciSource) {
   EXPECT_NE(error_of(R"({"oci": {"layout": ".", "tag": "x"}})").find("unknown key \"oci.tag\""), std::string::npos);
   EXPECT_NE(error_of(R"({"oci": {"archive": "/nonexistent-xyz.tar"}})").find("does not exist"), std::string::npos);
   EXPECT_NE(error_of(R"({"oci": {"layout": "/nonexistent-xyz"}})").find("is not a directory"), std::string::npos);
-  EXPECT_NE(error_of(R"({"oci": {"layout": "."}, "packages": ["curl"]})").find("\"packages\" cannot be used with \"oci\""),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(R"({"oci": {"layout": "."}, "packages": ["curl"]})").find("\"packages\" cannot be used with \"oci\""),
+      std::string::npos);
   EXPECT_NE(error_of(R"({"oci": {"layout": "."}, "post_build": {"commands": ["true"]}})").find("cannot be used with"),
             std::string::npos);
   EXPECT_NE(error_of(R"({"oci": "app.tar"})").find("\"oci\" must be"), std::string::npos);
@@ -209,7 +213,8 @@ TEST(KernelImage, Lz4RejectsBadOffsetsAndOverruns) {
 
   // One literal, then a 784-byte match at offset 1: more than the 100-byte cap.
   std::string many = "\x02\x21\x4c\x18";
-  std::string blk = std::string(1, static_cast<char>(0x1f)) + "a" + std::string("\x01\x00", 2) + std::string("\xff\xff\xff\x00", 4);
+  std::string blk =
+      std::string(1, static_cast<char>(0x1f)) + "a" + std::string("\x01\x00", 2) + std::string("\xff\xff\xff\x00", 4);
   n = static_cast<std::uint32_t>(blk.size());
   many.append(reinterpret_cast<const char*>(&n), 4);
   many += blk;

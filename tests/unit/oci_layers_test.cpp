@@ -12,8 +12,8 @@
 #include "gondolin/error.h"
 #include "image/layer_unpacker.h"
 #include "image/oci_image.h"
-#include "oci_fixture.h"
 #include "image/rootfs_tree.h"
+#include "oci_fixture.h"
 #include "util/files.h"
 #include "util/subprocess.h"
 
@@ -54,11 +54,13 @@ TEST_F(OciLayers, KeepsFilesLinksModesOwnersAndXattrs) {
   tool.xattrs = {{"user.origin", "layer1"}};
   TarEntry fifo = TarEntry::file("run/pipe", "");
   fifo.type = S_IFIFO;
-  ASSERT_EQ(apply(u, {TarEntry::dir("usr"), TarEntry::dir("usr/bin"), tool, TarEntry::symlink("bin", "usr/bin"),
-                      TarEntry::hard_link("usr/bin/tool2", "usr/bin/tool"), fifo},
+  ASSERT_EQ(apply(u,
+                  {TarEntry::dir("usr"), TarEntry::dir("usr/bin"), tool, TarEntry::symlink("bin", "usr/bin"),
+                   TarEntry::hard_link("usr/bin/tool2", "usr/bin/tool"), fifo},
                   TarWriter::Compression::Gzip),
             std::nullopt);
-  struct stat st{}, st2{};
+  struct stat st {
+  }, st2{};
   ASSERT_EQ(::lstat((root() / "usr/bin/tool").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 04755u);
   EXPECT_EQ(read_file(root() / "usr/bin/tool"), "#!/bin/sh\necho hi\n");
@@ -82,12 +84,14 @@ TEST_F(OciLayers, KeepsFilesLinksModesOwnersAndXattrs) {
 
 TEST_F(OciLayers, WhiteoutsAndOpaqueDirectoriesHideOnlyLowerLayers) {
   LayerUnpacker u(root());
-  ASSERT_EQ(apply(u, {TarEntry::file("etc/gone", "x"), TarEntry::file("etc/kept", "x"), TarEntry::file("var/cache/a", "old"),
-                      TarEntry::file("var/cache/sub/b", "old"), TarEntry::file("opt/dir/file", "x")}),
-            std::nullopt);
-  ASSERT_EQ(apply(u, {TarEntry::file("etc/.wh.gone", ""), TarEntry::file("opt/.wh.dir", ""),
-                      TarEntry::file("var/cache/new", "this layer"), TarEntry::file("var/cache/.wh..wh..opq", ""),
-                      TarEntry::file("var/cache/sub/c", "this layer too"), TarEntry::file("etc/.wh.never-there", "")},
+  ASSERT_EQ(
+      apply(u, {TarEntry::file("etc/gone", "x"), TarEntry::file("etc/kept", "x"), TarEntry::file("var/cache/a", "old"),
+                TarEntry::file("var/cache/sub/b", "old"), TarEntry::file("opt/dir/file", "x")}),
+      std::nullopt);
+  ASSERT_EQ(apply(u,
+                  {TarEntry::file("etc/.wh.gone", ""), TarEntry::file("opt/.wh.dir", ""),
+                   TarEntry::file("var/cache/new", "this layer"), TarEntry::file("var/cache/.wh..wh..opq", ""),
+                   TarEntry::file("var/cache/sub/c", "this layer too"), TarEntry::file("etc/.wh.never-there", "")},
                   TarWriter::Compression::Zstd),
             std::nullopt);
   EXPECT_FALSE(fs::exists(root() / "etc/gone"));
@@ -126,13 +130,28 @@ TEST_F(OciLayers, HostilePathsAndTypesAreRefusedWithOneLine) {
   std::vector<Case> cases = {
       {"absolute", {}, {TarEntry::file(out + "/x", "pwned")}, "absolute path"},
       {"dotdot", {}, {TarEntry::file("a/../../outside/x", "pwned")}, "leaves the root"},
-      {"symlink-abs", {TarEntry::symlink("evil", out)}, {TarEntry::file("evil/x", "pwned")}, "goes through the symlink"},
-      {"symlink-rel", {TarEntry::symlink("evil", "../outside")}, {TarEntry::file("evil/x", "pwned")}, "goes through the symlink"},
-      {"symlink-same-layer", {}, {TarEntry::symlink("e", out), TarEntry::file("e/x", "pwned")}, "goes through the symlink"},
-      {"hardlink-outside", {TarEntry::symlink("evil", out)}, {TarEntry::hard_link("x", "evil/secret")}, "goes through the symlink"},
+      {"symlink-abs",
+       {TarEntry::symlink("evil", out)},
+       {TarEntry::file("evil/x", "pwned")},
+       "goes through the symlink"},
+      {"symlink-rel",
+       {TarEntry::symlink("evil", "../outside")},
+       {TarEntry::file("evil/x", "pwned")},
+       "goes through the symlink"},
+      {"symlink-same-layer",
+       {},
+       {TarEntry::symlink("e", out), TarEntry::file("e/x", "pwned")},
+       "goes through the symlink"},
+      {"hardlink-outside",
+       {TarEntry::symlink("evil", out)},
+       {TarEntry::hard_link("x", "evil/secret")},
+       "goes through the symlink"},
       {"hardlink-missing", {}, {TarEntry::hard_link("x", "nope")}, "does not exist"},
       {"device", {}, {device}, "device node"},
-      {"whiteout-through-symlink", {TarEntry::symlink("evil", out)}, {TarEntry::file("evil/.wh.keep", "")}, "goes through the symlink"},
+      {"whiteout-through-symlink",
+       {TarEntry::symlink("evil", out)},
+       {TarEntry::file("evil/.wh.keep", "")},
+       "goes through the symlink"},
   };
   write_file_atomic(outside() / "keep", "host file");
   for (const auto& c : cases) {
@@ -175,7 +194,9 @@ TEST_F(OciLayers, OwnersTheProcessCannotSetAreSetInTheImage) {
     TarEntry tool = TarEntry::file("usr/bin/tool", "x", 04755);
     tool.uid = 1234;
     tool.gid = 56;
-    tool.xattrs = {{"security.capability", std::string("\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 20)}};
+    tool.xattrs = {
+        {"security.capability",
+         std::string("\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 20)}};
     std::string tar = OciFixture::tar({tool}, TarWriter::Compression::None);
     if (u.apply_memory(tar.data(), tar.size(), "layer") || u.ownership_fixups().empty()) return false;
     write_ext4_image(root(), image, 8, &u, [](const std::vector<std::string>& argv, const std::string& what) {
@@ -209,7 +230,8 @@ TEST_F(OciLayers, OwnersTheProcessCannotSetAreSetInTheImage) {
 
 TEST_F(OciLayers, LayoutIsReadAndVerified) {
   OciFixture img;
-  img.layers = {{TarEntry::file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:App:/home/app:/bin/sh\n")}};
+  img.layers = {
+      {TarEntry::file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:App:/home/app:/bin/sh\n")}};
   img.config = {{"Env", {"PATH=/usr/bin:/bin", "GREETING=hello world"}}, {"WorkingDir", "/srv"}, {"User", "app"}};
   fs::path layout = base_ / "layout";
   std::string digest = img.write_layout(layout);

@@ -92,7 +92,8 @@ TEST(QemuCommand, CowRootGetsItsOwnWritableDisk) {
   l.writable_disk = "/cache/disks/1-ab/rootfs-rw.img";
   auto cmd = vm::build_qemu_command(l);
   EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet reboot=t gondolin.rootfs=cow"));
-  EXPECT_TRUE(has_pair(cmd.argv, "-drive", "file=/cache/disks/1-ab/rootfs-rw.img,format=raw,if=none,id=upper,discard=unmap"))
+  EXPECT_TRUE(
+      has_pair(cmd.argv, "-drive", "file=/cache/disks/1-ab/rootfs-rw.img,format=raw,if=none,id=upper,discard=unmap"))
       << "writable (no readonly=on), holes punched on guest discard";
   EXPECT_TRUE(has_pair(cmd.argv, "-device", "virtio-blk-device,drive=upper,serial=gondolin-upper"));
 }
@@ -178,7 +179,8 @@ TEST(CliFlags, EnvAssignments) {
   EXPECT_EQ(cli::parse_env_assignment("A=1"), (std::pair<std::string, std::string>{"A", "1"}));
   EXPECT_EQ(cli::parse_env_assignment("A_B="), (std::pair<std::string, std::string>{"A_B", ""}));
   EXPECT_EQ(cli::parse_env_assignment("X=a=b"), (std::pair<std::string, std::string>{"X", "a=b"}));
-  for (const char* bad : {"A", "=1", "1A=x", "A B=1", "A-B=1", ""}) EXPECT_THROW(cli::parse_env_assignment(bad), Error) << bad;
+  for (const char* bad : {"A", "=1", "1A=x", "A B=1", "A-B=1", ""})
+    EXPECT_THROW(cli::parse_env_assignment(bad), Error) << bad;
 }
 
 TEST(CliFlags, MemorySizes) {
@@ -311,7 +313,8 @@ TEST(BootTemplate, KeyFollowsTheShapeNotTheIdentity) {
   EXPECT_NE(key_with([](VmOptions& c) { c.network.enabled = false; }), base);
   EXPECT_NE(vm::template_key(image, o, Accel::Kvm, "CA").id, base);
   EXPECT_NE(vm::template_key(image, o, Accel::Tcg, "another CA").id, base);
-  const auto serial_slots = vm::template_key(image, o, Accel::Tcg, "CA", vm::template_mount_slots({vfs::FsTransport::Serial})).id;
+  const auto serial_slots =
+      vm::template_key(image, o, Accel::Tcg, "CA", vm::template_mount_slots({vfs::FsTransport::Serial})).id;
   const auto virtiofs_slots =
       vm::template_key(image, o, Accel::Tcg, "CA", vm::template_mount_slots({vfs::FsTransport::Virtiofs})).id;
   EXPECT_NE(serial_slots, base);
@@ -334,14 +337,17 @@ TEST(BootTemplate, ConfigCarriesTheStartsIdentity) {
   ASSERT_TRUE(back);
   EXPECT_EQ(back->mac, c.mac);
   EXPECT_EQ(back->machine_id, c.machine_id);
-  for (auto bad : {std::make_pair(std::string(5, 'x'), std::string()), std::make_pair(std::string(), std::string(31, 'a')),
-                   std::make_pair(std::string(), std::string(32, 'A')), std::make_pair(std::string(), "../" + std::string(29, 'a'))}) {
+  for (auto bad :
+       {std::make_pair(std::string(5, 'x'), std::string()), std::make_pair(std::string(), std::string(31, 'a')),
+        std::make_pair(std::string(), std::string(32, 'A')),
+        std::make_pair(std::string(), "../" + std::string(29, 'a'))}) {
     proto::Config b = c;
     b.mac = bad.first;
     b.machine_id = bad.second;
     proto::PayloadWriter bw;
     b.encode(bw);
     proto::PayloadReader br(bw.data().data(), bw.data().size());
-    EXPECT_FALSE(proto::Config::decode(br)) << "mac " << bad.first.size() << " bytes, machine id '" << bad.second << "'";
+    EXPECT_FALSE(proto::Config::decode(br))
+        << "mac " << bad.first.size() << " bytes, machine id '" << bad.second << "'";
   }
 }

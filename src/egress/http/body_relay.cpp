@@ -48,26 +48,18 @@ void BodyRelay::pump() {
       data = data.substr(0, n);
       break;
     }
-    case BodyFraming::UntilClose:
-      break;
+    case BodyFraming::UntilClose: break;
     case BodyFraming::Chunked: {
       ChunkStep step = chunks_.step(data);
       switch (step.kind) {
-        case ChunkStep::Error:
-          return std::shared_ptr<const BodyRelayEvents>(events_)->bad_framing(chunks_.error());
-        case ChunkStep::NeedMore:
-          in_->consume(step.consumed);
-          return read_source();
-        case ChunkStep::Done:
-          in_->consume(step.consumed);
-          return finish();
-        case ChunkStep::Data:
-          break;
+        case ChunkStep::Error: return std::shared_ptr<const BodyRelayEvents>(events_)->bad_framing(chunks_.error());
+        case ChunkStep::NeedMore: in_->consume(step.consumed); return read_source();
+        case ChunkStep::Done: in_->consume(step.consumed); return finish();
+        case ChunkStep::Data: break;
       }
       return write_data(step.data, step.consumed, 0);
     }
-    case BodyFraming::None:
-      return;
+    case BodyFraming::None: return;
   }
   // Content-Length or until-close data: all of it is body.
   write_data(data, data.size(), plan_.in == BodyFraming::ContentLength ? data.size() : 0);
@@ -83,17 +75,18 @@ void BodyRelay::write_data(std::string_view data, std::size_t consume, std::size
 
 void BodyRelay::read_source() {
   events_->wait_source();
-  source_->read_some(in_->prepare(), guarded([this](const BodyRelayEvents& events, const boost::system::error_code& ec,
-                                                   std::size_t n) {
-    events.source_read();
-    if (!events.current()) return;
-    if (!ec) {
-      in_->commit(n);
-      return pump();
-    }
-    if (is_peer_close(ec) && plan_.in == BodyFraming::UntilClose) return finish();  // the body ended with the connection
-    events.source_failed(ec.message());
-  }));
+  source_->read_some(in_->prepare(),
+                     guarded([this](const BodyRelayEvents& events, const boost::system::error_code& ec, std::size_t n) {
+                       events.source_read();
+                       if (!events.current()) return;
+                       if (!ec) {
+                         in_->commit(n);
+                         return pump();
+                       }
+                       if (is_peer_close(ec) && plan_.in == BodyFraming::UntilClose)
+                         return finish();  // the body ended with the connection
+                       events.source_failed(ec.message());
+                     }));
 }
 
 void BodyRelay::finish() {
@@ -102,18 +95,20 @@ void BodyRelay::finish() {
   write({boost::asio::buffer(kLastChunk.data(), kLastChunk.size())}, 0, 0, true);
 }
 
-void BodyRelay::write(std::vector<boost::asio::const_buffer> bufs, std::size_t consume, std::size_t body_bytes, bool last) {
+void BodyRelay::write(std::vector<boost::asio::const_buffer> bufs, std::size_t consume, std::size_t body_bytes,
+                      bool last) {
   events_->wait_sink();
-  sink_->write(std::move(bufs), guarded([this, consume, body_bytes, last](const BodyRelayEvents& events,
-                                                                         const boost::system::error_code& ec, std::size_t) {
-    if (!events.current()) return;
-    if (ec) return events.sink_failed();
-    events.sink_wrote();
-    in_->consume(consume);
-    remaining_ -= body_bytes;
-    if (last) return events.done();
-    pump();
-  }));
+  sink_->write(std::move(bufs),
+               guarded([this, consume, body_bytes, last](const BodyRelayEvents& events,
+                                                         const boost::system::error_code& ec, std::size_t) {
+                 if (!events.current()) return;
+                 if (ec) return events.sink_failed();
+                 events.sink_wrote();
+                 in_->consume(consume);
+                 remaining_ -= body_bytes;
+                 if (last) return events.done();
+                 pump();
+               }));
 }
 
 }  // namespace gondolin::egress

@@ -25,11 +25,11 @@
 namespace gondolin::egress {
 
 struct BodyRelayEvents {
-  std::function<bool()> current;     // false: the exchange moved on
-  std::function<void()> wait_source;  // before each read from the source
-  std::function<void()> source_read;  // a read came back (any result)
-  std::function<void()> wait_sink;    // before each write to the sink
-  std::function<void()> sink_wrote;   // the sink took a write
+  std::function<bool()> current;                              // false: the exchange moved on
+  std::function<void()> wait_source;                          // before each read from the source
+  std::function<void()> source_read;                          // a read came back (any result)
+  std::function<void()> wait_sink;                            // before each write to the sink
+  std::function<void()> sink_wrote;                           // the sink took a write
   std::function<void(const std::string& why)> source_failed;  // broke or closed mid-body
   std::function<void()> sink_failed;                          // stopped taking bytes
   std::function<void(const std::string& why)> bad_framing;    // invalid chunked coding
@@ -46,8 +46,8 @@ class BodyRelay {
  public:
   // `owner` is held by every pending completion (the object that owns the
   // buffers and streams); `pin` too (the upstream connection in use).
-  void start(std::weak_ptr<void> owner, std::shared_ptr<void> pin, FlatBuffer& in, ByteStream& source,
-             ByteStream& sink, BodyFramingPlan plan, BodyRelayEvents events);
+  void start(std::weak_ptr<void> owner, std::shared_ptr<void> pin, FlatBuffer& in, ByteStream& source, ByteStream& sink,
+             BodyFramingPlan plan, BodyRelayEvents events);
   // Drops pending completions (the exchange ended).
   void cancel();
 

@@ -58,13 +58,17 @@ ChunkStep ChunkedDecoder::step(std::string_view in) {
         break;
       }
       case State::SizeBws:
-        if (c == ';') state_ = State::Ext;
-        else if (c != ' ' && c != '\t') return fail("invalid chunk size line", i);
+        if (c == ';')
+          state_ = State::Ext;
+        else if (c != ' ' && c != '\t')
+          return fail("invalid chunk size line", i);
         if (++ext_bytes_ > kMaxExtension) return fail("chunk extension too long", i);
         break;
       case State::Ext:
-        if (c == '\r') state_ = State::SizeLf;
-        else if (!is_text(static_cast<unsigned char>(c))) return fail("control character in a chunk extension", i);
+        if (c == '\r')
+          state_ = State::SizeLf;
+        else if (!is_text(static_cast<unsigned char>(c)))
+          return fail("control character in a chunk extension", i);
         if (++ext_bytes_ > kMaxExtension) return fail("chunk extension too long", i);
         break;
       case State::SizeLf:
@@ -83,17 +87,24 @@ ChunkStep ChunkedDecoder::step(std::string_view in) {
         state_ = State::SizeStart;
         break;
       case State::TrailerStart:
-        if (c == '\r') state_ = State::FinalLf;
-        else if (is_token_char(c)) state_ = State::TrailerName;
-        else return fail(c == ' ' || c == '\t' ? "obsolete line folding in trailers" : "invalid trailer line", i);
+        if (c == '\r')
+          state_ = State::FinalLf;
+        else if (is_token_char(c))
+          state_ = State::TrailerName;
+        else
+          return fail(c == ' ' || c == '\t' ? "obsolete line folding in trailers" : "invalid trailer line", i);
         break;
       case State::TrailerName:
-        if (c == ':') state_ = State::TrailerValue;
-        else if (!is_token_char(c)) return fail("invalid trailer name", i);
+        if (c == ':')
+          state_ = State::TrailerValue;
+        else if (!is_token_char(c))
+          return fail("invalid trailer name", i);
         break;
       case State::TrailerValue:
-        if (c == '\r') state_ = State::TrailerLf;
-        else if (!is_text(static_cast<unsigned char>(c))) return fail("control character in a trailer", i);
+        if (c == '\r')
+          state_ = State::TrailerLf;
+        else if (!is_text(static_cast<unsigned char>(c)))
+          return fail("control character in a trailer", i);
         break;
       case State::TrailerLf:
         if (c != '\n') return fail("bare CR in trailers", i);
@@ -105,8 +116,7 @@ ChunkStep ChunkedDecoder::step(std::string_view in) {
         return ChunkStep{ChunkStep::Done, i, {}};
       case State::Data:
       case State::Done:
-      case State::Failed:
-        break;
+      case State::Failed: break;
     }
     if (state_ >= State::TrailerStart && ++trailer_bytes_ > kMaxTrailerBytes) return fail("trailers too large", i);
   }

@@ -32,12 +32,27 @@ class ChunkedDecoder {
   bool done() const { return state_ == State::Done; }
 
  private:
-  enum class State { SizeStart, Size, SizeBws, Ext, SizeLf, Data, DataCr, DataLf,
-                     TrailerStart, TrailerName, TrailerValue, TrailerLf, FinalLf, Done, Failed };
+  enum class State {
+    SizeStart,
+    Size,
+    SizeBws,
+    Ext,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    TrailerStart,
+    TrailerName,
+    TrailerValue,
+    TrailerLf,
+    FinalLf,
+    Done,
+    Failed
+  };
   ChunkStep fail(std::string why, std::size_t consumed);
 
   State state_ = State::SizeStart;
-  std::uint64_t size_ = 0;       // size being read, then bytes left in the chunk
+  std::uint64_t size_ = 0;  // size being read, then bytes left in the chunk
   std::size_t digits_ = 0;
   std::size_t ext_bytes_ = 0;
   std::size_t trailer_bytes_ = 0;

@@ -34,12 +34,9 @@ class HookFilter : public ExchangeFilter {
       return Denial{500, "hook-error", "the request hook failed"};
     }
     switch (verdict.kind()) {
-      case RequestVerdict::Kind::Deny:
-        return Denial{403, "hook", verdict.reason()};
-      case RequestVerdict::Kind::Respond:
-        return verdict.response();
-      case RequestVerdict::Kind::Forward:
-        break;
+      case RequestVerdict::Kind::Deny: return Denial{403, "hook", verdict.reason()};
+      case RequestVerdict::Kind::Respond: return verdict.response();
+      case RequestVerdict::Kind::Forward: break;
     }
     return Continue{};
   }

@@ -23,8 +23,8 @@
 #include <variant>
 #include <vector>
 
-#include "egress/policy/egress_policy.h"
 #include "egress/http/http_message.h"
+#include "egress/policy/egress_policy.h"
 #include "gondolin/http_hooks.h"
 
 namespace gondolin::egress {

@@ -19,13 +19,13 @@ enum class BodyFraming {
 
 struct RequestHead {
   std::string method;
-  std::string target;  // as sent: origin, absolute or asterisk form
+  std::string target;     // as sent: origin, absolute or asterisk form
   int minor_version = 1;  // HTTP/1.<minor>
   HttpHeaders headers;    // every header, in order, as sent
   BodyFraming framing = BodyFraming::None;
   std::uint64_t content_length = 0;
-  bool keep_alive = true;          // the client wants the connection kept open afterwards
-  bool websocket_upgrade = false;  // Upgrade: websocket with Connection: upgrade
+  bool keep_alive = true;                      // the client wants the connection kept open afterwards
+  bool websocket_upgrade = false;              // Upgrade: websocket with Connection: upgrade
   std::vector<std::string> connection_tokens;  // lower-cased Connection header tokens
 };
 
@@ -56,11 +56,22 @@ bool is_hop_by_hop_header(std::string_view name);
 inline bool is_token_char(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return true;
+    default: return false;
   }
 }
 

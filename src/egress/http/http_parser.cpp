@@ -132,8 +132,8 @@ std::string to_lower(std::string_view s) {
 }
 
 bool is_hop_by_hop_header(std::string_view name) {
-  static constexpr std::string_view kNames[] = {"connection", "keep-alive", "proxy-connection", "te",
-                                                "trailer", "transfer-encoding", "upgrade", "content-length"};
+  static constexpr std::string_view kNames[] = {"connection",        "keep-alive", "proxy-connection", "te", "trailer",
+                                                "transfer-encoding", "upgrade",    "content-length"};
   for (auto n : kNames)
     if (iequals(name, n)) return true;
   return false;
@@ -211,8 +211,8 @@ bool parse_header_lines(std::string_view block, const HeadLimits& limits, HttpHe
     std::size_t colon = 0;
     while (colon < line.size() && is_token_char(line[colon])) ++colon;
     if (colon == line.size() || line[colon] != ':') {
-      err = error(400, colon < line.size() && is_ows(line[colon]) ? "whitespace before a header colon"
-                                                                  : "invalid header name");
+      err = error(
+          400, colon < line.size() && is_ows(line[colon]) ? "whitespace before a header colon" : "invalid header name");
       return false;
     }
     if (colon == 0) {

@@ -17,14 +17,14 @@
 namespace gondolin::egress {
 
 struct HeadLimits {
-  std::size_t max_line = 8192;       // request/status line and each header line
+  std::size_t max_line = 8192;  // request/status line and each header line
   std::size_t max_headers = 100;
-  std::size_t max_head = 65536;      // whole head including the blank line
+  std::size_t max_head = 65536;  // whole head including the blank line
 };
 
 struct HeadError {
-  int status = 400;     // what to answer: 400, 414, 431, 501 or 505
-  std::string reason;   // one line, for the guest and the log
+  int status = 400;    // what to answer: 400, 414, 431, 501 or 505
+  std::string reason;  // one line, for the guest and the log
 };
 
 enum class ParseState { NeedMore, Done, Error };
@@ -32,15 +32,16 @@ enum class ParseState { NeedMore, Done, Error };
 template <typename Head>
 struct HeadResult {
   ParseState state = ParseState::NeedMore;
-  Head head;                 // valid when Done
+  Head head;                  // valid when Done
   std::size_t head_size = 0;  // bytes of `data` the head used, when Done
-  HeadError error;           // valid when Error
+  HeadError error;            // valid when Error
 };
 
 // Finds the end of a head incrementally and rejects bare CR/LF as soon as seen.
 class HeadScanner {
  public:
-  explicit HeadScanner(const HeadLimits& limits, bool skip_leading_crlf) : limits_(limits), skip_leading_(skip_leading_crlf) {}
+  explicit HeadScanner(const HeadLimits& limits, bool skip_leading_crlf)
+      : limits_(limits), skip_leading_(skip_leading_crlf) {}
   // Returns the head's size (end of the blank line) once complete, 0 if more is needed.
   // Sets `error` on framing violations.
   std::size_t scan(std::string_view data, HeadError& error);
@@ -51,7 +52,7 @@ class HeadScanner {
   HeadLimits limits_;
   bool skip_leading_;
   std::size_t pos_ = 0;
-  std::size_t start_ = 0;       // after skipped leading empty lines
+  std::size_t start_ = 0;  // after skipped leading empty lines
   std::size_t line_start_ = 0;
   bool in_leading_ = true;
 };

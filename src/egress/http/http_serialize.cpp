@@ -19,8 +19,10 @@ void append_headers(std::string& out, const HttpHeaders& headers) {
 }
 
 void append_framing(std::string& out, OutFraming f) {
-  if (f.framing == BodyFraming::ContentLength) out += "Content-Length: " + std::to_string(f.content_length) + "\r\n";
-  else if (f.framing == BodyFraming::Chunked) out += "Transfer-Encoding: chunked\r\n";
+  if (f.framing == BodyFraming::ContentLength)
+    out += "Content-Length: " + std::to_string(f.content_length) + "\r\n";
+  else if (f.framing == BodyFraming::Chunked)
+    out += "Transfer-Encoding: chunked\r\n";
 }
 
 }  // namespace

@@ -48,9 +48,11 @@ void HttpSession::tick() {
     auto now = Clock::now();
     if (now >= self->deadlines_.upstream) {
       self->deadlines_.upstream = Clock::time_point::max();
-      auto secs = std::chrono::duration_cast<std::chrono::seconds>(self->ctx_->options.upstream_response_timeout).count();
-      self->exchange_failed(504, "timeout", "upstream " + self->exchange_.request.host + " sent nothing for " +
-                                                std::to_string(secs) + " s");
+      auto secs =
+          std::chrono::duration_cast<std::chrono::seconds>(self->ctx_->options.upstream_response_timeout).count();
+      self->exchange_failed(
+          504, "timeout",
+          "upstream " + self->exchange_.request.host + " sent nothing for " + std::to_string(secs) + " s");
     } else if (now >= self->deadlines_.guest || now >= self->deadlines_.guest_write) {
       self->close_all();  // an idle or stalled guest connection
     }
@@ -58,7 +60,8 @@ void HttpSession::tick() {
   });
 }
 
-void HttpSession::log_event(const std::string& decision, const std::string& rule, const std::string& reason, int status) {
+void HttpSession::log_event(const std::string& decision, const std::string& rule, const std::string& reason,
+                            int status) {
   EgressEvent e = EgressEvent::for_flow(flow_.flow_id, flow_.tls ? "https" : "http", log_host_, flow_.port, rule)
                       .decided(decision, reason);
   e.method = exchange_.head.method;
@@ -102,16 +105,17 @@ void HttpSession::read_request_head() {
   }
   deadlines_.guest = Clock::now() + ctx_->options.guest_idle_timeout;
   guest_reading_ = true;
-  guest_->read_some(guest_in_.prepare(), [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-    self->guest_reading_ = false;
-    if (self->phase_ == Phase::Closing) return;
-    if (ec) {
-      self->close_all();  // the guest closed its connection between requests
-      return;
-    }
-    self->guest_in_.commit(n);
-    self->read_request_head();
-  });
+  guest_->read_some(guest_in_.prepare(),
+                    [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                      self->guest_reading_ = false;
+                      if (self->phase_ == Phase::Closing) return;
+                      if (ec) {
+                        self->close_all();  // the guest closed its connection between requests
+                        return;
+                      }
+                      self->guest_in_.commit(n);
+                      self->read_request_head();
+                    });
 }
 
 void HttpSession::on_request_head(RequestHead head) {
@@ -120,8 +124,7 @@ void HttpSession::on_request_head(RequestHead head) {
   progress_ = Progress{};
   progress_.close_after = !exchange_.head.keep_alive || exchange_.head.minor_version == 0;
   response_parser_.reset();
-  log_host_ = flow_.sni.value_or(
-      flow_.dns_name.value_or(std::string(exchange_.head.headers.get("host").value_or(""))));
+  log_host_ = flow_.sni.value_or(flow_.dns_name.value_or(std::string(exchange_.head.headers.get("host").value_or(""))));
   log_path_ = path_of(exchange_.head.target);
 
   FilterVerdict verdict = ctx_->filters->on_request(exchange_);
@@ -177,8 +180,10 @@ void HttpSession::ensure_upstream() {
 void HttpSession::on_upstream(std::unique_ptr<UpstreamConnection> conn, const UpstreamFailure& failure) {
   if (phase_ == Phase::Closing) return;
   if (!conn) {
-    if (failure.status == 403) refuse(Denial{403, failure.rule, failure.reason});
-    else exchange_failed(failure.status, failure.rule, failure.reason);
+    if (failure.status == 403)
+      refuse(Denial{403, failure.rule, failure.reason});
+    else
+      exchange_failed(failure.status, failure.rule, failure.reason);
     return;
   }
   upstream_.conn = std::shared_ptr<UpstreamConnection>(std::move(conn));
@@ -297,13 +302,14 @@ void HttpSession::write_guest_and_close(std::string bytes) {
     return;
   }
   guest_out_ = std::move(bytes);
-  guest_->write({boost::asio::buffer(guest_out_)}, [self = shared_from_this(), finish](const boost::system::error_code& ec, std::size_t) {
-    if (ec) {
-      self->guest_->close();
-      return;
-    }
-    finish();
-  });
+  guest_->write({boost::asio::buffer(guest_out_)},
+                [self = shared_from_this(), finish](const boost::system::error_code& ec, std::size_t) {
+                  if (ec) {
+                    self->guest_->close();
+                    return;
+                  }
+                  finish();
+                });
 }
 
 // After our last response, read and drop what the guest still sends for a
@@ -316,16 +322,17 @@ void HttpSession::linger(std::shared_ptr<std::size_t> drained) {
       if (!ec) self->guest_->close();
     });
   }
-  guest_->read_some(upstream_in_.prepare(), [self = shared_from_this(), drained](const boost::system::error_code& ec, std::size_t n) {
-    self->upstream_in_.clear();
-    *drained += n;
-    if (ec || *drained > kLingerBytes) {
-      self->ticker_.cancel();
-      self->guest_->close();
-      return;
-    }
-    self->linger(drained);
-  });
+  guest_->read_some(upstream_in_.prepare(),
+                    [self = shared_from_this(), drained](const boost::system::error_code& ec, std::size_t n) {
+                      self->upstream_in_.clear();
+                      *drained += n;
+                      if (ec || *drained > kLingerBytes) {
+                        self->ticker_.cancel();
+                        self->guest_->close();
+                        return;
+                      }
+                      self->linger(drained);
+                    });
 }
 
 void HttpSession::close_all() {

@@ -26,11 +26,11 @@
 
 #include "egress/byte_stream.h"
 #include "egress/egress_context.h"
-#include "egress/http/flat_buffer.h"
 #include "egress/http/body_relay.h"
 #include "egress/http/filter_chain.h"
-#include "egress/http/websocket_tunnel.h"
+#include "egress/http/flat_buffer.h"
 #include "egress/http/http_parser.h"
+#include "egress/http/websocket_tunnel.h"
 #include "egress/upstream_connector.h"
 
 namespace gondolin::egress {

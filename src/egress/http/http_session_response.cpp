@@ -1,8 +1,8 @@
 // The response side of HttpSession: upstream response head, the filters'
 // on_response, the head re-framed by the host, the body relayed to the
 // guest, and the switch to a WebSocket tunnel.
-#include "egress/http/http_session.h"
 #include "egress/http/http_serialize.h"
+#include "egress/http/http_session.h"
 #include "util/logging.h"
 
 namespace gondolin::egress {
@@ -32,43 +32,45 @@ void HttpSession::read_response_head() {
     return;
   }
   if (r.state == ParseState::Error)
-    return exchange_failed(502, "upstream-protocol", "upstream " + host + " sent an invalid response: " + r.error.reason);
+    return exchange_failed(502, "upstream-protocol",
+                           "upstream " + host + " sent an invalid response: " + r.error.reason);
   if (upstream_in_.full())
     return exchange_failed(502, "upstream-protocol", "upstream " + host + " sent a response head that is too large");
   auto conn = upstream_.conn;
-  conn->stream->read_some(upstream_in_.prepare(), [self = shared_from_this(), conn](const boost::system::error_code& ec,
-                                                                                     std::size_t n) {
-    if (!self->exchange_current(conn)) return;
-    if (ec) {
-      // A reused keep-alive connection the server had already closed: one
-      // fresh try for requests without a body (nothing was consumed).
-      Progress& p = self->progress_;
-      if (is_peer_close(ec) && self->upstream_in_.empty() && self->upstream_.reused && !p.retried &&
-          self->exchange_.head.framing == BodyFraming::None && !p.response_started) {
-        p.retried = true;
-        self->upstream_.conn->stream->close();
-        self->upstream_.conn.reset();
-        self->ensure_upstream();
-        return;
-      }
-      self->exchange_failed(502, "upstream-closed", "upstream " + self->exchange_.request.host +
-                                                        " closed the connection without a response (" + ec.message() + ")");
-      return;
-    }
-    self->deadlines_.upstream = Clock::now() + self->ctx_->options.upstream_response_timeout;
-    self->upstream_in_.commit(n);
-    self->read_response_head();
-  });
+  conn->stream->read_some(
+      upstream_in_.prepare(), [self = shared_from_this(), conn](const boost::system::error_code& ec, std::size_t n) {
+        if (!self->exchange_current(conn)) return;
+        if (ec) {
+          // A reused keep-alive connection the server had already closed: one
+          // fresh try for requests without a body (nothing was consumed).
+          Progress& p = self->progress_;
+          if (is_peer_close(ec) && self->upstream_in_.empty() && self->upstream_.reused && !p.retried &&
+              self->exchange_.head.framing == BodyFraming::None && !p.response_started) {
+            p.retried = true;
+            self->upstream_.conn->stream->close();
+            self->upstream_.conn.reset();
+            self->ensure_upstream();
+            return;
+          }
+          self->exchange_failed(502, "upstream-closed",
+                                "upstream " + self->exchange_.request.host +
+                                    " closed the connection without a response (" + ec.message() + ")");
+          return;
+        }
+        self->deadlines_.upstream = Clock::now() + self->ctx_->options.upstream_response_timeout;
+        self->upstream_in_.commit(n);
+        self->read_response_head();
+      });
 }
 
 void HttpSession::write_guest(std::function<void()> next) {
   auto conn = upstream_.conn;
-  guest_->write({boost::asio::buffer(guest_out_)},
-                [self = shared_from_this(), conn, next = std::move(next)](const boost::system::error_code& ec, std::size_t) {
-                  if (!self->exchange_current(conn)) return;
-                  if (ec) return self->close_all();
-                  next();
-                });
+  guest_->write({boost::asio::buffer(guest_out_)}, [self = shared_from_this(), conn, next = std::move(next)](
+                                                       const boost::system::error_code& ec, std::size_t) {
+    if (!self->exchange_current(conn)) return;
+    if (ec) return self->close_all();
+    next();
+  });
 }
 
 void HttpSession::on_response_head(ResponseHead head, std::size_t head_size) {
@@ -83,7 +85,8 @@ void HttpSession::accept_upgrade(const ResponseHead& head) {
   if (!exchange_.head.websocket_upgrade)
     return exchange_failed(502, "upstream-protocol", "upstream switched protocols without being asked to");
   HttpResponse r{101, head.reason, end_to_end_headers(head), {}};
-  std::string extra = "Connection: Upgrade\r\nUpgrade: " + std::string(head.headers.get("upgrade").value_or("websocket")) + "\r\n";
+  std::string extra =
+      "Connection: Upgrade\r\nUpgrade: " + std::string(head.headers.get("upgrade").value_or("websocket")) + "\r\n";
   guest_out_ = serialize_response_head(r, {}, false, true, extra);
   progress_.response_started = true;
   write_guest([this] {
@@ -91,8 +94,9 @@ void HttpSession::accept_upgrade(const ResponseHead& head) {
     phase_ = Phase::Tunnel;
     deadlines_.guest = deadlines_.upstream = Clock::time_point::max();
     upstream_.reusable = false;
-    tunnel_.start(weak_from_this(), upstream_.conn, {guest_.get(), &guest_in_}, {upstream_.conn->stream.get(), &upstream_in_},
-                  [this] { return phase_ == Phase::Tunnel; }, [this] { close_all(); });
+    tunnel_.start(
+        weak_from_this(), upstream_.conn, {guest_.get(), &guest_in_}, {upstream_.conn->stream.get(), &upstream_in_},
+        [this] { return phase_ == Phase::Tunnel; }, [this] { close_all(); });
   });
 }
 
@@ -126,9 +130,7 @@ void HttpSession::relay_response_body(const ResponseHead& head) {
       else if (head.status != 204 && head.status != 304)
         extra = "Content-Length: 0\r\n";
       break;
-    case BodyFraming::ContentLength:
-      out = {BodyFraming::ContentLength, head.content_length};
-      break;
+    case BodyFraming::ContentLength: out = {BodyFraming::ContentLength, head.content_length}; break;
     case BodyFraming::Chunked:
     case BodyFraming::UntilClose:
       if (exchange_.head.minor_version == 1) {
@@ -154,11 +156,13 @@ void HttpSession::relay_response_body(const ResponseHead& head) {
     };
     events.sink_wrote = [this] { deadlines_.guest_write = Clock::time_point::max(); };
     events.source_failed = [this](const std::string&) {
-      exchange_failed(502, "upstream-closed", "upstream " + exchange_.request.host + " closed the connection mid-response");
+      exchange_failed(502, "upstream-closed",
+                      "upstream " + exchange_.request.host + " closed the connection mid-response");
     };
     events.sink_failed = [this] { close_all(); };  // the guest stopped reading
     events.bad_framing = [this](const std::string& why) {
-      exchange_failed(502, "upstream-protocol", "upstream " + exchange_.request.host + " sent an invalid chunked body: " + why);
+      exchange_failed(502, "upstream-protocol",
+                      "upstream " + exchange_.request.host + " sent an invalid chunked body: " + why);
     };
     events.done = [this] { response_body_done(); };
     response_body_.start(weak_from_this(), conn, upstream_in_, *conn->stream, *guest_, plan, std::move(events));

@@ -17,7 +17,7 @@ void WebSocketTunnel::start(std::weak_ptr<void> owner, std::shared_ptr<void> pin
 template <typename F>
 auto WebSocketTunnel::guarded(F f) {
   return [this, owner = owner_.lock(), pin = pin_, f = std::move(f)](const boost::system::error_code& ec,
-                                                                    std::size_t n) mutable {
+                                                                     std::size_t n) mutable {
     if (!owner || !current_()) return;
     if (ec) return closed_();
     f(n);

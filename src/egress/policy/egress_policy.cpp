@@ -17,7 +17,9 @@ std::string in_quotes(std::string_view s) { return "\"" + std::string(s.substr(0
 }  // namespace
 
 EgressPolicy::EgressPolicy(const NetworkOptions& o)
-    : allow_all_(o.allow_all_hosts), secrets_in_query_(o.secrets_in_query), websockets_(o.websockets),
+    : allow_all_(o.allow_all_hosts),
+      secrets_in_query_(o.secrets_in_query),
+      websockets_(o.websockets),
       secrets_(o.secrets) {
   for (const auto& p : o.allow_hosts) allow_.add(p);
   for (const auto& h : config::test_knobs(o).loopback_hosts) {
@@ -62,26 +64,33 @@ std::variant<HttpRequest, Denial> EgressPolicy::interpret(const RequestHead& hea
     if (sep == std::string::npos) return deny(400, "bad-request", "invalid request target");
     std::string scheme = to_lower(std::string_view(t).substr(0, sep));
     if (scheme != r.scheme)
-      return deny(400, "bad-request", "request target scheme " + in_quotes(scheme) + " on an " + r.scheme + " connection");
+      return deny(400, "bad-request",
+                  "request target scheme " + in_quotes(scheme) + " on an " + r.scheme + " connection");
     std::size_t path = t.find_first_of("/?", sep + 3);
-    std::string_view authority = std::string_view(t).substr(sep + 3, path == std::string::npos ? std::string::npos : path - sep - 3);
-    if (authority.find('@') != std::string_view::npos) return deny(400, "bad-request", "user info in the request target");
+    std::string_view authority =
+        std::string_view(t).substr(sep + 3, path == std::string::npos ? std::string::npos : path - sep - 3);
+    if (authority.find('@') != std::string_view::npos)
+      return deny(400, "bad-request", "user info in the request target");
     auto target_host = parse_authority(authority);
     if (!target_host) return deny(400, "bad-request", "invalid host in the request target");
     if (target_host->host != host->host || target_host->port.value_or(flow.port) != host->port.value_or(flow.port))
-      return deny(403, "host-mismatch", "request target names host " + in_quotes(target_host->host) +
-                                            " but the Host header says " + in_quotes(host->host));
+      return deny(403, "host-mismatch",
+                  "request target names host " + in_quotes(target_host->host) + " but the Host header says " +
+                      in_quotes(host->host));
     r.target = path == std::string::npos ? "/" : (t[path] == '?' ? "/" + t.substr(path) : t.substr(path));
   }
 
   if (host->port && *host->port != flow.port)
-    return deny(403, "host-mismatch", "Host header names port " + std::to_string(*host->port) + " but the connection is to port " +
-                                          std::to_string(flow.port));
+    return deny(403, "host-mismatch",
+                "Host header names port " + std::to_string(*host->port) + " but the connection is to port " +
+                    std::to_string(flow.port));
   if (flow.sni && *flow.sni != host->host)
-    return deny(403, "sni-mismatch", "TLS server name " + in_quotes(*flow.sni) + " does not match Host " + in_quotes(host->host));
+    return deny(403, "sni-mismatch",
+                "TLS server name " + in_quotes(*flow.sni) + " does not match Host " + in_quotes(host->host));
   if (flow.dns_name && *flow.dns_name != host->host)
-    return deny(403, "host-mismatch", "Host " + in_quotes(host->host) + " does not match the name the guest connected to (" +
-                                          in_quotes(*flow.dns_name) + ")");
+    return deny(403, "host-mismatch",
+                "Host " + in_quotes(host->host) + " does not match the name the guest connected to (" +
+                    in_quotes(*flow.dns_name) + ")");
   if (head.websocket_upgrade && !websockets_)
     return deny(403, "websockets-disabled", "WebSocket upgrades are disabled");
   r.host = host->host;
@@ -118,7 +127,8 @@ std::variant<Authorization, Denial> EgressPolicy::authorize(HttpRequest& request
   if (auto d = check_host(request.host, a.rule)) return *d;
   SubstitutionResult s = secrets_.substitute(request, secrets_in_query_);
   if (s.blocked)
-    return deny(403, "secret-host", "secret " + s.blocked_secret + " may not be sent to host " + in_quotes(request.host));
+    return deny(403, "secret-host",
+                "secret " + s.blocked_secret + " may not be sent to host " + in_quotes(request.host));
   a.secrets = std::move(s.substituted);
   return a;
 }

@@ -9,8 +9,8 @@
 #include <variant>
 #include <vector>
 
-#include "egress/policy/host_pattern.h"
 #include "egress/http/http_message.h"
+#include "egress/policy/host_pattern.h"
 #include "egress/policy/secret_store.h"
 #include "gondolin/net_policy.h"
 
@@ -28,14 +28,14 @@ struct Denial {
 struct FlowFacts {
   std::uint64_t flow_id = 0;
   bool tls = false;
-  std::uint16_t port = 0;                 // the port the guest dialled
-  std::optional<std::string> dns_name;    // normalized name behind the dialled address
-  std::optional<std::string> sni;         // normalized TLS server name (tls only)
+  std::uint16_t port = 0;               // the port the guest dialled
+  std::optional<std::string> dns_name;  // normalized name behind the dialled address
+  std::optional<std::string> sni;       // normalized TLS server name (tls only)
 };
 
 struct Authorization {
-  std::string rule;                   // "allow-host <pattern>" or "allow-all-hosts"
-  std::vector<std::string> secrets;   // names substituted
+  std::string rule;                  // "allow-host <pattern>" or "allow-all-hosts"
+  std::vector<std::string> secrets;  // names substituted
 };
 
 class EgressPolicy {

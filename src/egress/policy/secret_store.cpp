@@ -4,8 +4,8 @@
 
 #include <algorithm>
 
-#include "egress/policy/base64.h"
 #include "egress/http/http_message.h"
+#include "egress/policy/base64.h"
 #include "gondolin/error.h"
 
 namespace gondolin::egress {
@@ -72,7 +72,8 @@ SecretStore::SecretStore(const std::vector<HostSecret>& secrets) {
     if (s.placeholder.empty()) {
       out.placeholder = std::string(kPlaceholderPrefix) + random_token();
     } else {
-      std::string_view token = std::string_view(s.placeholder).substr(std::min(s.placeholder.size(), kPlaceholderPrefix.size()));
+      std::string_view token =
+          std::string_view(s.placeholder).substr(std::min(s.placeholder.size(), kPlaceholderPrefix.size()));
       if (!s.placeholder.starts_with(kPlaceholderPrefix) || token.size() != 2 * kTokenBytes ||
           token.find_first_not_of("0123456789abcdef") != std::string_view::npos)
         throw Error(ErrorKind::Usage, "secret " + s.name + " has a malformed placeholder");

@@ -19,8 +19,8 @@ inline constexpr std::string_view kPlaceholderPrefix = "GONDOLIN_SECRET_";
 
 struct SubstitutionResult {
   bool blocked = false;
-  std::string blocked_secret;               // name of the secret that may not go to this host
-  std::vector<std::string> substituted;     // names, each once, in first-use order
+  std::string blocked_secret;            // name of the secret that may not go to this host
+  std::vector<std::string> substituted;  // names, each once, in first-use order
 };
 
 class SecretStore {

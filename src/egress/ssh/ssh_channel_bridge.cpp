@@ -136,7 +136,8 @@ ChannelBridge::PumpResult ChannelBridge::pump() {
 
   if (!eof_sent_to_guest_) {
     if (!stdout_.refill(up, false, progress) || !stderr_.refill(up, true, progress)) return PumpResult::UpstreamFailed;
-    if (!stdout_.flush(guest_, false, progress) || !stderr_.flush(guest_, true, progress)) return PumpResult::GuestFailed;
+    if (!stdout_.flush(guest_, false, progress) || !stderr_.flush(guest_, true, progress))
+      return PumpResult::GuestFailed;
     if (stdout_.empty() && stderr_.empty() && ssh_channel_is_eof(up)) {
       ssh_channel_send_eof(guest_);
       eof_sent_to_guest_ = true;

@@ -38,8 +38,8 @@ class ChannelBridge {
   std::string request_text;                 // the exec command or the subsystem name
   std::optional<std::string> git_protocol;  // from an accepted env request
   int env_requests = 0;
-  bool guest_overflowed = false;            // the guest ignored the window we granted
-  int pty_refusals = 0;                     // pty requests refused, not yet logged
+  bool guest_overflowed = false;  // the guest ignored the window we granted
+  int pty_refusals = 0;           // pty requests refused, not yet logged
 
   // Ends the channel with one line on the guest's stderr and exit status 255.
   void refuse(const std::string& message);

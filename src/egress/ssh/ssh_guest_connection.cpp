@@ -51,7 +51,8 @@ void GuestConnection::run() noexcept {
 
 std::string GuestConnection::policy_denial() const {
   if (!flow_.hostname)
-    return "the guest dialled " + flow_.dest_address + " by address; SSH egress needs the host name (use gondolin's DNS)";
+    return "the guest dialled " + flow_.dest_address +
+           " by address; SSH egress needs the host name (use gondolin's DNS)";
   const SshAllowedHost* allowed = config::find_allowed_host(state_->options, host_);
   if (!allowed) return "SSH to " + host_ + " is not allowed (not an --ssh-allow-host)";
   if (flow_.dest_port != 22)
@@ -100,7 +101,8 @@ bool GuestConnection::accept_and_handshake() {
 
   // Blocking, bounded by SSH_OPTIONS_TIMEOUT over the whole exchange.
   if (ssh_handle_key_exchange(session_.get()) != SSH_OK) {
-    if (!abort_.aborted()) record("", "error", "SSH handshake with the guest failed: " + ssh_error_line(session_.get()));
+    if (!abort_.aborted())
+      record("", "error", "SSH handshake with the guest failed: " + ssh_error_line(session_.get()));
     return false;
   }
   ssh_set_blocking(session_.get(), 0);
@@ -141,13 +143,9 @@ void GuestConnection::serve() {
         progress = true;
       }
       switch (b.pump()) {
-        case ChannelBridge::PumpResult::Idle:
-          break;
-        case ChannelBridge::PumpResult::Progress:
-          progress = true;
-          break;
-        case ChannelBridge::PumpResult::GuestFailed:
-          return;
+        case ChannelBridge::PumpResult::Idle: break;
+        case ChannelBridge::PumpResult::Progress: progress = true; break;
+        case ChannelBridge::PumpResult::GuestFailed: return;
         case ChannelBridge::PumpResult::UpstreamFailed: {
           std::string where = b.upstream() ? ssh_error_line(b.upstream()->session()) : "closed";
           drop_upstream(b);
@@ -169,10 +167,12 @@ void GuestConnection::serve() {
 
     auto now = Clock::now();
     if (progress) last_activity = now;
-    auto deadline = any_request ? last_activity + state_->options.idle_timeout : start + state_->options.handshake_timeout;
+    auto deadline =
+        any_request ? last_activity + state_->options.idle_timeout : start + state_->options.handshake_timeout;
     if (now >= deadline) {
       record("", "error",
-             any_request ? "no traffic for " + std::to_string(state_->options.idle_timeout.count() / 1000) + " s; connection closed"
+             any_request ? "no traffic for " + std::to_string(state_->options.idle_timeout.count() / 1000) +
+                               " s; connection closed"
                          : "the guest sent no SSH request in time; connection closed");
       return;
     }
@@ -185,18 +185,16 @@ void GuestConnection::handle_request(ChannelBridge& b) {
   switch (b.request) {
     case GuestRequest::Shell:
       deny(b, "shell", "interactive shells are refused",
-           "gondolin: interactive shells are refused by the SSH proxy; only commands (such as git) are forwarded to " + host_);
+           "gondolin: interactive shells are refused by the SSH proxy; only commands (such as git) are forwarded to " +
+               host_);
       return;
     case GuestRequest::Subsystem:
       deny(b, "subsystem " + b.request_text, "SSH subsystems are refused",
            "gondolin: the SSH subsystem '" + b.request_text +
                "' is refused by the SSH proxy (no sftp); only commands (such as git) are forwarded");
       return;
-    case GuestRequest::Exec:
-      run_exec(b);
-      return;
-    case GuestRequest::None:
-      return;
+    case GuestRequest::Exec: run_exec(b); return;
+    case GuestRequest::None: return;
   }
 }
 

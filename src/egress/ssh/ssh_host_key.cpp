@@ -37,11 +37,13 @@ std::string read_private_key(const std::filesystem::path& path) {
   if (!fd) throw io_error("cannot open SSH proxy host key", path);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) throw io_error("cannot stat", path);
-  if (!S_ISREG(st.st_mode)) throw Error(ErrorKind::Io, "SSH proxy host key " + path.string() + " is not a regular file");
+  if (!S_ISREG(st.st_mode))
+    throw Error(ErrorKind::Io, "SSH proxy host key " + path.string() + " is not a regular file");
   if (st.st_uid != ::getuid())
     throw Error(ErrorKind::Io, "SSH proxy host key " + path.string() + " is not owned by the current user");
   if ((st.st_mode & 077) != 0)
-    throw Error(ErrorKind::Io, "SSH proxy host key " + path.string() + " is readable by others; run: chmod 600 " + path.string());
+    throw Error(ErrorKind::Io,
+                "SSH proxy host key " + path.string() + " is readable by others; run: chmod 600 " + path.string());
   if (st.st_size <= 0 || static_cast<std::size_t>(st.st_size) > kMaxKeyFileSize)
     throw Error(ErrorKind::Io, "SSH proxy host key " + path.string() + " has an implausible size");
   std::string text(static_cast<std::size_t>(st.st_size), '\0');

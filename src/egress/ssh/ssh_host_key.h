@@ -25,9 +25,9 @@ class ProxyHostKey {
   static ProxyHostKey load_or_create(const std::filesystem::path& dir);
 
   const std::string& private_key_openssh() const { return private_key_; }  // for the server side only
-  const std::string& key_type() const { return type_; }                     // "ssh-ed25519"
-  const std::string& public_key_base64() const { return public_base64_; }   // the key blob
-  const std::string& fingerprint() const { return fingerprint_; }           // "SHA256:..."
+  const std::string& key_type() const { return type_; }                    // "ssh-ed25519"
+  const std::string& public_key_base64() const { return public_base64_; }  // the key blob
+  const std::string& fingerprint() const { return fingerprint_; }          // "SHA256:..."
 
   // "TYPE BASE64" as in a .pub file.
   std::string public_key_line() const { return type_ + " " + public_base64_; }

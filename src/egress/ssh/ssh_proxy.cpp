@@ -7,10 +7,10 @@
 #include <cstring>
 #include <set>
 
+#include "config/ssh_rules.h"
 #include "egress/ssh/socket_abort_switch.h"
 #include "egress/ssh/ssh_guest_connection.h"
 #include "egress/ssh/ssh_guest_relay.h"
-#include "config/ssh_rules.h"
 #include "egress/ssh/ssh_proxy_state.h"
 #include "gondolin/error.h"
 #include "util/logging.h"
@@ -24,14 +24,16 @@ std::string dotted(const net::Ipv4& a) {
 
 ProxyHostKey load_host_key(const SshOptions& options) {
   return ProxyHostKey::load_or_create(options.host_key_dir.empty() ? ProxyHostKey::default_dir()
-                                                                    : std::filesystem::path(options.host_key_dir));
+                                                                   : std::filesystem::path(options.host_key_dir));
 }
 
 }  // namespace
 
 void SshProxyState::record(const SshAuditEvent& event) const {
-  if (audit) audit->record(event);
-  else log().debug("ssh: {}", to_json_line(event));
+  if (audit)
+    audit->record(event);
+  else
+    log().debug("ssh: {}", to_json_line(event));
 }
 
 SshProxy::SshProxy(boost::asio::io_context& io, SshProxyConfig config) : io_(io) {
@@ -86,7 +88,8 @@ void SshProxy::handle(net::GuestFlow flow) {
   std::lock_guard lock(mutex_);
   reap_finished_locked();
   if (workers_.size() >= state_->options.max_connections)
-    return refuse("deny", "too many concurrent SSH connections (limit " + std::to_string(state_->options.max_connections) + ")");
+    return refuse(
+        "deny", "too many concurrent SSH connections (limit " + std::to_string(state_->options.max_connections) + ")");
 
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)

@@ -36,10 +36,10 @@ struct SshProxyState {
 
   const SshOptions options;
   const ProxyHostKey host_key;
-  const std::shared_ptr<SshAuditSink> audit;  // may be null: debug log only
-  const std::string agent_socket;            // empty: no agent
+  const std::shared_ptr<SshAuditSink> audit;   // may be null: debug log only
+  const std::string agent_socket;              // empty: no agent
   const std::set<std::string> loopback_hosts;  // TEST ONLY: connect to 127.0.0.1
-  mutable SessionBudget sessions;  // the one shared counter
+  mutable SessionBudget sessions;              // the one shared counter
 
   void record(const SshAuditEvent& event) const;
 };

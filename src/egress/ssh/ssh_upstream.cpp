@@ -132,8 +132,8 @@ bool key_marked_revoked(const std::string& file, const std::string& key_base64) 
   return false;
 }
 
-std::optional<SshUpstreamFailure> verify_host_key(ssh_session s, const SshUpstreamTarget& t, const std::string& user_file,
-                                               const std::string& global_file) {
+std::optional<SshUpstreamFailure> verify_host_key(ssh_session s, const SshUpstreamTarget& t,
+                                                  const std::string& user_file, const std::string& global_file) {
   ssh_key raw = nullptr;
   if (ssh_get_server_publickey(s, &raw) != SSH_OK || !raw)
     return error("no host key from " + t.display() + ": " + ssh_error_line(s));
@@ -146,24 +146,23 @@ std::optional<SshUpstreamFailure> verify_host_key(ssh_session s, const SshUpstre
   if (ssh_pki_export_pubkey_base64(key.get(), &b64) == SSH_OK && b64) {
     SshCharPtr owned(b64);
     if (key_marked_revoked(user_file, b64) || key_marked_revoked(global_file, b64))
-      return denied("the SSH host key of " + t.display() + " (" + fingerprint + ") is marked @revoked in known_hosts; nothing was sent");
+      return denied("the SSH host key of " + t.display() + " (" + fingerprint +
+                    ") is marked @revoked in known_hosts; nothing was sent");
   }
 
   switch (ssh_session_is_known_server(s)) {
-    case SSH_KNOWN_HOSTS_OK:
-      return std::nullopt;
+    case SSH_KNOWN_HOSTS_OK: return std::nullopt;
     case SSH_KNOWN_HOSTS_CHANGED:
     case SSH_KNOWN_HOSTS_OTHER:
-      return denied("the SSH host key of " + t.display() + " (" + fingerprint + ") does not match known_hosts (" + files +
-                    "); possible man-in-the-middle, nothing was sent");
+      return denied("the SSH host key of " + t.display() + " (" + fingerprint + ") does not match known_hosts (" +
+                    files + "); possible man-in-the-middle, nothing was sent");
     case SSH_KNOWN_HOSTS_UNKNOWN:
     case SSH_KNOWN_HOSTS_NOT_FOUND:
       return denied("host " + name + " is not in known_hosts (" + files + "); its key is " + fingerprint +
-                    ": verify it, then add it on the host (ssh-keyscan" + (t.port == 22 ? "" : " -p " + std::to_string(t.port)) +
-                    " " + t.host + "); nothing was sent");
+                    ": verify it, then add it on the host (ssh-keyscan" +
+                    (t.port == 22 ? "" : " -p " + std::to_string(t.port)) + " " + t.host + "); nothing was sent");
     case SSH_KNOWN_HOSTS_ERROR:
-    default:
-      return error("cannot check the SSH host key of " + t.display() + ": " + ssh_error_line(s));
+    default: return error("cannot check the SSH host key of " + t.display() + ": " + ssh_error_line(s));
   }
 }
 
@@ -180,14 +179,16 @@ std::optional<SshUpstreamFailure> authenticate(ssh_session s, const SshUpstreamT
   }
   int rc = ssh_userauth_agent(s, nullptr);
   if (rc == SSH_AUTH_SUCCESS) return std::nullopt;
-  if (rc == SSH_AUTH_ERROR) return error("authentication with " + t.display() + " via ssh-agent failed: " + ssh_error_line(s));
+  if (rc == SSH_AUTH_ERROR)
+    return error("authentication with " + t.display() + " via ssh-agent failed: " + ssh_error_line(s));
   return error(t.display() + " accepted none of the ssh-agent's keys for user " + t.user);
 }
 
 }  // namespace
 
 UpstreamExec::StartResult UpstreamExec::start(const SshUpstreamTarget& t, const std::string& command,
-                                              const std::optional<std::string>& git_protocol, SocketAbortSwitch& abort) {
+                                              const std::optional<std::string>& git_protocol,
+                                              SocketAbortSwitch& abort) {
   auto connected = connect_tcp(t, abort);
   if (auto* f = std::get_if<SshUpstreamFailure>(&connected)) return *f;
 
@@ -207,16 +208,15 @@ UpstreamExec::StartResult UpstreamExec::start(const SshUpstreamTarget& t, const 
   int no = 0;
   int strict = 1;
   int verbosity = SSH_LOG_NOLOG;
-  bool ok = ssh_options_set(s, SSH_OPTIONS_LOG_VERBOSITY, &verbosity) == 0 &&
-            ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no) == 0 &&  // the user's ~/.ssh/config must not change policy
-            ssh_options_set(s, SSH_OPTIONS_HOST, t.host.c_str()) == 0 &&
-            ssh_options_set(s, SSH_OPTIONS_PORT, &port) == 0 &&
-            ssh_options_set(s, SSH_OPTIONS_USER, t.user.c_str()) == 0 &&
-            ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, user_file.c_str()) == 0 &&
-            ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, global_file.c_str()) == 0 &&
-            ssh_options_set(s, SSH_OPTIONS_STRICTHOSTKEYCHECK, &strict) == 0 &&
-            ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &timeout_s) == 0 &&
-            ssh_options_set(s, SSH_OPTIONS_FD, &fd) == 0;
+  bool ok =
+      ssh_options_set(s, SSH_OPTIONS_LOG_VERBOSITY, &verbosity) == 0 &&
+      ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no) == 0 &&  // the user's ~/.ssh/config must not change policy
+      ssh_options_set(s, SSH_OPTIONS_HOST, t.host.c_str()) == 0 && ssh_options_set(s, SSH_OPTIONS_PORT, &port) == 0 &&
+      ssh_options_set(s, SSH_OPTIONS_USER, t.user.c_str()) == 0 &&
+      ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, user_file.c_str()) == 0 &&
+      ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, global_file.c_str()) == 0 &&
+      ssh_options_set(s, SSH_OPTIONS_STRICTHOSTKEYCHECK, &strict) == 0 &&
+      ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &timeout_s) == 0 && ssh_options_set(s, SSH_OPTIONS_FD, &fd) == 0;
   if (ok && t.key_file.empty() && !t.agent_socket.empty())
     ok = ssh_options_set(s, SSH_OPTIONS_IDENTITY_AGENT, t.agent_socket.c_str()) == 0;
   if (!ok) return error("cannot configure the SSH session for " + t.display() + ": " + ssh_error_line(s));

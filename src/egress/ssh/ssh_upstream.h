@@ -23,11 +23,11 @@ struct SshUpstreamTarget {
   std::string host;  // as allowed; also the known_hosts name
   std::uint16_t port = 22;
   std::string user;
-  std::string key_file;      // non-empty: authenticate with this key
-  std::string agent_socket;  // otherwise: with the keys of this agent
-  std::string known_hosts_file;  // empty: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts
-  bool connect_to_loopback = false;  // TEST ONLY: connect to 127.0.0.1 instead of resolving
-  std::chrono::milliseconds timeout{20'000};       // per step
+  std::string key_file;                              // non-empty: authenticate with this key
+  std::string agent_socket;                          // otherwise: with the keys of this agent
+  std::string known_hosts_file;                      // empty: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts
+  bool connect_to_loopback = false;                  // TEST ONLY: connect to 127.0.0.1 instead of resolving
+  std::chrono::milliseconds timeout{20'000};         // per step
   std::chrono::milliseconds stall_timeout{600'000};  // a blocked send gives up after this
 
   std::string display() const { return host + ":" + std::to_string(port); }

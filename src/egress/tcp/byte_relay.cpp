@@ -22,8 +22,11 @@ struct ByteRelay::Direction {
 };
 
 ByteRelay::ByteRelay(std::unique_ptr<ByteStream> a, std::unique_ptr<ByteStream> b, Finished done)
-    : a_(std::move(a)), b_(std::move(b)), forward_(std::make_unique<Direction>(*a_, *b_, totals_.a_to_b)),
-      backward_(std::make_unique<Direction>(*b_, *a_, totals_.b_to_a)), done_(std::move(done)) {}
+    : a_(std::move(a)),
+      b_(std::move(b)),
+      forward_(std::make_unique<Direction>(*a_, *b_, totals_.a_to_b)),
+      backward_(std::make_unique<Direction>(*b_, *a_, totals_.b_to_a)),
+      done_(std::move(done)) {}
 
 std::shared_ptr<ByteRelay> ByteRelay::start(std::unique_ptr<ByteStream> a, std::unique_ptr<ByteStream> b,
                                             std::string a_first, Finished done, IdleTimeout idle) {
@@ -54,26 +57,26 @@ std::shared_ptr<ByteRelay> ByteRelay::start(std::unique_ptr<ByteStream> a, std::
 
 void ByteRelay::pump(Direction& d) {
   d.from.read_some(boost::asio::buffer(d.buffer),
-                    [self = shared_from_this(), &d](const boost::system::error_code& ec, std::size_t n) {
-                      if (self->finished_) return;
-                      if (n > 0) {
-                        self->last_activity_ = std::chrono::steady_clock::now();
-                        return self->write_chunk(d, n);
-                      }
-                      if (ec == boost::asio::error::eof) return self->ended(d);
-                      self->abort(ec ? "read: " + ec.message() : "read returned nothing");
-                    });
+                   [self = shared_from_this(), &d](const boost::system::error_code& ec, std::size_t n) {
+                     if (self->finished_) return;
+                     if (n > 0) {
+                       self->last_activity_ = std::chrono::steady_clock::now();
+                       return self->write_chunk(d, n);
+                     }
+                     if (ec == boost::asio::error::eof) return self->ended(d);
+                     self->abort(ec ? "read: " + ec.message() : "read returned nothing");
+                   });
 }
 
 void ByteRelay::write_chunk(Direction& d, std::size_t n) {
   d.to.write({boost::asio::buffer(d.buffer.data(), n)},
-              [self = shared_from_this(), &d](const boost::system::error_code& ec, std::size_t written) {
-                if (self->finished_) return;
-                if (ec) return self->abort("write: " + ec.message());
-                d.counter += written;
-                self->last_activity_ = std::chrono::steady_clock::now();
-                self->pump(d);
-              });
+             [self = shared_from_this(), &d](const boost::system::error_code& ec, std::size_t written) {
+               if (self->finished_) return;
+               if (ec) return self->abort("write: " + ec.message());
+               d.counter += written;
+               self->last_activity_ = std::chrono::steady_clock::now();
+               self->pump(d);
+             });
 }
 
 void ByteRelay::ended(Direction& d) {

@@ -50,13 +50,15 @@ void add_ext(X509* cert, X509* issuer, int nid, const char* value) {
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
   X509ExtPtr ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value));
-  if (!ext || X509_add_ext(cert, ext.get(), -1) != 1) ssl_fail(std::string("cannot add certificate extension ") + value);
+  if (!ext || X509_add_ext(cert, ext.get(), -1) != 1)
+    ssl_fail(std::string("cannot add certificate extension ") + value);
 }
 
 void set_name(X509_NAME* name, const std::string& org, const std::string& cn) {
   X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(org.c_str()), -1, -1, 0);
   if (!cn.empty())
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
+                               0);
 }
 
 X509Ptr make_ca_certificate(EVP_PKEY* key) {
@@ -149,7 +151,7 @@ std::shared_ptr<CertificateAuthority> CertificateAuthority::load_or_create(const
     return std::make_shared<CertificateAuthority>(std::move(key), std::move(cert), std::move(pem));
   }
 
-  struct stat st{};
+  struct stat st {};
   if (::stat(key_path.c_str(), &st) != 0)
     throw Error(ErrorKind::Io, "cannot stat " + key_path.string() + ": " + std::strerror(errno));
   if ((st.st_mode & 077) != 0)
@@ -159,7 +161,8 @@ std::shared_ptr<CertificateAuthority> CertificateAuthority::load_or_create(const
   EvpPkeyPtr key(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr));
   BioPtr cb(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
   X509Ptr cert(PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr));
-  if (!key || !cert) throw Error(ErrorKind::Io, "the MITM CA in " + dir.string() + " is unreadable: " + openssl_error_text());
+  if (!key || !cert)
+    throw Error(ErrorKind::Io, "the MITM CA in " + dir.string() + " is unreadable: " + openssl_error_text());
   if (X509_check_private_key(cert.get(), key.get()) != 1)
     throw Error(ErrorKind::Io, "the MITM CA key and certificate in " + dir.string() + " do not match");
   return std::make_shared<CertificateAuthority>(std::move(key), std::move(cert), to_pem(cert.get()));

@@ -44,7 +44,8 @@ class CertificateAuthority {
   std::string ca_pem_;
   EvpPkeyPtr leaf_key_;
   std::list<std::string> lru_;  // most recent first
-  std::unordered_map<std::string, std::pair<std::shared_ptr<const LeafCertificate>, std::list<std::string>::iterator>> cache_;
+  std::unordered_map<std::string, std::pair<std::shared_ptr<const LeafCertificate>, std::list<std::string>::iterator>>
+      cache_;
 };
 
 }  // namespace gondolin::egress

@@ -53,13 +53,15 @@ ClientHelloScan scan_client_hello(std::string_view data) {
     if (data.size() < 5) return ClientHelloScan{};
     if (static_cast<std::uint8_t>(data[0]) != kHandshakeRecord) return invalid("not a TLS handshake record");
     if (data[1] != 3) return invalid("unsupported TLS record version");
-    std::size_t len = (static_cast<std::size_t>(static_cast<std::uint8_t>(data[3])) << 8) | static_cast<std::uint8_t>(data[4]);
+    std::size_t len =
+        (static_cast<std::size_t>(static_cast<std::uint8_t>(data[3])) << 8) | static_cast<std::uint8_t>(data[4]);
     if (len == 0 || len > kMaxRecordPayload) return invalid("invalid TLS record length");
     if (data.size() < 5 + len) return ClientHelloScan{};
     handshake.append(data.substr(5, len));
     data.remove_prefix(5 + len);
     if (need == 0 && handshake.size() >= 4) {
-      if (static_cast<std::uint8_t>(handshake[0]) != kClientHello) return invalid("first handshake message is not a ClientHello");
+      if (static_cast<std::uint8_t>(handshake[0]) != kClientHello)
+        return invalid("first handshake message is not a ClientHello");
       need = 4 + ((static_cast<std::size_t>(static_cast<std::uint8_t>(handshake[1])) << 16) |
                   (static_cast<std::size_t>(static_cast<std::uint8_t>(handshake[2])) << 8) |
                   static_cast<std::uint8_t>(handshake[3]));
@@ -69,11 +71,11 @@ ClientHelloScan scan_client_hello(std::string_view data) {
     if (handshake.size() > kMaxClientHello) return invalid("ClientHello too large");
   }
   Reader r{std::string_view(handshake).substr(4, need - 4)};
-  r.u(2);                        // legacy_version
-  r.bytes(32);                   // random
+  r.u(2);       // legacy_version
+  r.bytes(32);  // random
   if (r.vec(1).size() > 32) return invalid("invalid session id");
-  r.vec(2);                      // cipher suites
-  r.vec(1);                      // compression methods
+  r.vec(2);  // cipher suites
+  r.vec(1);  // compression methods
   if (!r.ok) return invalid("truncated ClientHello");
   ClientHelloScan out;
   out.state = ClientHelloScan::Done;

@@ -1,11 +1,11 @@
 #include "egress/tls/tls_interceptor.h"
 
+#include <openssl/ssl.h>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <openssl/ssl.h>
 
-#include "egress/policy/host_pattern.h"
 #include "egress/http/http_session.h"
+#include "egress/policy/host_pattern.h"
 #include "egress/tls/tls_client_hello.h"
 #include "gondolin/error.h"
 
@@ -18,7 +18,11 @@ using TlsGuest = boost::asio::ssl::stream<GuestSocket>;
 class TlsAccept : public std::enable_shared_from_this<TlsAccept> {
  public:
   TlsAccept(std::shared_ptr<EgressContext> ctx, net::GuestFlow flow, GuestSlot slot)
-      : ctx_(std::move(ctx)), slot_(std::move(slot)), info_(flow.info), hello_(std::move(flow.prefix)), socket_(std::move(flow.socket)),
+      : ctx_(std::move(ctx)),
+        slot_(std::move(slot)),
+        info_(flow.info),
+        hello_(std::move(flow.prefix)),
+        socket_(std::move(flow.socket)),
         timer_(ctx_->io) {
     if (info_.hostname) dns_name_ = normalize_host(*info_.hostname);
   }
@@ -55,7 +59,8 @@ class TlsAccept : public std::enable_shared_from_this<TlsAccept> {
                               self->hello_.resize(old + n);
                               if (self->done_) return;
                               if (ec) {
-                                self->fail("error", "guest-tls-handshake", "the guest closed the connection during its ClientHello");
+                                self->fail("error", "guest-tls-handshake",
+                                           "the guest closed the connection during its ClientHello");
                                 return;
                               }
                               self->read_hello();
@@ -91,16 +96,17 @@ class TlsAccept : public std::enable_shared_from_this<TlsAccept> {
       fail("error", "mitm-certificate", "cannot use the certificate minted for " + host_);
       return;
     }
-    stream_->async_handshake(boost::asio::ssl::stream_base::server, boost::asio::buffer(hello_),
-                             [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                               if (self->done_) return;
-                               if (ec) {
-                                 self->fail("error", "guest-tls-handshake",
-                                            "TLS handshake with the guest failed (does it trust the gondolin CA?): " + ec.message());
-                                 return;
-                               }
-                               self->handed_over();
-                             });
+    stream_->async_handshake(
+        boost::asio::ssl::stream_base::server, boost::asio::buffer(hello_),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+          if (self->done_) return;
+          if (ec) {
+            self->fail("error", "guest-tls-handshake",
+                       "TLS handshake with the guest failed (does it trust the gondolin CA?): " + ec.message());
+            return;
+          }
+          self->handed_over();
+        });
   }
 
   void handed_over() {

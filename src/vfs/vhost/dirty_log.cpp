@@ -11,9 +11,10 @@ namespace gondolin::vfs::vhost {
 std::string DirtyLog::map(const UniqueFd& fd, std::uint64_t size, std::uint64_t offset) {
   unmap();
   if (!fd) return "the dirty log came without an fd";
-  if (size == 0 || size > kMaxLogBytes || offset > kMaxLogBytes) return "the dirty log has an impossible size or offset";
+  if (size == 0 || size > kMaxLogBytes || offset > kMaxLogBytes)
+    return "the dirty log has an impossible size or offset";
   // Touching a mapping past the end of its file would kill us with SIGBUS.
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd.get(), &st) != 0 || st.st_size < 0 || static_cast<std::uint64_t>(st.st_size) < offset + size)
     return "the dirty log is larger than its file";
   const auto len = static_cast<std::size_t>(offset + size);

@@ -29,7 +29,8 @@ void GuestMemory::unmap_all() {
 
 std::string GuestMemory::map(const std::vector<MemoryRegionSpec>& specs, std::vector<UniqueFd> fds) {
   unmap_all();
-  if (specs.empty() || specs.size() > kMaxRegions) return "memory table has " + std::to_string(specs.size()) + " regions";
+  if (specs.empty() || specs.size() > kMaxRegions)
+    return "memory table has " + std::to_string(specs.size()) + " regions";
   if (fds.size() != specs.size())
     return "memory table has " + std::to_string(specs.size()) + " regions but " + std::to_string(fds.size()) + " fds";
   std::vector<Region> mapped;
@@ -40,12 +41,13 @@ std::string GuestMemory::map(const std::vector<MemoryRegionSpec>& specs, std::ve
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const MemoryRegionSpec& s = specs[i];
     const std::string which = "memory region " + std::to_string(i);
-    if (s.size == 0 || s.size > kMaxRegionBytes || s.mmap_offset > kMaxRegionBytes) return fail(which + " has an impossible size or offset");
+    if (s.size == 0 || s.size > kMaxRegionBytes || s.mmap_offset > kMaxRegionBytes)
+      return fail(which + " has an impossible size or offset");
     if (s.guest_phys_addr + s.size < s.guest_phys_addr || s.user_addr + s.size < s.user_addr)
       return fail(which + " wraps around the address space");
     if (!fds[i]) return fail(which + " came without an fd");
     // Touching a mapping past the end of its file would kill us with SIGBUS.
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fds[i].get(), &st) != 0 || st.st_size < 0 ||
         static_cast<std::uint64_t>(st.st_size) < s.mmap_offset + s.size)
       return fail(which + " is larger than its file");

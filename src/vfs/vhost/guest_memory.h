@@ -51,12 +51,13 @@ class GuestMemory {
  private:
   struct Region {
     MemoryRegionSpec spec;
-    std::uint8_t* host = nullptr;   // the region's first byte
-    void* mapping = nullptr;        // what to munmap (nullptr: not ours)
+    std::uint8_t* host = nullptr;  // the region's first byte
+    void* mapping = nullptr;       // what to munmap (nullptr: not ours)
     std::size_t mapping_len = 0;
   };
   void unmap_all();
-  static std::uint8_t* find(const std::vector<Region>& regions, std::uint64_t addr, std::uint64_t len, bool by_user_addr);
+  static std::uint8_t* find(const std::vector<Region>& regions, std::uint64_t addr, std::uint64_t len,
+                            bool by_user_addr);
 
   std::vector<Region> regions_;
 };

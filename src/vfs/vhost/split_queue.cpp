@@ -98,17 +98,20 @@ bool SplitQueue::pop(DescriptorChain& out) {
   const std::uint16_t pending = static_cast<std::uint16_t>(avail_idx - last_avail_idx_);
   if (pending == 0) return false;
   if (pending > size_)
-    return fail("the guest claims " + std::to_string(pending) + " available buffers in a ring of " + std::to_string(size_));
+    return fail("the guest claims " + std::to_string(pending) + " available buffers in a ring of " +
+                std::to_string(size_));
 
   std::uint16_t head = 0;
   std::memcpy(&head, rings_.avail + 4 + 2 * (last_avail_idx_ % size_), sizeof head);
-  if (head >= size_) return fail("available ring names descriptor " + std::to_string(head) + " of " + std::to_string(size_));
+  if (head >= size_)
+    return fail("available ring names descriptor " + std::to_string(head) + " of " + std::to_string(size_));
 
   out = DescriptorChain{};
   out.head = head;
   std::uint16_t index = head;
   for (std::uint32_t count = 0;; ++count) {
-    if (count == size_) return fail("descriptor chain at " + std::to_string(head) + " is longer than the ring (a loop?)");
+    if (count == size_)
+      return fail("descriptor chain at " + std::to_string(head) + " is longer than the ring (a loop?)");
     Descriptor d;
     std::memcpy(&d, rings_.desc + 16ull * index, sizeof d);  // read once: the guest may change it meanwhile
     if (d.flags & kDescIndirect) return fail("indirect descriptor, a feature we did not offer");

@@ -7,7 +7,8 @@ namespace gondolin::vfs::vhost {
 namespace {
 
 constexpr std::uint64_t kOfferedFeatures = kFeatureVersion1 | kFeatureProtocolFeatures | kFeatureLogAll;
-constexpr std::uint64_t kBaseProtocolFeatures = kProtocolFeatureMq | kProtocolFeatureLogShmfd | kProtocolFeatureReplyAck;
+constexpr std::uint64_t kBaseProtocolFeatures =
+    kProtocolFeatureMq | kProtocolFeatureLogShmfd | kProtocolFeatureReplyAck;
 
 bool aligned(std::uint64_t addr, std::uint64_t alignment) { return addr % alignment == 0; }
 
@@ -56,7 +57,8 @@ VhostUserBackend::Outcome VhostUserBackend::handle(Message m) {
     out.error = std::string(request_name(code)) + ": " + why;
     return out;
   }
-  if (reply_payload) out.reply = encode_reply(code, *reply_payload);
+  if (reply_payload)
+    out.reply = encode_reply(code, *reply_payload);
   else if (m.need_reply() && (protocol_features_ & kProtocolFeatureReplyAck))
     out.reply = encode_reply(code, encode_u64(0));  // REPLY_ACK: 0 is success
   return out;
@@ -196,7 +198,8 @@ std::string VhostUserBackend::try_start(std::uint32_t index) {
   if (!(features_ & kFeatureVersion1))
     return "the guest's driver did not accept VIRTIO_F_VERSION_1 (a legacy virtio-mmio device?)";
   if (!SplitQueue::valid_size(r.size)) return "ring " + std::to_string(index) + " started without a valid size";
-  if (!aligned(r.addr->desc_user_addr, 16) || !aligned(r.addr->avail_user_addr, 2) || !aligned(r.addr->used_user_addr, 4))
+  if (!aligned(r.addr->desc_user_addr, 16) || !aligned(r.addr->avail_user_addr, 2) ||
+      !aligned(r.addr->used_user_addr, 4))
     return "ring " + std::to_string(index) + " has misaligned addresses";
   RingLayout layout{memory_.from_user_addr(r.addr->desc_user_addr, SplitQueue::desc_bytes(r.size)),
                     memory_.from_user_addr(r.addr->avail_user_addr, SplitQueue::avail_bytes(r.size)),
@@ -214,7 +217,8 @@ std::string VhostUserBackend::set_vring_num(Message& m, Reply&) {
   auto s = decode_vring_state(m.payload);
   if (!s) return "malformed payload";
   if (std::string why = stopped_ring(s->index); !why.empty()) return why;
-  if (!SplitQueue::valid_size(s->num)) return "ring size " + std::to_string(s->num) + " is not a power of two up to 32768";
+  if (!SplitQueue::valid_size(s->num))
+    return "ring size " + std::to_string(s->num) + " is not a power of two up to 32768";
   rings_[s->index].size = s->num;
   return "";
 }
@@ -305,8 +309,10 @@ std::string VhostUserBackend::set_device_state_fd(Message& m, Reply& reply) {
   for (std::uint32_t i = 0; i < rings_.size(); ++i)
     if (rings_[i].queue.running()) return "the device's ring " + std::to_string(i) + " is still running";
   state_error_.clear();
-  if (r->direction == kStateDirectionSave) transfer_.start_save(std::move(m.fds[0]), hooks_.save());
-  else transfer_.start_load(std::move(m.fds[0]), hooks_.max_bytes);
+  if (r->direction == kStateDirectionSave)
+    transfer_.start_save(std::move(m.fds[0]), hooks_.save());
+  else
+    transfer_.start_load(std::move(m.fds[0]), hooks_.max_bytes);
   transfer_started_ = true;
   reply = encode_u64(kStateReplyNoFd);  // success, and the front-end's own pipe is used
   return "";

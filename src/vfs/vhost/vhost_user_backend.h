@@ -45,9 +45,9 @@ inline constexpr std::uint32_t kVringFlagLog = 1;  // SET_VRING_ADDR: log the us
 
 // How the device saves and restores its own state (the FUSE session).
 struct DeviceStateHooks {
-  std::function<std::string()> save;                   // the state, as bytes
+  std::function<std::string()> save;                  // the state, as bytes
   std::function<std::string(std::string_view)> load;  // "" or why the bytes are refused
-  std::size_t max_bytes = 512u << 20;                  // the largest state a load accepts
+  std::size_t max_bytes = 512u << 20;                 // the largest state a load accepts
 };
 
 class VhostUserBackend {

@@ -23,7 +23,7 @@ constexpr std::uint64_t kWriteHead = sizeof(fuse_in_header) + sizeof(fuse_write_
 constexpr std::uint32_t kStateMagic = 0x53465647;  // "GVFS"
 constexpr std::uint32_t kStateVersion = 1;
 constexpr std::uint32_t kMaxStateBytes = 512u << 20;
-}
+}  // namespace
 
 VirtioFsServer::VirtioFsServer(std::unique_ptr<FuseServer> server, std::string label)
     : server_(std::move(server)),

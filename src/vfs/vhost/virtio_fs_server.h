@@ -21,11 +21,11 @@
 #pragma once
 
 #include <array>
-#include <mutex>
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 

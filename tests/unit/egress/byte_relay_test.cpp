@@ -1,8 +1,8 @@
 // ByteRelay (mapped TCP and ingress): bytes both ways, half-close passed on
 // while the other direction keeps going, totals, and back-pressure: a side
 // that stops reading stops the relay reading the other side.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,8 +12,8 @@
 #include <future>
 #include <string>
 
-#include "egress/tcp/byte_relay.h"
 #include "../io_thread.h"
+#include "egress/tcp/byte_relay.h"
 #include "util/unique_fd.h"
 
 using namespace gondolin;
@@ -68,8 +68,8 @@ TEST(ByteRelay, HalfCloseIsPassedOnAndTheAnswerStillFlows) {
   Pair a = socket_pair(), b = socket_pair();
   std::promise<ByteRelay::Totals> done;
   io.run([&] {
-    ByteRelay::start(stream(io.io(), std::move(a.relay_end)), stream(io.io(), std::move(b.relay_end)), "first:",
-                     [&](const ByteRelay::Totals& t) { done.set_value(t); });
+    ByteRelay::start(stream(io.io(), std::move(a.relay_end)), stream(io.io(), std::move(b.relay_end)),
+                     "first:", [&](const ByteRelay::Totals& t) { done.set_value(t); });
     return 0;
   });
   // The client (a) sends its request and half-closes, as `nc -N` does.
@@ -145,12 +145,13 @@ TEST(ByteRelay, IdleTimeoutClosesBothSidesAndZeroMeansNever) {
   Pair a = socket_pair(), b = socket_pair(), c = socket_pair(), d = socket_pair();
   std::promise<ByteRelay::Totals> done, never_done;
   io.run([&] {
-    ByteRelay::start(stream(io.io(), std::move(a.relay_end)), stream(io.io(), std::move(b.relay_end)), "",
-                     [&](const ByteRelay::Totals& t) { done.set_value(t); },
-                     ByteRelay::IdleTimeout{io.io().get_executor(), 100ms});
-    ByteRelay::start(stream(io.io(), std::move(c.relay_end)), stream(io.io(), std::move(d.relay_end)), "",
-                     [&](const ByteRelay::Totals& t) { never_done.set_value(t); },
-                     ByteRelay::IdleTimeout{io.io().get_executor(), 0ms});
+    ByteRelay::start(
+        stream(io.io(), std::move(a.relay_end)), stream(io.io(), std::move(b.relay_end)), "",
+        [&](const ByteRelay::Totals& t) { done.set_value(t); }, ByteRelay::IdleTimeout{io.io().get_executor(), 100ms});
+    ByteRelay::start(
+        stream(io.io(), std::move(c.relay_end)), stream(io.io(), std::move(d.relay_end)), "",
+        [&](const ByteRelay::Totals& t) { never_done.set_value(t); },
+        ByteRelay::IdleTimeout{io.io().get_executor(), 0ms});
     return 0;
   });
   auto t = done.get_future().get();

@@ -63,21 +63,21 @@ TEST(ChunkedDecoder, LeadingZerosAndBwsBeforeExtension) {
 
 TEST(ChunkedDecoder, RejectsInvalidFraming) {
   const std::string_view bad[] = {
-      "g\r\n",                                  // not hex
-      "-5\r\nhello\r\n0\r\n\r\n",              // sign
-      "0x5\r\nhello\r\n0\r\n\r\n",             // prefix
-      " 5\r\nhello\r\n0\r\n\r\n",              // leading space
-      "5 \r\nhello\r\n0\r\n\r\n",              // trailing space without extension
-      "5\nhello\r\n0\r\n\r\n",                 // bare LF
-      "5\r\nhelloXY0\r\n\r\n",                 // data not followed by CRLF
-      "5\r\nhello\n0\r\n\r\n",                 // bare LF after data
-      "fffffffffffffffff\r\n",                 // 17 digits: overflow
-      "10000000000000000\r\n",                 // > 2^62
-      "5;a\x01\r\nhello\r\n0\r\n\r\n",         // control byte in extension
-      "0\r\n bad: fold\r\n\r\n",               // obs-fold in trailers
-      "0\r\nBad Name: x\r\n\r\n",              // invalid trailer name
-      "0\r\nX: a\rb\r\n\r\n",                  // bare CR in trailer
-      "0\r\n\rx",                              // bare CR after the last chunk
+      "g\r\n",                          // not hex
+      "-5\r\nhello\r\n0\r\n\r\n",       // sign
+      "0x5\r\nhello\r\n0\r\n\r\n",      // prefix
+      " 5\r\nhello\r\n0\r\n\r\n",       // leading space
+      "5 \r\nhello\r\n0\r\n\r\n",       // trailing space without extension
+      "5\nhello\r\n0\r\n\r\n",          // bare LF
+      "5\r\nhelloXY0\r\n\r\n",          // data not followed by CRLF
+      "5\r\nhello\n0\r\n\r\n",          // bare LF after data
+      "fffffffffffffffff\r\n",          // 17 digits: overflow
+      "10000000000000000\r\n",          // > 2^62
+      "5;a\x01\r\nhello\r\n0\r\n\r\n",  // control byte in extension
+      "0\r\n bad: fold\r\n\r\n",        // obs-fold in trailers
+      "0\r\nBad Name: x\r\n\r\n",       // invalid trailer name
+      "0\r\nX: a\rb\r\n\r\n",           // bare CR in trailer
+      "0\r\n\rx",                       // bare CR after the last chunk
   };
   for (auto b : bad) {
     auto d = decode(b);

@@ -9,10 +9,10 @@
 
 #include "cli/vm_flags.h"
 #include "config/host_secret_rules.h"
+#include "egress/http/http_parser.h"
 #include "egress/policy/base64.h"
 #include "egress/policy/egress_policy.h"
 #include "egress/policy/internal_address.h"
-#include "egress/http/http_parser.h"
 #include "gondolin/error.h"
 
 using namespace gondolin;
@@ -82,14 +82,36 @@ TEST(HostNames, NormalizeAndAuthority) {
 
 TEST(InternalAddress, RefusesInternalRanges) {
   auto kind = [](const char* a) { return internal_address_kind(boost::asio::ip::make_address(a)); };
-  for (const char* a : {"127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254",
-                        "100.64.0.1", "100.127.255.254", "0.0.0.0", "0.1.2.3", "224.0.0.1", "239.255.255.250",
-                        "255.255.255.255", "240.0.0.1", "::1", "::", "fc00::1", "fd12:3456::1", "fe80::1", "ff02::1",
-                        "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a00:1", "2002:c0a8:101::1",
+  for (const char* a : {"127.0.0.1",
+                        "127.8.9.10",
+                        "10.1.2.3",
+                        "172.16.0.1",
+                        "172.31.255.255",
+                        "192.168.1.1",
+                        "169.254.169.254",
+                        "100.64.0.1",
+                        "100.127.255.254",
+                        "0.0.0.0",
+                        "0.1.2.3",
+                        "224.0.0.1",
+                        "239.255.255.250",
+                        "255.255.255.255",
+                        "240.0.0.1",
+                        "::1",
+                        "::",
+                        "fc00::1",
+                        "fd12:3456::1",
+                        "fe80::1",
+                        "ff02::1",
+                        "::ffff:127.0.0.1",
+                        "::ffff:10.0.0.1",
+                        "::ffff:169.254.169.254",
+                        "64:ff9b::a00:1",
+                        "2002:c0a8:101::1",
                         "::127.0.0.1"})
     EXPECT_TRUE(kind(a).has_value()) << a;
-  for (const char* a : {"1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "93.184.216.34", "2606:4700::1111",
-                        "::ffff:8.8.8.8"})
+  for (const char* a :
+       {"1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8"})
     EXPECT_FALSE(kind(a).has_value()) << a;
   EXPECT_EQ(kind("100.64.0.1").value(), "shared CGNAT (100.64.0.0/10)");
   EXPECT_EQ(kind("::ffff:10.0.0.1").value(), "IPv4-mapped private (10.0.0.0/8)");
@@ -123,7 +145,8 @@ TEST(EgressPolicy, DenyAllByDefaultAllowAllOnRequest) {
 TEST(EgressPolicy, InterpretRefusesConnectAndMismatches) {
   NetworkOptions o;
   EgressPolicy p(o);
-  auto connect = p.interpret(head_of("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"), plain_flow());
+  auto connect =
+      p.interpret(head_of("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"), plain_flow());
   ASSERT_TRUE(std::holds_alternative<Denial>(connect));
   EXPECT_EQ(std::get<Denial>(connect).rule, "connect-method");
 
@@ -177,7 +200,8 @@ TEST(EgressPolicy, WebsocketsCanBeDisabled) {
 TEST(SecretStore, SubstitutesBearerAndBasicForAllowedHosts) {
   NetworkOptions o;
   o.allow_all_hosts = true;
-  o.secrets = {HostSecret{"TOKEN", {"api.example.com"}, "s3cr3t", {}}, HostSecret{"PASS", {"*.example.com"}, "p@ss:word", {}}};
+  o.secrets = {HostSecret{"TOKEN", {"api.example.com"}, "s3cr3t", {}},
+               HostSecret{"PASS", {"*.example.com"}, "p@ss:word", {}}};
   EgressPolicy p(o);
   std::string token = placeholder_of(p, "TOKEN"), pass = placeholder_of(p, "PASS");
   ASSERT_EQ(token.rfind("GONDOLIN_SECRET_", 0), 0u);
@@ -313,7 +337,8 @@ TEST(PolicyFile, EqualsFlagsAndRejectsUnknownKeys) {
   };
   EXPECT_NE(error_of(R"({"allow_host": ["x"]})").find("unknown key \"allow_host\""), std::string::npos);
   EXPECT_NE(error_of(R"({"allow_hosts": "x"})").find("\"allow_hosts\" must be an array"), std::string::npos);
-  EXPECT_NE(error_of(R"({"secrets": {"T": {"hosts": ["x"], "valeu": "v"}}})").find("\"secrets.T.valeu\""), std::string::npos);
+  EXPECT_NE(error_of(R"({"secrets": {"T": {"hosts": ["x"], "valeu": "v"}}})").find("\"secrets.T.valeu\""),
+            std::string::npos);
   EXPECT_NE(error_of(R"({"allow_all_hosts": "yes"})").find("true or false"), std::string::npos);
   EXPECT_NE(error_of("{not json").find("invalid JSON"), std::string::npos);
   // Found by fuzz_policy: a number too large for a double is out_of_range,
@@ -325,7 +350,8 @@ TEST(PolicyFile, EqualsFlagsAndRejectsUnknownKeys) {
 }
 
 TEST(Base64, RoundTripAndStrictness) {
-  for (std::string s : {"", "a", "ab", "abc", "abcd", "user:pass"}) EXPECT_EQ(base64_decode(base64_encode(s)).value(), s);
+  for (std::string s : {"", "a", "ab", "abc", "abcd", "user:pass"})
+    EXPECT_EQ(base64_decode(base64_encode(s)).value(), s);
   EXPECT_EQ(base64_encode("user:pass"), "dXNlcjpwYXNz");
   EXPECT_FALSE(base64_decode("dXNl*jpwYXNz"));
   EXPECT_FALSE(base64_decode("a"));

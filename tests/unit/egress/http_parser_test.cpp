@@ -58,7 +58,8 @@ TEST(HttpRequestParser, ChunkedAndWebsocket) {
   auto r = parse_request("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n");
   ASSERT_EQ(r.state, ParseState::Done);
   EXPECT_EQ(r.head.framing, BodyFraming::Chunked);
-  auto ws = parse_request("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  auto ws =
+      parse_request("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n");
   ASSERT_EQ(ws.state, ParseState::Done);
   EXPECT_TRUE(ws.head.websocket_upgrade);
 }
@@ -77,17 +78,20 @@ TEST(HttpRequestParser, Http10WithoutHost) {
 }
 
 TEST(HttpRequestParser, RejectsAmbiguousFraming) {
-  expect_rejected("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", 400, "duplicate Content-Length");
+  expect_rejected("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", 400,
+                  "duplicate Content-Length");
   expect_rejected("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\n", 400, "invalid Content-Length");
   expect_rejected("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
                   "both Content-Length and Transfer-Encoding");
   expect_rejected("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
                   "more than one Transfer-Encoding");
-  expect_rejected("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, "unsupported Transfer-Encoding");
+  expect_rejected("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501,
+                  "unsupported Transfer-Encoding");
   expect_rejected("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n", 501, "unsupported");
   expect_rejected("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "HTTP/1.0");
   expect_rejected("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 400, "invalid Content-Length");
-  expect_rejected("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n", 400, "invalid Content-Length");
+  expect_rejected("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n", 400,
+                  "invalid Content-Length");
   expect_rejected("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\n", 400, "invalid Content-Length");
 }
 
@@ -173,10 +177,11 @@ TEST(HttpResponseParser, StatusLineAndFraming) {
 }
 
 TEST(HttpResponseParser, RejectsSmuggling) {
-  for (std::string_view bad : {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-                               "HTTP/1.1 200 OK\nContent-Length: 3\n\n", "HTTP/1.1 2000 OK\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n",
-                               "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
-                               "HTTP/1.1 200 OK\r\nBad Name: 1\r\n\r\n", "\r\nHTTP/1.1 200 OK\r\n\r\n"}) {
+  for (std::string_view bad :
+       {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\nContent-Length: 3\n\n", "HTTP/1.1 2000 OK\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nBad Name: 1\r\n\r\n", "\r\nHTTP/1.1 200 OK\r\n\r\n"}) {
     HttpResponseParser p;
     auto r = p.parse(bad);
     EXPECT_EQ(r.state, ParseState::Error) << bad;

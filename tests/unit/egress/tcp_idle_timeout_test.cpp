@@ -81,7 +81,9 @@ bool closed_within(int fd, std::chrono::milliseconds timeout) {
   return ::recv(fd, &c, 1, MSG_DONTWAIT) <= 0;
 }
 
-void send_all(int fd, const std::string& s) { ASSERT_EQ(::send(fd, s.data(), s.size(), MSG_NOSIGNAL), ssize_t(s.size())); }
+void send_all(int fd, const std::string& s) {
+  ASSERT_EQ(::send(fd, s.data(), s.size(), MSG_NOSIGNAL), ssize_t(s.size()));
+}
 
 std::string recv_exactly(int fd, std::size_t n) {
   std::string out;

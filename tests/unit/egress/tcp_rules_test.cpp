@@ -133,8 +133,8 @@ TEST(IngressRules, ParsesTheThreeForms) {
 }
 
 TEST(IngressRules, BadSpecsNameTheFlag) {
-  for (const char* bad : {"", "0", "65536", "x", "8000:", "8000:0", "1:2:3:4", "example.com:80", "[::1]8080",
-                          "300.1.1.1:80", ":80"}) {
+  for (const char* bad :
+       {"", "0", "65536", "x", "8000:", "8000:0", "1:2:3:4", "example.com:80", "[::1]8080", "300.1.1.1:80", ":80"}) {
     std::string msg = error_of([&] { parse_ingress("--listen", bad); });
     EXPECT_EQ(msg.rfind(std::string("invalid --listen '") + bad + "': ", 0), 0u) << bad << " -> " << msg;
   }
@@ -151,10 +151,13 @@ TEST(TcpMapCli, TurnsOnPerHostDnsAndRejectsConflicts) {
   ASSERT_EQ(o.network.ingress.size(), 2u);
   EXPECT_EQ(o.network.ingress[1].guest_port, 90);
   EXPECT_EQ(cli_options({"redis=127.0.0.1:6379"}, {}, "per-host").network.host_mapping, SyntheticHostMapping::PerHost);
-  EXPECT_NE(error_of([] { cli_options({"redis=127.0.0.1:6379"}, {}, "single"); }).find("--tcp-map needs --dns-synthetic-host-mapping per-host"),
+  EXPECT_NE(error_of([] {
+              cli_options({"redis=127.0.0.1:6379"}, {}, "single");
+            }).find("--tcp-map needs --dns-synthetic-host-mapping per-host"),
             std::string::npos);
-  EXPECT_NE(error_of([] { cli_options({"redis=127.0.0.1:6379"}, {}, "", "trusted"); }).find("--tcp-map needs synthetic DNS"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([] { cli_options({"redis=127.0.0.1:6379"}, {}, "", "trusted"); }).find("--tcp-map needs synthetic DNS"),
+      std::string::npos);
   EXPECT_NE(error_of([] { cli_options({"a=127.0.0.1:1", "A.=127.0.0.1:2"}); }).find("mapped twice"), std::string::npos);
   EXPECT_NE(error_of([] { cli_options({}, {"8000", "8000:80"}); }).find("listened on twice"), std::string::npos);
   // Without --tcp-map nothing changes.
@@ -163,22 +166,17 @@ TEST(TcpMapCli, TurnsOnPerHostDnsAndRejectsConflicts) {
 
 TEST(TcpMapPolicyFile, TcpMapKeyTakesTheSameRules) {
   const std::string path = ::testing::TempDir() + "/tcp_map_policy.json";
-  {
-    std::ofstream(path) << R"({"tcp_map": ["redis=127.0.0.1:6379", "pg:5432=127.0.0.1:15432"]})";
-  }
+  { std::ofstream(path) << R"({"tcp_map": ["redis=127.0.0.1:6379", "pg:5432=127.0.0.1:15432"]})"; }
   NetworkOptions o;
   load_network_policy_file(path, o);
   ASSERT_EQ(o.tcp_maps.size(), 2u);
   EXPECT_EQ(o.tcp_maps[1].guest_port, 5432);
-  {
-    std::ofstream(path) << R"({"tcp_map": ["redis=127.0.0.1"]})";
-  }
+  { std::ofstream(path) << R"({"tcp_map": ["redis=127.0.0.1"]})"; }
   NetworkOptions bad;
   std::string msg = error_of([&] { load_network_policy_file(path, bad); });
-  EXPECT_NE(msg.find("policy file " + path + ": invalid \"tcp_map\" entry 'redis=127.0.0.1'"), std::string::npos) << msg;
-  {
-    std::ofstream(path) << R"({"tcp_map": "redis=127.0.0.1:1"})";
-  }
+  EXPECT_NE(msg.find("policy file " + path + ": invalid \"tcp_map\" entry 'redis=127.0.0.1'"), std::string::npos)
+      << msg;
+  { std::ofstream(path) << R"({"tcp_map": "redis=127.0.0.1:1"})"; }
   EXPECT_NE(error_of([&] { load_network_policy_file(path, bad); }).find("\"tcp_map\" must be an array of strings"),
             std::string::npos);
 }
@@ -194,7 +192,8 @@ std::string write_policy(const std::string& name, const std::string& json) {
 }  // namespace
 
 TEST(IngressPolicyFile, ListenKeyTakesTheSameRules) {
-  const std::string path = write_policy("listen_policy.json", R"({"listen": ["8000", "127.0.0.1:8080:80", "[::1]:9000"]})");
+  const std::string path =
+      write_policy("listen_policy.json", R"({"listen": ["8000", "127.0.0.1:8080:80", "[::1]:9000"]})");
   NetworkOptions o;
   load_network_policy_file(path, o);
   ASSERT_EQ(o.ingress.size(), 3u);
@@ -206,7 +205,8 @@ TEST(IngressPolicyFile, ListenKeyTakesTheSameRules) {
     write_policy("listen_policy.json", std::string(R"({"listen": ["8000", ")") + bad + R"("]})");
     NetworkOptions b;
     std::string msg = error_of([&] { load_network_policy_file(path, b); });
-    EXPECT_EQ(msg.rfind("policy file " + path + ": invalid \"listen\" entry '" + bad + "': ", 0), 0u) << bad << " -> " << msg;
+    EXPECT_EQ(msg.rfind("policy file " + path + ": invalid \"listen\" entry '" + bad + "': ", 0), 0u)
+        << bad << " -> " << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
     EXPECT_TRUE(b.ingress.empty()) << "a failed file must leave the options alone";
   }
@@ -276,8 +276,9 @@ TEST(TcpIdleTimeoutOption, PolicyFileKeyAndFlagOverride) {
             std::string::npos);
 
   write_policy("idle_policy.json", R"({"tcp_idle_timeout": "600"})");
-  EXPECT_NE(error_of([&] { load_network_policy_file(path, o); }).find("\"tcp_idle_timeout\" must be a number of seconds"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { load_network_policy_file(path, o); }).find("\"tcp_idle_timeout\" must be a number of seconds"),
+      std::string::npos);
   write_policy("idle_policy.json", R"({"tcp_idle_timeout": -1})");
   std::string msg = error_of([&] { load_network_policy_file(path, o); });
   EXPECT_NE(msg.find("policy file " + path + ": invalid \"tcp_idle_timeout\" '-1': the idle timeout must be 0 (never)"),

@@ -24,7 +24,8 @@ std::string real_client_hello(const std::string& sni) {
   BIO* rbio = BIO_new(BIO_s_mem());
   BIO* wbio = BIO_new(BIO_s_mem());
   SSL_set_bio(ssl, rbio, wbio);
-  if (!sni.empty()) SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(sni.c_str()));
+  if (!sni.empty())
+    SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(sni.c_str()));
   SSL_set_connect_state(ssl);
   SSL_do_handshake(ssl);
   char* data = nullptr;
@@ -36,7 +37,8 @@ std::string real_client_hello(const std::string& sni) {
 }
 
 struct TempDir {
-  std::filesystem::path path = std::filesystem::temp_directory_path() / ("gondolin-ca-test-" + std::to_string(::getpid()));
+  std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("gondolin-ca-test-" + std::to_string(::getpid()));
   TempDir() { std::filesystem::remove_all(path); }
   ~TempDir() { std::filesystem::remove_all(path); }
 };
@@ -86,7 +88,7 @@ TEST(ClientHello, RejectsGarbage) {
 TEST(CertificateAuthority, CreatedOnceWithPrivateKeyAndMintsVerifiableLeaves) {
   TempDir dir;
   auto ca = CertificateAuthority::load_or_create(dir.path);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((dir.path / "ca.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   auto again = CertificateAuthority::load_or_create(dir.path);

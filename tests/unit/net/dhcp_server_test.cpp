@@ -44,7 +44,7 @@ Reply decode_reply(const std::vector<std::uint8_t>& p) {
       continue;
     }
     r.options[p[i]] = std::vector<std::uint8_t>(p.begin() + static_cast<long>(i) + 2,
-                                                 p.begin() + static_cast<long>(i) + 2 + p[i + 1]);
+                                                p.begin() + static_cast<long>(i) + 2 + p[i + 1]);
     i += 2u + p[i + 1];
   }
   return r;

@@ -5,8 +5,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
 
-#include "gondolin/error.h"
 #include "config/dns_rules.h"
+#include "gondolin/error.h"
 #include "net/dns_forwarder.h"
 #include "test_frames.h"
 
@@ -56,8 +56,9 @@ TEST(NetDnsForwarder, ReadsResolvConf) {
   char path[] = "/tmp/gondolin-resolv-XXXXXX";
   int fd = ::mkstemp(path);
   ASSERT_GE(fd, 0);
-  const std::string text = "# comment\nsearch example\nnameserver 192.0.2.53\nnameserver ::1\nnameserver bogus\n"
-                           "nameserver 192.0.2.54\nnameserver 192.0.2.55\n";
+  const std::string text =
+      "# comment\nsearch example\nnameserver 192.0.2.53\nnameserver ::1\nnameserver bogus\n"
+      "nameserver 192.0.2.54\nnameserver 192.0.2.55\n";
   ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
   ::close(fd);
   auto servers = resolv_conf_servers(path);

@@ -48,9 +48,8 @@ class RecordingEgress : public EgressHandlers {
     }
     auto s = std::make_shared<asio::local::stream_protocol::socket>(std::move(f.socket));
     auto body = std::make_shared<std::string>(http_response);
-    asio::async_write(*s, asio::buffer(*body), [s, body](const boost::system::error_code&, std::size_t) {
-      s->close();
-    });
+    asio::async_write(*s, asio::buffer(*body),
+                      [s, body](const boost::system::error_code&, std::size_t) { s->close(); });
   }
   void on_tls(GuestFlow f) override { refuse(f); }
   void on_ssh(GuestFlow f) override { refuse(f); }
@@ -315,7 +314,8 @@ TEST(NetStack, ManyConcurrentFlowsAreEachAttributedToTheirOwnHandshake) {
   constexpr int kFlows = 40;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> seqs;
   for (int i = 0; i < kFlows; ++i)
-    seqs.push_back(s.connect(Ipv4{100, 64, 0, static_cast<std::uint8_t>(i + 1)}, 80, static_cast<std::uint16_t>(42000 + i)));
+    seqs.push_back(
+        s.connect(Ipv4{100, 64, 0, static_cast<std::uint8_t>(i + 1)}, 80, static_cast<std::uint16_t>(42000 + i)));
   for (int i = 0; i < kFlows; ++i) {
     const Ipv4 dst{100, 64, 0, static_cast<std::uint8_t>(i + 1)};
     const std::string req = "GET /" + std::to_string(i) + " HTTP/1.1\r\n\r\n";

@@ -101,8 +101,8 @@ TEST(NetIpv4, RejectsMalformedHeaders) {
   EXPECT_STREQ(mutate(0, 0x44, true).error(), "bad IPv4 header length");
   EXPECT_STREQ(mutate(0, 0x46, true).error(), "IPv4 options");
   EXPECT_STREQ(mutate(3, 0xff, true).error(), "bad IPv4 total length");  // longer than the frame
-  EXPECT_STREQ(mutate(6, 0x20, true).error(), "IPv4 fragment");         // more fragments
-  EXPECT_STREQ(mutate(7, 0x01, true).error(), "IPv4 fragment");         // offset 8
+  EXPECT_STREQ(mutate(6, 0x20, true).error(), "IPv4 fragment");          // more fragments
+  EXPECT_STREQ(mutate(7, 0x01, true).error(), "IPv4 fragment");          // offset 8
   EXPECT_STREQ(mutate(8, 1, false).error(), "bad IPv4 header checksum");
   EXPECT_FALSE(parse_ipv4(ip_payload(good).first(19)));
 }
@@ -158,8 +158,8 @@ TEST(NetIcmp, EchoRequestBecomesMatchingReply) {
   EXPECT_EQ(echo->id, 0x1234);
   EXPECT_EQ(echo->sequence, 7);
 
-  Frame reply = build_icmp_echo_reply_frame({layout().guest_mac, layout().gateway_mac, layout().gateway, layout().guest},
-                                            echo.value());
+  Frame reply = build_icmp_echo_reply_frame(
+      {layout().guest_mac, layout().gateway_mac, layout().gateway, layout().guest}, echo.value());
   auto rip = parse_ipv4(ip_payload(reply));
   ASSERT_TRUE(rip);
   EXPECT_EQ(rip->payload[0], 0);  // echo reply

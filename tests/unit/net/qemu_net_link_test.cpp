@@ -36,8 +36,7 @@ struct LinkFixture {
     for (std::size_t off = 0; off < bytes.size(); off += chunk) {
       std::size_t n = std::min(chunk, bytes.size() - off);
       ASSERT_EQ(::write(peer.get(), bytes.data() + off, n), static_cast<ssize_t>(n));
-      while (io.poll() > 0) {
-      }
+      while (io.poll() > 0) {}
     }
     io.run_for(std::chrono::milliseconds(5));
   }

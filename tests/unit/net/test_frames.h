@@ -29,9 +29,8 @@ inline Frame guest_udp(const Ipv4& dst, std::uint16_t sport, std::uint16_t dport
   return build_udp_frame(a, sport, dport, payload);
 }
 
-inline Frame guest_tcp(const Ipv4& dst, std::uint16_t sport, std::uint16_t dport, std::uint32_t seq,
-                       std::uint32_t ack, std::uint8_t flags, const std::string& payload = {},
-                       std::uint16_t window = 65535) {
+inline Frame guest_tcp(const Ipv4& dst, std::uint16_t sport, std::uint16_t dport, std::uint32_t seq, std::uint32_t ack,
+                       std::uint8_t flags, const std::string& payload = {}, std::uint16_t window = 65535) {
   Frame f;
   ByteWriter w(f);
   write_ethernet_header(w, layout().gateway_mac, layout().guest_mac, kEtherTypeIpv4);

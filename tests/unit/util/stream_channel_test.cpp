@@ -22,10 +22,10 @@ using namespace std::chrono_literals;
 // can hold its read loop back.
 class EchoChannel final : public StreamChannel {
  public:
-  using StreamChannel::StreamChannel;
   using StreamChannel::append;
   using StreamChannel::report_failure;
   using StreamChannel::start_reading;
+  using StreamChannel::StreamChannel;
 
   std::atomic<bool> paused{false};
   std::atomic<int> failures{0};
@@ -75,7 +75,8 @@ TEST(StreamChannel, SmallAppendsArriveWholeAndInOrder) {
   std::thread writer([&] { ASSERT_EQ(::write(p.far, sent.data(), sent.size()), static_cast<ssize_t>(sent.size())); });
   EXPECT_EQ(read_exactly(p.far, sent.size()), sent);
   writer.join();
-  for (int i = 0; i < 100 && io.run([&] { return p.channel->queued_bytes(); }) != 0; ++i) std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 100 && io.run([&] { return p.channel->queued_bytes(); }) != 0; ++i)
+    std::this_thread::sleep_for(10ms);
   EXPECT_EQ(io.run([&] { return p.channel->queued_bytes(); }), 0u);
   io.run([&] { p.channel->close(); });
   ::close(p.far);
@@ -116,7 +117,7 @@ TEST(StreamChannel, FailureIsReportedOnceAndCloseIsFinal) {
   EXPECT_TRUE(io.run([&] { return p.channel->closed(); }));
   EXPECT_EQ(io.run([&] { return p.channel->queued_bytes(); }), 0u);
   char c;
-  EXPECT_EQ(::read(p.far, &c, 1), 0);  // the far end sees EOF, nothing was sent
+  EXPECT_EQ(::read(p.far, &c, 1), 0);           // the far end sees EOF, nothing was sent
   EXPECT_EQ(p.channel->read_errors.load(), 0);  // close() ends the loop quietly
   ::close(p.far);
 }

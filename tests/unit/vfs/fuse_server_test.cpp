@@ -165,7 +165,7 @@ TEST(FuseServer, LookupCountsMirrorTheKernel) {
   ServerDriver d(memory());
   d.init();
   std::uint64_t a = d.mkdir(1, "a").as<fuse_entry_out>().nodeid;  // first reference
-  EXPECT_EQ(d.lookup_id(1, "a"), a);  // same node, second reference
+  EXPECT_EQ(d.lookup_id(1, "a"), a);                              // same node, second reference
   EXPECT_EQ(d.server.nodes().size(), 2u);
   d.forget(a, 1);
   EXPECT_TRUE(d.server.nodes().contains(a));
@@ -452,7 +452,7 @@ TEST(FuseServer, EndSessionReleasesEverythingAndAllowsANewInit) {
   d.server.end_session();
   EXPECT_FALSE(d.server.initialized());
   EXPECT_EQ(d.server.open_handles(), 0u);
-  EXPECT_EQ(d.server.nodes().size(), 1u);  // the root only
+  EXPECT_EQ(d.server.nodes().size(), 1u);    // the root only
   EXPECT_EQ(d.lookup(1, "f").error(), EIO);  // nothing before INIT
   ASSERT_EQ(d.init().error(), 0);
   EXPECT_EQ(d.write(node, fh, 0, "x").error(), EBADF);

@@ -69,7 +69,7 @@ TEST_F(HostDirTest, CreateWriteReadStat) {
   ASSERT_EQ(*p->write(c->handle, 0, data), 5u);
   p->release(c->handle);
   EXPECT_EQ(slurp(root.path() / "a.txt"), "hello");
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((root.path() / "a.txt").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, ::geteuid());  // the invoking user owns what the guest creates
   auto a = p->getattr("a.txt");
@@ -188,7 +188,7 @@ TEST_F(HostDirTest, SetIdBitsAndDeviceNodesAreRefused) {
   auto a = p->setattr("prog", s);
   ASSERT_TRUE(a);
   EXPECT_EQ(a->mode & 07777, 0755u);
-  struct stat st{};
+  struct stat st {};
   ::stat((root.path() / "prog").c_str(), &st);
   EXPECT_EQ(st.st_mode & (S_ISUID | S_ISGID), 0u);
   EXPECT_EQ(p->mknod("dev", S_IFCHR | 0600, 0x103u, me).error(), EPERM);
@@ -222,7 +222,7 @@ TEST_F(HostDirTest, OwnershipStaysWithinTheMapping) {
   SetAttr to_other;
   to_other.uid = 4242;
   EXPECT_EQ(p->setattr("f", to_other).error(), EPERM);
-  struct stat st{};
+  struct stat st {};
   ::stat((root.path() / "f").c_str(), &st);
   EXPECT_EQ(st.st_uid, ::geteuid());
 }

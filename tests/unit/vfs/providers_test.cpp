@@ -308,7 +308,7 @@ TEST(MountFlags, PerMountOptionsOverrideTheDefaults) {
   defaults.transport = vfs::FsTransport::Virtiofs;
   defaults.direct_io = true;
   auto mounts = config::build_mounts({dir + ":/work:transport=serial", dir + ":/data"},
-                                  {"/scratch:cache=auto", "/tmp2"}, {}, defaults);
+                                     {"/scratch:cache=auto", "/tmp2"}, {}, defaults);
   ASSERT_EQ(mounts.size(), 4u);
   EXPECT_EQ(mounts[0].options.transport, vfs::FsTransport::Serial);
   EXPECT_TRUE(mounts[0].options.direct_io);
@@ -381,9 +381,9 @@ TEST(MountDescription, MemoryMountsAreDescribedWrappedOnesRefused) {
       EXPECT_NE(std::string(e.what()).find("/m cannot be part of a snapshot"), std::string::npos) << e.what();
     }
   }
-  EXPECT_THROW((void)mounts_from_description(R"([{"guest_path":"/m","provider":{"kind":"memory","max_bytes":-1}}])",
-                                             "snapshot"),
-               Error);
+  EXPECT_THROW(
+      (void)mounts_from_description(R"([{"guest_path":"/m","provider":{"kind":"memory","max_bytes":-1}}])", "snapshot"),
+      Error);
 }
 
 TEST(MountDescription, MissingHostDirAndBadInputAreClearErrors) {

@@ -3,10 +3,10 @@
 // both directions, bounded and refused when damaged, a FUSE session with an
 // open file carried from one server to another, and the dirty log marking
 // exactly the guest pages the back-end wrote.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -76,9 +76,9 @@ void negotiate(VhostUserBackend& b, std::uint64_t protocol) {
 // Saves through `b` and returns what the front-end read from the pipe.
 std::string save_through(VhostUserBackend& b) {
   Pipe p;
-  EXPECT_EQ(reply_u64(b.handle(with_fd(msg(Request::SetDeviceStateFd, state_request(kStateDirectionSave)),
-                                       p.write.get()))),
-            kStateReplyNoFd);
+  EXPECT_EQ(
+      reply_u64(b.handle(with_fd(msg(Request::SetDeviceStateFd, state_request(kStateDirectionSave)), p.write.get()))),
+      kStateReplyNoFd);
   p.write.reset();  // the back-end holds its own copy
   std::string bytes = read_all(p.read.get());
   EXPECT_EQ(reply_u64(b.handle(msg(Request::CheckDeviceState))), 0u);
@@ -88,9 +88,9 @@ std::string save_through(VhostUserBackend& b) {
 // Loads `bytes` through `b`; returns CHECK_DEVICE_STATE's answer.
 std::uint64_t load_through(VhostUserBackend& b, const std::string& bytes) {
   Pipe p;
-  EXPECT_EQ(reply_u64(b.handle(with_fd(msg(Request::SetDeviceStateFd, state_request(kStateDirectionLoad)),
-                                       p.read.get()))),
-            kStateReplyNoFd);
+  EXPECT_EQ(
+      reply_u64(b.handle(with_fd(msg(Request::SetDeviceStateFd, state_request(kStateDirectionLoad)), p.read.get()))),
+      kStateReplyNoFd);
   p.read.reset();
   std::thread writer([&] {
     std::size_t done = 0;
@@ -115,10 +115,12 @@ TEST(VhostMigration, DeviceStateMovesThroughThePipeBothWays) {
   EXPECT_TRUE(source.state_migration_negotiated());
   EXPECT_EQ(save_through(source), state);
 
-  VhostUserBackend target(2, 4096, {[] { return std::string(); }, [&](std::string_view s) {
-                                      loaded = s;
-                                      return std::string();
-                                    }});
+  VhostUserBackend target(2, 4096,
+                          {[] { return std::string(); },
+                           [&](std::string_view s) {
+                             loaded = s;
+                             return std::string();
+                           }});
   negotiate(target, kProtocolFeatureDeviceState);
   EXPECT_EQ(load_through(target, state), 0u);
   EXPECT_EQ(loaded, state);
@@ -126,20 +128,21 @@ TEST(VhostMigration, DeviceStateMovesThroughThePipeBothWays) {
 }
 
 TEST(VhostMigration, RefusedAndOversizedStatesFailTheCheck) {
-  VhostUserBackend refusing(2, 4096, {[] { return std::string(); }, [](std::string_view) {
-                                        return std::string("the saved FUSE session is damaged");
-                                      }});
+  VhostUserBackend refusing(2, 4096,
+                            {[] { return std::string(); },
+                             [](std::string_view) { return std::string("the saved FUSE session is damaged"); }});
   negotiate(refusing, kProtocolFeatureDeviceState);
   EXPECT_EQ(load_through(refusing, "garbage"), 1u);
   EXPECT_EQ(refusing.state_error(), "the saved FUSE session is damaged");
 
   bool called = false;
-  VhostUserBackend bounded(2, 4096, {[] { return std::string(); },
-                                     [&](std::string_view) {
-                                       called = true;
-                                       return std::string();
-                                     },
-                                     1000});
+  VhostUserBackend bounded(2, 4096,
+                           {[] { return std::string(); },
+                            [&](std::string_view) {
+                              called = true;
+                              return std::string();
+                            },
+                            1000});
   negotiate(bounded, kProtocolFeatureDeviceState);
   EXPECT_EQ(load_through(bounded, std::string(5000, 'x')), 1u);
   EXPECT_FALSE(called);

@@ -24,7 +24,7 @@ using namespace gondolin::vfs::vhost;
 
 namespace {
 
-constexpr std::uint64_t kGuestBase = 0x100000;      // guest-physical address of our buffer
+constexpr std::uint64_t kGuestBase = 0x100000;       // guest-physical address of our buffer
 constexpr std::uint64_t kUserBase = 0x7f0000000000;  // the front-end's virtual address of it
 constexpr std::uint32_t kRamBytes = 1u << 20;
 constexpr std::uint16_t kNext = 1, kWrite = 2, kIndirect = 4;
@@ -344,7 +344,7 @@ TEST(VhostUserBackend, RefusesUnknownAndMalformedRequests) {
   EXPECT_NE(b.handle(msg(Request::SetVringNum, encode_vring_state({0, 100}))).error, "");  // not a power of two
   EXPECT_NE(b.handle(msg(Request::SetVringNum, encode_vring_state({2, 8}))).error, "");    // no ring 2
   EXPECT_NE(b.handle(msg(Request::SetVringBase, encode_vring_state({0, 0x10000}))).error, "");
-  EXPECT_NE(b.handle(msg(Request::SetVringKick, encode_u64(0))).error, "");  // fd missing
+  EXPECT_NE(b.handle(msg(Request::SetVringKick, encode_u64(0))).error, "");           // fd missing
   EXPECT_NE(b.handle(msg(Request::SetVringKick, encode_u64(kVringNoFd))).error, "");  // polling
   EXPECT_NE(b.handle(msg(Request::SetVringCall, encode_u64(1ull << 9 | kVringNoFd))).error, "");
   EXPECT_NE(b.handle(msg(Request::SetMemTable, encode_u64(1))).error, "");
