@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,17 +15,17 @@ namespace gondolin::egress {
 
 struct EgressEvent {
   std::uint64_t flow = 0;
-  std::string kind;      // http, https, ssh, tcp (mapped), ingress, other
+  std::string kind;  // http, https, ssh, tcp (mapped), ingress, other
   std::string host;
   std::uint16_t port = 0;  // the port the guest dialled
   std::string method;
-  std::string path;      // without the query
-  std::string decision;  // allow, deny, error
-  std::string rule;      // which rule decided: "allow-host *.example.com", "not-in-allowlist", ...
+  std::string path;                  // without the query
+  std::string decision;              // allow, deny, error
+  std::string rule;                  // which rule decided: "allow-host *.example.com", "not-in-allowlist", ...
   std::vector<std::string> secrets;  // names substituted
-  int status = 0;        // status sent to the guest by gondolin itself, if any
-  std::string reason;    // one line, for deny and error
-  std::string upstream;  // address connected to, for allow
+  int status = 0;                    // status sent to the guest by gondolin itself, if any
+  std::string reason;                // one line, for deny and error
+  std::string upstream;              // address connected to, for allow
   // Connections that stay open (mapped TCP, ingress) log twice: "open" once
   // connected, "close" with the bytes moved each way.
   std::string event;
@@ -49,6 +49,15 @@ struct EgressEvent {
     e.decision = std::move(decision_);
     e.reason = std::move(reason_);
     e.event = std::move(event_);
+    return e;
+  }
+  // A copy of this (open) event as the "close" of its connection.
+  EgressEvent closed(std::uint64_t to_guest, std::uint64_t from_guest, std::string reason_) const {
+    EgressEvent e = *this;
+    e.event = "close";
+    e.bytes_to_guest = to_guest;
+    e.bytes_from_guest = from_guest;
+    e.reason = std::move(reason_);
     return e;
   }
 };

@@ -12,24 +12,14 @@
 
 #include "proto/control_protocol.h"
 #include "util/logging.h"
+#include "vfs/file_type.h"
 
 namespace gondolin::vfs {
 
 using fuse::error_reply;
 using fuse::Request;
 
-bool plausible_attr(const Attr& a) {
-  switch (a.mode & S_IFMT) {
-    case S_IFREG:
-    case S_IFDIR:
-    case S_IFLNK:
-    case S_IFIFO:
-    case S_IFSOCK:
-    case S_IFCHR:
-    case S_IFBLK: return true;
-    default: return false;
-  }
-}
+bool plausible_attr(const Attr& a) { return known_file_type(a.mode); }
 
 FuseServer::FuseServer(std::shared_ptr<Provider> provider, MountOptions options, ServerLimits limits)
     : provider_(std::move(provider)), options_(options), limits_(limits), nodes_(limits.max_nodes) {}
@@ -37,8 +27,10 @@ FuseServer::FuseServer(std::shared_ptr<Provider> provider, MountOptions options,
 void FuseServer::end_session() {
   for (const auto& [fh, file] : handles_) {
     if (!file.live) continue;
-    if (file.directory) provider_->releasedir(file.provider_handle);
-    else provider_->release(file.provider_handle);
+    if (file.directory)
+      provider_->releasedir(file.provider_handle);
+    else
+      provider_->release(file.provider_handle);
   }
   handles_.clear();
   nodes_ = NodeTable(limits_.max_nodes);
@@ -65,11 +57,9 @@ FuseServer::Outcome FuseServer::handle(std::span<const std::uint8_t> message, co
   data_in_place_ = 0;
   switch (req->opcode()) {
     case FUSE_FORGET:
-    case FUSE_BATCH_FORGET:
-      forget(*req);
-      return out;
-    case FUSE_INTERRUPT:      // every request is answered before the next is read
-    case FUSE_NOTIFY_REPLY:   // we never ask the kernel for data
+    case FUSE_BATCH_FORGET: forget(*req); return out;
+    case FUSE_INTERRUPT:     // every request is answered before the next is read
+    case FUSE_NOTIFY_REPLY:  // we never ask the kernel for data
       return out;
     default: break;
   }
@@ -449,8 +439,7 @@ FuseServer::Bytes FuseServer::rename(Request& req) {
   auto to_name = req.name();
   if (!from_name || !to_name || !req.at_end()) return error_reply(req.unique(), req.parse_error());
   constexpr std::uint32_t kKnown = RENAME_NOREPLACE | RENAME_EXCHANGE;
-  if ((flags & ~kKnown) != 0 || flags == kKnown)
-    return error_reply(req.unique(), req.parse_error());
+  if ((flags & ~kKnown) != 0 || flags == kKnown) return error_reply(req.unique(), req.parse_error());
   int error = 0;
   auto from = child_path(req.nodeid(), *from_name, error);
   if (!from) return error_reply(req.unique(), error);
@@ -461,8 +450,10 @@ FuseServer::Bytes FuseServer::rename(Request& req) {
     return error_reply(req.unique(), req.parse_error());
   Status s = provider_->rename(*from, *to, flags);
   if (!s) return error_reply(req.unique(), s.error() == ENOSYS ? EOPNOTSUPP : s.error());
-  if (flags & RENAME_EXCHANGE) nodes_.exchange(req.nodeid(), *from_name, newdir, *to_name);
-  else nodes_.move(req.nodeid(), *from_name, newdir, *to_name);
+  if (flags & RENAME_EXCHANGE)
+    nodes_.exchange(req.nodeid(), *from_name, newdir, *to_name);
+  else
+    nodes_.move(req.nodeid(), *from_name, newdir, *to_name);
   return fuse::empty_reply(req.unique());
 }
 
@@ -514,8 +505,10 @@ bool FuseServer::import_state(std::string_view state) {
   if (!r.ok() || count > limits_.max_handles || !nodes_.load(table)) return false;
   for (auto& [fh, f] : handles_) {
     if (!f.live) continue;
-    if (f.directory) provider_->releasedir(f.provider_handle);
-    else provider_->release(f.provider_handle);
+    if (f.directory)
+      provider_->releasedir(f.provider_handle);
+    else
+      provider_->release(f.provider_handle);
   }
   handles_.clear();
   for (std::uint32_t i = 0; i < count; ++i) {
@@ -530,7 +523,8 @@ bool FuseServer::import_state(std::string_view state) {
     // their work when the guest opened it and must not act again.
     f.live = false;
     if (auto path = nodes_.path(f.nodeid)) {
-      Result<Handle> h = f.directory ? provider_->opendir(*path) : provider_->open(*path, f.flags & ~(O_TRUNC | O_CREAT | O_EXCL));
+      Result<Handle> h =
+          f.directory ? provider_->opendir(*path) : provider_->open(*path, f.flags & ~(O_TRUNC | O_CREAT | O_EXCL));
       if (h) {
         f.provider_handle = *h;
         f.live = true;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "proto/wire.h"
+#include "vfs/file_type.h"
 
 namespace gondolin::vfs::memory_tree {
 namespace {
@@ -52,13 +53,6 @@ void put_node(proto::PayloadWriter& w, const Node& n) {
   }
 }
 
-bool known_type(std::uint32_t mode) {
-  switch (mode & S_IFMT) {
-    case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFIFO: case S_IFSOCK: case S_IFCHR: case S_IFBLK: return true;
-    default: return false;
-  }
-}
-
 bool valid_name(const std::string& name) {
   return !name.empty() && name.size() <= kMaxName && name != "." && name != ".." &&
          name.find_first_of(std::string_view("/\0", 2)) == std::string::npos;
@@ -89,7 +83,7 @@ std::string get_node(proto::PayloadReader& r, Node& n) {
     n.chunks[index] = std::move(data);
   }
   if (!r.ok()) return "it is truncated";
-  if (!known_type(n.attr.mode)) return "a node has an unknown file type";
+  if (!known_file_type(n.attr.mode)) return "a node has an unknown file type";
   if (n.attr.size > kMaxFileSize) return "a file is larger than 1 TiB";
   if (!S_ISREG(n.attr.mode) && !n.chunks.empty()) return "a node that is no regular file has data";
   if (!S_ISLNK(n.attr.mode) && !n.target.empty()) return "a node that is no symlink has a target";
@@ -184,7 +178,8 @@ std::optional<DecodedTree> decode_tree(std::string_view data, const MemoryOption
     std::string name = r.bytes(kMaxName);
     const std::uint32_t child = r.u32();
     if (!r.ok()) break;
-    if (dir >= count || child >= count || child == 0 || !nodes[dir]->is_dir()) return fail("an entry names no directory or node");
+    if (dir >= count || child >= count || child == 0 || !nodes[dir]->is_dir())
+      return fail("an entry names no directory or node");
     if (!valid_name(name)) return fail("an entry has an invalid name");
     Node& d = *nodes[dir];
     NodePtr& c = nodes[child];

@@ -2,8 +2,8 @@
 
 #include <boost/asio/local/stream_protocol.hpp>
 
-#include "egress/tcp/byte_relay.h"
 #include "config/tcp_rules.h"
+#include "egress/tcp/byte_relay.h"
 #include "gondolin/error.h"
 #include "util/logging.h"
 
@@ -39,8 +39,8 @@ IngressListeners::IngressListeners(std::shared_ptr<EgressContext> ctx, const std
     if (!ec) l->acceptor.bind(at, ec);
     if (!ec) l->acceptor.listen(ip::tcp::socket::max_listen_connections, ec);
     if (ec)
-      throw Error(ErrorKind::Io, "--listen " + config::describe(in) + ": cannot listen on " + endpoint_text(at) + ": " +
-                                     ec.message());
+      throw Error(ErrorKind::Io,
+                  "--listen " + config::describe(in) + ": cannot listen on " + endpoint_text(at) + ": " + ec.message());
     if (!at.address().is_loopback())
       log().warn("--listen {}: reachable from other machines (bound to {})", config::describe(in), endpoint_text(at));
     listeners_.push_back(std::move(l));
@@ -72,17 +72,20 @@ void IngressListeners::start(GuestPortDialer dial) {
 }
 
 void IngressListeners::accept_next(const std::shared_ptr<Listener>& l) {
-  l->acceptor.async_accept([this, l, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec,
-                                                                          ip::tcp::socket client) {
-    if (alive.expired() || ec == boost::asio::error::operation_aborted) return;
-    if (!ec) forward(*l, std::move(client));
-    else log().debug("ingress: accept on {} failed: {}", config::describe(l->ingress), ec.message());
-    accept_next(l);
-  });
+  l->acceptor.async_accept(
+      [this, l, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec, ip::tcp::socket client) {
+        if (alive.expired() || ec == boost::asio::error::operation_aborted) return;
+        if (!ec)
+          forward(*l, std::move(client));
+        else
+          log().debug("ingress: accept on {} failed: {}", config::describe(l->ingress), ec.message());
+        accept_next(l);
+      });
 }
 
 void IngressListeners::forward(const Listener& l, ip::tcp::socket client) {
-  EgressEvent e = EgressEvent::for_flow(next_id_++, "ingress", "guest", l.ingress.guest_port, "listen " + config::describe(l.ingress));
+  EgressEvent e = EgressEvent::for_flow(next_id_++, "ingress", "guest", l.ingress.guest_port,
+                                        "listen " + config::describe(l.ingress));
   boost::system::error_code ec;
   e.peer = endpoint_text(client.remote_endpoint(ec));
   if (*open_ >= ctx_->options.max_ingress_connections) {
@@ -102,17 +105,13 @@ void IngressListeners::forward(const Listener& l, ip::tcp::socket client) {
   e = e.decided("allow", "", "open");
   ctx_->log.record(e);
   ++*open_;
-  ByteRelay::start(make_plain_stream(std::move(client)), make_plain_stream(std::move(guest)), std::string(),
-                   [ctx = ctx_, e, open = open_](const ByteRelay::Totals& t) {
-                     --*open;
-                     EgressEvent closed = e;
-                     closed.event = "close";
-                     closed.bytes_to_guest = t.a_to_b;
-                     closed.bytes_from_guest = t.b_to_a;
-                     closed.reason = t.error;
-                     ctx->log.record(closed);
-                   },
-                   ByteRelay::IdleTimeout{ctx_->io.get_executor(), ctx_->options.tcp_idle_timeout});
+  ByteRelay::start(
+      make_plain_stream(std::move(client)), make_plain_stream(std::move(guest)), std::string(),
+      [ctx = ctx_, e, open = open_](const ByteRelay::Totals& t) {
+        --*open;
+        ctx->log.record(e.closed(t.a_to_b, t.b_to_a, t.error));  // a: the host's client, b: the guest
+      },
+      ByteRelay::IdleTimeout{ctx_->io.get_executor(), ctx_->options.tcp_idle_timeout});
 }
 
 }  // namespace gondolin::egress

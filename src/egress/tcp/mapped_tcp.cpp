@@ -1,7 +1,7 @@
 #include "egress/tcp/mapped_tcp.h"
 
-#include "egress/tcp/byte_relay.h"
 #include "config/tcp_rules.h"
+#include "egress/tcp/byte_relay.h"
 #include "egress/upstream_connector.h"
 
 namespace gondolin::egress {
@@ -14,8 +14,9 @@ std::string dotted(const net::Ipv4& a) {
 }  // namespace
 
 void relay_mapped_flow(const std::shared_ptr<EgressContext>& ctx, const TcpMap& rule, net::GuestFlow flow) {
-  const EgressEvent base = EgressEvent::for_flow(flow.info.flow_id, "tcp", flow.info.hostname.value_or(dotted(flow.info.dest_ip)),
-                                                 flow.info.dest_port, "tcp-map " + config::describe(rule));
+  const EgressEvent base =
+      EgressEvent::for_flow(flow.info.flow_id, "tcp", flow.info.hostname.value_or(dotted(flow.info.dest_ip)),
+                            flow.info.dest_port, "tcp-map " + config::describe(rule));
   // Held while connecting; whatever the guest sends meanwhile waits in the
   // socket (bounded by its buffer and the guest's TCP window).
   auto guest = std::make_shared<GuestSocket>(std::move(flow.socket));
@@ -36,17 +37,14 @@ void relay_mapped_flow(const std::shared_ptr<EgressContext>& ctx, const TcpMap& 
                      ctx->log.record(opened);
                      // The upstream slot is given back when the relay ends.
                      auto slot = std::make_shared<UpstreamSlot>(std::move(up->slot));
-                     ByteRelay::start(make_plain_stream(std::move(*guest)), std::move(up->stream), std::string(),
-                                      [ctx, opened, slot](const ByteRelay::Totals& t) mutable {
-                                        EgressEvent closed = opened;
-                                        closed.event = "close";
-                                        closed.bytes_from_guest = t.a_to_b;
-                                        closed.bytes_to_guest = t.b_to_a;
-                                        closed.reason = t.error;
-                                        ctx->log.record(closed);
-                                        *slot = UpstreamSlot();
-                                      },
-                                      ByteRelay::IdleTimeout{ctx->io.get_executor(), ctx->options.tcp_idle_timeout});
+                     ByteRelay::start(
+                         make_plain_stream(std::move(*guest)), std::move(up->stream), std::string(),
+                         [ctx, opened, slot](const ByteRelay::Totals& t) mutable {
+                           // a: the guest, b: upstream
+                           ctx->log.record(opened.closed(t.b_to_a, t.a_to_b, t.error));
+                           *slot = UpstreamSlot();
+                         },
+                         ByteRelay::IdleTimeout{ctx->io.get_executor(), ctx->options.tcp_idle_timeout});
                    });
 }
 
