@@ -38,9 +38,7 @@ std::string human_size(std::uint64_t bytes) {
   return buf;
 }
 
-}  // namespace
-
-void add_session_commands(CLI::App& app, Outcome& outcome) {
+void add_list_command(CLI::App& app, Outcome& outcome) {
   auto json_out = std::make_shared<bool>(false);
   auto* list = app.add_subcommand("list", "List running sessions (VMs) of this user");
   list->add_flag("--json", *json_out, "Machine-readable output");
@@ -68,7 +66,9 @@ void add_session_commands(CLI::App& app, Outcome& outcome) {
     }
     outcome.exit_code = 0;
   });
+}
 
+void add_attach_command(CLI::App& app, Outcome& outcome) {
   struct AttachFlags {
     std::string id;
     std::string workdir;
@@ -105,7 +105,9 @@ void add_session_commands(CLI::App& app, Outcome& outcome) {
     drive.detach_key = kDetachKey;
     outcome.exit_code = drive_process(handle, drive);
   });
+}
 
+void add_snapshot_command(CLI::App& app, Outcome& outcome) {
   struct SnapshotFlags {
     std::string id;
     std::string output;
@@ -143,6 +145,14 @@ void add_session_commands(CLI::App& app, Outcome& outcome) {
     remove_snapshot(sf->rm_ref);
     outcome.exit_code = 0;
   });
+}
+
+}  // namespace
+
+void add_session_commands(CLI::App& app, Outcome& outcome) {
+  add_list_command(app, outcome);
+  add_attach_command(app, outcome);
+  add_snapshot_command(app, outcome);
 }
 
 }  // namespace gondolin::cli

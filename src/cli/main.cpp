@@ -4,7 +4,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
@@ -14,6 +17,47 @@
 #include "gondolin/log.h"
 #include "gondolin/version.h"
 #include "gondolin/vm.h"
+
+namespace {
+
+// `gondolin help [COMMAND]` and `gondolin version`.
+void add_help_and_version(CLI::App& app) {
+  using namespace gondolin;
+  auto* help = app.add_subcommand("help", "Show help (gondolin help COMMAND for one command)");
+  auto help_topic = std::make_shared<std::string>();
+  help->add_option("command", *help_topic);
+  help->callback([&app, topic = help_topic] {
+    CLI::App* target = &app;
+    if (!topic->empty()) {
+      try {
+        target = app.get_subcommand(*topic);
+      } catch (const CLI::OptionNotFound&) {
+        throw Error(ErrorKind::Usage, "no such command '" + *topic + "'");
+      }
+    }
+    std::printf("%s", app.get_formatter()->make_help(target, target->get_name(), CLI::AppFormatMode::Normal).c_str());
+  });
+  app.add_subcommand("version", "Show the version")->callback([] {
+    std::printf("gondolin %s (agent protocol %u)\n", kVersion, agent_protocol_version());
+  });
+}
+
+// Splits argv at the first "--": CLI11 parses what comes before (returned,
+// reversed as CLI11 takes it), the rest is the command (outcome.trailing).
+std::vector<std::string> split_at_double_dash(int argc, char** argv, gondolin::cli::Outcome& outcome) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--") {
+      outcome.trailing = std::vector<std::string>(argv + i + 1, argv + argc);
+      break;
+    }
+    args.emplace_back(argv[i]);
+  }
+  std::reverse(args.begin(), args.end());
+  return args;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace gondolin;
@@ -37,23 +81,7 @@ int main(int argc, char** argv) {
   cli::add_build_command(app, outcome);
   cli::add_image_command(app, outcome);
   cli::add_session_commands(app, outcome);
-  auto* help = app.add_subcommand("help", "Show help (gondolin help COMMAND for one command)");
-  std::string help_topic;
-  help->add_option("command", help_topic);
-  help->callback([&] {
-    CLI::App* target = &app;
-    if (!help_topic.empty()) {
-      try {
-        target = app.get_subcommand(help_topic);
-      } catch (const CLI::OptionNotFound&) {
-        throw Error(ErrorKind::Usage, "no such command '" + help_topic + "'");
-      }
-    }
-    std::printf("%s", app.get_formatter()->make_help(target, target->get_name(), CLI::AppFormatMode::Normal).c_str());
-  });
-  app.add_subcommand("version", "Show the version")->callback([] {
-    std::printf("gondolin %s (agent protocol %u)\n", kVersion, agent_protocol_version());
-  });
+  add_help_and_version(app);
   // --log-level is accepted before or after the subcommand name.
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
     if (sub->get_name() != "help" && sub->get_name() != "version") sub->add_option("--log-level", log_level, log_help);
@@ -63,16 +91,7 @@ int main(int argc, char** argv) {
     if (!log_level.empty()) set_log_level(log_level);
   });
 
-  // Split at the first "--": CLI11 parses what comes before, the rest is the command.
-  std::vector<std::string> args;
-  for (int i = 1; i < argc; ++i) {
-    if (std::string_view(argv[i]) == "--") {
-      outcome.trailing = std::vector<std::string>(argv + i + 1, argv + argc);
-      break;
-    }
-    args.emplace_back(argv[i]);
-  }
-  std::reverse(args.begin(), args.end());  // CLI11 takes a vector in reverse order
+  std::vector<std::string> args = split_at_double_dash(argc, argv, outcome);
 
   try {
     app.parse(args);

@@ -35,6 +35,13 @@ void VmFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--rootfs-size", rootfs_size, "Size of the cow root disk: the most the guest can write (sparse)")
       ->capture_default_str();
 
+  add_egress_to(cmd);
+  add_mounts_to(cmd);
+  net.add_to(cmd);
+  ssh.add_to(cmd);
+}
+
+void VmFlags::add_egress_to(CLI::App& cmd) {
   const char* egress_group = "Network egress (HTTP/HTTPS only; everything else is refused)";
   cmd.add_option("--allow-host", allow_hosts,
                  "Allow HTTP/HTTPS requests to hosts matching PATTERN ('*' wildcards, case-insensitive; repeatable). "
@@ -82,6 +89,9 @@ void VmFlags::add_to(CLI::App& cmd) {
                  "logged in the egress log (default 600; 0: never)")
       ->type_name("SECONDS")
       ->group(egress_group);
+}
+
+void VmFlags::add_mounts_to(CLI::App& cmd) {
   cmd.add_option("--mount-hostfs", mount_hostfs,
                  "Mount a host directory in the guest: HOST_DIR:GUEST_PATH[:OPTIONS], OPTIONS a comma list of ro, "
                  "transport=serial|virtiofs, cache=auto|direct (repeatable)")
@@ -102,8 +112,6 @@ void VmFlags::add_to(CLI::App& cmd) {
                  "Guest page cache for mounts without cache=: auto (default) or direct (FOPEN_DIRECT_IO: no caching, "
                  "zero-copy with virtiofs; mmap(MAP_SHARED) of such files fails)")
       ->check(CLI::IsMember({"auto", "direct"}));
-  net.add_to(cmd);
-  ssh.add_to(cmd);
 }
 
 void VmFlags::add_listen_to(CLI::App& cmd) {

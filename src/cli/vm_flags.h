@@ -53,6 +53,10 @@ struct VmFlags {
   void add_listen_to(CLI::App& cmd);
   // Validates and converts; throws gondolin::Error (Usage) naming the bad flag.
   VmOptions to_options() const;
+
+ private:
+  void add_egress_to(CLI::App& cmd);
+  void add_mounts_to(CLI::App& cmd);
 };
 
 std::pair<std::string, std::string> parse_env_assignment(const std::string& text);
