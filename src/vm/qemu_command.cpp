@@ -64,7 +64,9 @@ QemuLaunch launch_for(const Image& image, const VmOptions& o, Accel accel) {
   return l;
 }
 
-QemuCommand build_qemu_command(const QemuLaunch& l) {
+namespace {
+
+void check_launch(const QemuLaunch& l) {
   if (l.accel == Accel::Auto) throw Error(ErrorKind::Internal, "accelerator must be resolved before launch");
   if (l.machine != "microvm" && l.machine != "q35")
     throw Error(ErrorKind::Usage, "unknown machine type '" + l.machine + "' (use microvm or q35)");
@@ -73,18 +75,12 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
                 "memory must be between 128 MiB and 1 TiB, got " + std::to_string(l.memory_mib) + " MiB");
   if (l.cpus < 1 || l.cpus > 255) throw Error(ErrorKind::Usage, "cpus must be between 1 and 255");
   if (l.control_fd < 0 || l.console_fd < 0) throw Error(ErrorKind::Internal, "QEMU launch without channels");
+}
 
-  const bool microvm = l.machine == "microvm";
+// Machine, firmware, accelerator, CPU, QEMU's own seccomp filter, size.
+void add_machine(const QemuLaunch& l, std::vector<std::string>& a) {
   const bool kvm = l.accel == Accel::Kvm;
-  auto dev = [&](const std::string& base) { return virtio_device(l.machine, base); };
-  QemuCommand cmd;
-  // QEMU sees the control socket as fd 3, the console as 4, QMP as 5, the
-  // RAM file's descriptor (if any) and devices from 6 on.
-  cmd.fds = {{l.control_fd, 3}, {l.console_fd, 4}};
-
-  std::vector<std::string> a{
-      l.qemu_binary.string(), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"};
-  if (microvm) {
+  if (l.machine == "microvm") {
     a.insert(a.end(), {"-machine", "microvm,x-option-roms=off,isa-serial=on,rtc=on,pic=off,pit=off"});
     // qboot: the firmware made for microvm. (Backports' SeaBIOS 1.16.3
     // bios-microvm.bin, QEMU's default, never hands over to the kernel under
@@ -100,19 +96,21 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
   // migrate through `exec:zstd`.
   a.insert(a.end(), {"-sandbox", "on,obsolete=deny,elevateprivileges=deny,resourcecontrol=deny"});
   a.insert(a.end(), {"-m", std::to_string(l.memory_mib), "-smp", std::to_string(l.cpus)});
+}
+
+// Guest RAM: always a backend named "ram" (the migration stream names RAM
+// blocks, so a snapshot of any of these layouts loads into any other).
+void add_memory(const QemuLaunch& l, QemuCommand& cmd, std::vector<std::string>& a, int& next_fd) {
   const std::string size = "size=" + std::to_string(l.memory_mib) + "M";
   const bool file_ram = !l.memory_file.empty() || l.memory_fd >= 0;
   if (l.shared_memory && file_ram) throw Error(ErrorKind::Internal, "guest RAM cannot be both a memfd and a file");
   if (l.vhost_user && !l.shared_memory && !(file_ram && (l.memory_file_shared || l.memory_fd >= 0)))
     throw Error(ErrorKind::Internal, "a vhost-user device needs guest RAM shared with its back-end");
-  // Always a backend named "ram": the migration stream names RAM blocks, so
-  // a snapshot of any of these layouts loads into any other.
   if (l.shared_memory)
     a.insert(a.end(),
              {"-object", "memory-backend-memfd,id=ram," + size + ",share=on", "-machine", "memory-backend=ram"});
   else if (!file_ram)
     a.insert(a.end(), {"-object", "memory-backend-ram,id=ram," + size, "-machine", "memory-backend=ram"});
-  int next_fd = 6;
   if (file_ram) {
     std::string path = qemu_escape(l.memory_file.string());
     if (l.memory_fd >= 0) {
@@ -125,18 +123,25 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
                        "-machine", "memory-backend=ram"});
   }
   // vhost-user back-ends refuse legacy (version 1) virtio-mmio devices.
-  if (l.vhost_user && microvm) a.insert(a.end(), {"-global", "virtio-mmio.force-legacy=false"});
+  if (l.vhost_user && l.machine == "microvm") a.insert(a.end(), {"-global", "virtio-mmio.force-legacy=false"});
+}
 
+void add_kernel(const QemuLaunch& l, std::vector<std::string>& a) {
   // reboot=t: a guest reboot (or a panic, with panic=-1) triple-faults,
   // which QEMU turns into a reset and, with -no-reboot, an exit. The
   // default path ends in the firmware's reset vector, and a VM resumed from
   // a boot template has no kernel for the firmware to boot again: it would
   // sit there instead of ending.
   std::string cmdline = l.cmdline + " reboot=t gondolin.rootfs=" + l.rootfs_mode;
-  if (!kvm && microvm && l.tsc_khz) cmdline += " tsc_early_khz=" + std::to_string(*l.tsc_khz);
+  if (l.accel != Accel::Kvm && l.machine == "microvm" && l.tsc_khz)
+    cmdline += " tsc_early_khz=" + std::to_string(*l.tsc_khz);
   if (!l.kernel.empty())
     a.insert(a.end(), {"-kernel", l.kernel.string(), "-initrd", l.initrd.string(), "-append", cmdline});
+}
 
+// Disks, the control port, the console, QMP and the caller's fd devices.
+void add_devices(const QemuLaunch& l, QemuCommand& cmd, std::vector<std::string>& a, int& next_fd) {
+  auto dev = [&](const std::string& base) { return virtio_device(l.machine, base); };
   // The agent finds its disks by serial: device order differs between buses.
   a.insert(a.end(), {"-drive", "file=" + qemu_escape(l.rootfs.string()) + ",format=raw,if=none,id=root,readonly=on",
                      "-device", dev("virtio-blk") + ",drive=root,serial=gondolin-root"});
@@ -161,6 +166,23 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
       a.push_back(std::move(arg));
     }
   }
+}
+
+}  // namespace
+
+QemuCommand build_qemu_command(const QemuLaunch& l) {
+  check_launch(l);
+  QemuCommand cmd;
+  // QEMU sees the control socket as fd 3, the console as 4, QMP as 5, the
+  // RAM file's descriptor (if any) and devices from 6 on.
+  cmd.fds = {{l.control_fd, 3}, {l.console_fd, 4}};
+  int next_fd = 6;
+  std::vector<std::string> a{
+      l.qemu_binary.string(), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"};
+  add_machine(l, a);
+  add_memory(l, cmd, a, next_fd);
+  add_kernel(l, a);
+  add_devices(l, cmd, a, next_fd);
   a.insert(a.end(), l.extra_args.begin(), l.extra_args.end());
   if (!l.incoming_uri.empty()) a.insert(a.end(), {"-S", "-incoming", l.incoming_uri});
   cmd.argv = std::move(a);

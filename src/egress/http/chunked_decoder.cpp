@@ -24,6 +24,99 @@ ChunkStep ChunkedDecoder::fail(std::string why, std::size_t consumed) {
   return ChunkStep{ChunkStep::Error, consumed, {}};
 }
 
+// One byte of a chunk-size line (size, whitespace, extension, CRLF):
+// nullptr, or why the line is invalid.
+const char* ChunkedDecoder::size_line_byte(char c) {
+  switch (state_) {
+    case State::SizeStart:
+    case State::Size: {
+      int v = hex_value(c);
+      if (v >= 0) {
+        if (++digits_ > 16 || size_ > (kMaxChunkSize >> 4)) return "chunk size too large";
+        size_ = (size_ << 4) | static_cast<std::uint64_t>(v);
+        state_ = State::Size;
+      } else if (state_ == State::SizeStart) {
+        return "invalid chunk size";
+      } else if (c == ';') {
+        state_ = State::Ext;
+      } else if (c == ' ' || c == '\t') {
+        state_ = State::SizeBws;
+      } else if (c == '\r') {
+        state_ = State::SizeLf;
+      } else {
+        return "invalid chunk size";
+      }
+      return nullptr;
+    }
+    case State::SizeBws:
+      if (c == ';')
+        state_ = State::Ext;
+      else if (c != ' ' && c != '\t')
+        return "invalid chunk size line";
+      if (++ext_bytes_ > kMaxExtension) return "chunk extension too long";
+      return nullptr;
+    case State::Ext:
+      if (c == '\r')
+        state_ = State::SizeLf;
+      else if (!is_text(static_cast<unsigned char>(c)))
+        return "control character in a chunk extension";
+      if (++ext_bytes_ > kMaxExtension) return "chunk extension too long";
+      return nullptr;
+    case State::SizeLf:
+      if (c != '\n') return "bare CR in a chunk size line";
+      if (size_ > kMaxChunkSize) return "chunk size too large";
+      digits_ = 0;
+      ext_bytes_ = 0;
+      state_ = size_ == 0 ? State::TrailerStart : State::Data;
+      return nullptr;
+    default: return nullptr;
+  }
+}
+
+// One byte of the CRLF after chunk data, of the trailers, or of the final
+// CRLF: nullptr, or why it is invalid.
+const char* ChunkedDecoder::framing_byte(char c) {
+  switch (state_) {
+    case State::DataCr:
+      if (c != '\r') return "chunk data not followed by CRLF";
+      state_ = State::DataLf;
+      return nullptr;
+    case State::DataLf:
+      if (c != '\n') return "chunk data not followed by CRLF";
+      state_ = State::SizeStart;
+      return nullptr;
+    case State::TrailerStart:
+      if (c == '\r')
+        state_ = State::FinalLf;
+      else if (is_token_char(c))
+        state_ = State::TrailerName;
+      else
+        return c == ' ' || c == '\t' ? "obsolete line folding in trailers" : "invalid trailer line";
+      return nullptr;
+    case State::TrailerName:
+      if (c == ':')
+        state_ = State::TrailerValue;
+      else if (!is_token_char(c))
+        return "invalid trailer name";
+      return nullptr;
+    case State::TrailerValue:
+      if (c == '\r')
+        state_ = State::TrailerLf;
+      else if (!is_text(static_cast<unsigned char>(c)))
+        return "control character in a trailer";
+      return nullptr;
+    case State::TrailerLf:
+      if (c != '\n') return "bare CR in trailers";
+      state_ = State::TrailerStart;
+      return nullptr;
+    case State::FinalLf:
+      if (c != '\n') return "bare CR after the last chunk";
+      state_ = State::Done;
+      return nullptr;
+    default: return nullptr;
+  }
+}
+
 ChunkStep ChunkedDecoder::step(std::string_view in) {
   if (state_ == State::Failed) return ChunkStep{ChunkStep::Error, 0, {}};
   std::size_t i = 0;
@@ -36,88 +129,9 @@ ChunkStep ChunkedDecoder::step(std::string_view in) {
     }
     if (state_ == State::Done) break;
     const char c = in[i++];
-    switch (state_) {
-      case State::SizeStart:
-      case State::Size: {
-        int v = hex_value(c);
-        if (v >= 0) {
-          if (++digits_ > 16 || size_ > (kMaxChunkSize >> 4)) return fail("chunk size too large", i);
-          size_ = (size_ << 4) | static_cast<std::uint64_t>(v);
-          state_ = State::Size;
-        } else if (state_ == State::SizeStart) {
-          return fail("invalid chunk size", i);
-        } else if (c == ';') {
-          state_ = State::Ext;
-        } else if (c == ' ' || c == '\t') {
-          state_ = State::SizeBws;
-        } else if (c == '\r') {
-          state_ = State::SizeLf;
-        } else {
-          return fail("invalid chunk size", i);
-        }
-        break;
-      }
-      case State::SizeBws:
-        if (c == ';')
-          state_ = State::Ext;
-        else if (c != ' ' && c != '\t')
-          return fail("invalid chunk size line", i);
-        if (++ext_bytes_ > kMaxExtension) return fail("chunk extension too long", i);
-        break;
-      case State::Ext:
-        if (c == '\r')
-          state_ = State::SizeLf;
-        else if (!is_text(static_cast<unsigned char>(c)))
-          return fail("control character in a chunk extension", i);
-        if (++ext_bytes_ > kMaxExtension) return fail("chunk extension too long", i);
-        break;
-      case State::SizeLf:
-        if (c != '\n') return fail("bare CR in a chunk size line", i);
-        if (size_ > kMaxChunkSize) return fail("chunk size too large", i);
-        digits_ = 0;
-        ext_bytes_ = 0;
-        state_ = size_ == 0 ? State::TrailerStart : State::Data;
-        break;
-      case State::DataCr:
-        if (c != '\r') return fail("chunk data not followed by CRLF", i);
-        state_ = State::DataLf;
-        break;
-      case State::DataLf:
-        if (c != '\n') return fail("chunk data not followed by CRLF", i);
-        state_ = State::SizeStart;
-        break;
-      case State::TrailerStart:
-        if (c == '\r')
-          state_ = State::FinalLf;
-        else if (is_token_char(c))
-          state_ = State::TrailerName;
-        else
-          return fail(c == ' ' || c == '\t' ? "obsolete line folding in trailers" : "invalid trailer line", i);
-        break;
-      case State::TrailerName:
-        if (c == ':')
-          state_ = State::TrailerValue;
-        else if (!is_token_char(c))
-          return fail("invalid trailer name", i);
-        break;
-      case State::TrailerValue:
-        if (c == '\r')
-          state_ = State::TrailerLf;
-        else if (!is_text(static_cast<unsigned char>(c)))
-          return fail("control character in a trailer", i);
-        break;
-      case State::TrailerLf:
-        if (c != '\n') return fail("bare CR in trailers", i);
-        state_ = State::TrailerStart;
-        break;
-      case State::FinalLf:
-        if (c != '\n') return fail("bare CR after the last chunk", i);
-        state_ = State::Done;
-        return ChunkStep{ChunkStep::Done, i, {}};
-      case State::Data:
-      case State::Done:
-      case State::Failed: break;
-    }
+    const char* why = state_ <= State::SizeLf ? size_line_byte(c) : framing_byte(c);
+    if (why) return fail(why, i);
+    if (state_ == State::Done) return ChunkStep{ChunkStep::Done, i, {}};
     if (state_ >= State::TrailerStart && ++trailer_bytes_ > kMaxTrailerBytes) return fail("trailers too large", i);
   }
   return ChunkStep{state_ == State::Done ? ChunkStep::Done : ChunkStep::NeedMore, i, {}};

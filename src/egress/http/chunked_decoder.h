@@ -50,6 +50,8 @@ class ChunkedDecoder {
     Failed
   };
   ChunkStep fail(std::string why, std::size_t consumed);
+  const char* size_line_byte(char c);
+  const char* framing_byte(char c);
 
   State state_ = State::SizeStart;
   std::uint64_t size_ = 0;  // size being read, then bytes left in the chunk
