@@ -2,6 +2,7 @@
 // AttachedProcess, Session::attach and Session::snapshot of gondolin/session.h.
 #include "gondolin/session.h"
 
+#include "control/exec_request.h"
 #include "gondolin/error.h"
 #include "proto/control_protocol.h"
 #include "proto/session_messages.h"
@@ -16,21 +17,6 @@ using proto::FrameType;
   proto::PayloadReader r(f.payload.data(), f.payload.size());
   auto e = proto::ErrorMsg::decode(r);
   throw Error(ErrorKind::Guest, e ? e->message : "the session refused the request");
-}
-
-proto::ExecStart exec_request(const Command& command, const ExecOptions& o) {
-  if (command.args().empty() || command.args().front().empty()) throw Error(ErrorKind::Usage, "no command given");
-  if (o.timeout || !o.stdin_data.empty())
-    throw Error(ErrorKind::Usage, "an attached command takes no timeout or stdin_data (write_stdin instead)");
-  proto::ExecStart req;
-  req.argv = command.args();
-  for (const auto& [key, value] : o.env) req.env.push_back(key + "=" + value);
-  req.cwd = o.cwd;
-  req.flags = (o.pty ? proto::kExecFlagPty : 0) | (o.stdin ? proto::kExecFlagStdin : 0);
-  if (o.user) req.run_as(o.user->uid, o.user->gid);
-  req.rows = o.rows;
-  req.cols = o.cols;
-  return req;
 }
 
 }  // namespace
@@ -107,7 +93,9 @@ ExitStatus AttachedProcess::wait() {
 }
 
 AttachedProcess Session::attach(const SessionInfo& session, const Command& command, const ExecOptions& options) {
-  return AttachedProcess(session, session::exec_request(command, options));
+  if (options.timeout || !options.stdin_data.empty())
+    throw Error(ErrorKind::Usage, "an attached command takes no timeout or stdin_data (write_stdin instead)");
+  return AttachedProcess(session, control::exec_start_for(command, options));
 }
 
 SnapshotInfo Session::snapshot(const SessionInfo& session, const std::filesystem::path& output_dir, bool keep_running) {

@@ -12,6 +12,7 @@
 #include <ctime>
 
 #include "config/tcp_rules.h"
+#include "control/exec_request.h"
 #include "net/net_stack.h"
 #include "session/session_registry.h"
 #include "util/files.h"
@@ -35,13 +36,6 @@ std::pair<UniqueFd, UniqueFd> socket_pair() {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     throw Error(ErrorKind::Io, std::string("socketpair: ") + std::strerror(errno));
   return {UniqueFd(sv[0]), UniqueFd(sv[1])};
-}
-
-void validate_env_entry(const std::string& key, const std::string& value) {
-  if (key.empty() || key.find('=') != std::string::npos || key.find('\0') != std::string::npos)
-    throw Error(ErrorKind::Usage, "invalid environment variable name '" + key + "'");
-  if (value.find('\0') != std::string::npos)
-    throw Error(ErrorKind::Usage, "environment variable " + key + " contains a NUL byte");
 }
 
 }  // namespace
@@ -395,47 +389,22 @@ void VmImpl::register_session() {
 }
 
 Process VmImpl::spawn(const Command& cmd, const ExecOptions& o) {
-  if (cmd.args().empty() || cmd.args().front().empty()) throw Error(ErrorKind::Usage, "no command given");
-  proto::ExecStart req;
-  req.argv = cmd.args();
-  for (const auto& a : req.argv)
-    if (a.find('\0') != std::string::npos) throw Error(ErrorKind::Usage, "command arguments cannot contain NUL bytes");
-  using EnvList = std::vector<std::pair<std::string, std::string>>;
-  for (const EnvList* env : {static_cast<const EnvList*>(&opts_.env), &o.env})
-    for (const auto& [k, v] : *env) {
-      validate_env_entry(k, v);
-      req.env.push_back(k + "=" + v);
-    }
-  if (o.cwd.find('\0') != std::string::npos) throw Error(ErrorKind::Usage, "working directory contains a NUL byte");
-  // The image's defaults (an OCI config's WorkingDir and User) unless asked otherwise.
-  req.cwd = o.cwd.empty() ? image_.manifest.workdir : o.cwd;
-  req.flags = (o.pty ? proto::kExecFlagPty : 0) | (o.stdin || !o.stdin_data.empty() ? proto::kExecFlagStdin : 0);
-  if (std::optional<GuestUser> user = o.user ? o.user : image_.manifest.user) req.run_as(user->uid, user->gid);
-  req.rows = o.rows;
-  req.cols = o.cols;
-  proto::PayloadWriter size_check;
-  req.encode(size_check);
-  if (size_check.data().size() > proto::kMaxPayload || req.argv.size() > proto::kMaxArgs ||
-      req.env.size() > proto::kMaxEnv)
-    throw Error(ErrorKind::Usage, "command line and environment are too large (limit 1 MiB)");
+  // The VM's environment first, then the command's; the image's defaults (an
+  // OCI config's WorkingDir and User) unless asked otherwise.
+  ExecOptions merged = o;
+  merged.env = opts_.env;
+  merged.env.insert(merged.env.end(), o.env.begin(), o.env.end());
+  if (merged.cwd.empty()) merged.cwd = image_.manifest.workdir;
+  if (!merged.user) merged.user = image_.manifest.user;
+  proto::ExecStart req = control::exec_start_for(cmd, merged);
   require_running();
   auto state = on_io([&] { return control_->start_exec(req, o.timeout); });
   return detail::make_process(std::move(state));
 }
 
 Process VmImpl::attach(const proto::ExecStart& request) {
-  ExecOptions o;
-  for (const auto& kv : request.env) {
-    auto eq = kv.find('=');
-    o.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-  }
-  o.cwd = request.cwd;
-  if (request.flags & proto::kExecFlagUser) o.user = GuestUser{request.uid, request.gid};
-  o.pty = (request.flags & proto::kExecFlagPty) != 0;
-  o.stdin = (request.flags & proto::kExecFlagStdin) != 0;
-  o.rows = request.rows;
-  o.cols = request.cols;
-  return spawn(Command::argv(request.argv), o);
+  auto [command, options] = control::exec_options_from(request);
+  return spawn(command, options);
 }
 
 proto::FileResult VmImpl::file_op(const proto::FileOp& op) {
