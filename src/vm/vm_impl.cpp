@@ -17,6 +17,7 @@
 #include "session/session_registry.h"
 #include "util/files.h"
 #include "util/logging.h"
+#include "util/no_sigpipe.h"
 #include "util/paths.h"
 #include "util/random_hex.h"
 #include "util/subprocess.h"
@@ -87,7 +88,10 @@ VmImpl::VmImpl(VmOptions opts, VmHooks hooks)
     egress_ = std::make_unique<egress::EgressService>(io_, opts_.network);
     for (auto& kv : egress_->guest_env()) opts_.env.push_back(std::move(kv));
   }
-  thread_ = std::thread([this] { io_.run(); });
+  thread_ = std::thread([this] {
+    block_sigpipe_in_this_thread();
+    io_.run();
+  });
 }
 
 VmImpl::~VmImpl() { close(); }

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <utility>
 
+#include "util/no_sigpipe.h"
+
 namespace gondolin::vfs::vhost {
 
 void StateTransfer::start_save(UniqueFd pipe, std::string state) {
@@ -16,10 +18,7 @@ void StateTransfer::start_save(UniqueFd pipe, std::string state) {
   outcome_ = {};
   thread_ = std::thread([this, fd = std::move(pipe), bytes = std::move(state)]() mutable {
     // A front-end that closed its end gets EPIPE here, not our whole process a SIGPIPE.
-    sigset_t pipe_signal;
-    ::sigemptyset(&pipe_signal);
-    ::sigaddset(&pipe_signal, SIGPIPE);
-    ::pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+    block_sigpipe_in_this_thread();
     std::size_t done = 0;
     while (done < bytes.size()) {
       ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
