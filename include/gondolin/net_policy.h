@@ -32,11 +32,20 @@ enum class SyntheticHostMapping {
 
 // A secret the guest may use without seeing it: the guest's environment gets
 // NAME=<placeholder>; the host substitutes the real value in request headers
-// sent to `hosts` only.
+// sent to `hosts` only (docs/egress.md#secrets). A request carrying the
+// placeholder to one of `hosts` is allowed even if the host is not in
+// allow_hosts (rule "secret-host NAME"); deny_hosts still wins.
 struct HostSecret {
   std::string name;                // an environment variable name
   std::vector<std::string> hosts;  // patterns, '*' wildcards
   std::string value;               // never enters the guest; no CR, LF or NUL
+  // Optional scope: the placeholder is substituted only in requests with one
+  // of these methods (exact, e.g. "GET") and whose path starts with one of
+  // these prefixes ("/v1/" matches "/v1/x"; "/v1" matches "/v1" and
+  // "/v1/x", not "/v1x"). Empty: any. Outside the scope the request is
+  // refused (403, rule "secret-scope").
+  std::vector<std::string> methods;
+  std::vector<std::string> path_prefixes;
   // Normally empty (a fresh random placeholder). A resumed session sets it to
   // the placeholder its guest already holds.
   std::string placeholder;
@@ -76,6 +85,11 @@ struct NetworkOptions {
 
   std::vector<std::string> allow_hosts;  // HTTP/HTTPS host patterns ('*' wildcards, case-insensitive)
   bool allow_all_hosts = false;          // without allow_hosts, everything is denied unless this is set
+  std::vector<std::string> deny_hosts;   // refused even when allow_hosts, allow_all_hosts or a secret would allow
+  // Names (patterns) that may resolve to internal addresses (loopback,
+  // RFC 1918, ...): an LLM gateway on 10.x, say. They still need allowing;
+  // every other name is refused when it resolves to one.
+  std::vector<std::string> allow_internal_hosts;
   std::vector<HostSecret> secrets;
   bool secrets_in_query = false;  // also substitute placeholders in URL query strings
   bool websockets = true;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "gondolin/exec.h"
+#include "gondolin/live_policy.h"
 
 namespace gondolin {
 
@@ -83,6 +84,10 @@ class Session {
   // (empty: the snapshot store) and to stop it, or to keep it running.
   static SnapshotInfo snapshot(const SessionInfo& session, const std::filesystem::path& output_dir = {},
                                bool keep_running = false);
+  // The session's HTTP policy, and live changes to it (Vm::change_policy,
+  // made from another process; the egress log names this process's uid).
+  static PolicyState policy(const SessionInfo& session);
+  static PolicyState change_policy(const SessionInfo& session, const PolicyChange& change);
 };
 
 struct SnapshotInfo {

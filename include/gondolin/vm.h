@@ -19,6 +19,7 @@
 // What Vm's signatures need whole: commands and their results (exec.h),
 // and VmOptions' members (net_policy.h, vfs.h). The rest is declared below.
 #include "gondolin/exec.h"
+#include "gondolin/live_policy.h"
 #include "gondolin/net_policy.h"
 #include "gondolin/vfs.h"
 
@@ -153,6 +154,11 @@ class Vm {
   // AfterSnapshot::KeepRunning it continues instead, so one live session can
   // be forked into any number of resumed copies.
   SnapshotInfo snapshot(const std::filesystem::path& dir = {}, AfterSnapshot after = AfterSnapshot::Stop);
+  // The HTTP/HTTPS policy as it stands, and changes to it while the VM runs
+  // (gondolin/live_policy.h). change_policy throws gondolin::Error (Usage)
+  // naming a bad pattern or secret, and then changes nothing.
+  PolicyState policy() const;
+  PolicyState change_policy(const PolicyChange& change);
   // This VM's session id (empty if not registered).
   std::string session_id() const;
 

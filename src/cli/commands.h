@@ -22,5 +22,6 @@ void add_bash_command(CLI::App& app, Outcome& outcome);
 void add_build_command(CLI::App& app, Outcome& outcome);
 void add_image_command(CLI::App& app, Outcome& outcome);
 void add_session_commands(CLI::App& app, Outcome& outcome);
+void add_policy_command(CLI::App& app, Outcome& outcome);
 
 }  // namespace gondolin::cli

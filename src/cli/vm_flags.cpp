@@ -51,11 +51,24 @@ void VmFlags::add_egress_to(CLI::App& cmd) {
       ->group(egress_group);
   cmd.add_flag("--allow-all-hosts", allow_all_hosts, "Allow HTTP/HTTPS requests to any public host")
       ->group(egress_group);
+  cmd.add_option("--deny-host", deny_hosts,
+                 "Refuse HTTP/HTTPS requests to hosts matching PATTERN even where --allow-host, --allow-all-hosts "
+                 "or a secret would allow them (repeatable)")
+      ->type_name("PATTERN")
+      ->allow_extra_args(false)
+      ->group(egress_group);
+  cmd.add_option("--allow-internal-host", allow_internal_hosts,
+                 "Names matching PATTERN may resolve to internal addresses (loopback, 10.x, ...), e.g. a company "
+                 "gateway; they still need --allow-host or a secret (repeatable)")
+      ->type_name("PATTERN")
+      ->allow_extra_args(false)
+      ->group(egress_group);
   cmd.add_option(
          "--host-secret", host_secrets,
-         "NAME@HOST[,HOST...][=@FILE|=@-|=VALUE]: the guest gets $NAME as a placeholder; the host substitutes the "
-         "real value (the host's $NAME by default; =@FILE reads a file, =@- one line of stdin; a literal =VALUE "
-         "shows in `ps`) in request headers sent to those hosts only (repeatable)")
+         "NAME@HOST[,HOST...][:SCOPE][=@FILE|=@-|=VALUE]: the guest gets $NAME as a placeholder; the host "
+         "substitutes the real value (the host's $NAME by default; =@FILE reads a file, =@- one line of stdin; a "
+         "literal =VALUE shows in `ps`) in request headers sent to those hosts only, which the placeholder makes "
+         "reachable; SCOPE = [METHOD,...][/PREFIX,...] limits it further, e.g. :GET,POST/v1/ (repeatable)")
       ->type_name("SPEC")
       ->allow_extra_args(false)
       ->group(egress_group);
@@ -212,6 +225,8 @@ VmOptions VmFlags::to_options() const {
   if (!policy_file.empty()) load_network_policy_file(policy_file, n);
   for (const auto& h : allow_hosts) n.allow_hosts.push_back(h);
   n.allow_all_hosts = n.allow_all_hosts || allow_all_hosts;
+  n.deny_hosts.insert(n.deny_hosts.end(), deny_hosts.begin(), deny_hosts.end());
+  n.allow_internal_hosts.insert(n.allow_internal_hosts.end(), allow_internal_hosts.begin(), allow_internal_hosts.end());
   for (const auto& spec : host_secrets) n.secrets.push_back(config::parse_host_secret(spec));
   n.secrets_in_query = n.secrets_in_query || secrets_in_query;
   if (disable_websockets) n.websockets = false;

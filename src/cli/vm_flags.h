@@ -30,6 +30,8 @@ struct VmFlags {
   // network egress (docs/egress.md)
   std::vector<std::string> allow_hosts;
   bool allow_all_hosts = false;
+  std::vector<std::string> deny_hosts;
+  std::vector<std::string> allow_internal_hosts;
   std::vector<std::string> host_secrets;
   bool secrets_in_query = false;
   bool disable_websockets = false;

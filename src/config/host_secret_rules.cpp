@@ -2,8 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <string_view>
+#include <vector>
 
 #include "gondolin/error.h"
 #include "util/files.h"
@@ -47,27 +51,68 @@ std::string secret_value_from(const std::string& written, const Bad& bad) {
   return written;
 }
 
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    out.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+bool is_token(const std::string& s) {
+  static constexpr std::string_view kSpecials = "!#$%&'*+-.^_`|~";
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || kSpecials.find(c) != std::string_view::npos;
+  });
+}
+
+// ":GET,POST/v1/,/v2/" (without the colon): methods up to the first '/',
+// then comma-separated path prefixes.
+template <typename Bad>
+void parse_scope(const std::string& scope, HostSecret& s, const Bad& bad) {
+  std::size_t slash = scope.find('/');
+  std::string methods = scope.substr(0, slash);
+  if (!methods.empty()) s.methods = split_list(methods);
+  if (slash != std::string::npos) s.path_prefixes = split_list(scope.substr(slash));
+  if (s.methods.empty() && s.path_prefixes.empty()) throw bad("empty scope after ':'");
+}
+
 }  // namespace
+
+void check_secret_scope(const HostSecret& s) {
+  auto bad = [&](const std::string& why) { return Error(ErrorKind::Usage, "secret " + s.name + ": " + why); };
+  for (const auto& m : s.methods)
+    if (!is_token(m) || m.size() > 32) throw bad("invalid method '" + m.substr(0, 40) + "'");
+  for (const auto& p : s.path_prefixes) {
+    bool clean = std::none_of(p.begin(), p.end(), [](char c) {
+      return static_cast<unsigned char>(c) <= ' ' || c == 0x7f || c == '?' || c == '#' || c == ',';
+    });
+    if (p.empty() || p[0] != '/' || !clean || p.size() > 1024)
+      throw bad("invalid path prefix '" + p.substr(0, 80) + "' (starts with '/'; no space, '?', '#' or ',')");
+  }
+}
 
 HostSecret parse_host_secret(const std::string& text) {
   auto bad = [&](const std::string& why) {
     return Error(ErrorKind::Usage, "invalid --host-secret '" + text.substr(0, text.find('=')) + "': " + why);
   };
   std::size_t at = text.find('@');
-  if (at == std::string::npos || at == 0) throw bad("expected NAME@HOST[,HOST...][=VALUE]");
+  if (at == std::string::npos || at == 0) throw bad("expected NAME@HOST[,HOST...][:SCOPE][=VALUE]");
   HostSecret s;
   s.name = text.substr(0, at);
   std::size_t eq = text.find('=', at);
-  std::string hosts = text.substr(at + 1, eq == std::string::npos ? std::string::npos : eq - at - 1);
-  std::size_t start = 0;
-  while (start <= hosts.size()) {
-    std::size_t comma = hosts.find(',', start);
-    if (comma == std::string::npos) comma = hosts.size();
-    std::string h = hosts.substr(start, comma - start);
+  std::string spec = text.substr(at + 1, eq == std::string::npos ? std::string::npos : eq - at - 1);
+  std::size_t colon = spec.find(':');
+  for (auto& h : split_list(spec.substr(0, colon))) {
     if (h.empty()) throw bad("empty host");
-    s.hosts.push_back(h);
-    start = comma + 1;
+    s.hosts.push_back(std::move(h));
   }
+  if (colon != std::string::npos) parse_scope(spec.substr(colon + 1), s, bad);
+  check_secret_scope(s);
   if (eq != std::string::npos) {
     s.value = secret_value_from(text.substr(eq + 1), bad);
   } else {

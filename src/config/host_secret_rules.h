@@ -1,4 +1,7 @@
-// The grammar of --host-secret: NAME@HOST[,HOST...][=@FILE|=@-|=VALUE].
+// The grammar of --host-secret (and `gondolin policy ID secret set`):
+//   NAME@HOST[,HOST...][:SCOPE][=@FILE|=@-|=VALUE]
+//   SCOPE = [METHOD[,METHOD...]][/PREFIX[,/PREFIX...]]
+// e.g. TOKEN@api.example.com:GET,POST/v1/ or TOKEN@api.example.com:/v1/,/v2/.
 // Failures are a gondolin::Error (Usage) naming the secret (never its value).
 #pragma once
 
@@ -12,5 +15,10 @@ namespace gondolin::config {
 // 64 KiB), =@- one line of stdin; a literal =VALUE is taken with a warning
 // (every local user sees it in `ps`).
 HostSecret parse_host_secret(const std::string& text);
+
+// Methods are HTTP tokens; path prefixes start with '/', hold no space,
+// control byte, '?', '#' or ',', and are at most 1024 bytes. Throws
+// gondolin::Error (Usage) naming the secret and the bad entry.
+void check_secret_scope(const HostSecret& secret);
 
 }  // namespace gondolin::config

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "config/host_secret_rules.h"
 #include "config/tcp_rules.h"
 #include "config/test_knobs.h"
 #include "gondolin/error.h"
@@ -76,11 +77,14 @@ void only_keys(const std::string& path, const nlohmann::json& obj, const std::st
 HostSecret secret_from(const Value& v, const std::string& name, const nlohmann::json& spec) {
   const std::string where = "secrets." + name;
   if (!spec.is_object()) bad(v.path, "\"" + where + "\" must be an object");
-  only_keys(v.path, spec, where + ".", {"hosts", "value", "env"});
+  only_keys(v.path, spec, where + ".", {"hosts", "value", "env", "methods", "path_prefixes"});
   HostSecret s;
   s.name = name;
   if (!spec.contains("hosts")) bad(v.path, "\"" + where + ".hosts\" is missing");
   s.hosts = v.at(where + ".hosts", spec["hosts"]).strings();
+  if (spec.contains("methods")) s.methods = v.at(where + ".methods", spec["methods"]).strings();
+  if (spec.contains("path_prefixes")) s.path_prefixes = v.at(where + ".path_prefixes", spec["path_prefixes"]).strings();
+  v.parsed([&] { config::check_secret_scope(s); });
   if (spec.contains("value") && spec.contains("env")) bad(v.path, "\"" + where + "\" has both \"value\" and \"env\"");
   if (spec.contains("value")) {
     s.value = v.at(where + ".value", spec["value"]).string();
@@ -114,6 +118,14 @@ const std::pair<std::string_view, KeyReader> kKeys[] = {
     {"allow_hosts",
      [](const Value& v, NetworkOptions& o) {
        for (auto& h : v.strings()) o.allow_hosts.push_back(h);
+     }},
+    {"deny_hosts",
+     [](const Value& v, NetworkOptions& o) {
+       for (auto& h : v.strings()) o.deny_hosts.push_back(h);
+     }},
+    {"allow_internal_hosts",
+     [](const Value& v, NetworkOptions& o) {
+       for (auto& h : v.strings()) o.allow_internal_hosts.push_back(h);
      }},
     {"allow_all_hosts",
      [](const Value& v, NetworkOptions& o) { o.allow_all_hosts = o.allow_all_hosts || v.boolean(); }},

@@ -17,13 +17,29 @@
 
 namespace gondolin::egress {
 
+// A connection that carries policy decisions past the request that made
+// them (a keep-alive HTTP/TLS connection, a WebSocket tunnel): when the
+// policy changes, each is asked again and closes itself if the new policy
+// takes away its host or a secret it used. io thread only.
+class PolicyBoundFlow {
+ public:
+  virtual ~PolicyBoundFlow() = default;
+  // True if the flow closed.
+  virtual bool recheck(const EgressPolicy& policy) = 0;
+};
+
 struct EgressContext {
   // Throws gondolin::Error for invalid options or an unreadable upstream CA file.
   EgressContext(boost::asio::io_context& io, const NetworkOptions& options, std::shared_ptr<CertificateAuthority> ca);
 
   boost::asio::io_context& io;
+  // The options as they stand: live policy changes (egress/live_policy.h)
+  // edit options' policy fields and rebuild `policy` from them, on the io
+  // thread; the filter chain reads `policy` in place.
   NetworkOptions options;
   EgressPolicy policy;
+  std::vector<RevokedSecret> revoked_secrets;
+  std::vector<std::weak_ptr<PolicyBoundFlow>> bound_flows;
   EgressLog log;
   std::shared_ptr<HttpHooks> hooks;
   // The decisions on every HTTP exchange (policy, hooks, secrets), in order.

@@ -5,6 +5,7 @@
 #include "egress/byte_stream.h"
 #include "egress/egress_context.h"
 #include "egress/http/http_session.h"
+#include "egress/live_policy.h"
 #include "egress/policy/host_pattern.h"
 #include "egress/ssh/ssh_proxy.h"
 #include "egress/tcp/mapped_tcp.h"
@@ -126,6 +127,12 @@ void EgressService::refuse(net::GuestFlow& flow, const char* kind, const std::st
 
 std::vector<std::pair<std::string, std::string>> EgressService::guest_env() const {
   return ctx_->policy.secrets().guest_env();
+}
+
+PolicyState EgressService::policy_state() const { return egress::policy_state(*ctx_); }
+
+PolicyState EgressService::change_policy(const PolicyChange& change, uid_t uid) {
+  return egress::change_policy(*ctx_, change, uid);
 }
 
 std::vector<std::string> EgressService::guest_ssh_known_hosts() const {

@@ -6,6 +6,8 @@
 // the ingress listeners (--listen).
 #pragma once
 
+#include <sys/types.h>
+
 #include <boost/asio/io_context.hpp>
 
 #include <memory>
@@ -16,6 +18,7 @@
 
 #include "egress/egress_context.h"
 #include "egress/tcp/ingress_listeners.h"
+#include "gondolin/live_policy.h"
 #include "gondolin/net_policy.h"
 #include "net/guest_flow.h"
 
@@ -44,8 +47,12 @@ class EgressService final : public net::EgressHandlers {
   // Where the ingress listeners are bound, in the order of options.ingress.
   std::vector<boost::asio::ip::tcp::endpoint> ingress_endpoints() const;
 
-  // NAME=GONDOLIN_SECRET_<random> for each secret: goes into every exec's environment.
+  // NAME=GONDOLIN_SECRET_<random> for each secret: goes into every exec's
+  // environment. io thread (or before the io thread runs).
   std::vector<std::pair<std::string, std::string>> guest_env() const;
+  // The policy as it stands and live changes to it (egress/live_policy.h); io thread.
+  PolicyState policy_state() const;
+  PolicyState change_policy(const PolicyChange& change, uid_t uid);
   // The MITM CA certificate (PEM) the guest must trust. Never the key.
   const std::string& ca_certificate_pem() const;
   // known_hosts lines for the SSH proxy's host key (empty without SSH egress).

@@ -49,7 +49,9 @@ class UpstreamAttempt : public std::enable_shared_from_this<UpstreamAttempt> {
       connect({ip::tcp::endpoint(ip::make_address_v4("127.0.0.1"), target_.port)});
       return;
     }
-    exempt_ = target_.host_named;
+    // A name the user allowed onto internal addresses (allow_internal_hosts),
+    // or an upstream the user named (mapped TCP), skips the internal check.
+    exempt_ = target_.host_named || ctx_->policy.may_be_internal(target_.host);
     boost::system::error_code ec;
     ip::address literal = ip::make_address(target_.host, ec);
     if (!ec) {

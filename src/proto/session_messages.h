@@ -1,5 +1,5 @@
 // Messages on the session socket between gondolin processes of one user
-// (snapshot, attach). Header-only.
+// (snapshot, attach, live policy). Header-only.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +36,40 @@ struct SessionSnapshotDoneMsg {
     f.text(m.dir, kMaxPathLength);
   }
   GONDOLIN_WIRE_MESSAGE(SessionSnapshotDoneMsg)
+};
+
+// SessionPolicy: `op` 0 asks for the policy as it stands; 1..4 is a
+// gondolin::PolicyChange::Kind with its fields. The reply is
+// SessionPolicyState (or Error naming what was wrong).
+struct SessionPolicyRequest {
+  std::uint8_t op = 0;
+  std::string pattern;
+  std::string secret_name;
+  std::vector<std::string> hosts, methods, path_prefixes;
+  std::string value;  // SetSecret only; never logged
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.u8(m.op);
+    f.text(m.pattern, 1024);
+    f.text(m.secret_name, 256);
+    f.texts(m.hosts, 256);
+    f.texts(m.methods, 64);
+    f.texts(m.path_prefixes, 64);
+    f.text(m.value, 64 * 1024);
+  }
+  bool valid() const { return op <= 4; }
+  GONDOLIN_WIRE_MESSAGE(SessionPolicyRequest)
+};
+
+// The policy as JSON (config/policy_state_json.h): the same text
+// `gondolin policy ID show --json` prints.
+struct SessionPolicyStateMsg {
+  std::string json;
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.text(m.json, kMaxStringLength);
+  }
+  GONDOLIN_WIRE_MESSAGE(SessionPolicyStateMsg)
 };
 
 struct AttachExitMsg {

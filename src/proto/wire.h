@@ -79,6 +79,8 @@ enum class FrameType : std::uint8_t {
   SessionSnapshot = 56,      // session client -> owner: save and stop this session
   SessionSnapshotDone = 57,  // owner -> session client: snapshot id and directory
   AttachExit = 58,           // owner -> attach client: the attached command's full exit status
+  SessionPolicy = 59,        // session client -> owner: show or change the HTTP policy
+  SessionPolicyState = 60,   // owner -> session client: the policy as it stands
 };
 
 inline constexpr bool is_known_frame_type(std::uint8_t t) {
@@ -88,7 +90,7 @@ inline constexpr bool is_known_frame_type(std::uint8_t t) {
          (t >= static_cast<std::uint8_t>(FrameType::SnapshotPrepare) &&
           t <= static_cast<std::uint8_t>(FrameType::Resume)) ||
          (t >= static_cast<std::uint8_t>(FrameType::SessionSnapshot) &&
-          t <= static_cast<std::uint8_t>(FrameType::AttachExit));
+          t <= static_cast<std::uint8_t>(FrameType::SessionPolicyState));
 }
 
 struct FrameHeader {

@@ -2,11 +2,13 @@
 // AttachedProcess, Session::attach and Session::snapshot of gondolin/session.h.
 #include "gondolin/session.h"
 
+#include "config/policy_state_json.h"
 #include "control/exec_request.h"
 #include "gondolin/error.h"
 #include "proto/control_protocol.h"
 #include "proto/session_messages.h"
 #include "session/frame_socket.h"
+#include "session/policy_request.h"
 
 namespace gondolin::session {
 namespace {
@@ -16,7 +18,26 @@ using proto::FrameType;
 [[noreturn]] void remote_error(const proto::FrameDecoder::Frame& f) {
   proto::PayloadReader r(f.payload.data(), f.payload.size());
   auto e = proto::ErrorMsg::decode(r);
-  throw Error(ErrorKind::Guest, e ? e->message : "the session refused the request");
+  // error_number: the owner's ErrorKind + 1 (session_server.cpp), 0 if none.
+  ErrorKind kind = ErrorKind::Guest;
+  if (e && e->error_number >= 1 && e->error_number <= static_cast<int>(ErrorKind::Internal) + 1)
+    kind = static_cast<ErrorKind>(e->error_number - 1);
+  throw Error(kind, e ? e->message : "the session refused the request");
+}
+
+// One request on a fresh connection to the session's owner, one reply.
+template <class Reply, class Request>
+Reply ask(const SessionInfo& session, FrameType type, const Request& request, FrameType reply_type,
+          const std::string& what) {
+  FrameSocket s(connect_unix(session.socket_path.string()));
+  s.write(proto::make_frame(type, 1, request));
+  auto reply = s.read();
+  if (!reply) throw Error(ErrorKind::Guest, "the session closed its socket without answering the " + what);
+  if (reply->header.type == FrameType::Error) remote_error(*reply);
+  proto::PayloadReader r(reply->payload.data(), reply->payload.size());
+  auto msg = Reply::decode(r);
+  if (reply->header.type != reply_type || !msg) throw Error(ErrorKind::Guest, "unexpected reply to the " + what);
+  return *msg;
 }
 
 }  // namespace
@@ -98,19 +119,25 @@ AttachedProcess Session::attach(const SessionInfo& session, const Command& comma
   return AttachedProcess(session, control::exec_start_for(command, options));
 }
 
+PolicyState Session::policy(const SessionInfo& session) {
+  return config::policy_state_from_json(session::ask<proto::SessionPolicyStateMsg>(
+                                            session, FrameType::SessionPolicy, session::policy_request(std::nullopt),
+                                            FrameType::SessionPolicyState, "policy request")
+                                            .json);
+}
+
+PolicyState Session::change_policy(const SessionInfo& session, const PolicyChange& change) {
+  return config::policy_state_from_json(
+      session::ask<proto::SessionPolicyStateMsg>(session, FrameType::SessionPolicy, session::policy_request(change),
+                                                 FrameType::SessionPolicyState, "policy request")
+          .json);
+}
+
 SnapshotInfo Session::snapshot(const SessionInfo& session, const std::filesystem::path& output_dir, bool keep_running) {
-  FrameSocket s(connect_unix(session.socket_path.string()));
-  s.write(proto::make_frame(
-      FrameType::SessionSnapshot, 1,
-      proto::SessionSnapshotRequest{output_dir.string(), keep_running ? std::uint8_t{1} : std::uint8_t{0}}));
-  auto reply = s.read();
-  if (!reply) throw Error(ErrorKind::Guest, "the session ended without confirming the snapshot");
-  if (reply->header.type == FrameType::Error) session::remote_error(*reply);
-  proto::PayloadReader r(reply->payload.data(), reply->payload.size());
-  auto done = proto::SessionSnapshotDoneMsg::decode(r);
-  if (reply->header.type != FrameType::SessionSnapshotDone || !done)
-    throw Error(ErrorKind::Guest, "unexpected reply to the snapshot request");
-  return find_snapshot(done->dir);
+  proto::SessionSnapshotRequest request{output_dir.string(), keep_running ? std::uint8_t{1} : std::uint8_t{0}};
+  auto done = session::ask<proto::SessionSnapshotDoneMsg>(session, FrameType::SessionSnapshot, request,
+                                                          FrameType::SessionSnapshotDone, "snapshot request");
+  return find_snapshot(done.dir);
 }
 
 }  // namespace gondolin

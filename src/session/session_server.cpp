@@ -10,8 +10,10 @@
 #include <csignal>
 #include <cstring>
 
+#include "config/policy_state_json.h"
 #include "gondolin/error.h"
 #include "session/frame_socket.h"
+#include "session/policy_request.h"
 #include "util/logging.h"
 
 namespace gondolin::session {
@@ -19,8 +21,11 @@ namespace {
 
 using proto::FrameType;
 
-void send_error(FrameSocket& s, const std::string& message) {
-  s.write(proto::make_frame(FrameType::Error, 1, proto::ErrorMsg{proto::ErrorStage::Protocol, 0, message}));
+// On the session socket, Error's error_number carries the ErrorKind + 1 (0:
+// none), so a client reports a bad request as the usage error it is.
+void send_error(FrameSocket& s, const std::string& message, std::int32_t kind_plus_one = 0) {
+  s.write(
+      proto::make_frame(FrameType::Error, 1, proto::ErrorMsg{proto::ErrorStage::Protocol, kind_plus_one, message}));
 }
 
 }  // namespace
@@ -91,6 +96,7 @@ void SessionServer::accept_loop() {
     }
     std::lock_guard lock(mutex_);
     auto& c = connections_.emplace_back();
+    c.uid = cred.uid;
     c.socket = std::make_shared<FrameSocket>(UniqueFd(fd));
     c.thread = std::thread([this, &c] {
       serve(c);
@@ -100,33 +106,48 @@ void SessionServer::accept_loop() {
 }
 
 void SessionServer::serve(Connection& c) {
+  using Handler = void (SessionServer::*)(Connection&, proto::PayloadReader&);
+  static constexpr std::pair<FrameType, Handler> kRoutes[] = {
+      {FrameType::ExecStart, &SessionServer::serve_attach},
+      {FrameType::SessionSnapshot, &SessionServer::serve_snapshot},
+      {FrameType::SessionPolicy, &SessionServer::serve_policy},
+  };
   FrameSocket& s = *c.socket;
   try {
     auto first = s.read();
     if (!first) return;
     proto::PayloadReader r(first->payload.data(), first->payload.size());
-    if (first->header.type == FrameType::ExecStart) {
-      auto req = proto::ExecStart::decode(r);
-      if (!req) return send_error(s, "malformed exec request");
-      return serve_attach(s, *req);
-    }
-    if (first->header.type == FrameType::SessionSnapshot) {
-      auto req = proto::SessionSnapshotRequest::decode(r);
-      if (!req) return send_error(s, "malformed snapshot request");
-      host_.snapshot(req->output_dir, req->keep_running != 0, [&s](const SnapshotInfo& info) {
-        s.write(proto::make_frame(FrameType::SessionSnapshotDone, 1,
-                                  proto::SessionSnapshotDoneMsg{info.id, info.dir.string()}));
-      });
-      return;
-    }
+    for (const auto& [type, handler] : kRoutes)
+      if (first->header.type == type) return (this->*handler)(c, r);
     send_error(s, "unexpected request on the session socket");
   } catch (const Error& e) {
-    send_error(s, e.what());
+    send_error(s, e.what(), static_cast<std::int32_t>(e.kind()) + 1);
   }
 }
 
-void SessionServer::serve_attach(FrameSocket& s, const proto::ExecStart& request) {
-  Process p = host_.attach(request);
+void SessionServer::serve_snapshot(Connection& c, proto::PayloadReader& r) {
+  FrameSocket& s = *c.socket;
+  auto req = proto::SessionSnapshotRequest::decode(r);
+  if (!req) return send_error(s, "malformed snapshot request");
+  host_.snapshot(req->output_dir, req->keep_running != 0, [&s](const SnapshotInfo& info) {
+    s.write(proto::make_frame(FrameType::SessionSnapshotDone, 1,
+                              proto::SessionSnapshotDoneMsg{info.id, info.dir.string()}));
+  });
+}
+
+void SessionServer::serve_policy(Connection& c, proto::PayloadReader& r) {
+  auto req = proto::SessionPolicyRequest::decode(r);
+  if (!req) return send_error(*c.socket, "malformed policy request");
+  PolicyState state = host_.policy(policy_change(*req), c.uid);
+  c.socket->write(proto::make_frame(FrameType::SessionPolicyState, 1,
+                                    proto::SessionPolicyStateMsg{config::policy_state_to_json(state)}));
+}
+
+void SessionServer::serve_attach(Connection& c, proto::PayloadReader& payload) {
+  auto request = proto::ExecStart::decode(payload);
+  if (!request) return send_error(*c.socket, "malformed exec request");
+  FrameSocket& s = *c.socket;
+  Process p = host_.attach(*request);
   s.write(proto::make_frame(FrameType::ExecStarted, 1, proto::ExecStarted{0}));
   // Client -> guest on a second thread; guest -> client here. The socket's
   // own buffer is the back-pressure: a slow client slows our reads.

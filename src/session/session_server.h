@@ -4,15 +4,19 @@
 // I/O keeps it simple); everything else happens through SessionHost.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <filesystem>
 #include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "gondolin/exec.h"
+#include "gondolin/live_policy.h"
 #include "gondolin/session.h"
 #include "proto/control_protocol.h"
 #include "proto/session_messages.h"
@@ -33,6 +37,9 @@ class SessionHost {
   // soon as its VM stops. Throws gondolin::Error.
   virtual SnapshotInfo snapshot(const std::filesystem::path& dir, bool keep_running,
                                 const std::function<void(const SnapshotInfo&)>& saved) = 0;
+  // The HTTP policy as it stands, after `change` if there is one (made by
+  // `uid`). Throws gondolin::Error naming a bad change.
+  virtual PolicyState policy(const std::optional<PolicyChange>& change, uid_t uid) = 0;
 };
 
 class SessionServer {
@@ -45,13 +52,17 @@ class SessionServer {
 
  private:
   struct Connection {
+    uid_t uid = 0;  // the peer's, from SO_PEERCRED
     std::shared_ptr<FrameSocket> socket;
     std::thread thread;
     std::atomic<bool> done{false};
   };
   void accept_loop();
+  // One handler per first frame of a connection (kRoutes in the .cpp).
   void serve(Connection& c);
-  void serve_attach(FrameSocket& socket, const proto::ExecStart& request);
+  void serve_attach(Connection& c, proto::PayloadReader& payload);
+  void serve_snapshot(Connection& c, proto::PayloadReader& payload);
+  void serve_policy(Connection& c, proto::PayloadReader& payload);
   void reap_finished();
 
   std::filesystem::path path_;

@@ -37,6 +37,9 @@ SnapshotNetwork parse_network(const json& net, const std::string& origin) {
   if (net.contains("enabled")) n.enabled = get<bool>(net, "enabled", origin);
   if (net.contains("allow_hosts")) n.allow_hosts = get<std::vector<std::string>>(net, "allow_hosts", origin);
   if (net.contains("allow_all_hosts")) n.allow_all_hosts = get<bool>(net, "allow_all_hosts", origin);
+  if (net.contains("deny_hosts")) n.deny_hosts = get<std::vector<std::string>>(net, "deny_hosts", origin);
+  if (net.contains("allow_internal_hosts"))
+    n.allow_internal_hosts = get<std::vector<std::string>>(net, "allow_internal_hosts", origin);
   if (net.contains("dns")) n.dns = get<std::string>(net, "dns", origin);
   if (n.dns != "synthetic" && n.dns != "trusted" && n.dns != "open") bad(origin, "unknown DNS mode " + n.dns);
   if (net.contains("ssh_allow_hosts"))
@@ -48,6 +51,8 @@ json network_to_json(const SnapshotNetwork& n) {
   return json{{"enabled", n.enabled},
               {"allow_hosts", n.allow_hosts},
               {"allow_all_hosts", n.allow_all_hosts},
+              {"deny_hosts", n.deny_hosts},
+              {"allow_internal_hosts", n.allow_internal_hosts},
               {"dns", n.dns},
               {"ssh_allow_hosts", n.ssh_allow_hosts}};
 }

@@ -19,6 +19,8 @@ struct SnapshotNetwork {
   bool enabled = false;
   std::vector<std::string> allow_hosts;
   bool allow_all_hosts = false;
+  std::vector<std::string> deny_hosts;  // live denials included
+  std::vector<std::string> allow_internal_hosts;
   std::string dns = "synthetic";             // "synthetic", "trusted" or "open"
   std::vector<std::string> ssh_allow_hosts;  // "host:port"
 };

@@ -1,6 +1,8 @@
 // Vm: the public facade over VmImpl.
 #include "gondolin/vm.h"
 
+#include <unistd.h>
+
 #include <csignal>
 #include <thread>
 
@@ -144,6 +146,10 @@ Vm Vm::create(VmOptions options) { return VmInternals::create(std::move(options)
 SnapshotInfo Vm::snapshot(const std::filesystem::path& dir, AfterSnapshot after) {
   return impl_->snapshot(dir, after == AfterSnapshot::KeepRunning, {});
 }
+
+PolicyState Vm::policy() const { return impl_->policy(std::nullopt, ::getuid()); }
+
+PolicyState Vm::change_policy(const PolicyChange& change) { return impl_->policy(change, ::getuid()); }
 
 std::string Vm::session_id() const { return impl_ ? impl_->session_id() : std::string(); }
 

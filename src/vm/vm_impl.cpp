@@ -86,7 +86,6 @@ VmImpl::VmImpl(VmOptions opts, VmHooks hooks)
     if (config::require_per_host_dns_for_tcp_maps(opts_.network))
       log().info("mapped TCP: synthetic DNS now gives each name its own address (per-host mapping)");
     egress_ = std::make_unique<egress::EgressService>(io_, opts_.network);
-    for (auto& kv : egress_->guest_env()) opts_.env.push_back(std::move(kv));
   }
   thread_ = std::thread([this] {
     block_sigpipe_in_this_thread();
@@ -400,10 +399,22 @@ Process VmImpl::spawn(const Command& cmd, const ExecOptions& o) {
   merged.env.insert(merged.env.end(), o.env.begin(), o.env.end());
   if (merged.cwd.empty()) merged.cwd = image_.manifest.workdir;
   if (!merged.user) merged.user = image_.manifest.user;
-  proto::ExecStart req = control::exec_start_for(cmd, merged);
   require_running();
-  auto state = on_io([&] { return control_->start_exec(req, o.timeout); });
+  auto state = on_io([&] {
+    // The secrets' placeholders as they stand now (live policy may add some).
+    if (egress_) {
+      auto secrets = egress_->guest_env();
+      merged.env.insert(merged.env.begin() + static_cast<std::ptrdiff_t>(opts_.env.size()), secrets.begin(),
+                        secrets.end());
+    }
+    return control_->start_exec(control::exec_start_for(cmd, merged), o.timeout);
+  });
   return detail::make_process(std::move(state));
+}
+
+PolicyState VmImpl::policy(const std::optional<PolicyChange>& change, uid_t uid) {
+  if (!egress_) throw Error(ErrorKind::Usage, "this VM has no network policy (network off, or custom egress)");
+  return on_io([&] { return change ? egress_->change_policy(*change, uid) : egress_->policy_state(); });
 }
 
 Process VmImpl::attach(const proto::ExecStart& request) {

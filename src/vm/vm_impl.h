@@ -97,6 +97,7 @@ class VmImpl : public session::SessionHost {
   Process attach(const proto::ExecStart& request) override;
   SnapshotInfo snapshot(const std::filesystem::path& dir, bool keep_running,
                         const std::function<void(const SnapshotInfo&)>& saved) override;
+  PolicyState policy(const std::optional<PolicyChange>& change, uid_t uid) override;
 
   const VmInfo& info() const { return info_; }
   std::uint64_t guest_oom_kills() const { return oom_kills_->load(); }
@@ -139,7 +140,7 @@ class VmImpl : public session::SessionHost {
   // `dir`; on failure the guest runs on and this throws. Returns the pause.
   double freeze_into(const std::filesystem::path& dir);
   // Everything a snapshot's manifest says about this session but its state file.
-  void describe_into(session::SnapshotManifest& m) const;
+  void describe_into(session::SnapshotManifest& m);
 
   VmOptions opts_;
   VmInfo info_;

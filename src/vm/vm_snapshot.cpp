@@ -69,6 +69,10 @@ Image snapshot_image(const SnapshotManifest& m, const std::string& what) {
 // stored: they come from the resumer's flags.)
 void continue_network(const session::SnapshotNetwork& saved, NetworkOptions& n) {
   n.enabled = saved.enabled;
+  // Denials always carry over (the resumer may add more); the rest only
+  // when the resumer gives no allowlist of its own.
+  n.deny_hosts.insert(n.deny_hosts.begin(), saved.deny_hosts.begin(), saved.deny_hosts.end());
+  if (n.allow_internal_hosts.empty()) n.allow_internal_hosts = saved.allow_internal_hosts;
   if (!n.allow_hosts.empty() || n.allow_all_hosts) return;
   n.allow_hosts = saved.allow_hosts;
   n.allow_all_hosts = saved.allow_all_hosts;
@@ -211,7 +215,7 @@ void VmImpl::save_template(const fs::path& dir) {
 }
 
 // Everything the manifest says about this session but the state file.
-void VmImpl::describe_into(SnapshotManifest& m) const {
+void VmImpl::describe_into(SnapshotManifest& m) {
   m.created = now_rfc3339();
   m.image_id = image_.manifest.id;
   m.image_name = image_.display_name();
@@ -228,20 +232,24 @@ void VmImpl::describe_into(SnapshotManifest& m) const {
   m.agent_protocol = proto::kProtocolVersion;
   const NetworkOptions& n = opts_.network;
   m.network.enabled = n.enabled;
-  m.network.allow_hosts = n.allow_hosts;
-  m.network.allow_all_hosts = n.allow_all_hosts;
   m.network.dns = n.dns == DnsMode::Synthetic ? "synthetic" : n.dns == DnsMode::Trusted ? "trusted" : "open";
   for (const auto& h : n.ssh.allowed_hosts) m.network.ssh_allow_hosts.push_back(h.host + ":" + std::to_string(h.port));
-  for (const auto& s : opts_.network.secrets) {
-    m.secret_names.push_back(s.name);
-    for (const auto& [k, v] : opts_.env)
-      if (k == s.name) m.secret_placeholders.emplace_back(k, v);
+  // The HTTP policy as it stands now (live changes included).
+  if (egress_) {
+    PolicyState policy = on_io([&] { return egress_->policy_state(); });
+    m.network.allow_hosts = policy.allow_hosts;
+    m.network.allow_all_hosts = policy.allow_all_hosts;
+    m.network.deny_hosts = policy.deny_hosts;
+    m.network.allow_internal_hosts = policy.allow_internal_hosts;
+    for (const auto& s : policy.secrets) {
+      m.secret_names.push_back(s.name);
+      m.secret_placeholders.emplace_back(s.name, s.placeholder);
+    }
   }
-  // The base environment without the placeholders: resume re-adds them from
-  // secret_placeholders, paired with the values the resumer supplies.
-  m.env.clear();
-  for (const auto& kv : opts_.env)
-    if (std::find(m.secret_names.begin(), m.secret_names.end(), kv.first) == m.secret_names.end()) m.env.push_back(kv);
+  // The base environment holds no placeholders (each exec gets them from
+  // the policy): resume re-adds them from secret_placeholders, paired with
+  // the values the resumer supplies.
+  m.env = opts_.env;
 }
 
 SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,

@@ -6,6 +6,7 @@
 //
 // Invariant checked on every input: the secret's value is written only into
 // requests to its own host, and never into the path or the body flag's world.
+#include <cctype>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -28,17 +29,21 @@ void check(bool ok) {
   if (!ok) __builtin_trap();
 }
 
-const EgressPolicy& policy(bool in_query) {
-  auto make = [](bool q) {
+// Scoped: TOKEN only in GET requests under /v1/.
+const EgressPolicy& policy(bool in_query, bool scoped) {
+  auto make = [](bool q, bool sc) {
     NetworkOptions o;
     o.allow_hosts = {"api.example.com", "*.allowed.test"};
-    o.secrets = {HostSecret{"TOKEN", {"api.example.com"}, std::string(kValue), kPlaceholder}};
+    o.secrets = {HostSecret{"TOKEN", {"api.example.com"}, std::string(kValue), {}, {}, kPlaceholder}};
+    if (sc) {
+      o.secrets[0].methods = {"GET"};
+      o.secrets[0].path_prefixes = {"/v1/"};
+    }
     o.secrets_in_query = q;
     return EgressPolicy(o);
   };
-  static const EgressPolicy with_query = make(true);
-  static const EgressPolicy without_query = make(false);
-  return in_query ? with_query : without_query;
+  static const EgressPolicy policies[4] = {make(false, false), make(true, false), make(false, true), make(true, true)};
+  return policies[(in_query ? 1 : 0) + (scoped ? 2 : 0)];
 }
 
 bool contains_value(const HttpRequest& r) {
@@ -68,7 +73,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (flags & 4) facts.dns_name = (flags & 8) ? "api.example.com" : "other.allowed.test";
   if (facts.tls && (flags & 16)) facts.sni = (flags & 8) ? "api.example.com" : "evil.test";
 
-  const EgressPolicy& p = policy(flags & 32);
+  const bool scoped = flags & 64;
+  const EgressPolicy& p = policy(flags & 32, scoped);
   auto interpreted = p.interpret(parsed.head, facts);
   auto* request = std::get_if<HttpRequest>(&interpreted);
   if (!request) return 0;
@@ -81,5 +87,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (request->host != "api.example.com") check(!contains_value(*request));
   check(request->path() == path_before);  // paths are never substituted
   if (!(flags & 32)) check(request->target.find(kValue) == std::string::npos);
+  if (scoped && contains_value(*request)) {
+    // Substituted only inside the scope, never through a path an upstream could re-read.
+    check(request->method == "GET" && path_before.rfind("/v1/", 0) == 0);
+    std::string lower = path_before;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const char* tricky : {"/../", "/./", "%2e", "%2f", "%5c", "\\"})
+      check(lower.find(tricky) == std::string::npos);
+  }
   return 0;
 }

@@ -3,6 +3,8 @@
 // http_session_response.cpp.
 #include "egress/http/http_session.h"
 
+#include <algorithm>
+
 #include "egress/http/http_serialize.h"
 #include "util/logging.h"
 
@@ -36,8 +38,33 @@ HttpSession::HttpSession(std::shared_ptr<EgressContext> ctx, FlowFacts flow, std
 HttpSession::~HttpSession() = default;
 
 void HttpSession::start() {
+  auto& flows = ctx_->bound_flows;
+  if (flows.size() % 256 == 255) std::erase_if(flows, [](const auto& w) { return w.expired(); });
+  flows.push_back(weak_from_this());
   tick();
   read_request_head();
+}
+
+bool HttpSession::recheck(const EgressPolicy& policy) {
+  if (phase_ == Phase::Closing || allowed_host_.empty()) return false;
+  std::string rule;
+  std::optional<Denial> host_denial = policy.check_host(allowed_host_, rule);
+  bool secret_gone = false, secret_route = false;
+  for (const auto& name : secrets_used_) {
+    bool allows = policy.secrets().allows(name, allowed_host_);
+    secret_gone = secret_gone || !allows;
+    secret_route = secret_route || allows;
+  }
+  bool keep = !secret_gone && (!host_denial || (host_denial->rule != "deny-host" && secret_route));
+  if (keep) return false;
+  ctx_->log.record(
+      EgressEvent::for_flow(flow_.flow_id, flow_.tls ? "https" : "http", allowed_host_, flow_.port, "policy-change")
+          .decided(
+              "deny",
+              secret_gone ? "a secret this connection used was removed or narrowed" : "the host is no longer allowed",
+              "close"));
+  close_all();
+  return true;
 }
 
 void HttpSession::tick() {
@@ -134,6 +161,10 @@ void HttpSession::on_request_head(RequestHead head) {
   }
   if (auto* d = std::get_if<Denial>(&verdict)) return refuse(*d);
   if (auto* r = std::get_if<HttpResponse>(&verdict)) return respond_on_host(*r);
+  allowed_host_ = exchange_.request.host;
+  for (const auto& name : exchange_.secrets)
+    if (std::find(secrets_used_.begin(), secrets_used_.end(), name) == secrets_used_.end())
+      secrets_used_.push_back(name);
   ensure_upstream();
 }
 

@@ -35,7 +35,7 @@
 
 namespace gondolin::egress {
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+class HttpSession : public PolicyBoundFlow, public std::enable_shared_from_this<HttpSession> {
  public:
   static constexpr std::size_t kGuestBuffer = 64 * 1024 + 1024;  // a maximal head fits
   static constexpr std::size_t kUpstreamBuffer = 64 * 1024 + 1024;
@@ -44,8 +44,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // the session's whole life (empty in tests that drive a session directly).
   HttpSession(std::shared_ptr<EgressContext> ctx, FlowFacts flow, std::unique_ptr<ByteStream> guest,
               std::string_view prefix, GuestSlot slot = {});
-  ~HttpSession();
+  ~HttpSession() override;
   void start();
+  // Closes the connection if `policy` denies the host its exchanges went to
+  // or takes away a secret they used (live policy changes).
+  bool recheck(const EgressPolicy& policy) override;
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -117,6 +120,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   Exchange exchange_;
   Progress progress_;
+  // What the allowed exchanges so far relied on: their host (one per
+  // connection: Host must match the SNI or dialled name) and secrets.
+  std::string allowed_host_;
+  std::vector<std::string> secrets_used_;
   std::string log_host_, log_path_;
   std::string upstream_head_;  // serialized request head, kept for one retry
   std::string guest_out_;      // a head (or whole response) being written to the guest

@@ -16,12 +16,14 @@ std::string in_quotes(std::string_view s) { return "\"" + std::string(s.substr(0
 
 }  // namespace
 
-EgressPolicy::EgressPolicy(const NetworkOptions& o)
+EgressPolicy::EgressPolicy(const NetworkOptions& o, std::vector<RevokedSecret> revoked)
     : allow_all_(o.allow_all_hosts),
       secrets_in_query_(o.secrets_in_query),
       websockets_(o.websockets),
-      secrets_(o.secrets) {
+      secrets_(o.secrets, std::move(revoked)) {
   for (const auto& p : o.allow_hosts) allow_.add(p);
+  for (const auto& p : o.deny_hosts) deny_.add(p);
+  for (const auto& p : o.allow_internal_hosts) internal_.add(p);
   for (const auto& h : config::test_knobs(o).loopback_hosts) {
     auto n = normalize_host(h);
     if (!n) throw Error(ErrorKind::Usage, "invalid test loopback host '" + h + "'");
@@ -108,6 +110,8 @@ std::variant<HttpRequest, Denial> EgressPolicy::interpret(const RequestHead& hea
 }
 
 std::optional<Denial> EgressPolicy::check_host(const std::string& host, std::string& rule) const {
+  if (const HostPattern* p = deny_.match(host))
+    return deny(403, "deny-host", "host " + in_quotes(host) + " is denied (" + p->text() + ")");
   if (const HostPattern* p = allow_.match(host)) {
     rule = "allow-host " + p->text();
     return std::nullopt;
@@ -124,11 +128,25 @@ std::variant<Authorization, Denial> EgressPolicy::authorize(HttpRequest& request
   auto normalized = normalize_host(request.host);
   if (!normalized) return deny(400, "bad-request", "invalid host " + in_quotes(request.host));
   request.host = *normalized;
-  if (auto d = check_host(request.host, a.rule)) return *d;
+  std::optional<Denial> host_denial = check_host(request.host, a.rule);
+  if (host_denial && host_denial->rule == "deny-host") return *host_denial;
   SubstitutionResult s = secrets_.substitute(request, secrets_in_query_);
-  if (s.blocked)
+  // Outside the allowlist, only a placeholder for this very host opens it;
+  // one used outside its scope, or revoked, is reported as such.
+  if (host_denial && (s.blocked_rule == "secret-host" || (!s.blocked() && s.substituted.empty())))
+    return *host_denial;
+  if (s.blocked_rule == "secret-host")
     return deny(403, "secret-host",
                 "secret " + s.blocked_secret + " may not be sent to host " + in_quotes(request.host));
+  if (s.blocked_rule == "secret-scope")
+    return deny(403, "secret-scope",
+                "secret " + s.blocked_secret + " may not be sent in " + in_quotes(request.method) + " " +
+                    in_quotes(request.target.substr(0, request.target.find('?'))) + " (outside its scope)");
+  if (s.blocked()) return deny(403, s.blocked_rule, "secret " + s.blocked_secret + " was revoked");
+  if (host_denial) {  // reachable only through the secrets it carries
+    a.rule = "secret-host";
+    for (const auto& name : s.substituted) a.rule += " " + name;
+  }
   a.secrets = std::move(s.substituted);
   return a;
 }

@@ -34,33 +34,41 @@ struct FlowFacts {
 };
 
 struct Authorization {
-  std::string rule;                  // "allow-host <pattern>" or "allow-all-hosts"
+  std::string rule;                  // "allow-host <pattern>", "allow-all-hosts" or "secret-host <NAME>"
   std::vector<std::string> secrets;  // names substituted
 };
 
 class EgressPolicy {
  public:
   // Validates everything; throws gondolin::Error (Usage) naming the bad item.
-  explicit EgressPolicy(const NetworkOptions& options);
+  // `revoked`: secrets removed from a running VM, whose placeholders are refused.
+  explicit EgressPolicy(const NetworkOptions& options, std::vector<RevokedSecret> revoked = {});
 
   // Checks the head against the connection (CONNECT, Host syntax, absolute
   // targets, SNI and DNS name agreement, websockets) and builds the request
   // hooks and upstream see.
   std::variant<HttpRequest, Denial> interpret(const RequestHead& head, const FlowFacts& flow) const;
 
-  // The allowlist and the secrets, for a request about to go upstream.
-  // Substitutes placeholders in `request` when allowed.
+  // The deny list, the allowlist and the secrets, for a request about to go
+  // upstream. Substitutes placeholders in `request` when allowed. A request
+  // to a host outside the allowlist is allowed when it carries a placeholder
+  // of a secret for that host (and nothing it may not carry).
   std::variant<Authorization, Denial> authorize(HttpRequest& request) const;
 
-  // Host-level allowlist check alone; nullopt if allowed, with the rule in `rule`.
+  // Host-level check alone (deny list, then allowlist; no secrets); nullopt
+  // if allowed, with the rule in `rule`.
   std::optional<Denial> check_host(const std::string& host, std::string& rule) const;
 
   bool is_test_loopback(const std::string& host) const { return test_loopback_.count(host) != 0; }
+  // allow_internal_hosts: `host` may resolve to an internal address.
+  bool may_be_internal(const std::string& host) const { return internal_.match(host) != nullptr; }
   bool websockets() const { return websockets_; }
   const SecretStore& secrets() const { return secrets_; }
 
  private:
   HostPatternList allow_;
+  HostPatternList deny_;
+  HostPatternList internal_;
   bool allow_all_ = false;
   bool secrets_in_query_ = false;
   bool websockets_ = true;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "config/host_secret_rules.h"
 #include "egress/http/http_message.h"
 #include "egress/policy/base64.h"
 #include "gondolin/error.h"
@@ -53,9 +54,38 @@ void note(std::vector<std::string>& names, const std::string& name) {
   if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
 }
 
+// A path an upstream could read as another one (dot segments, encoded
+// slashes or dots, backslashes) is never inside a prefix scope.
+bool ambiguous_path(std::string_view path) {
+  for (std::string_view bad : {"%2e", "%2E", "%2f", "%2F", "%5c", "%5C", "\\"})
+    if (path.find(bad) != std::string_view::npos) return true;
+  std::size_t start = 0;
+  while (start < path.size()) {
+    std::size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view segment = path.substr(start, end - start);
+    if (segment == "." || segment == "..") return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+// "/v1/" covers "/v1/x"; "/v1" covers "/v1" and "/v1/x" but not "/v1x".
+bool path_in_scope(std::string_view target, const std::vector<std::string>& prefixes) {
+  if (prefixes.empty()) return true;
+  std::string_view path = target.substr(0, target.find('?'));
+  if (ambiguous_path(path)) return false;
+  for (const auto& p : prefixes) {
+    if (!path.starts_with(p)) continue;
+    if (p.back() == '/' || path.size() == p.size() || path[p.size()] == '/') return true;
+  }
+  return false;
+}
+
 }  // namespace
 
-SecretStore::SecretStore(const std::vector<HostSecret>& secrets) {
+SecretStore::SecretStore(const std::vector<HostSecret>& secrets, std::vector<RevokedSecret> revoked)
+    : revoked_(std::move(revoked)) {
   for (const auto& s : secrets) {
     if (!valid_env_name(s.name))
       throw Error(ErrorKind::Usage, "invalid secret name '" + s.name + "': use letters, digits and _");
@@ -65,8 +95,11 @@ SecretStore::SecretStore(const std::vector<HostSecret>& secrets) {
     if (s.value.empty()) throw Error(ErrorKind::Usage, "secret " + s.name + " has an empty value");
     if (s.value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
       throw Error(ErrorKind::Usage, "secret " + s.name + " contains CR, LF or NUL, which cannot go in a header");
+    config::check_secret_scope(s);
     Secret out;
     out.name = s.name;
+    out.methods = s.methods;
+    out.path_prefixes = s.path_prefixes;
     for (const auto& h : s.hosts) out.hosts.add(h);
     out.value = s.value;
     if (s.placeholder.empty()) {
@@ -89,9 +122,30 @@ std::vector<std::pair<std::string, std::string>> SecretStore::guest_env() const 
   return env;
 }
 
-bool SecretStore::rewrite(std::string& text, std::string_view host, bool url_encode, SubstitutionResult& result) const {
+bool SecretStore::allows(const std::string& name, const std::string& host) const {
+  for (const auto& s : secrets_)
+    if (s.name == name) return s.hosts.match(host) != nullptr;
+  return false;
+}
+
+std::string_view SecretStore::refusal(const Secret& s, const HttpRequest& request) {
+  if (!s.hosts.match(request.host)) return "secret-host";
+  if (!s.methods.empty() && std::find(s.methods.begin(), s.methods.end(), request.method) == s.methods.end())
+    return "secret-scope";
+  if (!path_in_scope(request.target, s.path_prefixes)) return "secret-scope";
+  return {};
+}
+
+bool SecretStore::rewrite(std::string& text, const HttpRequest& request, bool url_encode,
+                          SubstitutionResult& result) const {
   std::size_t pos = 0;
   while ((pos = text.find(kPlaceholderPrefix, pos)) != std::string::npos) {
+    for (const auto& r : revoked_)
+      if (text.compare(pos, r.placeholder.size(), r.placeholder) == 0) {
+        result.blocked_rule = "secret-revoked";
+        result.blocked_secret = r.name;
+        return false;
+      }
     const Secret* hit = nullptr;
     for (const auto& s : secrets_)
       if (text.compare(pos, s.placeholder.size(), s.placeholder) == 0) hit = &s;
@@ -99,8 +153,8 @@ bool SecretStore::rewrite(std::string& text, std::string_view host, bool url_enc
       pos += kPlaceholderPrefix.size();
       continue;
     }
-    if (!hit->hosts.match(host)) {
-      result.blocked = true;
+    if (std::string_view why = refusal(*hit, request); !why.empty()) {
+      result.blocked_rule = std::string(why);
       result.blocked_secret = hit->name;
       return false;
     }
@@ -114,7 +168,7 @@ bool SecretStore::rewrite(std::string& text, std::string_view host, bool url_enc
 
 SubstitutionResult SecretStore::substitute(HttpRequest& request, bool in_query) const {
   SubstitutionResult result;
-  if (secrets_.empty()) return result;
+  if (secrets_.empty() && revoked_.empty()) return result;
   HttpRequest out = request;
   for (auto& h : out.headers.list()) {
     if (iequals(h.name, "authorization") || iequals(h.name, "proxy-authorization")) {
@@ -125,7 +179,7 @@ SubstitutionResult SecretStore::substitute(HttpRequest& request, bool in_query) 
         if (start != std::string::npos) {
           if (auto decoded = base64_decode(std::string_view(h.value).substr(start))) {
             if (decoded->find(kPlaceholderPrefix) != std::string::npos) {
-              if (!rewrite(*decoded, out.host, false, result)) return result;
+              if (!rewrite(*decoded, out, false, result)) return result;
               h.value = h.value.substr(0, start) + base64_encode(*decoded);
               continue;
             }
@@ -133,13 +187,13 @@ SubstitutionResult SecretStore::substitute(HttpRequest& request, bool in_query) 
         }
       }
     }
-    if (!rewrite(h.value, out.host, false, result)) return result;
+    if (!rewrite(h.value, out, false, result)) return result;
   }
   if (in_query) {
     std::size_t q = out.target.find('?');
     if (q != std::string::npos) {
       std::string query = out.target.substr(q + 1);
-      if (!rewrite(query, out.host, true, result)) return result;
+      if (!rewrite(query, out, true, result)) return result;
       out.target = out.target.substr(0, q + 1) + query;
     }
   }

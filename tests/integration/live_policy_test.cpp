@@ -1,0 +1,213 @@
+// Policy that fits real use, from a real guest against a loopback HTTPS
+// server: README's secret example as written, live changes to a running
+// session (API and `gondolin policy`), scoped and revoked secrets, and
+// internal hosts allowed on purpose.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "config/test_knobs.h"
+#include "egress_harness.h"
+#include "gondolin/error.h"
+#include "gondolin/vm.h"
+#include "test_support.h"
+#include "util/files.h"
+
+namespace gondolin::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kHost = "api.github.com";  // README's example host, pinned to loopback
+constexpr const char* kSecret = "ghp-live-policy-value";
+
+CliOptions with_env(const std::string& key, const std::string& value) {
+  CliOptions o;
+  o.env[key] = value;
+  return o;
+}
+
+CliOptions with_stdin(std::string data) {
+  CliOptions o;
+  o.stdin_data = std::move(data);
+  return o;
+}
+
+class LivePolicy : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pki_ = egress::testing::TestPki::create(dir_.path(), {kHost});
+    upstream_ = std::make_unique<egress::testing::PythonUpstream>(pki_.server_cert, pki_.server_key);
+  }
+
+  std::string url(const std::string& path) const {
+    return "https://" + std::string(kHost) + ":" + std::to_string(upstream_->port()) + path;
+  }
+  std::string curl_status(const std::string& path, const std::string& header = {}) const {
+    return "curl -sS -o /dev/null -w '%{http_code}\\n' " + (header.empty() ? "" : "-H '" + header + "' ") + url(path);
+  }
+  VmOptions options() const {
+    VmOptions o;
+    o.network.egress_log_path = (dir_.path() / "egress.log").string();
+    config::test_knobs(o.network).loopback_hosts = {kHost};
+    config::test_knobs(o.network).extra_upstream_ca_file = pki_.ca_cert.string();
+    return o;
+  }
+  std::vector<nlohmann::json> log_lines() const {
+    std::vector<nlohmann::json> out;
+    std::string text = read_file(dir_.path() / "egress.log");
+    for (std::size_t start = 0, end; start < text.size(); start = end + 1) {
+      end = text.find('\n', start);
+      if (end == std::string::npos) end = text.size();
+      if (end > start) out.push_back(nlohmann::json::parse(text.substr(start, end - start)));
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  egress::testing::TestPki pki_;
+  std::unique_ptr<egress::testing::PythonUpstream> upstream_;
+};
+
+TEST_F(LivePolicy, ReadmeSecretExampleWorksAsWritten) {
+  // README: gondolin exec --host-secret GITHUB_TOKEN@api.github.com -- sh -c
+  //   'curl -H "Authorization: Bearer $GITHUB_TOKEN" https://api.github.com/user'
+  // (plus the test-only switches that stand loopback in for the host).
+  auto r = run_gondolin({"exec", "--host-secret", "GITHUB_TOKEN@api.github.com", "--test-loopback-host", kHost,
+                         "--upstream-ca", pki_.ca_cert.string(), "--", "sh", "-c",
+                         "curl -sSf -H \"Authorization: Bearer $GITHUB_TOKEN\" " + url("/echo") + " | grep -c '" +
+                             kSecret + "'; " + curl_status("/echo")},
+                        with_env("GITHUB_TOKEN", kSecret));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1\n403\n") << "the placeholder opens its host; a bare request does not";
+}
+
+TEST_F(LivePolicy, AllowDenyAndKeepAliveFlowsCloseOnChange) {
+  Vm vm = Vm::create(options());
+  EXPECT_EQ(vm.exec(Command::shell(curl_status("/echo"))).stdout_data, "403\n");
+  vm.change_policy(PolicyChange::allow_host(kHost));
+  EXPECT_EQ(vm.exec(Command::shell(curl_status("/echo"))).stdout_data, "200\n");
+  EXPECT_EQ(vm.policy().allow_hosts, std::vector<std::string>{kHost});
+
+  // One keep-alive HTTPS connection: a request, then the host is denied,
+  // then a second request on the same connection.
+  const std::string script =
+      "import http.client, os, time\n"
+      "c = http.client.HTTPSConnection('" +
+      std::string(kHost) + "', " + std::to_string(upstream_->port()) +
+      ")\n"
+      "c.request('GET', '/echo'); r = c.getresponse(); r.read(); print(r.status, flush=True)\n"
+      "while not os.path.exists('/tmp/go'): time.sleep(0.05)\n"
+      "try:\n"
+      "    c.request('GET', '/echo'); r = c.getresponse(); r.read(); print(r.status, flush=True)\n"
+      "except Exception as e:\n"
+      "    print('closed', flush=True)\n";
+  Process p = vm.spawn(Command::argv({"python3", "-c", script}));
+  std::string out;
+  while (out.find('\n') == std::string::npos)
+    if (auto chunk = p.read()) out += chunk->data;
+  EXPECT_EQ(out, "200\n");
+  vm.change_policy(PolicyChange::deny_host(kHost));
+  vm.write_file("/tmp/go", "");
+  while (auto chunk = p.read()) out += chunk->data;
+  EXPECT_EQ(p.wait().exit_code, 0);
+  EXPECT_NE(out.substr(4), "200\n") << out;
+  EXPECT_EQ(vm.exec(Command::shell(curl_status("/echo"))).stdout_data, "403\n");
+
+  bool closed = false, logged_change = false;
+  for (const auto& line : log_lines()) {
+    closed = closed || (line.value("rule", "") == "policy-change" && line.value("event", "") == "close");
+    logged_change = logged_change || (line.value("kind", "") == "policy" &&
+                                      line.value("change", "") == std::string("deny-host ") + kHost &&
+                                      line.value("uid", -1) == static_cast<int>(::getuid()));
+  }
+  EXPECT_TRUE(closed);
+  EXPECT_TRUE(logged_change);
+  EXPECT_THROW(vm.change_policy(PolicyChange::allow_host("bad host")), Error);
+}
+
+TEST_F(LivePolicy, SecretsSetScopedAndRevokedWhileRunning) {
+  Vm vm = Vm::create(options());
+  HostSecret s;
+  s.name = "TOKEN";
+  s.hosts = {kHost};
+  s.value = kSecret;
+  s.methods = {"GET"};
+  s.path_prefixes = {"/echo"};
+  vm.change_policy(PolicyChange::set_secret(s));
+  auto placeholder = vm.exec(Command::shell("printf %s \"$TOKEN\"")).stdout_data;
+  ASSERT_EQ(placeholder.rfind("GONDOLIN_SECRET_", 0), 0u) << placeholder;
+  const std::string bearer = "Authorization: Bearer " + placeholder;
+  auto used = vm.exec(Command::shell("curl -sSf -H '" + bearer + "' " + url("/echo") + " | grep -c " + kSecret + "; " +
+                                     "curl -sS -X POST -w '\\n%{http_code}\\n' -H '" + bearer + "' " + url("/echo") +
+                                     "; " + curl_status("/bytes?n=1", bearer)));
+  EXPECT_EQ(used.stdout_data.substr(0, 2), "1\n") << used.stdout_data;
+  EXPECT_NE(used.stdout_data.find("outside its scope)\n\n403\n"), std::string::npos) << used.stdout_data;
+  EXPECT_EQ(used.stdout_data.substr(used.stdout_data.size() - 4), "403\n") << used.stdout_data;
+
+  vm.change_policy(PolicyChange::remove_secret("TOKEN"));
+  auto revoked = vm.exec(Command::shell("curl -sS -w '\\n%{http_code}\\n' -H '" + bearer + "' " + url("/echo") +
+                                        "; printf '[%s]' \"$TOKEN\""));
+  EXPECT_EQ(revoked.stdout_data, "gondolin: secret TOKEN was revoked\n\n403\n[]") << revoked.stdout_data;
+  EXPECT_EQ(vm.policy().revoked_secrets, std::vector<std::string>{"TOKEN"});
+  EXPECT_EQ(read_file(dir_.path() / "egress.log").find(kSecret), std::string::npos);
+}
+
+TEST_F(LivePolicy, PolicyCommandChangesARunningSession) {
+  VmOptions o = options();
+  o.register_session = true;
+  Vm vm = Vm::create(o);
+  const std::string id = vm.session_id();
+  auto allow = run_gondolin({"policy", id, "allow", kHost});
+  ASSERT_EQ(allow.exit_code, 0) << allow.err;
+  auto set = run_gondolin({"policy", id, "secret", "set", std::string("TOKEN@") + kHost + ":GET=@-"},
+                          with_stdin(std::string(kSecret) + "\n"));
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  auto show = run_gondolin({"policy", id, "show", "--json"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  auto j = nlohmann::json::parse(show.out);
+  EXPECT_EQ(j["allow_hosts"], nlohmann::json::array({kHost}));
+  EXPECT_EQ(j["secrets"][0]["methods"], nlohmann::json::array({"GET"}));
+  EXPECT_EQ(show.out.find(kSecret), std::string::npos);
+  EXPECT_EQ(
+      vm.exec(Command::shell("curl -sSf -H \"Authorization: Bearer $TOKEN\" " + url("/echo") + " | grep -c " + kSecret))
+          .stdout_data,
+      "1\n");
+
+  auto bad = run_gondolin({"policy", id, "deny", "a b"});
+  EXPECT_EQ(bad.exit_code, 125);
+  EXPECT_NE(bad.err.find("a b"), std::string::npos) << bad.err;
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+  auto missing = run_gondolin({"policy", id, "secret", "rm", "NOPE"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("no secret named NOPE"), std::string::npos) << missing.err;
+  auto human = run_gondolin({"policy", id, "show"});
+  EXPECT_NE(human.out.find("allow hosts:     api.github.com"), std::string::npos) << human.out;
+}
+
+TEST_F(LivePolicy, InternalHostsOnlyWhenNamed) {
+  // The host's resolver (its /etc/hosts, replaced in a private mount
+  // namespace) puts both names on loopback, as a 10.x gateway would be.
+  upstream_ = std::make_unique<egress::testing::PythonUpstream>();
+  fs::path hosts = dir_.path() / "hosts";
+  host_sh("printf '127.0.0.1 localhost\\n127.0.0.1 gateway.corp.test other.corp.test\\n' > '" + hosts.string() + "'");
+  const std::string port = std::to_string(upstream_->port());
+  CliOptions wrapped;
+  wrapped.wrapper = {"unshare", "-m", "sh", "-c", "mount --bind '" + hosts.string() + "' /etc/hosts && exec \"$@\"",
+                     "sh"};
+  auto r = run_gondolin(
+      {"exec", "--allow-host", "*.corp.test", "--allow-internal-host", "gateway.corp.test", "--", "sh", "-c",
+       "curl -sS -o /dev/null -w '%{http_code}\\n' http://gateway.corp.test:" + port +
+           "/echo; curl -sS -w '\\n%{http_code}\\n' http://other.corp.test:" + port + "/echo"},
+      wrapped);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, 4), "200\n") << r.out;
+  EXPECT_NE(r.out.find("resolves to an internal address"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.substr(r.out.size() - 4), "403\n") << r.out;
+}
+
+}  // namespace
+}  // namespace gondolin::testing

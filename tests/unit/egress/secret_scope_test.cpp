@@ -1,0 +1,170 @@
+// Secrets as a way in (secret-host), their scopes, revocation, the deny
+// list, and the wire and JSON forms of live policy changes.
+#include <gtest/gtest.h>
+
+#include "config/host_secret_rules.h"
+#include "config/policy_state_json.h"
+#include "egress/policy/egress_policy.h"
+#include "gondolin/error.h"
+#include "session/policy_request.h"
+
+using namespace gondolin;
+using namespace gondolin::egress;
+
+namespace {
+
+std::string placeholder_of(const EgressPolicy& p, const std::string& name) {
+  for (const auto& [k, v] : p.secrets().guest_env())
+    if (k == name) return v;
+  return {};
+}
+
+HttpRequest request(std::string method, std::string host, std::string target, const std::string& bearer = {}) {
+  HttpRequest r;
+  r.method = std::move(method);
+  r.host = std::move(host);
+  r.target = std::move(target);
+  if (!bearer.empty()) r.headers.add("Authorization", "Bearer " + bearer);
+  return r;
+}
+
+std::string rule_of(const std::variant<Authorization, Denial>& v) {
+  if (auto* d = std::get_if<Denial>(&v)) return d->rule;
+  return std::get<Authorization>(v).rule;
+}
+
+HostSecret secret(std::string name, std::vector<std::string> hosts, std::vector<std::string> methods = {},
+                  std::vector<std::string> prefixes = {}) {
+  HostSecret s;
+  s.name = std::move(name);
+  s.hosts = std::move(hosts);
+  s.value = "s3cr3t";
+  s.methods = std::move(methods);
+  s.path_prefixes = std::move(prefixes);
+  return s;
+}
+
+}  // namespace
+
+TEST(SecretHost, APlaceholderMakesItsHostReachableForThatRequestOnly) {
+  NetworkOptions o;
+  o.secrets = {secret("GITHUB_TOKEN", {"api.github.com"}), secret("OTHER", {"other.example"})};
+  EgressPolicy p(o);
+  std::string token = placeholder_of(p, "GITHUB_TOKEN");
+
+  auto with = request("GET", "api.github.com", "/user", token);
+  auto a = p.authorize(with);
+  EXPECT_EQ(rule_of(a), "secret-host GITHUB_TOKEN");
+  EXPECT_EQ(with.headers.get("authorization").value(), "Bearer s3cr3t");
+
+  auto without = request("GET", "api.github.com", "/user");
+  EXPECT_EQ(rule_of(p.authorize(without)), "not-in-allowlist");
+
+  auto foreign = request("GET", "api.github.com", "/user", placeholder_of(p, "OTHER"));
+  EXPECT_EQ(rule_of(p.authorize(foreign)), "not-in-allowlist");
+  EXPECT_EQ(foreign.headers.get("authorization").value(), "Bearer " + placeholder_of(p, "OTHER"));
+}
+
+TEST(DenyHost, WinsOverAllowAllAllowHostAndSecrets) {
+  NetworkOptions o;
+  o.allow_all_hosts = true;
+  o.allow_hosts = {"*.example.com"};
+  o.deny_hosts = {"bad.example.com"};
+  o.secrets = {secret("T", {"bad.example.com"})};
+  EgressPolicy p(o);
+  auto r = request("GET", "bad.example.com", "/", placeholder_of(p, "T"));
+  auto d = p.authorize(r);
+  ASSERT_TRUE(std::holds_alternative<Denial>(d));
+  EXPECT_EQ(std::get<Denial>(d).rule, "deny-host");
+  EXPECT_EQ(std::get<Denial>(d).status, 403);
+  EXPECT_EQ(r.headers.get("authorization").value(), "Bearer " + placeholder_of(p, "T")) << "not substituted";
+  auto ok = request("GET", "good.example.com", "/");
+  EXPECT_EQ(rule_of(p.authorize(ok)), "allow-host *.example.com");
+}
+
+TEST(SecretScope, MethodsAndPathPrefixesBoundTheSubstitution) {
+  NetworkOptions o;
+  o.allow_hosts = {"api.example.com"};
+  o.secrets = {secret("T", {"api.example.com"}, {"GET", "POST"}, {"/v1/", "/exact"})};
+  EgressPolicy p(o);
+  std::string t = placeholder_of(p, "T");
+  auto verdict = [&](std::string method, std::string target) {
+    auto r = request(std::move(method), "api.example.com", std::move(target), t);
+    return rule_of(p.authorize(r));
+  };
+  EXPECT_EQ(verdict("GET", "/v1/models"), "allow-host api.example.com");
+  EXPECT_EQ(verdict("POST", "/v1/x?y=1"), "allow-host api.example.com");
+  EXPECT_EQ(verdict("GET", "/exact"), "allow-host api.example.com");
+  EXPECT_EQ(verdict("GET", "/exact/sub"), "allow-host api.example.com");
+  EXPECT_EQ(verdict("DELETE", "/v1/models"), "secret-scope");
+  EXPECT_EQ(verdict("get", "/v1/models"), "secret-scope") << "methods are case-sensitive";
+  EXPECT_EQ(verdict("GET", "/v2/models"), "secret-scope");
+  EXPECT_EQ(verdict("GET", "/exactly"), "secret-scope");
+  EXPECT_EQ(verdict("GET", "/v1/../admin"), "secret-scope");
+  EXPECT_EQ(verdict("GET", "/v1/%2e%2e/admin"), "secret-scope");
+  EXPECT_EQ(verdict("GET", "/v1/a%2Fb"), "secret-scope");
+  EXPECT_EQ(verdict("GET", "/v1/./x"), "secret-scope");
+  auto plain = request("DELETE", "api.example.com", "/v2/");
+  EXPECT_EQ(rule_of(p.authorize(plain)), "allow-host api.example.com") << "no placeholder: scope is not involved";
+}
+
+TEST(SecretRevoked, ARevokedPlaceholderIsRefused) {
+  NetworkOptions o;
+  o.allow_all_hosts = true;
+  EgressPolicy p(o, {RevokedSecret{"OLD", "GONDOLIN_SECRET_00112233445566778899aabbccddeeff"}});
+  auto r = request("GET", "api.example.com", "/", "GONDOLIN_SECRET_00112233445566778899aabbccddeeff");
+  auto d = p.authorize(r);
+  ASSERT_TRUE(std::holds_alternative<Denial>(d));
+  EXPECT_EQ(std::get<Denial>(d).rule, "secret-revoked");
+  EXPECT_EQ(std::get<Denial>(d).reason, "secret OLD was revoked");
+}
+
+TEST(HostSecretFlag, ParsesScopes) {
+  auto s = config::parse_host_secret("T@api.example.com,*.example.org:GET,POST/v1/,/v2=x:y");
+  EXPECT_EQ(s.hosts, (std::vector<std::string>{"api.example.com", "*.example.org"}));
+  EXPECT_EQ(s.methods, (std::vector<std::string>{"GET", "POST"}));
+  EXPECT_EQ(s.path_prefixes, (std::vector<std::string>{"/v1/", "/v2"}));
+  EXPECT_EQ(s.value, "x:y");
+  auto paths_only = config::parse_host_secret("T@h:/v1/=x");
+  EXPECT_TRUE(paths_only.methods.empty());
+  EXPECT_EQ(paths_only.path_prefixes, (std::vector<std::string>{"/v1/"}));
+  auto methods_only = config::parse_host_secret("T@h:GET=x");
+  EXPECT_EQ(methods_only.methods, (std::vector<std::string>{"GET"}));
+  EXPECT_TRUE(methods_only.path_prefixes.empty());
+  for (const char* bad : {"T@h:=x", "T@h:G ET=x", "T@h:GET/v1?q=x", "T@h:GET,/v1/,v2=x", "T@h:GET,,POST=x"})
+    EXPECT_THROW(config::parse_host_secret(bad), Error) << bad;
+}
+
+TEST(LivePolicyWire, ChangesAndStatesRoundTrip) {
+  HostSecret s = secret("T", {"h.example"}, {"GET"}, {"/v1/"});
+  for (const auto& change : {PolicyChange::allow_host("a.example"), PolicyChange::deny_host("*.b.example"),
+                             PolicyChange::set_secret(s), PolicyChange::remove_secret("T")}) {
+    auto back = session::policy_change(session::policy_request(change));
+    ASSERT_TRUE(back.has_value());
+    EXPECT_EQ(back->kind, change.kind);
+    EXPECT_EQ(back->pattern, change.pattern);
+    EXPECT_EQ(back->secret.name, change.secret.name);
+    EXPECT_EQ(back->secret.hosts, change.secret.hosts);
+    EXPECT_EQ(back->secret.methods, change.secret.methods);
+    EXPECT_EQ(back->secret.value, change.secret.value);
+  }
+  EXPECT_FALSE(session::policy_change(session::policy_request(std::nullopt)).has_value());
+
+  PolicyState st;
+  st.allow_hosts = {"a"};
+  st.deny_hosts = {"b"};
+  st.allow_all_hosts = true;
+  st.secrets.push_back({"T", {"h"}, {"GET"}, {"/v1/"}, "GONDOLIN_SECRET_x"});
+  st.revoked_secrets = {"OLD"};
+  std::string json = config::policy_state_to_json(st);
+  EXPECT_EQ(json.find("s3cr3t"), std::string::npos);
+  PolicyState back = config::policy_state_from_json(json);
+  EXPECT_EQ(back.allow_hosts, st.allow_hosts);
+  EXPECT_EQ(back.deny_hosts, st.deny_hosts);
+  EXPECT_TRUE(back.allow_all_hosts);
+  ASSERT_EQ(back.secrets.size(), 1u);
+  EXPECT_EQ(back.secrets[0].path_prefixes, st.secrets[0].path_prefixes);
+  EXPECT_EQ(back.revoked_secrets, st.revoked_secrets);
+  for (const char* bad : {"[]", "{\"secrets\": 3}", "{\"allow_hosts\": [1]}", "{\"secrets\": [{\"name\": 1}]}", "{"})
+    EXPECT_THROW(config::policy_state_from_json(bad), Error) << bad;
+}
