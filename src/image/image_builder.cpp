@@ -99,6 +99,8 @@ class Builder {
   // The root filesystem, from Debian packages or the spec's OCI image (then
   // also the image config's defaults).
   std::pair<fs::path, std::optional<OciRootfs>> make_root();
+  ImageManifest manifest_for(const fs::path& stage, const std::string& release, const std::string& kernel_format,
+                             const std::optional<OciRootfs>& oci) const;
   void fill_manifest(ImageManifest& m, const std::optional<OciRootfs>& oci) const;
   std::pair<std::string, std::string> build_kernel(const fs::path& kernel_tree, const std::string& release);
 
@@ -377,30 +379,7 @@ Image Builder::run(const ImageStore& store) {
       fs::permissions(stage / f, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
     fs::permissions(rootfs, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
 
-    ImageManifest m;
-    m.name = spec_.name;
-    m.tag = spec_.tag;
-    m.arch = "x86_64";
-    m.created = now_rfc3339();
-    m.kernel_release = release;
-    m.kernel_format = kernel_format;
-    m.rootfs_format = "ext4";
-    auto describe = [&](const char* name) {
-      return ImageFile{name, sha256_file_hex(stage / name), fs::file_size(stage / name)};
-    };
-    m.kernel = describe("kernel");
-    m.initramfs = describe("initramfs.cpio");
-    m.rootfs = describe("rootfs.ext4");
-    // Every word here is on the boot path of every VM (see bench/README.md for
-    // what each buys). mitigations=off only affects isolation between processes
-    // inside one guest, which is a single trust domain anyway.
-    m.cmdline =
-        "console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check 8250.nr_uarts=1 mitigations=off "
-        "rdinit=/init gondolin.root=/dev/vda gondolin.rootfstype=ext4";
-    if (!spec_.cmdline.empty()) m.cmdline += " " + spec_.cmdline;
-    m.agent_protocol = proto::kProtocolVersion;
-    m.spec_json = spec_.source_text;
-    fill_manifest(m, oci);
+    ImageManifest m = manifest_for(stage, release, kernel_format, oci);
     m.id = m.compute_id();
     write_file_atomic(stage / "manifest.json", m.to_json());
     Image img = store.install(stage);
@@ -417,6 +396,36 @@ std::pair<fs::path, std::optional<OciRootfs>> Builder::make_root() {
   OciRootfs r = step("Building the root filesystem from the OCI image",
                      [&] { return build_oci_rootfs(spec_, work_, runner(), cached_); });
   return {r.image, std::move(r)};
+}
+
+// The manifest of the files staged in `stage` (its id is computed after).
+ImageManifest Builder::manifest_for(const fs::path& stage, const std::string& release, const std::string& kernel_format,
+                                    const std::optional<OciRootfs>& oci) const {
+  ImageManifest m;
+  m.name = spec_.name;
+  m.tag = spec_.tag;
+  m.arch = "x86_64";
+  m.created = now_rfc3339();
+  m.kernel_release = release;
+  m.kernel_format = kernel_format;
+  m.rootfs_format = "ext4";
+  auto describe = [&](const char* name) {
+    return ImageFile{name, sha256_file_hex(stage / name), fs::file_size(stage / name)};
+  };
+  m.kernel = describe("kernel");
+  m.initramfs = describe("initramfs.cpio");
+  m.rootfs = describe("rootfs.ext4");
+  // Every word here is on the boot path of every VM (see bench/README.md for
+  // what each buys). mitigations=off only affects isolation between processes
+  // inside one guest, which is a single trust domain anyway.
+  m.cmdline =
+      "console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check 8250.nr_uarts=1 mitigations=off "
+      "rdinit=/init gondolin.root=/dev/vda gondolin.rootfstype=ext4";
+  if (!spec_.cmdline.empty()) m.cmdline += " " + spec_.cmdline;
+  m.agent_protocol = proto::kProtocolVersion;
+  m.spec_json = spec_.source_text;
+  fill_manifest(m, oci);
+  return m;
 }
 
 // The guest's defaults: the OCI config's, then the spec's env over them.
