@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "gondolin/error.h"
+#include "util/append_once.h"
 #include "util/logging.h"
 #include "util/utc_time.h"
 
@@ -24,10 +25,6 @@ NetworkOptions current_options(const EgressContext& ctx) {
   return o;
 }
 
-void add_once(std::vector<std::string>& list, const std::string& item) {
-  if (std::find(list.begin(), list.end(), item) == list.end()) list.push_back(item);
-}
-
 void remove_all(std::vector<std::string>& list, const std::string& item) {
   list.erase(std::remove(list.begin(), list.end(), item), list.end());
 }
@@ -40,11 +37,11 @@ std::vector<HostSecret>::iterator find_secret(NetworkOptions& o, const std::stri
 std::string edit(NetworkOptions& o, std::vector<RevokedSecret>& revoked, const PolicyChange& change) {
   switch (change.kind) {
     case PolicyChange::Kind::AllowHost:
-      add_once(o.allow_hosts, change.pattern);
+      append_once(o.allow_hosts, change.pattern);
       remove_all(o.deny_hosts, change.pattern);
       return "allow-host " + change.pattern;
     case PolicyChange::Kind::DenyHost:
-      add_once(o.deny_hosts, change.pattern);
+      append_once(o.deny_hosts, change.pattern);
       remove_all(o.allow_hosts, change.pattern);
       return "deny-host " + change.pattern;
     case PolicyChange::Kind::SetSecret: {
@@ -108,7 +105,7 @@ PolicyState policy_state(const EgressContext& ctx) {
   st.allow_internal_hosts = o.allow_internal_hosts;
   st.allow_all_hosts = o.allow_all_hosts;
   for (const auto& s : o.secrets) st.secrets.push_back({s.name, s.hosts, s.methods, s.path_prefixes, s.placeholder});
-  for (const auto& r : ctx.revoked_secrets) add_once(st.revoked_secrets, r.name);
+  for (const auto& r : ctx.revoked_secrets) append_once(st.revoked_secrets, r.name);
   return st;
 }
 

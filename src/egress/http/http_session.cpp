@@ -3,9 +3,8 @@
 // http_session_response.cpp.
 #include "egress/http/http_session.h"
 
-#include <algorithm>
-
 #include "egress/http/http_serialize.h"
+#include "util/append_once.h"
 #include "util/logging.h"
 
 namespace gondolin::egress {
@@ -162,9 +161,7 @@ void HttpSession::on_request_head(RequestHead head) {
   if (auto* d = std::get_if<Denial>(&verdict)) return refuse(*d);
   if (auto* r = std::get_if<HttpResponse>(&verdict)) return respond_on_host(*r);
   allowed_host_ = exchange_.request.host;
-  for (const auto& name : exchange_.secrets)
-    if (std::find(secrets_used_.begin(), secrets_used_.end(), name) == secrets_used_.end())
-      secrets_used_.push_back(name);
+  for (const auto& name : exchange_.secrets) append_once(secrets_used_, name);
   ensure_upstream();
 }
 

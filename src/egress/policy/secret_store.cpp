@@ -8,6 +8,7 @@
 #include "egress/http/http_message.h"
 #include "egress/policy/base64.h"
 #include "gondolin/error.h"
+#include "util/append_once.h"
 
 namespace gondolin::egress {
 namespace {
@@ -48,10 +49,6 @@ std::string percent_encode(std::string_view s) {
     }
   }
   return out;
-}
-
-void note(std::vector<std::string>& names, const std::string& name) {
-  if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
 }
 
 // A path an upstream could read as another one (dot segments, encoded
@@ -161,7 +158,7 @@ bool SecretStore::rewrite(std::string& text, const HttpRequest& request, bool ur
     std::string value = url_encode ? percent_encode(hit->value) : hit->value;
     text.replace(pos, hit->placeholder.size(), value);
     pos += value.size();
-    note(result.substituted, hit->name);
+    append_once(result.substituted, hit->name);
   }
   return true;
 }

@@ -1,0 +1,15 @@
+// Appends `item` unless `list` already holds it; keeps first-use order (the
+// order names appear in egress-log lines and policy listings).
+#pragma once
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace gondolin {
+
+inline void append_once(std::vector<std::string>& list, const std::string& item) {
+  if (std::find(list.begin(), list.end(), item) == list.end()) list.push_back(item);
+}
+
+}  // namespace gondolin
