@@ -46,16 +46,15 @@ void HttpSession::start() {
 
 bool HttpSession::recheck(const EgressPolicy& policy) {
   if (phase_ == Phase::Closing || allowed_host_.empty()) return false;
-  std::string rule;
-  std::optional<Denial> host_denial = policy.check_host(allowed_host_, rule);
   bool secret_gone = false, secret_route = false;
   for (const auto& name : secrets_used_) {
     bool allows = policy.secrets().allows(name, allowed_host_);
     secret_gone = secret_gone || !allows;
     secret_route = secret_route || allows;
   }
-  bool keep = !secret_gone && (!host_denial || (host_denial->rule != "deny-host" && secret_route));
-  if (keep) return false;
+  std::string rule;
+  const bool listed = !policy.check_allowlist(allowed_host_, rule);
+  if (!secret_gone && !policy.denied_host(allowed_host_) && (listed || secret_route)) return false;
   ctx_->log.record(
       EgressEvent::for_flow(flow_.flow_id, flow_.tls ? "https" : "http", allowed_host_, flow_.port, "policy-change")
           .decided(

@@ -109,9 +109,13 @@ std::variant<HttpRequest, Denial> EgressPolicy::interpret(const RequestHead& hea
   return r;
 }
 
-std::optional<Denial> EgressPolicy::check_host(const std::string& host, std::string& rule) const {
+std::optional<Denial> EgressPolicy::denied_host(const std::string& host) const {
   if (const HostPattern* p = deny_.match(host))
     return deny(403, "deny-host", "host " + in_quotes(host) + " is denied (" + p->text() + ")");
+  return std::nullopt;
+}
+
+std::optional<Denial> EgressPolicy::check_allowlist(const std::string& host, std::string& rule) const {
   if (const HostPattern* p = allow_.match(host)) {
     rule = "allow-host " + p->text();
     return std::nullopt;
@@ -128,22 +132,21 @@ std::variant<Authorization, Denial> EgressPolicy::authorize(HttpRequest& request
   auto normalized = normalize_host(request.host);
   if (!normalized) return deny(400, "bad-request", "invalid host " + in_quotes(request.host));
   request.host = *normalized;
-  std::optional<Denial> host_denial = check_host(request.host, a.rule);
-  if (host_denial && host_denial->rule == "deny-host") return *host_denial;
+  if (auto d = denied_host(request.host)) return *d;
+  std::optional<Denial> unlisted = check_allowlist(request.host, a.rule);
   SubstitutionResult s = secrets_.substitute(request, secrets_in_query_);
   // Outside the allowlist, only a placeholder for this very host opens it;
   // one used outside its scope, or revoked, is reported as such.
-  if (host_denial && (s.blocked_rule == "secret-host" || (!s.blocked() && s.substituted.empty())))
-    return *host_denial;
+  if (unlisted && (s.blocked_rule == "secret-host" || (!s.blocked() && s.substituted.empty()))) return *unlisted;
   if (s.blocked_rule == "secret-host")
     return deny(403, "secret-host",
                 "secret " + s.blocked_secret + " may not be sent to host " + in_quotes(request.host));
   if (s.blocked_rule == "secret-scope")
     return deny(403, "secret-scope",
                 "secret " + s.blocked_secret + " may not be sent in " + in_quotes(request.method) + " " +
-                    in_quotes(request.target.substr(0, request.target.find('?'))) + " (outside its scope)");
+                    in_quotes(request.path()) + " (outside its scope)");
   if (s.blocked()) return deny(403, s.blocked_rule, "secret " + s.blocked_secret + " was revoked");
-  if (host_denial) {  // reachable only through the secrets it carries
+  if (unlisted) {  // reachable only through the secrets it carries
     a.rule = "secret-host";
     for (const auto& name : s.substituted) a.rule += " " + name;
   }

@@ -55,9 +55,11 @@ class EgressPolicy {
   // of a secret for that host (and nothing it may not carry).
   std::variant<Authorization, Denial> authorize(HttpRequest& request) const;
 
-  // Host-level check alone (deny list, then allowlist; no secrets); nullopt
-  // if allowed, with the rule in `rule`.
-  std::optional<Denial> check_host(const std::string& host, std::string& rule) const;
+  // Host-level checks alone (no secrets). The deny list: a Denial (rule
+  // "deny-host") if `host` is on it. The allowlist: nullopt if `host` is on
+  // it or all hosts are allowed, with the allow rule in `rule`.
+  std::optional<Denial> denied_host(const std::string& host) const;
+  std::optional<Denial> check_allowlist(const std::string& host, std::string& rule) const;
 
   bool is_test_loopback(const std::string& host) const { return test_loopback_.count(host) != 0; }
   // allow_internal_hosts: `host` may resolve to an internal address.

@@ -68,9 +68,8 @@ bool ambiguous_path(std::string_view path) {
 }
 
 // "/v1/" covers "/v1/x"; "/v1" covers "/v1" and "/v1/x" but not "/v1x".
-bool path_in_scope(std::string_view target, const std::vector<std::string>& prefixes) {
+bool path_in_scope(std::string_view path, const std::vector<std::string>& prefixes) {
   if (prefixes.empty()) return true;
-  std::string_view path = target.substr(0, target.find('?'));
   if (ambiguous_path(path)) return false;
   for (const auto& p : prefixes) {
     if (!path.starts_with(p)) continue;
@@ -129,7 +128,7 @@ std::string_view SecretStore::refusal(const Secret& s, const HttpRequest& reques
   if (!s.hosts.match(request.host)) return "secret-host";
   if (!s.methods.empty() && std::find(s.methods.begin(), s.methods.end(), request.method) == s.methods.end())
     return "secret-scope";
-  if (!path_in_scope(request.target, s.path_prefixes)) return "secret-scope";
+  if (!path_in_scope(request.path(), s.path_prefixes)) return "secret-scope";
   return {};
 }
 

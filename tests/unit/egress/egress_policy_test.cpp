@@ -122,11 +122,11 @@ TEST(EgressPolicy, AllowlistHitMissWildcard) {
   o.allow_hosts = {"api.example.com", "*.github.com"};
   EgressPolicy p(o);
   std::string rule;
-  EXPECT_FALSE(p.check_host("api.example.com", rule));
+  EXPECT_FALSE(p.check_allowlist("api.example.com", rule));
   EXPECT_EQ(rule, "allow-host api.example.com");
-  EXPECT_FALSE(p.check_host("raw.github.com", rule));
+  EXPECT_FALSE(p.check_allowlist("raw.github.com", rule));
   EXPECT_EQ(rule, "allow-host *.github.com");
-  auto d = p.check_host("github.com", rule);
+  auto d = p.check_allowlist("github.com", rule);
   ASSERT_TRUE(d);
   EXPECT_EQ(d->status, 403);
   EXPECT_EQ(d->rule, "not-in-allowlist");
@@ -136,9 +136,9 @@ TEST(EgressPolicy, AllowlistHitMissWildcard) {
 TEST(EgressPolicy, DenyAllByDefaultAllowAllOnRequest) {
   NetworkOptions o;
   std::string rule;
-  EXPECT_TRUE(EgressPolicy(o).check_host("example.com", rule));
+  EXPECT_TRUE(EgressPolicy(o).check_allowlist("example.com", rule));
   o.allow_all_hosts = true;
-  EXPECT_FALSE(EgressPolicy(o).check_host("example.com", rule));
+  EXPECT_FALSE(EgressPolicy(o).check_allowlist("example.com", rule));
   EXPECT_EQ(rule, "allow-all-hosts");
 }
 
