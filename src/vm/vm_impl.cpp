@@ -392,21 +392,18 @@ void VmImpl::register_session() {
 }
 
 Process VmImpl::spawn(const Command& cmd, const ExecOptions& o) {
-  // The VM's environment first, then the command's; the image's defaults (an
-  // OCI config's WorkingDir and User) unless asked otherwise.
+  // The image's defaults (an OCI config's WorkingDir and User) unless asked otherwise.
   ExecOptions merged = o;
-  merged.env = opts_.env;
-  merged.env.insert(merged.env.end(), o.env.begin(), o.env.end());
   if (merged.cwd.empty()) merged.cwd = image_.manifest.workdir;
   if (!merged.user) merged.user = image_.manifest.user;
   require_running();
   auto state = on_io([&] {
-    // The secrets' placeholders as they stand now (live policy may add some).
-    if (egress_) {
-      auto secrets = egress_->guest_env();
-      merged.env.insert(merged.env.begin() + static_cast<std::ptrdiff_t>(opts_.env.size()), secrets.begin(),
-                        secrets.end());
-    }
+    // The VM's environment, the secrets' placeholders as they stand now (a
+    // live policy change may add some), then the command's own.
+    merged.env = opts_.env;
+    if (egress_)
+      for (auto& kv : egress_->guest_env()) merged.env.push_back(std::move(kv));
+    merged.env.insert(merged.env.end(), o.env.begin(), o.env.end());
     return control_->start_exec(control::exec_start_for(cmd, merged), o.timeout);
   });
   return detail::make_process(std::move(state));
