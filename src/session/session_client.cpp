@@ -40,6 +40,13 @@ Reply ask(const SessionInfo& session, FrameType type, const Request& request, Fr
   return *msg;
 }
 
+// Shows the policy (no change) or changes it; the reply is the policy after.
+PolicyState policy_exchange(const SessionInfo& session, const std::optional<PolicyChange>& change) {
+  auto reply = ask<proto::SessionPolicyStateMsg>(session, FrameType::SessionPolicy, policy_request(change),
+                                                 FrameType::SessionPolicyState, "policy request");
+  return config::policy_state_from_json(reply.json);
+}
+
 }  // namespace
 }  // namespace gondolin::session
 
@@ -119,18 +126,10 @@ AttachedProcess Session::attach(const SessionInfo& session, const Command& comma
   return AttachedProcess(session, control::exec_start_for(command, options));
 }
 
-PolicyState Session::policy(const SessionInfo& session) {
-  return config::policy_state_from_json(session::ask<proto::SessionPolicyStateMsg>(
-                                            session, FrameType::SessionPolicy, session::policy_request(std::nullopt),
-                                            FrameType::SessionPolicyState, "policy request")
-                                            .json);
-}
+PolicyState Session::policy(const SessionInfo& session) { return session::policy_exchange(session, std::nullopt); }
 
 PolicyState Session::change_policy(const SessionInfo& session, const PolicyChange& change) {
-  return config::policy_state_from_json(
-      session::ask<proto::SessionPolicyStateMsg>(session, FrameType::SessionPolicy, session::policy_request(change),
-                                                 FrameType::SessionPolicyState, "policy request")
-          .json);
+  return session::policy_exchange(session, change);
 }
 
 SnapshotInfo Session::snapshot(const SessionInfo& session, const std::filesystem::path& output_dir, bool keep_running) {
