@@ -76,15 +76,26 @@ const char* ChunkedDecoder::size_line_byte(char c) {
 // One byte of the CRLF after chunk data, of the trailers, or of the final
 // CRLF: nullptr, or why it is invalid.
 const char* ChunkedDecoder::framing_byte(char c) {
+  // The states that take exactly one byte and move on.
+  struct Expect {
+    State state;
+    char byte;
+    State next;
+    const char* error;
+  };
+  static constexpr Expect kExpect[] = {
+      {State::DataCr, '\r', State::DataLf, "chunk data not followed by CRLF"},
+      {State::DataLf, '\n', State::SizeStart, "chunk data not followed by CRLF"},
+      {State::TrailerLf, '\n', State::TrailerStart, "bare CR in trailers"},
+      {State::FinalLf, '\n', State::Done, "bare CR after the last chunk"},
+  };
+  for (const Expect& e : kExpect)
+    if (state_ == e.state) {
+      if (c != e.byte) return e.error;
+      state_ = e.next;
+      return nullptr;
+    }
   switch (state_) {
-    case State::DataCr:
-      if (c != '\r') return "chunk data not followed by CRLF";
-      state_ = State::DataLf;
-      return nullptr;
-    case State::DataLf:
-      if (c != '\n') return "chunk data not followed by CRLF";
-      state_ = State::SizeStart;
-      return nullptr;
     case State::TrailerStart:
       if (c == '\r')
         state_ = State::FinalLf;
@@ -104,14 +115,6 @@ const char* ChunkedDecoder::framing_byte(char c) {
         state_ = State::TrailerLf;
       else if (!is_text(static_cast<unsigned char>(c)))
         return "control character in a trailer";
-      return nullptr;
-    case State::TrailerLf:
-      if (c != '\n') return "bare CR in trailers";
-      state_ = State::TrailerStart;
-      return nullptr;
-    case State::FinalLf:
-      if (c != '\n') return "bare CR after the last chunk";
-      state_ = State::Done;
       return nullptr;
     default: return nullptr;
   }
