@@ -49,6 +49,15 @@ struct HostSecret {
   // Normally empty (a fresh random placeholder). A resumed session sets it to
   // the placeholder its guest already holds.
   std::string placeholder;
+  // The placeholder's shape, for clients that check a key's format (keys
+  // that must start with "sk-", say): `prefix`, then `length` characters
+  // drawn from `alphabet`. The random part must carry at least 128 bits.
+  struct Shape {
+    std::string prefix = "GONDOLIN_SECRET_";    // letters, digits, '_', '-', '.'; at most 64
+    std::size_t length = 32;                    // at most 256
+    std::string alphabet = "0123456789abcdef";  // distinct letters and digits
+  };
+  Shape placeholder_shape;
 };
 
 // Mapped TCP (--tcp-map): the guest's TCP flows to `guest_host` are forwarded

@@ -74,10 +74,28 @@ void only_keys(const std::string& path, const nlohmann::json& obj, const std::st
     }
 }
 
+// "placeholder_prefix", "placeholder_length", "placeholder_alphabet" (the
+// secret store checks that they make a sound placeholder).
+void read_placeholder_shape(const Value& v, const std::string& where, const nlohmann::json& spec,
+                            HostSecret::Shape& shape) {
+  if (spec.contains("placeholder_prefix"))
+    shape.prefix = v.at(where + ".placeholder_prefix", spec["placeholder_prefix"]).string();
+  if (spec.contains("placeholder_alphabet"))
+    shape.alphabet = v.at(where + ".placeholder_alphabet", spec["placeholder_alphabet"]).string();
+  if (spec.contains("placeholder_length")) {
+    const nlohmann::json& n = spec["placeholder_length"];
+    if (!n.is_number_unsigned() || n.get<std::uint64_t>() > 256)
+      bad(v.path, "\"" + where + ".placeholder_length\" must be a whole number up to 256");
+    shape.length = n.get<std::size_t>();
+  }
+}
+
 HostSecret secret_from(const Value& v, const std::string& name, const nlohmann::json& spec) {
   const std::string where = "secrets." + name;
   if (!spec.is_object()) bad(v.path, "\"" + where + "\" must be an object");
-  only_keys(v.path, spec, where + ".", {"hosts", "value", "env", "methods", "path_prefixes"});
+  only_keys(v.path, spec, where + ".",
+            {"hosts", "value", "env", "methods", "path_prefixes", "placeholder_prefix", "placeholder_length",
+             "placeholder_alphabet"});
   HostSecret s;
   s.name = name;
   if (!spec.contains("hosts")) bad(v.path, "\"" + where + ".hosts\" is missing");
@@ -85,6 +103,7 @@ HostSecret secret_from(const Value& v, const std::string& name, const nlohmann::
   if (spec.contains("methods")) s.methods = v.at(where + ".methods", spec["methods"]).strings();
   if (spec.contains("path_prefixes")) s.path_prefixes = v.at(where + ".path_prefixes", spec["path_prefixes"]).strings();
   v.parsed([&] { config::check_secret_scope(s); });
+  read_placeholder_shape(v, where, spec, s.placeholder_shape);
   if (spec.contains("value") && spec.contains("env")) bad(v.path, "\"" + where + "\" has both \"value\" and \"env\"");
   if (spec.contains("value")) {
     s.value = v.at(where + ".value", spec["value"]).string();

@@ -52,7 +52,8 @@ std::string edit(NetworkOptions& o, std::vector<RevokedSecret>& revoked, const P
         o.secrets.push_back(std::move(s));
         return "secret-set " + change.secret.name;
       }
-      s.placeholder = it->placeholder;
+      s.placeholder = it->placeholder;  // the guest holds it: it keeps its shape too
+      s.placeholder_shape = it->placeholder_shape;
       *it = std::move(s);
       return "secret-replace " + change.secret.name;
     }

@@ -46,7 +46,9 @@ struct SessionPolicyRequest {
   std::string pattern;
   std::string secret_name;
   std::vector<std::string> hosts, methods, path_prefixes;
-  std::string value;  // SetSecret only; never logged
+  std::string value;                                     // SetSecret only; never logged
+  std::string placeholder_prefix, placeholder_alphabet;  // SetSecret: the placeholder's shape
+  std::uint32_t placeholder_length = 0;
   template <class Msg, class Fields>
   static void fields(Msg& m, Fields& f) {
     f.u8(m.op);
@@ -56,8 +58,11 @@ struct SessionPolicyRequest {
     f.texts(m.methods, 64);
     f.texts(m.path_prefixes, 64);
     f.text(m.value, 64 * 1024);
+    f.text(m.placeholder_prefix, 64);
+    f.u32(m.placeholder_length);
+    f.text(m.placeholder_alphabet, 256);
   }
-  bool valid() const { return op <= 4; }
+  bool valid() const { return op <= 4 && placeholder_length <= 256; }
   GONDOLIN_WIRE_MESSAGE(SessionPolicyRequest)
 };
 

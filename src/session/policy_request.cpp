@@ -1,5 +1,8 @@
 #include "session/policy_request.h"
 
+#include <algorithm>
+#include <limits>
+
 namespace gondolin::session {
 
 proto::SessionPolicyRequest policy_request(const std::optional<PolicyChange>& change) {
@@ -12,6 +15,11 @@ proto::SessionPolicyRequest policy_request(const std::optional<PolicyChange>& ch
   r.methods = change->secret.methods;
   r.path_prefixes = change->secret.path_prefixes;
   r.value = change->secret.value;
+  r.placeholder_prefix = change->secret.placeholder_shape.prefix;
+  // Clamped, not wrapped: an oversized length stays oversized and is refused.
+  r.placeholder_length = static_cast<std::uint32_t>(
+      std::min<std::size_t>(change->secret.placeholder_shape.length, std::numeric_limits<std::uint32_t>::max()));
+  r.placeholder_alphabet = change->secret.placeholder_shape.alphabet;
   return r;
 }
 
@@ -25,6 +33,7 @@ std::optional<PolicyChange> policy_change(const proto::SessionPolicyRequest& r) 
   c.secret.methods = r.methods;
   c.secret.path_prefixes = r.path_prefixes;
   c.secret.value = r.value;
+  c.secret.placeholder_shape = {r.placeholder_prefix, r.placeholder_length, r.placeholder_alphabet};
   return c;
 }
 

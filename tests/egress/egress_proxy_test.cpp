@@ -144,8 +144,8 @@ TEST_F(EgressProxyTest, ConnectIsRefused) {
 TEST_F(EgressProxyTest, SecretsSubstitutedInBearerAndBasicForTheirHostOnly) {
   auto o = options();
   o.allow_hosts = {"upstream.test", "other.test"};
-  o.secrets = {HostSecret{"API_TOKEN", {"upstream.test"}, "real-token-value", {}, {}, {}},
-               HostSecret{"API_PASS", {"upstream.test"}, "real:pass", {}, {}, {}}};
+  o.secrets = {HostSecret{"API_TOKEN", {"upstream.test"}, "real-token-value", {}, {}, {}, {}},
+               HostSecret{"API_PASS", {"upstream.test"}, "real:pass", {}, {}, {}, {}}};
   EgressHarness h(o);
   h.set_destination(plain_->port());
   std::string token = h.placeholder("API_TOKEN"), pass = h.placeholder("API_PASS");
@@ -177,7 +177,7 @@ TEST_F(EgressProxyTest, SecretsSubstitutedInBearerAndBasicForTheirHostOnly) {
 TEST_F(EgressProxyTest, QueryPlaceholdersOnlyWithTheFlag) {
   auto o = options();
   o.allow_hosts = {"upstream.test"};
-  o.secrets = {HostSecret{"KEY", {"upstream.test"}, "k&v", {}, {}, {}}};
+  o.secrets = {HostSecret{"KEY", {"upstream.test"}, "k&v", {}, {}, {}, {}}};
   EgressHarness off(o);
   off.set_destination(plain_->port());
   std::string key = off.placeholder("KEY");
@@ -195,7 +195,7 @@ TEST_F(EgressProxyTest, QueryPlaceholdersOnlyWithTheFlag) {
 TEST_F(EgressProxyTest, HttpsThroughTheMitmWithMintedCertificate) {
   auto o = options();
   o.allow_hosts = {"upstream.test"};
-  o.secrets = {HostSecret{"TOKEN", {"upstream.test"}, "tls-secret", {}, {}, {}}};
+  o.secrets = {HostSecret{"TOKEN", {"upstream.test"}, "tls-secret", {}, {}, {}, {}}};
   EgressHarness h(o);
   h.set_destination(tls_->port());
   auto r =

@@ -34,7 +34,7 @@ const EgressPolicy& policy(bool in_query, bool scoped) {
   auto make = [](bool q, bool sc) {
     NetworkOptions o;
     o.allow_hosts = {"api.example.com", "*.allowed.test"};
-    o.secrets = {HostSecret{"TOKEN", {"api.example.com"}, std::string(kValue), {}, {}, kPlaceholder}};
+    o.secrets = {HostSecret{"TOKEN", {"api.example.com"}, std::string(kValue), {}, {}, kPlaceholder, {}}};
     if (sc) {
       o.secrets[0].methods = {"GET"};
       o.secrets[0].path_prefixes = {"/v1/"};

@@ -15,7 +15,7 @@ TEST(EgressGuest, CaInstalledAndSecretsArePlaceholders) {
   TempDir dir;
   VmOptions o;
   o.network.mitm_ca_dir = (dir.path() / "mitm").string();
-  o.network.secrets = {HostSecret{"API_TOKEN", {"api.example.com"}, "the-real-secret-value", {}, {}, {}}};
+  o.network.secrets = {HostSecret{"API_TOKEN", {"api.example.com"}, "the-real-secret-value", {}, {}, {}, {}}};
   Vm vm = Vm::create(o);
 
   std::ifstream in(dir.path() / "mitm" / "ca.crt");

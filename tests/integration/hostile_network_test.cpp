@@ -62,7 +62,7 @@ class HostileNetwork : public ::testing::Test {
     VmOptions o;
     o.network.allow_all_hosts = true;
     config::test_knobs(o.network).loopback_hosts = {"upstream.test", "foreign.test"};
-    o.network.secrets = {HostSecret{"TOKEN", {"upstream.test"}, kSecretValue, {}, {}, {}}};
+    o.network.secrets = {HostSecret{"TOKEN", {"upstream.test"}, kSecretValue, {}, {}, {}, {}}};
     o.network.egress_log_path = (dir_->path() / "egress.jsonl").string();
     o.network.mitm_ca_dir = (dir_->path() / "mitm").string();
     vm_ = std::make_unique<Vm>(Vm::create(o));

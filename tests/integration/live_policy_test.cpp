@@ -156,6 +156,43 @@ TEST_F(LivePolicy, SecretsSetScopedAndRevokedWhileRunning) {
   EXPECT_EQ(read_file(dir_.path() / "egress.log").find(kSecret), std::string::npos);
 }
 
+TEST_F(LivePolicy, ShapedPlaceholdersPassClientKeyChecksAndSurviveAReplace) {
+  const fs::path policy = dir_.path() / "policy.json";
+  write_file_atomic(policy, std::string(R"({"secrets": {"OPENAI_API_KEY": {"hosts": [")") + kHost +
+                                R"("], "value": ")" + kSecret +
+                                R"(", "placeholder_prefix": "sk-", "placeholder_length": 48,
+                         "placeholder_alphabet": "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"}}})");
+  // A client that checks the key's format before sending it, as SDKs do.
+  const std::string check =
+      "python3 -c 'import os,re,sys; sys.exit(0 if re.fullmatch(r\"sk-[A-Za-z0-9]{48}\", "
+      "os.environ[\"OPENAI_API_KEY\"]) else 1)' && echo shaped; ";
+  auto r = run_gondolin(
+      {"exec", "--policy", policy.string(), "--test-loopback-host", kHost, "--upstream-ca", pki_.ca_cert.string(), "--",
+       "sh", "-c",
+       check + "curl -sSf -H \"Authorization: Bearer $OPENAI_API_KEY\" " + url("/echo") + " | grep -c " + kSecret});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "shaped\n1\n");
+
+  // Replacing a shaped secret live keeps the placeholder the guest holds.
+  Vm vm = Vm::create(options());
+  HostSecret s;
+  s.name = "OPENAI_API_KEY";
+  s.hosts = {kHost};
+  s.value = "first-value";
+  s.placeholder_shape = {"sk-", 48, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"};
+  vm.change_policy(PolicyChange::set_secret(s));
+  const std::string before = vm.policy().secrets.at(0).placeholder;
+  HostSecret replacement;
+  replacement.name = s.name;
+  replacement.hosts = s.hosts;
+  replacement.value = kSecret;
+  vm.change_policy(PolicyChange::set_secret(replacement));
+  EXPECT_EQ(vm.policy().secrets.at(0).placeholder, before);
+  auto used = vm.exec(Command::shell(check + "curl -sSf -H 'Authorization: Bearer " + before + "' " + url("/echo") +
+                                     " | grep -c " + kSecret));
+  EXPECT_EQ(used.stdout_data, "shaped\n1\n") << used.stderr_data;
+}
+
 TEST_F(LivePolicy, PolicyCommandChangesARunningSession) {
   VmOptions o = options();
   o.register_session = true;

@@ -332,7 +332,7 @@ TEST(Snapshots, DamagedSnapshotsAreRefusedClearly) {
 TEST(Snapshots, SecretPlaceholdersSurviveResumeAndValuesNeverLand) {
   TempDir tmp;
   VmOptions o;
-  o.network.secrets = {HostSecret{"API_TOKEN", {"api.example.com"}, "the-real-value-1234", {}, {}, {}}};
+  o.network.secrets = {HostSecret{"API_TOKEN", {"api.example.com"}, "the-real-value-1234", {}, {}, {}, {}}};
   std::string before;
   {
     Vm vm = Vm::create(o);

@@ -3,6 +3,8 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 
 #include "config/host_secret_rules.h"
 #include "egress/http/http_message.h"
@@ -13,18 +15,41 @@
 namespace gondolin::egress {
 namespace {
 
-constexpr std::size_t kTokenBytes = 16;
+// The shape's rules: a prefix that sits in headers and URLs unencoded, an
+// alphabet of distinct letters and digits, and at least 128 random bits.
+void check_shape(const std::string& name, const HostSecret::Shape& shape) {
+  auto bad = [&](const std::string& why) { return Error(ErrorKind::Usage, "secret " + name + ": " + why); };
+  auto plain = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+  if (shape.prefix.size() > 64 || !std::all_of(shape.prefix.begin(), shape.prefix.end(),
+                                               [&](char c) { return plain(c) || c == '_' || c == '-' || c == '.'; }))
+    throw bad("placeholder prefix must be at most 64 letters, digits, '_', '-' or '.'");
+  std::string sorted = shape.alphabet;
+  std::sort(sorted.begin(), sorted.end());
+  if (shape.alphabet.size() < 2 || !std::all_of(sorted.begin(), sorted.end(), plain) ||
+      std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    throw bad("placeholder alphabet must be at least 2 distinct letters or digits");
+  if (shape.length > 256 ||
+      static_cast<double>(shape.length) * std::log2(static_cast<double>(shape.alphabet.size())) < 128.0)
+    throw bad("placeholder length must give at least 128 random bits and be at most 256");
+}
 
-std::string random_token() {
-  unsigned char raw[kTokenBytes];
-  if (RAND_bytes(raw, sizeof raw) != 1) throw Error(ErrorKind::Internal, "no randomness for secret placeholders");
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : raw) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
+// `length` characters drawn uniformly from `alphabet` (rejection sampling).
+std::string random_placeholder(const HostSecret::Shape& shape) {
+  const std::size_t n = shape.alphabet.size();
+  const unsigned limit = 256 - 256 % static_cast<unsigned>(n);
+  std::string out = shape.prefix;
+  unsigned char raw[64];
+  while (out.size() < shape.prefix.size() + shape.length) {
+    if (RAND_bytes(raw, sizeof raw) != 1) throw Error(ErrorKind::Internal, "no randomness for secret placeholders");
+    for (unsigned char b : raw)
+      if (b < limit && out.size() < shape.prefix.size() + shape.length) out += shape.alphabet[b % n];
   }
   return out;
+}
+
+bool has_shape(const std::string& placeholder, const HostSecret::Shape& shape) {
+  return placeholder.size() == shape.prefix.size() + shape.length && placeholder.starts_with(shape.prefix) &&
+         placeholder.find_first_not_of(shape.alphabet, shape.prefix.size()) == std::string::npos;
 }
 
 bool valid_env_name(std::string_view n) {
@@ -98,14 +123,14 @@ SecretStore::SecretStore(const std::vector<HostSecret>& secrets, std::vector<Rev
     out.path_prefixes = s.path_prefixes;
     for (const auto& h : s.hosts) out.hosts.add(h);
     out.value = s.value;
+    check_shape(s.name, s.placeholder_shape);
     if (s.placeholder.empty()) {
-      out.placeholder = std::string(kPlaceholderPrefix) + random_token();
+      out.placeholder = random_placeholder(s.placeholder_shape);
     } else {
-      std::string_view token =
-          std::string_view(s.placeholder).substr(std::min(s.placeholder.size(), kPlaceholderPrefix.size()));
-      if (!s.placeholder.starts_with(kPlaceholderPrefix) || token.size() != 2 * kTokenBytes ||
-          token.find_first_not_of("0123456789abcdef") != std::string_view::npos)
-        throw Error(ErrorKind::Usage, "secret " + s.name + " has a malformed placeholder");
+      if (!has_shape(s.placeholder, s.placeholder_shape))
+        throw Error(ErrorKind::Usage, "secret " + s.name +
+                                          ": the placeholder the guest holds does not fit the secret's placeholder "
+                                          "shape (a resumed session needs the same placeholder_* settings)");
       out.placeholder = s.placeholder;
     }
     secrets_.push_back(std::move(out));
@@ -132,32 +157,35 @@ std::string_view SecretStore::refusal(const Secret& s, const HttpRequest& reques
   return {};
 }
 
+SecretStore::Hit SecretStore::next_placeholder(std::string_view text, std::size_t from) const {
+  Hit hit;
+  auto consider = [&](const std::string& placeholder, const Secret* s, const RevokedSecret* r) {
+    std::size_t at = text.find(placeholder, from);
+    if (at == std::string_view::npos) return;
+    if (at < hit.pos || (at == hit.pos && r)) hit = Hit{at, placeholder.size(), s, r};
+  };
+  for (const auto& s : secrets_) consider(s.placeholder, &s, nullptr);
+  for (const auto& r : revoked_) consider(r.placeholder, nullptr, &r);
+  return hit;
+}
+
 bool SecretStore::rewrite(std::string& text, const HttpRequest& request, bool url_encode,
                           SubstitutionResult& result) const {
-  std::size_t pos = 0;
-  while ((pos = text.find(kPlaceholderPrefix, pos)) != std::string::npos) {
-    for (const auto& r : revoked_)
-      if (text.compare(pos, r.placeholder.size(), r.placeholder) == 0) {
-        result.blocked_rule = "secret-revoked";
-        result.blocked_secret = r.name;
-        return false;
-      }
-    const Secret* hit = nullptr;
-    for (const auto& s : secrets_)
-      if (text.compare(pos, s.placeholder.size(), s.placeholder) == 0) hit = &s;
-    if (!hit) {  // not one of ours: an ordinary string
-      pos += kPlaceholderPrefix.size();
-      continue;
-    }
-    if (std::string_view why = refusal(*hit, request); !why.empty()) {
-      result.blocked_rule = std::string(why);
-      result.blocked_secret = hit->name;
+  for (Hit hit = next_placeholder(text, 0); hit.pos != std::string::npos;) {
+    if (hit.revoked) {
+      result.blocked_rule = "secret-revoked";
+      result.blocked_secret = hit.revoked->name;
       return false;
     }
-    std::string value = url_encode ? percent_encode(hit->value) : hit->value;
-    text.replace(pos, hit->placeholder.size(), value);
-    pos += value.size();
-    append_once(result.substituted, hit->name);
+    if (std::string_view why = refusal(*hit.secret, request); !why.empty()) {
+      result.blocked_rule = std::string(why);
+      result.blocked_secret = hit.secret->name;
+      return false;
+    }
+    std::string value = url_encode ? percent_encode(hit.secret->value) : hit.secret->value;
+    text.replace(hit.pos, hit.size, value);
+    append_once(result.substituted, hit.secret->name);
+    hit = next_placeholder(text, hit.pos + value.size());
   }
   return true;
 }
@@ -174,7 +202,7 @@ SubstitutionResult SecretStore::substitute(HttpRequest& request, bool in_query) 
         std::size_t start = h.value.find_first_not_of(' ', sp);
         if (start != std::string::npos) {
           if (auto decoded = base64_decode(std::string_view(h.value).substr(start))) {
-            if (decoded->find(kPlaceholderPrefix) != std::string::npos) {
+            if (next_placeholder(*decoded, 0).pos != std::string::npos) {
               if (!rewrite(*decoded, out, false, result)) return result;
               h.value = h.value.substr(0, start) + base64_encode(*decoded);
               continue;

@@ -1,5 +1,5 @@
 // Secrets the guest may use without seeing them. Each secret gets a random
-// placeholder (GONDOLIN_SECRET_<32 hex>) that goes into the guest's
+// placeholder (GONDOLIN_SECRET_<32 hex>, or the secret's own shape) that goes into the guest's
 // environment; the host swaps the real value in when a request carrying the
 // placeholder goes to one of the secret's hosts (within the secret's methods
 // and path prefixes, if it has them), and refuses the request when it goes
@@ -16,8 +16,6 @@
 #include "gondolin/net_policy.h"
 
 namespace gondolin::egress {
-
-inline constexpr std::string_view kPlaceholderPrefix = "GONDOLIN_SECRET_";
 
 struct SubstitutionResult {
   // Set when a placeholder may not go in this request: "secret-host" (not
@@ -61,6 +59,15 @@ class SecretStore {
     std::vector<std::string> methods;
     std::vector<std::string> path_prefixes;
   };
+  // Where the first placeholder (live or revoked) at or after `from` starts;
+  // pos is npos if there is none. A revoked one wins a tie.
+  struct Hit {
+    std::size_t pos = std::string::npos;
+    std::size_t size = 0;
+    const Secret* secret = nullptr;
+    const RevokedSecret* revoked = nullptr;
+  };
+  Hit next_placeholder(std::string_view text, std::size_t from) const;
   // Rewrites placeholders in `text` (percent-encoding values if `url_encode`);
   // false if one of them may not go in `request`.
   bool rewrite(std::string& text, const HttpRequest& request, bool url_encode, SubstitutionResult& result) const;

@@ -200,8 +200,8 @@ TEST(EgressPolicy, WebsocketsCanBeDisabled) {
 TEST(SecretStore, SubstitutesBearerAndBasicForAllowedHosts) {
   NetworkOptions o;
   o.allow_all_hosts = true;
-  o.secrets = {HostSecret{"TOKEN", {"api.example.com"}, "s3cr3t", {}, {}, {}},
-               HostSecret{"PASS", {"*.example.com"}, "p@ss:word", {}, {}, {}}};
+  o.secrets = {HostSecret{"TOKEN", {"api.example.com"}, "s3cr3t", {}, {}, {}, {}},
+               HostSecret{"PASS", {"*.example.com"}, "p@ss:word", {}, {}, {}, {}}};
   EgressPolicy p(o);
   std::string token = placeholder_of(p, "TOKEN"), pass = placeholder_of(p, "PASS");
   ASSERT_EQ(token.rfind("GONDOLIN_SECRET_", 0), 0u);
@@ -227,7 +227,7 @@ TEST(SecretStore, SubstitutesBearerAndBasicForAllowedHosts) {
 TEST(SecretStore, PlaceholderToForeignHostBlocks) {
   NetworkOptions o;
   o.allow_all_hosts = true;
-  o.secrets = {HostSecret{"TOKEN", {"api.example.com"}, "s3cr3t", {}, {}, {}}};
+  o.secrets = {HostSecret{"TOKEN", {"api.example.com"}, "s3cr3t", {}, {}, {}, {}}};
   EgressPolicy p(o);
   std::string token = placeholder_of(p, "TOKEN");
   HttpRequest r;
@@ -245,7 +245,7 @@ TEST(SecretStore, QueryOnlyWithFlagAndPercentEncoded) {
   NetworkOptions o;
   o.allow_all_hosts = true;
   o.secrets_in_query = true;
-  o.secrets = {HostSecret{"KEY", {"api.example.com"}, "a&b=c d", {}, {}, {}}};
+  o.secrets = {HostSecret{"KEY", {"api.example.com"}, "a&b=c d", {}, {}, {}, {}}};
   EgressPolicy p(o);
   std::string key = placeholder_of(p, "KEY");
   HttpRequest r;
@@ -257,11 +257,11 @@ TEST(SecretStore, QueryOnlyWithFlagAndPercentEncoded) {
 }
 
 TEST(SecretStore, RejectsBadSecrets) {
-  EXPECT_THROW(SecretStore({HostSecret{"1BAD", {"h"}, "v", {}, {}, {}}}), Error);
-  EXPECT_THROW(SecretStore({HostSecret{"OK", {}, "v", {}, {}, {}}}), Error);
-  EXPECT_THROW(SecretStore({HostSecret{"OK", {"h"}, "a\r\nX: y", {}, {}, {}}}), Error);
-  EXPECT_THROW(SecretStore({HostSecret{"OK", {"h"}, "v", {}, {}, {}}, HostSecret{"OK", {"h"}, "w", {}, {}, {}}}),
-               Error);
+  EXPECT_THROW(SecretStore({HostSecret{"1BAD", {"h"}, "v", {}, {}, {}, {}}}), Error);
+  EXPECT_THROW(SecretStore({HostSecret{"OK", {}, "v", {}, {}, {}, {}}}), Error);
+  EXPECT_THROW(SecretStore({HostSecret{"OK", {"h"}, "a\r\nX: y", {}, {}, {}, {}}}), Error);
+  EXPECT_THROW(
+      SecretStore({HostSecret{"OK", {"h"}, "v", {}, {}, {}, {}}, HostSecret{"OK", {"h"}, "w", {}, {}, {}, {}}}), Error);
 }
 
 TEST(HostSecretFlag, Parses) {

@@ -2,6 +2,11 @@
 // list, and the wire and JSON forms of live policy changes.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include "config/host_secret_rules.h"
 #include "config/policy_state_json.h"
 #include "egress/policy/egress_policy.h"
@@ -137,6 +142,7 @@ TEST(HostSecretFlag, ParsesScopes) {
 
 TEST(LivePolicyWire, ChangesAndStatesRoundTrip) {
   HostSecret s = secret("T", {"h.example"}, {"GET"}, {"/v1/"});
+  s.placeholder_shape = {"sk-", 40, "0123456789abcdefghijklmnopqrstuvwxyz"};
   for (const auto& change : {PolicyChange::allow_host("a.example"), PolicyChange::deny_host("*.b.example"),
                              PolicyChange::set_secret(s), PolicyChange::remove_secret("T")}) {
     auto back = session::policy_change(session::policy_request(change));
@@ -147,6 +153,9 @@ TEST(LivePolicyWire, ChangesAndStatesRoundTrip) {
     EXPECT_EQ(back->secret.hosts, change.secret.hosts);
     EXPECT_EQ(back->secret.methods, change.secret.methods);
     EXPECT_EQ(back->secret.value, change.secret.value);
+    EXPECT_EQ(back->secret.placeholder_shape.prefix, change.secret.placeholder_shape.prefix);
+    EXPECT_EQ(back->secret.placeholder_shape.length, change.secret.placeholder_shape.length);
+    EXPECT_EQ(back->secret.placeholder_shape.alphabet, change.secret.placeholder_shape.alphabet);
   }
   EXPECT_FALSE(session::policy_change(session::policy_request(std::nullopt)).has_value());
 
@@ -167,4 +176,83 @@ TEST(LivePolicyWire, ChangesAndStatesRoundTrip) {
   EXPECT_EQ(back.revoked_secrets, st.revoked_secrets);
   for (const char* bad : {"[]", "{\"secrets\": 3}", "{\"allow_hosts\": [1]}", "{\"secrets\": [{\"name\": 1}]}", "{"})
     EXPECT_THROW(config::policy_state_from_json(bad), Error) << bad;
+}
+
+TEST(PlaceholderShape, CustomShapesAreMadeCheckedAndSubstituted) {
+  NetworkOptions o;
+  o.allow_hosts = {"api.example.com"};
+  HostSecret s = secret("OPENAI_API_KEY", {"api.example.com"});
+  s.placeholder_shape.prefix = "sk-";
+  s.placeholder_shape.length = 48;
+  s.placeholder_shape.alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  o.secrets = {s};
+  EgressPolicy p(o);
+  std::string key = placeholder_of(p, "OPENAI_API_KEY");
+  ASSERT_EQ(key.size(), 3u + 48u) << key;
+  EXPECT_EQ(key.rfind("sk-", 0), 0u);
+  EXPECT_EQ(key.find_first_not_of(s.placeholder_shape.alphabet, 3), std::string::npos) << key;
+  EXPECT_NE(key, placeholder_of(EgressPolicy(o), "OPENAI_API_KEY")) << "random per policy";
+
+  auto r = request("GET", "api.example.com", "/v1/models", key);
+  EXPECT_EQ(rule_of(p.authorize(r)), "allow-host api.example.com");
+  EXPECT_EQ(r.headers.get("authorization").value(), "Bearer s3cr3t");
+  auto twice = request("GET", "api.example.com", "/", "x" + key + "," + key);
+  EXPECT_EQ(rule_of(p.authorize(twice)), "allow-host api.example.com");
+  EXPECT_EQ(twice.headers.get("authorization").value(), "Bearer xs3cr3t,s3cr3t");
+
+  EgressPolicy revoked(NetworkOptions{}, {RevokedSecret{"OPENAI_API_KEY", key}});
+  auto after = request("GET", "api.example.com", "/", key);
+  EXPECT_EQ(rule_of(revoked.authorize(after)), "secret-revoked");
+
+  // A resumed guest's placeholder must have the secret's shape.
+  s.placeholder = key;
+  EXPECT_NO_THROW(SecretStore({s}));
+  s.placeholder = "sk-short";
+  EXPECT_THROW(SecretStore({s}), Error);
+}
+
+TEST(PlaceholderShape, WeakOrUnsafeShapesAreRefused) {
+  auto shaped = [](std::string prefix, std::size_t length, std::string alphabet) {
+    HostSecret s = secret("K", {"h"});
+    s.placeholder_shape = {std::move(prefix), length, std::move(alphabet)};
+    return s;
+  };
+  EXPECT_NO_THROW(SecretStore({shaped("", 128, "01")})) << "128 bits of binary digits";
+  EXPECT_THROW(SecretStore({shaped("", 127, "01")}), Error) << "127 bits";
+  EXPECT_THROW(SecretStore({shaped("sk-", 32, "ab")}), Error) << "32 bits";
+  EXPECT_THROW(SecretStore({shaped("sk /", 32, "0123456789abcdef")}), Error) << "space in the prefix";
+  EXPECT_THROW(SecretStore({shaped("sk-", 32, "0123456789abcdee")}), Error) << "repeated alphabet letter";
+  EXPECT_THROW(SecretStore({shaped("sk-", 32, "0123456789abcde+")}), Error) << "'+' in the alphabet";
+  EXPECT_THROW(SecretStore({shaped("sk-", 300, "0123456789abcdef")}), Error) << "too long";
+  EXPECT_THROW(SecretStore({shaped(std::string(65, 'a'), 32, "0123456789abcdef")}), Error) << "prefix too long";
+}
+
+TEST(PlaceholderShape, PolicyFileKeys) {
+  auto dir = std::filesystem::temp_directory_path() / ("gondolin-shape-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto load = [&](const std::string& text) {
+    std::ofstream(dir / "p.json") << text;
+    NetworkOptions o;
+    load_network_policy_file((dir / "p.json").string(), o);
+    return o;
+  };
+  auto o = load(R"({"secrets": {"K": {"hosts": ["h"], "value": "v", "methods": ["GET"], "path_prefixes": ["/v1/"],
+                   "placeholder_prefix": "sk-", "placeholder_length": 40,
+                   "placeholder_alphabet": "0123456789abcdefghijklmnopqrstuvwxyz"}}})");
+  ASSERT_EQ(o.secrets.size(), 1u);
+  EXPECT_EQ(o.secrets[0].placeholder_shape.prefix, "sk-");
+  EXPECT_EQ(o.secrets[0].placeholder_shape.length, 40u);
+  EXPECT_EQ(o.secrets[0].methods, std::vector<std::string>{"GET"});
+  for (const char* bad : {R"({"secrets": {"K": {"hosts": ["h"], "value": "v", "placeholder_length": -1}}})",
+                          R"({"secrets": {"K": {"hosts": ["h"], "value": "v", "placeholder_length": "40"}}})",
+                          R"({"secrets": {"K": {"hosts": ["h"], "value": "v", "methods": ["G ET"]}}})",
+                          R"({"secrets": {"K": {"hosts": ["h"], "value": "v", "placeholder_sufix": "x"}}})"}) {
+    try {
+      load(bad);
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Policy) << bad;
+    }
+  }
+  std::filesystem::remove_all(dir);
 }
