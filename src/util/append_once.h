@@ -3,12 +3,12 @@
 #pragma once
 
 #include <algorithm>
-#include <string>
 #include <vector>
 
 namespace gondolin {
 
-inline void append_once(std::vector<std::string>& list, const std::string& item) {
+template <typename T>
+void append_once(std::vector<T>& list, const T& item) {
   if (std::find(list.begin(), list.end(), item) == list.end()) list.push_back(item);
 }
 

@@ -4,7 +4,13 @@
   upstream_server.py [--cert CERT --key KEY] [--root DIR]
 
 Prints "PORT <n>" once listening on 127.0.0.1 (ephemeral port). Endpoints:
-  /echo            JSON {method, path, headers} of the request as received
+  /echo            JSON {method, path, headers} of the request as received;
+                   ?chunk=N sends it chunked in N-byte pieces, ?hdr=1 also
+                   returns each request header as X-Echo-<name>, ?gzip=1
+                   sends it gzip-encoded
+  /digest          JSON {path, headers}: the SHA-256 (hex) of the path and of
+                   each header value as received, so a test can check what
+                   arrived without the response echoing it
   /bytes?n=N       N bytes of 'x' (Content-Length)
   /chunked?n=N     N bytes of 'y', chunked in 1000-byte pieces
   /close           a close-delimited body (no Content-Length)
@@ -15,6 +21,7 @@ Prints "PORT <n>" once listening on 127.0.0.1 (ephemeral port). Endpoints:
 """
 import argparse
 import base64
+import gzip
 import hashlib
 import http.server
 import json
@@ -42,6 +49,33 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def send_echo(self, body, q):
+        chunk = int(q.get("chunk", ["0"])[0])
+        if q.get("gzip"):
+            body = gzip.compress(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if q.get("gzip"):
+            self.send_header("Content-Encoding", "gzip")
+        if q.get("hdr"):
+            for k, v in self.headers.items():
+                self.send_header("X-Echo-" + k, v)
+        if chunk:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        if not chunk:
+            self.wfile.write(body)
+            return
+        for i in range(0, len(body), chunk):
+            piece = body[i:i + chunk]
+            self.wfile.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
     def do_PUT(self):
         self.do_POST()
 
@@ -54,6 +88,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if url.path == "/echo":
             body = json.dumps({"method": self.command, "path": self.path,
                                "headers": {k: v for k, v in self.headers.items()}}).encode()
+            self.send_echo(body, q)
+        elif url.path == "/digest":
+            sha = lambda v: hashlib.sha256(v.encode()).hexdigest()
+            body = json.dumps({"path": sha(self.path),
+                               "headers": {k: sha(v) for k, v in self.headers.items()}}).encode()
             self.send_body(body, "application/json")
         elif url.path == "/bytes":
             self.send_body(b"x" * int(q.get("n", ["1024"])[0]))

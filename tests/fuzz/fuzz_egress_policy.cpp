@@ -15,6 +15,7 @@
 
 #include "egress/http/http_parser.h"
 #include "egress/policy/egress_policy.h"
+#include "egress/policy/reflection_guard.h"
 #include "gondolin/error.h"
 
 using namespace gondolin;
@@ -94,6 +95,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     for (const char* tricky : {"/../", "/./", "%2e", "%2f", "%5c", "\\"})
       check(lower.find(tricky) == std::string::npos);
+  }
+  // The reflection guard: an upstream echoing any header it received hands
+  // back no value, however the echo is split.
+  const ReflectionGuard guard(std::get<Authorization>(verdict).reflections);
+  for (const auto& h : request->headers.list()) {
+    const std::string whole = guard.scrub(h.value);
+    check(whole.find(kValue) == std::string::npos);
+    ReflectionGuard stream = guard;
+    std::string echoed;
+    stream.feed(std::string_view(h.value).substr(0, h.value.size() / 2), echoed);
+    stream.feed(std::string_view(h.value).substr(h.value.size() / 2), echoed);
+    stream.flush(echoed);
+    check(echoed == whole);
   }
   return 0;
 }

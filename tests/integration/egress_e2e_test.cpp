@@ -13,6 +13,7 @@
 #include "egress_harness.h"
 #include "gondolin/session.h"
 #include "gondolin/vm.h"
+#include "sha256_hex.h"
 #include "test_support.h"
 #include "util/files.h"
 
@@ -114,18 +115,20 @@ TEST_F(EgressE2e, HostsOutsideTheAllowlistGetAClearRefusal) {
 }
 
 TEST_F(EgressE2e, SecretsAreSubstitutedOnTheWayOutAndOnlyForTheirHost) {
-  // The upstream echoes the headers it received; the guest reports only
-  // whether the value arrived, and what its own variable holds.
+  // The upstream reports digests of the headers it received; the guest
+  // reports whether the value arrived, what an echo of it shows (the
+  // placeholder: the reflection guard), and what its own variable holds.
   auto r = run_in_guest(
       "case \"$TOKEN\" in GONDOLIN_SECRET_*) echo placeholder;; *) echo LEAK;; esac; "
       "curl -sSf -H \"Authorization: Bearer $TOKEN\" " +
-          url("/echo") + " | grep -c '" + kSecret +
-          "'; "
-          "grep -rlF '" +
-          kSecret + "' /etc /tmp /root /run 2>/dev/null | wc -l; env | grep -cF '" + kSecret + "' || true",
+          url("/digest") + " | grep -c " + sha256_hex(std::string("Bearer ") + kSecret) +
+          "; "
+          "curl -sSf -H \"Authorization: Bearer $TOKEN\" " +
+          url("/echo?chunk=4") + " | grep -c \"Bearer $TOKEN\"; " + "grep -rlF '" + kSecret +
+          "' /etc /tmp /root /run 2>/dev/null | wc -l; env | grep -cF '" + kSecret + "' || true",
       {"--host-secret", std::string("TOKEN@") + kHost + "=" + kSecret});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "placeholder\n1\n0\n0\n");
+  EXPECT_EQ(r.out, "placeholder\n1\n1\n0\n0\n");
   bool named = false;
   for (const auto& line : log_lines())
     if (line["decision"] == "allow" && line["secrets"].is_array() && !line["secrets"].empty())
@@ -140,9 +143,9 @@ TEST_F(EgressE2e, BasicAuthForeignHostsAndQueryStrings) {
   const std::string other_url = "https://" + other + ":" + std::to_string(upstream_->port()) + "/echo";
   auto r = run_in_guest(
       // Basic: user:placeholder is decoded, substituted and re-encoded.
-      "curl -sSf -u \"user:$TOKEN\" " + url("/echo") + " | grep -c '" +
-          host_sh("printf 'user:%s' " + std::string(kSecret) + " | base64 -w0") +
-          "'; "
+      "curl -sSf -u \"user:$TOKEN\" " + url("/digest") + " | grep -c " +
+          sha256_hex("Basic " + host_sh("printf 'user:%s' " + std::string(kSecret) + " | base64 -w0")) +
+          "; "
           // The placeholder aimed at a host the secret is not for: blocked.
           "curl -sS -w '\\n%{http_code}\\n' -H \"Authorization: Bearer $TOKEN\" " +
           other_url +
@@ -157,8 +160,9 @@ TEST_F(EgressE2e, BasicAuthForeignHostsAndQueryStrings) {
   EXPECT_NE(r.out.find("secret TOKEN may not be sent to host \"" + other + "\"\n\n403\n"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.substr(r.out.size() - 2), "1\n") << r.out;
 
-  auto q = run_in_guest("curl -sSf \"" + url("/echo") + "?t=$TOKEN\" | grep -c '" + kSecret + "'",
-                        {"--host-secret", std::string("TOKEN@") + kHost + "=" + kSecret, "--secrets-in-query"});
+  auto q = run_in_guest(
+      "curl -sSf \"" + url("/digest") + "?t=$TOKEN\" | grep -c " + sha256_hex("/digest?t=" + std::string(kSecret)),
+      {"--host-secret", std::string("TOKEN@") + kHost + "=" + kSecret, "--secrets-in-query"});
   ASSERT_EQ(q.exit_code, 0) << q.err;
   EXPECT_EQ(q.out, "1\n");
 }

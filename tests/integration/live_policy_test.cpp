@@ -13,6 +13,7 @@
 #include "egress_harness.h"
 #include "gondolin/error.h"
 #include "gondolin/vm.h"
+#include "sha256_hex.h"
 #include "test_support.h"
 #include "util/files.h"
 
@@ -23,6 +24,8 @@ namespace fs = std::filesystem;
 
 constexpr const char* kHost = "api.github.com";  // README's example host, pinned to loopback
 constexpr const char* kSecret = "ghp-live-policy-value";
+// What the upstream's /digest shows for the header the host sent.
+const std::string kBearerDigest = sha256_hex(std::string("Bearer ") + kSecret);
 
 CliOptions with_env(const std::string& key, const std::string& value) {
   CliOptions o;
@@ -78,8 +81,8 @@ TEST_F(LivePolicy, ReadmeSecretExampleWorksAsWritten) {
   // (plus the test-only switches that stand loopback in for the host).
   auto r = run_gondolin({"exec", "--host-secret", "GITHUB_TOKEN@api.github.com", "--test-loopback-host", kHost,
                          "--upstream-ca", pki_.ca_cert.string(), "--", "sh", "-c",
-                         "curl -sSf -H \"Authorization: Bearer $GITHUB_TOKEN\" " + url("/echo") + " | grep -c '" +
-                             kSecret + "'; " + curl_status("/echo")},
+                         "curl -sSf -H \"Authorization: Bearer $GITHUB_TOKEN\" " + url("/digest") + " | grep -c " +
+                             kBearerDigest + "; " + curl_status("/echo")},
                         with_env("GITHUB_TOKEN", kSecret));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "1\n403\n") << "the placeholder opens its host; a bare request does not";
@@ -136,14 +139,14 @@ TEST_F(LivePolicy, SecretsSetScopedAndRevokedWhileRunning) {
   s.hosts = {kHost};
   s.value = kSecret;
   s.methods = {"GET"};
-  s.path_prefixes = {"/echo"};
+  s.path_prefixes = {"/digest"};
   vm.change_policy(PolicyChange::set_secret(s));
   auto placeholder = vm.exec(Command::shell("printf %s \"$TOKEN\"")).stdout_data;
   ASSERT_EQ(placeholder.rfind("GONDOLIN_SECRET_", 0), 0u) << placeholder;
   const std::string bearer = "Authorization: Bearer " + placeholder;
-  auto used = vm.exec(Command::shell("curl -sSf -H '" + bearer + "' " + url("/echo") + " | grep -c " + kSecret + "; " +
-                                     "curl -sS -X POST -w '\\n%{http_code}\\n' -H '" + bearer + "' " + url("/echo") +
-                                     "; " + curl_status("/bytes?n=1", bearer)));
+  auto used = vm.exec(Command::shell("curl -sSf -H '" + bearer + "' " + url("/digest") + " | grep -c " + kBearerDigest +
+                                     "; " + "curl -sS -X POST -w '\\n%{http_code}\\n' -H '" + bearer + "' " +
+                                     url("/echo") + "; " + curl_status("/bytes?n=1", bearer)));
   EXPECT_EQ(used.stdout_data.substr(0, 2), "1\n") << used.stdout_data;
   EXPECT_NE(used.stdout_data.find("outside its scope)\n\n403\n"), std::string::npos) << used.stdout_data;
   EXPECT_EQ(used.stdout_data.substr(used.stdout_data.size() - 4), "403\n") << used.stdout_data;
@@ -166,10 +169,10 @@ TEST_F(LivePolicy, ShapedPlaceholdersPassClientKeyChecksAndSurviveAReplace) {
   const std::string check =
       "python3 -c 'import os,re,sys; sys.exit(0 if re.fullmatch(r\"sk-[A-Za-z0-9]{48}\", "
       "os.environ[\"OPENAI_API_KEY\"]) else 1)' && echo shaped; ";
-  auto r = run_gondolin(
-      {"exec", "--policy", policy.string(), "--test-loopback-host", kHost, "--upstream-ca", pki_.ca_cert.string(), "--",
-       "sh", "-c",
-       check + "curl -sSf -H \"Authorization: Bearer $OPENAI_API_KEY\" " + url("/echo") + " | grep -c " + kSecret});
+  auto r = run_gondolin({"exec", "--policy", policy.string(), "--test-loopback-host", kHost, "--upstream-ca",
+                         pki_.ca_cert.string(), "--", "sh", "-c",
+                         check + "curl -sSf -H \"Authorization: Bearer $OPENAI_API_KEY\" " + url("/digest") +
+                             " | grep -c " + kBearerDigest});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "shaped\n1\n");
 
@@ -188,8 +191,8 @@ TEST_F(LivePolicy, ShapedPlaceholdersPassClientKeyChecksAndSurviveAReplace) {
   replacement.value = kSecret;
   vm.change_policy(PolicyChange::set_secret(replacement));
   EXPECT_EQ(vm.policy().secrets.at(0).placeholder, before);
-  auto used = vm.exec(Command::shell(check + "curl -sSf -H 'Authorization: Bearer " + before + "' " + url("/echo") +
-                                     " | grep -c " + kSecret));
+  auto used = vm.exec(Command::shell(check + "curl -sSf -H 'Authorization: Bearer " + before + "' " + url("/digest") +
+                                     " | grep -c " + kBearerDigest));
   EXPECT_EQ(used.stdout_data, "shaped\n1\n") << used.stderr_data;
 }
 
@@ -209,10 +212,10 @@ TEST_F(LivePolicy, PolicyCommandChangesARunningSession) {
   EXPECT_EQ(j["allow_hosts"], nlohmann::json::array({kHost}));
   EXPECT_EQ(j["secrets"][0]["methods"], nlohmann::json::array({"GET"}));
   EXPECT_EQ(show.out.find(kSecret), std::string::npos);
-  EXPECT_EQ(
-      vm.exec(Command::shell("curl -sSf -H \"Authorization: Bearer $TOKEN\" " + url("/echo") + " | grep -c " + kSecret))
-          .stdout_data,
-      "1\n");
+  EXPECT_EQ(vm.exec(Command::shell("curl -sSf -H \"Authorization: Bearer $TOKEN\" " + url("/digest") + " | grep -c " +
+                                   kBearerDigest))
+                .stdout_data,
+            "1\n");
 
   auto bad = run_gondolin({"policy", id, "deny", "a b"});
   EXPECT_EQ(bad.exit_code, 125);

@@ -39,38 +39,53 @@ auto BodyRelay::guarded(F f) {
 }
 
 void BodyRelay::pump() {
-  if (plan_.in == BodyFraming::None || (plan_.in == BodyFraming::ContentLength && remaining_ == 0)) return finish();
-  std::string_view data = in_->readable();
-  if (data.empty()) return read_source();
-  switch (plan_.in) {
-    case BodyFraming::ContentLength: {
-      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, data.size()));
-      data = data.substr(0, n);
-      break;
-    }
-    case BodyFraming::UntilClose: break;
-    case BodyFraming::Chunked: {
-      ChunkStep step = chunks_.step(data);
-      switch (step.kind) {
-        case ChunkStep::Error: return std::shared_ptr<const BodyRelayEvents>(events_)->bad_framing(chunks_.error());
-        case ChunkStep::NeedMore: in_->consume(step.consumed); return read_source();
-        case ChunkStep::Done: in_->consume(step.consumed); return finish();
-        case ChunkStep::Data: break;
+  for (;;) {
+    if (plan_.in == BodyFraming::None || (plan_.in == BodyFraming::ContentLength && remaining_ == 0)) return finish();
+    std::string_view data = in_->readable();
+    if (data.empty()) return read_source();
+    switch (plan_.in) {
+      case BodyFraming::ContentLength:
+        data = data.substr(0, static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, data.size())));
+        break;
+      case BodyFraming::UntilClose: break;
+      case BodyFraming::Chunked: {
+        ChunkStep step = chunks_.step(data);
+        switch (step.kind) {
+          case ChunkStep::Error: return std::shared_ptr<const BodyRelayEvents>(events_)->bad_framing(chunks_.error());
+          case ChunkStep::NeedMore: in_->consume(step.consumed); return read_source();
+          case ChunkStep::Done: in_->consume(step.consumed); return finish();
+          case ChunkStep::Data: break;
+        }
+        if (write_data(step.data, step.consumed, 0)) return;
+        continue;
       }
-      return write_data(step.data, step.consumed, 0);
+      case BodyFraming::None: return;
     }
-    case BodyFraming::None: return;
+    // Content-Length or until-close data: all of it is body.
+    if (write_data(data, data.size(), plan_.in == BodyFraming::ContentLength ? data.size() : 0)) return;
   }
-  // Content-Length or until-close data: all of it is body.
-  write_data(data, data.size(), plan_.in == BodyFraming::ContentLength ? data.size() : 0);
 }
 
-void BodyRelay::write_data(std::string_view data, std::size_t consume, std::size_t body_bytes) {
-  if (!plan_.chunked_out) return write({boost::asio::buffer(data.data(), data.size())}, consume, body_bytes, false);
+bool BodyRelay::write_data(std::string_view data, std::size_t consume, std::size_t body_bytes) {
+  if (plan_.guard) {
+    guarded_.clear();
+    plan_.guard->feed(data, guarded_);
+    if (guarded_.empty()) {
+      in_->consume(consume);
+      remaining_ -= body_bytes;
+      return false;
+    }
+    data = guarded_;
+  }
+  if (!plan_.chunked_out) {
+    write({boost::asio::buffer(data.data(), data.size())}, consume, body_bytes, false);
+    return true;
+  }
   chunk_line_ = chunk_size_line(data.size());
   write({boost::asio::buffer(chunk_line_), boost::asio::buffer(data.data(), data.size()),
          boost::asio::buffer(kCrlf.data(), kCrlf.size())},
         consume, body_bytes, false);
+  return true;
 }
 
 void BodyRelay::read_source() {
@@ -90,9 +105,21 @@ void BodyRelay::read_source() {
 }
 
 void BodyRelay::finish() {
+  guarded_.clear();
+  if (plan_.guard) plan_.guard->flush(guarded_);
+  std::vector<boost::asio::const_buffer> bufs;
+  if (!guarded_.empty()) {
+    if (plan_.chunked_out) {
+      chunk_line_ = chunk_size_line(guarded_.size());
+      bufs.push_back(boost::asio::buffer(chunk_line_));
+    }
+    bufs.push_back(boost::asio::buffer(guarded_));
+    if (plan_.chunked_out) bufs.push_back(boost::asio::buffer(kCrlf.data(), kCrlf.size()));
+  }
+  if (plan_.chunked_out) bufs.push_back(boost::asio::buffer(kLastChunk.data(), kLastChunk.size()));
   // A copy: done() may end the exchange, which drops events_.
-  if (!plan_.chunked_out) return std::shared_ptr<const BodyRelayEvents>(events_)->done();
-  write({boost::asio::buffer(kLastChunk.data(), kLastChunk.size())}, 0, 0, true);
+  if (bufs.empty()) return std::shared_ptr<const BodyRelayEvents>(events_)->done();
+  write(std::move(bufs), 0, 0, true);
 }
 
 void BodyRelay::write(std::vector<boost::asio::const_buffer> bufs, std::size_t consume, std::size_t body_bytes,

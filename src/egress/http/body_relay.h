@@ -21,6 +21,7 @@
 #include "egress/http/chunked_decoder.h"
 #include "egress/http/flat_buffer.h"
 #include "egress/http/http_message.h"
+#include "egress/policy/reflection_guard.h"
 
 namespace gondolin::egress {
 
@@ -40,6 +41,8 @@ struct BodyFramingPlan {
   BodyFraming in = BodyFraming::None;
   std::uint64_t length = 0;  // ContentLength
   bool chunked_out = false;  // re-encode as chunked for the sink
+  // Rewrites the body on its way (the sink's framing must not be a length).
+  std::shared_ptr<ReflectionGuard> guard;
 };
 
 class BodyRelay {
@@ -54,9 +57,11 @@ class BodyRelay {
  private:
   void pump();
   void read_source();
-  void finish();  // the terminator if any, then done
-  // Body bytes to the sink, framed per plan_.chunked_out (see write()).
-  void write_data(std::string_view data, std::size_t consume, std::size_t body_bytes);
+  void finish();  // the guard's rest, the terminator if any, then done
+  // Body bytes to the sink, framed per plan_.chunked_out (see write()); false
+  // if nothing needed writing (the guard held all of it back), the input
+  // consumed already.
+  bool write_data(std::string_view data, std::size_t consume, std::size_t body_bytes);
   // Writes `bufs`, then consumes `consume` input bytes; `body_bytes` of the
   // body left the source (ContentLength), `last` ends the body.
   void write(std::vector<boost::asio::const_buffer> bufs, std::size_t consume, std::size_t body_bytes, bool last);
@@ -77,6 +82,7 @@ class BodyRelay {
   std::uint64_t remaining_ = 0;
   ChunkedDecoder chunks_;
   std::string chunk_line_;
+  std::string guarded_;  // the guard's output being written
   std::uint64_t generation_ = 0;
 };
 

@@ -64,11 +64,36 @@ class AuthorizeFilter : public ExchangeFilter {
     auto& a = std::get<Authorization>(authorized);
     x.rule = std::move(a.rule);
     x.secrets = std::move(a.secrets);
+    x.reflections = std::move(a.reflections);
     return Continue{};
   }
 
  private:
   const EgressPolicy& policy_;
+};
+
+// Content codings hide an echoed value from the guard, so a request that
+// carries a secret asks for none, and a response that has one anyway is
+// refused rather than passed on unread.
+class ReflectionFilter : public ExchangeFilter {
+ public:
+  FilterVerdict on_request(Exchange& x) override {
+    if (x.reflections.empty()) return Continue{};
+    x.request.headers.set("Accept-Encoding", "identity");
+    x.guard = std::make_shared<ReflectionGuard>(x.reflections);
+    return Continue{};
+  }
+  std::optional<Denial> on_response(Exchange& x, HttpResponse& response) override {
+    if (!x.guard) return std::nullopt;
+    for (const auto& h : response.headers.list())
+      if (iequals(h.name, "content-encoding") && !iequals(h.value, "identity"))
+        return Denial{502, "secret-reflection",
+                      "upstream " + x.request.host +
+                          " sent a content-encoded response to a request that carried a secret (the host "
+                          "cannot check it for the secret's value)"};
+    scrub_headers(*x.guard, response.headers);
+    return std::nullopt;
+  }
 };
 
 }  // namespace
@@ -77,6 +102,11 @@ FilterChain::FilterChain(const EgressContext& ctx) {
   filters_.push_back(std::make_unique<InterpretFilter>(ctx.policy));
   if (ctx.hooks) filters_.push_back(std::make_unique<HookFilter>(ctx.hooks));
   filters_.push_back(std::make_unique<AuthorizeFilter>(ctx.policy));
+  filters_.push_back(std::make_unique<ReflectionFilter>());
+}
+
+void scrub_headers(const ReflectionGuard& guard, HttpHeaders& headers) {
+  for (auto& h : headers.list()) h.value = guard.scrub(h.value);
 }
 
 FilterVerdict FilterChain::on_request(Exchange& x) const {

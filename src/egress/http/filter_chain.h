@@ -13,6 +13,10 @@
 //   hooks      - the embedder's HttpHooks (on_request, on_response)
 //   authorize  - the host allowlist, then secret placeholders substituted
 //                for allowed hosts (EgressPolicy::authorize)
+//   reflection - for requests that carry secrets: asks for an unencoded
+//                response, refuses an encoded one, and arms the guard that
+//                puts placeholders back where the response echoes a value
+//                (head here; the body in HttpSession's BodyRelay)
 // A new policy feature is one more filter.
 //
 // Filters run on the VM's io thread and must not block.
@@ -25,6 +29,7 @@
 
 #include "egress/http/http_message.h"
 #include "egress/policy/egress_policy.h"
+#include "egress/policy/reflection_guard.h"
 #include "gondolin/http_hooks.h"
 
 namespace gondolin::egress {
@@ -37,8 +42,10 @@ struct Exchange {
   RequestHead head;                 // as the guest sent it
   HttpRequest request;              // as it will be forwarded (after interpret)
   bool interpreted = false;
-  std::string rule;                  // the allow rule, for the egress log
-  std::vector<std::string> secrets;  // names substituted into the request
+  std::string rule;                        // the allow rule, for the egress log
+  std::vector<std::string> secrets;        // names substituted into the request
+  std::vector<Reflection> reflections;     // what substitution inserted
+  std::shared_ptr<ReflectionGuard> guard;  // set when the response must be scrubbed
 };
 
 struct Continue {};
@@ -56,7 +63,7 @@ class ExchangeFilter {
 
 class FilterChain {
  public:
-  // interpret -> hooks (if the context has any) -> authorize.
+  // interpret -> hooks (if the context has any) -> authorize -> reflection.
   explicit FilterChain(const EgressContext& ctx);
   FilterVerdict on_request(Exchange& x) const;
   std::optional<Denial> on_response(Exchange& x, HttpResponse& response) const;
@@ -64,5 +71,8 @@ class FilterChain {
  private:
   std::vector<std::unique_ptr<ExchangeFilter>> filters_;
 };
+
+// Puts placeholders back into header values that echo a secret.
+void scrub_headers(const ReflectionGuard& guard, HttpHeaders& headers);
 
 }  // namespace gondolin::egress

@@ -145,7 +145,7 @@ void HttpSession::read_request_head() {
 
 void HttpSession::on_request_head(RequestHead head) {
   phase_ = Phase::Exchange;
-  exchange_ = Exchange{&flow_, std::move(head), {}, false, {}, {}};
+  exchange_ = Exchange{&flow_, std::move(head), {}, false, {}, {}, {}, nullptr};
   progress_ = Progress{};
   progress_.close_after = !exchange_.head.keep_alive || exchange_.head.minor_version == 0;
   response_parser_.reset();
@@ -272,7 +272,7 @@ void HttpSession::relay_request_body() {
   };
   events.done = [this] { request_body_done(); };
   request_body_.start(weak_from_this(), conn, guest_in_, *guest_, *conn->stream,
-                      BodyFramingPlan{head.framing, head.content_length, head.framing == BodyFraming::Chunked},
+                      BodyFramingPlan{head.framing, head.content_length, head.framing == BodyFraming::Chunked, nullptr},
                       std::move(events));
 }
 

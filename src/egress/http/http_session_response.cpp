@@ -9,7 +9,7 @@ namespace gondolin::egress {
 namespace {
 
 // The end-to-end headers of a response, for filters and the guest.
-HttpHeaders end_to_end_headers(const ResponseHead& head) {
+HttpHeaders end_to_end_headers(const ResponseHead& head, const Exchange& x) {
   HttpHeaders out;
   for (const auto& h : head.headers.list()) {
     if (is_hop_by_hop_header(h.name)) continue;
@@ -18,6 +18,8 @@ HttpHeaders end_to_end_headers(const ResponseHead& head) {
       if (iequals(h.name, tok)) named = true;
     if (!named) out.list().push_back(h);
   }
+  // Interim and 101 heads skip the filters but not the reflection guard.
+  if (x.guard && head.status < 200) scrub_headers(*x.guard, out);
   return out;
 }
 
@@ -84,7 +86,7 @@ void HttpSession::on_response_head(ResponseHead head, std::size_t head_size) {
 void HttpSession::accept_upgrade(const ResponseHead& head) {
   if (!exchange_.head.websocket_upgrade)
     return exchange_failed(502, "upstream-protocol", "upstream switched protocols without being asked to");
-  HttpResponse r{101, head.reason, end_to_end_headers(head), {}};
+  HttpResponse r{101, head.reason, end_to_end_headers(head, exchange_), {}};
   std::string extra =
       "Connection: Upgrade\r\nUpgrade: " + std::string(head.headers.get("upgrade").value_or("websocket")) + "\r\n";
   guest_out_ = serialize_response_head(r, {}, false, true, extra);
@@ -103,13 +105,13 @@ void HttpSession::accept_upgrade(const ResponseHead& head) {
 // 100 Continue, 103 Early Hints: passed on (not to HTTP/1.0 guests), then the real one.
 void HttpSession::pass_interim_response(const ResponseHead& head) {
   if (exchange_.head.minor_version == 0) return read_response_head();
-  HttpResponse r{head.status, head.reason, end_to_end_headers(head), {}};
+  HttpResponse r{head.status, head.reason, end_to_end_headers(head, exchange_), {}};
   guest_out_ = serialize_response_head(r, {}, false, true);
   write_guest([this] { read_response_head(); });
 }
 
 void HttpSession::relay_response_body(const ResponseHead& head) {
-  HttpResponse response{head.status, head.reason, end_to_end_headers(head), {}};
+  HttpResponse response{head.status, head.reason, end_to_end_headers(head, exchange_), {}};
   if (auto d = ctx_->filters->on_response(exchange_, response)) return exchange_failed(d->status, d->rule, d->reason);
   const std::string& method = exchange_.head.method;
   progress_.response_started = true;
@@ -121,7 +123,7 @@ void HttpSession::relay_response_body(const ResponseHead& head) {
   OutFraming out;
   bool raw = false;
   std::string extra;
-  BodyFramingPlan plan{progress_.response_framing, head.content_length, false};
+  BodyFramingPlan plan{progress_.response_framing, head.content_length, false, exchange_.guard};
   switch (progress_.response_framing) {
     case BodyFraming::None:
       raw = true;
@@ -130,7 +132,13 @@ void HttpSession::relay_response_body(const ResponseHead& head) {
       else if (head.status != 204 && head.status != 304)
         extra = "Content-Length: 0\r\n";
       break;
-    case BodyFraming::ContentLength: out = {BodyFraming::ContentLength, head.content_length}; break;
+    case BodyFraming::ContentLength:
+      // A scrubbed body may change length: only the guest framing follows.
+      if (!exchange_.guard) {
+        out = {BodyFraming::ContentLength, head.content_length};
+        break;
+      }
+      [[fallthrough]];
     case BodyFraming::Chunked:
     case BodyFraming::UntilClose:
       if (exchange_.head.minor_version == 1) {

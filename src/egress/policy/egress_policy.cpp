@@ -151,6 +151,7 @@ std::variant<Authorization, Denial> EgressPolicy::authorize(HttpRequest& request
     for (const auto& name : s.substituted) a.rule += " " + name;
   }
   a.secrets = std::move(s.substituted);
+  a.reflections = std::move(s.reflections);
   return a;
 }
 

@@ -34,8 +34,9 @@ struct FlowFacts {
 };
 
 struct Authorization {
-  std::string rule;                  // "allow-host <pattern>", "allow-all-hosts" or "secret-host <NAME>"
-  std::vector<std::string> secrets;  // names substituted
+  std::string rule;                     // "allow-host <pattern>", "allow-all-hosts" or "secret-host <NAME>"
+  std::vector<std::string> secrets;     // names substituted
+  std::vector<Reflection> reflections;  // see SubstitutionResult
 };
 
 class EgressPolicy {

@@ -185,6 +185,8 @@ bool SecretStore::rewrite(std::string& text, const HttpRequest& request, bool ur
     std::string value = url_encode ? percent_encode(hit.secret->value) : hit.secret->value;
     text.replace(hit.pos, hit.size, value);
     append_once(result.substituted, hit.secret->name);
+    append_once(result.reflections, Reflection{hit.secret->value, hit.secret->placeholder});
+    if (url_encode) append_once(result.reflections, Reflection{value, hit.secret->placeholder});
     hit = next_placeholder(text, hit.pos + value.size());
   }
   return true;
@@ -204,7 +206,9 @@ SubstitutionResult SecretStore::substitute(HttpRequest& request, bool in_query) 
           if (auto decoded = base64_decode(std::string_view(h.value).substr(start))) {
             if (next_placeholder(*decoded, 0).pos != std::string::npos) {
               if (!rewrite(*decoded, out, false, result)) return result;
-              h.value = h.value.substr(0, start) + base64_encode(*decoded);
+              std::string credential = base64_encode(*decoded);
+              append_once(result.reflections, Reflection{credential, h.value.substr(start)});
+              h.value = h.value.substr(0, start) + credential;
               continue;
             }
           }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "egress/policy/host_pattern.h"
+#include "egress/policy/reflection_guard.h"
 #include "gondolin/http_hooks.h"
 #include "gondolin/net_policy.h"
 
@@ -24,6 +25,10 @@ struct SubstitutionResult {
   std::string blocked_rule;
   std::string blocked_secret;            // the secret's name
   std::vector<std::string> substituted;  // names, each once, in first-use order
+  // What the host inserted and what the guest had sent in its place (the
+  // value and the placeholder; their query encodings; a whole Basic
+  // credential before and after), for the response's reflection guard.
+  std::vector<Reflection> reflections;
   bool blocked() const { return !blocked_rule.empty(); }
 };
 
