@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   fs::path kh = dir.path() / "upstream_known_hosts";
   write_file_atomic(kh,
                     "[" + std::string(kHost) + "]:" + std::to_string(sshd.port()) + " " + sshd.host_key_line() + "\n");
-  c.options.known_hosts_file = kh.string();
+  c.options.known_hosts_files = {kh.string()};
   c.options.host_key_dir = (dir.path() / "config").string();
   c.test_loopback_hosts = {kHost};
   egress::SshProxy proxy(io.io(), c);

@@ -256,7 +256,7 @@ VmOptions VmFlags::to_options() const {
       throw Error(ErrorKind::Usage, "--listen (or the policy file's \"listen\") has no effect with --no-network");
     config::validate_ingress(n.ingress);
   }
-  n.ssh = ssh.to_options();
+  n.ssh = ssh.to_options(std::move(n.ssh));
   if (!n.ssh.allowed_hosts.empty()) {
     if (!n.enabled) throw Error(ErrorKind::Usage, "--ssh-allow-host needs the network (drop --no-network)");
     if (n.dns != DnsMode::Synthetic)

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "config/host_secret_rules.h"
+#include "config/ssh_rules.h"
 #include "config/tcp_rules.h"
 #include "config/test_knobs.h"
 #include "gondolin/error.h"
@@ -128,6 +129,71 @@ void read_tcp_idle_timeout(const Value& v, NetworkOptions& o) {
   });
 }
 
+// "ssh": {"allow_hosts": [...], "agent": true | "SOCK", "keys": {"HOST": "PATH" |
+// {"path": "PATH", "passphrase_env": "VAR"}}, "users": {"HOST": "USER"},
+// "known_hosts": [...]}; entries in the flags' grammar.
+void read_ssh(const Value& v, NetworkOptions& o) {
+  if (!v.json.is_object()) bad(v.path, "\"ssh\" must be an object");
+  only_keys(v.path, v.json, "ssh.", {"allow_hosts", "agent", "keys", "users", "known_hosts"});
+  SshOptions& ssh = o.ssh;
+  const nlohmann::json& j = v.json;
+  if (j.contains("allow_hosts")) {
+    Value hosts = v.at("ssh.allow_hosts", j["allow_hosts"]);
+    for (auto& h : hosts.strings())
+      ssh.allowed_hosts.push_back(
+          hosts.parsed([&] { return config::parse_ssh_allowed_host(h, "\"ssh.allow_hosts\" entry"); }));
+  }
+  if (j.contains("agent")) {
+    const nlohmann::json& a = j["agent"];
+    if (a.is_string())
+      ssh.agent_socket = a.get<std::string>();
+    else if (!a.is_boolean())
+      bad(v.path, "\"ssh.agent\" must be true, false or a socket path");
+    ssh.use_agent = a.is_string() || a.get<bool>();
+  }
+  auto each_host = [&](const char* key, auto on) {
+    if (!j.contains(key)) return;
+    const std::string where = std::string("ssh.") + key;
+    if (!j[key].is_object()) bad(v.path, "\"" + where + "\" must be an object of HOST: ...");
+    for (const auto& [host, spec] : j[key].items()) on(where + "." + host, host, spec);
+  };
+  each_host("keys", [&](const std::string& where, const std::string& host, const nlohmann::json& spec) {
+    std::string text = host + "=";
+    if (spec.is_object()) {
+      only_keys(v.path, spec, where + ".", {"path", "passphrase_env"});
+      if (!spec.contains("path")) bad(v.path, "\"" + where + ".path\" is missing");
+      text += v.at(where + ".path", spec["path"]).string();
+      if (spec.contains("passphrase_env"))
+        text += ",passphrase-env=" + v.at(where + ".passphrase_env", spec["passphrase_env"]).string();
+    } else {
+      text += v.at(where, spec).string();
+    }
+    auto key = v.parsed([&] { return config::parse_ssh_key(text, "\"" + where + "\""); });
+    ssh.key_files[key.host] = key.path;
+    if (key.passphrase) ssh.key_passphrases[key.host] = *key.passphrase;
+  });
+  each_host("users", [&](const std::string& where, const std::string& host, const nlohmann::json& spec) {
+    auto [h, user] = v.parsed([&] {
+      return config::parse_ssh_host_assignment("\"" + where + "\"", host + "=" + v.at(where, spec).string());
+    });
+    ssh.users[h] = user;
+  });
+  if (j.contains("known_hosts"))
+    for (auto& f : v.at("ssh.known_hosts", j["known_hosts"]).strings()) ssh.known_hosts_files.push_back(f);
+}
+
+// "ssh_git": {"repos": ["[HOST:]PATH", ...], "push": false}.
+void read_ssh_git(const Value& v, NetworkOptions& o) {
+  if (!v.json.is_object()) bad(v.path, "\"ssh_git\" must be an object");
+  only_keys(v.path, v.json, "ssh_git.", {"repos", "push"});
+  if (v.json.contains("repos")) {
+    Value repos = v.at("ssh_git.repos", v.json["repos"]);
+    for (auto& r : repos.strings())
+      o.ssh.git.repos.push_back(repos.parsed([&] { return config::parse_ssh_git_repo(r, "\"ssh_git.repos\" entry"); }));
+  }
+  if (v.json.contains("push")) o.ssh.git.push = o.ssh.git.push && v.at("ssh_git.push", v.json["push"]).boolean();
+}
+
 using KeyReader = void (*)(const Value&, NetworkOptions&);
 
 // Booleans combine with the flags toward the stricter or the explicitly
@@ -156,6 +222,8 @@ const std::pair<std::string_view, KeyReader> kKeys[] = {
     {"tcp_map", [](const Value& v, NetworkOptions& o) { v.each(config::parse_tcp_map, o.tcp_maps); }},
     {"listen", [](const Value& v, NetworkOptions& o) { v.each(config::parse_ingress, o.ingress); }},
     {"tcp_idle_timeout", read_tcp_idle_timeout},
+    {"ssh", read_ssh},
+    {"ssh_git", read_ssh_git},
     {"test_loopback_hosts",
      [](const Value& v, NetworkOptions& o) {
        auto hosts = v.strings();

@@ -22,7 +22,7 @@ struct SnapshotNetwork {
   std::vector<std::string> deny_hosts;  // live denials included
   std::vector<std::string> allow_internal_hosts;
   std::string dns = "synthetic";             // "synthetic", "trusted" or "open"
-  std::vector<std::string> ssh_allow_hosts;  // "host:port"
+  std::vector<std::string> ssh_allow_hosts;  // as --ssh-allow-host takes them
 };
 
 struct SnapshotManifest {

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <future>
 
+#include "config/ssh_rules.h"
 #include "gondolin/version.h"
 #include "session/snapshot_manifest.h"
 #include "session/snapshot_store.h"
@@ -233,7 +234,7 @@ void VmImpl::describe_into(SnapshotManifest& m) {
   const NetworkOptions& n = opts_.network;
   m.network.enabled = n.enabled;
   m.network.dns = n.dns == DnsMode::Synthetic ? "synthetic" : n.dns == DnsMode::Trusted ? "trusted" : "open";
-  for (const auto& h : n.ssh.allowed_hosts) m.network.ssh_allow_hosts.push_back(h.host + ":" + std::to_string(h.port));
+  for (const auto& h : n.ssh.allowed_hosts) m.network.ssh_allow_hosts.push_back(config::format_ssh_allowed_host(h));
   // The HTTP policy as it stands now (live changes included).
   if (egress_) {
     PolicyState policy = on_io([&] { return egress_->policy_state(); });

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "config/ssh_git_rules.h"
 #include "config/ssh_rules.h"
 #include "egress/policy/egress_policy.h"
 #include "gondolin/error.h"
@@ -41,6 +42,12 @@ void ssh_flags(std::string_view text) {
   } catch (const Error&) {}
   try {
     (void)config::parse_ssh_host_assignment("--ssh-user", text);
+  } catch (const Error&) {}
+  try {
+    // A normalized pattern is a fixed point, and never matches a dot segment.
+    std::string repo = config::parse_ssh_git_repo(text);
+    if (config::parse_ssh_git_repo(repo) != repo) __builtin_trap();
+    if (config::git_repo_allowed({repo}, "h.test", "x/../y")) __builtin_trap();
   } catch (const Error&) {}
   (void)config::normalize_host_name(text);
 }

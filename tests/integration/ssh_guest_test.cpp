@@ -42,13 +42,17 @@ class SshGuest : public ::testing::Test {
                       "[" + std::string(kHost) + "]:" + std::to_string(sshd_->port()) + " " + key_line + "\n");
   }
 
-  // `gondolin exec` with SSH egress to the test server, key on the host only.
-  testing::CliResult run_in_guest(const std::string& script, std::vector<std::string> extra = {}) {
+  // `gondolin exec` with SSH egress to the test server, key on the host
+  // only; `allow` and `key` replace the --ssh-allow-host and --ssh-key values.
+  testing::CliResult run_in_guest(const std::string& script, std::vector<std::string> extra = {},
+                                  std::string allow = {}, std::string key = {}, testing::CliOptions options = {}) {
+    if (allow.empty()) allow = std::string(kHost) + ",upstream-port=" + std::to_string(sshd_->port());
+    if (key.empty()) key = std::string(kHost) + "=" + sshd_->user_key().string();
     std::vector<std::string> args = {"exec",
                                      "--ssh-allow-host",
-                                     std::string(kHost) + ":" + std::to_string(sshd_->port()),
+                                     allow,
                                      "--ssh-key",
-                                     std::string(kHost) + "=" + sshd_->user_key().string(),
+                                     key,
                                      "--ssh-user",
                                      std::string(kHost) + "=root",
                                      "--ssh-known-hosts",
@@ -59,7 +63,7 @@ class SshGuest : public ::testing::Test {
                                      (dir_.path() / "egress.log").string()};
     args.insert(args.end(), extra.begin(), extra.end());
     args.insert(args.end(), {"--", "sh", "-c", script});
-    return testing::run_gondolin(args);
+    return testing::run_gondolin(args, options);
   }
 
   std::string egress_log() const {
@@ -130,6 +134,41 @@ TEST_F(SshGuest, ChangedUpstreamHostKeyFailsClearlyAndSendsNothing) {
   EXPECT_NE(r.err.find("host key"), std::string::npos) << r.err;
   EXPECT_EQ(sshd_->accepted_logins(), 0);
   EXPECT_NE(egress_log().find("\"decision\":\"deny\""), std::string::npos) << egress_log();
+}
+
+TEST_F(SshGuest, EncryptedKeyPort443AndAReadOnlyGitPolicy) {
+  fs::path encrypted = dir_.path() / "encrypted_key";
+  fs::copy_file(sshd_->user_key(), encrypted);
+  fs::permissions(encrypted, fs::perms::owner_read | fs::perms::owner_write);
+  run_ok({"ssh-keygen", "-q", "-p", "-N", "guest never sees this", "-f", encrypted.string()});
+  const std::string url = "ssh://git@" + std::string(kHost) + ":443" + repo_.string();
+  testing::CliOptions with_passphrase;
+  with_passphrase.env["GONDOLIN_TEST_KEY_PASS"] = "guest never sees this";
+  auto r = run_in_guest(
+      "export GIT_SSH_COMMAND='ssh -o BatchMode=yes'; git config --global user.name Guest; "
+      "git config --global user.email guest@example.test; git clone -q " +
+          url +
+          " /tmp/p && cat /tmp/p/README; cd /tmp/p; echo change > guest.txt; git add guest.txt; "
+          "git commit -qm attempt; git push -q origin main; echo push=$?; "
+          "ssh -o BatchMode=yes -p 443 root@" +
+          kHost + " echo plain; echo plain=$?",
+      {"--ssh-git-no-push"}, std::string(kHost) + ":443,upstream-port=" + std::to_string(sshd_->port()),
+      std::string(kHost) + "=" + encrypted.string() + ",passphrase-env=GONDOLIN_TEST_KEY_PASS", with_passphrase);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("hello from upstream\n"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(r.out.find("push=0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("plain=255"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("gondolin: pushes are not allowed by the SSH git policy (refused git-receive-pack '" +
+                       repo_.string() + "' on " + kHost + ")"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("gondolin: only git commands are allowed by the SSH git policy"), std::string::npos) << r.err;
+  EXPECT_EQ(run_ok({"git", "--git-dir", repo_.string(), "log", "-1", "--format=%s", "main"}, git_env_), "initial\n");
+  EXPECT_EQ(sshd_->accepted_logins(), 1);
+  std::string log = egress_log();
+  EXPECT_NE(log.find("\"port\":443"), std::string::npos) << log;
+  EXPECT_NE(log.find("\"decision\":\"deny\",\"reason\":\"pushes are not allowed"), std::string::npos) << log;
+  EXPECT_EQ(log.find("guest never sees this"), std::string::npos);
 }
 
 TEST_F(SshGuest, HostsNotAllowedAndTheWrongDnsMappingAreRefused) {

@@ -13,6 +13,7 @@
 #include "egress/ssh/ssh_host_key.h"
 #include "egress/ssh/ssh_request_rules.h"
 #include "gondolin/error.h"
+#include "gondolin/net_policy.h"
 #include "ssh_test_harness.h"
 #include "util/files.h"
 #include "util/unique_fd.h"
@@ -57,6 +58,16 @@ TEST(SshAllowHost, AcceptsHostsAndPorts) {
   auto b = parse_ssh_allowed_host("Git.Example.COM.:2222");
   EXPECT_EQ(b.host, "git.example.com");
   EXPECT_EQ(b.port, 2222);
+  EXPECT_EQ(b.guest_port, 2222) << "HOST:PORT is the port the guest dials (and, by default, the upstream's)";
+  auto c = parse_ssh_allowed_host("git.example.com,upstream-port=2200");
+  EXPECT_EQ(c.guest_port, 22);
+  EXPECT_EQ(c.port, 2200);
+  auto d = parse_ssh_allowed_host("ssh.example.com:443,upstream-port=22");
+  EXPECT_EQ(d.guest_port, 443);
+  EXPECT_EQ(d.port, 22);
+  for (const char* text : {"github.com", "ssh.example.com:443", "git.example.com,upstream-port=2200",
+                           "ssh.example.com:443,upstream-port=22"})
+    EXPECT_EQ(config::format_ssh_allowed_host(parse_ssh_allowed_host(text)), text);
   EXPECT_EQ(parse_ssh_allowed_host("localhost:65535").port, 65535);
   EXPECT_EQ(parse_ssh_allowed_host("internal_git.corp").host, "internal_git.corp");
 }
@@ -67,6 +78,8 @@ TEST(SshAllowHost, RejectsWhatIsNotAHostName) {
   EXPECT_NE(usage_error([] { parse_ssh_allowed_host("host:70000"); }).find("1 to 65535"), std::string::npos);
   EXPECT_NE(usage_error([] { parse_ssh_allowed_host("host:"); }).find("1 to 65535"), std::string::npos);
   EXPECT_NE(usage_error([] { parse_ssh_allowed_host("host:22x"); }).find("1 to 65535"), std::string::npos);
+  EXPECT_NE(usage_error([] { parse_ssh_allowed_host("host,upstream-port=0"); }).find("1 to 65535"), std::string::npos);
+  EXPECT_NE(usage_error([] { parse_ssh_allowed_host("host,port=2"); }).find("upstream-port=N"), std::string::npos);
   EXPECT_NE(usage_error([] { parse_ssh_allowed_host("10.0.0.1"); }).find("not an address"), std::string::npos);
   EXPECT_NE(usage_error([] { parse_ssh_allowed_host("[::1]:22"); }).find("HOST[:PORT]"), std::string::npos);
   EXPECT_NE(usage_error([] { parse_ssh_allowed_host("git@github.com"); }).find("HOST[:PORT]"), std::string::npos);
@@ -130,7 +143,7 @@ TEST_F(SshValidateTest, NamesWhatIsWrong) {
   EXPECT_NE(usage_error([&] { validate_ssh_options(o); }).find("is not a file"), std::string::npos);
 
   o = with_key();
-  o.known_hosts_file = (dir_.path() / "missing").string();
+  o.known_hosts_files = {(dir_.path() / "missing").string()};
   EXPECT_NE(usage_error([&] { validate_ssh_options(o); }).find("--ssh-known-hosts"), std::string::npos);
 
   o = with_key();
@@ -153,6 +166,28 @@ TEST_F(SshValidateTest, AnEncryptedKeyIsRefusedWithAHint) {
   auto o = with_key();
   o.key_files["git.example.com"] = encrypted.string();
   EXPECT_NE(usage_error([&] { validate_ssh_options(o); }).find("use --ssh-agent"), std::string::npos);
+
+  o.key_passphrases["git.example.com"] = "secret passphrase";
+  EXPECT_NO_THROW(validate_ssh_options(o));
+  o.key_passphrases["git.example.com"] = "wrong";
+  EXPECT_NE(usage_error([&] { validate_ssh_options(o); }).find("not a private key this passphrase opens"),
+            std::string::npos);
+  o.key_passphrases.clear();
+
+  // The flag form reads the passphrase from the named variable.
+  ::setenv("GONDOLIN_TEST_KEY_PASS", "secret passphrase", 1);
+  auto key = config::parse_ssh_key("Git.Example.com=" + encrypted.string() + ",passphrase-env=GONDOLIN_TEST_KEY_PASS");
+  EXPECT_EQ(key.host, "git.example.com");
+  EXPECT_EQ(key.path, encrypted.string());
+  EXPECT_EQ(key.passphrase.value_or(""), "secret passphrase");
+  ::unsetenv("GONDOLIN_TEST_KEY_PASS");
+  EXPECT_NE(usage_error([&] {
+              config::parse_ssh_key("git.example.com=/k,passphrase-env=GONDOLIN_TEST_KEY_PASS");
+            }).find("$GONDOLIN_TEST_KEY_PASS (the key's passphrase) is not set"),
+            std::string::npos);
+  EXPECT_NE(usage_error([&] { config::parse_ssh_key("git.example.com=/k,passphrase-env=1X"); }).find("passphrase-env"),
+            std::string::npos);
+  EXPECT_FALSE(config::parse_ssh_key("git.example.com=/keys/a,b").passphrase) << "commas in paths are paths";
 
   write_file_atomic(dir_.path() / "garbage", "not a key\n");
   o.key_files["git.example.com"] = (dir_.path() / "garbage").string();
@@ -183,7 +218,7 @@ TEST_F(SshValidateTest, CliFlagsBecomeOptions) {
   EXPECT_EQ(o.agent_socket, agent.path.string());
   EXPECT_EQ(o.key_files.at("mirror.example.com"), key_.string());
   EXPECT_EQ(o.users.at("mirror.example.com"), "deploy");
-  EXPECT_EQ(o.known_hosts_file, kh.string());
+  EXPECT_EQ(o.known_hosts_files, std::vector<std::string>{kh.string()});
 
   EXPECT_TRUE(parse_flags({}).allowed_hosts.empty());
 }
@@ -217,6 +252,60 @@ TEST_F(SshValidateTest, CliFlagErrors) {
   EXPECT_NE(usage_error([&] {
               parse_flags({"--ssh-allow-host", "1.2.3.4"});
             }).find("not an address"),
+            std::string::npos);
+}
+
+TEST_F(SshValidateTest, PolicyFileSshSectionsEqualTheFlags) {
+  fs::path encrypted = dir_.path() / "encrypted";
+  run_ok({"ssh-keygen", "-q", "-t", "ed25519", "-N", "pw from env", "-f", encrypted.string()});
+  fs::path kh = dir_.path() / "kh";
+  write_file_atomic(kh, "");
+  ::setenv("GONDOLIN_TEST_SSH_PASS", "pw from env", 1);
+  fs::path policy = dir_.path() / "policy.json";
+  write_file_atomic(policy, R"({"ssh": {"allow_hosts": ["Git.Example.com:443,upstream-port=22", "mirror.example.com"],
+      "keys": {"git.example.com": {"path": ")" +
+                                encrypted.string() + R"(", "passphrase_env": "GONDOLIN_TEST_SSH_PASS"},
+               "mirror.example.com": ")" +
+                                key_.string() + R"("},
+      "users": {"mirror.example.com": "deploy"}, "known_hosts": [")" +
+                                kh.string() + R"("]},
+    "ssh_git": {"repos": ["git.example.com:/org/app.git"], "push": false}})");
+  NetworkOptions n;
+  load_network_policy_file(policy.string(), n);
+  ::unsetenv("GONDOLIN_TEST_SSH_PASS");
+  // The flags add to the file, and the whole is validated.
+  CLI::App app;
+  cli::SshFlags flags;
+  flags.add_to(app);
+  app.parse(std::vector<std::string>{"org/*", "--ssh-git-repo"});
+  SshOptions o = flags.to_options(n.ssh);
+  ASSERT_EQ(o.allowed_hosts.size(), 2u);
+  EXPECT_EQ(o.allowed_hosts[0].host, "git.example.com");
+  EXPECT_EQ(o.allowed_hosts[0].guest_port, 443);
+  EXPECT_EQ(o.allowed_hosts[0].port, 22);
+  EXPECT_EQ(o.key_passphrases.at("git.example.com"), "pw from env");
+  EXPECT_EQ(o.key_files.at("mirror.example.com"), key_.string());
+  EXPECT_EQ(o.users.at("mirror.example.com"), "deploy");
+  EXPECT_EQ(o.known_hosts_files, std::vector<std::string>{kh.string()});
+  EXPECT_EQ(o.git.repos, (std::vector<std::string>{"git.example.com:org/app", "org/*"}));
+  EXPECT_FALSE(o.git.push);
+
+  auto error_of = [&](const std::string& text) {
+    write_file_atomic(policy, text);
+    NetworkOptions bad;
+    try {
+      load_network_policy_file(policy.string(), bad);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of(R"({"ssh": {"agnet": true}})").find("unknown key \"ssh.agnet\""), std::string::npos);
+  EXPECT_NE(error_of(R"({"ssh": {"allow_hosts": ["h.com:0"]}})").find("\"ssh.allow_hosts\" entry"), std::string::npos);
+  EXPECT_NE(error_of(R"({"ssh_git": {"repos": ["a/../b"]}})").find("'..'"), std::string::npos);
+  EXPECT_NE(error_of(R"({"ssh_git": {"push": "no"}})").find("true or false"), std::string::npos);
+  EXPECT_NE(error_of(R"({"ssh": {"keys": {"h.com": {"path": "/k", "passphrase_env": "UNSET_GONDOLIN_X"}}}})")
+                .find("$UNSET_GONDOLIN_X (the key's passphrase) is not set"),
             std::string::npos);
 }
 

@@ -53,10 +53,15 @@ std::string GuestConnection::policy_denial() const {
   if (!flow_.hostname)
     return "the guest dialled " + flow_.dest_address +
            " by address; SSH egress needs the host name (use gondolin's DNS)";
-  const SshAllowedHost* allowed = config::find_allowed_host(state_->options, host_);
-  if (!allowed) return "SSH to " + host_ + " is not allowed (not an --ssh-allow-host)";
-  if (flow_.dest_port != 22)
-    return "SSH egress serves port 22 only; the guest dialled " + host_ + ":" + std::to_string(flow_.dest_port);
+  if (!config::find_allowed_host(state_->options, host_))
+    return "SSH to " + host_ + " is not allowed (not an --ssh-allow-host)";
+  if (!config::find_allowed_host(state_->options, host_, flow_.dest_port)) {
+    std::string ports;
+    for (const auto& a : state_->options.allowed_hosts)
+      if (a.host == host_) ports += (ports.empty() ? "" : ", ") + std::to_string(a.guest_port);
+    return "SSH to " + host_ + " port " + std::to_string(flow_.dest_port) + " is not allowed (allowed: port " + ports +
+           ")";
+  }
   return {};
 }
 
@@ -203,8 +208,10 @@ void GuestConnection::run_exec(ChannelBridge& b) {
   if (auto why = policy_denial(); !why.empty()) return deny(b, logged, why, "gondolin: " + why);
   if (auto why = exec_command_problem(b.request_text); !why.empty())
     return deny(b, logged, why, "gondolin: refused SSH command: " + why);
+  if (auto why = git_policy_problem(state_->options.git, host_, b.request_text); !why.empty())
+    return deny(b, logged, why, "gondolin: " + why);
 
-  const SshAllowedHost& allowed = *config::find_allowed_host(state_->options, host_);
+  const SshAllowedHost& allowed = *config::find_allowed_host(state_->options, host_, flow_.dest_port);
   const auto& users = state_->options.users;
   std::string user = users.count(host_) ? users.at(host_) : guest_user_;
   if (!config::valid_remote_user(user))
@@ -221,8 +228,10 @@ void GuestConnection::run_exec(ChannelBridge& b) {
   target.port = allowed.port;
   target.user = user;
   if (auto k = state_->options.key_files.find(host_); k != state_->options.key_files.end()) target.key_file = k->second;
+  if (auto p = state_->options.key_passphrases.find(host_); p != state_->options.key_passphrases.end())
+    target.key_passphrase = p->second;
   target.agent_socket = state_->agent_socket;
-  target.known_hosts_file = state_->options.known_hosts_file;
+  target.known_hosts_files = state_->options.known_hosts_files;
   target.connect_to_loopback = state_->loopback_hosts.count(host_) > 0;
   target.timeout = state_->options.handshake_timeout;
   target.stall_timeout = state_->options.idle_timeout;

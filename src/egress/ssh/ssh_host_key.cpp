@@ -126,7 +126,10 @@ ProxyHostKey ProxyHostKey::load_or_create(const std::filesystem::path& dir) {
 
 std::vector<std::string> ProxyHostKey::guest_known_hosts(const std::vector<SshAllowedHost>& hosts) const {
   std::vector<std::string> lines;
-  for (const auto& h : hosts) lines.push_back(h.host + " " + public_key_line());
+  // OpenSSH looks up a non-standard port as "[host]:port".
+  for (const auto& h : hosts)
+    lines.push_back((h.guest_port == 22 ? h.host : "[" + h.host + "]:" + std::to_string(h.guest_port)) + " " +
+                    public_key_line());
   return lines;
 }
 

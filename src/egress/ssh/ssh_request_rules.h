@@ -4,8 +4,11 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include "gondolin/ssh_options.h"
 
 namespace gondolin::egress {
 
@@ -17,6 +20,20 @@ struct ExecCommandSummary {
 };
 
 ExecCommandSummary summarize_exec_command(std::string_view command);
+
+// A git service invocation as git's ssh transport writes it.
+struct GitCommand {
+  std::string service;     // git-upload-pack, git-receive-pack, ...
+  std::string repository;  // unquoted, as the guest named it
+  std::string operation;   // git-lfs: "upload" or "download"; else empty
+  // Writes to the repository: receive-pack, and any git-lfs operation but download.
+  bool is_push() const;
+};
+std::optional<GitCommand> parse_git_command(std::string_view command);
+
+// Why `command` to `host` is refused by the SSH git policy; empty: allowed
+// (always, while the policy is inactive).
+std::string git_policy_problem(const SshGitPolicy& policy, std::string_view host, std::string_view command);
 
 // Why an exec command is refused before anything is sent upstream; empty: acceptable.
 std::string exec_command_problem(std::string_view command);

@@ -132,44 +132,67 @@ bool key_marked_revoked(const std::string& file, const std::string& key_base64) 
   return false;
 }
 
-std::optional<SshUpstreamFailure> verify_host_key(ssh_session s, const SshUpstreamTarget& t,
-                                                  const std::string& user_file, const std::string& global_file) {
+// The known_hosts files to consult, in order.
+std::vector<std::string> known_hosts_files(const SshUpstreamTarget& t) {
+  if (!t.known_hosts_files.empty()) return t.known_hosts_files;
+  return {home_dir() + "/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts"};
+}
+
+// What libssh says of the server's key against one file.
+enum ssh_known_hosts_e known_in(ssh_session s, const std::string& file) {
+  if (ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, file.c_str()) != 0 ||
+      ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null") != 0)
+    return SSH_KNOWN_HOSTS_ERROR;
+  return ssh_session_is_known_server(s);
+}
+
+// Trusted if any file lists the key for the host; refused if any marks it
+// @revoked, or (listed nowhere) any file has another key for the host.
+std::optional<SshUpstreamFailure> verify_host_key(ssh_session s, const SshUpstreamTarget& t) {
   ssh_key raw = nullptr;
   if (ssh_get_server_publickey(s, &raw) != SSH_OK || !raw)
     return error("no host key from " + t.display() + ": " + ssh_error_line(s));
   SshKeyPtr key(raw);
   std::string fingerprint = ssh_key_fingerprint(key.get());
-  std::string files = global_file == "/dev/null" ? user_file : user_file + ", " + global_file;
+  const std::vector<std::string> files = known_hosts_files(t);
+  std::string listed;
+  for (const auto& f : files) listed += (listed.empty() ? "" : ", ") + f;
   std::string name = t.port == 22 ? t.host : "[" + t.host + "]:" + std::to_string(t.port);
 
   char* b64 = nullptr;
   if (ssh_pki_export_pubkey_base64(key.get(), &b64) == SSH_OK && b64) {
     SshCharPtr owned(b64);
-    if (key_marked_revoked(user_file, b64) || key_marked_revoked(global_file, b64))
-      return denied("the SSH host key of " + t.display() + " (" + fingerprint +
-                    ") is marked @revoked in known_hosts; nothing was sent");
+    for (const auto& f : files)
+      if (key_marked_revoked(f, b64))
+        return denied("the SSH host key of " + t.display() + " (" + fingerprint +
+                      ") is marked @revoked in known_hosts; nothing was sent");
   }
-
-  switch (ssh_session_is_known_server(s)) {
-    case SSH_KNOWN_HOSTS_OK: return std::nullopt;
-    case SSH_KNOWN_HOSTS_CHANGED:
-    case SSH_KNOWN_HOSTS_OTHER:
-      return denied("the SSH host key of " + t.display() + " (" + fingerprint + ") does not match known_hosts (" +
-                    files + "); possible man-in-the-middle, nothing was sent");
-    case SSH_KNOWN_HOSTS_UNKNOWN:
-    case SSH_KNOWN_HOSTS_NOT_FOUND:
-      return denied("host " + name + " is not in known_hosts (" + files + "); its key is " + fingerprint +
-                    ": verify it, then add it on the host (ssh-keyscan" +
-                    (t.port == 22 ? "" : " -p " + std::to_string(t.port)) + " " + t.host + "); nothing was sent");
-    case SSH_KNOWN_HOSTS_ERROR:
-    default: return error("cannot check the SSH host key of " + t.display() + ": " + ssh_error_line(s));
+  bool changed = false, failed = false;
+  for (const auto& f : files) {
+    switch (known_in(s, f)) {
+      case SSH_KNOWN_HOSTS_OK: return std::nullopt;
+      case SSH_KNOWN_HOSTS_CHANGED:
+      case SSH_KNOWN_HOSTS_OTHER: changed = true; break;
+      case SSH_KNOWN_HOSTS_UNKNOWN:
+      case SSH_KNOWN_HOSTS_NOT_FOUND: break;
+      case SSH_KNOWN_HOSTS_ERROR:
+      default: failed = true; break;
+    }
   }
+  if (changed)
+    return denied("the SSH host key of " + t.display() + " (" + fingerprint + ") does not match known_hosts (" +
+                  listed + "); possible man-in-the-middle, nothing was sent");
+  if (failed) return error("cannot check the SSH host key of " + t.display() + ": " + ssh_error_line(s));
+  return denied("host " + name + " is not in known_hosts (" + listed + "); its key is " + fingerprint +
+                ": verify it, then add it on the host (ssh-keyscan" +
+                (t.port == 22 ? "" : " -p " + std::to_string(t.port)) + " " + t.host + "); nothing was sent");
 }
 
 std::optional<SshUpstreamFailure> authenticate(ssh_session s, const SshUpstreamTarget& t) {
   if (!t.key_file.empty()) {
     ssh_key raw = nullptr;
-    if (ssh_pki_import_privkey_file(t.key_file.c_str(), nullptr, nullptr, nullptr, &raw) != SSH_OK || !raw)
+    const char* passphrase = t.key_passphrase ? t.key_passphrase->c_str() : nullptr;
+    if (ssh_pki_import_privkey_file(t.key_file.c_str(), passphrase, nullptr, nullptr, &raw) != SSH_OK || !raw)
       return error("cannot load the SSH key " + t.key_file + " configured for " + t.host);
     SshKeyPtr key(raw);
     int rc = ssh_userauth_publickey(s, nullptr, key.get());
@@ -199,9 +222,10 @@ UpstreamExec::StartResult UpstreamExec::start(const SshUpstreamTarget& t, const 
   if (!up->session_) return error("out of memory");
   ssh_session s = up->session_.get();
 
-  std::string home = home_dir();
-  std::string user_file = t.known_hosts_file.empty() ? home + "/.ssh/known_hosts" : t.known_hosts_file;
-  std::string global_file = t.known_hosts_file.empty() ? "/etc/ssh/ssh_known_hosts" : "/dev/null";
+  // libssh orders the host key algorithms it offers by the keys the first
+  // two files hold for the host; verify_host_key consults every file.
+  const std::vector<std::string> files = known_hosts_files(t);
+  const std::string first_file = files.front(), second_file = files.size() > 1 ? files[1] : "/dev/null";
   long timeout_s = std::max<long>(1, static_cast<long>((t.timeout.count() + 999) / 1000));
   int fd = up->fd_.get();
   unsigned port = t.port;
@@ -213,8 +237,8 @@ UpstreamExec::StartResult UpstreamExec::start(const SshUpstreamTarget& t, const 
       ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no) == 0 &&  // the user's ~/.ssh/config must not change policy
       ssh_options_set(s, SSH_OPTIONS_HOST, t.host.c_str()) == 0 && ssh_options_set(s, SSH_OPTIONS_PORT, &port) == 0 &&
       ssh_options_set(s, SSH_OPTIONS_USER, t.user.c_str()) == 0 &&
-      ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, user_file.c_str()) == 0 &&
-      ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, global_file.c_str()) == 0 &&
+      ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, first_file.c_str()) == 0 &&
+      ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, second_file.c_str()) == 0 &&
       ssh_options_set(s, SSH_OPTIONS_STRICTHOSTKEYCHECK, &strict) == 0 &&
       ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &timeout_s) == 0 && ssh_options_set(s, SSH_OPTIONS_FD, &fd) == 0;
   if (ok && t.key_file.empty() && !t.agent_socket.empty())
@@ -222,7 +246,7 @@ UpstreamExec::StartResult UpstreamExec::start(const SshUpstreamTarget& t, const 
   if (!ok) return error("cannot configure the SSH session for " + t.display() + ": " + ssh_error_line(s));
 
   if (ssh_connect(s) != SSH_OK) return error("SSH handshake with " + t.display() + " failed: " + ssh_error_line(s));
-  if (auto f = verify_host_key(s, t, user_file, global_file)) return *f;
+  if (auto f = verify_host_key(s, t)) return *f;
   if (auto f = authenticate(s, t)) return *f;
 
   up->channel_ = ssh_channel_new(s);

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "egress/ssh/libssh_handles.h"
 #include "egress/ssh/socket_abort_switch.h"
@@ -24,8 +25,9 @@ struct SshUpstreamTarget {
   std::uint16_t port = 22;
   std::string user;
   std::string key_file;                              // non-empty: authenticate with this key
+  std::optional<std::string> key_passphrase;         // the key file's, if it is encrypted
   std::string agent_socket;                          // otherwise: with the keys of this agent
-  std::string known_hosts_file;                      // empty: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts
+  std::vector<std::string> known_hosts_files;        // empty: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts
   bool connect_to_loopback = false;                  // TEST ONLY: connect to 127.0.0.1 instead of resolving
   std::chrono::milliseconds timeout{20'000};         // per step
   std::chrono::milliseconds stall_timeout{600'000};  // a blocked send gives up after this
