@@ -135,6 +135,12 @@ PolicyState EgressService::change_policy(const PolicyChange& change, uid_t uid) 
   return egress::change_policy(*ctx_, change, uid);
 }
 
+std::vector<RevokedSecret> EgressService::revoked_secrets() const { return ctx_->revoked_secrets; }
+
+void EgressService::restore_revoked_secrets(std::vector<RevokedSecret> revoked) {
+  egress::restore_revoked_secrets(*ctx_, std::move(revoked));
+}
+
 std::vector<std::string> EgressService::guest_ssh_known_hosts() const {
   return ssh_ ? ssh_->guest_known_hosts() : std::vector<std::string>{};
 }

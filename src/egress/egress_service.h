@@ -53,6 +53,10 @@ class EgressService final : public net::EgressHandlers {
   // The policy as it stands and live changes to it (egress/live_policy.h); io thread.
   PolicyState policy_state() const;
   PolicyState change_policy(const PolicyChange& change, uid_t uid);
+  // Secrets removed while the VM ran, with their placeholders (for
+  // snapshots), and their restoration on resume; io thread.
+  std::vector<RevokedSecret> revoked_secrets() const;
+  void restore_revoked_secrets(std::vector<RevokedSecret> revoked);
   // The MITM CA certificate (PEM) the guest must trust. Never the key.
   const std::string& ca_certificate_pem() const;
   // known_hosts lines for the SSH proxy's host key (empty without SSH egress).

@@ -110,6 +110,20 @@ PolicyState policy_state(const EgressContext& ctx) {
   return st;
 }
 
+void restore_revoked_secrets(EgressContext& ctx, std::vector<RevokedSecret> revoked) {
+  if (revoked.size() > kMaxRevoked) throw Error(ErrorKind::Usage, "too many revoked secrets");
+  for (const auto& r : revoked) {
+    const bool plain = !r.placeholder.empty() && r.placeholder.size() <= 512 &&
+                       r.placeholder.find_first_not_of(
+                           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") == std::string::npos;
+    if (r.name.empty() || r.name.size() > 256 || !plain)
+      throw Error(ErrorKind::Usage, "revoked secret '" + r.name.substr(0, 64) + "' has an invalid placeholder");
+  }
+  EgressPolicy fresh(current_options(ctx), revoked);
+  ctx.policy = std::move(fresh);
+  ctx.revoked_secrets = std::move(revoked);
+}
+
 PolicyState change_policy(EgressContext& ctx, const PolicyChange& change, uid_t uid) {
   NetworkOptions next = current_options(ctx);
   std::vector<RevokedSecret> revoked = ctx.revoked_secrets;

@@ -25,4 +25,9 @@ PolicyState policy_state(const EgressContext& ctx);
 // Throws gondolin::Error (Usage) naming what is wrong; then nothing changed.
 PolicyState change_policy(EgressContext& ctx, const PolicyChange& change, uid_t uid);
 
+// A resumed session's revoked secrets (from its snapshot): their
+// placeholders are refused again. Before any flow; throws gondolin::Error
+// (Usage) naming a name or placeholder that cannot be one.
+void restore_revoked_secrets(EgressContext& ctx, std::vector<RevokedSecret> revoked);
+
 }  // namespace gondolin::egress

@@ -121,6 +121,15 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
     if (!kv.value().is_string()) bad(origin, "secret placeholders must be strings");
     m.secret_placeholders.emplace_back(kv.key(), kv.value().get<std::string>());
   }
+  if (doc.contains("revoked_secrets")) {  // absent in older snapshots
+    const json revoked = get<json>(doc, "revoked_secrets", origin);
+    if (!revoked.is_array() || revoked.size() > 1024) bad(origin, "revoked_secrets must be a list (at most 1024)");
+    for (const auto& r : revoked) {
+      if (!r.is_object()) bad(origin, "revoked_secrets entries must be {\"name\", \"placeholder\"}");
+      m.revoked_placeholders.emplace_back(get<std::string>(r, "name", origin),
+                                          get<std::string>(r, "placeholder", origin));
+    }
+  }
   return m;
 }
 
@@ -131,6 +140,9 @@ std::string SnapshotManifest::to_json() const {
   for (vfs::FsTransport t : spare_mount_slots) spare_slots.push_back(vfs::transport_name(t));
   json placeholders_obj = json::object();
   for (const auto& [k, v] : secret_placeholders) placeholders_obj[k] = v;
+  json revoked = json::array();
+  for (const auto& [name, placeholder] : revoked_placeholders)
+    revoked.push_back({{"name", name}, {"placeholder", placeholder}});
   json doc{
       {"schema", kSchemaVersion},
       {"id", id},
@@ -153,6 +165,7 @@ std::string SnapshotManifest::to_json() const {
       {"mounts", json::parse(mounts_json, nullptr, false)},
       {"secret_names", secret_names},
       {"secret_placeholders", placeholders_obj},
+      {"revoked_secrets", revoked},
   };
   return doc.dump(2) + "\n";
 }

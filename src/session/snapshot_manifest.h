@@ -68,6 +68,9 @@ struct SnapshotManifest {
   // Placeholders are random tokens the guest already holds (not secrets): a
   // resume must keep them so the guest's requests still get substituted.
   std::vector<std::pair<std::string, std::string>> secret_placeholders;
+  // Secrets removed while the session ran (name, placeholder): the guest may
+  // still hold the placeholders, which stay refused after a resume.
+  std::vector<std::pair<std::string, std::string>> revoked_placeholders;
 
   // Strict; throws gondolin::Error (Usage) naming the problem and the file.
   static SnapshotManifest parse(const std::string& text, const std::string& origin);

@@ -77,6 +77,9 @@ class VmImpl : public session::SessionHost {
   // Its RAM maps the template's privately, or, if a vhost-user back-end must
   // share it (virtio-fs slots), is a copy of its own. Throws.
   void start_from_template(const std::filesystem::path& ram, const std::filesystem::path& disk);
+  // Before boot() of a resume: secrets the session had revoked stay so.
+  // Throws gondolin::Error (Usage) naming a damaged entry.
+  void restore_revoked_secrets(std::vector<egress::RevokedSecret> revoked);
   // Before boot(): spare file system slots (vfs::MountSet::add_spare_slots).
   void add_spare_mount_slots(const std::vector<vfs::FsTransport>& transports) { mounts_->add_spare_slots(transports); }
   // Every file system slot's transport: the mounts', then the spares'.

@@ -246,6 +246,8 @@ void VmImpl::describe_into(SnapshotManifest& m) {
       m.secret_names.push_back(s.name);
       m.secret_placeholders.emplace_back(s.name, s.placeholder);
     }
+    for (const auto& r : on_io([&] { return egress_->revoked_secrets(); }))
+      m.revoked_placeholders.emplace_back(r.name, r.placeholder);
   }
   // The base environment holds no placeholders (each exec gets them from
   // the policy): resume re-adds them from secret_placeholders, paired with
@@ -320,6 +322,10 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
 
 // ---- resume ----
 
+void VmImpl::restore_revoked_secrets(std::vector<egress::RevokedSecret> revoked) {
+  if (egress_ && !revoked.empty()) on_io([&] { egress_->restore_revoked_secrets(std::move(revoked)); });
+}
+
 Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   init_logging_from_env();
   // The state's hash is checked while QEMU starts (it is read again anyway);
@@ -348,6 +354,13 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   auto impl = std::make_unique<VmImpl>(options);
   impl->add_spare_mount_slots(m.spare_mount_slots);
   impl->restore_mount_states(mount_states, mount_files, what);
+  std::vector<egress::RevokedSecret> revoked;
+  for (const auto& [name, placeholder] : m.revoked_placeholders) revoked.push_back({name, placeholder});
+  try {
+    impl->restore_revoked_secrets(std::move(revoked));
+  } catch (const Error& e) {
+    throw Error(ErrorKind::Usage, damaged + e.what());
+  }
   if (options.rootfs_mode == RootfsMode::Cow) {
     fs::path disk = snap.dir / SnapshotManifest::kDiskFile;
     std::error_code ec;

@@ -12,6 +12,7 @@
 #include "config/test_knobs.h"
 #include "egress_harness.h"
 #include "gondolin/error.h"
+#include "gondolin/session.h"
 #include "gondolin/vm.h"
 #include "sha256_hex.h"
 #include "test_support.h"
@@ -157,6 +158,13 @@ TEST_F(LivePolicy, SecretsSetScopedAndRevokedWhileRunning) {
   EXPECT_EQ(revoked.stdout_data, "gondolin: secret TOKEN was revoked\n\n403\n[]") << revoked.stdout_data;
   EXPECT_EQ(vm.policy().revoked_secrets, std::vector<std::string>{"TOKEN"});
   EXPECT_EQ(read_file(dir_.path() / "egress.log").find(kSecret), std::string::npos);
+
+  // A resumed copy keeps refusing the placeholder its processes may hold.
+  vm.snapshot(dir_.path() / "snap");
+  Vm resumed = Vm::resume((dir_.path() / "snap").string(), options());
+  EXPECT_EQ(resumed.policy().revoked_secrets, std::vector<std::string>{"TOKEN"});
+  auto after = resumed.exec(Command::shell("curl -sS -w '\\n%{http_code}\\n' -H '" + bearer + "' " + url("/echo")));
+  EXPECT_EQ(after.stdout_data, "gondolin: secret TOKEN was revoked\n\n403\n") << after.stderr_data;
 }
 
 TEST_F(LivePolicy, ShapedPlaceholdersPassClientKeyChecksAndSurviveAReplace) {
