@@ -20,6 +20,7 @@ struct PolicyFlags {
   std::string pattern;
   std::string secret_spec;
   std::string secret_name;
+  std::string placeholder;
 };
 
 std::string joined(const std::vector<std::string>& items) {
@@ -88,8 +89,11 @@ void add_policy_command(CLI::App& app, Outcome& outcome) {
   secret->require_subcommand(1);
   auto* set = secret->add_subcommand("set", "NAME@HOST[,HOST...][:SCOPE][=@FILE|=@-|=VALUE], as --host-secret");
   set->add_option("spec", f->secret_spec, "The secret, as for --host-secret")->required();
+  set->add_option("--placeholder", f->placeholder, "A new secret's placeholder shape, as --secret-placeholder takes it")
+      ->type_name("PREFIX[:LENGTH[:ALPHABET]]");
   set->callback([f, &outcome] {
     HostSecret s = config::parse_host_secret(f->secret_spec);
+    if (!f->placeholder.empty()) s.placeholder_shape = config::parse_placeholder_shape(f->placeholder, "--placeholder");
     std::string name = s.name;
     change(*f, PolicyChange::set_secret(std::move(s)), "secret " + name + " set", outcome);
   });

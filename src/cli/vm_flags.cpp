@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -70,6 +71,13 @@ void VmFlags::add_egress_to(CLI::App& cmd) {
          "literal =VALUE shows in `ps`) in request headers sent to those hosts only, which the placeholder makes "
          "reachable; SCOPE = [METHOD,...][/PREFIX,...] limits it further, e.g. :GET,POST/v1/ (repeatable)")
       ->type_name("SPEC")
+      ->allow_extra_args(false)
+      ->group(egress_group);
+  cmd.add_option("--secret-placeholder", secret_placeholders,
+                 "NAME=PREFIX[:LENGTH[:ALPHABET]]: the shape of secret NAME's placeholder, for clients that check a "
+                 "key's format (e.g. OPENAI_API_KEY=sk-:48:alnum); ALPHABET is hex (default), HEX, alnum, alpha, "
+                 "lower, upper, digits or the characters themselves (repeatable)")
+      ->type_name("NAME=SHAPE")
       ->allow_extra_args(false)
       ->group(egress_group);
   cmd.add_flag("--secrets-in-query", secrets_in_query, "Also substitute secret placeholders in URL query strings")
@@ -228,6 +236,14 @@ VmOptions VmFlags::to_options() const {
   n.deny_hosts.insert(n.deny_hosts.end(), deny_hosts.begin(), deny_hosts.end());
   n.allow_internal_hosts.insert(n.allow_internal_hosts.end(), allow_internal_hosts.begin(), allow_internal_hosts.end());
   for (const auto& spec : host_secrets) n.secrets.push_back(config::parse_host_secret(spec));
+  for (const auto& spec : secret_placeholders) {
+    auto [name, shape] = config::parse_named_placeholder_shape(spec);
+    auto it = std::find_if(n.secrets.begin(), n.secrets.end(), [&](const HostSecret& s) { return s.name == name; });
+    if (it == n.secrets.end())
+      throw Error(ErrorKind::Usage, "--secret-placeholder " + name + ": no secret named " + name +
+                                        " (give --host-secret " + name + "@HOST or a policy file secret)");
+    it->placeholder_shape = shape;
+  }
   n.secrets_in_query = n.secrets_in_query || secrets_in_query;
   if (disable_websockets) n.websockets = false;
   if (!egress_log.empty()) n.egress_log_path = egress_log;

@@ -33,6 +33,7 @@ struct VmFlags {
   std::vector<std::string> deny_hosts;
   std::vector<std::string> allow_internal_hosts;
   std::vector<std::string> host_secrets;
+  std::vector<std::string> secret_placeholders;
   bool secrets_in_query = false;
   bool disable_websockets = false;
   std::string egress_log;

@@ -4,11 +4,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <string_view>
 #include <vector>
 
+#include "config/setting_error.h"
 #include "gondolin/error.h"
 #include "util/files.h"
 #include "util/logging.h"
@@ -51,17 +54,19 @@ std::string secret_value_from(const std::string& written, const Bad& bad) {
   return written;
 }
 
-std::vector<std::string> split_list(const std::string& text) {
+std::vector<std::string> split(std::string_view text, char sep) {
   std::vector<std::string> out;
   std::size_t start = 0;
   while (start <= text.size()) {
-    std::size_t comma = text.find(',', start);
-    if (comma == std::string::npos) comma = text.size();
-    out.push_back(text.substr(start, comma - start));
-    start = comma + 1;
+    std::size_t at = text.find(sep, start);
+    if (at == std::string_view::npos) at = text.size();
+    out.emplace_back(text.substr(start, at - start));
+    start = at + 1;
   }
   return out;
 }
+
+std::vector<std::string> split_list(const std::string& text) { return split(text, ','); }
 
 bool is_token(const std::string& s) {
   static constexpr std::string_view kSpecials = "!#$%&'*+-.^_`|~";
@@ -94,6 +99,46 @@ void check_secret_scope(const HostSecret& s) {
     if (p.empty() || p[0] != '/' || !clean || p.size() > 1024)
       throw bad("invalid path prefix '" + p.substr(0, 80) + "' (starts with '/'; no space, '?', '#' or ',')");
   }
+}
+
+HostSecret::Shape parse_placeholder_shape(std::string_view text, std::string_view flag) {
+  static const std::pair<std::string_view, std::string_view> kClasses[] = {
+      {"hex", "0123456789abcdef"},
+      {"HEX", "0123456789ABCDEF"},
+      {"digits", "0123456789"},
+      {"lower", "abcdefghijklmnopqrstuvwxyz"},
+      {"upper", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+      {"alpha", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"},
+      {"alnum", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"},
+  };
+  const std::vector<std::string> parts = split(text, ':');
+  if (parts.size() > 3) throw invalid_setting(flag, text, "expected PREFIX[:LENGTH[:ALPHABET]]");
+  HostSecret::Shape shape;
+  shape.prefix = std::string(parts[0]);
+  shape.alphabet = "0123456789abcdef";
+  if (parts.size() == 3) {
+    shape.alphabet = std::string(parts[2]);
+    for (const auto& [name, chars] : kClasses)
+      if (parts[2] == name) shape.alphabet = std::string(chars);
+  }
+  if (parts.size() >= 2 && !parts[1].empty()) {
+    std::size_t n = 0;
+    auto [end, ec] = std::from_chars(parts[1].data(), parts[1].data() + parts[1].size(), n);
+    if (ec != std::errc() || end != parts[1].data() + parts[1].size() || n == 0)
+      throw invalid_setting(flag, text, "LENGTH must be a positive number");
+    shape.length = n;
+  } else {
+    const double bits = std::log2(static_cast<double>(std::max<std::size_t>(shape.alphabet.size(), 2)));
+    shape.length = static_cast<std::size_t>(std::ceil(128.0 / bits));
+  }
+  return shape;
+}
+
+std::pair<std::string, HostSecret::Shape> parse_named_placeholder_shape(std::string_view text) {
+  auto eq = text.find('=');
+  if (eq == std::string_view::npos || eq == 0)
+    throw invalid_setting("--secret-placeholder", text, "expected NAME=PREFIX[:LENGTH[:ALPHABET]]");
+  return {std::string(text.substr(0, eq)), parse_placeholder_shape(text.substr(eq + 1), "--secret-placeholder")};
 }
 
 HostSecret parse_host_secret(const std::string& text) {

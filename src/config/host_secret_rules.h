@@ -6,6 +6,8 @@
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "gondolin/net_policy.h"
 
@@ -20,5 +22,14 @@ HostSecret parse_host_secret(const std::string& text);
 // control byte, '?', '#' or ',', and are at most 1024 bytes. Throws
 // gondolin::Error (Usage) naming the secret and the bad entry.
 void check_secret_scope(const HostSecret& secret);
+
+// A placeholder shape, PREFIX[:LENGTH[:ALPHABET]] (--secret-placeholder
+// NAME=..., `policy ID secret set --placeholder ...`): ALPHABET is hex (the
+// default), HEX, alnum, alpha, lower, upper, digits, or the characters
+// themselves; LENGTH defaults to the fewest characters that carry 128 random
+// bits. `flag` names the source in errors. (SecretStore checks the rest.)
+HostSecret::Shape parse_placeholder_shape(std::string_view text, std::string_view flag);
+// NAME=SHAPE, as --secret-placeholder takes it.
+std::pair<std::string, HostSecret::Shape> parse_named_placeholder_shape(std::string_view text);
 
 }  // namespace gondolin::config

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli/vm_flags.h"
 #include "config/host_secret_rules.h"
 #include "config/policy_state_json.h"
 #include "egress/policy/egress_policy.h"
@@ -255,4 +256,37 @@ TEST(PlaceholderShape, PolicyFileKeys) {
     }
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST(PlaceholderShape, FlagFormNamesClassesAndDefaultsTheLength) {
+  auto s = config::parse_placeholder_shape("sk-:48:alnum", "--secret-placeholder");
+  EXPECT_EQ(s.prefix, "sk-");
+  EXPECT_EQ(s.length, 48u);
+  EXPECT_EQ(s.alphabet.size(), 62u);
+  auto d = config::parse_placeholder_shape("tok_", "--secret-placeholder");
+  EXPECT_EQ(d.alphabet, "0123456789abcdef");
+  EXPECT_EQ(d.length, 32u) << "128 bits of hex";
+  EXPECT_EQ(config::parse_placeholder_shape("x-::alnum", "f").length, 22u) << "ceil(128 / log2(62))";
+  EXPECT_EQ(config::parse_placeholder_shape(":40:abcdefghij", "f").alphabet, "abcdefghij");
+  for (const char* bad : {"a:b:c:d", "sk-:0", "sk-:4x", "sk-:-3"})
+    EXPECT_THROW(config::parse_placeholder_shape(bad, "--secret-placeholder"), Error) << bad;
+
+  // The CLI applies it to the secret of that name, and only to one that exists.
+  ::setenv("GONDOLIN_TEST_SHAPED", "v", 1);
+  cli::VmFlags f;
+  f.host_secrets = {"GONDOLIN_TEST_SHAPED@api.example.com"};
+  f.secret_placeholders = {"GONDOLIN_TEST_SHAPED=sk-:48:alnum"};
+  VmOptions o = f.to_options();
+  ASSERT_EQ(o.network.secrets.size(), 1u);
+  EXPECT_EQ(o.network.secrets[0].placeholder_shape.prefix, "sk-");
+  SecretStore store(o.network.secrets);
+  EXPECT_EQ(store.guest_env()[0].second.size(), 3u + 48u);
+  f.secret_placeholders = {"OTHER=sk-"};
+  try {
+    f.to_options();
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--secret-placeholder OTHER: no secret named OTHER"), std::string::npos);
+  }
+  ::unsetenv("GONDOLIN_TEST_SHAPED");
 }
