@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "gondolin/exec.h"
+#include "gondolin/guest_ssh.h"
 #include "gondolin/live_policy.h"
 
 namespace gondolin {
@@ -88,6 +89,8 @@ class Session {
   // made from another process; the egress log names this process's uid).
   static PolicyState policy(const SessionInfo& session);
   static PolicyState change_policy(const SessionInfo& session, const PolicyChange& change);
+  // Host -> guest SSH into the session (Vm::enable_ssh, from another process).
+  static GuestSshAccess enable_ssh(const SessionInfo& session);
 };
 
 struct SnapshotInfo {

@@ -102,7 +102,8 @@ struct GuestFileInfo {
 
 enum class AfterSnapshot { Stop, KeepRunning };
 
-struct SnapshotInfo;  // gondolin/session.h
+struct SnapshotInfo;    // gondolin/session.h
+struct GuestSshAccess;  // gondolin/guest_ssh.h
 class VmImpl;
 struct VmInternals;  // src/vm/vm_internals.h: hooks for tests and benchmarks
 
@@ -161,6 +162,10 @@ class Vm {
   PolicyState change_policy(const PolicyChange& change);
   // This VM's session id (empty if not registered).
   std::string session_id() const;
+  // Lets the host ssh into the guest (gondolin/guest_ssh.h): idempotent, the
+  // same access every time. Throws gondolin::Error (Usage) if the image has
+  // no sshd.
+  GuestSshAccess enable_ssh();
 
   const VmInfo& info() const;
   bool running() const;

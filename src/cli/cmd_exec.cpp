@@ -12,6 +12,7 @@
 #include "cli/unknown_option.h"
 #include "cli/vm_flags.h"
 #include "gondolin/error.h"
+#include "gondolin/guest_ssh.h"
 #include "gondolin/vm.h"
 
 namespace gondolin::cli {
@@ -27,6 +28,7 @@ struct RunFlags {
   std::string shell_command;
   std::vector<std::string> argv;
   std::string resume;
+  bool ssh = false;
 };
 
 void add_run_flags(CLI::App& cmd, RunFlags& f, bool is_exec) {
@@ -36,6 +38,7 @@ void add_run_flags(CLI::App& cmd, RunFlags& f, bool is_exec) {
   cmd.add_option("-u,--user", f.user, "Run as UID[:GID] or root (default: the image's user, else root)");
   cmd.add_option("--timeout", f.timeout_s, "Kill the command after this many seconds (exit status 124)");
   cmd.add_option("--resume", f.resume, "Start from a snapshot (id, prefix or directory) instead of booting");
+  cmd.add_flag("--ssh", f.ssh, "Let the host ssh into the VM while it runs; prints how (gondolin ssh ID does too)");
   if (is_exec) {
     cmd.add_flag("-i,--interactive", f.interactive, "Forward this process's stdin to the command");
     cmd.add_flag("-t,--tty", f.tty, "Run the command on a pseudo-terminal");
@@ -76,6 +79,7 @@ int run(const RunFlags& f, const Command& command, bool tty, bool forward_stdin,
     for (const auto& a : command.args()) description += (description.empty() ? "" : " ") + a;
   vm_opts.session_command = description;
   Vm vm = f.resume.empty() ? Vm::create(vm_opts) : Vm::resume(f.resume, vm_opts);
+  if (f.ssh) print_guest_ssh(stderr, vm.enable_ssh());
   Process process = vm.spawn(command, exec_opts);
   DriveOptions drive;
   drive.forward_stdin = forward_stdin;

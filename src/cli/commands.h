@@ -3,9 +3,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "gondolin/guest_ssh.h"
 
 namespace gondolin::cli {
 
@@ -23,5 +26,9 @@ void add_build_command(CLI::App& app, Outcome& outcome);
 void add_image_command(CLI::App& app, Outcome& outcome);
 void add_session_commands(CLI::App& app, Outcome& outcome);
 void add_policy_command(CLI::App& app, Outcome& outcome);
+void add_ssh_command(CLI::App& app, Outcome& outcome);
+
+// How to ssh into a guest (gondolin ssh --print, bash --ssh).
+void print_guest_ssh(std::FILE* out, const GuestSshAccess& access);
 
 }  // namespace gondolin::cli

@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
   cli::add_image_command(app, outcome);
   cli::add_session_commands(app, outcome);
   cli::add_policy_command(app, outcome);
+  cli::add_ssh_command(app, outcome);
   add_help_and_version(app);
   // --log-level is accepted before or after the subcommand name.
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))

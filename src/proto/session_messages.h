@@ -77,6 +77,33 @@ struct SessionPolicyStateMsg {
   GONDOLIN_WIRE_MESSAGE(SessionPolicyStateMsg)
 };
 
+// SessionSsh: no fields (a later version may add some).
+struct SessionSshRequest {
+  template <class Msg, class Fields>
+  static void fields(Msg&, Fields&) {}
+  GONDOLIN_WIRE_MESSAGE(SessionSshRequest)
+};
+
+// SessionSshAccess: what gondolin/guest_ssh.h's GuestSshAccess holds (the
+// host is always 127.0.0.1).
+struct SessionSshAccessMsg {
+  std::uint16_t port = 0;
+  std::string user;
+  std::string identity_file;
+  std::string known_hosts_file;
+  std::string alias;
+  template <class Msg, class Fields>
+  static void fields(Msg& m, Fields& f) {
+    f.u16(m.port);
+    f.text(m.user, 64);
+    f.text(m.identity_file, kMaxPathLength);
+    f.text(m.known_hosts_file, kMaxPathLength);
+    f.text(m.alias, 64);
+  }
+  bool valid() const { return port != 0 && !user.empty(); }
+  GONDOLIN_WIRE_MESSAGE(SessionSshAccessMsg)
+};
+
 struct AttachExitMsg {
   std::int32_t exit_code = 0;
   std::int32_t signal = 0;

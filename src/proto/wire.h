@@ -81,6 +81,8 @@ enum class FrameType : std::uint8_t {
   AttachExit = 58,           // owner -> attach client: the attached command's full exit status
   SessionPolicy = 59,        // session client -> owner: show or change the HTTP policy
   SessionPolicyState = 60,   // owner -> session client: the policy as it stands
+  SessionSsh = 61,           // session client -> owner: enable host -> guest SSH (no payload)
+  SessionSshAccess = 62,     // owner -> session client: how to connect
 };
 
 inline constexpr bool is_known_frame_type(std::uint8_t t) {
@@ -90,7 +92,7 @@ inline constexpr bool is_known_frame_type(std::uint8_t t) {
          (t >= static_cast<std::uint8_t>(FrameType::SnapshotPrepare) &&
           t <= static_cast<std::uint8_t>(FrameType::Resume)) ||
          (t >= static_cast<std::uint8_t>(FrameType::SessionSnapshot) &&
-          t <= static_cast<std::uint8_t>(FrameType::SessionPolicyState));
+          t <= static_cast<std::uint8_t>(FrameType::SessionSshAccess));
 }
 
 struct FrameHeader {

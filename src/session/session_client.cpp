@@ -132,6 +132,18 @@ PolicyState Session::change_policy(const SessionInfo& session, const PolicyChang
   return session::policy_exchange(session, change);
 }
 
+GuestSshAccess Session::enable_ssh(const SessionInfo& session) {
+  auto reply = session::ask<proto::SessionSshAccessMsg>(session, FrameType::SessionSsh, proto::SessionSshRequest{},
+                                                        FrameType::SessionSshAccess, "ssh request");
+  GuestSshAccess a;
+  a.port = reply.port;
+  a.user = reply.user;
+  a.identity_file = reply.identity_file;
+  a.known_hosts_file = reply.known_hosts_file;
+  a.alias = reply.alias;
+  return a;
+}
+
 SnapshotInfo Session::snapshot(const SessionInfo& session, const std::filesystem::path& output_dir, bool keep_running) {
   proto::SessionSnapshotRequest request{output_dir.string(), keep_running ? std::uint8_t{1} : std::uint8_t{0}};
   auto done = session::ask<proto::SessionSnapshotDoneMsg>(session, FrameType::SessionSnapshot, request,

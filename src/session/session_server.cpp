@@ -24,9 +24,17 @@ using proto::FrameType;
 // On the session socket, Error's error_number carries the ErrorKind + 1 (0:
 // none), so a client reports a bad request as the usage error it is.
 void send_error(FrameSocket& s, const std::string& message, std::int32_t kind_plus_one = 0) {
-  s.write(
-      proto::make_frame(FrameType::Error, 1, proto::ErrorMsg{proto::ErrorStage::Protocol, kind_plus_one, message}));
+  s.write(proto::make_frame(FrameType::Error, 1, proto::ErrorMsg{proto::ErrorStage::Protocol, kind_plus_one, message}));
 }
+
+// The peer's uid (SO_PEERCRED), or uid_t(-1) if it cannot be had.
+uid_t peer_uid(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  return ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? cred.uid : static_cast<uid_t>(-1);
+}
+
+constexpr unsigned kMaxConnections = 64;
 
 }  // namespace
 
@@ -37,80 +45,36 @@ SessionServer::SessionServer(std::filesystem::path socket_path, SessionHost& hos
   if (path_.string().size() >= sizeof addr.sun_path)
     throw Error(ErrorKind::Io, "session socket path too long: " + path_.string());
   std::memcpy(addr.sun_path, path_.c_str(), path_.string().size() + 1);
-  listen_fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd listen_fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   std::filesystem::remove(path_);
   // Created owner-only from the start: no window in which others could connect.
   mode_t old = ::umask(0177);
-  int rc = ::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int rc = ::bind(listen_fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   ::umask(old);
-  if (rc != 0 || ::listen(listen_fd_.get(), 16) != 0)
+  if (rc != 0 || ::listen(listen_fd.get(), 16) != 0)
     throw Error(ErrorKind::Io, "cannot listen on " + path_.string() + ": " + std::strerror(errno));
   ::chmod(path_.c_str(), 0600);
-  acceptor_ = std::thread([this] { accept_loop(); });
+  // Only our own user: the directory is 0700 and the socket 0600, and we
+  // check the peer anyway.
+  connections_ = std::make_unique<ConnectionThreads>(
+      std::move(listen_fd), kMaxConnections, [this](int fd) { serve(fd); },
+      [](int fd) { return peer_uid(fd) == ::getuid(); });
 }
 
 SessionServer::~SessionServer() {
-  stopping_ = true;
-  ::shutdown(listen_fd_.get(), SHUT_RDWR);
-  if (acceptor_.joinable()) acceptor_.join();
-  std::list<Connection> conns;
-  {
-    std::lock_guard lock(mutex_);
-    conns.swap(connections_);
-  }
-  for (auto& c : conns) c.socket->shutdown();
-  for (auto& c : conns)
-    if (c.thread.joinable()) c.thread.join();
+  connections_.reset();
   std::error_code ec;
   std::filesystem::remove(path_, ec);
 }
 
-void SessionServer::reap_finished() {
-  std::lock_guard lock(mutex_);
-  for (auto it = connections_.begin(); it != connections_.end();) {
-    if (it->done) {
-      it->thread.join();
-      it = connections_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-}
-
-void SessionServer::accept_loop() {
-  while (!stopping_) {
-    pollfd p{listen_fd_.get(), POLLIN, 0};
-    if (::poll(&p, 1, 500) <= 0) {
-      reap_finished();
-      continue;
-    }
-    int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    // Only our own user: the directory is 0700 and the socket 0600, and we
-    // check the peer anyway.
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != ::getuid()) {
-      ::close(fd);
-      continue;
-    }
-    std::lock_guard lock(mutex_);
-    auto& c = connections_.emplace_back();
-    c.uid = cred.uid;
-    c.socket = std::make_shared<FrameSocket>(UniqueFd(fd));
-    c.thread = std::thread([this, &c] {
-      serve(c);
-      c.done = true;
-    });
-  }
-}
-
-void SessionServer::serve(Connection& c) {
+void SessionServer::serve(int fd) {
+  Connection c{peer_uid(fd), std::make_shared<FrameSocket>(UniqueFd(::dup(fd)))};
   using Handler = void (SessionServer::*)(Connection&, proto::PayloadReader&);
   static constexpr std::pair<FrameType, Handler> kRoutes[] = {
       {FrameType::ExecStart, &SessionServer::serve_attach},
       {FrameType::SessionSnapshot, &SessionServer::serve_snapshot},
       {FrameType::SessionPolicy, &SessionServer::serve_policy},
+      {FrameType::SessionSsh, &SessionServer::serve_ssh},
   };
   FrameSocket& s = *c.socket;
   try {
@@ -141,6 +105,13 @@ void SessionServer::serve_policy(Connection& c, proto::PayloadReader& r) {
   PolicyState state = host_.policy(policy_change(*req), c.uid);
   c.socket->write(proto::make_frame(FrameType::SessionPolicyState, 1,
                                     proto::SessionPolicyStateMsg{config::policy_state_to_json(state)}));
+}
+
+void SessionServer::serve_ssh(Connection& c, proto::PayloadReader&) {
+  GuestSshAccess a = host_.enable_ssh();
+  c.socket->write(
+      proto::make_frame(FrameType::SessionSshAccess, 1,
+                        proto::SessionSshAccessMsg{a.port, a.user, a.identity_file, a.known_hosts_file, a.alias}));
 }
 
 void SessionServer::serve_attach(Connection& c, proto::PayloadReader& payload) {

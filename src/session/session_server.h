@@ -1,7 +1,8 @@
 // The owner's end of a session socket: other gondolin processes of the same
 // user attach commands to this VM or ask it to snapshot itself. One thread
-// accepts; each connection gets its own thread (attach is rare and blocking
-// I/O keeps it simple); everything else happens through SessionHost.
+// accepts; each connection gets its own thread (util/connection_threads.h:
+// attach is rare and blocking I/O keeps it simple); everything else happens
+// through SessionHost.
 #pragma once
 
 #include <sys/types.h>
@@ -16,11 +17,12 @@
 #include <thread>
 
 #include "gondolin/exec.h"
+#include "gondolin/guest_ssh.h"
 #include "gondolin/live_policy.h"
 #include "gondolin/session.h"
 #include "proto/control_protocol.h"
 #include "proto/session_messages.h"
-#include "util/unique_fd.h"
+#include "util/connection_threads.h"
 
 namespace gondolin::session {
 
@@ -40,6 +42,8 @@ class SessionHost {
   // The HTTP policy as it stands, after `change` if there is one (made by
   // `uid`). Throws gondolin::Error naming a bad change.
   virtual PolicyState policy(const std::optional<PolicyChange>& change, uid_t uid) = 0;
+  // Host -> guest SSH (Vm::enable_ssh). Throws gondolin::Error.
+  virtual GuestSshAccess enable_ssh() = 0;
 };
 
 class SessionServer {
@@ -54,24 +58,17 @@ class SessionServer {
   struct Connection {
     uid_t uid = 0;  // the peer's, from SO_PEERCRED
     std::shared_ptr<FrameSocket> socket;
-    std::thread thread;
-    std::atomic<bool> done{false};
   };
-  void accept_loop();
   // One handler per first frame of a connection (kRoutes in the .cpp).
-  void serve(Connection& c);
+  void serve(int fd);
   void serve_attach(Connection& c, proto::PayloadReader& payload);
   void serve_snapshot(Connection& c, proto::PayloadReader& payload);
   void serve_policy(Connection& c, proto::PayloadReader& payload);
-  void reap_finished();
+  void serve_ssh(Connection& c, proto::PayloadReader& payload);
 
   std::filesystem::path path_;
   SessionHost& host_;
-  UniqueFd listen_fd_;
-  std::atomic<bool> stopping_{false};
-  std::mutex mutex_;
-  std::list<Connection> connections_;
-  std::thread acceptor_;
+  std::unique_ptr<ConnectionThreads> connections_;
 };
 
 }  // namespace gondolin::session

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "gondolin/error.h"
+#include "gondolin/guest_ssh.h"
 #include "gondolin/image.h"
 #include "proto/control_protocol.h"
 #include "util/files.h"
@@ -94,6 +95,10 @@ std::unique_ptr<VmImpl> boot_cold(const Image& image, const VmOptions& options, 
 
 }  // namespace
 
+void write_guest_file(VmImpl& vm, const std::string& path, std::string_view data, std::uint32_t mode) {
+  write_chunks(vm, path, data, mode, false);
+}
+
 void install_mitm_ca(VmImpl& vm, const std::string& pem) {
   make_dir(vm, "/etc/gondolin/mitm", true, 0755);
   write_chunks(vm, "/etc/gondolin/mitm/ca.crt", pem, 0644, false);
@@ -152,6 +157,8 @@ PolicyState Vm::policy() const { return impl_->policy(std::nullopt, ::getuid());
 PolicyState Vm::change_policy(const PolicyChange& change) { return impl_->policy(change, ::getuid()); }
 
 std::string Vm::session_id() const { return impl_ ? impl_->session_id() : std::string(); }
+
+GuestSshAccess Vm::enable_ssh() { return impl_->enable_ssh(); }
 
 ExecResult Vm::exec(const Command& command, const ExecOptions& options) {
   ExecResult result;

@@ -414,6 +414,23 @@ PolicyState VmImpl::policy(const std::optional<PolicyChange>& change, uid_t uid)
   return on_io([&] { return change ? egress_->change_policy(*change, uid) : egress_->policy_state(); });
 }
 
+GuestSshAccess VmImpl::enable_ssh() {
+  require_running();
+  std::lock_guard lock(guest_ssh_mutex_);
+  if (!guest_ssh_) {
+    // Keys live with the session's registry entry (or a private directory
+    // of their own), and go with the VM.
+    const std::string name = session_id_.empty() ? "unregistered-" + random_hex(8) : session_id_;
+    guest_ssh_ = std::make_unique<vm::GuestSshServer>(
+        session::sessions_dir() / (name + ".ssh"), "gondolin-" + name.substr(0, 8),
+        [this](const Command& c, const ExecOptions& o) { return spawn(c, o); },
+        [this](const std::string& path, std::string_view data, std::uint32_t mode) {
+          write_guest_file(*this, path, data, mode);
+        });
+  }
+  return guest_ssh_->access();
+}
+
 Process VmImpl::attach(const proto::ExecStart& request) {
   auto [command, options] = control::exec_options_from(request);
   return spawn(command, options);
@@ -471,6 +488,19 @@ void VmImpl::close() {
   session_server_.reset();
   session_record_.reset();
   kill_and_wait();
+  // Host -> guest SSH after QEMU is gone: its connections wait on guest
+  // processes, which a stopped VM has failed (a guest that never answers
+  // cannot hold close() up), and new ones fail to start.
+  std::filesystem::path ssh_dir;
+  {
+    std::lock_guard lock(guest_ssh_mutex_);
+    if (guest_ssh_) ssh_dir = std::filesystem::path(guest_ssh_->access().identity_file).parent_path();
+    guest_ssh_.reset();
+  }
+  if (!ssh_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(ssh_dir, ec);
+  }
   teardown_io();
 }
 

@@ -26,6 +26,7 @@
 #include "session/session_server.h"
 #include "vfs/mount_set.h"
 #include "vm/guest_console.h"
+#include "vm/guest_ssh_server.h"
 #include "vm/qemu_process.h"
 #include "vm/qemu_version.h"
 #include "vm/qmp_client.h"
@@ -101,6 +102,7 @@ class VmImpl : public session::SessionHost {
   SnapshotInfo snapshot(const std::filesystem::path& dir, bool keep_running,
                         const std::function<void(const SnapshotInfo&)>& saved) override;
   PolicyState policy(const std::optional<PolicyChange>& change, uid_t uid) override;
+  GuestSshAccess enable_ssh() override;
 
   const VmInfo& info() const { return info_; }
   std::uint64_t guest_oom_kills() const { return oom_kills_->load(); }
@@ -193,9 +195,14 @@ class VmImpl : public session::SessionHost {
   std::string session_id_;
   std::unique_ptr<session::SessionServer> session_server_;
   std::unique_ptr<session::SessionRecord> session_record_;
+  std::mutex guest_ssh_mutex_;
+  std::unique_ptr<vm::GuestSshServer> guest_ssh_;  // after enable_ssh(); closed once QEMU is gone
 };
 
 std::filesystem::path resolve_qemu_binary(const VmOptions& o);
+
+// A whole file into the guest through the agent (Vm::write_file's path).
+void write_guest_file(VmImpl& vm, const std::string& path, std::string_view data, std::uint32_t mode);
 
 // After boot(): the guest trusts the host's MITM CA (the certificate, never
 // the key): its own copy, plus the system bundle curl, git and python read.

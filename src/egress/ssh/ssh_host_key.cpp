@@ -96,14 +96,14 @@ void create_key_file(const std::filesystem::path& path) {
 
 std::filesystem::path ProxyHostKey::default_dir() { return paths::config_dir(); }
 
-ProxyHostKey ProxyHostKey::load_or_create(const std::filesystem::path& dir) {
+ProxyHostKey ProxyHostKey::load_or_create(const std::filesystem::path& dir, const char* file_name) {
   std::error_code ec;
   if (!std::filesystem::exists(dir, ec)) {
     std::filesystem::create_directories(dir, ec);
     if (ec) throw Error(ErrorKind::Io, "cannot create " + dir.string() + ": " + ec.message());
     std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
   }
-  std::filesystem::path path = dir / kFileName;
+  std::filesystem::path path = dir / file_name;
   if (::access(path.c_str(), F_OK) != 0) create_key_file(path);
 
   ProxyHostKey k;

@@ -18,11 +18,11 @@ class ProxyHostKey {
   // $XDG_CONFIG_HOME/gondolin (default ~/.config/gondolin).
   static std::filesystem::path default_dir();
 
-  // Loads DIR/ssh_host_ed25519_key, creating DIR (0700) and the key (0600)
-  // the first time; concurrent first runs agree on one key. Throws
-  // gondolin::Error (Io) if the key cannot be created or read, or if it is
-  // readable by group or others.
-  static ProxyHostKey load_or_create(const std::filesystem::path& dir);
+  // Loads DIR/FILE_NAME, creating DIR (0700) and the key (0600) the first
+  // time; concurrent first runs agree on one key. Throws gondolin::Error (Io)
+  // if the key cannot be created or read, or if it is readable by group or
+  // others. (Also how host -> guest SSH makes its per-session key pairs.)
+  static ProxyHostKey load_or_create(const std::filesystem::path& dir, const char* file_name = kFileName);
 
   const std::string& private_key_openssh() const { return private_key_; }  // for the server side only
   const std::string& key_type() const { return type_; }                    // "ssh-ed25519"
