@@ -484,13 +484,14 @@ void VmImpl::close() {
     if (closed_) return;
     closed_ = true;
   }
-  // Session clients first: they call into this VM.
+  // QEMU first: session clients (attach) and host -> guest SSH connections
+  // wait on guest processes, which a stopped VM has failed, so neither a
+  // command that ignores SIGHUP nor a guest that never answers can hold
+  // close() up; requests still arriving fail cleanly (the io thread runs
+  // until teardown_io).
+  kill_and_wait();
   session_server_.reset();
   session_record_.reset();
-  kill_and_wait();
-  // Host -> guest SSH after QEMU is gone: its connections wait on guest
-  // processes, which a stopped VM has failed (a guest that never answers
-  // cannot hold close() up), and new ones fail to start.
   std::filesystem::path ssh_dir;
   {
     std::lock_guard lock(guest_ssh_mutex_);

@@ -100,6 +100,32 @@ TEST(Sessions, AttachRunsInTheSameVm) {
   EXPECT_EQ(second.exit_code, 0);
 }
 
+TEST(Sessions, AnAttachedCommandThatIgnoresSighupDoesNotHoldTheOwnerOpen) {
+  // The owner's own command ends after a few seconds; an attached one that
+  // ignores SIGHUP (what the owner sends when an attach ends) must not keep
+  // the owner from exiting.
+  Owner owner("sleep 6");
+  ASSERT_FALSE(owner.session.empty());
+  AttachedProcess attached = Session::attach(Session::find(owner.session),
+                                             Command::argv({"sh", "-c", "trap '' HUP; echo started; sleep 1000"}), {});
+  auto first = attached.read();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->data, "started\n");
+  // The owner's command ends ~6 s after its start; give it 30.
+  int status = -1;
+  for (int i = 0; i < 300 && ::waitpid(owner.pid, &status, WNOHANG) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(status != -1) << "the owner hung in close()";  // ~Owner kills it
+  owner.pid = -1;
+  EXPECT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_THROW(
+      {
+        while (attached.read()) {}
+      },
+      Error);
+}
+
 TEST(Sessions, AttachErrors) {
   auto none = run_gondolin({"attach", "ffffffffffff", "--", "true"});
   EXPECT_EQ(none.exit_code, 125);
