@@ -60,4 +60,9 @@ boost::asio::ssl::context& EgressContext::upstream_tls() {
   return upstream_tls_;
 }
 
+void EgressContext::bind_flow(std::weak_ptr<PolicyBoundFlow> flow) {
+  if (bound_flows.size() % 256 == 255) std::erase_if(bound_flows, [](const auto& w) { return w.expired(); });
+  bound_flows.push_back(std::move(flow));
+}
+
 }  // namespace gondolin::egress

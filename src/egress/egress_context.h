@@ -50,6 +50,8 @@ struct EgressContext {
   // it costs ~25 ms, a tenth of a templated start, and most sessions never
   // make an HTTPS request.
   boost::asio::ssl::context& upstream_tls();
+  // Registers a flow for live policy rechecks (and sweeps expired ones now and then).
+  void bind_flow(std::weak_ptr<PolicyBoundFlow> flow);
   boost::asio::ssl::context guest_tls;   // server side: the guest's TLS, answered with minted leaves
   std::size_t upstream_connections = 0;  // open right now, capped by options.max_upstream_connections
   // HTTP/TLS guest connections being served right now, capped by

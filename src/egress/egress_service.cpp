@@ -47,6 +47,7 @@ EgressService::EgressService(boost::asio::io_context& io, const NetworkOptions& 
     ssh_config.audit = std::make_shared<EgressLogSshSink>(ctx_);
     ssh_config.test_loopback_hosts = config::test_knobs(options).loopback_hosts;
     ssh_ = std::make_unique<SshProxy>(io, std::move(ssh_config));
+    ssh_->set_denied_hosts(options.deny_hosts);
   }
 }
 
@@ -132,7 +133,9 @@ std::vector<std::pair<std::string, std::string>> EgressService::guest_env() cons
 PolicyState EgressService::policy_state() const { return egress::policy_state(*ctx_); }
 
 PolicyState EgressService::change_policy(const PolicyChange& change, uid_t uid) {
-  return egress::change_policy(*ctx_, change, uid);
+  PolicyState state = egress::change_policy(*ctx_, change, uid);
+  if (ssh_) ssh_->set_denied_hosts(state.deny_hosts);
+  return state;
 }
 
 std::vector<RevokedSecret> EgressService::revoked_secrets() const { return ctx_->revoked_secrets; }

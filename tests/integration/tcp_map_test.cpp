@@ -23,6 +23,7 @@
 
 #include "gondolin/vm.h"
 #include "test_support.h"
+#include "util/files.h"
 #include "util/paths.h"
 
 using namespace gondolin;
@@ -460,4 +461,37 @@ print("mapped closed after %.1f s" % (time.time() - t))
   }
   EXPECT_TRUE(mapped_logged) << "no idle close line for the mapped flow";
   EXPECT_TRUE(ingress_logged) << "no idle close line for the ingress connection";
+}
+
+// Last in the suite: it denies a mapped name on the shared VM, then lifts it.
+TEST_F(TcpMapGuest, DenyingAMappedNameClosesItsConnectionsAndRefusesNewOnes) {
+  if (!redis_->running()) GTEST_SKIP() << "redis-server is not installed (apt-get install redis-server)";
+  Process p = vm_->spawn(Command::argv({"python3", "-c", R"(import os, socket, time
+s = socket.create_connection(("redis.test", 6379), timeout=20)
+s.sendall(b"PING\r\n"); print(s.recv(64), flush=True)
+while not os.path.exists("/tmp/deny-go"): time.sleep(0.05)
+try:
+    s.sendall(b"PING\r\n"); r = s.recv(64); print(r if r else "closed", flush=True)
+except OSError:
+    print("closed", flush=True)
+try:
+    t = socket.create_connection(("redis.test", 6379), timeout=20); t.sendall(b"PING\r\n")
+    r = t.recv(64); print(r if r else "refused", flush=True)
+except OSError:
+    print("refused", flush=True)
+)"}));
+  std::string out;
+  while (out.find('\n') == std::string::npos)
+    if (auto c = p.read())
+      out += c->data;
+    else
+      break;
+  EXPECT_EQ(out, "b'+PONG\\r\\n'\n");
+  vm_->change_policy(PolicyChange::deny_host("redis.test"));
+  vm_->write_file("/tmp/deny-go", "");
+  while (auto c = p.read()) out += c->data;
+  EXPECT_EQ(out, "b'+PONG\\r\\n'\nclosed\nrefused\n") << out;
+  vm_->change_policy(PolicyChange::allow_host("redis.test"));  // lifts the denial for anything after this
+  std::string log = read_file(log_path());
+  EXPECT_NE(log.find(R"("rule":"deny-host")"), std::string::npos) << log;
 }

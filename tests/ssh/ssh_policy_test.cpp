@@ -103,5 +103,20 @@ TEST_F(SshProxyTest, GitPolicyRefusesPushesAndUnlistedRepositories) {
   EXPECT_EQ(sshd_->accepted_logins(), 1) << "only the clone reached the server";
 }
 
+TEST_F(SshProxyTest, TheSessionsDenyListCoversSsh) {
+  start(key_file_config());
+  proxy_->set_denied_hosts({"*.example.test"});
+  auto denied = guest_ssh({kHost, "echo never"});
+  EXPECT_EQ(denied.exit_code, 255);
+  EXPECT_NE(gondolin_line(denied.err)
+                .find("SSH to " + std::string(kHost) + " is denied by the session's policy (*.example.test)"),
+            std::string::npos)
+      << denied.err;
+  EXPECT_EQ(sshd_->accepted_logins(), 0);
+  proxy_->set_denied_hosts({});
+  auto allowed = guest_ssh({kHost, "echo again"});
+  EXPECT_EQ(allowed.out, "again\n") << allowed.err;
+}
+
 }  // namespace
 }  // namespace gondolin::ssh_test

@@ -37,9 +37,7 @@ HttpSession::HttpSession(std::shared_ptr<EgressContext> ctx, FlowFacts flow, std
 HttpSession::~HttpSession() = default;
 
 void HttpSession::start() {
-  auto& flows = ctx_->bound_flows;
-  if (flows.size() % 256 == 255) std::erase_if(flows, [](const auto& w) { return w.expired(); });
-  flows.push_back(weak_from_this());
+  ctx_->bind_flow(weak_from_this());
   tick();
   read_request_head();
 }

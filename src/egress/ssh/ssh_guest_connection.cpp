@@ -55,6 +55,8 @@ std::string GuestConnection::policy_denial() const {
            " by address; SSH egress needs the host name (use gondolin's DNS)";
   if (!config::find_allowed_host(state_->options, host_))
     return "SSH to " + host_ + " is not allowed (not an --ssh-allow-host)";
+  if (auto pattern = state_->denied(host_); !pattern.empty())
+    return "SSH to " + host_ + " is denied by the session's policy (" + pattern + ")";
   if (!config::find_allowed_host(state_->options, host_, flow_.dest_port)) {
     std::string ports;
     for (const auto& a : state_->options.allowed_hosts)

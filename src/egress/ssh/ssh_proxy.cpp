@@ -36,6 +36,21 @@ void SshProxyState::record(const SshAuditEvent& event) const {
     log().debug("ssh: {}", to_json_line(event));
 }
 
+void SshProxyState::set_denied(const std::vector<std::string>& patterns) {
+  HostPatternList list;
+  for (const auto& p : patterns) list.add(p);
+  std::lock_guard lock(deny_mutex_);
+  deny_ = std::move(list);
+}
+
+std::string SshProxyState::denied(const std::string& host) const {
+  std::lock_guard lock(deny_mutex_);
+  const HostPattern* p = deny_.match(host);
+  return p ? p->text() : std::string();
+}
+
+void SshProxy::set_denied_hosts(const std::vector<std::string>& patterns) { state_->set_denied(patterns); }
+
 SshProxy::SshProxy(boost::asio::io_context& io, SshProxyConfig config) : io_(io) {
   config::validate_ssh_options(config.options);
   ssh_init();  // idempotent; libssh's global state before any thread uses it

@@ -45,6 +45,9 @@ class SshProxy {
 
   // Takes over a guest flow classified as SSH. Call on the io thread; never blocks.
   void handle(net::GuestFlow flow);
+  // The session's deny list: new connections and each new exec request to a
+  // denied host are refused (a running exec finishes). Any thread.
+  void set_denied_hosts(const std::vector<std::string>& patterns);
 
   // known_hosts lines the guest needs for the proxy's key, one per allowed host.
   std::vector<std::string> guest_known_hosts() const;

@@ -5,10 +5,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
+#include "egress/policy/host_pattern.h"
 #include "egress/ssh/ssh_audit.h"
 #include "egress/ssh/ssh_host_key.h"
 #include "egress/ssh/ssh_session_budget.h"
@@ -42,6 +45,16 @@ struct SshProxyState {
   mutable SessionBudget sessions;              // the one shared counter
 
   void record(const SshAuditEvent& event) const;
+
+  // The session's deny list (--deny-host, live denials), which SSH egress
+  // honours too: set from the io thread, read by connection threads.
+  void set_denied(const std::vector<std::string>& patterns);
+  // The pattern that denies `host`, or empty.
+  std::string denied(const std::string& host) const;
+
+ private:
+  mutable std::mutex deny_mutex_;
+  HostPatternList deny_;
 };
 
 }  // namespace gondolin::egress
