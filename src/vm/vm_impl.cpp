@@ -117,22 +117,9 @@ std::string VmImpl::console_hint() const {
   return tail.empty() ? "" : " (guest console: " + tail + ")";
 }
 
-void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::milliseconds timeout,
-                           const std::filesystem::path& incoming_state) {
-  auto [control_host, control_qemu] = socket_pair();
-  auto [console_host, console_qemu] = socket_pair();
-  auto [qmp_host, qmp_qemu] = socket_pair();
-  vm::QemuLaunch launch = vm::launch_for(image, opts_, accel);
-  launch.qemu_binary = resolve_qemu_binary(opts_);
-  if (disk_) launch.writable_disk = disk_->path();
-  launch.control_fd = control_qemu.get();
-  launch.console_fd = console_qemu.get();
-  launch.qmp_fd = qmp_qemu.get();
-  const std::string incoming_uri =
-      incoming_state.empty() ? "" : "exec:zstd -q -dc " + shell_quote(incoming_state.string());
-  // A template's state leaves its RAM out; the capability that says so must
-  // be set before the stream is read.
-  launch.incoming_uri = from_template_ ? "defer" : incoming_uri;
+// The guest's network device: our own stack (or the hooks' QEMU arguments).
+// Returns QEMU's end of the link (kept open until QEMU has started).
+UniqueFd VmImpl::start_network(vm::QemuLaunch& launch) {
   UniqueFd net_qemu;
   if (opts_.network.enabled && !hooks_.qemu_network_args.empty()) {
     launch.extra_args = hooks_.qemu_network_args;
@@ -159,6 +146,58 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
     const std::string mac = net::to_string(net_->layout().guest_mac);
     launch.devices.push_back({vm::network_device_args(opts_.machine, mac), net_qemu.get()});
   }
+  return net_qemu;
+}
+
+void VmImpl::start_console_and_qmp(UniqueFd console_host, UniqueFd qmp_host) {
+  console_ = std::make_shared<vm::GuestConsole>(io_, std::move(console_host), oom_kills_);
+  console_->start();
+  qmp_ = std::make_shared<vm::QmpClient>(io_, std::move(qmp_host));
+  qmp_->start();
+  // Asked first thing: the reply is in before the guest can be ready (and,
+  // for a resume, before query-migrate's, which is queued behind it).
+  qmp_->execute("query-version", nullptr, [this](bool ok, const nlohmann::json& r) {
+    if (!ok || !r.is_object() || !r.contains("qemu") || !r["qemu"].is_object()) return;
+    const nlohmann::json& q = r["qemu"];
+    std::string version;
+    for (const char* k : {"major", "minor", "micro"}) {
+      if (!q.contains(k) || !q[k].is_number_unsigned()) return;
+      version += (version.empty() ? "" : ".") + std::to_string(q[k].get<unsigned>());
+    }
+    info_.qemu_version = version;
+    log().debug("QEMU {}", version);
+  });
+}
+
+void VmImpl::arm_boot_timer(std::chrono::milliseconds timeout) {
+  boot_timer_ = std::make_unique<boost::asio::steady_timer>(io_, timeout);
+  boot_timer_->async_wait([this, timeout](const boost::system::error_code& ec) {
+    if (ec) return;
+    finish_boot(
+        BootOutcome::TimedOut,
+        Error(ErrorKind::Guest, "the guest did not start within " +
+                                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) +
+                                    " s" + console_hint()));
+  });
+}
+
+void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::milliseconds timeout,
+                           const std::filesystem::path& incoming_state) {
+  auto [control_host, control_qemu] = socket_pair();
+  auto [console_host, console_qemu] = socket_pair();
+  auto [qmp_host, qmp_qemu] = socket_pair();
+  vm::QemuLaunch launch = vm::launch_for(image, opts_, accel);
+  launch.qemu_binary = resolve_qemu_binary(opts_);
+  if (disk_) launch.writable_disk = disk_->path();
+  launch.control_fd = control_qemu.get();
+  launch.console_fd = console_qemu.get();
+  launch.qmp_fd = qmp_qemu.get();
+  const std::string incoming_uri =
+      incoming_state.empty() ? "" : "exec:zstd -q -dc " + shell_quote(incoming_state.string());
+  // A template's state leaves its RAM out; the capability that says so must
+  // be set before the stream is read.
+  launch.incoming_uri = from_template_ ? "defer" : incoming_uri;
+  UniqueFd net_qemu = start_network(launch);
   launch.extra_args.insert(launch.extra_args.end(), hooks_.qemu_extra_args.begin(), hooks_.qemu_extra_args.end());
   // One virtio-serial port per file system slot, next to the control port,
   // or a vhost-user-fs device whose back-end is us.
@@ -179,23 +218,7 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   for (const auto& a : command.argv) line += (line.empty() ? "" : " ") + a;
   log().debug("qemu command: {}", line);
 
-  console_ = std::make_shared<vm::GuestConsole>(io_, std::move(console_host), oom_kills_);
-  console_->start();
-  qmp_ = std::make_shared<vm::QmpClient>(io_, std::move(qmp_host));
-  qmp_->start();
-  // Asked first thing: the reply is in before the guest can be ready (and,
-  // for a resume, before query-migrate's, which is queued behind it).
-  qmp_->execute("query-version", nullptr, [this](bool ok, const nlohmann::json& r) {
-    if (!ok || !r.is_object() || !r.contains("qemu") || !r["qemu"].is_object()) return;
-    const nlohmann::json& q = r["qemu"];
-    std::string version;
-    for (const char* k : {"major", "minor", "micro"}) {
-      if (!q.contains(k) || !q[k].is_number_unsigned()) return;
-      version += (version.empty() ? "" : ".") + std::to_string(q[k].get<unsigned>());
-    }
-    info_.qemu_version = version;
-    log().debug("QEMU {}", version);
-  });
+  start_console_and_qmp(std::move(console_host), std::move(qmp_host));
   auto channel = std::make_shared<control::ControlChannel>(io_, std::move(control_host));
   control_ = std::make_shared<control::ControlClient>(io_, channel);
   // A dead control channel means a dead VM: QEMU is stopped, and its exit
@@ -229,15 +252,7 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
     control_->start(on_hello, on_dead);
   }
 
-  boot_timer_ = std::make_unique<boost::asio::steady_timer>(io_, timeout);
-  boot_timer_->async_wait([this, timeout](const boost::system::error_code& ec) {
-    if (ec) return;
-    finish_boot(
-        BootOutcome::TimedOut,
-        Error(ErrorKind::Guest, "the guest did not start within " +
-                                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) +
-                                    " s" + console_hint()));
-  });
+  arm_boot_timer(timeout);
 }
 
 // An incoming QEMU loads the state while paused (-S); once the migration

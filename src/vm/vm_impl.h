@@ -27,6 +27,7 @@
 #include "vfs/mount_set.h"
 #include "vm/guest_console.h"
 #include "vm/guest_ssh_server.h"
+#include "vm/qemu_command.h"
 #include "vm/qemu_process.h"
 #include "vm/qemu_version.h"
 #include "vm/qmp_client.h"
@@ -126,6 +127,10 @@ class VmImpl : public session::SessionHost {
   void finish_boot(BootOutcome outcome, std::optional<Error> error = std::nullopt);
   void start_qemu_io(const Image& image, Accel accel, std::chrono::milliseconds timeout,
                      const std::filesystem::path& incoming_state);
+  // Parts of start_qemu_io (io thread).
+  UniqueFd start_network(vm::QemuLaunch& launch);
+  void start_console_and_qmp(UniqueFd console_host, UniqueFd qmp_host);
+  void arm_boot_timer(std::chrono::milliseconds timeout);
   void continue_after_restore();
   void on_qemu_exit(int status);
   void on_hello(const proto::Hello& hello);
