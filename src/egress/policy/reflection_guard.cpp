@@ -24,13 +24,7 @@ ReflectionGuard::Match ReflectionGuard::leftmost(std::string_view text, std::siz
 
 std::string ReflectionGuard::scrub(std::string_view text) const {
   std::string out;
-  std::size_t pos = 0;
-  for (Match m = leftmost(text, 0); m.reflection; m = leftmost(text, pos)) {
-    out.append(text.substr(pos, m.pos - pos));
-    out += m.reflection->original;
-    pos = m.pos + m.reflection->inserted.size();
-  }
-  out.append(text.substr(pos));
+  release(text, true, out);
   return out;
 }
 
@@ -48,8 +42,9 @@ void ReflectionGuard::flush(std::string& out) {
   carry_.clear();
 }
 
-void ReflectionGuard::drain(std::string& out, bool final) {
-  const std::string_view text = carry_;
+void ReflectionGuard::drain(std::string& out, bool final) { carry_.erase(0, release(carry_, final, out)); }
+
+std::size_t ReflectionGuard::release(std::string_view text, bool final, std::string& out) const {
   // A match at p is certain once p + longest_ <= size: every pattern that
   // could start at or before p lies wholly inside the text.
   const std::size_t horizon = final ? text.size() + 1 : (text.size() >= longest_ ? text.size() - longest_ + 1 : 0);
@@ -64,7 +59,7 @@ void ReflectionGuard::drain(std::string& out, bool final) {
   std::size_t safe = std::min(m.reflection ? m.pos : text.size(), std::min(horizon, text.size()));
   safe = std::max(safe, pos);
   out.append(text.substr(pos, safe - pos));
-  carry_.erase(0, safe);
+  return safe;
 }
 
 }  // namespace gondolin::egress

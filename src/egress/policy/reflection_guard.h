@@ -51,6 +51,9 @@ class ReflectionGuard {
   // Replaces matches in carry_ from the start; releases to `out` every byte no
   // later input can change (all of it if `final`).
   void drain(std::string& out, bool final);
+  // The same for any text: appends the certain part to `out` and returns
+  // how many bytes of `text` it covers (all of them if `final`).
+  std::size_t release(std::string_view text, bool final, std::string& out) const;
 
   std::vector<Reflection> reflections_;
   std::size_t longest_ = 0;
