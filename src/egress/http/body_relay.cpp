@@ -77,15 +77,15 @@ bool BodyRelay::write_data(std::string_view data, std::size_t consume, std::size
     }
     data = guarded_;
   }
-  if (!plan_.chunked_out) {
-    write({boost::asio::buffer(data.data(), data.size())}, consume, body_bytes, false);
-    return true;
-  }
-  chunk_line_ = chunk_size_line(data.size());
-  write({boost::asio::buffer(chunk_line_), boost::asio::buffer(data.data(), data.size()),
-         boost::asio::buffer(kCrlf.data(), kCrlf.size())},
-        consume, body_bytes, false);
+  write(framed(data), consume, body_bytes, false);
   return true;
+}
+
+std::vector<boost::asio::const_buffer> BodyRelay::framed(std::string_view data) {
+  if (!plan_.chunked_out) return {boost::asio::buffer(data.data(), data.size())};
+  chunk_line_ = chunk_size_line(data.size());
+  return {boost::asio::buffer(chunk_line_), boost::asio::buffer(data.data(), data.size()),
+          boost::asio::buffer(kCrlf.data(), kCrlf.size())};
 }
 
 void BodyRelay::read_source() {
@@ -108,14 +108,7 @@ void BodyRelay::finish() {
   guarded_.clear();
   if (plan_.guard) plan_.guard->flush(guarded_);
   std::vector<boost::asio::const_buffer> bufs;
-  if (!guarded_.empty()) {
-    if (plan_.chunked_out) {
-      chunk_line_ = chunk_size_line(guarded_.size());
-      bufs.push_back(boost::asio::buffer(chunk_line_));
-    }
-    bufs.push_back(boost::asio::buffer(guarded_));
-    if (plan_.chunked_out) bufs.push_back(boost::asio::buffer(kCrlf.data(), kCrlf.size()));
-  }
+  if (!guarded_.empty()) bufs = framed(guarded_);
   if (plan_.chunked_out) bufs.push_back(boost::asio::buffer(kLastChunk.data(), kLastChunk.size()));
   // A copy: done() may end the exchange, which drops events_.
   if (bufs.empty()) return std::shared_ptr<const BodyRelayEvents>(events_)->done();

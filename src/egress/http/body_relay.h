@@ -62,6 +62,9 @@ class BodyRelay {
   // if nothing needed writing (the guard held all of it back), the input
   // consumed already.
   bool write_data(std::string_view data, std::size_t consume, std::size_t body_bytes);
+  // `data` as the sink's framing wants it (a chunk, or as is); the buffers
+  // refer to `data` and chunk_line_.
+  std::vector<boost::asio::const_buffer> framed(std::string_view data);
   // Writes `bufs`, then consumes `consume` input bytes; `body_bytes` of the
   // body left the source (ContentLength), `last` ends the body.
   void write(std::vector<boost::asio::const_buffer> bufs, std::size_t consume, std::size_t body_bytes, bool last);
