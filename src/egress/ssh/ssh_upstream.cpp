@@ -146,15 +146,15 @@ enum ssh_known_hosts_e known_in(ssh_session s, const std::string& file) {
   return ssh_session_is_known_server(s);
 }
 
-// Trusted if any file lists the key for the host; refused if any marks it
-// @revoked, or (listed nowhere) any file has another key for the host.
-std::optional<SshUpstreamFailure> verify_host_key(ssh_session s, const SshUpstreamTarget& t) {
+// Trusted if any of `files` lists the key for the host; refused if any marks
+// it @revoked, or (listed nowhere) any has another key for the host.
+std::optional<SshUpstreamFailure> verify_host_key(ssh_session s, const SshUpstreamTarget& t,
+                                                  const std::vector<std::string>& files) {
   ssh_key raw = nullptr;
   if (ssh_get_server_publickey(s, &raw) != SSH_OK || !raw)
     return error("no host key from " + t.display() + ": " + ssh_error_line(s));
   SshKeyPtr key(raw);
   std::string fingerprint = ssh_key_fingerprint(key.get());
-  const std::vector<std::string> files = known_hosts_files(t);
   std::string listed;
   for (const auto& f : files) listed += (listed.empty() ? "" : ", ") + f;
   std::string name = t.port == 22 ? t.host : "[" + t.host + "]:" + std::to_string(t.port);
@@ -246,7 +246,7 @@ UpstreamExec::StartResult UpstreamExec::start(const SshUpstreamTarget& t, const 
   if (!ok) return error("cannot configure the SSH session for " + t.display() + ": " + ssh_error_line(s));
 
   if (ssh_connect(s) != SSH_OK) return error("SSH handshake with " + t.display() + " failed: " + ssh_error_line(s));
-  if (auto f = verify_host_key(s, t)) return *f;
+  if (auto f = verify_host_key(s, t, files)) return *f;
   if (auto f = authenticate(s, t)) return *f;
 
   up->channel_ = ssh_channel_new(s);
