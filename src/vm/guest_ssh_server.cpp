@@ -7,11 +7,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <thread>
 
 #include "egress/ssh/ssh_host_key.h"
 #include "gondolin/error.h"
+#include "util/files.h"
 #include "util/logging.h"
 
 namespace gondolin::vm {
@@ -80,13 +80,6 @@ UniqueFd listen_on_loopback(std::uint16_t& port) {
   return fd;
 }
 
-void write_private(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-  if (!out) throw Error(ErrorKind::Io, "guest ssh: cannot write " + path.string());
-  std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-}
-
 }  // namespace
 
 GuestSshServer::GuestSshServer(const std::filesystem::path& dir, const std::string& alias, Spawn spawn,
@@ -113,8 +106,9 @@ GuestSshServer::GuestSshServer(const std::filesystem::path& dir, const std::stri
   access_.identity_file = (dir / "id_ed25519").string();
   access_.known_hosts_file = (dir / "known_hosts").string();
   access_.alias = alias;
-  write_private(access_.known_hosts_file,
-                "[127.0.0.1]:" + std::to_string(access_.port) + " " + guest.public_key_line() + "\n");
+  write_file_atomic(access_.known_hosts_file,
+                    "[127.0.0.1]:" + std::to_string(access_.port) + " " + guest.public_key_line() + "\n",
+                    std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   connections_ =
       std::make_unique<ConnectionThreads>(std::move(listen_fd), kMaxConnections, [this](int fd) { serve(fd); });
 }
