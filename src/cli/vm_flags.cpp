@@ -151,11 +151,9 @@ std::pair<std::string, std::string> parse_env_assignment(const std::string& text
     return Error(ErrorKind::Usage,
                  "invalid -e '" + text + "': expected KEY=VALUE with KEY made of letters, digits and _");
   };
-  if (eq == std::string::npos || eq == 0) throw bad();
+  if (eq == std::string::npos) throw bad();
   std::string key = text.substr(0, eq);
-  if (std::isdigit(static_cast<unsigned char>(key[0]))) throw bad();
-  for (char c : key)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) throw bad();
+  if (!config::valid_env_name(key)) throw bad();
   std::string value = text.substr(eq + 1);
   return {key, value};
 }

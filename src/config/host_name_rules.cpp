@@ -1,5 +1,7 @@
 #include "config/host_name_rules.h"
 
+#include <charconv>
+
 namespace gondolin::config {
 
 std::string normalize_host_name(std::string_view host) {
@@ -34,6 +36,15 @@ bool ends_in_numeric_label(std::string_view host) {
   const auto dot = host.rfind('.');
   const std::string_view last = dot == std::string_view::npos ? host : host.substr(dot + 1);
   return !last.empty() && last.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+bool parse_port(std::string_view text, std::uint16_t& out) {
+  if (text.empty() || text.size() > 5) return false;
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value == 0 || value > 65535) return false;
+  out = static_cast<std::uint16_t>(value);
+  return true;
 }
 
 }  // namespace gondolin::config

@@ -1,7 +1,9 @@
 // The one rule for a DNS name a user writes in a setting (--tcp-map guest
-// names, --ssh-allow-host, --ssh-key/--ssh-user hosts).
+// names, --ssh-allow-host, --ssh-key/--ssh-user hosts), and for the ports
+// written next to them.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -17,5 +19,8 @@ std::string dns_name_problem(std::string_view host);
 
 // Whether the last label is all digits: an address written as a name.
 bool ends_in_numeric_label(std::string_view host);
+
+// A port 1..65535 written in decimal, or false.
+bool parse_port(std::string_view text, std::uint16_t& out);
 
 }  // namespace gondolin::config

@@ -101,6 +101,13 @@ void check_secret_scope(const HostSecret& s) {
   }
 }
 
+bool valid_env_name(std::string_view n) {
+  if (n.empty() || (n[0] >= '0' && n[0] <= '9')) return false;
+  return std::all_of(n.begin(), n.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
 HostSecret::Shape parse_placeholder_shape(std::string_view text, std::string_view flag) {
   static const std::pair<std::string_view, std::string_view> kClasses[] = {
       {"hex", "0123456789abcdef"},

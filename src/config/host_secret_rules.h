@@ -13,6 +13,10 @@
 
 namespace gondolin::config {
 
+// An environment variable name (a secret's NAME, passphrase-env's VAR, -e's
+// KEY): letters, digits and '_', not starting with a digit.
+bool valid_env_name(std::string_view name);
+
 // Without =VALUE the value is the host's $NAME; =@FILE reads a file (at most
 // 64 KiB), =@- one line of stdin; a literal =VALUE is taken with a warning
 // (every local user sees it in `ps`).

@@ -11,6 +11,7 @@
 #include <libssh/libssh.h>
 
 #include "config/host_name_rules.h"
+#include "config/host_secret_rules.h"
 #include "config/setting_error.h"
 #include "config/ssh_git_rules.h"
 #include "gondolin/error.h"
@@ -32,19 +33,10 @@ std::string normalized_or_throw(std::string_view flag, std::string_view text, st
   return h;
 }
 
-std::uint16_t parse_port(std::string_view flag, std::string_view text, std::string_view port) {
-  unsigned value = 0;
-  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value == 0 || value > 65535)
-    throw invalid_setting(flag, text, "PORT must be a number from 1 to 65535");
-  return static_cast<std::uint16_t>(value);
-}
-
-bool valid_env_name(std::string_view n) {
-  if (n.empty() || (n[0] >= '0' && n[0] <= '9')) return false;
-  for (char c : n)
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
-  return true;
+std::uint16_t port_or_throw(std::string_view flag, std::string_view text, std::string_view port) {
+  std::uint16_t value = 0;
+  if (!parse_port(port, value)) throw invalid_setting(flag, text, "PORT must be a number from 1 to 65535");
+  return value;
 }
 
 bool is_socket(const std::string& path) {
@@ -99,12 +91,12 @@ SshAllowedHost parse_ssh_allowed_host(std::string_view text, std::string_view fl
     constexpr std::string_view kUpstream = "upstream-port=";
     if (!option.starts_with(kUpstream))
       throw invalid_setting(flag, text, "the only option after ',' is upstream-port=N");
-    upstream = parse_port(flag, text, option.substr(kUpstream.size()));
+    upstream = port_or_throw(flag, text, option.substr(kUpstream.size()));
   }
   std::string_view host = main;
   if (auto colon = main.find(':'); colon != std::string_view::npos) {
     host = main.substr(0, colon);
-    out.guest_port = parse_port(flag, text, main.substr(colon + 1));
+    out.guest_port = port_or_throw(flag, text, main.substr(colon + 1));
   }
   out.port = upstream.value_or(out.guest_port);
   out.host = normalized_or_throw(flag, text, host);

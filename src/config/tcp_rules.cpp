@@ -36,16 +36,6 @@ std::string upstream_host_problem(const std::string& host) {
   return {};
 }
 
-// A port 1..65535, or nothing.
-bool parse_port(std::string_view text, std::uint16_t& out) {
-  if (text.empty() || text.size() > 5) return false;
-  unsigned value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value == 0 || value > 65535) return false;
-  out = static_cast<std::uint16_t>(value);
-  return true;
-}
-
 // HOST:PORT where HOST may be a bracketed IPv6 literal; HOST is returned without brackets.
 bool split_host_port(std::string_view text, std::string& host, std::string_view& port) {
   if (!text.empty() && text.front() == '[') {

@@ -52,13 +52,6 @@ bool has_shape(const std::string& placeholder, const HostSecret::Shape& shape) {
          placeholder.find_first_not_of(shape.alphabet, shape.prefix.size()) == std::string::npos;
 }
 
-bool valid_env_name(std::string_view n) {
-  if (n.empty() || (n[0] >= '0' && n[0] <= '9')) return false;
-  return std::all_of(n.begin(), n.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
-  });
-}
-
 std::string percent_encode(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
@@ -108,7 +101,7 @@ bool path_in_scope(std::string_view path, const std::vector<std::string>& prefix
 SecretStore::SecretStore(const std::vector<HostSecret>& secrets, std::vector<RevokedSecret> revoked)
     : revoked_(std::move(revoked)) {
   for (const auto& s : secrets) {
-    if (!valid_env_name(s.name))
+    if (!config::valid_env_name(s.name))
       throw Error(ErrorKind::Usage, "invalid secret name '" + s.name + "': use letters, digits and _");
     for (const auto& other : secrets_)
       if (other.name == s.name) throw Error(ErrorKind::Usage, "secret " + s.name + " is defined twice");
