@@ -99,7 +99,7 @@ struct SnapshotInfo {
   std::string created;
   std::string image;              // name:tag (id)
   std::string image_id;           // the store id alone
-  std::uint64_t state_bytes = 0;  // size of the compressed memory and device state
+  std::uint64_t state_bytes = 0;  // disk taken by the memory and device state
   double save_seconds = 0;        // how long the VM was paused to write it
 };
 

@@ -103,6 +103,15 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
   m.state_sha256 = get<std::string>(state, "sha256", origin);
   if (!is_hex(m.state_sha256, 64)) bad(origin, "bad state hash");
   m.save_seconds = get<double>(state, "save_seconds", origin);
+  if (doc.contains("ram")) {  // absent: the RAM is in the state
+    const json ram = get<json>(doc, "ram", origin);
+    if (get<std::string>(ram, "file", origin) != kRamFile) bad(origin, "unexpected RAM image name");
+    if (get<std::uint64_t>(ram, "size", origin) != std::uint64_t{m.memory_mib} << 20)
+      bad(origin, "the RAM image's size is not the VM's memory size");
+    m.ram_stored_bytes = get<std::uint64_t>(ram, "stored_bytes", origin);
+    m.ram_sha256 = get<std::string>(ram, "sha256", origin);
+    if (!is_hex(m.ram_sha256, 64)) bad(origin, "bad RAM image hash");
+  }
   m.network = parse_network(get<json>(doc, "network", origin), origin);
   m.mounts_json = get<json>(doc, "mounts", origin).dump();
   if (vm.contains("spare_mount_slots")) {
@@ -167,6 +176,11 @@ std::string SnapshotManifest::to_json() const {
       {"secret_placeholders", placeholders_obj},
       {"revoked_secrets", revoked},
   };
+  if (!ram_sha256.empty())
+    doc["ram"] = {{"file", kRamFile},
+                  {"size", std::uint64_t{memory_mib} << 20},
+                  {"stored_bytes", ram_stored_bytes},
+                  {"sha256", ram_sha256}};
   return doc.dump(2) + "\n";
 }
 

@@ -32,6 +32,14 @@ LoadedSnapshot load_dir(const fs::path& dir, bool verify_state) {
     throw Error(ErrorKind::Usage, "snapshot " + dir.string() + " is truncated or damaged: state is " +
                                       std::to_string(size) + " bytes, the manifest says " +
                                       std::to_string(s.manifest.state_size));
+  if (!s.manifest.ram_sha256.empty()) {
+    fs::path ram = dir / SnapshotManifest::kRamFile;
+    auto ram_size = fs::file_size(ram, ec);
+    if (ec || ram_size != std::uint64_t{s.manifest.memory_mib} << 20)
+      throw Error(ErrorKind::Usage, "snapshot " + dir.string() + " is incomplete or damaged: its RAM image " +
+                                        SnapshotManifest::kRamFile +
+                                        (ec ? " is missing" : " is " + std::to_string(ram_size) + " bytes"));
+  }
   if (verify_state && sha256_file_hex(state) != s.manifest.state_sha256)
     throw Error(ErrorKind::Usage, "snapshot " + dir.string() + " is damaged: the state's sha256 does not match");
   return s;
@@ -66,7 +74,7 @@ SnapshotInfo describe(const LoadedSnapshot& s) {
   i.created = s.manifest.created;
   i.image = s.manifest.image_name + " (" + s.manifest.image_id + ")";
   i.image_id = s.manifest.image_id;
-  i.state_bytes = s.manifest.state_size;
+  i.state_bytes = s.manifest.state_size + s.manifest.ram_stored_bytes;
   i.save_seconds = s.manifest.save_seconds;
   return i;
 }

@@ -50,23 +50,34 @@ std::string finish(EVP_MD_CTX* ctx) {
 
 }  // namespace
 
+struct Sha256::Ctx {
+  MdCtx md = new_sha256();
+};
+
+Sha256::Sha256() : ctx_(std::make_unique<Ctx>()) {}
+Sha256::~Sha256() = default;
+Sha256::Sha256(Sha256&&) noexcept = default;
+Sha256& Sha256::operator=(Sha256&&) noexcept = default;
+void Sha256::update(std::string_view data) { EVP_DigestUpdate(ctx_->md.get(), data.data(), data.size()); }
+std::string Sha256::hex() { return finish(ctx_->md.get()); }
+
 std::string sha256_hex(std::string_view data) {
-  auto ctx = new_sha256();
-  EVP_DigestUpdate(ctx.get(), data.data(), data.size());
-  return finish(ctx.get());
+  Sha256 h;
+  h.update(data);
+  return h.hex();
 }
 
 std::string sha256_file_hex(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorKind::Io, "cannot read " + path.string());
-  auto ctx = new_sha256();
+  Sha256 h;
   std::vector<char> buf(1 << 20);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(in.gcount()));
+    if (in.gcount() > 0) h.update(std::string_view(buf.data(), static_cast<std::size_t>(in.gcount())));
   }
   if (in.bad()) throw Error(ErrorKind::Io, "error reading " + path.string());
-  return finish(ctx.get());
+  return h.hex();
 }
 
 }  // namespace gondolin

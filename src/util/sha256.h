@@ -1,10 +1,26 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 
 namespace gondolin {
+
+// A digest fed in pieces.
+class Sha256 {
+ public:
+  Sha256();  // throws gondolin::Error (Internal) if OpenSSL cannot
+  ~Sha256();
+  Sha256(Sha256&&) noexcept;
+  Sha256& operator=(Sha256&&) noexcept;
+  void update(std::string_view data);
+  std::string hex();  // lowercase hex; the digest is finished after this
+
+ private:
+  struct Ctx;
+  std::unique_ptr<Ctx> ctx_;
+};
 
 std::string sha256_hex(std::string_view data);
 // Only the digits sha256_hex writes (0-9, a-f); true for "" too.

@@ -16,7 +16,7 @@
 // the first slots, the rest stay spare (vfs::MountSet). A vhost-user
 // back-end must map guest RAM itself, which it cannot do with a private
 // mapping: a start with virtio-fs slots gets its own copy of the RAM file
-// (vm/ram_copy.h), mapped shared, instead.
+// (vm/ram_image.h), mapped shared, instead.
 //
 // What differs per start is applied after the resume, never baked in: the
 // Config frame (clock, entropy forced into the CRNG, hostname, MAC,

@@ -103,14 +103,9 @@ void add_machine(const QemuLaunch& l, std::vector<std::string>& a) {
 void add_memory(const QemuLaunch& l, QemuCommand& cmd, std::vector<std::string>& a, int& next_fd) {
   const std::string size = "size=" + std::to_string(l.memory_mib) + "M";
   const bool file_ram = !l.memory_file.empty() || l.memory_fd >= 0;
-  if (l.shared_memory && file_ram) throw Error(ErrorKind::Internal, "guest RAM cannot be both a memfd and a file");
-  if (l.vhost_user && !l.shared_memory && !(file_ram && (l.memory_file_shared || l.memory_fd >= 0)))
+  if (l.vhost_user && !(file_ram && (l.memory_file_shared || l.memory_fd >= 0)))
     throw Error(ErrorKind::Internal, "a vhost-user device needs guest RAM shared with its back-end");
-  if (l.shared_memory)
-    a.insert(a.end(),
-             {"-object", "memory-backend-memfd,id=ram," + size + ",share=on", "-machine", "memory-backend=ram"});
-  else if (!file_ram)
-    a.insert(a.end(), {"-object", "memory-backend-ram,id=ram," + size, "-machine", "memory-backend=ram"});
+  if (!file_ram) a.insert(a.end(), {"-object", "memory-backend-ram,id=ram," + size, "-machine", "memory-backend=ram"});
   if (file_ram) {
     std::string path = qemu_escape(l.memory_file.string());
     if (l.memory_fd >= 0) {

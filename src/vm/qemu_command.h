@@ -37,11 +37,9 @@ struct QemuLaunch {
   int qmp_fd = -1;
   // Some device is served by a vhost-user back-end (our virtio-fs mounts):
   // virtio-mmio devices must be modern, and guest RAM shared with us (a
-  // shared memfd or a shared memory file).
+  // shared memory file or our memfd).
   bool vhost_user = false;
-  // Guest RAM in a shared memfd.
-  bool shared_memory = false;
-  // Guest RAM in this file instead (boot templates): shared, the guest writes
+  // Guest RAM in this file (boot templates): shared, the guest writes
   // the file (a template being made, or a start's own copy of one);
   // private, the guest sees the file's contents and its writes stay its
   // own, copy-on-write (a template resumed). Migrations from or into a

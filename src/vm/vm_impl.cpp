@@ -24,7 +24,7 @@
 #include "util/utc_time.h"
 #include "vm/accel.h"
 #include "vm/qemu_command.h"
-#include "vm/ram_copy.h"
+#include "vm/ram_image.h"
 
 namespace gondolin {
 namespace {
@@ -97,11 +97,17 @@ VmImpl::~VmImpl() { close(); }
 
 void VmImpl::start_from_template(const std::filesystem::path& ram, const std::filesystem::path& disk) {
   from_template_ = true;
+  memory_file_.outside_state = true;
   if (mounts_->uses_virtiofs())
     memory_file_.copy = vm::copy_ram_to_memfd(ram);
   else
     use_memory_file(ram, false);
   if (!disk.empty()) restore_disk(disk);
+}
+
+void VmImpl::resume_ram_image(const std::filesystem::path& image) {
+  memory_file_.copy = vm::copy_ram_to_memfd(image);
+  memory_file_.outside_state = true;
 }
 
 void VmImpl::finish_boot(BootOutcome outcome, std::optional<Error> error) {
@@ -194,9 +200,9 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   launch.qmp_fd = qmp_qemu.get();
   const std::string incoming_uri =
       incoming_state.empty() ? "" : "exec:zstd -q -dc " + shell_quote(incoming_state.string());
-  // A template's state leaves its RAM out; the capability that says so must
-  // be set before the stream is read.
-  launch.incoming_uri = from_template_ ? "defer" : incoming_uri;
+  // A state that leaves the RAM out needs the capability that says so set
+  // before the stream is read.
+  launch.incoming_uri = memory_file_.outside_state ? "defer" : incoming_uri;
   UniqueFd net_qemu = start_network(launch);
   launch.extra_args.insert(launch.extra_args.end(), hooks_.qemu_extra_args.begin(), hooks_.qemu_extra_args.end());
   // One virtio-serial port per file system slot, next to the control port,
@@ -206,7 +212,6 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   launch.memory_file = memory_file_.path;
   launch.memory_file_shared = memory_file_.shared;
   launch.memory_fd = memory_file_.copy.get();
-  launch.shared_memory = launch.vhost_user && launch.memory_file.empty() && launch.memory_fd < 0;
   if (from_template_) launch.kernel.clear();
   for (const auto& port : fs_ports)
     launch.devices.push_back(
@@ -238,10 +243,12 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   mounts_->start(io_);
   if (resumed_) {
     control_->start_resumed(on_hello, on_dead);
-    if (from_template_) {
+    if (memory_file_.outside_state) {
       auto refused = [this](bool ok, const nlohmann::json& r) {
         if (!ok)
-          finish_boot(BootOutcome::Failed, Error(ErrorKind::Qemu, "QEMU cannot load the boot template: " + r.dump()));
+          finish_boot(BootOutcome::Failed,
+                      Error(ErrorKind::Qemu, std::string("QEMU cannot load the ") +
+                                                 (from_template_ ? "boot template: " : "snapshot: ") + r.dump()));
       };
       qmp_->execute("migrate-set-capabilities",
                     {{"capabilities", {{{"capability", "x-ignore-shared"}, {"state", true}}}}}, refused);
@@ -376,6 +383,10 @@ void VmImpl::boot(const Image& image, Accel accel, const std::string& accel_reas
   if (incoming_state.empty() || from_template_)
     opts_.env.insert(opts_.env.begin(), image.manifest.env.begin(), image.manifest.env.end());
   if (opts_.rootfs_mode == RootfsMode::Cow && !disk_) disk_ = vm::WritableDisk::create(opts_.rootfs_size_bytes);
+  // A virtio-fs back-end (us) shares the guest's RAM: ours, so that QEMU can
+  // leave it out of a snapshot's state (vm/ram_image.h says why).
+  if (mounts_->uses_virtiofs() && memory_file_.path.empty() && !memory_file_.copy)
+    memory_file_.copy = vm::new_ram_memfd(std::uint64_t{opts_.memory_mib} << 20);
   on_io([&] { start_qemu_io(image, accel, timeout, incoming_state); });
   std::unique_lock lock(boot_mutex_);
   boot_cv_.wait(lock, [&] { return boot_outcome_ != BootOutcome::Pending; });

@@ -79,6 +79,9 @@ class VmImpl : public session::SessionHost {
   // Its RAM maps the template's privately, or, if a vhost-user back-end must
   // share it (virtio-fs slots), is a copy of its own. Throws.
   void start_from_template(const std::filesystem::path& ram, const std::filesystem::path& disk);
+  // Before boot() of a resume whose snapshot keeps the RAM beside the state
+  // (vm/ram_image.h): the VM gets a copy of that image. Throws.
+  void resume_ram_image(const std::filesystem::path& image);
   // Before boot() of a resume: secrets the session had revoked stay so.
   // Throws gondolin::Error (Usage) naming a damaged entry.
   void restore_revoked_secrets(std::vector<egress::RevokedSecret> revoked);
@@ -146,9 +149,14 @@ class VmImpl : public session::SessionHost {
   // Runs one QMP command on the io thread and waits for its reply.
   nlohmann::json qmp(const std::string& command, nlohmann::json arguments = nullptr);
   void save_state(const std::filesystem::path& state_file);
-  // Quiets the agent, pauses QEMU, writes its state and the root disk into
-  // `dir`; on failure the guest runs on and this throws. Returns the pause.
-  double freeze_into(const std::filesystem::path& dir);
+  // Quiets the agent, pauses QEMU, writes its state, the RAM image (RAM of
+  // our own) and the root disk into `dir`; on failure the guest runs on and
+  // this throws.
+  struct Frozen {
+    double pause_seconds = 0;
+    std::string ram_sha256;  // the RAM image's digest, if one was written
+  };
+  Frozen freeze_into(const std::filesystem::path& dir);
   // Everything a snapshot's manifest says about this session but its state file.
   void describe_into(session::SnapshotManifest& m);
 
@@ -183,7 +191,10 @@ class VmImpl : public session::SessionHost {
   struct MemoryFile {
     std::filesystem::path path;  // a template's RAM: the one being made (shared), or resumed (private)
     bool shared = false;
-    UniqueFd copy;  // or a start's own copy of a template's RAM, mapped shared
+    // Or RAM of our own, mapped shared (vm/ram_image.h): a virtio-fs VM's,
+    // empty at a cold boot, else a copy of a template's or a snapshot's.
+    UniqueFd copy;
+    bool outside_state = false;  // the state to resume leaves RAM out (x-ignore-shared)
   } memory_file_;
 
   std::mutex boot_mutex_;

@@ -22,6 +22,7 @@
 #include "util/utc_time.h"
 #include "vfs/mount_description.h"
 #include "vm/accel.h"
+#include "vm/ram_image.h"
 #include "vm/vm_impl.h"
 
 namespace gondolin {
@@ -48,6 +49,12 @@ std::string read_mount_state(const fs::path& file, const std::string& what, bool
   if (ec || size > max_bytes)
     throw Error(ErrorKind::Usage, what + " is damaged: " + file.filename().string() + " is missing or too large");
   return read_file(file);
+}
+
+// Disk blocks a (sparse) file takes.
+std::uint64_t stored_bytes(const fs::path& file) {
+  struct stat st {};
+  return ::stat(file.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_blocks) * 512 : 0;
 }
 
 // The image the snapshot was taken from, exactly as it was built then.
@@ -156,13 +163,14 @@ void VmImpl::save_state(const fs::path& state_file) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     qmp("stop");
   }
-  // A template's RAM is its file: the state leaves it out. A VM resumed from
-  // a template maps that file privately, or has its own copy: a snapshot of
-  // it carries all of its RAM, like any other (the capability its start set
-  // is turned off again).
+  // A template's RAM is its file, and RAM of our own is saved beside the
+  // state (freeze_into): the state leaves both out. A VM that maps a
+  // template privately has its RAM in the state, like any other (the
+  // capability its start set is turned off again).
   if (!memory_file_.path.empty() || memory_file_.copy)
     qmp("migrate-set-capabilities",
-        {{"capabilities", {{{"capability", "x-ignore-shared"}, {"state", memory_file_.shared}}}}});
+        {{"capabilities",
+          {{{"capability", "x-ignore-shared"}, {"state", memory_file_.shared || memory_file_.copy.valid()}}}}});
   // zstd -1 keeps the pause short; zero pages are already elided by QEMU.
   // The guest's RAM holds its keys, tokens and files: the file is the
   // owner's alone whatever our umask (zstd creates it after `umask 077`).
@@ -179,7 +187,7 @@ void VmImpl::save_state(const fs::path& state_file) {
   }
 }
 
-double VmImpl::freeze_into(const fs::path& dir) {
+VmImpl::Frozen VmImpl::freeze_into(const fs::path& dir) {
   // 1. The agent finishes the frame it is writing and goes silent.
   std::promise<void> ready;
   auto ready_future = ready.get_future();
@@ -190,8 +198,11 @@ double VmImpl::freeze_into(const fs::path& dir) {
   }
   // 2. QEMU pauses and writes RAM + device state.
   auto started = std::chrono::steady_clock::now();
+  Frozen frozen;
   try {
     save_state(dir / session::SnapshotManifest::kStateFile);
+    if (memory_file_.copy)
+      frozen.ram_sha256 = vm::save_ram_image(memory_file_.copy.get(), dir / session::SnapshotManifest::kRamFile);
     // The migration flushed the disk and QEMU writes nothing until `cont`:
     // the copy matches the memory image.
     if (disk_) disk_->copy_to(dir / session::SnapshotManifest::kDiskFile);
@@ -202,7 +213,8 @@ double VmImpl::freeze_into(const fs::path& dir) {
     on_io([&] { control_->abort_snapshot(); });
     throw;
   }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  frozen.pause_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return frozen;
 }
 
 void VmImpl::save_template(const fs::path& dir) {
@@ -274,7 +286,9 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
   ::chmod(dir.c_str(), 0700);  // guest memory may hold anything the session saw
   fs::path state = dir / session::SnapshotManifest::kStateFile;
   try {
-    m.save_seconds = freeze_into(dir);
+    Frozen frozen = freeze_into(dir);
+    m.save_seconds = frozen.pause_seconds;
+    m.ram_sha256 = frozen.ram_sha256;
   } catch (const Error&) {
     fs::remove_all(dir, ec);
     throw;
@@ -295,6 +309,7 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
   describe_into(m);
   m.state_size = fs::file_size(state);
   m.state_sha256 = sha256_file_hex(state);
+  if (!m.ram_sha256.empty()) m.ram_stored_bytes = stored_bytes(dir / session::SnapshotManifest::kRamFile);
   write_file_atomic(dir / "manifest.json", m.to_json(), fs::perms::owner_read | fs::perms::owner_write);
   SnapshotInfo info = session::describe(session::LoadedSnapshot{dir, m});
   if (saved) {
@@ -328,11 +343,16 @@ void VmImpl::restore_revoked_secrets(std::vector<egress::RevokedSecret> revoked)
 
 Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   init_logging_from_env();
-  // The state's hash is checked while QEMU starts (it is read again anyway);
-  // a mismatch ends the VM before anyone can use it.
+  // The hashes of the state and the RAM image are checked while QEMU starts
+  // (both are read again anyway); a mismatch ends the VM before anyone can
+  // use it. The check names what does not match, or is empty.
   session::LoadedSnapshot snap = session::load_snapshot(snapshot, /*verify_state=*/false);
-  auto state_ok = std::async(std::launch::async, [&snap] {
-    return sha256_file_hex(snap.dir / SnapshotManifest::kStateFile) == snap.manifest.state_sha256;
+  auto hash_mismatch = std::async(std::launch::async, [&snap]() -> std::string {
+    if (sha256_file_hex(snap.dir / SnapshotManifest::kStateFile) != snap.manifest.state_sha256) return "the state's";
+    if (!snap.manifest.ram_sha256.empty() &&
+        vm::ram_image_digest(snap.dir / SnapshotManifest::kRamFile) != snap.manifest.ram_sha256)
+      return "the RAM image's";
+    return "";
   });
   const SnapshotManifest& m = snap.manifest;
   const std::string what = "snapshot " + m.id;
@@ -369,16 +389,18 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
                   damaged + "its root disk " + SnapshotManifest::kDiskFile + " is missing or has the wrong size");
     impl->restore_disk(disk);
   }
+  if (!m.ram_sha256.empty()) impl->resume_ram_image(snap.dir / SnapshotManifest::kRamFile);
   try {
     impl->boot(image, choice.accel, "the snapshot was taken under " + m.accel, options.boot_timeout,
                snap.dir / SnapshotManifest::kStateFile);
   } catch (const Error& e) {
-    if (!state_ok.get()) throw Error(ErrorKind::Usage, damaged + "the state's sha256 does not match");
+    if (std::string bad = hash_mismatch.get(); !bad.empty())
+      throw Error(ErrorKind::Usage, damaged + bad + " sha256 does not match");
     throw Error(e.kind(), e.what());
   }
-  if (!state_ok.get()) {
+  if (std::string bad = hash_mismatch.get(); !bad.empty()) {
     impl->close();
-    throw Error(ErrorKind::Usage, damaged + "the state's sha256 does not match");
+    throw Error(ErrorKind::Usage, damaged + bad + " sha256 does not match");
   }
   impl->register_session();
   return Vm(std::move(impl));

@@ -301,6 +301,50 @@ TEST(VfsVirtiofsResume, DamagedDeviceStateIsAOneLineError) {
   EXPECT_EQ(ok.exec(std::string("cat /v/f")).stdout_data, "x\n");
 }
 
+// A virtio-fs VM's RAM is ours: the snapshot keeps it beside the state as a
+// sparse image of its non-zero pages, and a resume copies only those. A
+// resumed 512 MiB guest used to hold all of its RAM (QEMU touched every
+// page looking for zeros); a damaged image is one line, exit 125.
+TEST(VfsVirtiofsResume, RamTravelsAsASparseImageThatIsChecked) {
+  TempDir tmp, dir;
+  fs::path snap = tmp.path() / "snap";
+  {
+    VmOptions o;
+    o.memory_mib = 512;
+    o.mounts.push_back({"/v", vfs::host_dir(dir.path()), virtiofs()});
+    Vm vm = Vm::create(o);
+    ASSERT_EQ(vm.exec(std::string("echo kept-in-ram > /dev/shm/marker")).exit_code, 0);
+    vm.snapshot(snap);
+  }
+  auto doc = nlohmann::json::parse(slurp(snap / "manifest.json"));
+  ASSERT_TRUE(doc.contains("ram")) << doc.dump();
+  EXPECT_EQ(fs::file_size(snap / "ram"), 512u << 20);
+  EXPECT_LT(doc["ram"]["stored_bytes"].get<std::uint64_t>(), 256u << 20) << "zero pages are not stored";
+  EXPECT_LT(fs::file_size(snap / "state.zst"), 4u << 20) << "the state holds devices only";
+
+  Vm vm = Vm::resume(snap.string(), {});
+  EXPECT_EQ(vm.exec(std::string("cat /dev/shm/marker")).stdout_data, "kept-in-ram\n");
+  std::string rss = host_sh("awk '/^VmRSS/ {print $2}' /proc/" + std::to_string(vm.info().qemu_pid) + "/status");
+  EXPECT_LT(std::stoul(rss), 256u * 1024) << "QEMU's RSS in KiB after a resume: " << rss;
+  vm.close();
+
+  fs::path changed = tmp.path() / "changed", cut = tmp.path() / "cut";
+  host_sh("cp -a --sparse=always " + snap.string() + " " + changed.string());
+  host_sh("cp -a --sparse=always " + snap.string() + " " + cut.string());
+  // Flip the first byte of the first data page.
+  host_sh("python3 -c \"import os; f=os.open('" + (changed / "ram").string() +
+          "', os.O_RDWR); at=os.lseek(f, 0, os.SEEK_DATA); b=os.pread(f, 1, at); "
+          "os.pwrite(f, bytes([b[0] ^ 1]), at)\"");
+  fs::resize_file(cut / "ram", 256u << 20);
+  for (const auto& [copy, why] : {std::pair{changed, std::string("the RAM image's sha256 does not match")},
+                                  {cut, std::string("its RAM image ram is 268435456 bytes")}}) {
+    auto r = gondolin::testing::run_gondolin({"exec", "--resume", copy.string(), "--", "true"});
+    EXPECT_EQ(r.exit_code, 125) << r.err;
+    EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+}
+
 }  // namespace
 
 // snapshot --keep-running forks a live session: the original carries on

@@ -227,9 +227,6 @@ TEST(BootTemplate, RamIsTheTemplateFileSharedWhenMadePrivateWhenResumed) {
   auto nothing_to_boot = vm::build_qemu_command(resumed_launch).argv;
   EXPECT_EQ(std::count(nothing_to_boot.begin(), nothing_to_boot.end(), "-kernel"), 0)
       << "a template's RAM holds the booted kernel; QEMU need not load one";
-  auto both = launch_with_ram(false);
-  both.shared_memory = true;
-  EXPECT_THROW(vm::build_qemu_command(both), Error) << "RAM is one memfd or one file";
   auto private_with_virtiofs = launch_with_ram(false);
   private_with_virtiofs.vhost_user = true;
   EXPECT_THROW(vm::build_qemu_command(private_with_virtiofs), Error) << "a vhost-user back-end cannot see private RAM";
