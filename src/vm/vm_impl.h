@@ -157,6 +157,8 @@ class VmImpl : public session::SessionHost {
     std::string ram_sha256;  // the RAM image's digest, if one was written
   };
   Frozen freeze_into(const std::filesystem::path& dir);
+  // Ends QEMU after freeze_into, without asking the paused guest to shut down.
+  void stop_paused_guest();
   // Everything a snapshot's manifest says about this session but its state file.
   void describe_into(session::SnapshotManifest& m);
 

@@ -224,6 +224,14 @@ void VmImpl::save_template(const fs::path& dir) {
   freeze_into(dir);
   death_reason_ = "saved as a boot template";
   on_io([&] { control_->fail_all(Error(ErrorKind::Guest, death_reason_)); });
+  stop_paused_guest();
+}
+
+// The guest is paused with its state saved: it can neither answer a
+// shutdown request (kill_and_wait would wait out the grace period for one)
+// nor may it run on, and write host mounts, past the state it was saved in.
+void VmImpl::stop_paused_guest() {
+  running_ = false;
   kill_and_wait();
 }
 
@@ -330,7 +338,7 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
   }
   death_reason_ = "session saved as snapshot " + m.id + "; resume it with `gondolin bash --resume " + m.id + "`";
   on_io([&] { control_->fail_all(Error(ErrorKind::Guest, death_reason_)); });
-  kill_and_wait();
+  stop_paused_guest();
   log().info("snapshot {} written to {} ({} bytes, paused {:.2f} s)", m.id, dir.string(), m.state_size, m.save_seconds);
   return info;
 }
