@@ -116,6 +116,11 @@ class Vm {
   // machine shape comes from the snapshot; `options` supplies the rest
   // (environment additions, secrets). Throws gondolin::Error.
   static Vm resume(const std::string& snapshot, VmOptions options);
+  // Makes the boot template Vm::create(options) resumes, if there is none
+  // yet, so that the first start is as fast as the next (`gondolin build`
+  // prepares the default one). Returns "" once it is there, else why these
+  // options boot cold. Throws gondolin::Error if making it fails.
+  static std::string prepare_boot_template(VmOptions options);
 
   Vm(Vm&&) noexcept;
   Vm& operator=(Vm&&) noexcept;

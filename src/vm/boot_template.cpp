@@ -289,6 +289,33 @@ TemplateKey template_key(const Image& image, const VmOptions& o, Accel accel, co
   return key;
 }
 
+namespace {
+
+// Why no template with these file system slots works on this QEMU ("" if one does).
+std::string slots_unsupported(const std::vector<FsTransport>& slots, const VmOptions& o) {
+  if (has_virtiofs(slots) && !binary_migrates_virtiofs(resolve_qemu_binary(o)))
+    return "this QEMU cannot save virtio-fs state into a boot template";
+  return "";
+}
+
+// The template for a VM about to start as `impl` with these slots, made if
+// missing; no directory if another process is making it right now.
+struct Located {
+  TemplateKey key;
+  std::optional<fs::path> dir;
+};
+
+Located locate_template(const Image& image, const VmOptions& o, VmImpl& impl, const std::vector<FsTransport>& slots,
+                        const AccelChoice& accel, std::chrono::milliseconds timeout) {
+  Located l;
+  l.key = template_key(image, o, accel.accel, impl.egress() ? impl.egress()->ca_certificate_pem() : "", slots);
+  l.dir = find_template(image, l.key, o);
+  if (!l.dir) l.dir = make_template(image, l.key, o, slots, accel, timeout);
+  return l;
+}
+
+}  // namespace
+
 TemplateStart start_from_template(const Image& image, const VmOptions& o, const VmHooks& hooks,
                                   const AccelChoice& accel, std::chrono::milliseconds timeout) {
   if (std::string why = template_unsuitable(o, hooks); !why.empty()) {
@@ -298,34 +325,39 @@ TemplateStart start_from_template(const Image& image, const VmOptions& o, const 
   auto impl = std::make_unique<VmImpl>(o, hooks);  // bad options throw here, as for a cold start
   // The mounts (their transports now resolved) take the first slots.
   const std::vector<FsTransport> slots = template_mount_slots(impl->mount_slots());
-  TemplateKey key;
-  std::optional<fs::path> dir;
+  if (std::string why = slots_unsupported(slots, o); !why.empty()) {
+    log().debug("booting cold: {}", why);
+    return {};
+  }
+  Located l;
   try {
-    if (has_virtiofs(slots)) {
-      if (!binary_migrates_virtiofs(resolve_qemu_binary(o))) {
-        log().debug("booting cold: this QEMU cannot save virtio-fs state into a boot template");
-        return {};
-      }
-    }
-    key = template_key(image, o, accel.accel, impl->egress() ? impl->egress()->ca_certificate_pem() : "", slots);
-    dir = find_template(image, key, o);
-    if (!dir) dir = make_template(image, key, o, slots, accel, timeout);
-    if (!dir) return {};
+    l = locate_template(image, o, *impl, slots, accel, timeout);
+    if (!l.dir) return {};
     impl->add_spare_mount_slots(
         std::vector<FsTransport>(slots.begin() + static_cast<std::ptrdiff_t>(o.mounts.size()), slots.end()));
-    impl->start_from_template(*dir / kRamFile,
-                              o.rootfs_mode == RootfsMode::Cow ? *dir / SnapshotManifest::kDiskFile : fs::path());
+    impl->start_from_template(*l.dir / kRamFile,
+                              o.rootfs_mode == RootfsMode::Cow ? *l.dir / SnapshotManifest::kDiskFile : fs::path());
   } catch (const std::exception& e) {
     return {nullptr, std::string("no boot template: ") + e.what()};
   }
   try {
-    impl->boot(image, accel.accel, accel.reason, std::min(timeout, kResumeLimit), *dir / SnapshotManifest::kStateFile);
+    impl->boot(image, accel.accel, accel.reason, std::min(timeout, kResumeLimit),
+               *l.dir / SnapshotManifest::kStateFile);
   } catch (const std::exception& e) {
     std::error_code ec;
-    fs::remove_all(*dir, ec);
-    return {nullptr, "boot template " + key.id + " did not resume (" + e.what() + "); removed it"};
+    fs::remove_all(*l.dir, ec);
+    return {nullptr, "boot template " + l.key.id + " did not resume (" + e.what() + "); removed it"};
   }
   return {std::move(impl), ""};
+}
+
+std::string prepare_template(const Image& image, const VmOptions& o, const AccelChoice& accel,
+                             std::chrono::milliseconds timeout) {
+  if (std::string why = template_unsuitable(o, VmHooks{}); !why.empty()) return why;
+  VmImpl impl(o);
+  const std::vector<FsTransport> slots = template_mount_slots(impl.mount_slots());
+  if (std::string why = slots_unsupported(slots, o); !why.empty()) return why;
+  return locate_template(image, o, impl, slots, accel, timeout).dir ? "" : "another gondolin is making it now";
 }
 
 }  // namespace gondolin::vm

@@ -88,4 +88,10 @@ struct TemplateStart {
 TemplateStart start_from_template(const Image& image, const VmOptions& o, const VmHooks& hooks,
                                   const AccelChoice& accel, std::chrono::milliseconds timeout);
 
+// Makes the template start_from_template would use for `o`, if there is
+// none (`gondolin build` prepares the default one). Returns "" once it is
+// there, else why `o` boots cold. Throws gondolin::Error if making it fails.
+std::string prepare_template(const Image& image, const VmOptions& o, const AccelChoice& accel,
+                             std::chrono::milliseconds timeout);
+
 }  // namespace gondolin::vm

@@ -148,6 +148,17 @@ Vm VmInternals::create(VmOptions options, VmHooks hooks) {
 
 Vm Vm::create(VmOptions options) { return VmInternals::create(std::move(options), VmHooks{}); }
 
+std::string Vm::prepare_boot_template(VmOptions options) {
+  init_logging_from_env();
+  Image image = ImageStore::default_store().resolve(options.image);
+  vm::AccelChoice choice = vm::choose_accel(options.accel);
+  // As create() would: an auto-chosen KVM that hangs is not worth a template.
+  const bool probation = options.accel == Accel::Auto && choice.accel == Accel::Kvm;
+  auto timeout =
+      probation ? std::min<std::chrono::milliseconds>(options.boot_timeout, kKvmFirstBootLimit) : options.boot_timeout;
+  return vm::prepare_template(image, options, choice, timeout);
+}
+
 SnapshotInfo Vm::snapshot(const std::filesystem::path& dir, AfterSnapshot after) {
   return impl_->snapshot(dir, after == AfterSnapshot::KeepRunning, {});
 }

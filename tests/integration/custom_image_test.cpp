@@ -38,12 +38,25 @@ TEST(CustomImage, PostBuildCopyCommandsAndEnvShowInTheGuest) {
   ASSERT_EQ(build.exit_code, 0) << build.err;
   EXPECT_EQ(build.err, "") << "--quiet prints no progress";
   EXPECT_NE(build.out.find(" gondolin-test-custom:t1 "), std::string::npos) << build.out;
+  // The build also makes the boot template of the default machine shape (a
+  // rebuild too, if it is gone): the image's first start resumes it.
+  const fs::path image_dir = build.out.substr(build.out.rfind(' ') + 1, build.out.size() - build.out.rfind(' ') - 2);
+  fs::remove_all(image_dir / "templates");
+  auto rebuild = run_gondolin({"build", spec.string(), "--tag", "gondolin-test-custom:t1", "--quiet"},
+                              CliOptions{"", {}, {}, std::chrono::seconds(900), {}});
+  ASSERT_EQ(rebuild.exit_code, 0) << rebuild.err;
+  EXPECT_EQ(rebuild.out, build.out);
+  std::size_t templates = 0;
+  for (const auto& e : fs::directory_iterator(image_dir / "templates")) templates += e.is_directory();
+  EXPECT_EQ(templates, 1u) << image_dir;
 
   auto r = run_gondolin({"exec", "--image", "gondolin-test-custom:t1", "-e", "ORIGIN=flag", "--", "sh", "-c",
                          "echo \"$GREETING/$ORIGIN\"; jq -n 6*7; cat /etc/built-by-command /opt/payload/a.txt; "
                          "stat -c '%a %U' /opt/payload/bin/hello; cat /run/init-extra-ran; "
                          "for p in /proc/[0-9]*; do cat $p/comm; done 2>/dev/null | grep -qx sleep && echo daemon-up"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& e : fs::directory_iterator(image_dir / "templates")) templates -= e.is_directory();
+  EXPECT_EQ(templates, 0u) << "the first start used the build's template rather than making another";
   EXPECT_EQ(r.out, "hello from the image/flag\n42\nhello, build\ncopied from the host\n755 root\nstarted\ndaemon-up\n");
   // init_extra ran before the command, left its daemon running, and its
   // failure (exit 3) was reported rather than hidden.
