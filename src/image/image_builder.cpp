@@ -303,13 +303,19 @@ std::pair<std::string, std::string> Builder::build_kernel(const fs::path& kernel
   } else if (payload &&
              (payload->compression == "gzip" || payload->compression == "xz" || payload->compression == "zstd")) {
     fs::path in = work_ / "kernel.payload", out = work_ / "kernel.elf";
-    write_file_atomic(in, payload->data);
+    // Linux appends the uncompressed size (u32) to xz and zstd payloads,
+    // which their tools would take for a second, broken stream.
+    std::string_view data = payload->data;
+    if (payload->compression != "gzip" && data.size() > 4) data.remove_suffix(4);
+    write_file_atomic(in, data);
     UniqueFd in_fd(::open(in.c_str(), O_RDONLY | O_CLOEXEC));
     UniqueFd out_fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    UniqueFd log_fd(::open(log_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
     SpawnSpec spec;
     spec.argv = {payload->compression, "-dc"};
     spec.stdin_fd = in_fd.get();
     spec.stdout_fd = out_fd.get();
+    spec.stderr_fd = log_fd.get();  // the build log, not the user's terminal
     try {
       if (WIFEXITED(wait_process(spawn_process(spec)))) elf = read_file(out);
     } catch (const Error& e) {
