@@ -99,7 +99,7 @@ OciRootfs build_oci_rootfs(const BuildSpec& spec, const fs::path& work, const Co
     img = read_oci_layout(oci.layout, oci.ref);
     key_input += "|" + img->digest;
   } else {
-    key_input += "|archive " + sha256_file_hex(oci.archive);
+    key_input += "|archive " + sha256_file_hex_memo(oci.archive, work / "archive-hashes");
   }
   std::string key = sha256_hex(key_input).substr(0, 16);
   fs::path image = work / ("rootfs-oci-" + key + ".ext4");

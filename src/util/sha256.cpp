@@ -1,12 +1,14 @@
 #include "util/sha256.h"
 
 #include <openssl/evp.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <memory>
 #include <vector>
 
 #include "gondolin/error.h"
+#include "util/files.h"
 
 namespace gondolin {
 
@@ -78,6 +80,32 @@ std::string sha256_file_hex(const std::filesystem::path& path) {
   }
   if (in.bad()) throw Error(ErrorKind::Io, "error reading " + path.string());
   return h.hex();
+}
+
+std::string sha256_file_hex_memo(const std::filesystem::path& path, const std::filesystem::path& memo_dir) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return sha256_file_hex(path);  // its error
+  const std::string identity = std::filesystem::absolute(path).string() + "|" + std::to_string(st.st_dev) + "|" +
+                               std::to_string(st.st_ino) + "|" + std::to_string(st.st_size) + "|" +
+                               std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + "|" +
+                               std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec);
+  const std::filesystem::path memo = memo_dir / sha256_hex(identity).substr(0, 32);
+  std::error_code ec;
+  if (std::filesystem::file_size(memo, ec) == 64 && !ec) {
+    std::ifstream in(memo);
+    std::string known;
+    if (in >> known && known.size() == 64 && is_lower_hex(known)) return known;
+  }
+  std::string digest = sha256_file_hex(path);
+  std::filesystem::create_directories(memo_dir, ec);
+  if (!ec) {
+    try {
+      write_file_atomic(memo, digest);
+    } catch (const Error&) {
+      // A memo we cannot write only costs the next build a read.
+    }
+  }
+  return digest;
 }
 
 }  // namespace gondolin

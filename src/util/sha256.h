@@ -27,5 +27,11 @@ std::string sha256_hex(std::string_view data);
 bool is_lower_hex(std::string_view s);
 // Throws gondolin::Error (Io) if the file cannot be read.
 std::string sha256_file_hex(const std::filesystem::path& path);
+// The same, remembered in `memo_dir` under the file's identity (device,
+// inode, size, modification and change times): asking again about an
+// unchanged file reads nothing. Any write to the file changes its change
+// time, which no user tool can set back, so a stale answer needs a
+// deliberately forged clock. Throws gondolin::Error (Io).
+std::string sha256_file_hex_memo(const std::filesystem::path& path, const std::filesystem::path& memo_dir);
 
 }  // namespace gondolin
