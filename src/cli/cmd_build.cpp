@@ -137,9 +137,10 @@ void prepare_default_template(const Image& img, bool quiet) {
     return;
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (quiet) return;
   if (!why.empty())
     std::fprintf(stderr, "boot template: none (%s); starts boot cold\n", why.c_str());
-  else if (!quiet)
+  else
     std::fprintf(stderr, "boot template: ready (%.1f s)\n", seconds);
 }
 
