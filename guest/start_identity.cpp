@@ -5,7 +5,9 @@
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,15 +75,50 @@ int write_machine_id_file(const std::string& id) {
   return 0;
 }
 
+// After the first start has written /etc/machine-id, a copy on /run (tmpfs)
+// is bind-mounted over it, and later starts (clones of a boot template)
+// rewrite only that copy: writing through the root's overlay and ext4 took
+// 45 ms of a 0.4 s templated start under TCG, the tmpfs write next to
+// nothing. The bind mount is part of the saved kernel state, the flag part
+// of the agent's memory, so both come with every clone.
+constexpr const char* kRunMachineId = "/run/gondolin/machine-id";
+bool machine_id_bound = false;
+
+bool rewrite_run_copy(const std::string& id) {
+  int fd = ::open(kRunMachineId, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
+  if (fd < 0) return false;
+  std::string line = id + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  return ok;
+}
+
+void bind_run_copy(const std::string& id) {
+  ::mkdir("/run/gondolin", 0755);
+  if (!rewrite_run_copy(id) || ::mount(kRunMachineId, "/etc/machine-id", nullptr, MS_BIND, nullptr) != 0) {
+    klog("cannot bind %s over /etc/machine-id: %s", kRunMachineId, std::strerror(errno));
+    return;
+  }
+  machine_id_bound = true;
+}
+
 void set_machine_id(const std::string& id) {
   if (id.empty()) return;
+  if (machine_id_bound) {
+    if (rewrite_run_copy(id)) return;
+    klog("cannot write %s: %s", kRunMachineId, std::strerror(errno));
+  }
   int e = write_machine_id_file(id);
   // A read-only root is the guest programs' limit, not the agent's.
   if (e == EROFS && root_read_only() && set_root_read_only(false) == 0) {
     e = write_machine_id_file(id);
     set_root_read_only(true);
   }
-  if (e != 0) klog("cannot write /etc/machine-id: %s", std::strerror(e));
+  if (e != 0) {
+    klog("cannot write /etc/machine-id: %s", std::strerror(e));
+    return;
+  }
+  if (!machine_id_bound) bind_run_copy(id);
 }
 
 }  // namespace

@@ -169,12 +169,13 @@ TEST(Sessions, OtherUsersCannotConnect) {
 
 TEST(Snapshots, ResumeKeepsProcessesAndTmpfs) {
   TempDir tmp;
-  std::string pid;
+  std::string pid, machine_id;
   SnapshotInfo snap;
   {
     Vm vm = Vm::create({});
     pid = vm.exec(std::string("sleep 1000 >/dev/null 2>&1 & echo $!")).stdout_data;
     pid.erase(pid.find_last_not_of('\n') + 1);
+    machine_id = vm.read_file("/etc/machine-id");
     // /tmp is memory; /root and /var are on the VM's root disk (--rootfs-mode cow).
     vm.exec(std::string("echo kept > /tmp/tmpfs-file; echo overlay > /root/overlay-file; echo var > /var/var-file"));
     snap = vm.snapshot(tmp.path() / "snap");
@@ -188,6 +189,8 @@ TEST(Snapshots, ResumeKeepsProcessesAndTmpfs) {
                                     "/cmdline | tr '\\0' ' '; cat /tmp/tmpfs-file /root/overlay-file /var/var-file"));
   EXPECT_EQ(r.exit_code, 0) << r.stderr_data;
   EXPECT_EQ(r.stdout_data, "sleep 1000 kept\noverlay\nvar\n");
+  EXPECT_EQ(resumed.read_file("/etc/machine-id"), machine_id) << "a resumed session is the same machine";
+  EXPECT_EQ(machine_id.size(), 33u) << machine_id;
   // The clock was corrected on resume.
   long guest = std::stol(resumed.exec(std::vector<std::string>{"date", "+%s"}).stdout_data);
   EXPECT_LT(std::labs(guest - static_cast<long>(std::time(nullptr))), 30);
