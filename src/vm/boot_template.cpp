@@ -325,12 +325,12 @@ TemplateStart start_from_template(const Image& image, const VmOptions& o, const 
   auto impl = std::make_unique<VmImpl>(o, hooks);  // bad options throw here, as for a cold start
   // The mounts (their transports now resolved) take the first slots.
   const std::vector<FsTransport> slots = template_mount_slots(impl->mount_slots());
-  if (std::string why = slots_unsupported(slots, o); !why.empty()) {
-    log().debug("booting cold: {}", why);
-    return {};
-  }
   Located l;
   try {
+    if (std::string why = slots_unsupported(slots, o); !why.empty()) {
+      log().debug("booting cold: {}", why);
+      return {};
+    }
     l = locate_template(image, o, *impl, slots, accel, timeout);
     if (!l.dir) return {};
     impl->add_spare_mount_slots(
