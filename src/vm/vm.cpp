@@ -93,6 +93,27 @@ std::unique_ptr<VmImpl> boot_cold(const Image& image, const VmOptions& options, 
   return impl;
 }
 
+// What a start settles before it resumes a template or boots: the image, the
+// accelerator and the time the first boot may take (an auto-chosen KVM gets
+// a bounded one: a hang means KVM is broken here).
+struct StartPlan {
+  Image image;
+  vm::AccelChoice choice;
+  bool probation = false;
+  std::chrono::milliseconds timeout{};
+};
+
+StartPlan plan_start(const VmOptions& options) {
+  init_logging_from_env();
+  StartPlan p{ImageStore::default_store().resolve(options.image), vm::choose_accel(options.accel)};
+  log().info("accelerator: {} ({})", to_string(p.choice.accel), p.choice.reason);
+  log().info("image: {} ({})", p.image.display_name(), p.image.dir.string());
+  p.probation = options.accel == Accel::Auto && p.choice.accel == Accel::Kvm;
+  p.timeout = p.probation ? std::min<std::chrono::milliseconds>(options.boot_timeout, kKvmFirstBootLimit)
+                          : options.boot_timeout;
+  return p;
+}
+
 }  // namespace
 
 void write_guest_file(VmImpl& vm, const std::string& path, std::string_view data, std::uint32_t mode) {
@@ -112,21 +133,12 @@ Vm& Vm::operator=(Vm&&) noexcept = default;
 Vm::~Vm() = default;
 
 Vm VmInternals::create(VmOptions options, VmHooks hooks) {
-  init_logging_from_env();
-  Image image = ImageStore::default_store().resolve(options.image);
-  vm::AccelChoice choice = vm::choose_accel(options.accel);
-  log().info("accelerator: {} ({})", to_string(choice.accel), choice.reason);
-  log().info("image: {} ({})", image.display_name(), image.dir.string());
-
-  // Auto-chosen KVM gets a bounded first boot; a hang means KVM is broken here.
-  const bool probation = options.accel == Accel::Auto && choice.accel == Accel::Kvm;
-  auto timeout =
-      probation ? std::min<std::chrono::milliseconds>(options.boot_timeout, kKvmFirstBootLimit) : options.boot_timeout;
+  const StartPlan plan = plan_start(options);
   // Most starts resume the image's boot template; the rest boot.
-  vm::TemplateStart templated = vm::start_from_template(image, options, hooks, choice, timeout);
+  vm::TemplateStart templated = vm::start_from_template(plan.image, options, hooks, plan.choice, plan.timeout);
   std::unique_ptr<VmImpl> impl = std::move(templated.vm);
   if (!impl) {
-    impl = boot_cold(image, options, hooks, choice, timeout, probation);
+    impl = boot_cold(plan.image, options, hooks, plan.choice, plan.timeout, plan.probation);
     if (!templated.failure.empty()) log().warn("{}; booted cold", templated.failure);
   }
   impl->register_session();
@@ -149,14 +161,8 @@ Vm VmInternals::create(VmOptions options, VmHooks hooks) {
 Vm Vm::create(VmOptions options) { return VmInternals::create(std::move(options), VmHooks{}); }
 
 std::string Vm::prepare_boot_template(VmOptions options) {
-  init_logging_from_env();
-  Image image = ImageStore::default_store().resolve(options.image);
-  vm::AccelChoice choice = vm::choose_accel(options.accel);
-  // As create() would: an auto-chosen KVM that hangs is not worth a template.
-  const bool probation = options.accel == Accel::Auto && choice.accel == Accel::Kvm;
-  auto timeout =
-      probation ? std::min<std::chrono::milliseconds>(options.boot_timeout, kKvmFirstBootLimit) : options.boot_timeout;
-  return vm::prepare_template(image, options, choice, timeout);
+  const StartPlan plan = plan_start(options);
+  return vm::prepare_template(plan.image, options, plan.choice, plan.timeout);
 }
 
 SnapshotInfo Vm::snapshot(const std::filesystem::path& dir, AfterSnapshot after) {
