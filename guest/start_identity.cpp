@@ -61,18 +61,22 @@ void set_mac(const std::string& mac) {
   ::close(fd);
 }
 
-int write_machine_id_file(const std::string& id) {
-  int fd = ::open("/etc/machine-id.gondolin", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
+// `id` and a newline as the whole of `path` (0444 if new); 0 or an errno.
+int write_id(const char* path, const std::string& id) {
+  int fd = ::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
   if (fd < 0) return errno;
   std::string line = id + "\n";
-  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ssize_t w = ::write(fd, line.data(), line.size());
+  int e = w < 0 ? errno : w != static_cast<ssize_t>(line.size()) ? EIO : 0;
   ::close(fd);
-  if (!ok || ::rename("/etc/machine-id.gondolin", "/etc/machine-id") != 0) {
-    int e = ok ? errno : EIO;
-    ::unlink("/etc/machine-id.gondolin");
-    return e;
-  }
-  return 0;
+  return e;
+}
+
+int write_machine_id_file(const std::string& id) {
+  int e = write_id("/etc/machine-id.gondolin", id);
+  if (e == 0 && ::rename("/etc/machine-id.gondolin", "/etc/machine-id") != 0) e = errno;
+  if (e != 0) ::unlink("/etc/machine-id.gondolin");
+  return e;
 }
 
 // After the first start has written /etc/machine-id, a copy on /run (tmpfs)
@@ -84,19 +88,12 @@ int write_machine_id_file(const std::string& id) {
 constexpr const char* kRunMachineId = "/run/gondolin/machine-id";
 bool machine_id_bound = false;
 
-bool rewrite_run_copy(const std::string& id) {
-  int fd = ::open(kRunMachineId, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
-  if (fd < 0) return false;
-  std::string line = id + "\n";
-  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-  ::close(fd);
-  return ok;
-}
-
 void bind_run_copy(const std::string& id) {
   ::mkdir("/run/gondolin", 0755);
-  if (!rewrite_run_copy(id) || ::mount(kRunMachineId, "/etc/machine-id", nullptr, MS_BIND, nullptr) != 0) {
-    klog("cannot bind %s over /etc/machine-id: %s", kRunMachineId, std::strerror(errno));
+  int e = write_id(kRunMachineId, id);
+  if (e == 0 && ::mount(kRunMachineId, "/etc/machine-id", nullptr, MS_BIND, nullptr) != 0) e = errno;
+  if (e != 0) {
+    klog("cannot bind %s over /etc/machine-id: %s", kRunMachineId, std::strerror(e));
     return;
   }
   machine_id_bound = true;
@@ -105,8 +102,9 @@ void bind_run_copy(const std::string& id) {
 void set_machine_id(const std::string& id) {
   if (id.empty()) return;
   if (machine_id_bound) {
-    if (rewrite_run_copy(id)) return;
-    klog("cannot write %s: %s", kRunMachineId, std::strerror(errno));
+    int e = write_id(kRunMachineId, id);
+    if (e == 0) return;
+    klog("cannot write %s: %s", kRunMachineId, std::strerror(e));
   }
   int e = write_machine_id_file(id);
   // A read-only root is the guest programs' limit, not the agent's.
