@@ -1,11 +1,15 @@
 // Small helpers shared by the benchmarks: timing, medians, running programs.
 #pragma once
 
+#include <sys/wait.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
+
+#include "util/subprocess.h"
 
 namespace gondolin::bench {
 
@@ -29,6 +33,17 @@ inline std::string list(const std::vector<double>& v) {
     out += buf;
   }
   return out;
+}
+
+// Runs `argv` (stdio inherited) to its end: its wall time in seconds, or -1
+// if it did not exit with status 0.
+inline double timed_run(std::vector<std::string> argv) {
+  SpawnSpec spec;
+  spec.argv = std::move(argv);
+  auto start = Clock::now();
+  int status = wait_process(spawn_process(spec));
+  double t = seconds_since(start);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? t : -1;
 }
 
 }  // namespace gondolin::bench

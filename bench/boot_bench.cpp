@@ -126,14 +126,10 @@ double floor_boot(const Image& img, const std::filesystem::path& initrd, const F
 }
 
 double gondolin_cold(const std::vector<std::string>& extra) {
-  SpawnSpec spec;
-  spec.argv = {GONDOLIN_BINARY, "exec"};
-  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
-  spec.argv.insert(spec.argv.end(), {"--", "true"});
-  auto start = Clock::now();
-  int status = wait_process(spawn_process(spec));
-  double t = seconds_since(start);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? t : -1;
+  std::vector<std::string> argv = {GONDOLIN_BINARY, "exec"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.insert(argv.end(), {"--", "true"});
+  return timed_run(std::move(argv));
 }
 
 // An idle VM: `gondolin exec ARGS -- sh -c 'echo up; sleep 600'`, running

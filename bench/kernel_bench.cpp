@@ -16,8 +16,6 @@
 // image would switch at <= 1.05x, see docs/images.md), throughput.
 //
 // Usage: gondolin-bench-kernel [RUNS] [MB] [IMAGE] [BASELINE_IMAGE]
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -27,7 +25,6 @@
 #include "gondolin/error.h"
 #include "gondolin/vm.h"
 #include "util/paths.h"
-#include "util/subprocess.h"
 
 using namespace gondolin;
 using namespace gondolin::bench;
@@ -36,12 +33,8 @@ namespace fs = std::filesystem;
 namespace {
 
 double cold_exec(const std::string& image) {
-  SpawnSpec spec;
-  spec.argv = {GONDOLIN_BINARY, "exec", "--cold", "--image", image, "--", "true"};
-  auto start = Clock::now();
-  int status = wait_process(spawn_process(spec));
-  double t = seconds_since(start);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw Error(ErrorKind::Internal, "exec failed on " + image);
+  double t = timed_run({GONDOLIN_BINARY, "exec", "--cold", "--image", image, "--", "true"});
+  if (t < 0) throw Error(ErrorKind::Internal, "exec failed on " + image);
   return t;
 }
 
