@@ -265,8 +265,9 @@ enum class FsTransport {
   Serial,
   // virtio-fs: gondolin is QEMU's vhost-user-fs back-end and reads/writes
   // guest memory directly. Much faster for bulk data; the VM's RAM becomes a
-  // memfd shared with gondolin (a snapshot keeps it as a sparse RAM image). Snapshots carry the mount's FUSE session inside QEMU's
-  // device state (QEMU 8.2 and later; QEMU 7.2 refuses such a snapshot).
+  // memfd shared with gondolin (a snapshot keeps it as a sparse RAM image).
+  // Snapshots carry the mount's FUSE session inside QEMU's device state
+  // (QEMU 8.2 and later; QEMU 7.2 refuses such a snapshot).
   // The server runs on a thread of its own per mount.
   Virtiofs,
 };
