@@ -128,8 +128,13 @@ void add_kernel(const QemuLaunch& l, std::vector<std::string>& a) {
   // a boot template has no kernel for the firmware to boot again: it would
   // sit there instead of ending.
   std::string cmdline = l.cmdline + " reboot=t gondolin.rootfs=" + l.rootfs_mode;
+  // Under TCG the guest's TSC is the host's, at the host's rate; its timer
+  // interrupts are late whenever the host is busy, so the clocksource
+  // watchdog, judging the TSC by them, can mark it unstable and leave the
+  // guest on jiffies, whose clock then runs slow (10 s took 14 s here, and a
+  // boot template keeps that for every clone). tsc=reliable keeps the TSC.
   if (l.accel != Accel::Kvm && l.machine == "microvm" && l.tsc_khz)
-    cmdline += " tsc_early_khz=" + std::to_string(*l.tsc_khz);
+    cmdline += " tsc_early_khz=" + std::to_string(*l.tsc_khz) + " tsc=reliable";
   if (!l.kernel.empty())
     a.insert(a.end(), {"-kernel", l.kernel.string(), "-initrd", l.initrd.string(), "-append", cmdline});
 }

@@ -66,7 +66,8 @@ TEST(QemuCommand, MicrovmTcg) {
   auto cmd = vm::build_qemu_command(l);
   EXPECT_TRUE(has_pair(cmd.argv, "-accel", "tcg"));
   EXPECT_TRUE(has_pair(cmd.argv, "-cpu", "max"));
-  EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet reboot=t gondolin.rootfs=memory tsc_early_khz=2100000"));
+  EXPECT_TRUE(has_pair(cmd.argv, "-append", "quiet reboot=t gondolin.rootfs=memory tsc_early_khz=2100000 tsc=reliable"))
+      << "the host's TSC rate, and the TSC kept as the guest's clock under TCG";
   EXPECT_TRUE(has_pair(cmd.argv, "-device", "virtio-blk-device,drive=root,serial=gondolin-root"));
   EXPECT_TRUE(has_pair(cmd.argv, "-drive", "file=/img/a,,b/rootfs.ext4,format=raw,if=none,id=root,readonly=on"))
       << "commas in paths are escaped and the image is attached read-only";
