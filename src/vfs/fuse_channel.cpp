@@ -61,7 +61,6 @@ void FuseChannel::on_received(std::size_t n) {
     counts_[opcode < counts_.size() ? opcode : 0]++;
     auto outcome = server_->handle({in_.data() + pos, len});
     if (!outcome.fatal.empty()) return report_failure(outcome.fatal);
-    for (auto& note : outcome.notifications) send(std::move(note));
     if (outcome.reply) send(std::move(*outcome.reply));
     pos += len;
     if (closed()) return;

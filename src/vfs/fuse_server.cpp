@@ -34,7 +34,6 @@ void FuseServer::end_session() {
   }
   handles_.clear();
   nodes_ = NodeTable(limits_.max_nodes);
-  notifications_.clear();
   initialized_ = false;
   writeback_ = false;
   minor_ = 0;
@@ -70,8 +69,6 @@ FuseServer::Outcome FuseServer::handle(std::span<const std::uint8_t> message, co
   out.reply = dispatch(*req);
   out.data_in_place = std::exchange(data_in_place_, 0);
   data_ = {};
-  out.notifications = std::move(notifications_);
-  notifications_.clear();
   return out;
 }
 
@@ -193,12 +190,9 @@ std::optional<std::uint64_t> FuseServer::add_handle(OpenFile file) {
 
 std::chrono::milliseconds FuseServer::attr_timeout_for(const Attr& attr) const {
   if (S_ISDIR(attr.mode)) return options_.attr_timeout;
-  // Hard-linked files: a change through one name must show through the others.
+  // Files with several names, unless linked through the guest, have one node
+  // per name: a change through one name must show through the others.
   if (attr.nlink > 1) return std::chrono::milliseconds(0);
-  // virtio-fs (QEMU 7.2) has no notification queue, so attributes the guest
-  // cached could never be corrected, e.g. after link(2) the old name's link
-  // count. A GETATTR round trip is cheap there; a stale answer is not.
-  if (options_.transport == FsTransport::Virtiofs) return std::chrono::milliseconds(0);
   return options_.attr_timeout;
 }
 
@@ -405,9 +399,14 @@ FuseServer::Bytes FuseServer::link(Request& req) {
   auto path = child_path(req.nodeid(), *name, error);
   if (!path) return error_reply(req.unique(), error);
   auto attr = provider_->link(*existing, *path);
-  // The existing name's node has one link more now.
-  if (attr) notifications_.push_back(fuse::inval_attributes_notification(in->oldnodeid));
-  return entry_reply(req.unique(), req.nodeid(), *name, std::move(attr));
+  if (!attr) return error_reply(req.unique(), attr.error());
+  if (!plausible_attr(*attr)) return error_reply(req.unique(), EIO);
+  // The new name is the node the guest already holds, so its kernel updates
+  // that inode's link count and attributes from this reply (virtio-fs could
+  // not tell it to). Should the node not fit, the name gets a node of its own.
+  auto id = nodes_.link(in->oldnodeid, req.nodeid(), *name, attr->mode);
+  if (!id) return entry_reply(req.unique(), req.nodeid(), *name, std::move(attr));
+  return fuse::struct_reply(req.unique(), make_entry(*id, *attr));
 }
 
 FuseServer::Bytes FuseServer::remove(Request& req) {

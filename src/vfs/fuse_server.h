@@ -32,8 +32,6 @@ class FuseServer {
   FuseServer(std::shared_ptr<Provider> provider, MountOptions options, ServerLimits limits = {});
 
   struct Outcome {
-    // Sent before the reply, so they are in effect when the caller's system call returns.
-    std::vector<std::vector<std::uint8_t>> notifications;
     std::optional<std::vector<std::uint8_t>> reply;  // some requests (FORGET) get none
     std::string fatal;                               // non-empty: the stream is broken beyond answering; end the mount
     // Payload bytes of `reply` already in DataBuffers::read_into (the reply
@@ -112,8 +110,9 @@ class FuseServer {
   Bytes entry_reply(std::uint64_t unique, std::uint64_t parent, std::string_view name, Result<Attr> attr);
   fuse_entry_out make_entry(std::uint64_t nodeid, const Attr& attr) const;
   fuse_attr_out make_attr_out(std::uint64_t nodeid, const Attr& attr) const;
-  // Hard-linked files have one node per name here, so the guest must not
-  // trust one name's cached attributes after a change through another.
+  // How long the guest may cache these attributes: never for a file with
+  // several names (links made on the host are one node per name, so a change
+  // through one name must show through the others), attr_timeout otherwise.
   std::chrono::milliseconds attr_timeout_for(const Attr& attr) const;
   int open_flags_for_provider(int guest_flags) const;
   // FOPEN_* for a regular file the guest opened with `guest_flags`.
@@ -125,7 +124,6 @@ class FuseServer {
   ServerLimits limits_;
   NodeTable nodes_;
   std::unordered_map<std::uint64_t, OpenFile> handles_;
-  std::vector<Bytes> notifications_;
   DataBuffers data_;  // of the request being handled
   std::size_t data_in_place_ = 0;
   std::uint64_t next_fh_ = 1;

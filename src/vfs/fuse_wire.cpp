@@ -97,20 +97,6 @@ std::vector<std::uint8_t> header_only_reply(std::uint64_t unique, std::size_t pa
   return out;
 }
 
-std::vector<std::uint8_t> inval_attributes_notification(std::uint64_t nodeid) {
-  fuse_notify_inval_inode_out body{};
-  body.ino = nodeid;
-  body.off = -1;  // negative: attributes only
-  Reply r(0, sizeof body);
-  r.append(body);
-  auto out = std::move(r).finish();
-  fuse_out_header h{};
-  std::memcpy(&h, out.data(), sizeof h);
-  h.error = FUSE_NOTIFY_INVAL_INODE;  // notifications carry their code in the error field
-  std::memcpy(out.data(), &h, sizeof h);
-  return out;
-}
-
 fuse_attr to_fuse_attr(const Attr& a) {
   fuse_attr f{};
   f.ino = a.ino;

@@ -121,9 +121,6 @@ std::vector<std::uint8_t> struct_reply(std::uint64_t unique, const T& value) {
 std::vector<std::uint8_t> empty_reply(std::uint64_t unique);
 // The header of a reply whose `payload_bytes` the transport already holds.
 std::vector<std::uint8_t> header_only_reply(std::uint64_t unique, std::size_t payload_bytes);
-// An unsolicited message telling the guest kernel to drop the cached
-// attributes of `nodeid` (its page cache stays).
-std::vector<std::uint8_t> inval_attributes_notification(std::uint64_t nodeid);
 
 fuse_attr to_fuse_attr(const Attr& a);
 // Seconds + nanoseconds of a cache timeout, as the kernel wants them.

@@ -13,7 +13,11 @@ namespace {
 // A path never gets deeper than PATH_MAX allows; the guard also keeps a
 // corrupted (cyclic) table from looping forever.
 constexpr int kMaxDepth = 4096;
-constexpr std::uint32_t kSerialVersion = 1;
+// 1: one (parent, name) per node. 2: a count of names, then each name.
+constexpr std::uint32_t kSerialVersion = 2;
+// A file has at most as many names as a host file system allows links
+// (ext4: 65000); more is a corrupt table.
+constexpr std::uint32_t kMaxNames = 65536;
 
 }  // namespace
 
@@ -39,10 +43,11 @@ std::optional<std::string> NodeTable::path(std::uint64_t id) const {
   std::size_t length = 0;
   for (int depth = 0; depth < kMaxDepth; ++depth) {
     auto it = nodes_.find(id);
-    if (it == nodes_.end() || it->second.parent == 0) return std::nullopt;
-    parts.push_back(&it->second.name);
-    length += it->second.name.size() + 1;
-    id = it->second.parent;
+    if (it == nodes_.end() || it->second.names.empty()) return std::nullopt;
+    const Key& first = it->second.names.front();
+    parts.push_back(&first.name);
+    length += first.name.size() + 1;
+    id = first.parent;
     if (id == kRootId) {
       std::string out;
       out.reserve(length);
@@ -71,34 +76,48 @@ std::optional<std::uint64_t> NodeTable::find(std::uint64_t parent, std::string_v
   return it->second;
 }
 
-void NodeTable::attach_node(std::uint64_t id, std::uint64_t parent, std::string name) {
-  Node& n = nodes_.at(id);
-  n.parent = parent;
-  n.name = name;
-  by_name_[Key{parent, std::move(name)}] = id;
-  nodes_.at(parent).children++;
+bool NodeTable::attached(std::uint64_t id) const {
+  auto it = nodes_.find(id);
+  return it != nodes_.end() && (id == kRootId || !it->second.names.empty());
 }
 
-void NodeTable::detach_node(std::uint64_t id) {
+void NodeTable::add_name(std::uint64_t id, Key key) {
+  nodes_.at(key.parent).children++;
+  by_name_[key] = id;
+  nodes_.at(id).names.push_back(std::move(key));
+}
+
+void NodeTable::remove_name(std::uint64_t id, const Key& key) {
   auto it = nodes_.find(id);
-  if (it == nodes_.end() || it->second.parent == 0) return;
-  std::uint64_t parent = it->second.parent;
-  by_name_.erase(Key{parent, it->second.name});
-  it->second.parent = 0;
-  auto p = nodes_.find(parent);
-  if (p != nodes_.end()) {
+  if (it == nodes_.end()) return;
+  auto& names = it->second.names;
+  auto at = std::find(names.begin(), names.end(), key);
+  if (at == names.end()) return;
+  std::uint64_t parent = key.parent;
+  by_name_.erase(key);
+  names.erase(at);  // `key` may have referred into `names`: not used below
+  if (auto p = nodes_.find(parent); p != nodes_.end()) {
     p->second.children--;
     erase_if_unused(parent);
   }
   erase_if_unused(id);
 }
 
+// Erases a node nothing refers to any more, with its names; a parent left
+// without names or lookups goes too (recursion as deep as the path).
 void NodeTable::erase_if_unused(std::uint64_t id) {
   if (id == kRootId) return;
   auto it = nodes_.find(id);
   if (it == nodes_.end() || it->second.lookups != 0 || it->second.children != 0) return;
-  detach_node(id);  // no-op if already detached; otherwise recurses once into this id
-  nodes_.erase(id);
+  std::vector<Key> names = std::move(it->second.names);
+  nodes_.erase(it);
+  for (const Key& k : names) {
+    by_name_.erase(k);
+    if (auto p = nodes_.find(k.parent); p != nodes_.end()) {
+      p->second.children--;
+      erase_if_unused(k.parent);
+    }
+  }
 }
 
 std::optional<std::uint64_t> NodeTable::remember(std::uint64_t parent, std::string_view name, std::uint32_t type) {
@@ -109,17 +128,31 @@ std::optional<std::uint64_t> NodeTable::remember(std::uint64_t parent, std::stri
       n.lookups++;
       return *existing;
     }
-    detach_node(*existing);
+    remove_name(*existing, Key{parent, std::string(name)});
   }
-  auto p = nodes_.find(parent);
-  if (p == nodes_.end() || (parent != kRootId && p->second.parent == 0)) return std::nullopt;
-  if (nodes_.size() >= max_nodes_) return std::nullopt;
+  if (!attached(parent) || nodes_.size() >= max_nodes_) return std::nullopt;
   std::uint64_t id = next_id_++;
   Node n;
   n.type = type;
   n.lookups = 1;
   nodes_.emplace(id, std::move(n));
-  attach_node(id, parent, std::string(name));
+  add_name(id, Key{parent, std::string(name)});
+  return id;
+}
+
+std::optional<std::uint64_t> NodeTable::link(std::uint64_t id, std::uint64_t parent, std::string_view name,
+                                             std::uint32_t type) {
+  if (id == kRootId || !attached(id) || !attached(parent)) return std::nullopt;
+  if (S_ISDIR(nodes_.at(id).type) || nodes_.at(id).type != (type & S_IFMT)) return std::nullopt;
+  Node& n = nodes_.at(id);
+  if (n.names.size() >= kMaxNames) return std::nullopt;
+  n.lookups++;  // before the detach below, which could otherwise erase `id`'s parent chain
+  detach(parent, name);
+  if (!attached(parent)) {
+    forget(id, 1);
+    return std::nullopt;
+  }
+  add_name(id, Key{parent, std::string(name)});
   return id;
 }
 
@@ -132,7 +165,7 @@ void NodeTable::forget(std::uint64_t id, std::uint64_t count) {
 }
 
 void NodeTable::detach(std::uint64_t parent, std::string_view name) {
-  if (auto id = find(parent, name)) detach_node(*id);
+  if (auto id = find(parent, name)) remove_name(*id, Key{parent, std::string(name)});
 }
 
 void NodeTable::move(std::uint64_t from_parent, std::string_view from_name, std::uint64_t to_parent,
@@ -141,11 +174,10 @@ void NodeTable::move(std::uint64_t from_parent, std::string_view from_name, std:
   auto id = find(from_parent, from_name);
   detach(to_parent, to_name);
   if (!id || !nodes_.count(*id) || !nodes_.count(to_parent)) return;
-  // Keep the node alive while it has no parent for a moment.
-  Node& n = nodes_.at(*id);
-  n.lookups++;
-  detach_node(*id);
-  if (nodes_.count(to_parent)) attach_node(*id, to_parent, std::string(to_name));
+  // Keep the node alive while it lacks the name for a moment.
+  nodes_.at(*id).lookups++;
+  remove_name(*id, Key{from_parent, std::string(from_name)});
+  if (nodes_.count(to_parent)) add_name(*id, Key{to_parent, std::string(to_name)});
   forget(*id, 1);
 }
 
@@ -153,13 +185,14 @@ void NodeTable::exchange(std::uint64_t a_parent, std::string_view a_name, std::u
                          std::string_view b_name) {
   auto a = find(a_parent, a_name);
   auto b = find(b_parent, b_name);
-  for (auto id : {a, b})
-    if (id) {
-      nodes_.at(*id).lookups++;
-      detach_node(*id);
-    }
-  if (a && nodes_.count(b_parent)) attach_node(*a, b_parent, std::string(b_name));
-  if (b && nodes_.count(a_parent)) attach_node(*b, a_parent, std::string(a_name));
+  Key a_key{a_parent, std::string(a_name)};
+  Key b_key{b_parent, std::string(b_name)};
+  if (a) nodes_.at(*a).lookups++;
+  if (b) nodes_.at(*b).lookups++;
+  if (a) remove_name(*a, a_key);
+  if (b) remove_name(*b, b_key);
+  if (a && nodes_.count(b_parent)) add_name(*a, b_key);
+  if (b && nodes_.count(a_parent)) add_name(*b, a_key);
   for (auto id : {a, b})
     if (id) forget(*id, 1);
 }
@@ -169,68 +202,85 @@ std::string NodeTable::serialize() const {
   w.u32(kSerialVersion);
   w.u64(next_id_);
   w.u32(static_cast<std::uint32_t>(nodes_.size() - 1));
-  // Parents before children, so load() can attach in one pass.
-  std::vector<std::uint64_t> order;
-  order.reserve(nodes_.size());
-  std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> kids;
-  std::vector<std::uint64_t> detached;
+  // Directories before their children (depth first from the root), so load()
+  // can attach in one pass; then the rest, whose parents are all directories.
+  std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> subdirs;
+  std::vector<std::uint64_t> rest;
   for (const auto& [id, n] : nodes_) {
     if (id == kRootId) continue;
-    if (n.parent == 0)
-      detached.push_back(id);
+    if (S_ISDIR(n.type) && !n.names.empty())
+      subdirs[n.names.front().parent].push_back(id);
     else
-      kids[n.parent].push_back(id);
+      rest.push_back(id);
   }
+  std::vector<std::uint64_t> order;
+  order.reserve(nodes_.size());
   std::vector<std::uint64_t> stack{kRootId};
   while (!stack.empty()) {
     std::uint64_t id = stack.back();
     stack.pop_back();
     if (id != kRootId) order.push_back(id);
-    if (auto k = kids.find(id); k != kids.end()) stack.insert(stack.end(), k->second.begin(), k->second.end());
+    if (auto k = subdirs.find(id); k != subdirs.end()) stack.insert(stack.end(), k->second.begin(), k->second.end());
   }
-  order.insert(order.end(), detached.begin(), detached.end());
+  order.insert(order.end(), rest.begin(), rest.end());
   for (std::uint64_t id : order) {
     const Node& n = nodes_.at(id);
     w.u64(id);
-    w.u64(n.parent);
     w.u64(n.lookups);
     w.u32(n.type);
-    w.bytes(n.name);
+    w.u32(static_cast<std::uint32_t>(n.names.size()));
+    for (const Key& k : n.names) {
+      w.u64(k.parent);
+      w.bytes(k.name);
+    }
   }
   return std::string(w.data().begin(), w.data().end());
+}
+
+// One node as serialize() wrote it (or as version 1 did: id, parent,
+// lookups, type, name, where parent 0 meant detached). Every name's parent
+// must be an attached directory read before it, which rules out cycles.
+bool NodeTable::load_node(std::uint32_t version, proto::PayloadReader& r) {
+  std::uint64_t id = r.u64();
+  std::uint64_t v1_parent = version == 1 ? r.u64() : 0;
+  std::uint64_t lookups = r.u64();
+  std::uint32_t type = r.u32() & S_IFMT;
+  std::uint32_t count = version == 1 ? (v1_parent != 0) : r.u32();
+  if (!r.ok() || id <= kRootId || id >= next_id_ || nodes_.count(id)) return false;
+  if (count > (S_ISDIR(type) ? 1 : kMaxNames)) return false;
+  Node n;
+  n.type = type;
+  n.lookups = lookups;
+  nodes_.emplace(id, std::move(n));
+  std::string v1_name = version == 1 ? r.c_string(255) : std::string();
+  for (std::uint32_t i = 0; i < count; ++i) {
+    Key key{version == 1 ? v1_parent : r.u64(), version == 1 ? v1_name : r.c_string(255)};
+    if (!r.ok() || !attached(key.parent) || !S_ISDIR(nodes_.at(key.parent).type) || key.name.empty() ||
+        key.name.find('/') != std::string::npos || by_name_.count(key))
+      return false;
+    add_name(id, std::move(key));
+  }
+  return r.ok();
 }
 
 bool NodeTable::load(std::string_view data) {
   reset();
   proto::PayloadReader r(reinterpret_cast<const std::uint8_t*>(data.data()), data.size());
-  if (r.u32() != kSerialVersion) return false;
+  std::uint32_t version = r.u32();
   std::uint64_t next = r.u64();
   std::uint32_t count = r.u32();
-  if (!r.ok() || count >= max_nodes_) return false;
-  auto fail = [this] {
-    reset();
-    return false;
-  };
+  if (!r.ok() || (version != 1 && version != kSerialVersion) || count >= max_nodes_ || next <= kRootId) return false;
+  next_id_ = next;
   for (std::uint32_t i = 0; i < count; ++i) {
-    std::uint64_t id = r.u64();
-    std::uint64_t parent = r.u64();
-    std::uint64_t lookups = r.u64();
-    std::uint32_t type = r.u32();
-    std::string name = r.c_string(255);
-    if (!r.ok() || id <= kRootId || id >= next || nodes_.count(id)) return fail();
-    Node n;
-    n.type = type & S_IFMT;
-    n.lookups = lookups;
-    nodes_.emplace(id, std::move(n));
-    if (parent != 0) {
-      if (!nodes_.count(parent) || name.empty() || name.find('/') != std::string::npos ||
-          by_name_.count(Key{parent, name}))
-        return fail();
-      attach_node(id, parent, std::move(name));
+    if (!load_node(version, r)) {
+      reset();
+      return false;
     }
   }
-  if (!r.at_end()) return fail();
-  next_id_ = next;
+  if (!r.at_end()) {
+    reset();
+    return false;
+  }
   return true;
 }
 

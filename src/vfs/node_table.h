@@ -1,10 +1,21 @@
-// The FUSE node ids the guest kernel holds, each mapped to a (parent, name)
-// pair so its path can be rebuilt; lookup counts mirror the kernel's so a node
-// lives exactly as long as the kernel may still name it.
+// The FUSE node ids the guest kernel holds, each mapped to the (parent, name)
+// pairs that name it so its path can be rebuilt; lookup counts mirror the
+// kernel's so a node lives exactly as long as the kernel may still name it.
 //
 // Keyed by path, not by host inode: a provider is path-based, and a table of
 // paths can be written out and loaded again after a snapshot resume (the
 // guest keeps its node ids across a resume, the host process does not).
+//
+// Invariants:
+// - every (parent, name) pair names at most one node, and `by_name_` holds
+//   exactly the pairs of the nodes' `names`;
+// - a directory has at most one name; a file made by link(2) through the
+//   guest has one name per link, so the guest kernel sees one inode (one node
+//   id) however many names it has, and keeps its link count and cached
+//   attributes right without being told (virtio-fs cannot tell it);
+// - a node's path is built from its first name; a node with no name is
+//   detached (unlinked or replaced) and serves only its open handles;
+// - `children` counts the names whose parent is this node.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +24,10 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+namespace gondolin::proto {
+class PayloadReader;
+}
 
 namespace gondolin::vfs {
 
@@ -33,15 +48,20 @@ class NodeTable {
 
   // The guest kernel learnt about parent/name with file type `type` (S_IFMT
   // bits): returns its node id with one more lookup reference, creating the
-  // node if needed. A node whose file type changed is replaced by a fresh id
-  // (the kernel must not see one id change type). nullopt when the table is full.
+  // node if needed. A node whose file type changed loses that name to a fresh
+  // id (the kernel must not see one id change type). nullopt when the table is full.
   std::optional<std::uint64_t> remember(std::uint64_t parent, std::string_view name, std::uint32_t type);
+  // parent/name is a new hard link to non-directory node `id`, now of file
+  // type `type`: the node gains that name and one lookup reference. nullopt
+  // if `id` is unknown, detached, a directory or of another type, or the
+  // parent is unknown/detached (the caller then remembers a node of its own).
+  std::optional<std::uint64_t> link(std::uint64_t id, std::uint64_t parent, std::string_view name, std::uint32_t type);
 
   // The kernel dropped `count` references.
   void forget(std::uint64_t id, std::uint64_t count);
 
-  // parent/name was removed: its node (if any) keeps serving open handles but
-  // no longer has a path.
+  // parent/name was removed: its node loses that name; with none left it
+  // keeps serving open handles but no longer has a path.
   void detach(std::uint64_t parent, std::string_view name);
   // from_parent/from_name now lives at to_parent/to_name; whatever was there is detached.
   void move(std::uint64_t from_parent, std::string_view from_name, std::uint64_t to_parent, std::string_view to_name);
@@ -49,18 +69,12 @@ class NodeTable {
   void exchange(std::uint64_t a_parent, std::string_view a_name, std::uint64_t b_parent, std::string_view b_name);
 
   // Binary snapshot of every node, and its inverse. load() replaces the table
-  // and returns false (leaving it empty but for the root) on malformed input.
+  // and returns false (leaving it empty but for the root) on malformed input;
+  // it also reads the format of tables written before links kept one node.
   std::string serialize() const;
   bool load(std::string_view data);
 
  private:
-  struct Node {
-    std::uint64_t parent = 0;  // 0: detached (or the root)
-    std::string name;
-    std::uint64_t lookups = 0;
-    std::uint32_t type = 0;
-    std::uint32_t children = 0;  // attached nodes naming this one as parent
-  };
   struct Key {
     std::uint64_t parent;
     std::string name;
@@ -69,11 +83,19 @@ class NodeTable {
   struct KeyHash {
     std::size_t operator()(const Key& k) const;
   };
+  struct Node {
+    std::vector<Key> names;  // empty: detached (or the root)
+    std::uint64_t lookups = 0;
+    std::uint32_t type = 0;
+    std::uint32_t children = 0;
+  };
 
-  void detach_node(std::uint64_t id);
-  void attach_node(std::uint64_t id, std::uint64_t parent, std::string name);
+  void add_name(std::uint64_t id, Key key);
+  void remove_name(std::uint64_t id, const Key& key);
   void erase_if_unused(std::uint64_t id);
+  bool attached(std::uint64_t id) const;
   std::optional<std::uint64_t> find(std::uint64_t parent, std::string_view name) const;
+  bool load_node(std::uint32_t version, proto::PayloadReader& r);
   void reset();
 
   std::size_t max_nodes_;

@@ -170,7 +170,6 @@ bool VirtioFsServer::drain(std::uint32_t index) {
       die(outcome.fatal);
       return false;
     }
-    dropped_notifications_ += outcome.notifications.size();
     std::uint32_t written = 0;
     if (index != kHiprioQueue && outcome.reply) {
       // The driver sized the buffers for the largest valid reply; anything
@@ -201,7 +200,6 @@ std::string VirtioFsServer::describe_counts() const {
     if (counts_[op])
       out += (out.empty() ? "" : " ") + std::string(fuse::opcode_name(static_cast<std::uint32_t>(op))) + "=" +
              std::to_string(counts_[op]);
-  if (dropped_notifications_) out += " dropped_notifications=" + std::to_string(dropped_notifications_);
   return out;
 }
 

@@ -13,11 +13,9 @@
 // refused (CHECK_DEVICE_STATE fails, and so does QEMU's load).
 //
 // Ring 0 is the high-priority queue (FORGET, INTERRUPT: no reply), ring 1
-// the request queue. FUSE notifications have no queue in QEMU 7.2's device
-// and are dropped. The server sends only one kind: after a hard link, "the
-// other name's attributes changed". Without it the guest may show the old
-// link count for that name until its cached attributes expire
-// (MountOptions::attr_timeout, 1 s by default); nothing else depends on it.
+// the request queue. The device has no notification queue, and the server
+// needs none: it never tells the guest kernel anything unasked (a link made
+// through the guest names the node the guest already holds; NodeTable).
 #pragma once
 
 #include <array>
@@ -59,7 +57,7 @@ class VirtioFsServer {
   bool state_migratable() const { return state_migratable_.load(); }
   // Any thread: why QEMU's last state transfer failed on our side ("" if it did not).
   std::string state_error() const;
-  // Requests handled so far by opcode, and notifications dropped; read after stop().
+  // Requests handled so far by opcode; read after stop().
   std::string describe_counts() const;
 
  private:
@@ -78,7 +76,6 @@ class VirtioFsServer {
   DeadHandler on_dead_;
   std::thread thread_;
   std::array<std::uint64_t, 64> counts_{};
-  std::uint64_t dropped_notifications_ = 0;
   std::atomic<bool> state_migratable_{false};
   mutable std::mutex state_error_mutex_;
   std::string state_error_;
