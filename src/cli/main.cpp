@@ -17,6 +17,7 @@
 #include "gondolin/log.h"
 #include "gondolin/version.h"
 #include "gondolin/vm.h"
+#include "vm/qemu_version.h"
 
 namespace {
 
@@ -38,7 +39,8 @@ void add_help_and_version(CLI::App& app) {
     std::printf("%s", app.get_formatter()->make_help(target, target->get_name(), CLI::AppFormatMode::Normal).c_str());
   });
   app.add_subcommand("version", "Show the version")->callback([] {
-    std::printf("gondolin %s (agent protocol %u)\n", kVersion, agent_protocol_version());
+    std::printf("gondolin %s (agent protocol %u)\n%s\n", kVersion, agent_protocol_version(),
+                describe_default_qemu().c_str());
   });
 }
 

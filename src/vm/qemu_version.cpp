@@ -1,11 +1,13 @@
 #include "vm/qemu_version.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <mutex>
 
 #include "gondolin/error.h"
+#include "gondolin/vm.h"
 #include "util/paths.h"
 #include "util/sha256.h"
 #include "util/subprocess.h"
@@ -63,6 +65,31 @@ bool binary_migrates_virtiofs(const std::filesystem::path& qemu_binary, std::str
   if (version && qemu_migrates_virtiofs(*version)) return true;
   if (which) *which = version ? "QEMU " + version->text() : "\"" + line + "\"";
   return false;
+}
+
+std::filesystem::path resolve_qemu_binary(const VmOptions& o) {
+  std::string name = o.qemu_binary;
+  if (name.empty())
+    if (const char* env = std::getenv("GONDOLIN_QEMU"); env && *env) name = env;
+  if (name.empty()) name = "qemu-system-x86_64";
+  auto found = paths::find_program(name);
+  if (found.empty())
+    throw Error(ErrorKind::Qemu,
+                "QEMU binary '" + name + "' not found (apt-get install qemu-system-x86, or set GONDOLIN_QEMU)");
+  return found;
+}
+
+std::string describe_default_qemu() {
+  try {
+    const fs::path binary = resolve_qemu_binary(VmOptions{});
+    const auto version = parse_qemu_version(qemu_version_line(binary));
+    std::string out =
+        "qemu: " + binary.string() + " (" + (version ? "QEMU " + version->text() : "version unknown") + ")";
+    if (version && qemu_migrates_virtiofs(*version)) return out + ": mounts use virtio-fs, snapshots included";
+    return out + ": mounts use virtio-serial; virtio-fs mounts cannot be snapshotted (QEMU 8.2 and later can)";
+  } catch (const Error& e) {
+    return std::string("qemu: ") + e.what();
+  }
 }
 
 }  // namespace gondolin

@@ -9,6 +9,13 @@
 
 namespace gondolin {
 
+struct VmOptions;
+
+// The QEMU binary a VM with these options runs: VmOptions::qemu_binary, else
+// $GONDOLIN_QEMU, else qemu-system-x86_64, looked up in PATH. Throws
+// gondolin::Error (Qemu) naming the fix if there is none.
+std::filesystem::path resolve_qemu_binary(const VmOptions& o);
+
 // QEMU's own version line ("QEMU emulator version 10.0.2 (Debian ...)"),
 // for snapshot compatibility. Throws gondolin::Error (Qemu) if QEMU does not answer.
 std::string qemu_version_line(const std::filesystem::path& qemu_binary);
@@ -26,5 +33,10 @@ bool qemu_migrates_virtiofs(const QemuVersion& v);
 // The same asked of a binary. When it cannot, `which` (if given) is set to
 // how to name that QEMU in a message ("QEMU 7.2.0", or its version line).
 bool binary_migrates_virtiofs(const std::filesystem::path& qemu_binary, std::string* which = nullptr);
+
+// One line on the QEMU that default options would run and what it allows,
+// for `gondolin version` (where a machine with an old QEMU learns what it
+// lacks); never throws.
+std::string describe_default_qemu();
 
 }  // namespace gondolin

@@ -41,18 +41,6 @@ std::pair<UniqueFd, UniqueFd> socket_pair() {
 
 }  // namespace
 
-std::filesystem::path resolve_qemu_binary(const VmOptions& o) {
-  std::string name = o.qemu_binary;
-  if (name.empty())
-    if (const char* env = std::getenv("GONDOLIN_QEMU"); env && *env) name = env;
-  if (name.empty()) name = "qemu-system-x86_64";
-  auto found = paths::find_program(name);
-  if (found.empty())
-    throw Error(ErrorKind::Qemu,
-                "QEMU binary '" + name + "' not found (apt-get install qemu-system-x86, or set GONDOLIN_QEMU)");
-  return found;
-}
-
 // What FsTransport::Auto means on this host: virtio-fs if QEMU can snapshot it.
 static vfs::FsTransport auto_mount_transport(const VmOptions& o) {
   const bool wanted = std::any_of(o.mounts.begin(), o.mounts.end(),

@@ -217,8 +217,6 @@ class VmImpl : public session::SessionHost {
   std::unique_ptr<vm::GuestSshServer> guest_ssh_;  // after enable_ssh(); closed once QEMU is gone
 };
 
-std::filesystem::path resolve_qemu_binary(const VmOptions& o);
-
 // A whole file into the guest through the agent (Vm::write_file's path).
 void write_guest_file(VmImpl& vm, const std::string& path, std::string_view data, std::uint32_t mode);
 
