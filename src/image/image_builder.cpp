@@ -226,8 +226,10 @@ std::string hash_tree(const fs::path& root) {
 // mmdebstrap hooks for post_build, in order: the copies, then the commands
 // (so a command can use a copied file). Hooks run as shell strings with the
 // new root as $1; the commands run inside it with chroot while the package
-// sources and lists are still there.
-std::vector<std::string> post_build_hooks(const BuildSpec& spec) {
+// sources and lists are still there. A command that fails leaves its number,
+// exit status and stderr in `failure` (its stderr also goes to the log), so
+// the build's error can name it: mmdebstrap itself only says a hook failed.
+std::vector<std::string> post_build_hooks(const BuildSpec& spec, const fs::path& failure) {
   std::vector<std::string> hooks;
   for (const auto& c : spec.copies) {
     std::string dest = "\"$1\"" + shell_quote(c.dest);
@@ -236,9 +238,30 @@ std::vector<std::string> post_build_hooks(const BuildSpec& spec) {
                     " && cp -R --no-preserve=ownership --preserve=mode,timestamps,links " +
                     shell_quote(c.src.string()) + " " + dest);
   }
-  for (const auto& cmd : spec.commands)
-    hooks.push_back("--customize-hook=chroot \"$1\" /bin/sh -ec " + shell_quote(cmd));
+  const std::string err = shell_quote(failure.string() + ".stderr");
+  for (std::size_t i = 0; i < spec.commands.size(); ++i)
+    hooks.push_back("--customize-hook=s=0; chroot \"$1\" /bin/sh -ec " + shell_quote(spec.commands[i]) + " 2>" + err +
+                    " || s=$?; cat " + err + " >&2; if [ $s != 0 ]; then { echo " + std::to_string(i + 1) +
+                    " $s; cat " + err + "; } >" + shell_quote(failure.string()) + "; exit $s; fi");
   return hooks;
+}
+
+// The one line for a post_build command that failed, from what its hook left
+// in `failure`; "" if no command failed (mmdebstrap failed elsewhere).
+std::string post_build_failure(const BuildSpec& spec, const fs::path& failure) {
+  std::ifstream in(failure);
+  std::size_t number = 0;
+  int status = 0;
+  if (!(in >> number >> status) || number == 0 || number > spec.commands.size()) return "";
+  std::string line, last;
+  while (std::getline(in, line))
+    if (line.find_first_not_of(" \t\r") != std::string::npos) last = line;
+  std::string cmd = spec.commands[number - 1];
+  if (cmd.size() > 80) cmd = cmd.substr(0, 77) + "...";
+  std::string why = "post_build command " + std::to_string(number) + " (" + cmd + ") failed with exit status " +
+                    std::to_string(status);
+  if (!last.empty()) why += ": " + last.substr(0, 200);
+  return why;
 }
 
 fs::path Builder::build_rootfs() {
@@ -269,13 +292,23 @@ fs::path Builder::build_rootfs() {
   argv.push_back("--dpkgopt=path-exclude=/usr/share/man/*");
   argv.push_back("--dpkgopt=path-exclude=/usr/share/locale/*");
   argv.push_back("--dpkgopt=path-include=/usr/share/doc/*/copyright");
-  for (auto& hook : post_build_hooks(spec_)) argv.push_back(std::move(hook));
+  const fs::path failure = work_ / "post_build.failed";
+  fs::remove(failure);
+  for (auto& hook : post_build_hooks(spec_, failure)) argv.push_back(std::move(hook));
   argv.push_back(spec_.suite);
   argv.push_back(tree.string());
   for (const auto& s : sources) argv.push_back(s);
-  run_checked(argv, spec_.commands.empty() && spec_.copies.empty()
-                        ? "building the root filesystem with mmdebstrap"
-                        : "building the root filesystem with mmdebstrap (and the spec's post_build)");
+  try {
+    run_checked(argv, spec_.commands.empty() && spec_.copies.empty()
+                          ? "building the root filesystem with mmdebstrap"
+                          : "building the root filesystem with mmdebstrap (and the spec's post_build)");
+  } catch (const Error&) {
+    std::string why = post_build_failure(spec_, failure);
+    std::error_code ec;
+    fs::remove_all(tree, ec);
+    if (why.empty()) throw;
+    throw Error(ErrorKind::Image, why + " [full log: " + log_file_.string() + "]");
+  }
 
   // No package lists that would be stale in a VM; then gondolin's own files,
   // the same layer an OCI root gets (rootfs_tree.h).

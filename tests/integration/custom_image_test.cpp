@@ -81,3 +81,19 @@ TEST(CustomImage, BadPostBuildIsRefusedInOneLine) {
   expect_one_line_error(run_gondolin({"build", env_spec.string()}), "env name \"BAD-NAME\"");
   expect_one_line_error(run_gondolin({"build", "--tag", "a b:c"}), "invalid --tag 'a b:c'");
 }
+
+// A post_build command that fails is named in the one line, with its exit
+// status and the last line it wrote to stderr; the tag is not made.
+TEST(CustomImage, FailingPostBuildCommandIsNamed) {
+  TempDir tmp;
+  fs::path spec = tmp.path() / "spec.json";
+  std::ofstream(spec) << R"({"packages": ["bash"],
+    "post_build": {"commands": ["true", "echo checking; echo no such thing >&2; exit 7", "touch /never"]}})";
+  auto r = run_gondolin({"build", spec.string(), "--tag", "gondolin-test-custom:fails", "-q"},
+                        CliOptions{"", {}, {}, std::chrono::seconds(900), {}});
+  expect_one_line_error(r,
+                        "post_build command 2 (echo checking; echo no such thing >&2; exit 7) failed with exit "
+                        "status 7: no such thing [full log: ");
+  auto ls = run_gondolin({"image", "ls"});
+  EXPECT_EQ(ls.out.find("gondolin-test-custom:fails"), std::string::npos) << ls.out;
+}
