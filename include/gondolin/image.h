@@ -74,19 +74,24 @@ class ImageStore {
 
   const std::filesystem::path& root() const { return root_; }
 
-  // Resolves name:tag (newest build of it), an id or unique id prefix, or a
+  // Resolves name:tag (the build last given that name by build, tag or
+  // import, else its newest build), an id or unique id prefix, or a
   // path to an image directory / manifest. Checks that the files exist with
   // the recorded sizes. Throws gondolin::Error (kind Image) with a hint.
   Image resolve(const std::string& reference) const;
   std::vector<Image> list() const;
   // What `gondolin image prune` deletes: the builds no name:tag resolves to
-  // any more (for each name:tag the newest build, and the newest one this
-  // build's agent protocol can talk to, are kept), minus every id in `in_use`
+  // any more (for each name:tag the build it was last given, the newest
+  // build, and the newest one this build's agent protocol can talk to, are
+  // kept), minus every id in `in_use`
   // (snapshots, running sessions). Newest first; deletes nothing itself.
   std::vector<Image> prunable(const std::set<std::string>& in_use) const;
 
-  // Moves a finished image directory into the store (atomically) and returns it.
+  // Moves a finished image directory into the store (atomically), gives it
+  // its manifest's name:tag (point_name_at), and returns it.
   Image install(const std::filesystem::path& staged_dir) const;
+  // From now on the image's name:tag means this build (if it has a name).
+  void point_name_at(const Image& image) const;
   // Like resolve(), but an exact id is found without resolve()'s checks, so
   // builds too old or damaged to run can still be named for deletion.
   Image resolve_for_removal(const std::string& reference) const;

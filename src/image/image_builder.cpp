@@ -397,7 +397,9 @@ Image Builder::run(const ImageStore& store) {
     if (fs::exists(store.root() / id / "manifest.json", ec)) {
       return step("Image is up to date", [&] {
         cached_ = true;
-        return store.resolve(id);
+        Image img = store.resolve(id);
+        store.point_name_at(img);  // what this build made is what its name means now
+        return img;
       });
     }
   }

@@ -6,6 +6,7 @@
 #include "gondolin/error.h"
 #include "gondolin/image.h"
 #include "image/image_prune.h"
+#include "image/name_index.h"
 #include "proto/protocol_version.h"
 #include "util/files.h"
 #include "util/logging.h"
@@ -119,8 +120,17 @@ Image ImageStore::resolve(const std::string& reference) const {
   auto colon = ref.find(':');
   std::string name = ref.substr(0, colon);
   std::string tag = colon == std::string::npos ? "latest" : ref.substr(colon + 1);
-  // Newest first; an older build this gondolin can talk to beats a newer one
-  // made by another gondolin version.
+  // The build the name was last given (by build, tag or import), if this
+  // gondolin can talk to it.
+  if (auto id = image::named_id(root_, name + ":" + tag))
+    for (const auto& img : all)
+      if (img.manifest.id == *id && img.display_name() == name + ":" + tag &&
+          img.manifest.agent_protocol == proto::kProtocolVersion) {
+        check_files(img);
+        return img;
+      }
+  // Else the newest; an older build this gondolin can talk to beats a newer
+  // one made by another gondolin version.
   const Image* newest = nullptr;
   for (const auto& img : all) {
     if (img.manifest.name != name || (img.manifest.tag.empty() ? "latest" : img.manifest.tag) != tag) continue;
@@ -144,11 +154,17 @@ Image ImageStore::install(const fs::path& staged_dir) const {
   std::error_code ec;
   if (fs::exists(target / "manifest.json", ec)) {
     fs::remove_all(staged_dir, ec);  // identical content is already installed
-    return load_image_dir(target);
+  } else {
+    fs::remove_all(target, ec);
+    fs::rename(staged_dir, target);
   }
-  fs::remove_all(target, ec);
-  fs::rename(staged_dir, target);
-  return load_image_dir(target);
+  Image img = load_image_dir(target);
+  point_name_at(img);
+  return img;
+}
+
+void ImageStore::point_name_at(const Image& img) const {
+  if (!img.manifest.name.empty()) image::point_name(root_, img.display_name(), img.manifest.id);
 }
 
 Image ImageStore::resolve_for_removal(const std::string& reference) const {
@@ -162,6 +178,7 @@ void ImageStore::remove(const std::string& reference) const {
   std::error_code ec;
   if (fs::weakly_canonical(img.dir.parent_path(), ec) != fs::weakly_canonical(root_, ec))
     throw Error(ErrorKind::Usage, "refusing to delete " + img.dir.string() + ": it is not in the image store");
+  if (!img.manifest.name.empty()) image::drop_name(root_, img.display_name(), img.manifest.id);
   fs::remove_all(img.dir);
 }
 
@@ -176,7 +193,9 @@ void ImageStore::verify(const Image& img) {
 }
 
 std::vector<Image> ImageStore::prunable(const std::set<std::string>& in_use) const {
-  return image::images_to_prune(list(), in_use, proto::kProtocolVersion);
+  std::set<std::string> keep = in_use;
+  keep.merge(image::named_ids(root_));  // what a name was last given
+  return image::images_to_prune(list(), keep, proto::kProtocolVersion);
 }
 
 }  // namespace gondolin
