@@ -30,7 +30,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // Bump when what a template holds changes in a way the key does not show.
-constexpr int kTemplateFormat = 3;
+constexpr int kTemplateFormat = 4;  // 4: the state uncompressed
 constexpr const char* kMetaFile = "template.json";
 constexpr const char* kRamFile = "ram";
 constexpr std::uintmax_t kMaxMetaBytes = 64 * 1024;
@@ -94,7 +94,7 @@ std::string check_template(const fs::path& dir, const TemplateKey& key, const Vm
     return "was made by another gondolin or for another machine shape";
   if (meta.value("qemu_version", "") != qemu_line)
     return "was made by \"" + meta.value("qemu_version", std::string("?")) + "\", this host has \"" + qemu_line + "\"";
-  const fs::path state = dir / SnapshotManifest::kStateFile;
+  const fs::path state = dir / kTemplateStateFile;
   if (fs::file_size(state, ec) != meta.value("state_size", std::uint64_t{0}) || ec) return "has a truncated state file";
   if (sha256_file_hex(state) != meta.value("state_sha256", "")) return "has a damaged state file (sha256 mismatch)";
   if (fs::file_size(dir / kRamFile, ec) != std::uint64_t{o.memory_mib} << 20 || ec)
@@ -164,7 +164,7 @@ nlohmann::json slot_names(const std::vector<FsTransport>& slots) {
 
 void write_meta(const fs::path& dir, const TemplateKey& key, const VmOptions& o,
                 const std::vector<FsTransport>& slots) {
-  const fs::path state = dir / SnapshotManifest::kStateFile;
+  const fs::path state = dir / kTemplateStateFile;
   nlohmann::json meta{{"format", kTemplateFormat},
                       {"key", key.id},
                       {"shape", key.shape},
@@ -341,8 +341,7 @@ TemplateStart start_from_template(const Image& image, const VmOptions& o, const 
     return {nullptr, std::string("no boot template: ") + e.what()};
   }
   try {
-    impl->boot(image, accel.accel, accel.reason, std::min(timeout, kResumeLimit),
-               *l.dir / SnapshotManifest::kStateFile);
+    impl->boot(image, accel.accel, accel.reason, std::min(timeout, kResumeLimit), *l.dir / kTemplateStateFile);
   } catch (const std::exception& e) {
     std::error_code ec;
     fs::remove_all(*l.dir, ec);

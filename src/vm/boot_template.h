@@ -4,8 +4,8 @@
 // Theory of operation. The template VM boots with its RAM in a file mapped
 // shared (`<image>/templates/<key>/ram`): every guest write lands in the
 // file. At the ready point the agent goes quiet, QEMU pauses and migrates
-// with x-ignore-shared, so the state file holds only devices and ROMs (a
-// few hundred KiB); a cow root's disk is copied beside it. A start maps the
+// with x-ignore-shared, so the state file holds only devices and ROMs
+// (~80 KiB, kept uncompressed); a cow root's disk is copied beside it. A start maps the
 // same file *privately*: the guest sees the template's memory, pages come
 // from the host's page cache on first touch and are shared by every clone
 // until one writes them (copy-on-write). Nothing is read up front.
@@ -51,6 +51,10 @@ struct VmHooks;
 }  // namespace gondolin
 
 namespace gondolin::vm {
+
+// The template's device state as QEMU wrote it, uncompressed (~80 KiB):
+// every start reads it through a descriptor, with no decompressor to spawn.
+inline constexpr const char* kTemplateStateFile = "state";
 
 struct TemplateKey {
   std::string shape;      // the inputs, as canonical JSON

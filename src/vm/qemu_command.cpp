@@ -184,7 +184,13 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
   add_kernel(l, a);
   add_devices(l, cmd, a, next_fd);
   a.insert(a.end(), l.extra_args.begin(), l.extra_args.end());
-  if (!l.incoming_uri.empty()) a.insert(a.end(), {"-S", "-incoming", l.incoming_uri});
+  cmd.incoming_uri = l.incoming_uri;
+  if (l.incoming_fd >= 0) {
+    cmd.fds.emplace_back(l.incoming_fd, next_fd);
+    cmd.incoming_uri = "fd:" + std::to_string(next_fd++);
+  }
+  if (!cmd.incoming_uri.empty())
+    a.insert(a.end(), {"-S", "-incoming", l.incoming_deferred ? "defer" : cmd.incoming_uri});
   cmd.argv = std::move(a);
   return cmd;
 }

@@ -50,7 +50,12 @@ struct QemuLaunch {
   // Our descriptor of the RAM file, when it has no name (a memfd copy):
   // QEMU opens it as /proc/self/fd/N; memory_file is then ignored.
   int memory_fd = -1;
-  std::string incoming_uri;             // restore a snapshot: start paused, load state from here
+  // Restore a snapshot: start paused and load the state from incoming_uri,
+  // or from incoming_fd (ours; QEMU reads it as `fd:N`) if that is set.
+  // Deferred: `-incoming defer`, the URI given later (QemuCommand::incoming_uri).
+  std::string incoming_uri;
+  int incoming_fd = -1;
+  bool incoming_deferred = false;
   std::vector<FdDevice> devices;        // network, file systems, ...
   std::vector<std::string> extra_args;  // appended as given (benchmark baselines)
 };
@@ -58,6 +63,7 @@ struct QemuLaunch {
 struct QemuCommand {
   std::vector<std::string> argv;
   std::vector<std::pair<int, int>> fds;  // {our fd, QEMU's fd number}
+  std::string incoming_uri;              // where QEMU loads a state from ("" if it does not)
 };
 
 // QEMU's qboot.rom next to `qemu_binary` (or in /usr/share/qemu); empty if

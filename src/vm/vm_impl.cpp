@@ -1,5 +1,6 @@
 #include "vm/vm_impl.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -186,11 +187,19 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   launch.control_fd = control_qemu.get();
   launch.console_fd = console_qemu.get();
   launch.qmp_fd = qmp_qemu.get();
-  const std::string incoming_uri =
-      incoming_state.empty() ? "" : "exec:zstd -q -dc " + shell_quote(incoming_state.string());
+  // A compressed state (a snapshot's) goes through zstd; any other (a boot
+  // template's) QEMU reads from our descriptor: no shell, no process.
+  UniqueFd state_fd;
+  if (incoming_state.extension() == ".zst") {
+    launch.incoming_uri = "exec:zstd -q -dc " + shell_quote(incoming_state.string());
+  } else if (!incoming_state.empty()) {
+    state_fd.reset(::open(incoming_state.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!state_fd) throw Error(ErrorKind::Io, "cannot open " + incoming_state.string() + ": " + std::strerror(errno));
+    launch.incoming_fd = state_fd.get();
+  }
   // A state that leaves the RAM out needs the capability that says so set
   // before the stream is read.
-  launch.incoming_uri = memory_file_.outside_state ? "defer" : incoming_uri;
+  launch.incoming_deferred = memory_file_.outside_state;
   UniqueFd net_qemu = start_network(launch);
   launch.extra_args.insert(launch.extra_args.end(), hooks_.qemu_extra_args.begin(), hooks_.qemu_extra_args.end());
   // One virtio-serial port per file system slot, next to the control port,
@@ -240,7 +249,7 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
       };
       qmp_->execute("migrate-set-capabilities",
                     {{"capabilities", {{{"capability", "x-ignore-shared"}, {"state", true}}}}}, refused);
-      qmp_->execute("migrate-incoming", {{"uri", incoming_uri}}, refused);
+      qmp_->execute("migrate-incoming", {{"uri", command.incoming_uri}}, refused);
     }
     continue_after_restore();
   } else {

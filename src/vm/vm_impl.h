@@ -148,15 +148,18 @@ class VmImpl : public session::SessionHost {
   void require_running() const;
   // Runs one QMP command on the io thread and waits for its reply.
   nlohmann::json qmp(const std::string& command, nlohmann::json arguments = nullptr);
+  // QEMU's state into `state_file`: zstd-compressed if its name ends in
+  // .zst (a snapshot's, which may hold RAM), else as QEMU writes it (a boot
+  // template's: a few KiB that every start reads, without a decompressor).
   void save_state(const std::filesystem::path& state_file);
-  // Quiets the agent, pauses QEMU, writes its state, the RAM image (RAM of
-  // our own) and the root disk into `dir`; on failure the guest runs on and
-  // this throws.
+  // Quiets the agent, pauses QEMU, writes its state (`state_name` inside
+  // `dir`), the RAM image (RAM of our own) and the root disk into `dir`; on
+  // failure the guest runs on and this throws.
   struct Frozen {
     double pause_seconds = 0;
     std::string ram_sha256;  // the RAM image's digest, if one was written
   };
-  Frozen freeze_into(const std::filesystem::path& dir);
+  Frozen freeze_into(const std::filesystem::path& dir, const std::string& state_name);
   // Ends QEMU after freeze_into, without asking the paused guest to shut down.
   void stop_paused_guest();
   // Everything a snapshot's manifest says about this session but its state file.

@@ -22,6 +22,7 @@
 #include "util/utc_time.h"
 #include "vfs/mount_description.h"
 #include "vm/accel.h"
+#include "vm/boot_template.h"
 #include "vm/ram_image.h"
 #include "vm/vm_impl.h"
 
@@ -173,8 +174,9 @@ void VmImpl::save_state(const fs::path& state_file) {
           {{{"capability", "x-ignore-shared"}, {"state", memory_file_.shared || memory_file_.copy.valid()}}}}});
   // zstd -1 keeps the pause short; zero pages are already elided by QEMU.
   // The guest's RAM holds its keys, tokens and files: the file is the
-  // owner's alone whatever our umask (zstd creates it after `umask 077`).
-  qmp("migrate", {{"uri", "exec:umask 077 && exec zstd -q -1 -T0 -o " + shell_quote(state_file.string())}});
+  // owner's alone whatever our umask (it is created after `umask 077`).
+  const std::string writer = state_file.extension() == ".zst" ? "exec zstd -q -1 -T0 -o " : "exec cat > ";
+  qmp("migrate", {{"uri", "exec:umask 077 && " + writer + shell_quote(state_file.string())}});
   auto deadline = std::chrono::steady_clock::now() + kMigrateTimeout;
   for (;;) {
     auto r = qmp("query-migrate");
@@ -187,7 +189,7 @@ void VmImpl::save_state(const fs::path& state_file) {
   }
 }
 
-VmImpl::Frozen VmImpl::freeze_into(const fs::path& dir) {
+VmImpl::Frozen VmImpl::freeze_into(const fs::path& dir, const std::string& state_name) {
   // 1. The agent finishes the frame it is writing and goes silent.
   std::promise<void> ready;
   auto ready_future = ready.get_future();
@@ -200,7 +202,7 @@ VmImpl::Frozen VmImpl::freeze_into(const fs::path& dir) {
   auto started = std::chrono::steady_clock::now();
   Frozen frozen;
   try {
-    save_state(dir / session::SnapshotManifest::kStateFile);
+    save_state(dir / state_name);
     if (memory_file_.copy)
       frozen.ram_sha256 = vm::save_ram_image(memory_file_.copy.get(), dir / session::SnapshotManifest::kRamFile);
     // The migration flushed the disk and QEMU writes nothing until `cont`:
@@ -221,7 +223,7 @@ void VmImpl::save_template(const fs::path& dir) {
   require_running();
   if (memory_file_.path.empty() || !memory_file_.shared || !mounts_->empty())
     throw Error(ErrorKind::Internal, "a boot template needs shared file-backed RAM and no mounts");
-  freeze_into(dir);
+  freeze_into(dir, vm::kTemplateStateFile);
   death_reason_ = "saved as a boot template";
   on_io([&] { control_->fail_all(Error(ErrorKind::Guest, death_reason_)); });
   stop_paused_guest();
@@ -294,7 +296,7 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
   ::chmod(dir.c_str(), 0700);  // guest memory may hold anything the session saw
   fs::path state = dir / session::SnapshotManifest::kStateFile;
   try {
-    Frozen frozen = freeze_into(dir);
+    Frozen frozen = freeze_into(dir, session::SnapshotManifest::kStateFile);
     m.save_seconds = frozen.pause_seconds;
     m.ram_sha256 = frozen.ram_sha256;
   } catch (const Error&) {

@@ -99,7 +99,7 @@ TEST(BootTemplate, ADamagedTemplateIsMadeAgainWithOneLine) {
   fs::path dir = template_dir(576);
   ASSERT_FALSE(dir.empty());
   // A truncated state file.
-  fs::resize_file(dir / "state.zst", fs::file_size(dir / "state.zst") / 2);
+  fs::resize_file(dir / "state", fs::file_size(dir / "state") / 2);
   CliResult r = exec_logged({"--memory", "576M", "--", "echo", "ok"}, "warn");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "ok\n");

@@ -109,6 +109,29 @@ TEST(QemuCommand, DevicesGetSequentialDescriptors) {
   EXPECT_EQ(cmd.fds.size(), 4u);
 }
 
+// A state read from our descriptor is `fd:N` after the devices' numbers;
+// deferred, QEMU waits (`-incoming defer`) and is told the URI later.
+TEST(QemuCommand, IncomingStateFromADescriptorOrAUri) {
+  auto l = base_launch();
+  l.devices.push_back({{"-chardev", "socket,id=fs,fd={fd}"}, 21});
+  l.incoming_fd = 30;
+  auto cmd = vm::build_qemu_command(l);
+  EXPECT_TRUE(has_pair(cmd.argv, "-incoming", "fd:7"));
+  EXPECT_EQ(cmd.incoming_uri, "fd:7");
+  EXPECT_EQ(cmd.fds.back(), (std::pair<int, int>{30, 7}));
+  l.incoming_deferred = true;
+  cmd = vm::build_qemu_command(l);
+  EXPECT_TRUE(has_pair(cmd.argv, "-incoming", "defer"));
+  EXPECT_EQ(cmd.incoming_uri, "fd:7");
+  auto piped = base_launch();
+  piped.incoming_uri = "exec:zstd -q -dc state.zst";
+  cmd = vm::build_qemu_command(piped);
+  EXPECT_TRUE(has_pair(cmd.argv, "-incoming", "exec:zstd -q -dc state.zst"));
+  EXPECT_EQ(std::count(cmd.argv.begin(), cmd.argv.end(), "-S"), 1);
+  auto booted = vm::build_qemu_command(base_launch()).argv;
+  EXPECT_EQ(std::count(booted.begin(), booted.end(), "-incoming"), 0);
+}
+
 TEST(QemuCommand, RejectsNonsense) {
   auto l = base_launch();
   l.machine = "pc-i440fx-9000";
