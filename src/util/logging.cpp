@@ -12,7 +12,7 @@ namespace gondolin {
 spdlog::logger& log() {
   static std::shared_ptr<spdlog::logger> logger = [] {
     auto l = spdlog::stderr_color_mt("gondolin");
-    l->set_pattern("%^gondolin %l%$: %v");
+    l->set_pattern(std::getenv("GONDOLIN_LOG_TIMES") ? "%H:%M:%S.%e %^gondolin %l%$: %v" : "%^gondolin %l%$: %v");
     l->set_level(spdlog::level::warn);
     if (const char* env = std::getenv("GONDOLIN_LOG"); env && *env) {
       auto lvl = spdlog::level::from_str(env);
