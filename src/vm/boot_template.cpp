@@ -95,7 +95,9 @@ std::string check_template(const fs::path& dir, const TemplateKey& key, const Vm
   if (meta.value("qemu_version", "") != qemu_line)
     return "was made by \"" + meta.value("qemu_version", std::string("?")) + "\", this host has \"" + qemu_line + "\"";
   const fs::path state = dir / kTemplateStateFile;
-  if (fs::file_size(state, ec) != meta.value("state_size", std::uint64_t{0}) || ec) return "has a truncated state file";
+  const auto state_size = fs::file_size(state, ec);
+  if (ec || state_size != meta.value("state_size", std::uint64_t{0})) return "has a truncated state file";
+  if (state_size > kMaxTemplateStateBytes) return "has a state file too big to be a template's";
   if (sha256_file_hex(state) != meta.value("state_sha256", "")) return "has a damaged state file (sha256 mismatch)";
   if (fs::file_size(dir / kRamFile, ec) != std::uint64_t{o.memory_mib} << 20 || ec)
     return "has a RAM file of the wrong size";

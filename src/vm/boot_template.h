@@ -55,6 +55,8 @@ namespace gondolin::vm {
 // The template's device state as QEMU wrote it, uncompressed (~80 KiB):
 // every start reads it through a descriptor, with no decompressor to spawn.
 inline constexpr const char* kTemplateStateFile = "state";
+// A bigger one is damaged (it is handed to QEMU through a pipe of this size).
+inline constexpr std::size_t kMaxTemplateStateBytes = 1u << 20;
 
 struct TemplateKey {
   std::string shape;      // the inputs, as canonical JSON

@@ -1,6 +1,5 @@
 #include "vm/vm_impl.h"
 
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -24,6 +23,7 @@
 #include "util/subprocess.h"
 #include "util/utc_time.h"
 #include "vm/accel.h"
+#include "vm/boot_template.h"
 #include "vm/qemu_command.h"
 #include "vm/ram_image.h"
 
@@ -188,13 +188,13 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   launch.console_fd = console_qemu.get();
   launch.qmp_fd = qmp_qemu.get();
   // A compressed state (a snapshot's) goes through zstd; any other (a boot
-  // template's) QEMU reads from our descriptor: no shell, no process.
+  // template's) QEMU reads from a pipe we filled: no shell, no process (and
+  // not a plain file descriptor, which QEMU 10 deprecates for `fd:`).
   UniqueFd state_fd;
   if (incoming_state.extension() == ".zst") {
     launch.incoming_uri = "exec:zstd -q -dc " + shell_quote(incoming_state.string());
   } else if (!incoming_state.empty()) {
-    state_fd.reset(::open(incoming_state.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!state_fd) throw Error(ErrorKind::Io, "cannot open " + incoming_state.string() + ": " + std::strerror(errno));
+    state_fd = pipe_holding_file(incoming_state, vm::kMaxTemplateStateBytes);
     launch.incoming_fd = state_fd.get();
   }
   // A state that leaves the RAM out needs the capability that says so set
