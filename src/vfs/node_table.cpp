@@ -198,24 +198,29 @@ void NodeTable::exchange(std::uint64_t a_parent, std::string_view a_name, std::u
 }
 
 std::string NodeTable::serialize() const {
-  proto::PayloadWriter w;
-  w.u32(kSerialVersion);
-  w.u64(next_id_);
-  w.u32(static_cast<std::uint32_t>(nodes_.size() - 1));
-  // Directories before their children (depth first from the root), so load()
-  // can attach in one pass; then the rest, whose parents are all directories.
+  // Directories before the names under them, so load() can check each name's
+  // parent in one pass: depth first from the root and from every directory
+  // that lost its name (a rmdir'd or replaced one the guest still holds,
+  // possibly with names under it); then the other nodes, whose parents are
+  // all directories.
   std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> subdirs;
-  std::vector<std::uint64_t> rest;
+  std::vector<std::uint64_t> stack{kRootId}, rest;
   for (const auto& [id, n] : nodes_) {
     if (id == kRootId) continue;
-    if (S_ISDIR(n.type) && !n.names.empty())
-      subdirs[n.names.front().parent].push_back(id);
-    else
+    if (!S_ISDIR(n.type))
       rest.push_back(id);
+    else if (n.names.empty())
+      stack.push_back(id);
+    else
+      subdirs[n.names.front().parent].push_back(id);
   }
+  // In id order wherever the map's order would show: the same table always
+  // gives the same bytes.
+  std::sort(stack.begin() + 1, stack.end(), std::greater<>());
+  std::sort(rest.begin(), rest.end());
+  for (auto& [parent, kids] : subdirs) std::sort(kids.begin(), kids.end(), std::greater<>());
   std::vector<std::uint64_t> order;
   order.reserve(nodes_.size());
-  std::vector<std::uint64_t> stack{kRootId};
   while (!stack.empty()) {
     std::uint64_t id = stack.back();
     stack.pop_back();
@@ -223,6 +228,11 @@ std::string NodeTable::serialize() const {
     if (auto k = subdirs.find(id); k != subdirs.end()) stack.insert(stack.end(), k->second.begin(), k->second.end());
   }
   order.insert(order.end(), rest.begin(), rest.end());
+
+  proto::PayloadWriter w;
+  w.u32(kSerialVersion);
+  w.u64(next_id_);
+  w.u32(static_cast<std::uint32_t>(order.size()));
   for (std::uint64_t id : order) {
     const Node& n = nodes_.at(id);
     w.u64(id);
@@ -239,7 +249,7 @@ std::string NodeTable::serialize() const {
 
 // One node as serialize() wrote it (or as version 1 did: id, parent,
 // lookups, type, name, where parent 0 meant detached). Every name's parent
-// must be an attached directory read before it, which rules out cycles.
+// must be a directory read before it, which rules out cycles.
 bool NodeTable::load_node(std::uint32_t version, proto::PayloadReader& r) {
   std::uint64_t id = r.u64();
   std::uint64_t v1_parent = version == 1 ? r.u64() : 0;
@@ -255,7 +265,7 @@ bool NodeTable::load_node(std::uint32_t version, proto::PayloadReader& r) {
   std::string v1_name = version == 1 ? r.c_string(255) : std::string();
   for (std::uint32_t i = 0; i < count; ++i) {
     Key key{version == 1 ? v1_parent : r.u64(), version == 1 ? v1_name : r.c_string(255)};
-    if (!r.ok() || !attached(key.parent) || !S_ISDIR(nodes_.at(key.parent).type) || key.name.empty() ||
+    if (!r.ok() || !nodes_.count(key.parent) || !S_ISDIR(nodes_.at(key.parent).type) || key.name.empty() ||
         key.name.find('/') != std::string::npos || by_name_.count(key))
       return false;
     add_name(id, std::move(key));

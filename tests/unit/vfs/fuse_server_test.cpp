@@ -378,6 +378,18 @@ TEST(FuseServer, LinkedNodesSurviveExportAndImport) {
   EXPECT_EQ(back.path(*f), "g");
   EXPECT_EQ(back.serialize(), t.serialize());
 
+  // A directory that lost its name (replaced while the guest held it) with
+  // names still under it travels too, its subtree without a path.
+  auto gone = t.remember(NodeTable::kRootId, "gone", S_IFDIR);
+  auto sub = t.remember(*gone, "sub", S_IFDIR);
+  auto inner = t.remember(*sub, "x", S_IFREG);
+  t.detach(NodeTable::kRootId, "gone");
+  ASSERT_TRUE(back.load(t.serialize()));
+  EXPECT_EQ(back.size(), t.size());
+  EXPECT_EQ(back.path(*inner), std::nullopt);
+  EXPECT_TRUE(back.contains(*sub));
+  EXPECT_EQ(back.serialize(), t.serialize());
+
   proto::PayloadWriter v1;  // version 1: id, parent, lookups, type, name
   v1.u32(1);
   v1.u64(10);
