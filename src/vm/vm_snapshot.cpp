@@ -391,15 +391,19 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   } catch (const Error& e) {
     throw Error(ErrorKind::Usage, damaged + e.what());
   }
+  // The root disk and the RAM image are copied side by side (distinct
+  // members of impl; an exception waits for the other copy to end).
+  std::future<void> disk_copied;
   if (options.rootfs_mode == RootfsMode::Cow) {
     fs::path disk = snap.dir / SnapshotManifest::kDiskFile;
     std::error_code ec;
     if (fs::file_size(disk, ec) != m.rootfs_size || ec)
       throw Error(ErrorKind::Usage,
                   damaged + "its root disk " + SnapshotManifest::kDiskFile + " is missing or has the wrong size");
-    impl->restore_disk(disk);
+    disk_copied = std::async(std::launch::async, [target = impl.get(), disk] { target->restore_disk(disk); });
   }
   if (!m.ram_sha256.empty()) impl->resume_ram_image(snap.dir / SnapshotManifest::kRamFile);
+  if (disk_copied.valid()) disk_copied.get();
   try {
     impl->boot(image, choice.accel, "the snapshot was taken under " + m.accel, options.boot_timeout,
                snap.dir / SnapshotManifest::kStateFile);
