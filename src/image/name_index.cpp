@@ -1,10 +1,8 @@
 #include "image/name_index.h"
 
-#include <unistd.h>
-
-#include <fstream>
 #include <sstream>
 
+#include "gondolin/error.h"
 #include "util/files.h"
 #include "util/logging.h"
 #include "util/sha256.h"
@@ -48,23 +46,12 @@ std::optional<std::string> named_id(const fs::path& store_root, const std::strin
 
 void point_name(const fs::path& store_root, const std::string& name_tag, const std::string& id) {
   const fs::path file = pointer_file(store_root, name_tag);
-  fs::path tmp = file;
-  tmp += ".tmp-" + std::to_string(::getpid());
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << id << "\n" << name_tag << "\n";
-    if (!out.flush()) {
-      log().debug("cannot write {}: {} keeps meaning its newest build", tmp.string(), name_tag);
-      fs::remove(tmp, ec);
-      return;
-    }
-  }
-  fs::rename(tmp, file, ec);
-  if (ec) {
-    log().debug("cannot write {}: {}", file.string(), ec.message());
-    fs::remove(tmp, ec);
+  try {
+    write_file_atomic(file, id + "\n" + name_tag + "\n");
+  } catch (const Error& e) {
+    log().debug("{}: {} keeps meaning its newest build", e.what(), name_tag);
   }
 }
 

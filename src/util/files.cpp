@@ -29,27 +29,43 @@ std::string read_file(const std::filesystem::path& path) {
   return std::move(*data);
 }
 
+namespace {
+
+// Writes all of `data` to `fd`; 0, or the errno of the write that failed.
+int write_fully(int fd, std::string_view data) {
+  for (std::size_t off = 0; off < data.size();) {
+    const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : EIO;
+    off += static_cast<std::size_t>(n);
+  }
+  return 0;
+}
+
+}  // namespace
+
 void write_file_atomic(const std::filesystem::path& path, std::string_view data, std::filesystem::perms perms) {
+  // One temporary name per process: two processes writing the same file
+  // (two builds, two starts naming an image) never share one.
   std::filesystem::path tmp = path;
-  tmp += ".tmp";
+  tmp += "." + std::to_string(::getpid()) + ".tmp";
   // Created with its final mode (never wider, whatever the umask), then renamed over.
   ::unlink(tmp.c_str());
   const auto mode = static_cast<mode_t>(perms & std::filesystem::perms::mask);
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
   if (!fd) throw Error(ErrorKind::Io, "cannot write " + tmp.string() + ": " + std::strerror(errno));
   ::fchmod(fd.get(), mode);
-  for (std::size_t off = 0; off < data.size();) {
-    const ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string why = std::strerror(errno);
-      ::unlink(tmp.c_str());
-      throw Error(ErrorKind::Io, "error writing " + tmp.string() + ": " + why);
-    }
-    off += static_cast<std::size_t>(n);
+  if (int err = write_fully(fd.get(), data); err != 0) {
+    ::unlink(tmp.c_str());
+    throw Error(ErrorKind::Io, "error writing " + tmp.string() + ": " + std::strerror(err));
   }
   fd.reset();
-  std::filesystem::rename(tmp, path);
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    ::unlink(tmp.c_str());
+    throw Error(ErrorKind::Io, "cannot rename " + tmp.string() + " to " + path.string() + ": " + ec.message());
+  }
 }
 
 UniqueFd pipe_holding_file(const std::filesystem::path& path, std::size_t max_bytes) {
@@ -62,12 +78,7 @@ UniqueFd pipe_holding_file(const std::filesystem::path& path, std::size_t max_by
   UniqueFd read_end(fds[0]), write_end(fds[1]);
   if (data.size() > 65536 && ::fcntl(write_end.get(), F_SETPIPE_SZ, static_cast<int>(data.size())) < 0)
     throw fail(std::string("F_SETPIPE_SZ: ") + std::strerror(errno));
-  for (std::size_t done = 0; done < data.size();) {
-    ssize_t n = ::write(write_end.get(), data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw fail(std::strerror(errno));
-    done += static_cast<std::size_t>(n);
-  }
+  if (int err = write_fully(write_end.get(), data); err != 0) throw fail(std::strerror(err));
   return read_end;
 }
 

@@ -14,7 +14,8 @@ namespace gondolin {
 std::optional<std::string> read_file_if_exists(const std::filesystem::path& path);
 // Throws gondolin::Error (Io) naming the file.
 std::string read_file(const std::filesystem::path& path);
-// Writes to PATH.tmp and renames over PATH, so readers never see half a file.
+// Writes to PATH.<pid>.tmp and renames over PATH, so readers never see half
+// a file. Throws gondolin::Error (Io) naming the file; no temporary is left.
 void write_file_atomic(const std::filesystem::path& path, std::string_view data,
                        std::filesystem::perms perms = std::filesystem::perms::owner_read |
                                                       std::filesystem::perms::owner_write |
