@@ -150,7 +150,7 @@ class VmImpl : public session::SessionHost {
   nlohmann::json qmp(const std::string& command, nlohmann::json arguments = nullptr);
   // QEMU's state into `state_file`: zstd-compressed if its name ends in
   // .zst (a snapshot's, which may hold RAM), else as QEMU writes it (a boot
-  // template's: a few KiB that every start reads, without a decompressor).
+  // template's: ~80 KiB that every start reads, without a decompressor).
   void save_state(const std::filesystem::path& state_file);
   // Quiets the agent, pauses QEMU, writes its state (`state_name` inside
   // `dir`), the RAM image (RAM of our own) and the root disk into `dir`; on
