@@ -98,7 +98,8 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
   m.gondolin_version = get<std::string>(doc, "gondolin_version", origin);
   m.agent_protocol = get<std::uint32_t>(doc, "agent_protocol", origin);
   const json state = get<json>(doc, "state", origin);
-  if (get<std::string>(state, "file", origin) != kStateFile) bad(origin, "unexpected state file name");
+  m.state_file = get<std::string>(state, "file", origin);
+  if (m.state_file != kStateFile && m.state_file != kRawStateFile) bad(origin, "unexpected state file name");
   m.state_size = get<std::uint64_t>(state, "size", origin);
   m.state_sha256 = get<std::string>(state, "sha256", origin);
   if (!is_hex(m.state_sha256, 64)) bad(origin, "bad state hash");
@@ -112,6 +113,7 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
     m.ram_sha256 = get<std::string>(ram, "sha256", origin);
     if (!is_hex(m.ram_sha256, 64)) bad(origin, "bad RAM image hash");
   }
+  if (m.state_file == kRawStateFile && m.ram_sha256.empty()) bad(origin, "an uncompressed state but no RAM image");
   m.network = parse_network(get<json>(doc, "network", origin), origin);
   m.mounts_json = get<json>(doc, "mounts", origin).dump();
   if (vm.contains("spare_mount_slots")) {
@@ -169,7 +171,7 @@ std::string SnapshotManifest::to_json() const {
       {"qemu_version", qemu_version},
       {"gondolin_version", gondolin_version},
       {"agent_protocol", agent_protocol},
-      {"state", {{"file", kStateFile}, {"size", state_size}, {"sha256", state_sha256}, {"save_seconds", save_seconds}}},
+      {"state", {{"file", state_file}, {"size", state_size}, {"sha256", state_sha256}, {"save_seconds", save_seconds}}},
       {"network", network_to_json(network)},
       {"mounts", json::parse(mounts_json, nullptr, false)},
       {"secret_names", secret_names},

@@ -27,7 +27,11 @@ struct SnapshotNetwork {
 
 struct SnapshotManifest {
   static constexpr int kSchemaVersion = 1;
+  // QEMU's state: zstd-compressed where it holds the RAM (kStateFile), as
+  // QEMU wrote it where the RAM is in kRamFile (kRawStateFile: device state
+  // only, read at every resume without a decompressor).
   static constexpr const char* kStateFile = "state.zst";
+  static constexpr const char* kRawStateFile = "state";
   // Mount i's FUSE server state (node ids the guest holds, open files) is in
   // "fs<i>.state" next to the manifest; mounts_json describes the mounts.
   static std::string mount_state_file(std::size_t i) { return "fs" + std::to_string(i) + ".state"; }
@@ -53,6 +57,7 @@ struct SnapshotManifest {
   std::string qemu_version;
   std::string gondolin_version;
   std::uint32_t agent_protocol = 0;
+  std::string state_file = kStateFile;  // kStateFile or kRawStateFile
   std::uint64_t state_size = 0;
   std::string state_sha256;
   // A VM whose RAM is our own (virtio-fs: vm/ram_image.h) keeps it out of

@@ -22,7 +22,7 @@ std::string read_text(const fs::path& p) {
 
 LoadedSnapshot load_dir(const fs::path& dir, bool verify_state) {
   LoadedSnapshot s{dir, SnapshotManifest::parse(read_text(dir / "manifest.json"), dir.string())};
-  fs::path state = dir / SnapshotManifest::kStateFile;
+  fs::path state = dir / s.manifest.state_file;
   std::error_code ec;
   auto size = fs::file_size(state, ec);
   if (ec)

@@ -1,5 +1,5 @@
 // Snapshot directories: $XDG_CACHE_HOME/gondolin/snapshots/<id>/ holding
-// manifest.json and state.zst (QEMU's migration stream, zstd-compressed).
+// manifest.json and QEMU's migration stream (state.zst, or state: see SnapshotManifest).
 #pragma once
 
 #include <filesystem>

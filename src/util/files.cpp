@@ -68,18 +68,4 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view data,
   }
 }
 
-UniqueFd pipe_holding_file(const std::filesystem::path& path, std::size_t max_bytes) {
-  auto fail = [&](const std::string& why) { return Error(ErrorKind::Io, "cannot pipe " + path.string() + ": " + why); };
-  std::string data = read_file(path);
-  if (data.size() > max_bytes)
-    throw fail("it has " + std::to_string(data.size()) + " bytes, more than " + std::to_string(max_bytes));
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw fail(std::strerror(errno));
-  UniqueFd read_end(fds[0]), write_end(fds[1]);
-  if (data.size() > 65536 && ::fcntl(write_end.get(), F_SETPIPE_SZ, static_cast<int>(data.size())) < 0)
-    throw fail(std::string("F_SETPIPE_SZ: ") + std::strerror(errno));
-  if (int err = write_fully(write_end.get(), data); err != 0) throw fail(std::strerror(err));
-  return read_end;
-}
-
 }  // namespace gondolin

@@ -20,6 +20,7 @@
 #include "util/unique_fd.h"
 #include "util/utc_time.h"
 #include "vfs/mount_description.h"
+#include "vm/incoming_state.h"
 #include "vm/qemu_command.h"
 #include "vm/qemu_version.h"
 #include "vm/vm_impl.h"
@@ -343,7 +344,10 @@ TemplateStart start_from_template(const Image& image, const VmOptions& o, const 
     return {nullptr, std::string("no boot template: ") + e.what()};
   }
   try {
-    impl->boot(image, accel.accel, accel.reason, std::min(timeout, kResumeLimit), *l.dir / kTemplateStateFile);
+    // check_template verified the digest.
+    impl->boot(
+        image, accel.accel, accel.reason, std::min(timeout, kResumeLimit),
+        IncomingState::raw(*l.dir / kTemplateStateFile, kMaxTemplateStateBytes, "", "boot template " + l.key.id));
   } catch (const std::exception& e) {
     std::error_code ec;
     fs::remove_all(*l.dir, ec);

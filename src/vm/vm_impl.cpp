@@ -24,6 +24,7 @@
 #include "util/utc_time.h"
 #include "vm/accel.h"
 #include "vm/boot_template.h"
+#include "vm/incoming_state.h"
 #include "vm/qemu_command.h"
 #include "vm/ram_image.h"
 
@@ -177,7 +178,7 @@ void VmImpl::arm_boot_timer(std::chrono::milliseconds timeout) {
 }
 
 void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::milliseconds timeout,
-                           const std::filesystem::path& incoming_state) {
+                           const vm::IncomingState& incoming) {
   auto [control_host, control_qemu] = socket_pair();
   auto [console_host, console_qemu] = socket_pair();
   auto [qmp_host, qmp_qemu] = socket_pair();
@@ -187,14 +188,13 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   launch.control_fd = control_qemu.get();
   launch.console_fd = console_qemu.get();
   launch.qmp_fd = qmp_qemu.get();
-  // A compressed state (a snapshot's) goes through zstd; any other (a boot
-  // template's) QEMU reads from a pipe we filled: no shell, no process (and
-  // not a plain file descriptor, which QEMU 10 deprecates for `fd:`).
+  // vm/incoming_state.h: zstd for a compressed state, else a pipe we fill
+  // (not a plain file descriptor, which QEMU 10 deprecates for `fd:`).
   UniqueFd state_fd;
-  if (incoming_state.extension() == ".zst") {
-    launch.incoming_uri = "exec:zstd -q -dc " + shell_quote(incoming_state.string());
-  } else if (!incoming_state.empty()) {
-    state_fd = pipe_holding_file(incoming_state, vm::kMaxTemplateStateBytes);
+  if (!incoming.compressed_file.empty()) {
+    launch.incoming_uri = "exec:zstd -q -dc " + shell_quote(incoming.compressed_file.string());
+  } else if (incoming.raw_stream) {
+    state_fd = vm::feed_through_pipe(io_, incoming.raw_stream);
     launch.incoming_fd = state_fd.get();
   }
   // A state that leaves the RAM out needs the capability that says so set
@@ -231,7 +231,7 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
     if (qemu_) qemu_->kill(SIGKILL);
   };
   auto on_hello = [this](const proto::Hello& h) { this->on_hello(h); };
-  resumed_ = !incoming_state.empty();
+  resumed_ = !incoming.empty();
 
   if (net_) net_->start();
   boot_started_ = std::chrono::steady_clock::now();
@@ -368,7 +368,7 @@ void VmImpl::on_qemu_exit(int status) {
 }
 
 void VmImpl::boot(const Image& image, Accel accel, const std::string& accel_reason, std::chrono::milliseconds timeout,
-                  const std::filesystem::path& incoming_state) {
+                  const vm::IncomingState& incoming) {
   image_ = image;
   info_.image_id = image.manifest.id;
   info_.image_name = image.display_name();
@@ -377,14 +377,14 @@ void VmImpl::boot(const Image& image, Accel accel, const std::string& accel_reas
   info_.from_template = from_template_;
   // The image's environment comes first, so the VM's and each exec's win.
   // (A resumed VM's options already hold it, from the snapshot.)
-  if (incoming_state.empty() || from_template_)
+  if (incoming.empty() || from_template_)
     opts_.env.insert(opts_.env.begin(), image.manifest.env.begin(), image.manifest.env.end());
   if (opts_.rootfs_mode == RootfsMode::Cow && !disk_) disk_ = vm::WritableDisk::create(opts_.rootfs_size_bytes);
   // A virtio-fs back-end (us) shares the guest's RAM: ours, so that QEMU can
   // leave it out of a snapshot's state (vm/ram_image.h says why).
   if (mounts_->uses_virtiofs() && memory_file_.path.empty() && !memory_file_.copy)
     memory_file_.copy = vm::new_ram_memfd(std::uint64_t{opts_.memory_mib} << 20);
-  on_io([&] { start_qemu_io(image, accel, timeout, incoming_state); });
+  on_io([&] { start_qemu_io(image, accel, timeout, incoming); });
   std::unique_lock lock(boot_mutex_);
   boot_cv_.wait(lock, [&] { return boot_outcome_ != BootOutcome::Pending; });
   if (boot_outcome_ != BootOutcome::Ready) {

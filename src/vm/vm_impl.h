@@ -27,6 +27,7 @@
 #include "vfs/mount_set.h"
 #include "vm/guest_console.h"
 #include "vm/guest_ssh_server.h"
+#include "vm/incoming_state.h"
 #include "vm/qemu_command.h"
 #include "vm/qemu_process.h"
 #include "vm/qemu_version.h"
@@ -56,10 +57,10 @@ class VmImpl : public session::SessionHost {
   explicit VmImpl(VmOptions opts, VmHooks hooks = {});
   ~VmImpl() override;
 
-  // Starts QEMU and waits for the agent's Hello. With `incoming_state`, QEMU
-  // restores that snapshot state instead of booting. Throws (BootTimedOut on timeout).
+  // Starts QEMU and waits for the agent's Hello. With an `incoming` state,
+  // QEMU restores it instead of booting. Throws (BootTimedOut on timeout).
   void boot(const Image& image, Accel accel, const std::string& accel_reason, std::chrono::milliseconds timeout,
-            const std::filesystem::path& incoming_state = {});
+            const vm::IncomingState& incoming = {});
   // Before boot() of a resume: the mounts' FUSE state saved with the snapshot,
   // in mount order. Throws gondolin::Error (Usage) if it does not fit.
   void restore_mount_states(const std::vector<std::string>& states, const std::vector<std::string>& files,
@@ -129,7 +130,7 @@ class VmImpl : public session::SessionHost {
 
   void finish_boot(BootOutcome outcome, std::optional<Error> error = std::nullopt);
   void start_qemu_io(const Image& image, Accel accel, std::chrono::milliseconds timeout,
-                     const std::filesystem::path& incoming_state);
+                     const vm::IncomingState& incoming);
   // Parts of start_qemu_io (io thread).
   UniqueFd start_network(vm::QemuLaunch& launch);
   void start_console_and_qmp(UniqueFd console_host, UniqueFd qmp_host);
@@ -149,8 +150,8 @@ class VmImpl : public session::SessionHost {
   // Runs one QMP command on the io thread and waits for its reply.
   nlohmann::json qmp(const std::string& command, nlohmann::json arguments = nullptr);
   // QEMU's state into `state_file`: zstd-compressed if its name ends in
-  // .zst (a snapshot's, which may hold RAM), else as QEMU writes it (a boot
-  // template's: ~80 KiB that every start reads, without a decompressor).
+  // .zst (a snapshot's that holds the RAM), else as QEMU writes it (devices
+  // only: a boot template's, or a snapshot's whose RAM is in its own file).
   void save_state(const std::filesystem::path& state_file);
   // Quiets the agent, pauses QEMU, writes its state (`state_name` inside
   // `dir`), the RAM image (RAM of our own) and the root disk into `dir`; on

@@ -23,6 +23,7 @@
 #include "vfs/mount_description.h"
 #include "vm/accel.h"
 #include "vm/boot_template.h"
+#include "vm/incoming_state.h"
 #include "vm/ram_image.h"
 #include "vm/vm_impl.h"
 
@@ -39,6 +40,9 @@ constexpr int kQuietMountTries = 50;
 
 // A mount's saved node table: a million nodes of long names stay below this.
 constexpr std::uintmax_t kMaxMountStateBytes = 512ull << 20;
+// An uncompressed state (devices only; vhost-user-fs carries a mount's node
+// table in it) is read whole into memory before QEMU loads it.
+constexpr std::uint64_t kMaxRawStateBytes = 1ull << 30;
 // A memory mount's saved files: 1 TiB is the most a description may allow.
 constexpr std::uintmax_t kMaxMountFilesBytes = 1ull << 40;
 
@@ -294,9 +298,11 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
     throw Error(ErrorKind::Usage, "snapshot directory " + dir.string() + " exists and is not empty");
   fs::create_directories(dir);
   ::chmod(dir.c_str(), 0700);  // guest memory may hold anything the session saw
-  fs::path state = dir / session::SnapshotManifest::kStateFile;
+  // RAM of our own is saved beside the state, which then needs no compressing.
+  m.state_file = memory_file_.copy ? SnapshotManifest::kRawStateFile : SnapshotManifest::kStateFile;
+  fs::path state = dir / m.state_file;
   try {
-    Frozen frozen = freeze_into(dir, session::SnapshotManifest::kStateFile);
+    Frozen frozen = freeze_into(dir, m.state_file);
     m.save_seconds = frozen.pause_seconds;
     m.ram_sha256 = frozen.ram_sha256;
   } catch (const Error&) {
@@ -357,8 +363,11 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   // (both are read again anyway); a mismatch ends the VM before anyone can
   // use it. The check names what does not match, or is empty.
   session::LoadedSnapshot snap = session::load_snapshot(snapshot, /*verify_state=*/false);
-  auto hash_mismatch = std::async(std::launch::async, [&snap]() -> std::string {
-    if (sha256_file_hex(snap.dir / SnapshotManifest::kStateFile) != snap.manifest.state_sha256) return "the state's";
+  const bool raw_state = snap.manifest.state_file == SnapshotManifest::kRawStateFile;
+  auto hash_mismatch = std::async(std::launch::async, [&snap, raw_state]() -> std::string {
+    // An uncompressed state is checked as it is read (below).
+    if (!raw_state && sha256_file_hex(snap.dir / SnapshotManifest::kStateFile) != snap.manifest.state_sha256)
+      return "the state's";
     if (!snap.manifest.ram_sha256.empty() &&
         vm::ram_image_digest(snap.dir / SnapshotManifest::kRamFile) != snap.manifest.ram_sha256)
       return "the RAM image's";
@@ -404,9 +413,12 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   }
   if (!m.ram_sha256.empty()) impl->resume_ram_image(snap.dir / SnapshotManifest::kRamFile);
   if (disk_copied.valid()) disk_copied.get();
+  const vm::IncomingState state =
+      raw_state ? vm::IncomingState::raw(snap.dir / SnapshotManifest::kRawStateFile, kMaxRawStateBytes, m.state_sha256,
+                                         "snapshot " + snap.dir.string() + " is damaged")
+                : vm::IncomingState::compressed(snap.dir / SnapshotManifest::kStateFile);
   try {
-    impl->boot(image, choice.accel, "the snapshot was taken under " + m.accel, options.boot_timeout,
-               snap.dir / SnapshotManifest::kStateFile);
+    impl->boot(image, choice.accel, "the snapshot was taken under " + m.accel, options.boot_timeout, state);
   } catch (const Error& e) {
     if (std::string bad = hash_mismatch.get(); !bad.empty())
       throw Error(ErrorKind::Usage, damaged + bad + " sha256 does not match");
