@@ -116,6 +116,10 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
   if (m.state_file == kRawStateFile && m.ram_sha256.empty()) bad(origin, "an uncompressed state but no RAM image");
   m.network = parse_network(get<json>(doc, "network", origin), origin);
   m.mounts_json = get<json>(doc, "mounts", origin).dump();
+  if (vm.contains("device_layout")) {
+    m.device_layout = get<std::uint32_t>(vm, "device_layout", origin);
+    if (m.device_layout < 1) bad(origin, "device layout 0 does not exist");
+  }
   if (vm.contains("spare_mount_slots")) {
     const auto names = get<std::vector<std::string>>(vm, "spare_mount_slots", origin);
     if (names.size() > kMaxMountSlots) bad(origin, "too many spare mount slots");
@@ -167,6 +171,7 @@ std::string SnapshotManifest::to_json() const {
         {"hostname", hostname},
         {"rootfs", {{"mode", rootfs_mode}, {"size", rootfs_size}}},
         {"spare_mount_slots", spare_slots},
+        {"device_layout", device_layout},
         {"env", env_obj}}},
       {"qemu_version", qemu_version},
       {"gondolin_version", gondolin_version},

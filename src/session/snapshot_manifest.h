@@ -75,6 +75,9 @@ struct SnapshotManifest {
   // template's slots.
   std::vector<vfs::FsTransport> spare_mount_slots;
   static constexpr std::size_t kMaxMountSlots = 16;
+  // vm::kDeviceLayout of the VM saved (resume refuses newer ones); 1 in
+  // snapshots older than the key.
+  std::uint32_t device_layout = 1;
   std::vector<std::string> secret_names;
   // Placeholders are random tokens the guest already holds (not secrets): a
   // resume must keep them so the guest's requests still get substituted.

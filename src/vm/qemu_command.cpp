@@ -1,5 +1,7 @@
 #include "vm/qemu_command.h"
 
+#include <algorithm>
+
 #include "gondolin/error.h"
 #include "proto/control_protocol.h"
 #include "vm/accel.h"
@@ -139,6 +141,18 @@ void add_kernel(const QemuLaunch& l, std::vector<std::string>& a) {
     a.insert(a.end(), {"-kernel", l.kernel.string(), "-initrd", l.initrd.string(), "-append", cmdline});
 }
 
+// The virtio-serial device: ports 1.. are the control port and the devices'
+// (port 0 is kept for a console). Layout 1 had QEMU's default of 31.
+std::string serial_device(const QemuLaunch& l) {
+  std::string device = virtio_device(l.machine, "virtio-serial");
+  if (l.device_layout < 2) return device;
+  std::size_t ports = 2;
+  for (const auto& d : l.devices)
+    ports += static_cast<std::size_t>(std::count_if(
+        d.args.begin(), d.args.end(), [](const std::string& arg) { return arg.rfind("virtserialport,", 0) == 0; }));
+  return device + ",max_ports=" + std::to_string(ports);
+}
+
 // Disks, the control port, the console, QMP and the caller's fd devices.
 void add_devices(const QemuLaunch& l, QemuCommand& cmd, std::vector<std::string>& a, int& next_fd) {
   auto dev = [&](const std::string& base) { return virtio_device(l.machine, base); };
@@ -149,7 +163,7 @@ void add_devices(const QemuLaunch& l, QemuCommand& cmd, std::vector<std::string>
     a.insert(a.end(),
              {"-drive", "file=" + qemu_escape(l.writable_disk.string()) + ",format=raw,if=none,id=upper,discard=unmap",
               "-device", dev("virtio-blk") + ",drive=upper,serial=gondolin-upper"});
-  a.insert(a.end(), {"-device", dev("virtio-serial"), "-chardev", "socket,id=control,fd=3", "-device",
+  a.insert(a.end(), {"-device", serial_device(l), "-chardev", "socket,id=control,fd=3", "-device",
                      std::string("virtserialport,chardev=control,name=") + proto::kControlPortName});
   a.insert(a.end(), {"-chardev", "socket,id=console,fd=4", "-serial", "chardev:console"});
   if (l.qmp_fd >= 0) {

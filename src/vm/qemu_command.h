@@ -18,6 +18,12 @@ struct FdDevice {
   int parent_fd = -1;             // our descriptor to hand over (we keep ownership)
 };
 
+// Revisions of the devices a VM gets whose state a snapshot carries (a
+// snapshot loads only into the same): 1, virtio-serial with QEMU's default
+// 31 ports (64 queues, each an eventfd QEMU's main loop polls on every
+// wake-up); 2, as many ports as the VM uses. New VMs get kDeviceLayout.
+inline constexpr std::uint32_t kDeviceLayout = 2;
+
 struct QemuLaunch {
   std::filesystem::path qemu_binary;
   Accel accel = Accel::Tcg;  // never Auto here
@@ -56,6 +62,7 @@ struct QemuLaunch {
   std::string incoming_uri;
   int incoming_fd = -1;
   bool incoming_deferred = false;
+  std::uint32_t device_layout = kDeviceLayout;
   std::vector<FdDevice> devices;        // network, file systems, ...
   std::vector<std::string> extra_args;  // appended as given (benchmark baselines)
 };

@@ -183,6 +183,7 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   auto [console_host, console_qemu] = socket_pair();
   auto [qmp_host, qmp_qemu] = socket_pair();
   vm::QemuLaunch launch = vm::launch_for(image, opts_, accel);
+  launch.device_layout = device_layout_;
   launch.qemu_binary = resolve_qemu_binary(opts_);
   if (disk_) launch.writable_disk = disk_->path();
   launch.control_fd = control_qemu.get();

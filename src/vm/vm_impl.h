@@ -88,6 +88,8 @@ class VmImpl : public session::SessionHost {
   void restore_revoked_secrets(std::vector<egress::RevokedSecret> revoked);
   // Before boot(): spare file system slots (vfs::MountSet::add_spare_slots).
   void add_spare_mount_slots(const std::vector<vfs::FsTransport>& transports) { mounts_->add_spare_slots(transports); }
+  // Before boot() of a resume: the devices the snapshot's VM had (vm::kDeviceLayout).
+  void use_device_layout(std::uint32_t layout) { device_layout_ = layout; }
   // Every file system slot's transport: the mounts', then the spares'.
   std::vector<vfs::FsTransport> mount_slots() const { return mounts_->slot_transports(); }
   // After boot(): pauses the guest at its ready point and saves it as a boot
@@ -194,6 +196,7 @@ class VmImpl : public session::SessionHost {
   bool qemu_gone_set_ = false;
   bool resumed_ = false;
   bool from_template_ = false;
+  std::uint32_t device_layout_ = vm::kDeviceLayout;
   struct MemoryFile {
     std::filesystem::path path;  // a template's RAM: the one being made (shared), or resumed (private)
     bool shared = false;

@@ -248,6 +248,7 @@ void VmImpl::describe_into(SnapshotManifest& m) {
   m.image_name = image_.display_name();
   m.image_manifest_sha256 = sha256_file_hex(image_.dir / "manifest.json");
   m.memory_mib = opts_.memory_mib;
+  m.device_layout = device_layout_;
   m.cpus = opts_.cpus;
   m.machine = opts_.machine;
   m.accel = to_string(info_.accel);
@@ -380,6 +381,9 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
     throw Error(ErrorKind::Usage, what + " was made by a gondolin with agent protocol " +
                                       std::to_string(m.agent_protocol) + "; this one speaks " +
                                       std::to_string(proto::kProtocolVersion));
+  if (m.device_layout > vm::kDeviceLayout)
+    throw Error(ErrorKind::Usage, what + " has device layout " + std::to_string(m.device_layout) +
+                                      ", newer than this gondolin's " + std::to_string(vm::kDeviceLayout));
   Image image = snapshot_image(m, what);
   restore_options(m, options, what);
   std::vector<std::string> mount_states, mount_files;
@@ -392,6 +396,7 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   vm::AccelChoice choice = vm::decide_accel(accel, vm::gather_accel_facts(false));
   auto impl = std::make_unique<VmImpl>(options);
   impl->add_spare_mount_slots(m.spare_mount_slots);
+  impl->use_device_layout(m.device_layout);
   impl->restore_mount_states(mount_states, mount_files, what);
   std::vector<egress::RevokedSecret> revoked;
   for (const auto& [name, placeholder] : m.revoked_placeholders) revoked.push_back({name, placeholder});

@@ -341,6 +341,18 @@ TEST(Snapshots, DamagedSnapshotsAreRefusedClearly) {
   EXPECT_EQ(r.exit_code, 125);
   EXPECT_NE(r.err.find("QEMU emulator version 1.0"), std::string::npos) << r.err;
 
+  fs::path newer_devices = copy("newer-devices");
+  {
+    std::ifstream in(newer_devices / "manifest.json");
+    auto doc = nlohmann::json::parse(in);
+    EXPECT_EQ(doc["vm"]["device_layout"], 2) << doc.dump();
+    doc["vm"]["device_layout"] = 99;
+    std::ofstream(newer_devices / "manifest.json", std::ios::trunc) << doc.dump();
+  }
+  r = run_gondolin({"exec", "--resume", newer_devices.string(), "--", "true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("has device layout 99, newer than this gondolin's 2"), std::string::npos) << r.err;
+
   fs::path no_manifest = copy("no-manifest");
   fs::remove(no_manifest / "manifest.json");
   r = run_gondolin({"exec", "--resume", no_manifest.string(), "--", "true"});

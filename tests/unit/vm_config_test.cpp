@@ -132,6 +132,20 @@ TEST(QemuCommand, IncomingStateFromADescriptorOrAUri) {
   EXPECT_EQ(std::count(booted.begin(), booted.end(), "-incoming"), 0);
 }
 
+// virtio-serial gets the ports the VM uses (port 0 is a console's, 1 the
+// control port's), not QEMU's 31: each port is two queues whose eventfds
+// QEMU's main loop polls at every wake-up. Snapshots of layout 1 keep 31.
+TEST(QemuCommand, SerialPortsAreTheOnesInUse) {
+  auto l = base_launch();
+  EXPECT_TRUE(has_pair(vm::build_qemu_command(l).argv, "-device", "virtio-serial-device,max_ports=2"));
+  l.devices.push_back({vm::mount_device_args(l.machine, "gondolin.fs0", false), 20});
+  l.devices.push_back({vm::mount_device_args(l.machine, "gondolin.fs1", true), 21});
+  l.devices.push_back({vm::mount_device_args(l.machine, "gondolin.fs2", false), 22});
+  EXPECT_TRUE(has_pair(vm::build_qemu_command(l).argv, "-device", "virtio-serial-device,max_ports=4"));
+  l.device_layout = 1;
+  EXPECT_TRUE(has_pair(vm::build_qemu_command(l).argv, "-device", "virtio-serial-device"));
+}
+
 TEST(QemuCommand, RejectsNonsense) {
   auto l = base_launch();
   l.machine = "pc-i440fx-9000";
