@@ -59,9 +59,24 @@ bool looks_like_path(const std::string& ref) {
   return ref.find('/') != std::string::npos || ref.starts_with(".") || ref.ends_with(".json");
 }
 
+constexpr std::size_t kIdLength = 16;
+
 bool is_hex_prefix(const std::string& s) {
-  if (s.size() < 4 || s.size() > 16) return false;
+  if (s.size() < 4 || s.size() > kIdLength) return false;
   return is_lower_hex(s);
+}
+
+// The image whose directory is named `id` (as the store names them), if
+// its manifest says so too; nothing else is read.
+std::optional<Image> stored_image(const fs::path& root, const std::string& id) {
+  if (id.size() != kIdLength || !is_lower_hex(id)) return std::nullopt;
+  std::error_code ec;
+  if (!fs::exists(root / id / "manifest.json", ec)) return std::nullopt;
+  try {
+    Image img = load_image_dir(root / id);
+    if (img.manifest.id == id) return img;
+  } catch (const Error&) {}
+  return std::nullopt;
 }
 
 }  // namespace
@@ -103,9 +118,15 @@ Image ImageStore::resolve(const std::string& reference) const {
     check_files(img);
     return img;
   }
-  // The manifests are parsed once per resolve; the store holds a handful of images.
-  std::vector<Image> all = list();
-  if (ref.find(':') == std::string::npos && is_hex_prefix(ref)) {
+  // A whole id, or a name whose pointer names a build this gondolin can
+  // talk to (every start's case), reads one manifest; the rest parse all.
+  if (auto img = stored_image(root_, ref)) {
+    check_files(*img);
+    return *img;
+  }
+  std::vector<Image> all;
+  if (ref.find(':') == std::string::npos && is_hex_prefix(ref)) {  // ids win over names
+    all = list();
     std::vector<const Image*> hits;
     for (const auto& img : all)
       if (img.manifest.id.starts_with(ref)) hits.push_back(&img);
@@ -123,14 +144,14 @@ Image ImageStore::resolve(const std::string& reference) const {
   // The build the name was last given (by build, tag or import), if this
   // gondolin can talk to it.
   if (auto id = image::named_id(root_, name + ":" + tag))
-    for (const auto& img : all)
-      if (img.manifest.id == *id && img.display_name() == name + ":" + tag &&
-          img.manifest.agent_protocol == proto::kProtocolVersion) {
-        check_files(img);
-        return img;
-      }
-  // Else the newest; an older build this gondolin can talk to beats a newer
-  // one made by another gondolin version.
+    if (auto img = stored_image(root_, *id);
+        img && img->display_name() == name + ":" + tag && img->manifest.agent_protocol == proto::kProtocolVersion) {
+      check_files(*img);
+      return *img;
+    }
+  if (all.empty()) all = list();
+  // The newest (a name whose pointer is missing or unusable); an older build
+  // this gondolin can talk to beats a newer one made by another gondolin.
   const Image* newest = nullptr;
   for (const auto& img : all) {
     if (img.manifest.name != name || (img.manifest.tag.empty() ? "latest" : img.manifest.tag) != tag) continue;

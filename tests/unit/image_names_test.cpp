@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "gondolin/error.h"
 #include "gondolin/image.h"
 #include "image/name_index.h"
 #include "proto/protocol_version.h"
@@ -83,6 +84,25 @@ TEST(ImageNames, DamagedOrForeignPointersCountAsNone) {
   std::ofstream(names) << "a file where the directory was";
   store.point_name_at(older);  // cannot write: quietly keeps the newest-build rule
   EXPECT_EQ(store.resolve("debian-base:latest").manifest.id, newer.manifest.id);
+}
+
+// Every start resolves its image: a whole id, or a name whose pointer is
+// usable, reads that image's manifest only (a store of many images cost
+// each start ~10 ms of parsing); a directory whose manifest names another
+// id is never taken for that id.
+TEST(ImageNames, AnIdOrAPointedNameReadsOneManifest) {
+  vfs::testing::TempDir tmp;
+  ImageStore store(tmp.path());
+  Image older = store.install(stage(tmp.path(), "2026-12-01T00:00:00Z", "a"));
+  Image newer = store.install(stage(tmp.path(), "2026-12-02T00:00:00Z", "b"));
+  store.point_name_at(older);
+  std::ofstream(newer.dir / "manifest.json", std::ios::trunc) << "{ damaged";
+  EXPECT_EQ(store.resolve(older.manifest.id).manifest.id, older.manifest.id);
+  EXPECT_EQ(store.resolve("debian-base:latest").manifest.id, older.manifest.id);
+  const std::string impostor = "0123456789abcdef";
+  fs::create_directories(tmp.path() / impostor);
+  fs::copy_file(older.dir / "manifest.json", tmp.path() / impostor / "manifest.json");
+  EXPECT_THROW(store.resolve(impostor), Error);
 }
 
 }  // namespace
