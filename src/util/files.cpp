@@ -44,7 +44,8 @@ int write_fully(int fd, std::string_view data) {
 
 }  // namespace
 
-void write_file_atomic(const std::filesystem::path& path, std::string_view data, std::filesystem::perms perms) {
+void write_file_atomic(const std::filesystem::path& path, std::string_view data, std::filesystem::perms perms,
+                       Durability durability) {
   // One temporary name per process: two processes writing the same file
   // (two builds, two starts naming an image) never share one.
   std::filesystem::path tmp = path;
@@ -55,7 +56,9 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view data,
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
   if (!fd) throw Error(ErrorKind::Io, "cannot write " + tmp.string() + ": " + std::strerror(errno));
   ::fchmod(fd.get(), mode);
-  if (int err = write_fully(fd.get(), data); err != 0) {
+  int err = write_fully(fd.get(), data);
+  if (err == 0 && durability == Durability::Synced && ::fsync(fd.get()) != 0) err = errno;
+  if (err != 0) {
     ::unlink(tmp.c_str());
     throw Error(ErrorKind::Io, "error writing " + tmp.string() + ": " + std::strerror(err));
   }

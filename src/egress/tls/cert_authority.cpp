@@ -12,10 +12,9 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "gondolin/error.h"
+#include "util/files.h"
 #include "util/paths.h"
 #include "util/unique_fd.h"
 
@@ -98,32 +97,6 @@ std::string key_to_pem(EVP_PKEY* key) {
   return std::string(data, static_cast<std::size_t>(n));
 }
 
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error(ErrorKind::Io, "cannot read " + p.string() + ": " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Written to a temporary name and renamed, so readers never see half a file.
-void write_file_atomic(const std::filesystem::path& p, const std::string& data, mode_t mode) {
-  std::filesystem::path tmp = p;
-  tmp += ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
-  if (!fd) throw Error(ErrorKind::Io, "cannot write " + tmp.string() + ": " + std::strerror(errno));
-  ::fchmod(fd.get(), mode);
-  std::size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error(ErrorKind::Io, "cannot write " + tmp.string() + ": " + std::strerror(errno));
-    off += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0 || ::rename(tmp.c_str(), p.c_str()) != 0)
-    throw Error(ErrorKind::Io, "cannot write " + p.string() + ": " + std::strerror(errno));
-}
-
 }  // namespace
 
 std::filesystem::path CertificateAuthority::default_dir() { return paths::config_dir() / "mitm"; }
@@ -145,9 +118,11 @@ std::shared_ptr<CertificateAuthority> CertificateAuthority::load_or_create(const
   if (!std::filesystem::exists(key_path) || !std::filesystem::exists(cert_path)) {
     EvpPkeyPtr key = generate_key();
     X509Ptr cert = make_ca_certificate(key.get());
-    write_file_atomic(key_path, key_to_pem(key.get()), 0600);
+    using std::filesystem::perms;
+    write_file_atomic(key_path, key_to_pem(key.get()), perms::owner_read | perms::owner_write, Durability::Synced);
     std::string pem = to_pem(cert.get());
-    write_file_atomic(cert_path, pem, 0644);
+    write_file_atomic(cert_path, pem, perms::owner_read | perms::owner_write | perms::group_read | perms::others_read,
+                      Durability::Synced);
     return std::make_shared<CertificateAuthority>(std::move(key), std::move(cert), std::move(pem));
   }
 
