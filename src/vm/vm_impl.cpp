@@ -86,26 +86,18 @@ VmImpl::VmImpl(VmOptions opts, VmHooks hooks)
 VmImpl::~VmImpl() { close(); }
 
 void VmImpl::start_from_template(const std::filesystem::path& ram, const std::filesystem::path& disk) {
-  from_template_ = true;
-  memory_file_.outside_state = true;
+  start_.from_template = true;
+  start_.memory.outside_state = true;
   if (mounts_->uses_virtiofs())
-    memory_file_.copy = vm::copy_ram_to_memfd(ram);
+    start_.memory.copy = vm::copy_ram_to_memfd(ram);
   else
     use_memory_file(ram, false);
   if (!disk.empty()) restore_disk(disk);
 }
 
 void VmImpl::resume_ram_image(const std::filesystem::path& image) {
-  memory_file_.copy = vm::copy_ram_to_memfd(image);
-  memory_file_.outside_state = true;
-}
-
-void VmImpl::finish_boot(BootOutcome outcome, std::optional<Error> error) {
-  std::lock_guard lock(boot_mutex_);
-  if (boot_outcome_ != BootOutcome::Pending) return;
-  boot_outcome_ = outcome;
-  boot_error_ = std::move(error);
-  boot_cv_.notify_all();
+  start_.memory.copy = vm::copy_ram_to_memfd(image);
+  start_.memory.outside_state = true;
 }
 
 std::string VmImpl::console_hint() const {
@@ -170,7 +162,7 @@ void VmImpl::arm_boot_timer(std::chrono::milliseconds timeout) {
   boot_timer_->async_wait([this, timeout](const boost::system::error_code& ec) {
     if (ec) return;
     finish_boot(
-        BootOutcome::TimedOut,
+        vm::BootOutcome::TimedOut,
         Error(ErrorKind::Guest, "the guest did not start within " +
                                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) +
                                     " s" + console_hint()));
@@ -183,7 +175,7 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   auto [console_host, console_qemu] = socket_pair();
   auto [qmp_host, qmp_qemu] = socket_pair();
   vm::QemuLaunch launch = vm::launch_for(image, opts_, accel);
-  launch.device_layout = device_layout_;
+  launch.device_layout = start_.device_layout;
   launch.qemu_binary = resolve_qemu_binary(opts_);
   if (disk_) launch.writable_disk = disk_->path();
   launch.control_fd = control_qemu.get();
@@ -200,17 +192,17 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   }
   // A state that leaves the RAM out needs the capability that says so set
   // before the stream is read.
-  launch.incoming_deferred = memory_file_.outside_state;
+  launch.incoming_deferred = start_.memory.outside_state;
   UniqueFd net_qemu = start_network(launch);
   launch.extra_args.insert(launch.extra_args.end(), hooks_.qemu_extra_args.begin(), hooks_.qemu_extra_args.end());
   // One virtio-serial port per file system slot, next to the control port,
   // or a vhost-user-fs device whose back-end is us.
   std::vector<vfs::MountPort> fs_ports = mounts_->create_ports();
   launch.vhost_user = mounts_->uses_virtiofs();
-  launch.memory_file = memory_file_.path;
-  launch.memory_file_shared = memory_file_.shared;
-  launch.memory_fd = memory_file_.copy.get();
-  if (from_template_) launch.kernel.clear();
+  launch.memory_file = start_.memory.path;
+  launch.memory_file_shared = start_.memory.shared;
+  launch.memory_fd = start_.memory.copy.get();
+  if (start_.from_template) launch.kernel.clear();
   for (const auto& port : fs_ports)
     launch.devices.push_back(
         vm::FdDevice{vm::mount_device_args(opts_.machine, port.port_name, port.transport == vfs::FsTransport::Virtiofs),
@@ -232,21 +224,21 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
     if (qemu_) qemu_->kill(SIGKILL);
   };
   auto on_hello = [this](const proto::Hello& h) { this->on_hello(h); };
-  resumed_ = !incoming.empty();
+  start_.resumed = !incoming.empty();
 
   if (net_) net_->start();
   boot_started_ = std::chrono::steady_clock::now();
   qemu_ = vm::QemuProcess::start(io_, command.argv, command.fds, [this](int status) { on_qemu_exit(status); });
   info_.qemu_pid = qemu_->pid();
   mounts_->start(io_);
-  if (resumed_) {
+  if (start_.resumed) {
     control_->start_resumed(on_hello, on_dead);
-    if (memory_file_.outside_state) {
+    if (start_.memory.outside_state) {
       auto refused = [this](bool ok, const nlohmann::json& r) {
         if (!ok)
-          finish_boot(BootOutcome::Failed,
+          finish_boot(vm::BootOutcome::Failed,
                       Error(ErrorKind::Qemu, std::string("QEMU cannot load the ") +
-                                                 (from_template_ ? "boot template: " : "snapshot: ") + r.dump()));
+                                                 (start_.from_template ? "boot template: " : "snapshot: ") + r.dump()));
       };
       qmp_->execute("migrate-set-capabilities",
                     {{"capabilities", {{{"capability", "x-ignore-shared"}, {"state", true}}}}}, refused);
@@ -268,7 +260,7 @@ void VmImpl::continue_after_restore() {
     if (status == "completed") {
       qmp_->execute("cont", nullptr, [this](bool cont_ok, const nlohmann::json& cr) {
         if (!cont_ok)
-          finish_boot(BootOutcome::Failed,
+          finish_boot(vm::BootOutcome::Failed,
                       Error(ErrorKind::Qemu, "QEMU cannot continue the restored VM: " + cr.dump()));
       });
       return;
@@ -276,10 +268,10 @@ void VmImpl::continue_after_restore() {
     if (status == "failed" || !ok) {
       // A mount that refused its saved state says why better than QEMU does.
       if (std::string why = mounts_->state_error(); !why.empty())
-        finish_boot(BootOutcome::Failed,
+        finish_boot(vm::BootOutcome::Failed,
                     Error(ErrorKind::Usage, "the snapshot's file system state is damaged: " + why));
       else
-        finish_boot(BootOutcome::Failed,
+        finish_boot(vm::BootOutcome::Failed,
                     Error(ErrorKind::Qemu, "QEMU could not load the snapshot state" +
                                                (qemu_ ? ": " + qemu_->error_text() : std::string())));
       if (qemu_) qemu_->kill(SIGKILL);
@@ -308,14 +300,14 @@ void VmImpl::on_hello(const proto::Hello& hello) {
   cfg.hostname = opts_.hostname;
   if (net_) cfg.mac.assign(net_->layout().guest_mac.begin(), net_->layout().guest_mac.end());
   // A resumed session is the same machine; a new one (cold or from a template) is not.
-  if (!resumed_ || from_template_) cfg.machine_id = random_hex(16);
+  if (!start_.resumed || start_.from_template) cfg.machine_id = random_hex(16);
   control_->send_config(cfg);
   log().debug("agent boot phases: {}", hello.boot_report);
-  if (!hello.init_extra_error.empty() && (!resumed_ || from_template_))
+  if (!hello.init_extra_error.empty() && (!start_.resumed || start_.from_template))
     log().warn("the image's init_extra failed: {}", hello.init_extra_error);
   // A resumed guest still has its mounts (the kernel state came along); a
   // template had none.
-  mount_from(resumed_ && !from_template_ ? mounts_->size() : 0);
+  mount_from(start_.resumed && !start_.from_template ? mounts_->size() : 0);
 }
 
 void VmImpl::mount_from(std::size_t index) {
@@ -323,7 +315,7 @@ void VmImpl::mount_from(std::size_t index) {
   control_->mount(mounts_->request(index), [this, index](const proto::MountResultMsg& r, const std::string& failure) {
     if (failure.empty() && r.error_number == 0) return mount_from(index + 1);
     std::string why = failure.empty() ? r.message : failure;
-    finish_boot(BootOutcome::Failed,
+    finish_boot(vm::BootOutcome::Failed,
                 Error(ErrorKind::Guest, "cannot mount " + mounts_->mount(index).guest_path + " in the guest: " + why));
   });
 }
@@ -332,16 +324,16 @@ void VmImpl::boot_ready() {
   if (boot_timer_) boot_timer_->cancel();
   running_ = true;
   log().info("guest {} in {:.2f} s (kernel {:.2f} s, agent init {:.3f} s, {} with {})",
-             from_template_ ? "ready from its boot template"
-             : resumed_     ? "resumed"
-                            : "ready",
+             start_.from_template ? "ready from its boot template"
+             : start_.resumed     ? "resumed"
+                                  : "ready",
              info_.boot_seconds, info_.kernel_seconds, info_.agent_init_seconds, info_.kernel_release,
              to_string(info_.accel));
   if (!mounts_->empty())
     log().info(
         "{} file system(s) mounted {:.2f} s after the agent was ready", mounts_->size(),
         std::chrono::duration<double>(std::chrono::steady_clock::now() - boot_started_).count() - info_.boot_seconds);
-  finish_boot(BootOutcome::Ready);
+  finish_boot(vm::BootOutcome::Ready);
 }
 
 void VmImpl::on_qemu_exit(int status) {
@@ -361,7 +353,7 @@ void VmImpl::on_qemu_exit(int status) {
     if (*t) (*t)->cancel();
   if (console_) console_->close();
   if (qmp_) qmp_->close();
-  finish_boot(BootOutcome::Failed, why);
+  finish_boot(vm::BootOutcome::Failed, why);
   if (!qemu_gone_set_) {
     qemu_gone_set_ = true;
     qemu_gone_.set_value();
@@ -375,44 +367,35 @@ void VmImpl::boot(const Image& image, Accel accel, const std::string& accel_reas
   info_.image_name = image.display_name();
   info_.accel = accel;
   info_.accel_reason = accel_reason;
-  info_.from_template = from_template_;
+  info_.from_template = start_.from_template;
   // The image's environment comes first, so the VM's and each exec's win.
   // (A resumed VM's options already hold it, from the snapshot.)
-  if (incoming.empty() || from_template_)
+  if (incoming.empty() || start_.from_template)
     opts_.env.insert(opts_.env.begin(), image.manifest.env.begin(), image.manifest.env.end());
   if (opts_.rootfs_mode == RootfsMode::Cow && !disk_) disk_ = vm::WritableDisk::create(opts_.rootfs_size_bytes);
   // A virtio-fs back-end (us) shares the guest's RAM: ours, so that QEMU can
   // leave it out of a snapshot's state (vm/ram_image.h says why).
-  if (mounts_->uses_virtiofs() && memory_file_.path.empty() && !memory_file_.copy)
-    memory_file_.copy = vm::new_ram_memfd(std::uint64_t{opts_.memory_mib} << 20);
+  if (mounts_->uses_virtiofs() && start_.memory.path.empty() && !start_.memory.copy)
+    start_.memory.copy = vm::new_ram_memfd(std::uint64_t{opts_.memory_mib} << 20);
   on_io([&] { start_qemu_io(image, accel, timeout, incoming); });
-  std::unique_lock lock(boot_mutex_);
-  boot_cv_.wait(lock, [&] { return boot_outcome_ != BootOutcome::Pending; });
-  if (boot_outcome_ != BootOutcome::Ready) {
-    Error err = *boot_error_;
-    bool timed_out = boot_outcome_ == BootOutcome::TimedOut;
-    lock.unlock();
+  vm::BootResult::Ended ended = boot_result_.wait();
+  if (ended.outcome != vm::BootOutcome::Ready) {
     close();
-    if (timed_out) throw BootTimedOut(err);
-    throw err;
+    if (ended.outcome == vm::BootOutcome::TimedOut) throw BootTimedOut(*ended.error);
+    throw *ended.error;
   }
 }
 
 void VmImpl::register_session() {
   if (!opts_.register_session) return;
-  session_id_ = session::new_session_id();
-  std::filesystem::path sock = session::sessions_dir() / (session_id_ + ".sock");
-  session_server_ = std::make_unique<session::SessionServer>(sock, *this);
   SessionInfo s;
-  s.id = session_id_;
   s.image = info_.image_name + " (" + info_.image_id + ")";
   s.image_id = info_.image_id;
   s.started = now_rfc3339();
   s.command = opts_.session_command.empty() ? "(api)" : opts_.session_command;
   s.accel = to_string(info_.accel);
   s.network = opts_.network.enabled ? "on" : "off";
-  s.socket_path = sock;
-  session_record_ = std::make_unique<session::SessionRecord>(s);
+  endpoints_.open(std::move(s), *this);
 }
 
 Process VmImpl::spawn(const Command& cmd, const ExecOptions& o) {
@@ -440,19 +423,10 @@ PolicyState VmImpl::policy(const std::optional<PolicyChange>& change, uid_t uid)
 
 GuestSshAccess VmImpl::enable_ssh() {
   require_running();
-  std::lock_guard lock(guest_ssh_mutex_);
-  if (!guest_ssh_) {
-    // Keys live with the session's registry entry (or a private directory
-    // of their own), and go with the VM.
-    const std::string name = session_id_.empty() ? "unregistered-" + random_hex(8) : session_id_;
-    guest_ssh_ = std::make_unique<vm::GuestSshServer>(
-        session::sessions_dir() / (name + ".ssh"), "gondolin-" + name.substr(0, 8),
-        [this](const Command& c, const ExecOptions& o) { return spawn(c, o); },
-        [this](const std::string& path, std::string_view data, std::uint32_t mode) {
-          write_guest_file(*this, path, data, mode);
-        });
-  }
-  return guest_ssh_->access();
+  return endpoints_.enable_ssh([this](const Command& c, const ExecOptions& o) { return spawn(c, o); },
+                               [this](const std::string& path, std::string_view data, std::uint32_t mode) {
+                                 write_guest_file(*this, path, data, mode);
+                               });
 }
 
 Process VmImpl::attach(const proto::ExecStart& request) {
@@ -514,18 +488,7 @@ void VmImpl::close() {
   // close() up; requests still arriving fail cleanly (the io thread runs
   // until teardown_io).
   kill_and_wait();
-  session_server_.reset();
-  session_record_.reset();
-  std::filesystem::path ssh_dir;
-  {
-    std::lock_guard lock(guest_ssh_mutex_);
-    if (guest_ssh_) ssh_dir = std::filesystem::path(guest_ssh_->access().identity_file).parent_path();
-    guest_ssh_.reset();
-  }
-  if (!ssh_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::remove_all(ssh_dir, ec);
-  }
+  endpoints_.close();
   teardown_io();
 }
 

@@ -25,6 +25,7 @@
 #include "net/egress_factory.h"
 #include "session/session_server.h"
 #include "vfs/mount_set.h"
+#include "vm/boot_result.h"
 #include "vm/guest_console.h"
 #include "vm/guest_ssh_server.h"
 #include "vm/incoming_state.h"
@@ -32,6 +33,7 @@
 #include "vm/qemu_process.h"
 #include "vm/qemu_version.h"
 #include "vm/qmp_client.h"
+#include "vm/session_endpoints.h"
 #include "vm/vm_internals.h"
 #include "vm/writable_disk.h"
 
@@ -72,8 +74,8 @@ class VmImpl : public session::SessionHost {
   void restore_disk(const std::filesystem::path& snapshot_disk) { disk_ = vm::WritableDisk::copy_of(snapshot_disk); }
   // Before boot(): guest RAM in `file` (see vm::QemuLaunch::memory_file).
   void use_memory_file(const std::filesystem::path& file, bool shared) {
-    memory_file_.path = file;
-    memory_file_.shared = shared;
+    start_.memory.path = file;
+    start_.memory.shared = shared;
   }
   // Before boot() with a template's state: this start resumes a boot template
   // (a new session, not a continued one). `disk` is the template's root disk.
@@ -89,7 +91,7 @@ class VmImpl : public session::SessionHost {
   // Before boot(): spare file system slots (vfs::MountSet::add_spare_slots).
   void add_spare_mount_slots(const std::vector<vfs::FsTransport>& transports) { mounts_->add_spare_slots(transports); }
   // Before boot() of a resume: the devices the snapshot's VM had (vm::kDeviceLayout).
-  void use_device_layout(std::uint32_t layout) { device_layout_ = layout; }
+  void use_device_layout(std::uint32_t layout) { start_.device_layout = layout; }
   // Every file system slot's transport: the mounts', then the spares'.
   std::vector<vfs::FsTransport> mount_slots() const { return mounts_->slot_transports(); }
   // After boot(): pauses the guest at its ready point and saves it as a boot
@@ -115,11 +117,9 @@ class VmImpl : public session::SessionHost {
   std::uint64_t guest_oom_kills() const { return oom_kills_->load(); }
   const VmOptions& options() const { return opts_; }
   bool running() const { return running_.load(); }
-  std::string session_id() const { return session_id_; }
+  std::string session_id() const { return endpoints_.id(); }
 
  private:
-  enum class BootOutcome { Pending, Ready, Failed, TimedOut };
-
   // Runs `f` on the io thread and returns its result (rethrowing its exception).
   template <typename F>
   auto on_io(F&& f) {
@@ -130,7 +130,9 @@ class VmImpl : public session::SessionHost {
     return fut.get();
   }
 
-  void finish_boot(BootOutcome outcome, std::optional<Error> error = std::nullopt);
+  void finish_boot(vm::BootOutcome outcome, std::optional<Error> error = std::nullopt) {
+    boot_result_.finish(outcome, std::move(error));
+  }
   void start_qemu_io(const Image& image, Accel accel, std::chrono::milliseconds timeout,
                      const vm::IncomingState& incoming);
   // Parts of start_qemu_io (io thread).
@@ -194,22 +196,23 @@ class VmImpl : public session::SessionHost {
   std::promise<void> qemu_gone_;
   std::shared_future<void> qemu_gone_future_ = qemu_gone_.get_future().share();
   bool qemu_gone_set_ = false;
-  bool resumed_ = false;
-  bool from_template_ = false;
-  std::uint32_t device_layout_ = vm::kDeviceLayout;
-  struct MemoryFile {
-    std::filesystem::path path;  // a template's RAM: the one being made (shared), or resumed (private)
-    bool shared = false;
-    // Or RAM of our own, mapped shared (vm/ram_image.h): a virtio-fs VM's,
-    // empty at a cold boot, else a copy of a template's or a snapshot's.
-    UniqueFd copy;
-    bool outside_state = false;  // the state to resume leaves RAM out (x-ignore-shared)
-  } memory_file_;
+  // What this VM starts from (a kernel boot, a boot template, a snapshot)
+  // and the RAM and devices that implies; set before boot(), read after.
+  struct StartSource {
+    bool resumed = false;        // from a saved state: a template's or a snapshot's
+    bool from_template = false;  // a boot template's
+    std::uint32_t device_layout = vm::kDeviceLayout;
+    struct MemoryFile {
+      std::filesystem::path path;  // a template's RAM: the one being made (shared), or resumed (private)
+      bool shared = false;
+      // Or RAM of our own, mapped shared (vm/ram_image.h): a virtio-fs VM's,
+      // empty at a cold boot, else a copy of a template's or a snapshot's.
+      UniqueFd copy;
+      bool outside_state = false;  // the state to resume leaves RAM out (x-ignore-shared)
+    } memory;
+  } start_;
 
-  std::mutex boot_mutex_;
-  std::condition_variable boot_cv_;
-  BootOutcome boot_outcome_ = BootOutcome::Pending;
-  std::optional<Error> boot_error_;
+  vm::BootResult boot_result_;
   std::atomic<bool> running_{false};
   std::string death_reason_;
   bool stop_requested_ = false;  // io thread: we asked QEMU to go (kill_and_wait)
@@ -217,11 +220,7 @@ class VmImpl : public session::SessionHost {
   bool closed_ = false;
   bool graceful_shutdown_ = false;  // set by subsystems whose data the guest may cache
 
-  std::string session_id_;
-  std::unique_ptr<session::SessionServer> session_server_;
-  std::unique_ptr<session::SessionRecord> session_record_;
-  std::mutex guest_ssh_mutex_;
-  std::unique_ptr<vm::GuestSshServer> guest_ssh_;  // after enable_ssh(); closed once QEMU is gone
+  vm::SessionEndpoints endpoints_;  // the registry entry, session socket and guest SSH; closed once QEMU is gone
 };
 
 // A whole file into the guest through the agent (Vm::write_file's path).

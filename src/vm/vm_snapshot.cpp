@@ -172,10 +172,10 @@ void VmImpl::save_state(const fs::path& state_file) {
   // state (freeze_into): the state leaves both out. A VM that maps a
   // template privately has its RAM in the state, like any other (the
   // capability its start set is turned off again).
-  if (!memory_file_.path.empty() || memory_file_.copy)
+  if (!start_.memory.path.empty() || start_.memory.copy)
     qmp("migrate-set-capabilities",
         {{"capabilities",
-          {{{"capability", "x-ignore-shared"}, {"state", memory_file_.shared || memory_file_.copy.valid()}}}}});
+          {{{"capability", "x-ignore-shared"}, {"state", start_.memory.shared || start_.memory.copy.valid()}}}}});
   // zstd -1 keeps the pause short; zero pages are already elided by QEMU.
   // The guest's RAM holds its keys, tokens and files: the file is the
   // owner's alone whatever our umask (it is created after `umask 077`).
@@ -207,8 +207,8 @@ VmImpl::Frozen VmImpl::freeze_into(const fs::path& dir, const std::string& state
   Frozen frozen;
   try {
     save_state(dir / state_name);
-    if (memory_file_.copy)
-      frozen.ram_sha256 = vm::save_ram_image(memory_file_.copy.get(), dir / session::SnapshotManifest::kRamFile);
+    if (start_.memory.copy)
+      frozen.ram_sha256 = vm::save_ram_image(start_.memory.copy.get(), dir / session::SnapshotManifest::kRamFile);
     // The migration flushed the disk and QEMU writes nothing until `cont`:
     // the copy matches the memory image.
     if (disk_) disk_->copy_to(dir / session::SnapshotManifest::kDiskFile);
@@ -225,7 +225,7 @@ VmImpl::Frozen VmImpl::freeze_into(const fs::path& dir, const std::string& state
 
 void VmImpl::save_template(const fs::path& dir) {
   require_running();
-  if (memory_file_.path.empty() || !memory_file_.shared || !mounts_->empty())
+  if (start_.memory.path.empty() || !start_.memory.shared || !mounts_->empty())
     throw Error(ErrorKind::Internal, "a boot template needs shared file-backed RAM and no mounts");
   freeze_into(dir, vm::kTemplateStateFile);
   death_reason_ = "saved as a boot template";
@@ -248,7 +248,7 @@ void VmImpl::describe_into(SnapshotManifest& m) {
   m.image_name = image_.display_name();
   m.image_manifest_sha256 = sha256_file_hex(image_.dir / "manifest.json");
   m.memory_mib = opts_.memory_mib;
-  m.device_layout = device_layout_;
+  m.device_layout = start_.device_layout;
   m.cpus = opts_.cpus;
   m.machine = opts_.machine;
   m.accel = to_string(info_.accel);
@@ -300,7 +300,7 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
   fs::create_directories(dir);
   ::chmod(dir.c_str(), 0700);  // guest memory may hold anything the session saw
   // RAM of our own is saved beside the state, which then needs no compressing.
-  m.state_file = memory_file_.copy ? SnapshotManifest::kRawStateFile : SnapshotManifest::kStateFile;
+  m.state_file = start_.memory.copy ? SnapshotManifest::kRawStateFile : SnapshotManifest::kStateFile;
   fs::path state = dir / m.state_file;
   try {
     Frozen frozen = freeze_into(dir, m.state_file);
