@@ -3,7 +3,6 @@
 #include "boot.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <net/route.h>
@@ -145,23 +144,6 @@ std::string apply_lease(int initramfs_root, const char* ifname) {
 }
 
 }  // namespace
-
-bool has_virtio_net_device() {
-  DIR* dir = ::opendir("/sys/bus/virtio/devices");
-  if (!dir) return false;
-  bool found = false;
-  while (dirent* e = ::readdir(dir)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream f(std::string("/sys/bus/virtio/devices/") + e->d_name + "/device");
-    std::string id;
-    if (f >> id && (id == "0x0001" || id == "1")) {
-      found = true;
-      break;
-    }
-  }
-  ::closedir(dir);
-  return found;
-}
 
 DhcpRun start_dhcp() {
   DhcpRun run;

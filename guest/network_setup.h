@@ -7,9 +7,6 @@
 
 namespace gondolin::agent {
 
-// True if the machine has a virtio network device (virtio device id 1).
-bool has_virtio_net_device();
-
 // udhcpc running on eth0 in the background. Started from the initramfs
 // before the root file system is mounted, so the DHCP exchange overlaps the
 // rest of the boot; the child keeps the initramfs as its root across
