@@ -7,8 +7,6 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 
 #include "gondolin/error.h"
 #include "util/unique_fd.h"
@@ -16,11 +14,31 @@
 namespace gondolin {
 
 std::optional<std::string> read_file_if_exists(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  // One allocation of the file's size and reads as large as the kernel
+  // gives (a snapshot's state is MiBs; a stream buffer read it 8 KiB at a
+  // time into a string that kept doubling).
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || S_ISDIR(st.st_mode)) return std::nullopt;
+  std::string data(S_ISREG(st.st_mode) ? static_cast<std::size_t>(st.st_size) : 0, '\0');
+  std::size_t have = 0;
+  while (have < data.size()) {
+    const ssize_t n = ::read(fd.get(), data.data() + have, data.size() - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::nullopt;
+    if (n == 0) break;  // it shrank
+    have += static_cast<std::size_t>(n);
+  }
+  data.resize(have);
+  char more[65536];  // what follows: a file that grew, or one without a size (/proc)
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), more, sizeof more);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::nullopt;
+    if (n == 0) break;
+    data.append(more, static_cast<std::size_t>(n));
+  }
+  return data;
 }
 
 std::string read_file(const std::filesystem::path& path) {
