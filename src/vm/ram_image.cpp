@@ -104,14 +104,30 @@ UniqueFd new_ram_memfd(std::uint64_t bytes) {
 }
 
 UniqueFd copy_ram_to_memfd(const std::filesystem::path& file) {
+  UniqueFd out = ram_memfd_sized_for(file);
+  fill_ram_memfd(out.get(), file);
+  return out;
+}
+
+UniqueFd ram_memfd_sized_for(const std::filesystem::path& file) {
+  UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) throw io_error("cannot copy guest RAM " + file.string() + ": open");
+  off_t size = size_of(in.get());
+  if (size < 0) throw io_error("cannot copy guest RAM " + file.string() + ": size");
+  return new_ram_memfd(static_cast<std::uint64_t>(size));
+}
+
+void fill_ram_memfd(int memfd, const std::filesystem::path& file) {
   const std::string what = "cannot copy guest RAM " + file.string();
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) throw io_error(what + ": open");
   off_t size = size_of(in.get());
   if (size < 0) throw io_error(what + ": size");
-  UniqueFd out = new_ram_memfd(static_cast<std::uint64_t>(size));
+  // A description of its own: the copy may move a file position (sendfile),
+  // which QEMU's inherited descriptor must not share.
+  UniqueFd out(::open(("/proc/self/fd/" + std::to_string(memfd)).c_str(), O_WRONLY | O_CLOEXEC));
+  if (!out) throw io_error(what + ": reopen");
   if (!copy_data_ranges(in.get(), out.get(), size)) throw io_error(what + ": copy");
-  return out;
 }
 
 std::string save_ram_image(int ram_fd, const std::filesystem::path& to) {

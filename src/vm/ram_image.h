@@ -31,6 +31,12 @@ UniqueFd new_ram_memfd(std::uint64_t bytes);
 // its holes stay holes). Throws gondolin::Error (Io).
 UniqueFd copy_ram_to_memfd(const std::filesystem::path& file);
 
+// An empty memfd of `file`'s size, and the copy in two steps: the second,
+// fill_ram_memfd, may run while QEMU starts with the memfd mapped (QEMU
+// reads no RAM before the migration). Both throw gondolin::Error (Io).
+UniqueFd ram_memfd_sized_for(const std::filesystem::path& file);
+void fill_ram_memfd(int memfd, const std::filesystem::path& file);
+
 // Writes the non-zero pages of the RAM in `ram_fd` to the new file `to`
 // (created 0600; it must not exist) and returns the image's digest. Throws
 // gondolin::Error (Io), leaving no file behind.

@@ -96,8 +96,40 @@ void VmImpl::start_from_template(const std::filesystem::path& ram, const std::fi
 }
 
 void VmImpl::resume_ram_image(const std::filesystem::path& image) {
-  start_.memory.copy = vm::copy_ram_to_memfd(image);
+  start_.memory.copy = vm::ram_memfd_sized_for(image);
   start_.memory.outside_state = true;
+  start_.ram_image = image;
+}
+
+// A state that leaves the RAM out loads once the RAM is in place: a
+// snapshot's RAM image is copied into our memfd while QEMU starts (~40 ms
+// of copying beside its ~95 ms; QEMU reads no RAM before the migration).
+void VmImpl::load_state_when_ram_is_in(const std::string& uri) {
+  auto load = [this, uri] {
+    auto refused = [this](bool ok, const nlohmann::json& r) {
+      if (!ok)
+        finish_boot(vm::BootOutcome::Failed,
+                    Error(ErrorKind::Qemu, std::string("QEMU cannot load the ") +
+                                               (start_.from_template ? "boot template: " : "snapshot: ") + r.dump()));
+    };
+    qmp_->execute("migrate-set-capabilities",
+                  {{"capabilities", {{{"capability", "x-ignore-shared"}, {"state", true}}}}}, refused);
+    qmp_->execute("migrate-incoming", {{"uri", uri}}, refused);
+  };
+  if (start_.ram_image.empty()) return load();
+  ram_filler_ = std::thread([this, load, image = start_.ram_image, memfd = start_.memory.copy.get()] {
+    std::optional<Error> failed;
+    try {
+      vm::fill_ram_memfd(memfd, image);
+    } catch (const Error& e) {
+      failed = e;
+    }
+    boost::asio::post(io_, [this, load, failed] {
+      if (!failed) return load();
+      finish_boot(vm::BootOutcome::Failed, *failed);
+      if (qemu_) qemu_->kill(SIGKILL);
+    });
+  });
 }
 
 std::string VmImpl::console_hint() const {
@@ -233,17 +265,7 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
   mounts_->start(io_);
   if (start_.resumed) {
     control_->start_resumed(on_hello, on_dead);
-    if (start_.memory.outside_state) {
-      auto refused = [this](bool ok, const nlohmann::json& r) {
-        if (!ok)
-          finish_boot(vm::BootOutcome::Failed,
-                      Error(ErrorKind::Qemu, std::string("QEMU cannot load the ") +
-                                                 (start_.from_template ? "boot template: " : "snapshot: ") + r.dump()));
-      };
-      qmp_->execute("migrate-set-capabilities",
-                    {{"capabilities", {{{"capability", "x-ignore-shared"}, {"state", true}}}}}, refused);
-      qmp_->execute("migrate-incoming", {{"uri", command.incoming_uri}}, refused);
-    }
+    if (start_.memory.outside_state) load_state_when_ram_is_in(command.incoming_uri);
     continue_after_restore();
   } else {
     control_->start(on_hello, on_dead);
@@ -493,6 +515,7 @@ void VmImpl::close() {
 }
 
 void VmImpl::teardown_io() {
+  if (ram_filler_.joinable()) ram_filler_.join();  // it writes our memfd and posts to io_
   on_io([&] {
     if (control_) control_->fail_all(Error(ErrorKind::Guest, "the VM was closed"));
     if (console_) console_->close();

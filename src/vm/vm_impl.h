@@ -83,7 +83,8 @@ class VmImpl : public session::SessionHost {
   // share it (virtio-fs slots), is a copy of its own. Throws.
   void start_from_template(const std::filesystem::path& ram, const std::filesystem::path& disk);
   // Before boot() of a resume whose snapshot keeps the RAM beside the state
-  // (vm/ram_image.h): the VM gets a copy of that image. Throws.
+  // (vm/ram_image.h): the VM gets a copy of that image, filled while QEMU
+  // starts. Throws.
   void resume_ram_image(const std::filesystem::path& image);
   // Before boot() of a resume: secrets the session had revoked stay so.
   // Throws gondolin::Error (Usage) naming a damaged entry.
@@ -139,6 +140,7 @@ class VmImpl : public session::SessionHost {
   UniqueFd start_network(vm::QemuLaunch& launch);
   void start_console_and_qmp(UniqueFd console_host, UniqueFd qmp_host);
   void arm_boot_timer(std::chrono::milliseconds timeout);
+  void load_state_when_ram_is_in(const std::string& uri);
   void continue_after_restore();
   void on_qemu_exit(int status);
   void on_hello(const proto::Hello& hello);
@@ -210,7 +212,9 @@ class VmImpl : public session::SessionHost {
       UniqueFd copy;
       bool outside_state = false;  // the state to resume leaves RAM out (x-ignore-shared)
     } memory;
+    std::filesystem::path ram_image;  // a snapshot's RAM image, copied into memory.copy while QEMU starts
   } start_;
+  std::thread ram_filler_;  // that copy; joined before the io thread goes
 
   vm::BootResult boot_result_;
   std::atomic<bool> running_{false};
