@@ -360,9 +360,10 @@ void VmImpl::restore_revoked_secrets(std::vector<egress::RevokedSecret> revoked)
 
 Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   init_logging_from_env();
-  // The hashes of the state and the RAM image are checked while QEMU starts
-  // (both are read again anyway); a mismatch ends the VM before anyone can
-  // use it. The check names what does not match, or is empty.
+  // The hashes of a compressed state and of the RAM image are checked while
+  // QEMU starts (both are read again anyway; an uncompressed state is checked
+  // before); a mismatch ends the VM before anyone can use it. The check names
+  // what does not match, or is empty.
   session::LoadedSnapshot snap = session::load_snapshot(snapshot, /*verify_state=*/false);
   const bool raw_state = snap.manifest.state_file == SnapshotManifest::kRawStateFile;
   auto hash_mismatch = std::async(std::launch::async, [&snap, raw_state]() -> std::string {
@@ -405,19 +406,16 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   } catch (const Error& e) {
     throw Error(ErrorKind::Usage, damaged + e.what());
   }
-  // The root disk and the RAM image are copied side by side (distinct
-  // members of impl; an exception waits for the other copy to end).
-  std::future<void> disk_copied;
   if (options.rootfs_mode == RootfsMode::Cow) {
     fs::path disk = snap.dir / SnapshotManifest::kDiskFile;
     std::error_code ec;
     if (fs::file_size(disk, ec) != m.rootfs_size || ec)
       throw Error(ErrorKind::Usage,
                   damaged + "its root disk " + SnapshotManifest::kDiskFile + " is missing or has the wrong size");
-    disk_copied = std::async(std::launch::async, [target = impl.get(), disk] { target->restore_disk(disk); });
+    impl->restore_disk(disk);
   }
+  // Only sized here: the RAM image is copied while QEMU starts (VmImpl::load_state_when_ram_is_in).
   if (!m.ram_sha256.empty()) impl->resume_ram_image(snap.dir / SnapshotManifest::kRamFile);
-  if (disk_copied.valid()) disk_copied.get();
   const vm::IncomingState state =
       raw_state ? vm::IncomingState::raw(snap.dir / SnapshotManifest::kRawStateFile, kMaxRawStateBytes, m.state_sha256,
                                          "snapshot " + snap.dir.string() + " is damaged")
