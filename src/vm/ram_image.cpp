@@ -109,20 +109,30 @@ UniqueFd copy_ram_to_memfd(const std::filesystem::path& file) {
   return out;
 }
 
-UniqueFd ram_memfd_sized_for(const std::filesystem::path& file) {
+namespace {
+
+// The image to copy, opened, and its size (whole pages). Throws.
+UniqueFd open_ram_image(const std::filesystem::path& file, off_t& size) {
+  const std::string what = "cannot copy guest RAM " + file.string();
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in) throw io_error("cannot copy guest RAM " + file.string() + ": open");
-  off_t size = size_of(in.get());
-  if (size < 0) throw io_error("cannot copy guest RAM " + file.string() + ": size");
+  if (!in) throw io_error(what + ": open");
+  size = size_of(in.get());
+  if (size < 0) throw io_error(what + ": size");
+  return in;
+}
+
+}  // namespace
+
+UniqueFd ram_memfd_sized_for(const std::filesystem::path& file) {
+  off_t size = 0;
+  open_ram_image(file, size);
   return new_ram_memfd(static_cast<std::uint64_t>(size));
 }
 
 void fill_ram_memfd(int memfd, const std::filesystem::path& file) {
   const std::string what = "cannot copy guest RAM " + file.string();
-  UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in) throw io_error(what + ": open");
-  off_t size = size_of(in.get());
-  if (size < 0) throw io_error(what + ": size");
+  off_t size = 0;
+  UniqueFd in = open_ram_image(file, size);
   // A description of its own: the copy may move a file position (sendfile),
   // which QEMU's inherited descriptor must not share.
   UniqueFd out(::open(("/proc/self/fd/" + std::to_string(memfd)).c_str(), O_WRONLY | O_CLOEXEC));
