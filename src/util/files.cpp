@@ -20,24 +20,18 @@ std::optional<std::string> read_file_if_exists(const std::filesystem::path& path
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   struct stat st {};
   if (!fd || ::fstat(fd.get(), &st) != 0 || S_ISDIR(st.st_mode)) return std::nullopt;
-  std::string data(S_ISREG(st.st_mode) ? static_cast<std::size_t>(st.st_size) : 0, '\0');
+  // One byte of room past the size: EOF shows without growing the string.
+  std::string data(S_ISREG(st.st_mode) ? static_cast<std::size_t>(st.st_size) + 1 : 65536, '\0');
   std::size_t have = 0;
-  while (have < data.size()) {
+  for (;;) {
+    if (have == data.size()) data.resize(2 * have);  // it grew, or had no size (/proc)
     const ssize_t n = ::read(fd.get(), data.data() + have, data.size() - have);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return std::nullopt;
-    if (n == 0) break;  // it shrank
+    if (n == 0) break;
     have += static_cast<std::size_t>(n);
   }
   data.resize(have);
-  char more[65536];  // what follows: a file that grew, or one without a size (/proc)
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), more, sizeof more);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return std::nullopt;
-    if (n == 0) break;
-    data.append(more, static_cast<std::size_t>(n));
-  }
   return data;
 }
 
