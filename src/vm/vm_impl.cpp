@@ -14,7 +14,6 @@
 #include "config/tcp_rules.h"
 #include "control/exec_request.h"
 #include "net/net_stack.h"
-#include "session/session_registry.h"
 #include "util/files.h"
 #include "util/logging.h"
 #include "util/no_sigpipe.h"
