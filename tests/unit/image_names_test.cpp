@@ -45,11 +45,17 @@ fs::path stage(const fs::path& root, const std::string& created, const std::stri
   return dir;
 }
 
+// Two builds of debian-base:latest in `store`, the older first.
+std::pair<Image, Image> install_two_builds(ImageStore& store, const fs::path& root) {
+  Image older = store.install(stage(root, "2026-12-01T00:00:00Z", "a"));
+  Image newer = store.install(stage(root, "2026-12-02T00:00:00Z", "b"));
+  return {older, newer};
+}
+
 TEST(ImageNames, ANameMeansTheBuildItWasLastGiven) {
   vfs::testing::TempDir tmp;
   ImageStore store(tmp.path());
-  Image older = store.install(stage(tmp.path(), "2026-12-01T00:00:00Z", "a"));
-  Image newer = store.install(stage(tmp.path(), "2026-12-02T00:00:00Z", "b"));
+  auto [older, newer] = install_two_builds(store, tmp.path());
   EXPECT_EQ(store.resolve("debian-base:latest").manifest.id, newer.manifest.id);
   // Another work directory finds its older build up to date, or installs it again.
   store.point_name_at(older);
@@ -68,8 +74,7 @@ TEST(ImageNames, ANameMeansTheBuildItWasLastGiven) {
 TEST(ImageNames, DamagedOrForeignPointersCountAsNone) {
   vfs::testing::TempDir tmp;
   ImageStore store(tmp.path());
-  Image older = store.install(stage(tmp.path(), "2026-12-01T00:00:00Z", "a"));
-  Image newer = store.install(stage(tmp.path(), "2026-12-02T00:00:00Z", "b"));
+  auto [older, newer] = install_two_builds(store, tmp.path());
   store.point_name_at(older);
   const fs::path names = tmp.path() / ".names";
   ASSERT_EQ(std::distance(fs::directory_iterator(names), fs::directory_iterator()), 1);
@@ -93,8 +98,7 @@ TEST(ImageNames, DamagedOrForeignPointersCountAsNone) {
 TEST(ImageNames, AnIdOrAPointedNameReadsOneManifest) {
   vfs::testing::TempDir tmp;
   ImageStore store(tmp.path());
-  Image older = store.install(stage(tmp.path(), "2026-12-01T00:00:00Z", "a"));
-  Image newer = store.install(stage(tmp.path(), "2026-12-02T00:00:00Z", "b"));
+  auto [older, newer] = install_two_builds(store, tmp.path());
   store.point_name_at(older);
   std::ofstream(newer.dir / "manifest.json", std::ios::trunc) << "{ damaged";
   EXPECT_EQ(store.resolve(older.manifest.id).manifest.id, older.manifest.id);
