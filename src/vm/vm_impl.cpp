@@ -287,14 +287,10 @@ void VmImpl::continue_after_restore() {
       return;
     }
     if (status == "failed" || !ok) {
-      // A mount that refused its saved state says why better than QEMU does.
-      if (std::string why = mounts_->state_error(); !why.empty())
-        finish_boot(vm::BootOutcome::Failed,
-                    Error(ErrorKind::Usage, "the snapshot's file system state is damaged: " + why));
-      else
-        finish_boot(vm::BootOutcome::Failed,
-                    Error(ErrorKind::Qemu, "QEMU could not load the snapshot state" +
-                                               (qemu_ ? ": " + qemu_->error_text() : std::string())));
+      finish_boot(vm::BootOutcome::Failed,
+                  mount_state_failure().value_or(
+                      Error(ErrorKind::Qemu, "QEMU could not load the snapshot state" +
+                                                 (qemu_ ? ": " + qemu_->error_text() : std::string()))));
       if (qemu_) qemu_->kill(SIGKILL);
       return;
     }
@@ -357,6 +353,14 @@ void VmImpl::boot_ready() {
   finish_boot(vm::BootOutcome::Ready);
 }
 
+// A mount that refused its saved state says why better than QEMU does
+// (QEMU's "Back-end failed to process its internal state").
+std::optional<Error> VmImpl::mount_state_failure() const {
+  std::string why = start_.resumed ? mounts_->state_error() : std::string();
+  if (why.empty()) return std::nullopt;
+  return Error(ErrorKind::Usage, "the snapshot's file system state is damaged: " + why);
+}
+
 void VmImpl::on_qemu_exit(int status) {
   running_ = false;
   std::string qemu_text = qemu_->error_text();
@@ -368,6 +372,8 @@ void VmImpl::on_qemu_exit(int status) {
           : guest_stopped ? Error(ErrorKind::Guest, "the guest rebooted or powered off (a gondolin VM does not reboot)")
                           : Error(ErrorKind::Qemu, "QEMU " + describe_wait_status(status) + console_hint());
   }
+  // QEMU exits when a restore fails, sometimes before query-migrate says so.
+  if (auto state_failure = mount_state_failure()) why = *state_failure;
   if (death_reason_.empty()) death_reason_ = why.what();
   if (control_) control_->fail_all(Error(ErrorKind::Guest, "the VM stopped: " + death_reason_));
   for (auto* t : {&boot_timer_, &shutdown_timer_, &restore_timer_})

@@ -142,6 +142,7 @@ class VmImpl : public session::SessionHost {
   void arm_boot_timer(std::chrono::milliseconds timeout);
   void load_state_when_ram_is_in(const std::string& uri);
   void continue_after_restore();
+  std::optional<Error> mount_state_failure() const;
   void on_qemu_exit(int status);
   void on_hello(const proto::Hello& hello);
   // Mounts file system `index` and those after it, then declares the boot done.
