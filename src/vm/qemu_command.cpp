@@ -203,14 +203,8 @@ QemuCommand build_qemu_command(const QemuLaunch& l) {
     cmd.fds.emplace_back(l.incoming_fd, next_fd);
     cmd.incoming_uri = "fd:" + std::to_string(next_fd++);
   }
-  // A restored VM has not moved on any network: its only peer is our own
-  // stack, which knows its address. QEMU's default after an incoming
-  // migration asks the guest to announce itself five times over ~0.8 s
-  // (gratuitous ARP, IPv6 neighbour adverts), guest work on the first
-  // command's path (~90 ms of CPU per resume under TCG).
   if (!cmd.incoming_uri.empty())
-    a.insert(a.end(), {"-S", "-incoming", l.incoming_deferred ? "defer" : cmd.incoming_uri, "-global",
-                       "migration.announce-rounds=0"});
+    a.insert(a.end(), {"-S", "-incoming", l.incoming_deferred ? "defer" : cmd.incoming_uri});
   cmd.argv = std::move(a);
   return cmd;
 }
