@@ -156,6 +156,15 @@ std::string serial_device(const QemuLaunch& l) {
 // Disks, the control port, the console, QMP and the caller's fd devices.
 void add_devices(const QemuLaunch& l, QemuCommand& cmd, std::vector<std::string>& a, int& next_fd) {
   auto dev = [&](const std::string& base) { return virtio_device(l.machine, base); };
+  // Layout 3. After every incoming migration (a resume, a boot template's
+  // clone) QEMU has a NIC with GUEST_ANNOUNCE make the guest send gratuitous
+  // ARP and IPv6 neighbour adverts, five rounds over ~0.8 s, for switches
+  // after a live migration: ~90 ms of guest CPU under TCG, on the first
+  // command's path. A gondolin guest's only peer is our own stack, which
+  // knows its address. (QEMU sends its own RARP frames instead, which the
+  // stack drops. migration.announce-rounds=0 would do it without a device
+  // change, but QEMU 10.0 then crashes on the guest's next NIC reset.)
+  if (l.device_layout >= 3) a.insert(a.end(), {"-global", "virtio-net-device.guest_announce=off"});
   // The agent finds its disks by serial: device order differs between buses.
   a.insert(a.end(), {"-drive", "file=" + qemu_escape(l.rootfs.string()) + ",format=raw,if=none,id=root,readonly=on",
                      "-device", dev("virtio-blk") + ",drive=root,serial=gondolin-root"});

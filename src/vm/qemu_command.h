@@ -21,8 +21,10 @@ struct FdDevice {
 // Revisions of the devices a VM gets whose state a snapshot carries (a
 // snapshot loads only into the same): 1, virtio-serial with QEMU's default
 // 31 ports (64 queues, each an eventfd QEMU's main loop polls on every
-// wake-up); 2, as many ports as the VM uses. New VMs get kDeviceLayout.
-inline constexpr std::uint32_t kDeviceLayout = 2;
+// wake-up); 2, as many ports as the VM uses; 3, a NIC without
+// VIRTIO_NET_F_GUEST_ANNOUNCE (qemu_command.cpp says why). New VMs get
+// kDeviceLayout.
+inline constexpr std::uint32_t kDeviceLayout = 3;
 
 struct QemuLaunch {
   std::filesystem::path qemu_binary;

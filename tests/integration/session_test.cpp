@@ -345,13 +345,13 @@ TEST(Snapshots, DamagedSnapshotsAreRefusedClearly) {
   {
     std::ifstream in(newer_devices / "manifest.json");
     auto doc = nlohmann::json::parse(in);
-    EXPECT_EQ(doc["vm"]["device_layout"], 2) << doc.dump();
+    EXPECT_EQ(doc["vm"]["device_layout"], 3) << doc.dump();
     doc["vm"]["device_layout"] = 99;
     std::ofstream(newer_devices / "manifest.json", std::ios::trunc) << doc.dump();
   }
   r = run_gondolin({"exec", "--resume", newer_devices.string(), "--", "true"});
   EXPECT_EQ(r.exit_code, 125);
-  EXPECT_NE(r.err.find("has device layout 99, newer than this gondolin's 2"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("has device layout 99, newer than this gondolin's 3"), std::string::npos) << r.err;
 
   fs::path no_manifest = copy("no-manifest");
   fs::remove(no_manifest / "manifest.json");

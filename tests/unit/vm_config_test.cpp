@@ -146,6 +146,14 @@ TEST(QemuCommand, SerialPortsAreTheOnesInUse) {
   EXPECT_TRUE(has_pair(vm::build_qemu_command(l).argv, "-device", "virtio-serial-device"));
 }
 
+// Layout 3: a restored guest is not made to announce itself on the network.
+TEST(QemuCommand, TheNicAnnouncesNothingFromLayoutThree) {
+  auto l = base_launch();
+  EXPECT_TRUE(has_pair(vm::build_qemu_command(l).argv, "-global", "virtio-net-device.guest_announce=off"));
+  l.device_layout = 2;
+  EXPECT_FALSE(has_pair(vm::build_qemu_command(l).argv, "-global", "virtio-net-device.guest_announce=off"));
+}
+
 TEST(QemuCommand, RejectsNonsense) {
   auto l = base_launch();
   l.machine = "pc-i440fx-9000";
