@@ -16,6 +16,23 @@ std::string to_string(const Mac& m) {
   return buf;
 }
 
+bool parse_mac(const std::string& text, Mac& out) {
+  if (text.size() != 17) return false;
+  Mac r{};
+  for (std::size_t i = 0; i < r.size(); ++i) {
+    if (i > 0 && text[3 * i - 1] != ':') return false;
+    std::uint8_t octet = 0;
+    for (char c : text.substr(3 * i, 2)) {
+      const bool digit = c >= '0' && c <= '9', letter = c >= 'a' && c <= 'f';
+      if (!digit && !letter) return false;
+      octet = static_cast<std::uint8_t>(octet * 16 + (digit ? c - '0' : c - 'a' + 10));
+    }
+    r[i] = octet;
+  }
+  out = r;
+  return true;
+}
+
 bool parse_ipv4(const std::string& text, Ipv4& out) {
   Ipv4 r{};
   std::size_t i = 0;

@@ -28,6 +28,8 @@ std::string to_string(const Ipv4& a);
 std::string to_string(const Mac& m);
 // Dotted quad only ("10.0.2.2"); no shorthand forms.
 bool parse_ipv4(const std::string& text, Ipv4& out);
+// Exactly to_string's form: six pairs of lower-case hex digits, colon-separated.
+bool parse_mac(const std::string& text, Mac& out);
 
 // Multicast, broadcast, 0.0.0.0/8 or the limited broadcast: never a TCP peer.
 bool is_unicast(const Ipv4& a);

@@ -4,6 +4,7 @@
 
 #include "gondolin/error.h"
 #include "gondolin/vm.h"
+#include "net/ip_address.h"
 #include "vfs/mount_description.h"
 
 namespace gondolin::session {
@@ -44,17 +45,25 @@ SnapshotNetwork parse_network(const json& net, const std::string& origin) {
   if (n.dns != "synthetic" && n.dns != "trusted" && n.dns != "open") bad(origin, "unknown DNS mode " + n.dns);
   if (net.contains("ssh_allow_hosts"))
     n.ssh_allow_hosts = get<std::vector<std::string>>(net, "ssh_allow_hosts", origin);
+  if (net.contains("guest_mac")) {
+    n.guest_mac = get<std::string>(net, "guest_mac", origin);
+    net::Mac mac;
+    if (n.guest_mac.rfind("52:54:00:", 0) != 0 || !net::parse_mac(n.guest_mac, mac))
+      bad(origin, "guest_mac must be 52:54:00: and three more lower-case hex pairs");
+  }
   return n;
 }
 
 json network_to_json(const SnapshotNetwork& n) {
-  return json{{"enabled", n.enabled},
-              {"allow_hosts", n.allow_hosts},
-              {"allow_all_hosts", n.allow_all_hosts},
-              {"deny_hosts", n.deny_hosts},
-              {"allow_internal_hosts", n.allow_internal_hosts},
-              {"dns", n.dns},
-              {"ssh_allow_hosts", n.ssh_allow_hosts}};
+  json out{{"enabled", n.enabled},
+           {"allow_hosts", n.allow_hosts},
+           {"allow_all_hosts", n.allow_all_hosts},
+           {"deny_hosts", n.deny_hosts},
+           {"allow_internal_hosts", n.allow_internal_hosts},
+           {"dns", n.dns},
+           {"ssh_allow_hosts", n.ssh_allow_hosts}};
+  if (!n.guest_mac.empty()) out["guest_mac"] = n.guest_mac;
+  return out;
 }
 
 }  // namespace

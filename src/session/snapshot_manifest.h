@@ -23,6 +23,9 @@ struct SnapshotNetwork {
   std::vector<std::string> allow_internal_hosts;
   std::string dns = "synthetic";             // "synthetic", "trusted" or "open"
   std::vector<std::string> ssh_allow_hosts;  // as --ssh-allow-host takes them
+  // eth0's MAC, "52:54:00:xx:xx:xx", which a resume keeps (the guest has it
+  // already); empty in older snapshots, whose resumes draw a new one.
+  std::string guest_mac;
 };
 
 struct SnapshotManifest {

@@ -23,6 +23,7 @@
 #include "gondolin/image.h"
 #include "gondolin/vm.h"
 #include "net/egress_factory.h"
+#include "net/ip_address.h"
 #include "session/session_server.h"
 #include "vfs/mount_set.h"
 #include "vm/boot_result.h"
@@ -93,6 +94,8 @@ class VmImpl : public session::SessionHost {
   void add_spare_mount_slots(const std::vector<vfs::FsTransport>& transports) { mounts_->add_spare_slots(transports); }
   // Before boot() of a resume: the devices the snapshot's VM had (vm::kDeviceLayout).
   void use_device_layout(std::uint32_t layout) { start_.device_layout = layout; }
+  // Before boot() of a resume: eth0's MAC in the snapshot, which the guest has.
+  void keep_guest_mac(const net::Mac& mac) { start_.guest_mac = mac; }
   // Every file system slot's transport: the mounts', then the spares'.
   std::vector<vfs::FsTransport> mount_slots() const { return mounts_->slot_transports(); }
   // After boot(): pauses the guest at its ready point and saves it as a boot
@@ -205,6 +208,7 @@ class VmImpl : public session::SessionHost {
     bool resumed = false;        // from a saved state: a template's or a snapshot's
     bool from_template = false;  // a boot template's
     std::uint32_t device_layout = vm::kDeviceLayout;
+    std::optional<net::Mac> guest_mac;  // a snapshot's; else every start draws one
     struct MemoryFile {
       std::filesystem::path path;  // a template's RAM: the one being made (shared), or resumed (private)
       bool shared = false;

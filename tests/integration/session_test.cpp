@@ -169,13 +169,14 @@ TEST(Sessions, OtherUsersCannotConnect) {
 
 TEST(Snapshots, ResumeKeepsProcessesAndTmpfs) {
   TempDir tmp;
-  std::string pid, machine_id;
+  std::string pid, machine_id, mac;
   SnapshotInfo snap;
   {
     Vm vm = Vm::create({});
     pid = vm.exec(std::string("sleep 1000 >/dev/null 2>&1 & echo $!")).stdout_data;
     pid.erase(pid.find_last_not_of('\n') + 1);
     machine_id = vm.read_file("/etc/machine-id");
+    mac = vm.read_file("/sys/class/net/eth0/address");
     // /tmp is memory; /root and /var are on the VM's root disk (--rootfs-mode cow).
     vm.exec(std::string("echo kept > /tmp/tmpfs-file; echo overlay > /root/overlay-file; echo var > /var/var-file"));
     snap = vm.snapshot(tmp.path() / "snap");
@@ -191,6 +192,9 @@ TEST(Snapshots, ResumeKeepsProcessesAndTmpfs) {
   EXPECT_EQ(r.stdout_data, "sleep 1000 kept\noverlay\nvar\n");
   EXPECT_EQ(resumed.read_file("/etc/machine-id"), machine_id) << "a resumed session is the same machine";
   EXPECT_EQ(machine_id.size(), 33u) << machine_id;
+  // Its NIC too: the guest keeps its MAC, and the new stack talks to it.
+  EXPECT_EQ(resumed.read_file("/sys/class/net/eth0/address"), mac);
+  EXPECT_EQ(resumed.exec(std::string("ping -c1 -W5 10.0.2.2 >/dev/null && echo reached")).stdout_data, "reached\n");
   // The clock was corrected on resume.
   long guest = std::stol(resumed.exec(std::vector<std::string>{"date", "+%s"}).stdout_data);
   EXPECT_LT(std::labs(guest - static_cast<long>(std::time(nullptr))), 30);
@@ -329,6 +333,18 @@ TEST(Snapshots, DamagedSnapshotsAreRefusedClearly) {
   r = run_gondolin({"exec", "--resume", other_image.string(), "--", "true"});
   EXPECT_EQ(r.exit_code, 125);
   EXPECT_NE(r.err.find("needs image"), std::string::npos) << r.err;
+
+  fs::path bad_mac = copy("bad-mac");
+  {
+    std::ifstream in(bad_mac / "manifest.json");
+    auto doc = nlohmann::json::parse(in);
+    EXPECT_EQ(doc["network"]["guest_mac"].get<std::string>().rfind("52:54:00:", 0), 0u) << doc.dump();
+    doc["network"]["guest_mac"] = "ff:ff:ff:ff:ff:ff";
+    std::ofstream(bad_mac / "manifest.json", std::ios::trunc) << doc.dump();
+  }
+  r = run_gondolin({"exec", "--resume", bad_mac.string(), "--", "true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("guest_mac must be"), std::string::npos) << r.err;
 
   fs::path other_qemu = copy("other-qemu");
   {

@@ -28,6 +28,13 @@ TEST(NetAddress, ParsesOnlyPlainDottedQuads) {
   for (const char* bad : {"", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "1..2.3", "1.2.3.4 ", "a.b.c.d"})
     EXPECT_FALSE(parse_ipv4(bad, a)) << bad;
   EXPECT_EQ(to_string(Ipv4{198, 18, 0, 1}), "198.18.0.1");
+  Mac m{};
+  EXPECT_TRUE(parse_mac("52:54:00:0a:bc:ff", m));
+  EXPECT_EQ(m, (Mac{0x52, 0x54, 0x00, 0x0a, 0xbc, 0xff}));
+  EXPECT_EQ(to_string(m), "52:54:00:0a:bc:ff");
+  for (const char* bad : {"", "52:54:00:0a:bc", "52:54:00:0a:bc:ff:", "52-54-00-0a-bc-ff", "52:54:00:0A:bc:ff",
+                          "52:54:00:0g:bc:ff", "52:54:00:0a:bcff0"})
+    EXPECT_FALSE(parse_mac(bad, m)) << bad;
   EXPECT_FALSE(is_unicast(Ipv4{224, 0, 0, 1}));
   EXPECT_FALSE(is_unicast(Ipv4{0, 1, 2, 3}));
   EXPECT_FALSE(is_unicast(kIpv4Broadcast));
