@@ -159,7 +159,7 @@ void add_devices(const QemuLaunch& l, QemuCommand& cmd, std::vector<std::string>
   // Layout 3. After every incoming migration (a resume, a boot template's
   // clone) QEMU has a NIC with GUEST_ANNOUNCE make the guest send gratuitous
   // ARP and IPv6 neighbour adverts, five rounds over ~0.8 s, for switches
-  // after a live migration: ~90 ms of guest CPU under TCG, on the first
+  // after a live migration: 60-90 ms of CPU a resume under TCG, on the first
   // command's path. A gondolin guest's only peer is our own stack, which
   // knows its address. (QEMU sends its own RARP frames instead, which the
   // stack drops. migration.announce-rounds=0 would do it without a device
