@@ -385,10 +385,7 @@ void VmImpl::on_qemu_exit(int status) {
   if (console_) console_->close();
   if (qmp_) qmp_->close();
   finish_boot(vm::BootOutcome::Failed, why);
-  if (!qemu_gone_set_) {
-    qemu_gone_set_ = true;
-    qemu_gone_.set_value();
-  }
+  qemu_gone_.set();
 }
 
 void VmImpl::boot(const Image& image, Accel accel, const std::string& accel_reason, std::chrono::milliseconds timeout,
@@ -486,7 +483,7 @@ void VmImpl::require_running() const {
 }
 
 void VmImpl::kill_and_wait() {
-  auto gone = qemu_gone_future_;
+  auto gone = qemu_gone_.future();
   bool have_qemu = on_io([&] {
     if (!qemu_ || qemu_->exited()) return false;
     stop_requested_ = true;

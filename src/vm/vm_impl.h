@@ -10,7 +10,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +24,7 @@
 #include "net/egress_factory.h"
 #include "net/ip_address.h"
 #include "session/session_server.h"
+#include "util/once_event.h"
 #include "vfs/mount_set.h"
 #include "vm/boot_result.h"
 #include "vm/guest_console.h"
@@ -199,9 +199,7 @@ class VmImpl : public session::SessionHost {
   std::unique_ptr<boost::asio::steady_timer> shutdown_timer_;
   std::unique_ptr<boost::asio::steady_timer> restore_timer_;
   std::chrono::steady_clock::time_point boot_started_;
-  std::promise<void> qemu_gone_;
-  std::shared_future<void> qemu_gone_future_ = qemu_gone_.get_future().share();
-  bool qemu_gone_set_ = false;
+  OnceEvent qemu_gone_;  // set when QEMU's exit has been handled
   // What this VM starts from (a kernel boot, a boot template, a snapshot)
   // and the RAM and devices that implies; set before boot(), read after.
   struct StartSource {
