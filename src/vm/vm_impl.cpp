@@ -193,8 +193,8 @@ void VmImpl::start_console_and_qmp(UniqueFd console_host, UniqueFd qmp_host) {
 }
 
 void VmImpl::arm_boot_timer(std::chrono::milliseconds timeout) {
-  boot_timer_ = std::make_unique<boost::asio::steady_timer>(io_, timeout);
-  boot_timer_->async_wait([this, timeout](const boost::system::error_code& ec) {
+  timers_.boot = std::make_unique<boost::asio::steady_timer>(io_, timeout);
+  timers_.boot->async_wait([this, timeout](const boost::system::error_code& ec) {
     if (ec) return;
     finish_boot(
         vm::BootOutcome::TimedOut,
@@ -298,8 +298,8 @@ void VmImpl::continue_after_restore() {
       if (qemu_) qemu_->kill(SIGKILL);
       return;
     }
-    restore_timer_ = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(5));
-    restore_timer_->async_wait([this](const boost::system::error_code& ec) {
+    timers_.restore = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(5));
+    timers_.restore->async_wait([this](const boost::system::error_code& ec) {
       if (!ec) continue_after_restore();
     });
   });
@@ -342,7 +342,7 @@ void VmImpl::mount_from(std::size_t index) {
 }
 
 void VmImpl::boot_ready() {
-  if (boot_timer_) boot_timer_->cancel();
+  if (timers_.boot) timers_.boot->cancel();
   running_ = true;
   log().info("guest {} in {:.2f} s (kernel {:.2f} s, agent init {:.3f} s, {} with {})",
              start_.from_template ? "ready from its boot template"
@@ -380,8 +380,7 @@ void VmImpl::on_qemu_exit(int status) {
   if (auto state_failure = mount_state_failure()) why = *state_failure;
   if (death_reason_.empty()) death_reason_ = why.what();
   if (control_) control_->fail_all(Error(ErrorKind::Guest, "the VM stopped: " + death_reason_));
-  for (auto* t : {&boot_timer_, &shutdown_timer_, &restore_timer_})
-    if (*t) (*t)->cancel();
+  timers_.cancel_all();
   if (console_) console_->close();
   if (qmp_) qmp_->close();
   finish_boot(vm::BootOutcome::Failed, why);
@@ -494,8 +493,8 @@ void VmImpl::kill_and_wait() {
       control_->request_shutdown();
     else
       qemu_->kill(SIGKILL);
-    shutdown_timer_ = std::make_unique<boost::asio::steady_timer>(io_, kShutdownGrace);
-    shutdown_timer_->async_wait([this](const boost::system::error_code& ec) {
+    timers_.shutdown = std::make_unique<boost::asio::steady_timer>(io_, kShutdownGrace);
+    timers_.shutdown->async_wait([this](const boost::system::error_code& ec) {
       if (!ec && qemu_) qemu_->kill(SIGKILL);
     });
     return true;
@@ -527,8 +526,7 @@ void VmImpl::teardown_io() {
     if (console_) console_->close();
     if (qmp_) qmp_->close();
     mounts_->close();
-    for (auto* t : {&boot_timer_, &shutdown_timer_, &restore_timer_})
-      if (*t) (*t)->cancel();
+    timers_.cancel_all();
   });
   work_.reset();
   io_.stop();
@@ -540,9 +538,7 @@ void VmImpl::teardown_io() {
   qmp_.reset();
   qemu_.reset();  // kills and reaps QEMU if it somehow still runs
   disk_.reset();  // QEMU is gone: nobody writes it any more
-  boot_timer_.reset();
-  shutdown_timer_.reset();
-  restore_timer_.reset();
+  timers_ = {};
 }
 
 }  // namespace gondolin

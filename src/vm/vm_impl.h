@@ -195,9 +195,15 @@ class VmImpl : public session::SessionHost {
   std::unique_ptr<net::NetStack> net_;  // when opts_.network.enabled
   std::unique_ptr<vfs::MountSet> mounts_;
   std::optional<vm::WritableDisk> disk_;  // RootfsMode::Cow: the guest's writable layer
-  std::unique_ptr<boost::asio::steady_timer> boot_timer_;
-  std::unique_ptr<boost::asio::steady_timer> shutdown_timer_;
-  std::unique_ptr<boost::asio::steady_timer> restore_timer_;
+  // io thread: the deadlines of a start, of a polite shutdown, and the
+  // poll for a restored state.
+  struct Timers {
+    std::unique_ptr<boost::asio::steady_timer> boot, shutdown, restore;
+    void cancel_all() {
+      for (auto* t : {&boot, &shutdown, &restore})
+        if (*t) (*t)->cancel();
+    }
+  } timers_;
   std::chrono::steady_clock::time_point boot_started_;
   OnceEvent qemu_gone_;  // set when QEMU's exit has been handled
   // What this VM starts from (a kernel boot, a boot template, a snapshot)
