@@ -4,7 +4,6 @@
 
 #include "gondolin/error.h"
 #include "gondolin/vm.h"
-#include "net/ip_address.h"
 #include "vfs/mount_description.h"
 
 namespace gondolin::session {
@@ -46,10 +45,11 @@ SnapshotNetwork parse_network(const json& net, const std::string& origin) {
   if (net.contains("ssh_allow_hosts"))
     n.ssh_allow_hosts = get<std::vector<std::string>>(net, "ssh_allow_hosts", origin);
   if (net.contains("guest_mac")) {
-    n.guest_mac = get<std::string>(net, "guest_mac", origin);
     net::Mac mac;
-    if (n.guest_mac.rfind("52:54:00:", 0) != 0 || !net::parse_mac(n.guest_mac, mac))
+    if (!net::parse_mac(get<std::string>(net, "guest_mac", origin), mac) || mac[0] != 0x52 || mac[1] != 0x54 ||
+        mac[2] != 0x00)
       bad(origin, "guest_mac must be 52:54:00: and three more lower-case hex pairs");
+    n.guest_mac = mac;
   }
   return n;
 }
@@ -62,7 +62,7 @@ json network_to_json(const SnapshotNetwork& n) {
            {"allow_internal_hosts", n.allow_internal_hosts},
            {"dns", n.dns},
            {"ssh_allow_hosts", n.ssh_allow_hosts}};
-  if (!n.guest_mac.empty()) out["guest_mac"] = n.guest_mac;
+  if (n.guest_mac) out["guest_mac"] = net::to_string(*n.guest_mac);
   return out;
 }
 

@@ -5,11 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "gondolin/vfs.h"
+#include "net/ip_address.h"
 
 namespace gondolin::session {
 
@@ -23,9 +25,10 @@ struct SnapshotNetwork {
   std::vector<std::string> allow_internal_hosts;
   std::string dns = "synthetic";             // "synthetic", "trusted" or "open"
   std::vector<std::string> ssh_allow_hosts;  // as --ssh-allow-host takes them
-  // eth0's MAC, "52:54:00:xx:xx:xx", which a resume keeps (the guest has it
-  // already); empty in older snapshots, whose resumes draw a new one.
-  std::string guest_mac;
+  // eth0's MAC (52:54:00:xx:xx:xx in the file), which a resume keeps (the
+  // guest has it already); absent in older snapshots, whose resumes draw a
+  // new one.
+  std::optional<net::Mac> guest_mac;
 };
 
 struct SnapshotManifest {

@@ -12,7 +12,6 @@
 
 #include "config/ssh_rules.h"
 #include "gondolin/version.h"
-#include "net/ip_address.h"
 #include "net/net_stack.h"
 #include "session/snapshot_manifest.h"
 #include "session/snapshot_store.h"
@@ -262,7 +261,7 @@ void VmImpl::describe_into(SnapshotManifest& m) {
   m.agent_protocol = proto::kProtocolVersion;
   const NetworkOptions& n = opts_.network;
   m.network.enabled = n.enabled;
-  if (net_) m.network.guest_mac = net::to_string(net_->layout().guest_mac);
+  if (net_) m.network.guest_mac = net_->layout().guest_mac;
   m.network.dns = n.dns == DnsMode::Synthetic ? "synthetic" : n.dns == DnsMode::Trusted ? "trusted" : "open";
   for (const auto& h : n.ssh.allowed_hosts) m.network.ssh_allow_hosts.push_back(config::format_ssh_allowed_host(h));
   // The HTTP policy as it stands now (live changes included).
@@ -401,7 +400,7 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   auto impl = std::make_unique<VmImpl>(options);
   impl->add_spare_mount_slots(m.spare_mount_slots);
   impl->use_device_layout(m.device_layout);
-  if (net::Mac mac; net::parse_mac(m.network.guest_mac, mac)) impl->keep_guest_mac(mac);
+  if (m.network.guest_mac) impl->keep_guest_mac(*m.network.guest_mac);
   impl->restore_mount_states(mount_states, mount_files, what);
   std::vector<egress::RevokedSecret> revoked;
   for (const auto& [name, placeholder] : m.revoked_placeholders) revoked.push_back({name, placeholder});
