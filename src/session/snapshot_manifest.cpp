@@ -66,6 +66,22 @@ json network_to_json(const SnapshotNetwork& n) {
   return out;
 }
 
+// The RAM image's digest: exactly one of these keys, tagged as
+// vm/ram_image.h writes it ("crc32c:…").
+std::string parse_ram_digest(const json& ram, const std::string& origin) {
+  static constexpr std::pair<const char*, std::size_t> kDigests[] = {{"crc32c", 8}, {"sha256", 64}};
+  std::string tagged;
+  for (const auto& [key, digits] : kDigests) {
+    if (!ram.contains(key)) continue;
+    if (!tagged.empty()) bad(origin, "the RAM image has two digests");
+    std::string hex = get<std::string>(ram, key, origin);
+    if (!is_hex(hex, digits)) bad(origin, std::string("bad RAM image ") + key);
+    tagged = std::string(key) + ":" + hex;
+  }
+  if (tagged.empty()) bad(origin, "the RAM image has no digest (crc32c or sha256)");
+  return tagged;
+}
+
 }  // namespace
 
 SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::string& origin) {
@@ -119,10 +135,9 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
     if (get<std::uint64_t>(ram, "size", origin) != std::uint64_t{m.memory_mib} << 20)
       bad(origin, "the RAM image's size is not the VM's memory size");
     m.ram_stored_bytes = get<std::uint64_t>(ram, "stored_bytes", origin);
-    m.ram_sha256 = get<std::string>(ram, "sha256", origin);
-    if (!is_hex(m.ram_sha256, 64)) bad(origin, "bad RAM image hash");
+    m.ram_digest = parse_ram_digest(ram, origin);
   }
-  if (m.state_file == kRawStateFile && m.ram_sha256.empty()) bad(origin, "an uncompressed state but no RAM image");
+  if (m.state_file == kRawStateFile && m.ram_digest.empty()) bad(origin, "an uncompressed state but no RAM image");
   m.network = parse_network(get<json>(doc, "network", origin), origin);
   m.mounts_json = get<json>(doc, "mounts", origin).dump();
   if (vm.contains("device_layout")) {
@@ -192,11 +207,13 @@ std::string SnapshotManifest::to_json() const {
       {"secret_placeholders", placeholders_obj},
       {"revoked_secrets", revoked},
   };
-  if (!ram_sha256.empty())
+  if (!ram_digest.empty()) {
+    const std::size_t colon = ram_digest.find(':');
     doc["ram"] = {{"file", kRamFile},
                   {"size", std::uint64_t{memory_mib} << 20},
                   {"stored_bytes", ram_stored_bytes},
-                  {"sha256", ram_sha256}};
+                  {ram_digest.substr(0, colon), ram_digest.substr(colon + 1)}};
+  }
   return doc.dump(2) + "\n";
 }
 

@@ -32,7 +32,7 @@ LoadedSnapshot load_dir(const fs::path& dir, bool verify_state) {
     throw Error(ErrorKind::Usage, "snapshot " + dir.string() + " is truncated or damaged: state is " +
                                       std::to_string(size) + " bytes, the manifest says " +
                                       std::to_string(s.manifest.state_size));
-  if (!s.manifest.ram_sha256.empty()) {
+  if (!s.manifest.ram_digest.empty()) {
     fs::path ram = dir / SnapshotManifest::kRamFile;
     auto ram_size = fs::file_size(ram, ec);
     if (ec || ram_size != std::uint64_t{s.manifest.memory_mib} << 20)

@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "gondolin/error.h"
+#include "util/crc32c.h"
 #include "util/sha256.h"
 #include "util/sparse_copy.h"
 
@@ -74,15 +76,38 @@ bool for_each_nonzero_run(int fd, off_t size, Visit&& visit) {
   return true;
 }
 
-void hash_pages(Sha256& h, off_t offset, const char* bytes, std::size_t length) {
-  for (std::size_t p = 0; p < length; p += kPage) {
-    std::uint64_t at = static_cast<std::uint64_t>(offset) + p;
-    unsigned char le[8];
-    for (int i = 0; i < 8; ++i) le[i] = static_cast<unsigned char>(at >> (8 * i));
-    h.update(std::string_view(reinterpret_cast<const char*>(le), sizeof le));
-    h.update(std::string_view(bytes + p, kPage));
+// The digest of an image's non-zero pages, each as its offset (8 bytes,
+// little-endian) then its bytes, under one of kRamDigestAlgorithms.
+class PageDigest {
+ public:
+  explicit PageDigest(std::string_view algorithm) : algorithm_(algorithm) {
+    if (algorithm == "sha256")
+      sha256_.emplace();
+    else if (algorithm != "crc32c")
+      throw Error(ErrorKind::Usage, "unknown RAM image digest \"" + std::string(algorithm.substr(0, 16)) + "\"");
   }
-}
+  void add(off_t offset, const char* bytes, std::size_t length) {
+    for (std::size_t p = 0; p < length; p += kPage) {
+      std::uint64_t at = static_cast<std::uint64_t>(offset) + p;
+      char le[8];
+      for (int i = 0; i < 8; ++i) le[i] = static_cast<char>(at >> (8 * i));
+      update(std::string_view(le, sizeof le));
+      update(std::string_view(bytes + p, kPage));
+    }
+  }
+  std::string tagged() { return algorithm_ + ":" + (sha256_ ? sha256_->hex() : crc32c_hex(crc_)); }
+
+ private:
+  void update(std::string_view data) {
+    if (sha256_)
+      sha256_->update(data);
+    else
+      crc_ = crc32c_extend(crc_, data);
+  }
+  std::string algorithm_;
+  std::optional<Sha256> sha256_;
+  std::uint32_t crc_ = 0;
+};
 
 off_t size_of(int fd) {
   struct stat st {};
@@ -146,10 +171,10 @@ std::string save_ram_image(int ram_fd, const std::filesystem::path& to) {
   if (size < 0) throw io_error(what + ": size");
   UniqueFd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!out) throw io_error(what);
-  Sha256 h;
+  PageDigest digest(kRamDigestAlgorithms[0]);
   bool ok = ::ftruncate(out.get(), size) == 0 &&
             for_each_nonzero_run(ram_fd, size, [&](off_t at, const char* bytes, std::size_t n) {
-              hash_pages(h, at, bytes, n);
+              digest.add(at, bytes, n);
               for (std::size_t done = 0; done < n;) {
                 ssize_t w = ::pwrite(out.get(), bytes + done, n - done, at + static_cast<off_t>(done));
                 if (w < 0 && errno == EINTR) continue;
@@ -163,22 +188,22 @@ std::string save_ram_image(int ram_fd, const std::filesystem::path& to) {
     ::unlink(to.c_str());
     throw e;
   }
-  return h.hex();
+  return digest.tagged();
 }
 
-std::string ram_image_digest(const std::filesystem::path& file) {
+std::string ram_image_digest(const std::filesystem::path& file, std::string_view algorithm) {
+  PageDigest digest(algorithm);
   const std::string what = "cannot read guest RAM " + file.string();
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) throw io_error(what);
   off_t size = size_of(in.get());
   if (size < 0) throw io_error(what);
-  Sha256 h;
   if (!for_each_nonzero_run(in.get(), size, [&](off_t at, const char* bytes, std::size_t n) {
-        hash_pages(h, at, bytes, n);
+        digest.add(at, bytes, n);
         return true;
       }))
     throw io_error(what);
-  return h.hex();
+  return digest.tagged();
 }
 
 }  // namespace gondolin::vm

@@ -168,7 +168,7 @@ class VmImpl : public session::SessionHost {
   // failure the guest runs on and this throws.
   struct Frozen {
     double pause_seconds = 0;
-    std::string ram_sha256;  // the RAM image's digest, if one was written
+    std::string ram_digest;  // the RAM image's digest, if one was written
   };
   Frozen freeze_into(const std::filesystem::path& dir, const std::string& state_name);
   // Ends QEMU after freeze_into, without asking the paused guest to shut down.

@@ -209,7 +209,7 @@ VmImpl::Frozen VmImpl::freeze_into(const fs::path& dir, const std::string& state
   try {
     save_state(dir / state_name);
     if (start_.memory.copy)
-      frozen.ram_sha256 = vm::save_ram_image(start_.memory.copy.get(), dir / session::SnapshotManifest::kRamFile);
+      frozen.ram_digest = vm::save_ram_image(start_.memory.copy.get(), dir / session::SnapshotManifest::kRamFile);
     // The migration flushed the disk and QEMU writes nothing until `cont`:
     // the copy matches the memory image.
     if (disk_) disk_->copy_to(dir / session::SnapshotManifest::kDiskFile);
@@ -307,7 +307,7 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
   try {
     Frozen frozen = freeze_into(dir, m.state_file);
     m.save_seconds = frozen.pause_seconds;
-    m.ram_sha256 = frozen.ram_sha256;
+    m.ram_digest = frozen.ram_digest;
   } catch (const Error&) {
     fs::remove_all(dir, ec);
     throw;
@@ -328,7 +328,7 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
   describe_into(m);
   m.state_size = fs::file_size(state);
   m.state_sha256 = sha256_file_hex(state);
-  if (!m.ram_sha256.empty()) m.ram_stored_bytes = stored_bytes(dir / session::SnapshotManifest::kRamFile);
+  if (!m.ram_digest.empty()) m.ram_stored_bytes = stored_bytes(dir / session::SnapshotManifest::kRamFile);
   write_file_atomic(dir / "manifest.json", m.to_json(), fs::perms::owner_read | fs::perms::owner_write);
   SnapshotInfo info = session::describe(session::LoadedSnapshot{dir, m});
   if (saved) {
@@ -365,16 +365,18 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
   // The hashes of a compressed state and of the RAM image are checked while
   // QEMU starts (both are read again anyway; an uncompressed state is checked
   // before); a mismatch ends the VM before anyone can use it. The check names
-  // what does not match, or is empty.
+  // the digest that does not match, or is empty.
   session::LoadedSnapshot snap = session::load_snapshot(snapshot, /*verify_state=*/false);
   const bool raw_state = snap.manifest.state_file == SnapshotManifest::kRawStateFile;
   auto hash_mismatch = std::async(std::launch::async, [&snap, raw_state]() -> std::string {
     // An uncompressed state is checked as it is read (below).
     if (!raw_state && sha256_file_hex(snap.dir / SnapshotManifest::kStateFile) != snap.manifest.state_sha256)
-      return "the state's";
-    if (!snap.manifest.ram_sha256.empty() &&
-        vm::ram_image_digest(snap.dir / SnapshotManifest::kRamFile) != snap.manifest.ram_sha256)
-      return "the RAM image's";
+      return "the state's sha256";
+    const std::string& ram = snap.manifest.ram_digest;
+    if (ram.empty()) return "";
+    const std::string algorithm = ram.substr(0, ram.find(':'));
+    if (vm::ram_image_digest(snap.dir / SnapshotManifest::kRamFile, algorithm) != ram)
+      return "the RAM image's " + algorithm;
     return "";
   });
   const SnapshotManifest& m = snap.manifest;
@@ -418,7 +420,7 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
     impl->restore_disk(disk);
   }
   // Only sized here: the RAM image is copied while QEMU starts (VmImpl::load_state_when_ram_is_in).
-  if (!m.ram_sha256.empty()) impl->resume_ram_image(snap.dir / SnapshotManifest::kRamFile);
+  if (!m.ram_digest.empty()) impl->resume_ram_image(snap.dir / SnapshotManifest::kRamFile);
   const vm::IncomingState state =
       raw_state ? vm::IncomingState::raw(snap.dir / SnapshotManifest::kRawStateFile, kMaxRawStateBytes, m.state_sha256,
                                          "snapshot " + snap.dir.string() + " is damaged")
@@ -427,12 +429,12 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
     impl->boot(image, choice.accel, "the snapshot was taken under " + m.accel, options.boot_timeout, state);
   } catch (const Error& e) {
     if (std::string bad = hash_mismatch.get(); !bad.empty())
-      throw Error(ErrorKind::Usage, damaged + bad + " sha256 does not match");
+      throw Error(ErrorKind::Usage, damaged + bad + " does not match");
     throw Error(e.kind(), e.what());
   }
   if (std::string bad = hash_mismatch.get(); !bad.empty()) {
     impl->close();
-    throw Error(ErrorKind::Usage, damaged + bad + " sha256 does not match");
+    throw Error(ErrorKind::Usage, damaged + bad + " does not match");
   }
   impl->register_session();
   return Vm(std::move(impl));

@@ -316,6 +316,7 @@ TEST(VfsVirtiofsResume, RamTravelsAsASparseImageThatIsChecked) {
   }
   auto doc = nlohmann::json::parse(slurp(snap / "manifest.json"));
   ASSERT_TRUE(doc.contains("ram")) << doc.dump();
+  EXPECT_EQ(doc["ram"]["crc32c"].get<std::string>().size(), 8u) << "guest RAM is checked for damage by CRC-32C";
   EXPECT_EQ(fs::file_size(snap / "ram"), 512u << 20);
   EXPECT_LT(doc["ram"]["stored_bytes"].get<std::uint64_t>(), 256u << 20) << "zero pages are not stored";
   EXPECT_EQ(doc["state"]["file"], "state") << "devices only: kept as QEMU wrote it";
@@ -338,7 +339,7 @@ TEST(VfsVirtiofsResume, RamTravelsAsASparseImageThatIsChecked) {
           "', os.O_RDWR); at=os.lseek(f, 0, os.SEEK_DATA); b=os.pread(f, 1, at); "
           "os.pwrite(f, bytes([b[0] ^ 1]), at)\"");
   fs::resize_file(cut / "ram", 256u << 20);
-  for (const auto& [copy, why] : {std::pair{changed, std::string("the RAM image's sha256 does not match")},
+  for (const auto& [copy, why] : {std::pair{changed, std::string("is damaged: the RAM image's crc32c does not match")},
                                   {cut, std::string("its RAM image ram is 268435456 bytes")},
                                   {flipped, std::string("is damaged: the state's sha256 does not match")}}) {
     auto r = gondolin::testing::run_gondolin({"exec", "--resume", copy.string(), "--", "true"});

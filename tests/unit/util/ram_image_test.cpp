@@ -12,6 +12,7 @@
 
 #include "gondolin/error.h"
 #include "util/paths.h"
+#include "util/sha256.h"
 
 using namespace gondolin;
 namespace fs = std::filesystem;
@@ -56,7 +57,8 @@ TEST(RamImage, KeepsTheNonZeroPagesAtTheirOffsetsAndNothingElse) {
   Dir dir;
   UniqueFd ram = sample_ram();
   std::string digest = vm::save_ram_image(ram.get(), dir.path / "ram");
-  EXPECT_EQ(digest.size(), 64u);
+  EXPECT_EQ(digest.size(), 15u) << digest;
+  EXPECT_TRUE(digest.starts_with("crc32c:")) << digest;
   EXPECT_EQ(fs::file_size(dir.path / "ram"), static_cast<std::uintmax_t>(kRam));
   struct stat st {};
   ASSERT_EQ(::stat((dir.path / "ram").c_str(), &st), 0);
@@ -64,7 +66,7 @@ TEST(RamImage, KeepsTheNonZeroPagesAtTheirOffsetsAndNothingElse) {
   EXPECT_EQ(get(dir.path / "ram", kPage + 10, 3), "one");
   EXPECT_EQ(get(dir.path / "ram", 2 * kPage, 3), "two");
   EXPECT_EQ(get(dir.path / "ram", 41 * kPage - 1, 1), "x");
-  EXPECT_EQ(vm::ram_image_digest(dir.path / "ram"), digest);
+  EXPECT_EQ(vm::ram_image_digest(dir.path / "ram", "crc32c"), digest);
 
   // A resume's copy reads the same.
   UniqueFd copy = vm::copy_ram_to_memfd(dir.path / "ram");
@@ -83,16 +85,33 @@ TEST(RamImage, TheDigestIgnoresHowZerosAreStoredButNotAByte) {
   for (off_t at = 0; at < kRam; at += kPage)
     if (at != kPage && at != 2 * kPage && at != 40 * kPage) put(fd, at, std::string(kPage, '\0'));
   ::close(fd);
-  EXPECT_EQ(vm::ram_image_digest(dir.path / "dense"), digest);
+  EXPECT_EQ(vm::ram_image_digest(dir.path / "dense", "crc32c"), digest);
   // One byte moved, or one byte more, is another image.
   fs::copy_file(dir.path / "ram", dir.path / "changed");
   fd = ::open((dir.path / "changed").c_str(), O_WRONLY | O_CLOEXEC);
   put(fd, 2 * kPage, "twO");
   ::close(fd);
-  EXPECT_NE(vm::ram_image_digest(dir.path / "changed"), digest);
+  EXPECT_NE(vm::ram_image_digest(dir.path / "changed", "crc32c"), digest);
   UniqueFd more = sample_ram();
   put(more.get(), 63 * kPage, "z");
   EXPECT_NE(vm::save_ram_image(more.get(), dir.path / "more"), digest);
+}
+
+// Snapshots from before CRC-32C carry a SHA-256 over the same bytes (each
+// non-zero page's little-endian offset, then the page); they still check.
+TEST(RamImage, OlderSha256DigestsStillCheck) {
+  Dir dir;
+  UniqueFd ram = sample_ram();
+  vm::save_ram_image(ram.get(), dir.path / "ram");
+  Sha256 expected;
+  for (off_t page : {off_t{1}, off_t{2}, off_t{40}}) {
+    std::uint64_t at = static_cast<std::uint64_t>(page * kPage);
+    std::string le(8, '\0');
+    for (int i = 0; i < 8; ++i) le[static_cast<std::size_t>(i)] = static_cast<char>(at >> (8 * i));
+    expected.update(le);
+    expected.update(get(dir.path / "ram", page * kPage, kPage));
+  }
+  EXPECT_EQ(vm::ram_image_digest(dir.path / "ram", "sha256"), "sha256:" + expected.hex());
 }
 
 TEST(RamImage, ExistingOrUnreadableFilesAreErrors) {
@@ -100,7 +119,8 @@ TEST(RamImage, ExistingOrUnreadableFilesAreErrors) {
   UniqueFd ram = sample_ram();
   vm::save_ram_image(ram.get(), dir.path / "ram");
   EXPECT_THROW(vm::save_ram_image(ram.get(), dir.path / "ram"), Error) << "never overwrites";
-  EXPECT_THROW(vm::ram_image_digest(dir.path / "missing"), Error);
+  EXPECT_THROW(vm::ram_image_digest(dir.path / "missing", "crc32c"), Error);
+  EXPECT_THROW(vm::ram_image_digest(dir.path / "ram", "md5"), Error) << "an algorithm we do not know";
   EXPECT_THROW(vm::copy_ram_to_memfd(dir.path / "missing"), Error);
   fs::resize_file(dir.path / "ram", kRam - 100);
   EXPECT_THROW(vm::copy_ram_to_memfd(dir.path / "ram"), Error) << "RAM is whole pages";
