@@ -153,6 +153,10 @@ void SplitQueue::push_used(std::uint16_t head, std::uint32_t written) {
   }
 }
 
+bool SplitQueue::has_available() const {
+  return running_ && error_.empty() && load_acquire(rings_.avail + 2) != last_avail_idx_;
+}
+
 bool SplitQueue::guest_wants_interrupt() const {
   // Our used-index store must be ordered before reading the guest's flags,
   // or we could miss a guest that just re-enabled interrupts.

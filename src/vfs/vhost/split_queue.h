@@ -77,6 +77,8 @@ class SplitQueue {
   // The next available chain: true and `out` filled; false if none is
   // available or the queue is broken (error() says why).
   bool pop(DescriptorChain& out);
+  // Whether the guest has made a chain available that pop has not taken.
+  bool has_available() const;
   // Returns a chain to the guest with `written` bytes in its writable part.
   void push_used(std::uint16_t head, std::uint32_t written);
   // After push_used: whether the guest wants an interrupt.

@@ -66,6 +66,7 @@ class VhostUserBackend {
   // The ring is started (addresses, memory and kick fd known) and enabled.
   bool serving(std::uint32_t index) const;
   SplitQueue& queue(std::uint32_t index) { return rings_[index].queue; }
+  const SplitQueue& queue(std::uint32_t index) const { return rings_[index].queue; }
   int kick_fd(std::uint32_t index) const { return rings_[index].kick.get(); }
   // Interrupts the guest for ring `index` unless it asked not to be.
   void notify_guest(std::uint32_t index);

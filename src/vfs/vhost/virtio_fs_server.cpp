@@ -23,6 +23,15 @@ constexpr std::uint64_t kWriteHead = sizeof(fuse_in_header) + sizeof(fuse_write_
 constexpr std::uint32_t kStateMagic = 0x53465647;  // "GVFS"
 constexpr std::uint32_t kStateVersion = 1;
 constexpr std::uint32_t kMaxStateBytes = 512u << 20;
+
+// Tells the CPU this is a spin-wait (saves power, leaves a hyperthread's sibling its share).
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
 }  // namespace
 
 VirtioFsServer::VirtioFsServer(std::unique_ptr<FuseServer> server, std::string label)
@@ -91,7 +100,8 @@ void VirtioFsServer::die(const std::string& why) {
 
 void VirtioFsServer::run() {
   std::vector<pollfd> fds;
-  std::vector<std::uint32_t> ring_of;  // fds[2 + k] is ring ring_of[k]'s kick
+  std::vector<std::uint32_t> ring_of;                               // fds[2 + k] is ring ring_of[k]'s kick
+  std::optional<std::chrono::steady_clock::time_point> spin_until;  // set after serving requests
   for (;;) {
     fds = {{stop_event_.get(), POLLIN, 0}, {socket_.get(), POLLIN, 0}};
     ring_of.clear();
@@ -100,7 +110,8 @@ void VirtioFsServer::run() {
         fds.push_back({backend_.kick_fd(i), POLLIN, 0});
         ring_of.push_back(i);
       }
-    if (::poll(fds.data(), fds.size(), -1) < 0) {
+    const bool request_waiting = spin_until && wait_for_request(*spin_until);
+    if (::poll(fds.data(), fds.size(), request_waiting ? 0 : -1) < 0) {
       if (errno == EINTR) continue;
       return die(std::string("poll: ") + std::strerror(errno));
     }
@@ -131,15 +142,33 @@ void VirtioFsServer::run() {
         ::eventfd_read(fds[2 + k].fd, &ignored);
       }
     // A ring may hold requests from before it was started, so look at every one.
-    for (std::uint32_t i = 0; i < backend_.queue_count(); ++i)
-      if (backend_.serving(i) && !drain(i)) return;
+    std::size_t served = 0;
+    for (std::uint32_t i = 0; i < backend_.queue_count(); ++i) {
+      if (!backend_.serving(i)) continue;
+      std::optional<std::size_t> n = drain(i);
+      if (!n) return;
+      served += *n;
+    }
+    spin_until.reset();
+    if (served > 0) spin_until = std::chrono::steady_clock::now() + kSpinAfterReply;
   }
 }
 
-bool VirtioFsServer::drain(std::uint32_t index) {
+bool VirtioFsServer::wait_for_request(std::chrono::steady_clock::time_point until) const {
+  do {
+    for (std::uint32_t i = 0; i < backend_.queue_count(); ++i)
+      if (backend_.serving(i) && backend_.queue(i).has_available()) return true;
+    cpu_relax();
+  } while (std::chrono::steady_clock::now() < until);
+  return false;
+}
+
+std::optional<std::size_t> VirtioFsServer::drain(std::uint32_t index) {
   SplitQueue& queue = backend_.queue(index);
   DescriptorChain chain;
+  std::size_t served = 0;
   while (queue.pop(chain)) {
+    ++served;
     // The head decides how the rest is taken, and it is a copy: the guest
     // cannot turn a WRITE into something else after we looked.
     std::vector<std::uint8_t> request = chain.gather(kWriteHead);
@@ -168,7 +197,7 @@ bool VirtioFsServer::drain(std::uint32_t index) {
     auto outcome = server_->handle(request, {read_into, write_from});
     if (!outcome.fatal.empty()) {
       die(outcome.fatal);
-      return false;
+      return std::nullopt;
     }
     std::uint32_t written = 0;
     if (index != kHiprioQueue && outcome.reply) {
@@ -189,9 +218,9 @@ bool VirtioFsServer::drain(std::uint32_t index) {
   }
   if (queue.broken()) {
     die("ring " + std::to_string(index) + ": " + queue.error());
-    return false;
+    return std::nullopt;
   }
-  return true;
+  return served;
 }
 
 std::string VirtioFsServer::describe_counts() const {

@@ -12,6 +12,15 @@
 // the resumed VM before its rings start. A state that does not parse is
 // refused (CHECK_DEVICE_STATE fails, and so does QEMU's load).
 //
+// Waiting: after serving requests the thread watches the rings for
+// kSpinAfterReply before it sleeps in poll(). A guest's next request comes
+// soon after our reply (70–220 µs for nine in ten under TCG here), and
+// waking a sleeping thread through the kick eventfd costs as much again; so
+// a busy mount is served without that hop (5 000 creates ~14% faster,
+// deletes ~19%, bulk writes no slower). Between any two bursts the loop
+// still polls the socket and the stop event, without sleeping, so no stream
+// of requests starves them.
+//
 // Ring 0 is the high-priority queue (FORGET, INTERRUPT: no reply), ring 1
 // the request queue. The device has no notification queue, and the server
 // needs none: it never tells the guest kernel anything unasked (a link made
@@ -20,10 +29,12 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -36,6 +47,8 @@ namespace gondolin::vfs::vhost {
 class VirtioFsServer {
  public:
   static constexpr std::uint32_t kRequestQueues = 1;
+  // How long the thread watches the rings after a reply before sleeping.
+  static constexpr std::chrono::microseconds kSpinAfterReply{250};
   // Called once, on the server's thread, if the guest or QEMU breaks the
   // protocol (not when QEMU simply goes away).
   using DeadHandler = std::function<void(const std::string& why)>;
@@ -62,8 +75,11 @@ class VirtioFsServer {
 
  private:
   void run();
-  // Serves every available request on ring `index`; false once the mount is dead.
-  bool drain(std::uint32_t index);
+  // Serves every available request on ring `index`: how many, or nothing
+  // once the mount is dead.
+  std::optional<std::size_t> drain(std::uint32_t index);
+  // Watches the serving rings until `until`: true as soon as one has a request.
+  bool wait_for_request(std::chrono::steady_clock::time_point until) const;
   void die(const std::string& why);
   std::string save_state() const;
   std::string load_state(std::string_view state);

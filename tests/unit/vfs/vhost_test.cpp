@@ -85,6 +85,21 @@ TEST(VhostSplitQueue, EmptyRingYieldsNothing) {
   EXPECT_FALSE(r.queue().broken());
 }
 
+// What the server's thread watches between bursts instead of sleeping.
+TEST(VhostSplitQueue, HasAvailableSaysWhetherPopWouldTakeAChain) {
+  FakeRing r;
+  EXPECT_FALSE(r.queue().has_available());
+  r.set_desc(0, FakeRing::kData, 16, 0);
+  r.offer(0);
+  EXPECT_TRUE(r.queue().has_available());
+  DescriptorChain c;
+  ASSERT_TRUE(r.queue().pop(c));
+  EXPECT_FALSE(r.queue().has_available()) << "taken, even before it is returned";
+  r.offer(0);
+  r.queue().stop();
+  EXPECT_FALSE(r.queue().has_available()) << "a stopped ring is not watched";
+}
+
 TEST(VhostSplitQueue, GathersRequestAndScattersReply) {
   FakeRing r;
   std::memcpy(r.at(FakeRing::kData), "hello", 5);
