@@ -43,7 +43,15 @@ __attribute__((target("sse4.2"))) std::uint32_t sse42_update(std::uint32_t reg, 
   return reg;
 }
 
-const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
+bool have_sse42() {
+  // Asked on first use, not during static initialisation (where the CPU
+  // model may not be filled in yet).
+  static const bool have = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("sse4.2") != 0;
+  }();
+  return have;
+}
 #endif
 
 }  // namespace
@@ -51,7 +59,7 @@ const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
 std::uint32_t crc32c_extend(std::uint32_t crc, std::string_view data) {
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
 #if defined(__x86_64__)
-  if (kHaveSse42) return ~sse42_update(~crc, p, data.size());
+  if (have_sse42()) return ~sse42_update(~crc, p, data.size());
 #endif
   return ~table_update(~crc, p, data.size());
 }
