@@ -7,6 +7,8 @@
 #include <nmmintrin.h>
 #endif
 
+#include "util/sha256.h"
+
 namespace gondolin {
 namespace {
 
@@ -69,10 +71,9 @@ std::uint32_t crc32c_extend_portable(std::uint32_t crc, std::string_view data) {
 }
 
 std::string crc32c_hex(std::uint32_t crc) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out(8, '0');
-  for (int i = 7; i >= 0; --i, crc >>= 4) out[static_cast<std::size_t>(i)] = digits[crc & 15];
-  return out;
+  const char big_endian[4] = {static_cast<char>(crc >> 24), static_cast<char>(crc >> 16), static_cast<char>(crc >> 8),
+                              static_cast<char>(crc)};
+  return lower_hex(std::string_view(big_endian, sizeof big_endian));
 }
 
 }  // namespace gondolin
