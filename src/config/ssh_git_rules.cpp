@@ -39,6 +39,9 @@ std::string normalize_git_repo_path(std::string_view path) {
 
 std::string git_repo_pattern_problem(std::string_view p) {
   if (p.empty()) return "the repository path is empty";
+  // Normalizing strips one ".git"; a pattern left ending in it would lose that
+  // too when read back (a snapshot's policy), naming another repository.
+  if (p.ends_with(".git")) return "a repository path may end in \".git\" only once";
   for (char c : p) {
     auto u = static_cast<unsigned char>(c);
     if (u <= 0x20 || u == 0x7f || c == '\'' || c == '"' || c == '\\') return "repository paths are plain path text";

@@ -16,7 +16,8 @@ std::string normalize_git_repo_path(std::string_view path);
 
 // Why `normalized` is not a usable pattern (empty, '.'/'..'/empty segments,
 // '*' other than as the whole last segment, spaces, quotes or control
-// characters); empty if it is.
+// characters, still ending in ".git"); empty if it is. Invariant: a usable
+// pattern is a fixed point of normalize_git_repo_path.
 std::string git_repo_pattern_problem(std::string_view normalized);
 
 // Whether the guest's repository `path` (as the git command names it,

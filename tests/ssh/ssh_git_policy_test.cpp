@@ -27,7 +27,8 @@ TEST(SshGitRepo, PatternsAreNormalizedAndChecked) {
   EXPECT_EQ(config::parse_ssh_git_repo("GitHub.com:/org/repo.git/"), "github.com:org/repo");
   EXPECT_EQ(config::parse_ssh_git_repo("org/*"), "org/*");
   EXPECT_EQ(config::parse_ssh_git_repo("*"), "*");
-  for (const char* bad : {"", "github.com:", "org/../x", "org//x", "org/./x", "org/re*", "o*/x", "a b", "it's"})
+  for (const char* bad : {"", "github.com:", "org/../x", "org//x", "org/./x", "org/re*", "o*/x", "a b", "it's",
+                          "x.git.git", "org/x.git/.git"})
     EXPECT_NE(usage_error([&] { config::parse_ssh_git_repo(bad); }).find("--ssh-git-repo"), std::string::npos) << bad;
 }
 
