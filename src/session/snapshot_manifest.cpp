@@ -66,20 +66,19 @@ json network_to_json(const SnapshotNetwork& n) {
   return out;
 }
 
-// The RAM image's digest: exactly one of these keys, tagged as
-// vm/ram_image.h writes it ("crc32c:…").
-std::string parse_ram_digest(const json& ram, const std::string& origin) {
-  static constexpr std::pair<const char*, std::size_t> kDigests[] = {{"crc32c", 8}, {"sha256", 64}};
-  std::string tagged;
-  for (const auto& [key, digits] : kDigests) {
+// The RAM image's digest: exactly one key of kRamDigestAlgorithms.
+RamDigest parse_ram_digest(const json& ram, const std::string& origin) {
+  RamDigest digest;
+  for (const auto& [name, digits] : kRamDigestAlgorithms) {
+    const std::string key(name);
     if (!ram.contains(key)) continue;
-    if (!tagged.empty()) bad(origin, "the RAM image has two digests");
-    std::string hex = get<std::string>(ram, key, origin);
-    if (!is_hex(hex, digits)) bad(origin, std::string("bad RAM image ") + key);
-    tagged = std::string(key) + ":" + hex;
+    if (!digest.empty()) bad(origin, "the RAM image has two digests");
+    digest.hex = get<std::string>(ram, key.c_str(), origin);
+    if (!is_hex(digest.hex, digits)) bad(origin, "bad RAM image " + key);
+    digest.algorithm = key;
   }
-  if (tagged.empty()) bad(origin, "the RAM image has no digest (crc32c or sha256)");
-  return tagged;
+  if (digest.empty()) bad(origin, "the RAM image has no digest (crc32c or sha256)");
+  return digest;
 }
 
 }  // namespace
@@ -207,13 +206,11 @@ std::string SnapshotManifest::to_json() const {
       {"secret_placeholders", placeholders_obj},
       {"revoked_secrets", revoked},
   };
-  if (!ram_digest.empty()) {
-    const std::size_t colon = ram_digest.find(':');
+  if (!ram_digest.empty())
     doc["ram"] = {{"file", kRamFile},
                   {"size", std::uint64_t{memory_mib} << 20},
                   {"stored_bytes", ram_stored_bytes},
-                  {ram_digest.substr(0, colon), ram_digest.substr(colon + 1)}};
-  }
+                  {ram_digest.algorithm, ram_digest.hex}};
   return doc.dump(2) + "\n";
 }
 

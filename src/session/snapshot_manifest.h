@@ -12,6 +12,7 @@
 
 #include "gondolin/vfs.h"
 #include "net/ip_address.h"
+#include "util/ram_digest.h"
 
 namespace gondolin::session {
 
@@ -68,11 +69,10 @@ struct SnapshotManifest {
   std::string state_sha256;
   // A VM whose RAM is our own (virtio-fs: vm/ram_image.h) keeps it out of
   // the state, in the sparse RAM image kRamFile of memory_mib MiB, and
-  // ram_digest is its digest tagged with the algorithm, as vm/ram_image.h
-  // writes it ("crc32c:…"; "sha256:…" from older gondolins; the file says
-  // {"crc32c": "…"}). Empty: the RAM is in the state.
+  // ram_digest is its digest (the file says {"crc32c": "…"}; older
+  // gondolins wrote "sha256"). Empty: the RAM is in the state.
   static constexpr const char* kRamFile = "ram";
-  std::string ram_digest;
+  RamDigest ram_digest;
   std::uint64_t ram_stored_bytes = 0;  // what the image takes on disk
   double save_seconds = 0;
   std::vector<std::pair<std::string, std::string>> env;  // the VM's base environment

@@ -95,7 +95,7 @@ class PageDigest {
       update(std::string_view(bytes + p, kPage));
     }
   }
-  std::string tagged() { return algorithm_ + ":" + (sha256_ ? sha256_->hex() : crc32c_hex(crc_)); }
+  RamDigest finish() { return {algorithm_, sha256_ ? sha256_->hex() : crc32c_hex(crc_)}; }
 
  private:
   void update(std::string_view data) {
@@ -165,13 +165,13 @@ void fill_ram_memfd(int memfd, const std::filesystem::path& file) {
   if (!copy_data_ranges(in.get(), out.get(), size)) throw io_error(what + ": copy");
 }
 
-std::string save_ram_image(int ram_fd, const std::filesystem::path& to) {
+RamDigest save_ram_image(int ram_fd, const std::filesystem::path& to) {
   const std::string what = "cannot save the guest's RAM to " + to.string();
   off_t size = size_of(ram_fd);
   if (size < 0) throw io_error(what + ": size");
   UniqueFd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!out) throw io_error(what);
-  PageDigest digest(kRamDigestAlgorithms[0]);
+  PageDigest digest(kRamDigestAlgorithms[0].name);
   bool ok = ::ftruncate(out.get(), size) == 0 &&
             for_each_nonzero_run(ram_fd, size, [&](off_t at, const char* bytes, std::size_t n) {
               digest.add(at, bytes, n);
@@ -188,10 +188,10 @@ std::string save_ram_image(int ram_fd, const std::filesystem::path& to) {
     ::unlink(to.c_str());
     throw e;
   }
-  return digest.tagged();
+  return digest.finish();
 }
 
-std::string ram_image_digest(const std::filesystem::path& file, std::string_view algorithm) {
+RamDigest ram_image_digest(const std::filesystem::path& file, std::string_view algorithm) {
   PageDigest digest(algorithm);
   const std::string what = "cannot read guest RAM " + file.string();
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
@@ -203,7 +203,7 @@ std::string ram_image_digest(const std::filesystem::path& file, std::string_view
         return true;
       }))
     throw io_error(what);
-  return digest.tagged();
+  return digest.finish();
 }
 
 }  // namespace gondolin::vm

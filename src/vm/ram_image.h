@@ -15,11 +15,11 @@
 // zero; its digest covers the offset and bytes of each non-zero page only,
 // so a copy that fills holes with zeros, or punches zero pages, keeps it.
 //
-// A digest is tagged with its algorithm ("crc32c:1a2b3c4d"). Saves write
-// CRC-32C: the image is guest memory, checked for damage (whoever can
-// rewrite it can rewrite the manifest beside it), and a resume checks it
-// while QEMU starts, where SHA-256's ~60 ms of CPU was on the clock.
-// Snapshots made before carry SHA-256 and are checked with it.
+// A digest names its algorithm (util/ram_digest.h). Saves write CRC-32C:
+// the image is guest memory, checked for damage (whoever can rewrite it can
+// rewrite the manifest beside it), and a resume checks it while QEMU starts,
+// where SHA-256's ~60 ms of CPU was on the clock. Snapshots made before
+// carry SHA-256 and are checked with it.
 #pragma once
 
 #include <cstdint>
@@ -27,12 +27,10 @@
 #include <string>
 #include <string_view>
 
+#include "util/ram_digest.h"
 #include "util/unique_fd.h"
 
 namespace gondolin::vm {
-
-// What a digest may be tagged with; saves use the first.
-inline constexpr std::string_view kRamDigestAlgorithms[] = {"crc32c", "sha256"};
 
 // An empty memfd of `bytes`: a cold VM's RAM. Throws gondolin::Error (Io).
 UniqueFd new_ram_memfd(std::uint64_t bytes);
@@ -51,11 +49,11 @@ void fill_ram_memfd(int memfd, const std::filesystem::path& file);
 // (created 0600; it must not exist) and returns the image's digest
 // (kRamDigestAlgorithms[0]). Throws
 // gondolin::Error (Io), leaving no file behind.
-std::string save_ram_image(int ram_fd, const std::filesystem::path& to);
+RamDigest save_ram_image(int ram_fd, const std::filesystem::path& to);
 
-// The digest of the image in `file` under `algorithm` (one of
-// kRamDigestAlgorithms, else gondolin::Error (Usage)), tagged. Throws
+// The digest of the image in `file` under `algorithm` (a name in
+// kRamDigestAlgorithms, else gondolin::Error (Usage)). Throws
 // gondolin::Error (Io) if the file cannot be read.
-std::string ram_image_digest(const std::filesystem::path& file, std::string_view algorithm);
+RamDigest ram_image_digest(const std::filesystem::path& file, std::string_view algorithm);
 
 }  // namespace gondolin::vm

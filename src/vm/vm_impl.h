@@ -25,6 +25,7 @@
 #include "net/ip_address.h"
 #include "session/session_server.h"
 #include "util/once_event.h"
+#include "util/ram_digest.h"
 #include "vfs/mount_set.h"
 #include "vm/boot_result.h"
 #include "vm/guest_console.h"
@@ -168,7 +169,7 @@ class VmImpl : public session::SessionHost {
   // failure the guest runs on and this throws.
   struct Frozen {
     double pause_seconds = 0;
-    std::string ram_digest;  // the RAM image's digest, if one was written
+    RamDigest ram_digest;  // the RAM image's digest, if one was written
   };
   Frozen freeze_into(const std::filesystem::path& dir, const std::string& state_name);
   // Ends QEMU after freeze_into, without asking the paused guest to shut down.

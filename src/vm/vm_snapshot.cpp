@@ -372,11 +372,10 @@ Vm Vm::resume(const std::string& snapshot, VmOptions options) {
     // An uncompressed state is checked as it is read (below).
     if (!raw_state && sha256_file_hex(snap.dir / SnapshotManifest::kStateFile) != snap.manifest.state_sha256)
       return "the state's sha256";
-    const std::string& ram = snap.manifest.ram_digest;
+    const RamDigest& ram = snap.manifest.ram_digest;
     if (ram.empty()) return "";
-    const std::string algorithm = ram.substr(0, ram.find(':'));
-    if (vm::ram_image_digest(snap.dir / SnapshotManifest::kRamFile, algorithm) != ram)
-      return "the RAM image's " + algorithm;
+    if (vm::ram_image_digest(snap.dir / SnapshotManifest::kRamFile, ram.algorithm) != ram)
+      return "the RAM image's " + ram.algorithm;
     return "";
   });
   const SnapshotManifest& m = snap.manifest;

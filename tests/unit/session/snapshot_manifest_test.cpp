@@ -40,7 +40,7 @@ TEST(SnapshotManifest, OlderSha256RamDigestsAreReadAndWrittenAsTheyWere) {
   json doc = sample_with_ram_image();
   const std::string hex = doc["ram"]["sha256"];
   auto m = session::SnapshotManifest::parse(doc.dump(), "s");
-  EXPECT_EQ(m.ram_digest, "sha256:" + hex);
+  EXPECT_EQ(m.ram_digest, (RamDigest{"sha256", hex}));
   EXPECT_EQ(json::parse(m.to_json())["ram"]["sha256"], hex);
 }
 
@@ -49,7 +49,7 @@ TEST(SnapshotManifest, Crc32cRamDigestsRoundTrip) {
   doc["ram"].erase("sha256");
   doc["ram"]["crc32c"] = "0a1b2c3d";
   auto m = session::SnapshotManifest::parse(doc.dump(), "s");
-  EXPECT_EQ(m.ram_digest, "crc32c:0a1b2c3d");
+  EXPECT_EQ(m.ram_digest, (RamDigest{"crc32c", "0a1b2c3d"}));
   json back = json::parse(m.to_json());
   EXPECT_EQ(back["ram"]["crc32c"], "0a1b2c3d");
   EXPECT_FALSE(back["ram"].contains("sha256"));

@@ -56,9 +56,9 @@ UniqueFd sample_ram() {
 TEST(RamImage, KeepsTheNonZeroPagesAtTheirOffsetsAndNothingElse) {
   Dir dir;
   UniqueFd ram = sample_ram();
-  std::string digest = vm::save_ram_image(ram.get(), dir.path / "ram");
-  EXPECT_EQ(digest.size(), 15u) << digest;
-  EXPECT_TRUE(digest.starts_with("crc32c:")) << digest;
+  RamDigest digest = vm::save_ram_image(ram.get(), dir.path / "ram");
+  EXPECT_EQ(digest.algorithm, "crc32c");
+  EXPECT_EQ(digest.hex.size(), 8u) << digest.hex;
   EXPECT_EQ(fs::file_size(dir.path / "ram"), static_cast<std::uintmax_t>(kRam));
   struct stat st {};
   ASSERT_EQ(::stat((dir.path / "ram").c_str(), &st), 0);
@@ -78,7 +78,7 @@ TEST(RamImage, KeepsTheNonZeroPagesAtTheirOffsetsAndNothingElse) {
 TEST(RamImage, TheDigestIgnoresHowZerosAreStoredButNotAByte) {
   Dir dir;
   UniqueFd ram = sample_ram();
-  std::string digest = vm::save_ram_image(ram.get(), dir.path / "ram");
+  RamDigest digest = vm::save_ram_image(ram.get(), dir.path / "ram");
   // A copy that wrote every zero out (a non-sparse cp, a tar without -S).
   fs::copy_file(dir.path / "ram", dir.path / "dense");
   int fd = ::open((dir.path / "dense").c_str(), O_WRONLY | O_CLOEXEC);
@@ -111,7 +111,7 @@ TEST(RamImage, OlderSha256DigestsStillCheck) {
     expected.update(le);
     expected.update(get(dir.path / "ram", page * kPage, kPage));
   }
-  EXPECT_EQ(vm::ram_image_digest(dir.path / "ram", "sha256"), "sha256:" + expected.hex());
+  EXPECT_EQ(vm::ram_image_digest(dir.path / "ram", "sha256"), (RamDigest{"sha256", expected.hex()}));
 }
 
 TEST(RamImage, ExistingOrUnreadableFilesAreErrors) {
