@@ -81,22 +81,8 @@ RamDigest parse_ram_digest(const json& ram, const std::string& origin) {
   return digest;
 }
 
-}  // namespace
-
-SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::string& origin) {
-  json doc = json::parse(text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) bad(origin, "manifest.json is not a JSON object (truncated?)");
-  if (get<int>(doc, "schema", origin) != kSchemaVersion) bad(origin, "unsupported schema");
-  SnapshotManifest m;
-  m.id = get<std::string>(doc, "id", origin);
-  if (!is_hex(m.id, 16)) bad(origin, "id must be 16 hex digits");
-  m.created = get<std::string>(doc, "created", origin);
-  const json image = get<json>(doc, "image", origin);
-  m.image_id = get<std::string>(image, "id", origin);
-  m.image_name = get<std::string>(image, "name", origin);
-  m.image_manifest_sha256 = get<std::string>(image, "manifest_sha256", origin);
-  if (!is_hex(m.image_id, 16) || !is_hex(m.image_manifest_sha256, 64)) bad(origin, "bad image reference");
-  const json vm = get<json>(doc, "vm", origin);
+// The "vm" object: what restarts QEMU identically.
+void parse_vm(const json& vm, SnapshotManifest& m, const std::string& origin) {
   m.memory_mib = get<std::uint32_t>(vm, "memory_mib", origin);
   m.cpus = get<std::uint32_t>(vm, "cpus", origin);
   m.machine = get<std::string>(vm, "machine", origin);
@@ -118,40 +104,45 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
     if (!kv.value().is_string()) bad(origin, "env values must be strings");
     m.env.emplace_back(kv.key(), kv.value().get<std::string>());
   }
-  m.qemu_version = get<std::string>(doc, "qemu_version", origin);
-  m.gondolin_version = get<std::string>(doc, "gondolin_version", origin);
-  m.agent_protocol = get<std::uint32_t>(doc, "agent_protocol", origin);
-  const json state = get<json>(doc, "state", origin);
-  m.state_file = get<std::string>(state, "file", origin);
-  if (m.state_file != kStateFile && m.state_file != kRawStateFile) bad(origin, "unexpected state file name");
-  m.state_size = get<std::uint64_t>(state, "size", origin);
-  m.state_sha256 = get<std::string>(state, "sha256", origin);
-  if (!is_hex(m.state_sha256, 64)) bad(origin, "bad state hash");
-  m.save_seconds = get<double>(state, "save_seconds", origin);
-  if (doc.contains("ram")) {  // absent: the RAM is in the state
-    const json ram = get<json>(doc, "ram", origin);
-    if (get<std::string>(ram, "file", origin) != kRamFile) bad(origin, "unexpected RAM image name");
-    if (get<std::uint64_t>(ram, "size", origin) != std::uint64_t{m.memory_mib} << 20)
-      bad(origin, "the RAM image's size is not the VM's memory size");
-    m.ram_stored_bytes = get<std::uint64_t>(ram, "stored_bytes", origin);
-    m.ram_digest = parse_ram_digest(ram, origin);
-  }
-  if (m.state_file == kRawStateFile && m.ram_digest.empty()) bad(origin, "an uncompressed state but no RAM image");
-  m.network = parse_network(get<json>(doc, "network", origin), origin);
-  m.mounts_json = get<json>(doc, "mounts", origin).dump();
   if (vm.contains("device_layout")) {
     m.device_layout = get<std::uint32_t>(vm, "device_layout", origin);
     if (m.device_layout < 1) bad(origin, "device layout 0 does not exist");
   }
   if (vm.contains("spare_mount_slots")) {
     const auto names = get<std::vector<std::string>>(vm, "spare_mount_slots", origin);
-    if (names.size() > kMaxMountSlots) bad(origin, "too many spare mount slots");
+    if (names.size() > SnapshotManifest::kMaxMountSlots) bad(origin, "too many spare mount slots");
     for (const auto& name : names) {
       std::optional<vfs::FsTransport> t = vfs::transport_from_name(name);
       if (!t) bad(origin, "unknown mount slot transport " + name);
       m.spare_mount_slots.push_back(*t);
     }
   }
+}
+
+// The "state" and "ram" objects: QEMU's saved state and the RAM image beside it.
+void parse_state(const json& doc, SnapshotManifest& m, const std::string& origin) {
+  const json state = get<json>(doc, "state", origin);
+  m.state_file = get<std::string>(state, "file", origin);
+  if (m.state_file != SnapshotManifest::kStateFile && m.state_file != SnapshotManifest::kRawStateFile)
+    bad(origin, "unexpected state file name");
+  m.state_size = get<std::uint64_t>(state, "size", origin);
+  m.state_sha256 = get<std::string>(state, "sha256", origin);
+  if (!is_hex(m.state_sha256, 64)) bad(origin, "bad state hash");
+  m.save_seconds = get<double>(state, "save_seconds", origin);
+  if (doc.contains("ram")) {  // absent: the RAM is in the state
+    const json ram = get<json>(doc, "ram", origin);
+    if (get<std::string>(ram, "file", origin) != SnapshotManifest::kRamFile) bad(origin, "unexpected RAM image name");
+    if (get<std::uint64_t>(ram, "size", origin) != std::uint64_t{m.memory_mib} << 20)
+      bad(origin, "the RAM image's size is not the VM's memory size");
+    m.ram_stored_bytes = get<std::uint64_t>(ram, "stored_bytes", origin);
+    m.ram_digest = parse_ram_digest(ram, origin);
+  }
+  if (m.state_file == SnapshotManifest::kRawStateFile && m.ram_digest.empty())
+    bad(origin, "an uncompressed state but no RAM image");
+}
+
+// Secret names and placeholders (never values), and the revoked ones.
+void parse_secrets(const json& doc, SnapshotManifest& m, const std::string& origin) {
   m.secret_names = get<std::vector<std::string>>(doc, "secret_names", origin);
   const json placeholders = get<json>(doc, "secret_placeholders", origin);
   if (!placeholders.is_object()) bad(origin, "secret_placeholders must be an object");
@@ -168,6 +159,31 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
                                           get<std::string>(r, "placeholder", origin));
     }
   }
+}
+
+}  // namespace
+
+SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::string& origin) {
+  json doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) bad(origin, "manifest.json is not a JSON object (truncated?)");
+  if (get<int>(doc, "schema", origin) != kSchemaVersion) bad(origin, "unsupported schema");
+  SnapshotManifest m;
+  m.id = get<std::string>(doc, "id", origin);
+  if (!is_hex(m.id, 16)) bad(origin, "id must be 16 hex digits");
+  m.created = get<std::string>(doc, "created", origin);
+  const json image = get<json>(doc, "image", origin);
+  m.image_id = get<std::string>(image, "id", origin);
+  m.image_name = get<std::string>(image, "name", origin);
+  m.image_manifest_sha256 = get<std::string>(image, "manifest_sha256", origin);
+  if (!is_hex(m.image_id, 16) || !is_hex(m.image_manifest_sha256, 64)) bad(origin, "bad image reference");
+  parse_vm(get<json>(doc, "vm", origin), m, origin);
+  m.qemu_version = get<std::string>(doc, "qemu_version", origin);
+  m.gondolin_version = get<std::string>(doc, "gondolin_version", origin);
+  m.agent_protocol = get<std::uint32_t>(doc, "agent_protocol", origin);
+  parse_state(doc, m, origin);
+  m.network = parse_network(get<json>(doc, "network", origin), origin);
+  m.mounts_json = get<json>(doc, "mounts", origin).dump();
+  parse_secrets(doc, m, origin);
   return m;
 }
 
