@@ -28,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "bench_util.h"
@@ -93,6 +94,85 @@ std::string workload_script(const std::string& name, const std::string& dir, con
          " conv=fsync status=none; rm " + dir + "/out-" + side;
 }
 
+struct Side {
+  const char* name;  // also names its own git repository and output file
+  std::string dir;   // in the guest
+  std::vector<double> seconds;
+};
+
+// The host directory every side mounts: the 5 000-file tree, one git
+// repository per side, the big file.
+void prepare(const fs::path& root, const std::vector<Side>& sides, int mb) {
+  std::printf("preparing %s: 5000 files, two 5000-file git repositories, a %d MB file\n", root.c_str(), mb);
+  make_tree(root / "tree");
+  const fs::path first_repo = root / ("repo-" + std::string(sides[0].name));
+  make_tree(first_repo);
+  run_host({"git", "-C", first_repo.string(), "init", "-q"});
+  run_host({"git", "-C", first_repo.string(), "add", "."});
+  run_host({"git", "-C", first_repo.string(), "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "bench"});
+  for (std::size_t i = 1; i < sides.size(); ++i)
+    run_host({"cp", "-a", first_repo.string(), (root / ("repo-" + std::string(sides[i].name))).string()});
+  run_host({"dd", "if=/dev/urandom", "of=" + (root / "big").string(), "bs=1M", "count=" + std::to_string(mb),
+            "status=none"});
+}
+
+// A VM with the three gondolin mounts of `root` and QEMU's virtio-9p of it
+// at /p9; nullopt (after saying why) if the image's kernel has no 9p.
+std::optional<Vm> start_vm(const fs::path& root, const std::string& image) {
+  VmOptions o;
+  o.image = image;
+  o.memory_mib = 1024;
+  o.network.enabled = false;
+  o.mounts.push_back({"/def", vfs::host_dir(root)});  // what users get without flags
+  vfs::MountOptions serial;
+  serial.transport = vfs::FsTransport::Serial;
+  o.mounts.push_back({"/ser", vfs::host_dir(root), serial});
+  vfs::MountOptions virtiofs;
+  virtiofs.transport = vfs::FsTransport::Virtiofs;
+  virtiofs.direct_io = true;
+  o.mounts.push_back({"/vfd", vfs::host_dir(root), virtiofs});
+  VmHooks hooks;
+  hooks.qemu_extra_args = {"-fsdev", "local,id=bench9p,path=" + root.string() + ",security_model=none", "-device",
+                           vm::virtio_device(o.machine, "virtio-9p") + ",fsdev=bench9p,mount_tag=bench9p"};
+  Vm vm = VmInternals::create(o, hooks);
+  auto m =
+      vm.exec(std::string("mkdir -p /p9 && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 "
+                          "bench9p /p9 && git config --global --add safe.directory '*'"));
+  if (m.exit_code != 0) {
+    std::fprintf(stderr, "cannot mount virtio-9p in the guest (is this a kernel with 9p? see the header):\n%s",
+                 m.stderr_data.c_str());
+    return std::nullopt;
+  }
+  return vm;
+}
+
+// RUNS of one workload on every side, then its row: each side's median and
+// the 9p ratios.
+void measure(Vm& vm, std::vector<Side>& sides, const std::string& workload, int runs, int mb) {
+  for (auto& side : sides) side.seconds.clear();
+  for (int i = 0; i < runs; ++i)
+    // Each run starts with another side: whoever follows a big write
+    // shares the host's writeback of it, so no side always pays for that.
+    for (std::size_t k = 0; k < sides.size(); ++k) {
+      Side& side = sides[(k + static_cast<std::size_t>(i)) % sides.size()];
+      // Each create starts from nothing, each delete from a fresh tree: the other half runs untimed.
+      if (workload == "delete") timed(vm, workload_script("create", side.dir, side.name, mb));
+      side.seconds.push_back(timed(vm, workload_script(workload, side.dir, side.name, mb)));
+      if (workload == "create") timed(vm, workload_script("delete", side.dir, side.name, mb));
+    }
+  std::printf("%-11s", workload.c_str());
+  for (const auto& side : sides) std::printf(" %10.2f", median(side.seconds));
+  const double p9 = median(sides.back().seconds);
+  for (std::size_t i = 0; i + 1 < sides.size(); ++i) {
+    double t = median(sides[i].seconds);
+    std::printf(" %8.2fx", t > 0 ? p9 / t : 0);
+  }
+  std::string all;
+  for (const auto& side : sides) all += std::string(all.empty() ? "" : " | ") + side.name + " " + list(side.seconds);
+  std::printf("   [%s]\n", all.c_str());
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -113,89 +193,27 @@ int main(int argc, char** argv) {
         fs::remove_all(p, ec);
       }
     } cleanup{root};
-    std::printf("preparing %s: 5000 files, two 5000-file git repositories, a %d MB file\n", root.c_str(), mb);
-    make_tree(root / "tree");
-    struct Side {
-      const char* name;  // also names its own git repository and output file
-      std::string dir;   // in the guest
-      std::vector<double> seconds;
-    };
     std::vector<Side> sides = {
         {"default", "/def", {}}, {"serial", "/ser", {}}, {"vfs-direct", "/vfd", {}}, {"9p", "/p9", {}}};
-    const fs::path first_repo = root / ("repo-" + std::string(sides[0].name));
-    make_tree(first_repo);
-    run_host({"git", "-C", first_repo.string(), "init", "-q"});
-    run_host({"git", "-C", first_repo.string(), "add", "."});
-    run_host({"git", "-C", first_repo.string(), "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "bench"});
-    for (std::size_t i = 1; i < sides.size(); ++i)
-      run_host({"cp", "-a", first_repo.string(), (root / ("repo-" + std::string(sides[i].name))).string()});
-    run_host({"dd", "if=/dev/urandom", "of=" + (root / "big").string(), "bs=1M", "count=" + std::to_string(mb),
-              "status=none"});
-
-    VmOptions o;
-    o.image = image;
-    o.memory_mib = 1024;
-    o.network.enabled = false;
-    o.mounts.push_back({"/def", vfs::host_dir(root)});  // what users get without flags
-    vfs::MountOptions serial;
-    serial.transport = vfs::FsTransport::Serial;
-    o.mounts.push_back({"/ser", vfs::host_dir(root), serial});
-    vfs::MountOptions virtiofs;
-    virtiofs.transport = vfs::FsTransport::Virtiofs;
-    virtiofs.direct_io = true;
-    o.mounts.push_back({"/vfd", vfs::host_dir(root), virtiofs});
-    VmHooks hooks;
-    hooks.qemu_extra_args = {"-fsdev", "local,id=bench9p,path=" + root.string() + ",security_model=none", "-device",
-                             vm::virtio_device(o.machine, "virtio-9p") + ",fsdev=bench9p,mount_tag=bench9p"};
-    Vm vm = VmInternals::create(o, hooks);
-    auto m =
-        vm.exec(std::string("mkdir -p /p9 && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 "
-                            "bench9p /p9 && git config --global --add safe.directory '*'"));
-    if (m.exit_code != 0) {
-      std::fprintf(stderr, "cannot mount virtio-9p in the guest (is this a kernel with 9p? see the header):\n%s",
-                   m.stderr_data.c_str());
-      return 1;
-    }
+    prepare(root, sides, mb);
+    std::optional<Vm> vm = start_vm(root, image);
+    if (!vm) return 1;
     // Each side's repository gets its index refreshed once, outside the measurement.
     std::string refresh = "true";
     for (const auto& side : sides)
       refresh += "; git -C " + side.dir + "/repo-" + side.name + " status --porcelain >/dev/null";
-    timed(vm, refresh);
+    timed(*vm, refresh);
 
     std::printf("%-11s", "workload");
     for (const auto& side : sides) std::printf(" %10s", side.name);
     for (std::size_t i = 0; i + 1 < sides.size(); ++i)
       std::printf(" %9s", ("9p/" + std::string(sides[i].name)).substr(0, 9).c_str());
     std::printf("   (median of %d; seconds in the guest)\n", runs);
-    for (const char* name : kWorkloads) {
-      if (!only.empty() && ("," + only + ",").find("," + std::string(name) + ",") == std::string::npos) continue;
-      for (auto& side : sides) side.seconds.clear();
-      const std::string workload = name;
-      for (int i = 0; i < runs; ++i)
-        // Each run starts with another side: whoever follows a big write
-        // shares the host's writeback of it, so no side always pays for that.
-        for (std::size_t k = 0; k < sides.size(); ++k) {
-          Side& side = sides[(k + static_cast<std::size_t>(i)) % sides.size()];
-          // Each create starts from nothing, each delete from a fresh tree: the other half runs untimed.
-          if (workload == "delete") timed(vm, workload_script("create", side.dir, side.name, mb));
-          side.seconds.push_back(timed(vm, workload_script(name, side.dir, side.name, mb)));
-          if (workload == "create") timed(vm, workload_script("delete", side.dir, side.name, mb));
-        }
-      std::printf("%-11s", name);
-      for (const auto& side : sides) std::printf(" %10.2f", median(side.seconds));
-      const double p9 = median(sides.back().seconds);
-      for (std::size_t i = 0; i + 1 < sides.size(); ++i) {
-        double t = median(sides[i].seconds);
-        std::printf(" %8.2fx", t > 0 ? p9 / t : 0);
-      }
-      std::string all;
-      for (const auto& side : sides)
-        all += std::string(all.empty() ? "" : " | ") + side.name + " " + list(side.seconds);
-      std::printf("   [%s]\n", all.c_str());
-      std::fflush(stdout);
-    }
-    vm.exec(std::string("umount /p9"));
-    vm.close();
+    for (const char* name : kWorkloads)
+      if (only.empty() || ("," + only + ",").find("," + std::string(name) + ",") != std::string::npos)
+        measure(*vm, sides, name, runs, mb);
+    vm->exec(std::string("umount /p9"));
+    vm->close();
   } catch (const Error& e) {
     std::fprintf(stderr, "gondolin-bench-fs: %s\n", e.what());
     return 1;
