@@ -254,6 +254,52 @@ double upload_mb_s(Vm& vm, const std::string& host_port, std::size_t mb) {
   return static_cast<double>(mb << 20) / (e - s) / 1e6;
 }
 
+// Each path's medians, then gondolin's against QEMU's user networking;
+// closes the VMs.
+void report(std::vector<Path>& paths) {
+  for (auto& p : paths) {
+    if (p.up.empty()) {
+      std::printf("  %-19s download %6.1f MB/s (%s), %.2f CPU s/100MB\n", p.name.c_str(), median(p.down),
+                  list(p.down).c_str(), median(p.down_cpu));
+      p.vm.reset();
+      continue;
+    }
+    std::printf("  %-19s download %6.1f MB/s (%s), %.2f CPU s/100MB   upload %6.1f MB/s (%s), %.2f CPU s/100MB\n",
+                p.name.c_str(), median(p.down), list(p.down).c_str(), median(p.down_cpu), median(p.up),
+                list(p.up).c_str(), median(p.up_cpu));
+    p.vm.reset();
+  }
+  const Path& base = paths[2];
+  for (std::size_t i = 0; i < 2; ++i)
+    std::printf("  %s / qemu user: download %.2fx, upload %.2fx; CPU per MB %.2fx / %.2fx   (goal >= 1.0x)\n",
+                paths[i].name.c_str(), median(paths[i].down) / median(base.down), median(paths[i].up) / median(base.up),
+                median(paths[i].down_cpu) / median(base.down_cpu), median(paths[i].up_cpu) / median(base.up_cpu));
+  std::printf("  %s / qemu user: download %.2fx; CPU per MB %.2fx   (goal >= 1.0x)\n", paths[3].name.c_str(),
+              median(paths[3].down) / median(base.down), median(paths[3].down_cpu) / median(base.down_cpu));
+}
+
+// What the network costs a cold kernel boot and the agent's start.
+void measure_boot_cost(int boots) {
+  std::vector<double> with_net, without_net, with_init, without_init;
+  for (int i = 0; i < boots; ++i) {
+    for (bool net : {true, false}) {
+      VmOptions o;
+      o.network.enabled = net;
+      o.register_session = false;
+      o.cold = true;  // what the network costs a kernel boot
+      Vm vm = Vm::create(o);
+      (net ? with_net : without_net).push_back(vm.info().boot_seconds);
+      (net ? with_init : without_init).push_back(vm.info().agent_init_seconds);
+    }
+  }
+  std::printf("  boot with network    %.2f s (%s), agent init %.3f s\n", median(with_net), list(with_net).c_str(),
+              median(with_init));
+  std::printf("  boot without network %.2f s (%s), agent init %.3f s\n", median(without_net), list(without_net).c_str(),
+              median(without_init));
+  std::printf("  network boot cost: %+.2f s (%.2fx); agent init %+.3f s\n", median(with_net) - median(without_net),
+              median(with_net) / median(without_net), median(with_init) - median(without_init));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -309,47 +355,9 @@ int main(int argc, char** argv) {
         p.up_cpu.push_back(cpu_of(p, [&] { rate = upload_mb_s(*p.vm, p.upload_host, mb / 2); }) * per100_up);
         p.up.push_back(rate);
       }
-    for (auto& p : paths) {
-      if (p.up.empty()) {
-        std::printf("  %-19s download %6.1f MB/s (%s), %.2f CPU s/100MB\n", p.name.c_str(), median(p.down),
-                    list(p.down).c_str(), median(p.down_cpu));
-        p.vm.reset();
-        continue;
-      }
-      std::printf("  %-19s download %6.1f MB/s (%s), %.2f CPU s/100MB   upload %6.1f MB/s (%s), %.2f CPU s/100MB\n",
-                  p.name.c_str(), median(p.down), list(p.down).c_str(), median(p.down_cpu), median(p.up),
-                  list(p.up).c_str(), median(p.up_cpu));
-      p.vm.reset();
-    }
-    const Path& base = paths[2];
-    for (std::size_t i = 0; i < 2; ++i)
-      std::printf("  %s / qemu user: download %.2fx, upload %.2fx; CPU per MB %.2fx / %.2fx   (goal >= 1.0x)\n",
-                  paths[i].name.c_str(), median(paths[i].down) / median(base.down),
-                  median(paths[i].up) / median(base.up), median(paths[i].down_cpu) / median(base.down_cpu),
-                  median(paths[i].up_cpu) / median(base.up_cpu));
-    std::printf("  %s / qemu user: download %.2fx; CPU per MB %.2fx   (goal >= 1.0x)\n", paths[3].name.c_str(),
-                median(paths[3].down) / median(base.down), median(paths[3].down_cpu) / median(base.down_cpu));
+    report(paths);
     std::fflush(stdout);
-
-    std::vector<double> with_net, without_net, with_init, without_init;
-    if (boots == 0) return 0;
-    for (int i = 0; i < boots; ++i) {
-      for (bool net : {true, false}) {
-        VmOptions o;
-        o.network.enabled = net;
-        o.register_session = false;
-        o.cold = true;  // what the network costs a kernel boot
-        Vm vm = Vm::create(o);
-        (net ? with_net : without_net).push_back(vm.info().boot_seconds);
-        (net ? with_init : without_init).push_back(vm.info().agent_init_seconds);
-      }
-    }
-    std::printf("  boot with network    %.2f s (%s), agent init %.3f s\n", median(with_net), list(with_net).c_str(),
-                median(with_init));
-    std::printf("  boot without network %.2f s (%s), agent init %.3f s\n", median(without_net),
-                list(without_net).c_str(), median(without_init));
-    std::printf("  network boot cost: %+.2f s (%.2fx); agent init %+.3f s\n", median(with_net) - median(without_net),
-                median(with_net) / median(without_net), median(with_init) - median(without_init));
+    if (boots > 0) measure_boot_cost(boots);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gondolin-bench-net: %s\n", e.what());
     return 1;
