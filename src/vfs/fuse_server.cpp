@@ -516,7 +516,7 @@ bool FuseServer::import_state(std::string_view state) {
     f.nodeid = r.u64();
     f.flags = static_cast<int>(r.u32());
     f.directory = r.u8() != 0;
-    if (!r.ok() || fh == 0 || fh >= next_fh) return false;
+    if (!r.ok() || fh == 0 || fh >= next_fh || handles_.count(fh)) return false;
     // Re-open through the provider; a file that is gone stays a dead
     // handle: ESTALE on use, released quietly. O_CREAT/O_EXCL/O_TRUNC did
     // their work when the guest opened it and must not act again.

@@ -249,7 +249,8 @@ std::string NodeTable::serialize() const {
 
 // One node as serialize() wrote it (or as version 1 did: id, parent,
 // lookups, type, name, where parent 0 meant detached). Every name's parent
-// must be a directory read before it, which rules out cycles.
+// must be a directory read before it (never the node itself), which rules
+// out cycles: path() walks up to the root and ends.
 bool NodeTable::load_node(std::uint32_t version, proto::PayloadReader& r) {
   std::uint64_t id = r.u64();
   std::uint64_t v1_parent = version == 1 ? r.u64() : 0;
@@ -265,8 +266,8 @@ bool NodeTable::load_node(std::uint32_t version, proto::PayloadReader& r) {
   std::string v1_name = version == 1 ? r.c_string(255) : std::string();
   for (std::uint32_t i = 0; i < count; ++i) {
     Key key{version == 1 ? v1_parent : r.u64(), version == 1 ? v1_name : r.c_string(255)};
-    if (!r.ok() || !nodes_.count(key.parent) || !S_ISDIR(nodes_.at(key.parent).type) || key.name.empty() ||
-        key.name.find('/') != std::string::npos || by_name_.count(key))
+    if (!r.ok() || key.parent == id || !nodes_.count(key.parent) || !S_ISDIR(nodes_.at(key.parent).type) ||
+        key.name.empty() || key.name.find('/') != std::string::npos || by_name_.count(key))
       return false;
     add_name(id, std::move(key));
   }

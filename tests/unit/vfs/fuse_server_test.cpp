@@ -275,6 +275,27 @@ TEST(FuseServer, StateSurvivesExportAndImport) {
   EXPECT_FALSE(resumed.server.import_state(state.substr(0, state.size() / 2)));
 }
 
+// The same handle id twice in a saved state is malformed, not a second open
+// file that nothing could release (found by fuzz_fuse_state).
+TEST(FuseServer, AStateNamingAHandleTwiceIsRefused) {
+  TempDir tmp;
+  ServerDriver d(host_dir(tmp.path()));
+  d.init();
+  int err = 0;
+  d.create(1, "f", err, 02);
+  std::string state = d.server.export_state();
+  // The state ends with the handle count (4 bytes) and one 21-byte handle.
+  constexpr std::size_t kHandle = 8 + 8 + 4 + 1;
+  ASSERT_GT(state.size(), kHandle + 4);
+  const std::size_t count_at = state.size() - kHandle - 4;
+  ASSERT_EQ(state[count_at], '\x01');
+  std::string twice = state + state.substr(state.size() - kHandle);
+  twice[count_at] = '\x02';
+  ServerDriver resumed(host_dir(tmp.path()));
+  EXPECT_FALSE(resumed.server.import_state(twice));
+  EXPECT_TRUE(resumed.server.import_state(state));
+}
+
 TEST(FuseServer, RandomRequestsNeverCrash) {
   TempDir tmp;
   ServerDriver d(host_dir(tmp.path()));

@@ -10,6 +10,7 @@
 #include "config/mount_rules.h"
 #include "gondolin/error.h"
 #include "gondolin/vfs.h"
+#include "proto/wire.h"
 #include "temp_dir.h"
 #include "vfs/mount_description.h"
 #include "vfs/node_table.h"
@@ -275,6 +276,24 @@ TEST(NodeTable, SerializeRoundTripAndBounds) {
   EXPECT_EQ(u.size(), t.size());
   EXPECT_FALSE(u.load("garbage"));
   EXPECT_EQ(u.size(), 1u);
+}
+
+// A saved table comes from a snapshot: a directory that names itself as its
+// parent would make path() walk forever (found by fuzz_fuse_state).
+TEST(NodeTable, ADirectoryThatIsItsOwnParentIsRefused) {
+  proto::PayloadWriter w;
+  w.u32(2);  // the table's format
+  w.u64(3);  // next id
+  w.u32(1);  // one node:
+  w.u64(2);  // id 2
+  w.u64(1);  // one lookup
+  w.u32(S_IFDIR);
+  w.u32(1);  // one name: "a" inside node 2
+  w.u64(2);
+  w.bytes("a");
+  NodeTable t;
+  EXPECT_FALSE(t.load(std::string(w.data().begin(), w.data().end())));
+  EXPECT_EQ(t.size(), 1u);
 }
 
 TEST(MountFlags, ParsesHostfsSpecs) {
