@@ -60,7 +60,7 @@ VmImpl::VmImpl(VmOptions opts, VmHooks hooks)
       mounts_(std::make_unique<vfs::MountSet>(opts_.mounts, auto_mount_transport(opts_))) {
   // Data the guest may still cache for a host-backed mount is written back
   // by the guest's sync at power-off, so those VMs shut down politely.
-  graceful_shutdown_ = mounts_->writable();
+  life_.graceful_shutdown = mounts_->writable();
   // Before the io thread exists, so a bad policy throws cleanly. The
   // guest's environment gets the secret placeholders, never the values.
   if (opts_.network.enabled) {
@@ -111,9 +111,9 @@ void VmImpl::load_state_when_ram_is_in(const std::string& uri) {
                     Error(ErrorKind::Qemu, std::string("QEMU cannot load the ") +
                                                (start_.from_template ? "boot template: " : "snapshot: ") + r.dump()));
     };
-    qmp_->execute("migrate-set-capabilities",
-                  {{"capabilities", {{{"capability", "x-ignore-shared"}, {"state", true}}}}}, refused);
-    qmp_->execute("migrate-incoming", {{"uri", uri}}, refused);
+    guest_.qmp->execute("migrate-set-capabilities",
+                        {{"capabilities", {{{"capability", "x-ignore-shared"}, {"state", true}}}}}, refused);
+    guest_.qmp->execute("migrate-incoming", {{"uri", uri}}, refused);
   };
   if (start_.ram_image.empty()) return load();
   ram_filler_ = std::thread([this, load, image = start_.ram_image, memfd = start_.memory.copy.get()] {
@@ -126,13 +126,13 @@ void VmImpl::load_state_when_ram_is_in(const std::string& uri) {
     boost::asio::post(io_, [this, load, failed] {
       if (!failed) return load();
       finish_boot(vm::BootOutcome::Failed, *failed);
-      if (qemu_) qemu_->kill(SIGKILL);
+      if (guest_.qemu) guest_.qemu->kill(SIGKILL);
     });
   });
 }
 
 std::string VmImpl::console_hint() const {
-  std::string tail = console_ ? console_->tail() : "";
+  std::string tail = guest_.console ? guest_.console->tail() : "";
   return tail.empty() ? "" : " (guest console: " + tail + ")";
 }
 
@@ -173,13 +173,13 @@ UniqueFd VmImpl::start_network(vm::QemuLaunch& launch) {
 }
 
 void VmImpl::start_console_and_qmp(UniqueFd console_host, UniqueFd qmp_host) {
-  console_ = std::make_shared<vm::GuestConsole>(io_, std::move(console_host), oom_kills_);
-  console_->start();
-  qmp_ = std::make_shared<vm::QmpClient>(io_, std::move(qmp_host));
-  qmp_->start();
+  guest_.console = std::make_shared<vm::GuestConsole>(io_, std::move(console_host), guest_.oom_kills);
+  guest_.console->start();
+  guest_.qmp = std::make_shared<vm::QmpClient>(io_, std::move(qmp_host));
+  guest_.qmp->start();
   // Asked first thing: the reply is in before the guest can be ready (and,
   // for a resume, before query-migrate's, which is queued behind it).
-  qmp_->execute("query-version", nullptr, [this](bool ok, const nlohmann::json& r) {
+  guest_.qmp->execute("query-version", nullptr, [this](bool ok, const nlohmann::json& r) {
     if (!ok || !r.is_object() || !r.contains("qemu") || !r["qemu"].is_object()) return;
     const nlohmann::json& q = r["qemu"];
     std::string version;
@@ -193,8 +193,8 @@ void VmImpl::start_console_and_qmp(UniqueFd console_host, UniqueFd qmp_host) {
 }
 
 void VmImpl::arm_boot_timer(std::chrono::milliseconds timeout) {
-  timers_.boot = std::make_unique<boost::asio::steady_timer>(io_, timeout);
-  timers_.boot->async_wait([this, timeout](const boost::system::error_code& ec) {
+  life_.timers.boot = std::make_unique<boost::asio::steady_timer>(io_, timeout);
+  life_.timers.boot->async_wait([this, timeout](const boost::system::error_code& ec) {
     if (ec) return;
     finish_boot(
         vm::BootOutcome::TimedOut,
@@ -250,28 +250,28 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
 
   start_console_and_qmp(std::move(console_host), std::move(qmp_host));
   auto channel = std::make_shared<control::ControlChannel>(io_, std::move(control_host));
-  control_ = std::make_shared<control::ControlClient>(io_, channel);
+  guest_.control = std::make_shared<control::ControlClient>(io_, channel);
   // A dead control channel means a dead VM: QEMU is stopped, and its exit
   // handler reports why (QEMU's own words if it had any, else this reason).
   auto on_dead = [this](const std::string& why) {
-    if (death_reason_.empty()) death_reason_ = why;
-    running_ = false;
-    if (qemu_) qemu_->kill(SIGKILL);
+    if (life_.death_reason.empty()) life_.death_reason = why;
+    life_.running = false;
+    if (guest_.qemu) guest_.qemu->kill(SIGKILL);
   };
   auto on_hello = [this](const proto::Hello& h) { this->on_hello(h); };
   start_.resumed = !incoming.empty();
 
   if (net_) net_->start();
-  boot_started_ = std::chrono::steady_clock::now();
-  qemu_ = vm::QemuProcess::start(io_, command.argv, command.fds, [this](int status) { on_qemu_exit(status); });
-  info_.qemu_pid = qemu_->pid();
+  life_.boot_started = std::chrono::steady_clock::now();
+  guest_.qemu = vm::QemuProcess::start(io_, command.argv, command.fds, [this](int status) { on_qemu_exit(status); });
+  info_.qemu_pid = guest_.qemu->pid();
   mounts_->start(io_);
   if (start_.resumed) {
-    control_->start_resumed(on_hello, on_dead);
+    guest_.control->start_resumed(on_hello, on_dead);
     if (start_.memory.outside_state) load_state_when_ram_is_in(command.incoming_uri);
     continue_after_restore();
   } else {
-    control_->start(on_hello, on_dead);
+    guest_.control->start(on_hello, on_dead);
   }
 
   arm_boot_timer(timeout);
@@ -280,10 +280,10 @@ void VmImpl::start_qemu_io(const Image& image, Accel accel, std::chrono::millise
 // An incoming QEMU loads the state while paused (-S); once the migration
 // stream is in, let it run. The agent then finds our Resume frame waiting.
 void VmImpl::continue_after_restore() {
-  qmp_->execute("query-migrate", nullptr, [this](bool ok, const nlohmann::json& r) {
+  guest_.qmp->execute("query-migrate", nullptr, [this](bool ok, const nlohmann::json& r) {
     std::string status = ok ? r.value("status", "") : "";
     if (status == "completed") {
-      qmp_->execute("cont", nullptr, [this](bool cont_ok, const nlohmann::json& cr) {
+      guest_.qmp->execute("cont", nullptr, [this](bool cont_ok, const nlohmann::json& cr) {
         if (!cont_ok)
           finish_boot(vm::BootOutcome::Failed,
                       Error(ErrorKind::Qemu, "QEMU cannot continue the restored VM: " + cr.dump()));
@@ -294,12 +294,12 @@ void VmImpl::continue_after_restore() {
       finish_boot(vm::BootOutcome::Failed,
                   mount_state_failure().value_or(
                       Error(ErrorKind::Qemu, "QEMU could not load the snapshot state" +
-                                                 (qemu_ ? ": " + qemu_->error_text() : std::string()))));
-      if (qemu_) qemu_->kill(SIGKILL);
+                                                 (guest_.qemu ? ": " + guest_.qemu->error_text() : std::string()))));
+      if (guest_.qemu) guest_.qemu->kill(SIGKILL);
       return;
     }
-    timers_.restore = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(5));
-    timers_.restore->async_wait([this](const boost::system::error_code& ec) {
+    life_.timers.restore = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(5));
+    life_.timers.restore->async_wait([this](const boost::system::error_code& ec) {
       if (!ec) continue_after_restore();
     });
   });
@@ -309,7 +309,7 @@ void VmImpl::on_hello(const proto::Hello& hello) {
   info_.kernel_release = hello.kernel_release;
   info_.kernel_seconds = static_cast<double>(hello.uptime_at_start_ns) / 1e9;
   info_.agent_init_seconds = static_cast<double>(hello.init_duration_ns) / 1e9;
-  info_.boot_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - boot_started_).count();
+  info_.boot_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - life_.boot_started).count();
   // Clock and entropy on every (re)start: a resumed guest's clock lags by the
   // time it spent in the snapshot, and two resumes of one snapshot must not
   // share their random state.
@@ -322,7 +322,7 @@ void VmImpl::on_hello(const proto::Hello& hello) {
   if (net_) cfg.mac.assign(net_->layout().guest_mac.begin(), net_->layout().guest_mac.end());
   // A resumed session is the same machine; a new one (cold or from a template) is not.
   if (!start_.resumed || start_.from_template) cfg.machine_id = random_hex(16);
-  control_->send_config(cfg);
+  guest_.control->send_config(cfg);
   log().debug("agent boot phases: {}", hello.boot_report);
   if (!hello.init_extra_error.empty() && (!start_.resumed || start_.from_template))
     log().warn("the image's init_extra failed: {}", hello.init_extra_error);
@@ -333,7 +333,8 @@ void VmImpl::on_hello(const proto::Hello& hello) {
 
 void VmImpl::mount_from(std::size_t index) {
   if (index >= mounts_->size()) return boot_ready();
-  control_->mount(mounts_->request(index), [this, index](const proto::MountResultMsg& r, const std::string& failure) {
+  guest_.control->mount(mounts_->request(index), [this, index](const proto::MountResultMsg& r,
+                                                               const std::string& failure) {
     if (failure.empty() && r.error_number == 0) return mount_from(index + 1);
     std::string why = failure.empty() ? r.message : failure;
     finish_boot(vm::BootOutcome::Failed,
@@ -342,8 +343,8 @@ void VmImpl::mount_from(std::size_t index) {
 }
 
 void VmImpl::boot_ready() {
-  if (timers_.boot) timers_.boot->cancel();
-  running_ = true;
+  if (life_.timers.boot) life_.timers.boot->cancel();
+  life_.running = true;
   log().info("guest {} in {:.2f} s (kernel {:.2f} s, agent init {:.3f} s, {} with {})",
              start_.from_template ? "ready from its boot template"
              : start_.resumed     ? "resumed"
@@ -351,9 +352,9 @@ void VmImpl::boot_ready() {
              info_.boot_seconds, info_.kernel_seconds, info_.agent_init_seconds, info_.kernel_release,
              to_string(info_.accel));
   if (!mounts_->empty())
-    log().info(
-        "{} file system(s) mounted {:.2f} s after the agent was ready", mounts_->size(),
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - boot_started_).count() - info_.boot_seconds);
+    log().info("{} file system(s) mounted {:.2f} s after the agent was ready", mounts_->size(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - life_.boot_started).count() -
+                   info_.boot_seconds);
   finish_boot(vm::BootOutcome::Ready);
 }
 
@@ -366,25 +367,25 @@ std::optional<Error> VmImpl::mount_state_failure() const {
 }
 
 void VmImpl::on_qemu_exit(int status) {
-  running_ = false;
-  std::string qemu_text = qemu_->error_text();
+  life_.running = false;
+  std::string qemu_text = guest_.qemu->error_text();
   Error why(ErrorKind::Qemu, "QEMU failed: " + qemu_text);
   if (qemu_text.empty()) {
     // With -no-reboot, a guest reboot or power-off is QEMU exiting 0 unasked.
-    const bool guest_stopped = !stop_requested_ && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    why = !death_reason_.empty() ? Error(ErrorKind::Guest, death_reason_ + console_hint())
+    const bool guest_stopped = !life_.stop_requested && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    why = !life_.death_reason.empty() ? Error(ErrorKind::Guest, life_.death_reason + console_hint())
           : guest_stopped ? Error(ErrorKind::Guest, "the guest rebooted or powered off (a gondolin VM does not reboot)")
                           : Error(ErrorKind::Qemu, "QEMU " + describe_wait_status(status) + console_hint());
   }
   // QEMU exits when a restore fails, sometimes before query-migrate says so.
   if (auto state_failure = mount_state_failure()) why = *state_failure;
-  if (death_reason_.empty()) death_reason_ = why.what();
-  if (control_) control_->fail_all(Error(ErrorKind::Guest, "the VM stopped: " + death_reason_));
-  timers_.cancel_all();
-  if (console_) console_->close();
-  if (qmp_) qmp_->close();
+  if (life_.death_reason.empty()) life_.death_reason = why.what();
+  if (guest_.control) guest_.control->fail_all(Error(ErrorKind::Guest, "the VM stopped: " + life_.death_reason));
+  life_.timers.cancel_all();
+  if (guest_.console) guest_.console->close();
+  if (guest_.qmp) guest_.qmp->close();
   finish_boot(vm::BootOutcome::Failed, why);
-  qemu_gone_.set();
+  life_.qemu_gone.set();
 }
 
 void VmImpl::boot(const Image& image, Accel accel, const std::string& accel_reason, std::chrono::milliseconds timeout,
@@ -405,7 +406,7 @@ void VmImpl::boot(const Image& image, Accel accel, const std::string& accel_reas
   if (mounts_->uses_virtiofs() && start_.memory.path.empty() && !start_.memory.copy)
     start_.memory.copy = vm::new_ram_memfd(std::uint64_t{opts_.memory_mib} << 20);
   on_io([&] { start_qemu_io(image, accel, timeout, incoming); });
-  vm::BootResult::Ended ended = boot_result_.wait();
+  vm::BootResult::Ended ended = life_.boot_result.wait();
   if (ended.outcome != vm::BootOutcome::Ready) {
     close();
     if (ended.outcome == vm::BootOutcome::TimedOut) throw BootTimedOut(*ended.error);
@@ -438,7 +439,7 @@ Process VmImpl::spawn(const Command& cmd, const ExecOptions& o) {
     if (egress_)
       for (auto& kv : egress_->guest_env()) merged.env.push_back(std::move(kv));
     merged.env.insert(merged.env.end(), o.env.begin(), o.env.end());
-    return control_->start_exec(control::exec_start_for(cmd, merged), o.timeout);
+    return guest_.control->start_exec(control::exec_start_for(cmd, merged), o.timeout);
   });
   return detail::make_process(std::move(state));
 }
@@ -466,7 +467,7 @@ proto::FileResult VmImpl::file_op(const proto::FileOp& op) {
       op.path.size() > proto::kMaxPathLength)
     throw Error(ErrorKind::Usage, "guest path must be absolute: '" + op.path + "'");
   require_running();
-  auto future = on_io([&] { return control_->file_op(op); });
+  auto future = on_io([&] { return guest_.control->file_op(op); });
   // The agent answers file operations at once; silence means it is broken or hostile.
   if (future.wait_for(kFileOpTimeout) != std::future_status::ready)
     throw Error(ErrorKind::Guest, "the guest did not answer a file operation on " + op.path + " within " +
@@ -477,37 +478,38 @@ proto::FileResult VmImpl::file_op(const proto::FileOp& op) {
 }
 
 void VmImpl::require_running() const {
-  if (!running_)
-    throw Error(ErrorKind::Guest, "the VM is not running" + (death_reason_.empty() ? "" : ": " + death_reason_));
+  if (!life_.running)
+    throw Error(ErrorKind::Guest,
+                "the VM is not running" + (life_.death_reason.empty() ? "" : ": " + life_.death_reason));
 }
 
 void VmImpl::kill_and_wait() {
-  auto gone = qemu_gone_.future();
+  auto gone = life_.qemu_gone.future();
   bool have_qemu = on_io([&] {
-    if (!qemu_ || qemu_->exited()) return false;
-    stop_requested_ = true;
+    if (!guest_.qemu || guest_.qemu->exited()) return false;
+    life_.stop_requested = true;
     // Everything the guest wrote lives in its overlay (tmpfs or the VM's own
     // disk) and dies with it, so killing QEMU loses nothing. Host-backed state that may sit dirty in
-    // the guest (graceful_shutdown_) gets a sync and power-off first.
-    if (running_ && graceful_shutdown_)
-      control_->request_shutdown();
+    // the guest (life_.graceful_shutdown) gets a sync and power-off first.
+    if (life_.running && life_.graceful_shutdown)
+      guest_.control->request_shutdown();
     else
-      qemu_->kill(SIGKILL);
-    timers_.shutdown = std::make_unique<boost::asio::steady_timer>(io_, kShutdownGrace);
-    timers_.shutdown->async_wait([this](const boost::system::error_code& ec) {
-      if (!ec && qemu_) qemu_->kill(SIGKILL);
+      guest_.qemu->kill(SIGKILL);
+    life_.timers.shutdown = std::make_unique<boost::asio::steady_timer>(io_, kShutdownGrace);
+    life_.timers.shutdown->async_wait([this](const boost::system::error_code& ec) {
+      if (!ec && guest_.qemu) guest_.qemu->kill(SIGKILL);
     });
     return true;
   });
   if (have_qemu) gone.wait();
-  running_ = false;
+  life_.running = false;
 }
 
 void VmImpl::close() {
   {
-    std::lock_guard lock(close_mutex_);
-    if (closed_) return;
-    closed_ = true;
+    std::lock_guard lock(life_.close_mutex);
+    if (life_.closed) return;
+    life_.closed = true;
   }
   // QEMU first: session clients (attach) and host -> guest SSH connections
   // wait on guest processes, which a stopped VM has failed, so neither a
@@ -522,23 +524,23 @@ void VmImpl::close() {
 void VmImpl::teardown_io() {
   if (ram_filler_.joinable()) ram_filler_.join();  // it writes our memfd and posts to io_
   on_io([&] {
-    if (control_) control_->fail_all(Error(ErrorKind::Guest, "the VM was closed"));
-    if (console_) console_->close();
-    if (qmp_) qmp_->close();
+    if (guest_.control) guest_.control->fail_all(Error(ErrorKind::Guest, "the VM was closed"));
+    if (guest_.console) guest_.console->close();
+    if (guest_.qmp) guest_.qmp->close();
     mounts_->close();
-    timers_.cancel_all();
+    life_.timers.cancel_all();
   });
   work_.reset();
   io_.stop();
   if (thread_.joinable()) thread_.join();
   // The io thread is gone: the stack's sockets close without handlers running.
   net_.reset();
-  control_.reset();
-  console_.reset();
-  qmp_.reset();
-  qemu_.reset();  // kills and reaps QEMU if it somehow still runs
-  disk_.reset();  // QEMU is gone: nobody writes it any more
-  timers_ = {};
+  guest_.control.reset();
+  guest_.console.reset();
+  guest_.qmp.reset();
+  guest_.qemu.reset();  // kills and reaps QEMU if it somehow still runs
+  disk_.reset();        // QEMU is gone: nobody writes it any more
+  life_.timers = {};
 }
 
 }  // namespace gondolin

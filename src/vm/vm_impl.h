@@ -119,9 +119,9 @@ class VmImpl : public session::SessionHost {
   GuestSshAccess enable_ssh() override;
 
   const VmInfo& info() const { return info_; }
-  std::uint64_t guest_oom_kills() const { return oom_kills_->load(); }
+  std::uint64_t guest_oom_kills() const { return guest_.oom_kills->load(); }
   const VmOptions& options() const { return opts_; }
-  bool running() const { return running_.load(); }
+  bool running() const { return life_.running.load(); }
   std::string session_id() const { return endpoints_.id(); }
 
  private:
@@ -136,7 +136,7 @@ class VmImpl : public session::SessionHost {
   }
 
   void finish_boot(vm::BootOutcome outcome, std::optional<Error> error = std::nullopt) {
-    boot_result_.finish(outcome, std::move(error));
+    life_.boot_result.finish(outcome, std::move(error));
   }
   void start_qemu_io(const Image& image, Accel accel, std::chrono::milliseconds timeout,
                      const vm::IncomingState& incoming);
@@ -186,27 +186,19 @@ class VmImpl : public session::SessionHost {
   std::unique_ptr<egress::EgressService> egress_;
   std::thread thread_;
 
-  // io-thread state
-  std::shared_ptr<vm::QemuProcess> qemu_;
-  std::shared_ptr<control::ControlClient> control_;
-  std::shared_ptr<vm::GuestConsole> console_;
-  std::shared_ptr<std::atomic<std::uint64_t>> oom_kills_ = std::make_shared<std::atomic<std::uint64_t>>(0);
-  std::shared_ptr<vm::QmpClient> qmp_;
+  // The started VM's channels (io thread; QEMU's exit handler ends them).
+  struct GuestChannels {
+    std::shared_ptr<vm::QemuProcess> qemu;
+    std::shared_ptr<control::ControlClient> control;  // the agent's
+    std::shared_ptr<vm::GuestConsole> console;
+    // The guest's OOM kills, counted by the console, read by any thread.
+    std::shared_ptr<std::atomic<std::uint64_t>> oom_kills = std::make_shared<std::atomic<std::uint64_t>>(0);
+    std::shared_ptr<vm::QmpClient> qmp;
+  } guest_;
   VmHooks hooks_;
   std::unique_ptr<net::NetStack> net_;  // when opts_.network.enabled
   std::unique_ptr<vfs::MountSet> mounts_;
   std::optional<vm::WritableDisk> disk_;  // RootfsMode::Cow: the guest's writable layer
-  // io thread: the deadlines of a start, of a polite shutdown, and the
-  // poll for a restored state.
-  struct Timers {
-    std::unique_ptr<boost::asio::steady_timer> boot, shutdown, restore;
-    void cancel_all() {
-      for (auto* t : {&boot, &shutdown, &restore})
-        if (*t) (*t)->cancel();
-    }
-  } timers_;
-  std::chrono::steady_clock::time_point boot_started_;
-  OnceEvent qemu_gone_;  // set when QEMU's exit has been handled
   // What this VM starts from (a kernel boot, a boot template, a snapshot)
   // and the RAM and devices that implies; set before boot(), read after.
   struct StartSource {
@@ -226,13 +218,27 @@ class VmImpl : public session::SessionHost {
   } start_;
   std::thread ram_filler_;  // that copy; joined before the io thread goes
 
-  vm::BootResult boot_result_;
-  std::atomic<bool> running_{false};
-  std::string death_reason_;
-  bool stop_requested_ = false;  // io thread: we asked QEMU to go (kill_and_wait)
-  std::mutex close_mutex_;
-  bool closed_ = false;
-  bool graceful_shutdown_ = false;  // set by subsystems whose data the guest may cache
+  // Where the VM is in its life: starting, running, stopping, gone, closed.
+  struct Lifecycle {
+    std::chrono::steady_clock::time_point boot_started;
+    vm::BootResult boot_result;  // the start's outcome, awaited by boot()
+    // io thread: the deadlines of a start, of a polite shutdown, and the
+    // poll for a restored state.
+    struct Timers {
+      std::unique_ptr<boost::asio::steady_timer> boot, shutdown, restore;
+      void cancel_all() {
+        for (auto* t : {&boot, &shutdown, &restore})
+          if (*t) (*t)->cancel();
+      }
+    } timers;
+    std::atomic<bool> running{false};
+    std::string death_reason;        // why it stopped, for every later call's error
+    bool stop_requested = false;     // io thread: we asked QEMU to go (kill_and_wait)
+    bool graceful_shutdown = false;  // set by subsystems whose data the guest may cache
+    OnceEvent qemu_gone;             // set when QEMU's exit has been handled
+    std::mutex close_mutex;
+    bool closed = false;
+  } life_;
 
   vm::SessionEndpoints endpoints_;  // the registry entry, session socket and guest SSH; closed once QEMU is gone
 };

@@ -145,8 +145,8 @@ nlohmann::json VmImpl::qmp(const std::string& command, nlohmann::json arguments)
   std::promise<std::pair<bool, nlohmann::json>> reply;
   auto fut = reply.get_future();
   boost::asio::post(io_, [&] {
-    if (!qmp_) return reply.set_value({false, nlohmann::json{{"error", {{"desc", "no QMP connection"}}}}});
-    qmp_->execute(command, std::move(arguments), [&reply](bool ok, const nlohmann::json& r) {
+    if (!guest_.qmp) return reply.set_value({false, nlohmann::json{{"error", {{"desc", "no QMP connection"}}}}});
+    guest_.qmp->execute(command, std::move(arguments), [&reply](bool ok, const nlohmann::json& r) {
       reply.set_value({ok, r});
     });
   });
@@ -198,9 +198,9 @@ VmImpl::Frozen VmImpl::freeze_into(const fs::path& dir, const std::string& state
   // 1. The agent finishes the frame it is writing and goes silent.
   std::promise<void> ready;
   auto ready_future = ready.get_future();
-  on_io([&] { control_->prepare_snapshot([&ready] { ready.set_value(); }); });
+  on_io([&] { guest_.control->prepare_snapshot([&ready] { ready.set_value(); }); });
   if (ready_future.wait_for(kPrepareTimeout) != std::future_status::ready) {
-    on_io([&] { control_->abort_snapshot(); });
+    on_io([&] { guest_.control->abort_snapshot(); });
     throw Error(ErrorKind::Guest, "the guest agent did not get ready for the snapshot");
   }
   // 2. QEMU pauses and writes RAM + device state.
@@ -217,7 +217,7 @@ VmImpl::Frozen VmImpl::freeze_into(const fs::path& dir, const std::string& state
     try {
       qmp("cont");
     } catch (const Error&) {}
-    on_io([&] { control_->abort_snapshot(); });
+    on_io([&] { guest_.control->abort_snapshot(); });
     throw;
   }
   frozen.pause_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -229,8 +229,8 @@ void VmImpl::save_template(const fs::path& dir) {
   if (start_.memory.path.empty() || !start_.memory.shared || !mounts_->empty())
     throw Error(ErrorKind::Internal, "a boot template needs shared file-backed RAM and no mounts");
   freeze_into(dir, vm::kTemplateStateFile);
-  death_reason_ = "saved as a boot template";
-  on_io([&] { control_->fail_all(Error(ErrorKind::Guest, death_reason_)); });
+  life_.death_reason = "saved as a boot template";
+  on_io([&] { guest_.control->fail_all(Error(ErrorKind::Guest, life_.death_reason)); });
   stop_paused_guest();
 }
 
@@ -238,7 +238,7 @@ void VmImpl::save_template(const fs::path& dir) {
 // shutdown request (kill_and_wait would wait out the grace period for one)
 // nor may it run on, and write host mounts, past the state it was saved in.
 void VmImpl::stop_paused_guest() {
-  running_ = false;
+  life_.running = false;
   kill_and_wait();
 }
 
@@ -342,13 +342,13 @@ SnapshotInfo VmImpl::snapshot(const fs::path& requested_dir, bool keep_running,
   // 4. The session continues, or ends here: its state now lives in the snapshot.
   if (keep_running) {
     qmp("cont");  // takes the disks back from the finished migration
-    on_io([&] { control_->abort_snapshot(); });
+    on_io([&] { guest_.control->abort_snapshot(); });
     log().info("snapshot {} written to {} ({} bytes, paused {:.2f} s); the session continues", m.id, dir.string(),
                m.state_size, m.save_seconds);
     return info;
   }
-  death_reason_ = "session saved as snapshot " + m.id + "; resume it with `gondolin bash --resume " + m.id + "`";
-  on_io([&] { control_->fail_all(Error(ErrorKind::Guest, death_reason_)); });
+  life_.death_reason = "session saved as snapshot " + m.id + "; resume it with `gondolin bash --resume " + m.id + "`";
+  on_io([&] { guest_.control->fail_all(Error(ErrorKind::Guest, life_.death_reason)); });
   stop_paused_guest();
   log().info("snapshot {} written to {} ({} bytes, paused {:.2f} s)", m.id, dir.string(), m.state_size, m.save_seconds);
   return info;
