@@ -27,10 +27,9 @@ HttpSession::HttpSession(std::shared_ptr<EgressContext> ctx, FlowFacts flow, std
       slot_(std::move(slot)),
       flow_(std::move(flow)),
       guest_(std::move(guest)),
-      guest_in_(kGuestBuffer),
       upstream_in_(kUpstreamBuffer),
       ticker_(ctx_->io) {
-  guest_in_.append(prefix.substr(0, kGuestBuffer));
+  guest_.in.append(prefix.substr(0, kGuestBuffer));
   exchange_.flow = &flow_;
 }
 
@@ -43,18 +42,18 @@ void HttpSession::start() {
 }
 
 bool HttpSession::recheck(const EgressPolicy& policy) {
-  if (phase_ == Phase::Closing || allowed_host_.empty()) return false;
+  if (phase_ == Phase::Closing || granted_.host.empty()) return false;
   bool secret_gone = false, secret_route = false;
-  for (const auto& name : secrets_used_) {
-    bool allows = policy.secrets().allows(name, allowed_host_);
+  for (const auto& name : granted_.secrets) {
+    bool allows = policy.secrets().allows(name, granted_.host);
     secret_gone = secret_gone || !allows;
     secret_route = secret_route || allows;
   }
   std::string rule;
-  const bool listed = !policy.check_allowlist(allowed_host_, rule);
-  if (!secret_gone && !policy.denied_host(allowed_host_) && (listed || secret_route)) return false;
+  const bool listed = !policy.check_allowlist(granted_.host, rule);
+  if (!secret_gone && !policy.denied_host(granted_.host) && (listed || secret_route)) return false;
   ctx_->log.record(
-      EgressEvent::for_flow(flow_.flow_id, flow_.tls ? "https" : "http", allowed_host_, flow_.port, "policy-change")
+      EgressEvent::for_flow(flow_.flow_id, flow_.tls ? "https" : "http", granted_.host, flow_.port, "policy-change")
           .decided(
               "deny",
               secret_gone ? "a secret this connection used was removed or narrowed" : "the host is no longer allowed",
@@ -85,10 +84,10 @@ void HttpSession::tick() {
 
 void HttpSession::log_event(const std::string& decision, const std::string& rule, const std::string& reason,
                             int status) {
-  EgressEvent e = EgressEvent::for_flow(flow_.flow_id, flow_.tls ? "https" : "http", log_host_, flow_.port, rule)
+  EgressEvent e = EgressEvent::for_flow(flow_.flow_id, flow_.tls ? "https" : "http", log_target_.host, flow_.port, rule)
                       .decided(decision, reason);
   e.method = exchange_.head.method;
-  e.path = log_path_;
+  e.path = log_target_.path;
   e.secrets = exchange_.secrets;
   e.status = status;
   if (upstream_.conn && decision != "deny") e.upstream = upstream_.conn->peer;
@@ -105,40 +104,40 @@ bool HttpSession::exchange_current(const std::shared_ptr<UpstreamConnection>& co
 
 void HttpSession::read_request_head() {
   phase_ = Phase::RequestHead;
-  if (guest_in_.empty()) {
+  if (guest_.in.empty()) {
     // Between requests: an idle keep-alive flow holds no buffers.
-    guest_in_.release();
+    guest_.in.release();
     if (upstream_in_.empty()) upstream_in_.release();
   }
-  auto r = request_parser_.parse(guest_in_.readable());
+  auto r = guest_.parser.parse(guest_.in.readable());
   if (r.state == ParseState::Done) {
     deadlines_.guest = Clock::time_point::max();
-    guest_in_.consume(r.head_size);
-    request_parser_.reset();
+    guest_.in.consume(r.head_size);
+    guest_.parser.reset();
     on_request_head(std::move(r.head));
     return;
   }
   if (r.state == ParseState::Error) {
     exchange_.head = RequestHead{};
     exchange_.secrets.clear();
-    log_host_ = flow_.sni.value_or(flow_.dns_name.value_or(""));
-    log_path_.clear();
+    log_target_.host = flow_.sni.value_or(flow_.dns_name.value_or(""));
+    log_target_.path.clear();
     refuse(Denial{r.error.status, "bad-request", r.error.reason});
     return;
   }
   deadlines_.guest = Clock::now() + ctx_->options.guest_idle_timeout;
-  guest_reading_ = true;
-  guest_->read_some(guest_in_.prepare(),
-                    [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-                      self->guest_reading_ = false;
-                      if (self->phase_ == Phase::Closing) return;
-                      if (ec) {
-                        self->close_all();  // the guest closed its connection between requests
-                        return;
-                      }
-                      self->guest_in_.commit(n);
-                      self->read_request_head();
-                    });
+  guest_.reading = true;
+  guest_.stream->read_some(guest_.in.prepare(),
+                           [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                             self->guest_.reading = false;
+                             if (self->phase_ == Phase::Closing) return;
+                             if (ec) {
+                               self->close_all();  // the guest closed its connection between requests
+                               return;
+                             }
+                             self->guest_.in.commit(n);
+                             self->read_request_head();
+                           });
 }
 
 void HttpSession::on_request_head(RequestHead head) {
@@ -147,18 +146,19 @@ void HttpSession::on_request_head(RequestHead head) {
   progress_ = Progress{};
   progress_.close_after = !exchange_.head.keep_alive || exchange_.head.minor_version == 0;
   response_parser_.reset();
-  log_host_ = flow_.sni.value_or(flow_.dns_name.value_or(std::string(exchange_.head.headers.get("host").value_or(""))));
-  log_path_ = path_of(exchange_.head.target);
+  log_target_.host =
+      flow_.sni.value_or(flow_.dns_name.value_or(std::string(exchange_.head.headers.get("host").value_or(""))));
+  log_target_.path = path_of(exchange_.head.target);
 
   FilterVerdict verdict = ctx_->filters->on_request(exchange_);
   if (exchange_.interpreted) {
-    log_host_ = exchange_.request.host;
-    log_path_ = path_of(exchange_.request.target);
+    log_target_.host = exchange_.request.host;
+    log_target_.path = path_of(exchange_.request.target);
   }
   if (auto* d = std::get_if<Denial>(&verdict)) return refuse(*d);
   if (auto* r = std::get_if<HttpResponse>(&verdict)) return respond_on_host(*r);
-  allowed_host_ = exchange_.request.host;
-  for (const auto& name : exchange_.secrets) append_once(secrets_used_, name);
+  granted_.host = exchange_.request.host;
+  for (const auto& name : exchange_.secrets) append_once(granted_.secrets, name);
   ensure_upstream();
 }
 
@@ -173,9 +173,9 @@ void HttpSession::respond_on_host(const HttpResponse& response) {
   // A request body we did not read would be taken for the next request.
   if (head.framing != BodyFraming::None) progress_.close_after = true;
   bool head_only = iequals(head.method, "HEAD") || response.status == 204 || response.status == 304;
-  guest_out_ = serialize_response_head(response, {BodyFraming::ContentLength, response.body.size()},
+  guest_.out = serialize_response_head(response, {BodyFraming::ContentLength, response.body.size()},
                                        progress_.close_after, response.status == 204 || response.status == 304);
-  if (!head_only) guest_out_ += response.body;
+  if (!head_only) guest_.out += response.body;
   progress_.response_started = true;
   write_guest([this] {
     progress_.request_done = exchange_.head.framing == BodyFraming::None;
@@ -240,7 +240,7 @@ void HttpSession::send_request_head() {
   read_response_head();
 }
 
-// Guest -> upstream, through guest_in_ only; framing kept (a length stays a
+// Guest -> upstream, through guest_.in only; framing kept (a length stays a
 // length, chunks are re-chunked as they come).
 void HttpSession::relay_request_body() {
   if (progress_.request_done) return;
@@ -252,10 +252,10 @@ void HttpSession::relay_request_body() {
     // Waiting on the guest's body, not on upstream: a slow uploader is not a silent server.
     deadlines_.guest = Clock::now() + ctx_->options.guest_idle_timeout;
     if (!progress_.response_started) deadlines_.upstream = Clock::time_point::max();
-    guest_reading_ = true;
+    guest_.reading = true;
   };
   events.source_read = [this] {
-    guest_reading_ = false;
+    guest_.reading = false;
     deadlines_.guest = Clock::time_point::max();
   };
   events.wait_sink = [] {};
@@ -269,7 +269,7 @@ void HttpSession::relay_request_body() {
     exchange_failed(400, "bad-request", "invalid chunked request body: " + why);
   };
   events.done = [this] { request_body_done(); };
-  request_body_.start(weak_from_this(), conn, guest_in_, *guest_, *conn->stream,
+  request_body_.start(weak_from_this(), conn, guest_.in, *guest_.stream, *conn->stream,
                       BodyFramingPlan{head.framing, head.content_length, head.framing == BodyFraming::Chunked, nullptr},
                       std::move(events));
 }
@@ -316,25 +316,25 @@ void HttpSession::write_guest_and_close(std::string bytes) {
   // With a read still pending (an unfinished request body) there is nothing
   // to wait for: close as soon as the response is out.
   auto finish = [self = shared_from_this()] {
-    if (self->guest_reading_) {
-      self->guest_->close();
+    if (self->guest_.reading) {
+      self->guest_.stream->close();
       return;
     }
-    self->guest_->shutdown([self] { self->linger(std::make_shared<std::size_t>(0)); });
+    self->guest_.stream->shutdown([self] { self->linger(std::make_shared<std::size_t>(0)); });
   };
   if (bytes.empty()) {
     finish();
     return;
   }
-  guest_out_ = std::move(bytes);
-  guest_->write({boost::asio::buffer(guest_out_)},
-                [self = shared_from_this(), finish](const boost::system::error_code& ec, std::size_t) {
-                  if (ec) {
-                    self->guest_->close();
-                    return;
-                  }
-                  finish();
-                });
+  guest_.out = std::move(bytes);
+  guest_.stream->write({boost::asio::buffer(guest_.out)},
+                       [self = shared_from_this(), finish](const boost::system::error_code& ec, std::size_t) {
+                         if (ec) {
+                           self->guest_.stream->close();
+                           return;
+                         }
+                         finish();
+                       });
 }
 
 // After our last response, read and drop what the guest still sends for a
@@ -344,26 +344,26 @@ void HttpSession::linger(std::shared_ptr<std::size_t> drained) {
   if (*drained == 0) {
     ticker_.expires_after(kLingerTime);
     ticker_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-      if (!ec) self->guest_->close();
+      if (!ec) self->guest_.stream->close();
     });
   }
-  guest_->read_some(upstream_in_.prepare(),
-                    [self = shared_from_this(), drained](const boost::system::error_code& ec, std::size_t n) {
-                      self->upstream_in_.clear();
-                      *drained += n;
-                      if (ec || *drained > kLingerBytes) {
-                        self->ticker_.cancel();
-                        self->guest_->close();
-                        return;
-                      }
-                      self->linger(drained);
-                    });
+  guest_.stream->read_some(upstream_in_.prepare(),
+                           [self = shared_from_this(), drained](const boost::system::error_code& ec, std::size_t n) {
+                             self->upstream_in_.clear();
+                             *drained += n;
+                             if (ec || *drained > kLingerBytes) {
+                               self->ticker_.cancel();
+                               self->guest_.stream->close();
+                               return;
+                             }
+                             self->linger(drained);
+                           });
 }
 
 void HttpSession::close_all() {
   phase_ = Phase::Closing;
   ticker_.cancel();
-  guest_->close();
+  guest_.stream->close();
   if (upstream_.conn) {
     upstream_.conn->stream->close();
     upstream_.conn.reset();

@@ -112,21 +112,30 @@ class HttpSession : public PolicyBoundFlow, public std::enable_shared_from_this<
   std::shared_ptr<EgressContext> ctx_;
   GuestSlot slot_;
   FlowFacts flow_;
-  std::unique_ptr<ByteStream> guest_;
-  FlatBuffer guest_in_;
-  HttpRequestParser request_parser_;
+  // The guest's side of the connection.
+  struct Guest {
+    explicit Guest(std::unique_ptr<ByteStream> s) : stream(std::move(s)) {}
+    std::unique_ptr<ByteStream> stream;
+    FlatBuffer in{kGuestBuffer};
+    HttpRequestParser parser;
+    bool reading = false;  // a read is pending (only one at a time, TLS needs that)
+    std::string out;       // a head (or whole response) being written to it
+  } guest_;
   Phase phase_ = Phase::RequestHead;
-  bool guest_reading_ = false;  // a guest read is pending (only one at a time, TLS needs that)
 
   Exchange exchange_;
   Progress progress_;
   // What the allowed exchanges so far relied on: their host (one per
   // connection: Host must match the SNI or dialled name) and secrets.
-  std::string allowed_host_;
-  std::vector<std::string> secrets_used_;
-  std::string log_host_, log_path_;
+  struct Granted {
+    std::string host;
+    std::vector<std::string> secrets;
+  } granted_;
+  // The exchange as the egress log names it.
+  struct LogTarget {
+    std::string host, path;
+  } log_target_;
   std::string upstream_head_;  // serialized request head, kept for one retry
-  std::string guest_out_;      // a head (or whole response) being written to the guest
 
   Upstream upstream_;
   FlatBuffer upstream_in_;

@@ -67,8 +67,8 @@ void HttpSession::read_response_head() {
 
 void HttpSession::write_guest(std::function<void()> next) {
   auto conn = upstream_.conn;
-  guest_->write({boost::asio::buffer(guest_out_)}, [self = shared_from_this(), conn, next = std::move(next)](
-                                                       const boost::system::error_code& ec, std::size_t) {
+  guest_.stream->write({boost::asio::buffer(guest_.out)}, [self = shared_from_this(), conn, next = std::move(next)](
+                                                              const boost::system::error_code& ec, std::size_t) {
     if (!self->exchange_current(conn)) return;
     if (ec) return self->close_all();
     next();
@@ -89,7 +89,7 @@ void HttpSession::accept_upgrade(const ResponseHead& head) {
   HttpResponse r{101, head.reason, end_to_end_headers(head, exchange_), {}};
   std::string extra =
       "Connection: Upgrade\r\nUpgrade: " + std::string(head.headers.get("upgrade").value_or("websocket")) + "\r\n";
-  guest_out_ = serialize_response_head(r, {}, false, true, extra);
+  guest_.out = serialize_response_head(r, {}, false, true, extra);
   progress_.response_started = true;
   write_guest([this] {
     // After the 101, bytes flow both ways untouched.
@@ -97,8 +97,9 @@ void HttpSession::accept_upgrade(const ResponseHead& head) {
     deadlines_.guest = deadlines_.upstream = Clock::time_point::max();
     upstream_.reusable = false;
     tunnel_.start(
-        weak_from_this(), upstream_.conn, {guest_.get(), &guest_in_}, {upstream_.conn->stream.get(), &upstream_in_},
-        [this] { return phase_ == Phase::Tunnel; }, [this] { close_all(); });
+        weak_from_this(), upstream_.conn, {guest_.stream.get(), &guest_.in},
+        {upstream_.conn->stream.get(), &upstream_in_}, [this] { return phase_ == Phase::Tunnel; },
+        [this] { close_all(); });
   });
 }
 
@@ -106,7 +107,7 @@ void HttpSession::accept_upgrade(const ResponseHead& head) {
 void HttpSession::pass_interim_response(const ResponseHead& head) {
   if (exchange_.head.minor_version == 0) return read_response_head();
   HttpResponse r{head.status, head.reason, end_to_end_headers(head, exchange_), {}};
-  guest_out_ = serialize_response_head(r, {}, false, true);
+  guest_.out = serialize_response_head(r, {}, false, true);
   write_guest([this] { read_response_head(); });
 }
 
@@ -150,7 +151,7 @@ void HttpSession::relay_response_body(const ResponseHead& head) {
       }
       break;
   }
-  guest_out_ = serialize_response_head(response, out, progress_.close_after, raw, extra);
+  guest_.out = serialize_response_head(response, out, progress_.close_after, raw, extra);
   auto conn = upstream_.conn;
   write_guest([this, conn, plan] {
     BodyRelayEvents events;
@@ -173,7 +174,7 @@ void HttpSession::relay_response_body(const ResponseHead& head) {
                       "upstream " + exchange_.request.host + " sent an invalid chunked body: " + why);
     };
     events.done = [this] { response_body_done(); };
-    response_body_.start(weak_from_this(), conn, upstream_in_, *conn->stream, *guest_, plan, std::move(events));
+    response_body_.start(weak_from_this(), conn, upstream_in_, *conn->stream, *guest_.stream, plan, std::move(events));
   });
 }
 
