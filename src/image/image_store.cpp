@@ -9,6 +9,7 @@
 #include "image/name_index.h"
 #include "proto/protocol_version.h"
 #include "util/files.h"
+#include "util/hex.h"
 #include "util/logging.h"
 #include "util/paths.h"
 #include "util/sha256.h"

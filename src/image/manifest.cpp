@@ -2,6 +2,7 @@
 
 #include "gondolin/error.h"
 #include "gondolin/image.h"
+#include "util/hex.h"
 #include "util/sha256.h"
 
 namespace gondolin {
@@ -27,8 +28,6 @@ std::string string_field(const json& obj, const char* key, const std::string& or
   return s;
 }
 
-bool is_hex(const std::string& s, std::size_t len) { return s.size() == len && is_lower_hex(s); }
-
 // A manifest names files inside its own directory, nothing else.
 bool is_plain_file_name(const std::string& name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
@@ -42,7 +41,7 @@ ImageFile file_field(const json& obj, const char* key, const std::string& origin
   f.file = string_field(v, "file", origin);
   if (!is_plain_file_name(f.file)) bad(origin, std::string(key) + ".file must be a plain file name");
   f.sha256 = string_field(v, "sha256", origin);
-  if (!is_hex(f.sha256, 64)) bad(origin, std::string(key) + ".sha256 is not a lowercase hex SHA-256");
+  if (!is_lower_hex(f.sha256, 64)) bad(origin, std::string(key) + ".sha256 is not a lowercase hex SHA-256");
   const json& size = field(v, "size", origin);
   if (!size.is_number_unsigned()) bad(origin, std::string(key) + ".size must be a non-negative integer");
   f.size = size.get<std::uint64_t>();
@@ -63,7 +62,7 @@ ImageManifest ImageManifest::parse(const std::string& text, const std::string& o
 
   ImageManifest m;
   m.id = string_field(doc, "id", origin);
-  if (!is_hex(m.id, 16)) bad(origin, "id must be 16 lowercase hex digits");
+  if (!is_lower_hex(m.id, 16)) bad(origin, "id must be 16 lowercase hex digits");
   m.name = string_field(doc, "name", origin, true);
   m.tag = string_field(doc, "tag", origin, true);
   m.arch = string_field(doc, "arch", origin);

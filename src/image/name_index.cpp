@@ -4,6 +4,7 @@
 
 #include "gondolin/error.h"
 #include "util/files.h"
+#include "util/hex.h"
 #include "util/logging.h"
 #include "util/sha256.h"
 

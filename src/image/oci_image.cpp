@@ -14,6 +14,7 @@
 
 #include "gondolin/error.h"
 #include "image/layer_unpacker.h"
+#include "util/hex.h"
 #include "util/sha256.h"
 
 namespace gondolin {
@@ -36,8 +37,6 @@ const std::set<std::string> kLayerTypes{
 };
 const std::set<std::string> kIndexTypes{"application/vnd.oci.image.index.v1+json",
                                         "application/vnd.docker.distribution.manifest.list.v2+json"};
-
-bool is_sha256_hex(const std::string& s) { return s.size() == 64 && is_lower_hex(s); }
 
 // `rel` under the directory `dirfd`, resolved as if that were "/": no name,
 // "..", or symlink (absolute or relative) leads out of it.
@@ -97,7 +96,7 @@ class ConfinedDir {
         !desc["size"].is_number_unsigned())
       fail(what + " is not a descriptor with a digest and a size");
     std::string digest = desc["digest"].get<std::string>();
-    if (digest.rfind("sha256:", 0) != 0 || !is_sha256_hex(digest.substr(7)))
+    if (digest.rfind("sha256:", 0) != 0 || !is_lower_hex(std::string_view(digest).substr(7), 64))
       fail(what + " has digest \"" + digest.substr(0, 80) + "\" (only sha256 digests are accepted)");
     std::string rel = "blobs/sha256/" + digest.substr(7);
     UniqueFd fd = open(rel);
@@ -236,7 +235,7 @@ OciImage read_docker_save(const ConfinedDir& dir, const json& list, const std::s
   std::string config_text = dir.read_all(config_fd.get(), config_rel);
   std::string config_sha = sha256_hex(config_text);
   std::string stem = fs::path(config_rel).stem().string();
-  if (is_sha256_hex(stem) && stem != config_sha) dir.fail(config_rel + " does not match its digest");
+  if (is_lower_hex(stem, 64) && stem != config_sha) dir.fail(config_rel + " does not match its digest");
   OciImage img;
   img.digest = "sha256:" + config_sha;
   json config = dir.parse(config_text, config_rel);
@@ -254,7 +253,7 @@ OciImage read_docker_save(const ConfinedDir& dir, const json& list, const std::s
     std::string sha = sha256_file_hex(layer.path());
     std::string name = fs::path(rel).filename().string();
     std::string diff_id = diff_ids[i].is_string() ? diff_ids[i].get<std::string>() : "";
-    if (diff_id != "sha256:" + sha && !(is_sha256_hex(name) && name == sha))
+    if (diff_id != "sha256:" + sha && !(is_lower_hex(name, 64) && name == sha))
       dir.fail("layer " + std::to_string(i + 1) + " (" + rel + ") does not match its digest");
     layer.digest = "sha256:" + sha;
     img.layers.push_back(std::move(layer));

@@ -4,6 +4,7 @@
 
 #include "gondolin/error.h"
 #include "gondolin/vm.h"
+#include "util/hex.h"
 #include "vfs/mount_description.h"
 
 namespace gondolin::session {
@@ -24,10 +25,6 @@ T get(const json& doc, const char* key, const std::string& origin) {
   } catch (const json::exception&) {
     bad(origin, std::string("field \"") + key + "\" has the wrong type");
   }
-}
-
-bool is_hex(const std::string& s, std::size_t n) {
-  return s.size() == n && s.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
 // Every key optional (older snapshots lack some); present ones must fit.
@@ -74,7 +71,7 @@ RamDigest parse_ram_digest(const json& ram, const std::string& origin) {
     if (!ram.contains(key)) continue;
     if (!digest.empty()) bad(origin, "the RAM image has two digests");
     digest.hex = get<std::string>(ram, key.c_str(), origin);
-    if (!is_hex(digest.hex, digits)) bad(origin, "bad RAM image " + key);
+    if (!is_lower_hex(digest.hex, digits)) bad(origin, "bad RAM image " + key);
     digest.algorithm = key;
   }
   if (digest.empty()) bad(origin, "the RAM image has no digest (crc32c or sha256)");
@@ -127,7 +124,7 @@ void parse_state(const json& doc, SnapshotManifest& m, const std::string& origin
     bad(origin, "unexpected state file name");
   m.state_size = get<std::uint64_t>(state, "size", origin);
   m.state_sha256 = get<std::string>(state, "sha256", origin);
-  if (!is_hex(m.state_sha256, 64)) bad(origin, "bad state hash");
+  if (!is_lower_hex(m.state_sha256, 64)) bad(origin, "bad state hash");
   m.save_seconds = get<double>(state, "save_seconds", origin);
   if (doc.contains("ram")) {  // absent: the RAM is in the state
     const json ram = get<json>(doc, "ram", origin);
@@ -169,13 +166,13 @@ SnapshotManifest SnapshotManifest::parse(const std::string& text, const std::str
   if (get<int>(doc, "schema", origin) != kSchemaVersion) bad(origin, "unsupported schema");
   SnapshotManifest m;
   m.id = get<std::string>(doc, "id", origin);
-  if (!is_hex(m.id, 16)) bad(origin, "id must be 16 hex digits");
+  if (!is_lower_hex(m.id, 16)) bad(origin, "id must be 16 hex digits");
   m.created = get<std::string>(doc, "created", origin);
   const json image = get<json>(doc, "image", origin);
   m.image_id = get<std::string>(image, "id", origin);
   m.image_name = get<std::string>(image, "name", origin);
   m.image_manifest_sha256 = get<std::string>(image, "manifest_sha256", origin);
-  if (!is_hex(m.image_id, 16) || !is_hex(m.image_manifest_sha256, 64)) bad(origin, "bad image reference");
+  if (!is_lower_hex(m.image_id, 16) || !is_lower_hex(m.image_manifest_sha256, 64)) bad(origin, "bad image reference");
   parse_vm(get<json>(doc, "vm", origin), m, origin);
   m.qemu_version = get<std::string>(doc, "qemu_version", origin);
   m.gondolin_version = get<std::string>(doc, "gondolin_version", origin);

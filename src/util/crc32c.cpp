@@ -7,7 +7,7 @@
 #include <nmmintrin.h>
 #endif
 
-#include "util/sha256.h"
+#include "util/hex.h"
 
 namespace gondolin {
 namespace {

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "gondolin/error.h"
-#include "util/sha256.h"
+#include "util/hex.h"
 
 namespace gondolin {
 

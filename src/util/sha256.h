@@ -23,11 +23,6 @@ class Sha256 {
 };
 
 std::string sha256_hex(std::string_view data);
-// Two lowercase hex digits per byte, in order: how digests, checksums and
-// random identifiers are written.
-std::string lower_hex(std::string_view bytes);
-// Only the digits lower_hex writes (0-9, a-f); true for "" too.
-bool is_lower_hex(std::string_view s);
 // Throws gondolin::Error (Io) if the file cannot be read.
 std::string sha256_file_hex(const std::filesystem::path& path);
 // The same, remembered in `memo_dir` under the file's identity (device,
