@@ -154,7 +154,7 @@ void SplitQueue::push_used(std::uint16_t head, std::uint32_t written) {
 }
 
 bool SplitQueue::has_available() const {
-  return running_ && error_.empty() && load_acquire(rings_.avail + 2) != last_avail_idx_;
+  return running_ && !broken() && load_acquire(rings_.avail + 2) != last_avail_idx_;
 }
 
 bool SplitQueue::guest_wants_interrupt() const {
