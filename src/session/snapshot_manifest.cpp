@@ -74,7 +74,11 @@ RamDigest parse_ram_digest(const json& ram, const std::string& origin) {
     if (!is_lower_hex(digest.hex, digits)) bad(origin, "bad RAM image " + key);
     digest.algorithm = key;
   }
-  if (digest.empty()) bad(origin, "the RAM image has no digest (crc32c or sha256)");
+  if (digest.empty()) {
+    std::string names;
+    for (const auto& a : kRamDigestAlgorithms) names += (names.empty() ? "" : " or ") + std::string(a.name);
+    bad(origin, "the RAM image has no digest (" + names + ")");
+  }
   return digest;
 }
 
